@@ -93,6 +93,8 @@ def _read_exact(f, n):
         chunk = f.read(n)
         if not chunk:
             break
+        if isinstance(chunk, str):
+            raise TypeError("read_idx needs a binary file object, got one opened in text mode")
         parts.append(chunk)
         n -= len(chunk)
     return b"".join(parts)
@@ -233,8 +235,6 @@ def _read_idx(source, *, max_bytes=DEFAULT_MAX_BYTES, hasher=None):
 
 def _read_idx_from(f, name, max_bytes, hasher):
     head = _read_exact(f, 2)
-    if isinstance(head, str):
-        raise TypeError(f"read_idx needs a binary file object; {name} is opened in text mode")
     if head == _GZIP_MAGIC:
         # Reuse the two bytes already consumed rather than seeking back, so
         # non-seekable streams work too.
