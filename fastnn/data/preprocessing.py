@@ -435,24 +435,24 @@ def one_hot(y, n_classes=None, dtype=np.float32):
         bad = ~np.isfinite(y) | (y != np.round(y))
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"labels must be whole numbers; y[{i}] = {y[i]!r}")
+            raise ValueError(f"labels must be whole numbers; y[{i}] = {y[i].item()!r}")
     if len(y) == 0:
         if n_classes is None:
             raise ValueError("cannot infer n_classes from empty y; pass n_classes")
         return np.zeros((0, n_classes), dtype=dtype)
     if y.dtype.kind in "if" and y.min() < 0:
         i = int(np.argmin(y))
-        raise ValueError(f"labels must be >= 0; y[{i}] = {y[i]!r}")
+        raise ValueError(f"labels must be >= 0; y[{i}] = {y[i].item()!r}")
     top = y.max()
     if y.dtype.kind == "f" and top >= 2**53:
-        raise ValueError(f"label {top!r} is too large")
+        raise ValueError(f"label {top.item()!r} is too large")
     idx = y.astype(np.int64)
     if n_classes is None:
         n_classes = int(idx.max()) + 1
     elif int(top) >= n_classes:
         i = int(np.argmax(y))
         raise ValueError(
-            f"labels must be < n_classes={n_classes}; y[{i}] = {y[i]!r}"
+            f"labels must be < n_classes={n_classes}; y[{i}] = {y[i].item()!r}"
         )
     out = np.zeros((len(idx), n_classes), dtype=dtype)
     out[np.arange(len(idx)), idx] = 1
