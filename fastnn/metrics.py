@@ -192,8 +192,8 @@ def _per_class_counts(true_labels, pred_labels, labels):
 
 
 def _safe_divide(numerator, denominator, zero_value: float) -> np.ndarray:
-    numerator = np.asarray(numerator, dtype=np.float64)
-    denominator = np.asarray(denominator, dtype=np.float64)
+    numerator, denominator = np.broadcast_arrays(np.asarray(numerator, dtype=np.float64),
+                                                 np.asarray(denominator, dtype=np.float64))
     zero = denominator == 0
     result = numerator / np.where(zero, 1.0, denominator)
     result[zero] = zero_value

@@ -416,7 +416,8 @@ def circles(n_samples: int = 1000, *, noise: float = 0.0, factor: float = 0.5, s
     noise : float, default=0.0
         Standard deviation of the Gaussian noise on the coordinates.
     factor : float, default=0.5
-        Inner radius relative to the outer one, in (0, 1).
+        Inner radius relative to the outer one, in (0, 1) (scikit-learn's
+        default is 0.8, a harder problem once noise is added).
     seed : None, int or numpy.random.Generator
         Source of randomness.
     shuffle : bool, default=True
