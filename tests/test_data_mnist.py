@@ -233,6 +233,7 @@ def test_nothing_anywhere_fails_fast_and_clearly(offline, tmp_path):
     # each mirror tried once, then the loader gave up
     assert len(offline) == len(DATASETS["mnist"].mirrors)
     assert all(u.endswith("train-images-idx3-ubyte.gz") for u in offline)
+    assert not (tmp_path / "xdg").exists()  # nothing created when offline
 
 
 def test_partial_directory_is_reported(offline, tmp_path):
@@ -359,6 +360,20 @@ def test_corrupt_download_rejected(tiny, tmp_path):
     cache = tmp_path / "xdg" / "fastnn" / "tiny"
     assert fname("test_labels") not in os.listdir(cache)
     assert not [f for f in os.listdir(cache) if f.endswith(".tmp")]
+
+
+def test_garbage_gzip_download_rejected(tiny, tmp_path):
+    url = "https://b.test/" + fname("train_images")
+    tiny["routes"][url] = b"\x1f\x8b\x08\x00" + b"\x00" * 6 + b"\xff" * 40
+    with pytest.raises(FileNotFoundError, match="not a valid gzip file"):
+        load_mnist(kind="tiny")
+
+
+def test_unwritable_download_dir(tiny, tmp_path):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_bytes(b"x")
+    with pytest.raises(FileNotFoundError, match="cannot write"):
+        load_mnist(not_a_dir, kind="tiny")
 
 
 def test_oversized_download_rejected(tiny, tmp_path, monkeypatch):

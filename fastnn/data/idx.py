@@ -238,9 +238,9 @@ def _read_idx_from(f, name, max_bytes, hasher):
     if head == _GZIP_MAGIC:
         # Reuse the two bytes already consumed rather than seeking back, so
         # non-seekable streams work too.
-        gz = gzip.GzipFile(fileobj=_PrefixedReader(head, f), mode="rb")
         try:
-            return _decode(gz, b"", name, max_bytes, hasher, known_size=None)
+            with gzip.GzipFile(fileobj=_PrefixedReader(head, f), mode="rb") as gz:
+                return _decode(gz, b"", name, max_bytes, hasher, known_size=None)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise DataFormatError(
                 f"IDX file {name} is a corrupt or truncated gzip stream: {exc}"

@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import logging
 import os
 import tempfile
 import urllib.error
 import urllib.request
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -203,42 +205,62 @@ def _gunzip_sha256(path):
     return h.hexdigest()
 
 
+class _LocalWriteError(Exception):
+    """The download directory cannot be written: no mirror can help."""
+
+
 def _fetch(url, dest_dir, role, spec):
     """Download ``url`` into a temp file in ``dest_dir``, verify it, and
-    return the temp path. Raises on any failure (temp file removed)."""
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".download-", suffix=".tmp")
-    try:
-        md5 = hashlib.md5(usedforsecurity=False)
-        size = 0
-        with os.fdopen(fd, "wb") as out, _urlopen(url, DOWNLOAD_TIMEOUT) as resp:
-            for chunk in iter(lambda: resp.read(1 << 20), b""):
-                size += len(chunk)
-                if size > MAX_DOWNLOAD_BYTES:
-                    raise DataFormatError(f"{url} sent more than {MAX_DOWNLOAD_BYTES} bytes")
-                md5.update(chunk)
-                out.write(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        # Accept the file if the compressed bytes are the known release, or
-        # if the uncompressed content is (a mirror may re-compress).
-        ok = spec.gz_md5.get(role) == md5.hexdigest()
-        if not ok and role in spec.sha256:
-            try:
-                ok = _gunzip_sha256(tmp) == spec.sha256[role]
-            except (OSError, EOFError, ValueError) as exc:
-                raise DataFormatError(f"{url} is not a valid gzip file: {exc}") from exc
-        if not ok and not spec.gz_md5.get(role) and role not in spec.sha256:
-            _read_idx(tmp, max_bytes=MAX_PAYLOAD_BYTES)  # no checksum known: check structure
-            ok = True
-        if not ok:
-            raise DataFormatError(f"{url} failed checksum verification")
-        return tmp
-    except BaseException:
+    return the temp path. Raises on any failure (temp file removed).
+
+    The URL is opened before anything touches the disk, so an offline
+    attempt leaves no empty directories behind.
+    """
+    with _urlopen(url, DOWNLOAD_TIMEOUT) as resp:
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            os.makedirs(dest_dir, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=dest_dir, prefix=".download-", suffix=".tmp")
+        except OSError as exc:
+            raise _LocalWriteError(f"cannot write to {dest_dir!r}: {exc}") from exc
+        try:
+            md5 = hashlib.md5(usedforsecurity=False)
+            size = 0
+            with os.fdopen(fd, "wb") as out:
+                for chunk in iter(lambda: resp.read(1 << 20), b""):
+                    size += len(chunk)
+                    if size > MAX_DOWNLOAD_BYTES:
+                        raise DataFormatError(f"{url} sent more than {MAX_DOWNLOAD_BYTES} bytes")
+                    md5.update(chunk)
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            _verify_download(tmp, url, role, spec, md5.hexdigest())
+            return tmp
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+
+def _verify_download(tmp, url, role, spec, md5_hex):
+    # Accept the file if the compressed bytes are the known release, or if
+    # the uncompressed content is (a mirror may re-compress); with no
+    # checksum known at all, check that it is a well-formed IDX file.
+    if spec.gz_md5.get(role) == md5_hex:
+        return
+    if role in spec.sha256:
+        try:
+            ok = _gunzip_sha256(tmp) == spec.sha256[role]
+        except (OSError, EOFError, zlib.error) as exc:
+            raise DataFormatError(f"{url} is not a valid gzip file: {exc}") from exc
+        if ok:
+            return
+    elif not spec.gz_md5.get(role):
+        _read_idx(tmp, max_bytes=MAX_PAYLOAD_BYTES)
+        return
+    raise DataFormatError(f"{url} failed checksum verification")
 
 
 def _download(spec, dest_dir, present):
@@ -247,10 +269,6 @@ def _download(spec, dest_dir, present):
     Returns role -> path for all four files. Raises FileNotFoundError with
     the reasons when some file cannot be had from any mirror.
     """
-    try:
-        os.makedirs(dest_dir, exist_ok=True)
-    except OSError as exc:
-        raise FileNotFoundError(f"cannot create the download directory {dest_dir!r}: {exc}") from exc
     files = dict(present)
     dead = set()  # mirrors that failed at the network level: skip them
     for role in _ROLES:
@@ -267,10 +285,12 @@ def _download(spec, dest_dir, present):
             logger.info("downloading %s", url)
             try:
                 tmp = _fetch(url, dest_dir, role, spec)
+            except _LocalWriteError as exc:
+                raise FileNotFoundError(f"download of {fname} failed: {exc}") from None
             except urllib.error.HTTPError as exc:
                 errors.append(f"{url}: HTTP {exc.code} {exc.reason}")
                 continue
-            except (urllib.error.URLError, OSError) as exc:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 dead.add(base)
                 errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
                 continue

@@ -118,7 +118,7 @@ def _split_indices(y_or_n, fraction, name, seed, stratify):
         return perm[n_held:].astype(np.int64), perm[:n_held].astype(np.int64)
     if y.ndim != 1:
         raise ValueError(f"stratify=True needs 1-D class labels, got shape {y.shape}")
-    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
     inverse = inverse.reshape(-1)
     take = _stratified_counts(counts, n_held, rng)
     by_class = np.argsort(inverse, kind="stable")
