@@ -321,6 +321,9 @@ def top_k_accuracy(y_true, scores, k: int = 5, *, normalize: bool = True):
     return n_hits / true_labels.size if normalize else n_hits
 
 
+_MAX_INFERRED_CLASSES = 10_000
+
+
 def confusion_matrix(y_true, y_pred, n_classes: int | None = None, *,
                      normalize: str | None = None, threshold: float = 0.5) -> np.ndarray:
     """Count matrix ``C[i, j]`` = samples of true class ``i`` predicted as ``j``.
@@ -356,6 +359,12 @@ def confusion_matrix(y_true, y_pred, n_classes: int | None = None, *,
         pred_array = np.asarray(y_pred)
         n_score_columns = pred_array.shape[1] if pred_array.ndim == 2 and pred_array.shape[1] > 1 else 0
         n_classes = max(largest + 1, n_score_columns)
+        if n_classes > _MAX_INFERRED_CLASSES:
+            # A stray huge label would otherwise allocate an n^2 matrix.
+            raise ValueError(
+                f"label {largest} implies a {n_classes} x {n_classes} confusion matrix; "
+                "check the labels or pass n_classes explicitly"
+            )
     else:
         if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
             raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")

@@ -3,6 +3,9 @@
 import numpy as np
 import pytest
 import sklearn.metrics as skm
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import rankdata
 
 from fastnn import metrics as M
 
@@ -114,6 +117,20 @@ def test_confusion_matrix_sizes_and_range_check():
         M.confusion_matrix([0, 7], [0, 1], n_classes=3)
     with pytest.raises(ValueError, match="normalize"):
         M.confusion_matrix([0, 1], [0, 1], normalize="rows")
+    with pytest.raises(ValueError, match="pass n_classes"):
+        M.confusion_matrix([0, 10**9], [0, 1])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 1), min_size=2, max_size=40),
+       st.lists(st.integers(0, 4), min_size=40, max_size=40))
+def test_average_ranks_and_binary_auc_on_heavy_ties(labels, coarse_scores):
+    """Ranks equal scipy's 'average' ranks; AUC equals sklearn's, ties included."""
+    y_true = np.array(labels)
+    scores = np.array(coarse_scores[: y_true.size], dtype=float) / 4
+    np.testing.assert_allclose(M._average_ranks(scores), rankdata(scores), rtol=0, atol=1e-12)
+    if 0 < y_true.sum() < y_true.size:
+        assert M.roc_auc(y_true, scores) == pytest.approx(skm.roc_auc_score(y_true, scores), rel=1e-12)
 
 
 # ---------------------------------------------------------------- precision / recall / F1
