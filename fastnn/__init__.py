@@ -1,3 +1,32 @@
-"""fastnn: fast, light neural-network training on the CPU."""
+"""fastnn: fast, light neural-network training on the CPU.
+
+Quick start::
+
+    import fastnn as fnn
+    net = fnn.Network([fnn.Dense(784, 256, "relu"), fnn.Dense(256, 10)], seed=0)
+    trainer = fnn.Trainer(net, loss="cross_entropy", optimizer=fnn.Adam(1e-3), batch_size=64)
+    history = trainer.fit(X_train, y_train, epochs=5, validation_data=(X_val, y_val))
+    labels = net.predict(X_test)
+"""
 __version__ = "0.1.0"
-from .errors import FastnnError, DataFormatError, ModelFormatError, NonFiniteError  # noqa: F401
+
+from ._config import get_num_threads, set_num_threads
+from .callbacks import Callback, EpochLogger, ProgressBar
+from .errors import (BackendUnavailableError, DataFormatError, FastnnError, ModelFormatError,
+                     NonFiniteError)
+from .kernels import available_backends, get_backend
+from .layers import Dense, Dropout, Layer
+from .losses import BinaryCrossEntropy, CrossEntropy, Loss, MeanSquaredError
+from .network import Network
+from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .trainer import History, Trainer
+from ._info import show_config
+
+__all__ = [
+    "Network", "Trainer", "History", "Dense", "Dropout", "Layer",
+    "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Optimizer",
+    "Loss", "CrossEntropy", "BinaryCrossEntropy", "MeanSquaredError",
+    "Callback", "ProgressBar", "EpochLogger",
+    "FastnnError", "DataFormatError", "ModelFormatError", "NonFiniteError", "BackendUnavailableError",
+    "get_backend", "available_backends", "set_num_threads", "get_num_threads", "show_config",
+]

@@ -1,0 +1,77 @@
+"""Runtime configuration: compute backend and thread count, with FASTNN_* environment overrides.
+
+- ``FASTNN_BACKEND``: ``reference`` | ``numba`` | ``cython`` (default: fastest available).
+- ``FASTNN_NUM_THREADS``: threads for Numba, OpenMP and BLAS (default: all cores).
+- ``FASTNN_DTYPE``: ``float32`` (default) or ``float64`` for new networks.
+"""
+import os
+
+import numpy as np
+
+_state = {"num_threads": None}
+
+
+def default_dtype():
+    """The dtype new networks use unless told otherwise (``FASTNN_DTYPE``)."""
+    name = os.environ.get("FASTNN_DTYPE", "float32")
+    if name not in ("float32", "float64"):
+        raise ValueError(f"FASTNN_DTYPE must be 'float32' or 'float64', not {name!r}")
+    return np.dtype(name)
+
+
+def _cpu_count():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def get_num_threads():
+    """Number of threads fastnn uses for Numba, OpenMP and BLAS work."""
+    if _state["num_threads"] is None:
+        env = os.environ.get("FASTNN_NUM_THREADS")
+        if env is not None:
+            _state["num_threads"] = _parse_threads(env, "FASTNN_NUM_THREADS")
+        else:
+            _state["num_threads"] = _cpu_count()
+    return _state["num_threads"]
+
+
+def _parse_threads(value, what):
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a positive integer, not {value!r}") from None
+    if n < 1:
+        raise ValueError(f"{what} must be a positive integer, not {n}")
+    return n
+
+
+def set_num_threads(n):
+    """Set the one thread knob that drives Numba, the Cython/OpenMP kernels and BLAS.
+
+    Parameters
+    ----------
+    n : int
+        Number of threads, at least 1. Numba's pool is capped at the number it
+        started with (``NUMBA_NUM_THREADS``, by default the core count).
+    """
+    n = _parse_threads(n, "number of threads")
+    _state["num_threads"] = min(n, _cpu_count()) if n > _cpu_count() else n
+    return _state["num_threads"]
+
+
+def thread_limits(blas_threads):
+    """Context manager limiting every BLAS library loaded in the process (numpy's and scipy's)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=blas_threads, user_api="blas")
+
+
+def apply_numba_threads(n):
+    """Set Numba's thread count to ``n`` (capped at its pool size); return the value set."""
+    import numba
+
+    n = max(1, min(n, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n)
+    return n

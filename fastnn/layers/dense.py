@@ -1,0 +1,109 @@
+"""Fully connected layer: Z = X @ W + b, A = f(Z)."""
+import math
+import numbers
+
+import numpy as np
+
+from .. import activations
+from ..kernels import get_backend
+from ..kernels.codes import ACT_LINEAR
+from .base import Layer, register
+
+_HE_FAMILY = {"relu", "leaky_relu", "elu", "gelu", "silu"}
+INITS = ("auto", "he_normal", "he_uniform", "glorot_uniform", "glorot_normal", "lecun_normal", "zeros")
+
+
+@register
+class Dense(Layer):
+    """Fully connected layer.
+
+    Parameters
+    ----------
+    n_in, n_out : int
+        Input and output widths.
+    activation : str or None, default None (linear)
+        One of ``fastnn.activations.NAMES`` (or an alias such as ``'swish'``).
+    init : str, default 'auto'
+        Weight initialisation: ``'auto'`` picks He-normal for the ReLU family and
+        Glorot-uniform otherwise; or one of ``he_normal``, ``he_uniform``,
+        ``glorot_uniform``, ``glorot_normal``, ``lecun_normal``, ``zeros``.
+        Biases start at zero.
+    alpha : float, optional
+        Negative slope of ``leaky_relu`` (default 0.01) or saturation of ``elu`` (1.0).
+    """
+
+    def __init__(self, n_in, n_out, activation=None, init="auto", alpha=None):
+        for name, value in (("n_in", n_in), ("n_out", n_out)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                raise ValueError(f"Dense {name} must be a positive integer, not {value!r}")
+        self.n_inputs = int(n_in)
+        self.n_outputs = int(n_out)
+        self.activation = activations.canonical_name(activation)
+        self.act_code = activations.code_of(self.activation)
+        self.alpha = float(activations.default_alpha(self.activation) if alpha is None else alpha)
+        if init not in INITS:
+            raise ValueError(f"unknown init {init!r}; choose one of {INITS}")
+        self.init = init
+
+    @property
+    def W(self):
+        """Weights, shape (n_in, n_out): a view into the network's flat buffer."""
+        return self.params["W"]
+
+    @property
+    def b(self):
+        """Biases, shape (n_out,): a view into the network's flat buffer."""
+        return self.params["b"]
+
+    def param_shapes(self):
+        return {"W": (self.n_inputs, self.n_outputs), "b": (self.n_outputs,)}
+
+    def init_params(self, params, rng):
+        n_in, n_out = self.n_inputs, self.n_outputs
+        init = self.init
+        if init == "auto":
+            init = "he_normal" if self.activation in _HE_FAMILY else "glorot_uniform"
+        W = params["W"]
+        if init == "he_normal":
+            W[...] = rng.standard_normal(W.shape) * math.sqrt(2.0 / n_in)
+        elif init == "he_uniform":
+            lim = math.sqrt(6.0 / n_in)
+            W[...] = rng.uniform(-lim, lim, W.shape)
+        elif init == "glorot_uniform":
+            lim = math.sqrt(6.0 / (n_in + n_out))
+            W[...] = rng.uniform(-lim, lim, W.shape)
+        elif init == "glorot_normal":
+            W[...] = rng.standard_normal(W.shape) * math.sqrt(2.0 / (n_in + n_out))
+        elif init == "lecun_normal":
+            W[...] = rng.standard_normal(W.shape) * math.sqrt(1.0 / n_in)
+        else:
+            W[...] = 0
+        params["b"][...] = 0
+
+    def forward(self, X, training=False, backend=None, logits=False):
+        """A = f(X @ W + b); with ``logits=True`` return Z (the activation is fused into the loss)."""
+        kern = get_backend(backend)
+        n = X.shape[0]
+        dtype = self.params["W"].dtype
+        Z = self._buffer("Z", (n, self.n_outputs), dtype)
+        act = ACT_LINEAR if logits else self.act_code
+        A = Z if act == ACT_LINEAR else self._buffer("A", (n, self.n_outputs), dtype)
+        kern.dense_forward(X, self.params["W"], self.params["b"], act, self.alpha, Z, A)
+        self._cache = (X, Z, A, act)
+        return A
+
+    def backward(self, dA, backend=None, need_dX=True):
+        """Write dW, db into the gradient views; return dX (None if ``need_dX`` is False)."""
+        kern = get_backend(backend)
+        X, Z, A, act = self._cache
+        dZ = self._buffer("dZ", Z.shape, Z.dtype)
+        dX = self._buffer("dX", X.shape, X.dtype) if need_dX else None
+        kern.dense_backward(X, self.params["W"], Z, A, dA, act, self.alpha, dZ,
+                            self.grads["W"], self.grads["b"], dX)
+        return dX
+
+    def get_config(self):
+        cfg = {"n_in": self.n_inputs, "n_out": self.n_outputs, "activation": self.activation, "init": self.init}
+        if self.alpha != activations.default_alpha(self.activation):
+            cfg["alpha"] = self.alpha
+        return cfg

@@ -1,0 +1,249 @@
+"""Network: an ordered stack of layers whose parameters live in one flat buffer."""
+import numpy as np
+
+from ._config import default_dtype
+from ._validation import check_array_X
+from .kernels import codes, get_backend
+from .layers import Dense, Layer
+
+_PREDICT_CHUNK = 4096  # rows per forward chunk in predict: bounds memory, keeps GEMMs large
+
+
+def _softmax(Z):
+    e = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _sigmoid(Z):
+    e = np.exp(-np.abs(Z))
+    return np.where(Z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+class Network:
+    """An ordered stack of layers, trained by :class:`fastnn.Trainer`.
+
+    All parameters are views into one contiguous array, :attr:`params` (and
+    their gradients into :attr:`grads`), so an optimizer update is one fused
+    kernel over one array and a checkpoint is one array.
+
+    Parameters
+    ----------
+    layers : list of Layer
+        E.g. ``[Dense(784, 256, "relu"), Dense(256, 10)]``; widths must chain.
+        The last layer produces logits for the cross-entropy losses (a final
+        ``softmax``/``sigmoid`` is also fine: it is fused into the loss).
+    seed : int or numpy.random.Generator, optional
+        Seeds weight initialisation and dropout masks.
+    dtype : {'float32', 'float64'}, optional
+        Parameter dtype; default float32 (``FASTNN_DTYPE``).
+    backend : {'reference', 'numba', 'cython'}, optional
+        Kernel backend for predict and training; default: fastest available.
+
+    Attributes
+    ----------
+    task : {'classification', 'regression'} or None
+        Set by training from the loss; decides what :meth:`predict` returns.
+    """
+
+    def __init__(self, layers, *, seed=None, dtype=None, backend=None):
+        layers = list(layers)
+        if not layers:
+            raise ValueError("a Network needs at least one layer")
+        for layer in layers:
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Network layers must be fastnn layers, got {type(layer).__name__}")
+        self.dtype = np.dtype(default_dtype() if dtype is None else dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, not {self.dtype}")
+        self.backend = backend
+        get_backend(backend)  # fail now, not at the first fit, if it is missing
+        self.layers = layers
+        self._check_widths()
+        self.task = None
+        self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        self._allocate()
+        for layer in self.layers:
+            if hasattr(layer, "rng"):
+                layer.rng = np.random.default_rng(self.rng.integers(2 ** 63))
+            layer.init_params(layer.params, self.rng)
+
+    # ------------------------------------------------------------------ structure
+    def _check_widths(self):
+        width = None
+        for i, layer in enumerate(self.layers):
+            if layer.n_inputs is None:  # shape-free layers (dropout) take their width from the previous one
+                if width is None:
+                    raise ValueError(f"layer {i} ({type(layer).__name__}) cannot be first: its width is unknown")
+                layer.n_inputs = layer.n_outputs = width
+            elif width is not None and layer.n_inputs != width:
+                raise ValueError(f"layer {i} ({type(layer).__name__}) expects {layer.n_inputs} inputs "
+                                 f"but the previous layer gives {width}")
+            width = layer.n_outputs
+        self.n_inputs = self.layers[0].n_inputs
+        self.n_outputs = width
+
+    def _allocate(self):
+        self._slots = []  # (layer index, name, offset, shape)
+        offset = 0
+        for i, layer in enumerate(self.layers):
+            for name, shape in layer.param_shapes().items():
+                size = int(np.prod(shape))
+                self._slots.append((i, name, offset, tuple(shape)))
+                offset += size
+        self.params = np.zeros(offset, self.dtype)
+        self.grads = np.zeros(offset, self.dtype)
+        self._bind()
+
+    def _bind(self):
+        views = [({}, {}) for _ in self.layers]
+        for i, name, off, shape in self._slots:
+            size = int(np.prod(shape))
+            views[i][0][name] = self.params[off:off + size].reshape(shape)
+            views[i][1][name] = self.grads[off:off + size].reshape(shape)
+        for layer, (p, g) in zip(self.layers, views):
+            layer.bind(p, g)
+
+    @property
+    def n_params(self):
+        """Total number of trainable parameters."""
+        return self.params.size
+
+    def parameters(self):
+        """List of ``(name, array)`` views, e.g. ``('0.W', W)``, in buffer order."""
+        return [(f"{i}.{name}", self.layers[i].params[name]) for i, name, _, _ in self._slots]
+
+    def dense_table(self, fuse_activation=None):
+        """The int64 layer table and alphas the compiled drivers take, or None if not all layers are Dense.
+
+        ``fuse_activation``: if the last layer has this activation it is
+        treated as linear (the loss applies it).
+        """
+        if not all(type(layer) is Dense for layer in self.layers):
+            return None
+        offsets = {(i, name): off for i, name, off, _ in self._slots}
+        meta = np.zeros((len(self.layers), codes.N_META), np.int64)
+        alphas = np.zeros(len(self.layers))
+        for i, layer in enumerate(self.layers):
+            act = layer.act_code
+            if i == len(self.layers) - 1 and fuse_activation and layer.activation == fuse_activation:
+                act = codes.ACT_LINEAR
+            meta[i] = (layer.n_inputs, layer.n_outputs, act, offsets[(i, "W")], offsets[(i, "b")])
+            alphas[i] = layer.alpha
+        return meta, alphas
+
+    # ------------------------------------------------------------------ inference
+    def forward(self, X, training=False, logits=False):
+        """Raw network output for ``X``, shape (n, n_outputs): the last layer's activation.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_inputs)
+        training : bool, default False
+            Training-mode behaviour of layers such as Dropout.
+        logits : bool, default False
+            Skip the last layer's activation (its pre-activation is returned).
+        """
+        X = check_array_X(X, self.n_inputs, self.dtype)
+        return self._forward_checked(X, training, logits)
+
+    __call__ = forward
+
+    def _forward_checked(self, X, training=False, logits=False):
+        """forward() for an X already validated and converted to the network dtype."""
+        if X.shape[0] <= _PREDICT_CHUNK:
+            return self._forward_chunk(X, training, logits)
+        out = np.empty((X.shape[0], self.n_outputs), self.dtype)
+        for lo in range(0, X.shape[0], _PREDICT_CHUNK):
+            out[lo:lo + _PREDICT_CHUNK] = self._forward_chunk(X[lo:lo + _PREDICT_CHUNK], training, logits)
+        return out
+
+    def _forward_chunk(self, X, training, logits):
+        kern = get_backend(self.backend)
+        A = X
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            if type(layer) is Dense:
+                # Local buffers, not the layer's cached ones: predict is safe from several threads.
+                act = codes.ACT_LINEAR if (logits and i == last) else layer.act_code
+                Z = np.empty((A.shape[0], layer.n_outputs), self.dtype)
+                out = Z if act == codes.ACT_LINEAR else np.empty_like(Z)
+                kern.dense_forward(A, layer.params["W"], layer.params["b"], act, layer.alpha, Z, out)
+                A = out
+            else:
+                A = layer.forward(A, training=training, backend=self.backend)
+        return A
+
+    def _last_activation(self):
+        last = self.layers[-1]
+        return getattr(last, "activation", "linear")
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n, n_classes).
+
+        A final softmax/sigmoid is used as is; otherwise the outputs are taken
+        as logits: softmax over several outputs, sigmoid of a single output
+        (returned as two columns, ``[1-p, p]``).
+        """
+        out = self.forward(X)
+        act = self._last_activation()
+        if self.n_outputs == 1:
+            p = out if act == "sigmoid" else _sigmoid(out)
+            return np.hstack([1 - p, p])
+        if act == "softmax":
+            return out
+        if act == "sigmoid":  # independent binary outputs: normalise for a distribution
+            return out / np.maximum(out.sum(axis=1, keepdims=True), np.finfo(out.dtype).tiny)
+        return _softmax(out)
+
+    def predict(self, X):
+        """Class labels (int64) for classification networks, raw outputs for regression.
+
+        Classification is assumed when the network was trained with a
+        cross-entropy loss, or (untrained) when it has several outputs or a
+        final softmax/sigmoid.
+        """
+        task = self.task
+        if task is None:
+            task = "classification" if (self.n_outputs > 1 or self._last_activation() in ("softmax", "sigmoid")) \
+                else "regression"
+        if task == "regression":
+            return self.forward(X)
+        return self.predict_proba(X).argmax(axis=1).astype(np.int64)
+
+    # ------------------------------------------------------------------ description
+    def summary(self, print_fn=print):
+        """Print (and return) a table of layers, output shapes and parameter counts."""
+        rows = [("#", "layer", "output", "params")]
+        for i, layer in enumerate(self.layers):
+            n = sum(int(np.prod(s)) for s in layer.param_shapes().values())
+            rows.append((str(i), repr(layer), f"(None, {layer.n_outputs})", f"{n:,}"))
+        widths = [max(len(r[c]) for r in rows) for c in range(4)]
+        lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.append("-" * len(lines[0]))
+        lines.append(f"Total parameters: {self.n_params:,} ({self.dtype.name}, "
+                     f"{self.params.nbytes / 1024:.1f} KiB)")
+        text = "\n".join(lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def get_config(self):
+        """Architecture as plain data: layer type names and constructor arguments."""
+        return {"dtype": self.dtype.name, "task": self.task,
+                "layers": [{"type": type(l).__name__, "config": l.get_config()} for l in self.layers]}
+
+    def __repr__(self):
+        inner = ",\n  ".join(repr(layer) for layer in self.layers)
+        return f"Network([\n  {inner}\n], dtype={self.dtype.name})"
+
+    def copy_params_from(self, other):
+        """Copy parameter values from a network of the same architecture."""
+        if other.params.shape != self.params.shape:
+            raise ValueError("networks have different parameter counts")
+        self.params[...] = other.params
+
+    def activation_names(self):
+        """Activation of each layer (None for layers without one)."""
+        return [getattr(layer, "activation", None) for layer in self.layers]
+

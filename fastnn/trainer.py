@@ -1,0 +1,400 @@
+"""Trainer: the fit loop, with a compiled fast path for stacks of Dense layers."""
+import math
+import numbers
+import time
+
+import numpy as np
+
+from . import losses as _losses
+from . import optimizers as _optimizers
+from ._config import apply_numba_threads, get_num_threads, thread_limits
+from ._validation import check_array_X, check_batch_size, check_positive_int
+from .callbacks import CallbackList, EpochLogger, ProgressBar
+from .errors import NonFiniteError
+from .kernels import codes, get_backend
+from .kernels import layout as _layout
+from .layers import Dense
+
+_CHUNK_BATCHES = 128   # batches per compiled call when nothing needs every batch
+_MIN_SHARD_ROWS = 16   # below this many rows per shard, splitting a batch costs more than it gains
+
+
+class History:
+    """Per-epoch training record returned by :meth:`Trainer.fit`.
+
+    ``history.history`` maps a metric name (``loss``, ``accuracy``,
+    ``val_loss``, ``val_accuracy``, ``epoch_time``, ``samples_per_s``, ``lr``,
+    and any extra metrics) to a list with one value per epoch; ``history[name]``
+    is a shortcut.
+    """
+
+    def __init__(self):
+        self.history = {}
+        self.epoch = []
+
+    def append(self, epoch, logs):
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+    def __getitem__(self, key):
+        return self.history[key]
+
+    def __contains__(self, key):
+        return key in self.history
+
+    def __len__(self):
+        return len(self.epoch)
+
+    def __repr__(self):
+        return f"History(epochs={len(self.epoch)}, keys={sorted(self.history)})"
+
+    def plot(self, path=None, **kwargs):
+        """Plot training curves (needs matplotlib: ``pip install fastnn[plot]``)."""
+        from .plotting import plot_history
+
+        return plot_history(self, path=path, **kwargs)
+
+
+def _check_loss_activation(loss, network):
+    last = network.layers[-1]
+    act = getattr(last, "activation", "linear")
+    if isinstance(loss, _losses.CrossEntropy) and act not in ("linear", "softmax"):
+        raise ValueError(f"loss 'cross_entropy' takes logits: the last layer must be linear (or softmax), "
+                         f"not {act!r}")
+    if isinstance(loss, _losses.BinaryCrossEntropy) and act not in ("linear", "sigmoid"):
+        raise ValueError(f"loss 'binary_cross_entropy' takes logits: the last layer must be linear "
+                         f"(or sigmoid), not {act!r}")
+
+
+class Trainer:
+    """Trains a :class:`~fastnn.Network` with mini-batch gradient descent.
+
+    Parameters
+    ----------
+    network : Network
+    loss : str or Loss, default 'cross_entropy'
+        ``'cross_entropy'`` (logits + integer labels or one-hot), ``'binary_cross_entropy'``, ``'mse'``.
+    optimizer : str or Optimizer, default 'adam'
+    batch_size : int, default 32
+    clip_norm : float, optional
+        Rescale the whole gradient to this global L2 norm when larger.
+    clip_value : float, optional
+        Clip each gradient element to [-clip_value, clip_value].
+    callbacks : list of Callback, optional
+    seed : int, optional
+        Seeds the shuffling of each epoch.
+    n_threads : int, optional
+        Threads for this trainer; default :func:`fastnn.get_num_threads`.
+    parallel : {'auto', 'shards', 'blas'}, default 'auto'
+        How mini-batches use several cores: ``'shards'`` splits each batch into
+        one row shard per thread (single-threaded BLAS each, gradients summed in
+        a fixed order); ``'blas'`` keeps the batch whole and lets BLAS thread each
+        GEMM; ``'auto'`` shards when every shard gets at least 16 rows.
+    check_finite : bool, default True
+        After every compiled chunk, check the batch losses; on NaN/Inf restore
+        the weights from before the chunk and raise :class:`~fastnn.errors.NonFiniteError`.
+    backend : str, optional
+        Kernel backend; default: the network's.
+    verbose : int, default 1
+        0 silent, 1 progress bar + one line per epoch, 2 one line per epoch.
+    """
+
+    def __init__(self, network, loss="cross_entropy", optimizer="adam", batch_size=32, *,
+                 clip_norm=None, clip_value=None, callbacks=None, seed=None, n_threads=None,
+                 parallel="auto", check_finite=True, backend=None, verbose=1, metrics=None):
+        self.network = network
+        self.loss = _losses.get(loss)
+        _check_loss_activation(self.loss, network)
+        self.optimizer = _optimizers.get(optimizer)
+        self.batch_size = check_batch_size(batch_size)
+        self.clip_norm = self._check_clip(clip_norm, "clip_norm")
+        self.clip_value = self._check_clip(clip_value, "clip_value")
+        self.callbacks = list(callbacks or [])
+        self.seed = seed
+        self.rng = np.random.default_rng(seed)
+        self.n_threads = n_threads
+        if parallel not in ("auto", "shards", "blas"):
+            raise ValueError(f"parallel must be 'auto', 'shards' or 'blas', not {parallel!r}")
+        self.parallel = parallel
+        self.check_finite = bool(check_finite)
+        self.backend = backend if backend is not None else network.backend
+        get_backend(self.backend)
+        self.verbose = verbose
+        self.metrics = list(metrics or [])
+        self.epoch = 0           # epochs completed so far (continues across fit calls)
+        self.stop_training = False
+        self.last_plan = None    # description of the last fit's execution plan (for tests/diagnostics)
+
+    @staticmethod
+    def _check_clip(value, name):
+        if value is None:
+            return 0.0
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or not math.isfinite(value):
+            raise ValueError(f"{name} must be a positive number or None, not {value!r}")
+        return float(value)
+
+    # ------------------------------------------------------------------ validation
+    def _prepare(self, X, y, name="X"):
+        net = self.network
+        Xc = check_array_X(X, net.n_inputs, net.dtype, name=name)
+        y_name = "y" if name == "X" else name.replace("X", "y")
+        if y is None:
+            raise ValueError(f"{y_name} is required")
+        if np.ndim(y) == 0 or len(y) != Xc.shape[0]:
+            raise ValueError(f"len({name}) = {Xc.shape[0]} but len({y_name}) = {np.size(y) if np.ndim(y) else 0}; "
+                             f"every sample needs a target")
+        Y = self.loss.prepare_targets(y, net.n_outputs, net.dtype, name=y_name)
+        return Xc, Y
+
+    def _plan_shards(self, n_threads, batch_size):
+        if n_threads <= 1 or self.parallel == "blas":
+            return 1
+        if self.parallel == "shards":
+            return min(n_threads, batch_size)
+        return n_threads if batch_size // n_threads >= _MIN_SHARD_ROWS else 1
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y, epochs=1, batch_size=None, *, validation_data=None, shuffle=True, seed=None,
+            callbacks=None, verbose=None):
+        """Train for ``epochs`` more epochs and return the :class:`History`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_inputs)
+        y : array-like
+            Integer labels or one-hot rows (cross-entropy), targets in [0, 1]
+            (binary cross-entropy), or values (mse).
+        epochs : int, default 1
+        batch_size : int, optional
+            Overrides the trainer's batch size for this call.
+        validation_data : tuple (X_val, y_val), optional
+            Evaluated after every epoch (``val_loss``, ``val_accuracy``).
+        shuffle : bool, default True
+        seed : int, optional
+            Reseeds the shuffling for this call.
+        callbacks : list of Callback, optional
+            Added to the trainer's callbacks for this call.
+        verbose : int, optional
+            Overrides the trainer's verbosity for this call.
+
+        Raises
+        ------
+        ValueError, TypeError
+            On bad input, before anything changes.
+        NonFiniteError
+            When a batch loss becomes NaN/Inf (``check_finite``); the weights are
+            restored to their last finite state.
+        """
+        net = self.network
+        Xc, Y = self._prepare(X, y)
+        val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a tuple (X_val, y_val)")
+            val = self._prepare(validation_data[0], validation_data[1], name="X_val")
+        epochs = check_positive_int(epochs, "epochs")
+        batch_size = self.batch_size if batch_size is None else check_batch_size(batch_size)
+        verbose = self.verbose if verbose is None else verbose
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        n = Xc.shape[0]
+        batch_size = min(batch_size, n)
+
+        all_callbacks = list(self.callbacks) + list(callbacks or [])
+        if verbose == 1:
+            all_callbacks = [ProgressBar()] + all_callbacks
+        if verbose >= 1:
+            all_callbacks.append(EpochLogger())
+        cbs = CallbackList(all_callbacks, self)
+
+        kern = get_backend(self.backend)
+        fuse = self.loss.fused_activation
+        table = net.dense_table(fuse) if hasattr(kern, "train_batches") else None
+        n_threads = self.n_threads or get_num_threads()
+        n_shards = self._plan_shards(n_threads, batch_size) if table is not None else 1
+        blas_threads = 1 if n_shards > 1 else n_threads
+        self.optimizer.build(net.n_params, net.dtype)
+        net.task = "classification" if self.loss.is_classification else "regression"
+        steps_per_call = 1 if cbs.needs_every_batch else _CHUNK_BATCHES
+        self.last_plan = {"path": "fused" if table is not None else "per-layer", "backend": kern.NAME,
+                          "n_shards": n_shards, "blas_threads": blas_threads, "steps_per_call": steps_per_call}
+        self.epochs = self.epoch + epochs
+        self.n_samples_epoch = n
+        self.stop_training = False
+        history = History()
+
+        if table is not None:
+            meta, alphas = table
+            rows = _layout.shard_rows(batch_size, n_shards)
+            stride = _layout.shard_stride(meta, rows, Y.shape[1], net.n_params, n_shards)
+            work = np.zeros((n_shards, stride), net.dtype)
+            run_batches = self._compiled_runner(kern, Xc, Y, batch_size, meta, alphas, n_shards, work)
+        else:
+            run_batches = self._layerwise_runner(kern, Xc, Y, batch_size)
+
+        with thread_limits(blas_threads):
+            if table is not None and n_shards > 1:
+                apply_numba_threads(n_shards)
+            cbs.on_train_begin({})
+            for _ in range(epochs):
+                epoch = self.epoch
+                cbs.on_epoch_begin(epoch, {})
+                t0 = time.perf_counter()
+                perm = self.rng.permutation(n) if shuffle else np.arange(n)
+                starts = np.arange(0, n, batch_size, dtype=np.int64)
+                sizes = np.minimum(batch_size, n - starts)
+                batch_loss = np.zeros(len(starts))
+                batch_correct = np.zeros(len(starts))
+                lr_first = self.optimizer.current_lr
+                for c0 in range(0, len(starts), steps_per_call):
+                    c1 = min(c0 + steps_per_call, len(starts))
+                    cbs.on_batch_begin(c0, {})
+                    run_batches(perm, starts[c0:c1], batch_loss[c0:c1], batch_correct[c0:c1])
+                    m = int(sizes[c0:c1].sum())
+                    logs = {"loss": float((batch_loss[c0:c1] * sizes[c0:c1]).sum() / m), "samples": m,
+                            "batches": c1 - c0}
+                    if self.loss.is_classification:
+                        logs["accuracy"] = float(batch_correct[c0:c1].sum() / m)
+                    cbs.on_batch_end(c1 - 1, logs)
+                train_time = time.perf_counter() - t0
+                logs = {"loss": float((batch_loss * sizes).sum() / n)}
+                if self.loss.is_classification:
+                    logs["accuracy"] = float(batch_correct.sum() / n)
+                if val is not None:
+                    for key, value in self._evaluate_prepared(*val).items():
+                        logs["val_" + key] = value
+                logs["lr"] = lr_first
+                logs["epoch_time"] = train_time
+                logs["samples_per_s"] = n / train_time if train_time > 0 else float("inf")
+                self.epoch += 1
+                history.append(epoch, logs)
+                cbs.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+            cbs.on_train_end({})
+        self.history = history
+        return history
+
+    # ------------------------------------------------------------------ batch runners
+    def _guarded(self, step_fn):
+        """Wrap a runner: snapshot weights and optimizer state, restore them and raise on a non-finite loss."""
+        if not self.check_finite:
+            return step_fn
+        net, opt = self.network, self.optimizer
+        saved_params = np.empty_like(net.params)
+        saved_state = np.empty_like(opt.state)
+
+        def run(perm, starts, batch_loss, batch_correct):
+            saved_params[...] = net.params
+            saved_state[...] = opt.state
+            saved_iterations = opt.iterations
+            step_fn(perm, starts, batch_loss, batch_correct)
+            finite = np.isfinite(batch_loss)
+            if not finite.all():
+                bad = int(np.argmin(finite))
+                net.params[...] = saved_params
+                opt.state[...] = saved_state
+                opt.iterations = saved_iterations
+                raise NonFiniteError(
+                    f"the training loss became {batch_loss[bad]} at step {saved_iterations + bad + 1} "
+                    f"(epoch {self.epoch + 1}, batch {int(starts[bad]) // self.batch_size_in_use + 1}); "
+                    f"weights restored to their values before step {saved_iterations + 1}. "
+                    f"Usual causes: learning rate too high, NaN/Inf in the data, or no gradient clipping."
+                )
+        return run
+
+    def _compiled_runner(self, kern, X, Y, batch_size, meta, alphas, n_shards, work):
+        net, opt = self.network, self.optimizer
+        self.batch_size_in_use = batch_size
+        hyper = opt.hyper_vector(self.clip_norm, self.clip_value)
+
+        def step_fn(perm, starts, batch_loss, batch_correct):
+            lrs = opt.learning_rates(opt.iterations, len(starts))
+            kern.train_batches(X, Y, perm, starts, batch_size, meta, alphas, net.params, net.grads,
+                               self.loss.code, opt.code, opt.state, hyper, lrs, opt.iterations,
+                               n_shards, work, batch_loss, batch_correct)
+            opt.iterations += len(starts)
+        return self._guarded(step_fn)
+
+    def _layerwise_runner(self, kern, X, Y, batch_size):
+        """The generic path: one kernel call per layer per batch, any layer type."""
+        net, opt = self.network, self.optimizer
+        self.batch_size_in_use = batch_size
+        hyper = opt.hyper_vector(self.clip_norm, self.clip_value)
+        fused = self.loss.fused_activation
+        last = net.layers[-1]
+        logits = type(last) is Dense and fused is not None and last.activation == fused
+        n = X.shape[0]
+        Xb = np.empty((batch_size, X.shape[1]), X.dtype)
+        Yb = np.empty((batch_size, Y.shape[1]), Y.dtype)
+        dout_full = np.empty((batch_size, net.n_outputs), net.dtype)
+
+        def step_fn(perm, starts, batch_loss, batch_correct):
+            lrs = opt.learning_rates(opt.iterations, len(starts))
+            for j, start in enumerate(starts):
+                m = min(batch_size, n - int(start))
+                idx = perm[start:start + m]
+                xb, yb, dout = Xb[:m], Yb[:m], dout_full[:m]
+                kern.gather_rows(X, idx, xb)
+                kern.gather_rows(Y, idx, yb)
+                A = xb
+                for i, layer in enumerate(net.layers):
+                    if i == len(net.layers) - 1 and logits:
+                        A = layer.forward(A, training=True, backend=self.backend, logits=True)
+                    else:
+                        A = layer.forward(A, training=True, backend=self.backend)
+                batch_loss[j] = kern.loss_forward_backward(self.loss.code, A, yb, 1.0 / m, dout) / m
+                batch_correct[j] = kern.count_correct(self.loss.code, A, yb)
+                dA = dout
+                for i in range(len(net.layers) - 1, -1, -1):
+                    dA = net.layers[i].backward(dA, backend=self.backend, need_dX=i > 0)
+                kern.clip_gradients(net.grads, self.clip_norm, self.clip_value)
+                hyper[codes.H_LR] = lrs[j]
+                kern.optimizer_update(opt.code, net.params, net.grads, opt.state, hyper, opt.iterations + 1)
+                opt.iterations += 1
+        return self._guarded(step_fn)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, X, y, batch_size=4096):
+        """Mean loss (and accuracy for classification) of the network on ``(X, y)``.
+
+        Returns
+        -------
+        dict
+            ``{'loss': float, 'accuracy': float}`` (accuracy only for classification losses),
+            plus the trainer's extra metrics.
+        """
+        Xc, Y = self._prepare(X, y)
+        return self._evaluate_prepared(Xc, Y, batch_size)
+
+    def _evaluate_prepared(self, X, Y, batch_size=4096):
+        net = self.network
+        kern = get_backend(self.backend)
+        logits = self.loss.fused_activation is not None and getattr(net.layers[-1], "activation", None) == \
+            self.loss.fused_activation
+        n = X.shape[0]
+        total = 0.0
+        correct = 0
+        outputs = [] if self.metrics else None
+        for lo in range(0, n, batch_size):
+            xb, yb = X[lo:lo + batch_size], Y[lo:lo + batch_size]
+            out = net._forward_checked(xb, logits=logits)
+            dout = np.empty_like(out)
+            total += kern.loss_forward_backward(self.loss.code, out, yb, 1.0, dout)
+            correct += kern.count_correct(self.loss.code, out, yb)
+            if outputs is not None:
+                outputs.append(out)
+        result = {"loss": total / n}
+        if self.loss.is_classification:
+            result["accuracy"] = correct / n
+        if outputs is not None:
+            from . import metrics as _metrics
+
+            out = np.concatenate(outputs)
+            y_true = Y[:, 0] if (Y.shape[1] == 1 and out.shape[1] > 1) else Y
+            for metric in self.metrics:
+                fn = _metrics.get_metric(metric) if isinstance(metric, str) else metric
+                name = metric if isinstance(metric, str) else getattr(metric, "__name__", "metric")
+                result[name] = float(fn(y_true, out))
+        return result
