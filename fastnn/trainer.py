@@ -156,7 +156,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, epochs=1, batch_size=None, *, validation_data=None, shuffle=True, seed=None,
-            callbacks=None, verbose=None):
+            callbacks=None, verbose=None, resume_from=None):
         """Train for ``epochs`` more epochs and return the :class:`History`.
 
         Parameters
@@ -177,6 +177,10 @@ class Trainer:
             Added to the trainer's callbacks for this call.
         verbose : int, optional
             Overrides the trainer's verbosity for this call.
+        resume_from : str or path, optional
+            A training checkpoint (see :mod:`fastnn.checkpoint`): weights, optimizer
+            state, epoch counter and shuffling RNG are restored first, and ``epochs``
+            then means the *total* number of epochs, as in an uninterrupted run.
 
         Raises
         ------
@@ -198,6 +202,11 @@ class Trainer:
         verbose = self.verbose if verbose is None else verbose
         if seed is not None:
             self.rng = np.random.default_rng(seed)
+        if resume_from is not None:
+            from .checkpoint import load_checkpoint
+
+            load_checkpoint(resume_from, trainer=self)
+            epochs = max(0, epochs - self.epoch)
         n = Xc.shape[0]
         batch_size = min(batch_size, n)
 
@@ -275,6 +284,20 @@ class Trainer:
             cbs.on_train_end({})
         self.history = history
         return history
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self):
+        """Training state besides the weights: epoch counter, shuffling RNG state, optimizer state."""
+        return {"epoch": int(self.epoch), "rng_state": self.rng.bit_generator.state,
+                "optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state):
+        """Restore what :meth:`state_dict` returned (the optimizer class must match)."""
+        self.epoch = int(state["epoch"])
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state["rng_state"]
+        self.rng = rng
+        self.optimizer.load_state_dict(state["optimizer"])
 
     # ------------------------------------------------------------------ batch runners
     def _guarded(self, step_fn):
