@@ -247,3 +247,15 @@ class Network:
         """Activation of each layer (None for layers without one)."""
         return [getattr(layer, "activation", None) for layer in self.layers]
 
+    def save(self, path):
+        """Save architecture and weights to one file, atomically (no pickle; see :mod:`fastnn.io`)."""
+        from .io import save_network
+
+        save_network(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load a network saved by :meth:`save` (or the network of a training checkpoint)."""
+        from .io import load_network
+
+        return load_network(path)
