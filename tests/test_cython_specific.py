@@ -1,0 +1,325 @@
+"""Checks specific to the Cython backend (the backend-parity suite is tests/test_kernels.py).
+
+What only this backend has: the build (actionable ImportError, codes compiled
+into the extension, OpenMP flag), the layout adapters (row-strided views go
+straight to BLAS through ``ld*``; other layouts are copied), the OpenMP
+sharded driver (deterministic, empty shards, no GIL), and the work-buffer
+offsets it must share with the numba backend.
+"""
+import importlib
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from fastnn.kernels import codes, layout
+from fastnn.kernels import reference as R
+from fastnn.kernels.codes import (
+    ACT_LINEAR, ACT_RELU, ACT_SOFTMAX, ACT_TANH, H_BETA1, H_BETA2, H_CLIP_NORM, H_CLIP_VALUE,
+    H_DECOUPLED, H_EPS, H_LR, H_MOMENTUM, H_NESTEROV, H_WEIGHT_DECAY, LOSS_BCE_LOGITS, LOSS_MSE,
+    LOSS_SOFTMAX_CE, N_HYPER, OPT_ADAGRAD, OPT_ADAM, OPT_RMSPROP, OPT_SGD,
+)
+
+try:
+    from fastnn.kernels import cython_backend as C
+except ImportError as exc:  # pragma: no cover - unbuilt checkout
+    pytest.skip(f"Cython backend not built: {exc}", allow_module_level=True)
+
+from fastnn._ext import _kernels as K
+
+DTYPES = [np.float32, np.float64]
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+def assert_close(actual, expected, dtype, factor=10):
+    expected = np.asarray(expected, np.float64)
+    scale = max(1.0, float(np.abs(expected).max())) if expected.size else 1.0
+    np.testing.assert_allclose(np.asarray(actual, np.float64), expected, rtol=0,
+                               atol=RTOL[dtype] * factor * scale)
+
+
+# --------------------------------------------------------------------------- build
+def test_codes_compiled_into_extension_match_codes_module():
+    for name, value in K.CODES.items():
+        assert getattr(codes, name) == value, name
+    public = {n for n in dir(codes) if n.isupper()}
+    assert public <= set(K.CODES), public - set(K.CODES)
+
+
+def test_backend_exposes_reference_api():
+    for name in ("activation_forward", "activation_backward", "dense_forward", "dense_backward",
+                 "loss_forward_backward", "count_correct", "gather_rows", "clip_gradients",
+                 "optimizer_update", "train_batches"):
+        assert callable(getattr(C, name)), name
+    assert C.NAME == "cython"
+    assert isinstance(C.OPENMP, bool)
+
+
+def test_missing_extension_gives_actionable_import_error(monkeypatch):
+    monkeypatch.delitem(sys.modules, "fastnn.kernels.cython_backend", raising=False)
+    monkeypatch.setitem(sys.modules, "fastnn._ext._kernels", None)  # makes the import fail
+    monkeypatch.delattr(sys.modules["fastnn._ext"], "_kernels", raising=False)
+    with pytest.raises(ImportError) as info:
+        importlib.import_module("fastnn.kernels.cython_backend")
+    msg = str(info.value)
+    assert "pip install ." in msg and "build_ext --inplace" in msg and "backend='numba'" in msg
+    monkeypatch.undo()
+    assert importlib.import_module("fastnn.kernels.cython_backend").NAME == "cython"
+
+
+# --------------------------------------------------------------------------- layouts
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_forward_accepts_views_and_writes_row_strided_outputs_in_place(dtype):
+    rng = np.random.default_rng(0)
+    big = rng.standard_normal((14, 20)).astype(dtype)
+    X = big[::2, 3:9]                                   # row-strided, not contiguous
+    W = np.asfortranarray(rng.standard_normal((6, 4)).astype(dtype))   # needs a copy
+    b = rng.standard_normal(8).astype(dtype)[::2]        # strided 1-D
+    Z_ref = np.empty((7, 4), dtype)
+    A_ref = np.empty((7, 4), dtype)
+    R.dense_forward(X, W, b, ACT_TANH, 0.0, Z_ref, A_ref)
+    Zbig = np.zeros((7, 10), dtype)
+    Z_view = Zbig[:, 2:6]                                # row-strided output: written via ldc
+    A_T = np.zeros((4, 7), dtype).T                      # column-major output: scratch + copy back
+    C.dense_forward(X, W, b, ACT_TANH, 0.0, Z_view, A_T)
+    assert_close(Zbig[:, 2:6], Z_ref, dtype)
+    assert_close(A_T, A_ref, dtype)
+    assert (Zbig[:, :2] == 0).all() and (Zbig[:, 6:] == 0).all()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dense_backward_views_and_no_dx(dtype):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((9, 12)).astype(dtype)[:, ::2]
+    W = rng.standard_normal((6, 5)).astype(dtype)
+    Z = rng.standard_normal((9, 5)).astype(dtype)
+    A = np.tanh(Z)
+    dA = rng.standard_normal((9, 5)).astype(dtype)
+    ref = [np.empty((9, 5), dtype), np.empty((6, 5), dtype), np.empty(5, dtype), np.empty((9, 6), dtype)]
+    R.dense_backward(X, W, Z, A, dA, ACT_TANH, 0.0, *ref)
+    got = [np.empty((9, 5), dtype), np.zeros((6, 8), dtype)[:, 1:6], np.empty(5, dtype),
+           np.empty((6, 9), dtype).T]
+    C.dense_backward(X, W, Z, A, dA, ACT_TANH, 0.0, *got)
+    for g, r in zip(got, ref):
+        assert_close(g, r, dtype)
+    dW = np.empty((6, 5), dtype)
+    C.dense_backward(X, W, Z, A, dA, ACT_TANH, 0.0, got[0], dW, got[2], None)
+    assert_close(dW, ref[1], dtype)
+
+
+@pytest.mark.parametrize("act", [ACT_LINEAR, ACT_RELU, ACT_TANH, ACT_SOFTMAX])
+def test_activation_in_place(act):
+    Z = np.random.default_rng(2).standard_normal((5, 7))
+    expected = np.empty_like(Z)
+    R.activation_forward(Z, act, 0.0, expected)
+    C.activation_forward(Z, act, 0.0, Z)
+    assert_close(Z, expected, np.float64)
+
+
+def test_relu_propagates_nan_like_the_reference():
+    Z = np.array([[np.nan, -1.0, 2.0]])
+    out = np.empty_like(Z)
+    C.activation_forward(Z, ACT_RELU, 0.0, out)
+    assert np.isnan(out[0, 0]) and out[0, 1] == 0 and out[0, 2] == 2
+
+
+def test_empty_batches():
+    X = np.empty((0, 3))
+    W = np.ones((3, 2))
+    Z = np.empty((0, 2))
+    C.dense_forward(X, W, np.zeros(2), ACT_RELU, 0.0, Z, Z)
+    dW = np.full((3, 2), 7.0)
+    db = np.full(2, 7.0)
+    C.dense_backward(X, W, Z, Z, Z, ACT_RELU, 0.0, np.empty((0, 2)), dW, db, np.empty((0, 3)))
+    assert (dW == 0).all() and (db == 0).all()
+    assert C.loss_forward_backward(LOSS_MSE, Z, Z, 1.0, np.empty((0, 2))) == 0.0
+    assert C.count_correct(LOSS_SOFTMAX_CE, Z, np.empty((0, 1))) == 0
+
+
+def test_gather_rows_strided_source_and_int32_indices():
+    X = np.arange(60, dtype=np.float32).reshape(10, 6)
+    idx = np.array([3, 0, 9, 3], np.int32)
+    out = np.empty((4, 3), np.float32)
+    C.gather_rows(X[:, ::2], idx, out)
+    np.testing.assert_array_equal(out, X[idx][:, ::2])
+    out2 = np.empty((4, 6), np.float32)
+    C.gather_rows(X, idx, out2)
+    np.testing.assert_array_equal(out2, X[idx])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_loss_with_mixed_target_dtype(dtype):
+    out = np.random.default_rng(3).standard_normal((6, 4)).astype(dtype)
+    cls = np.array([0, 3, 1, 2, 2, 0])
+    d_ref = np.empty_like(out)
+    d_got = np.empty_like(out)
+    t_ref = R.loss_forward_backward(LOSS_SOFTMAX_CE, out, cls[:, None].astype(dtype), 0.5, d_ref)
+    t_got = C.loss_forward_backward(LOSS_SOFTMAX_CE, out, cls[:, None], 0.5, d_got)  # int64 target
+    assert abs(t_ref - t_got) <= 1e-12 * max(1.0, abs(t_ref))
+    assert_close(d_got, d_ref, dtype)
+
+
+# --------------------------------------------------------------------------- whole-run driver
+def _tiny_problem(dtype, acts=(ACT_RELU, ACT_TANH, ACT_LINEAR), sizes=(11, 9, 7, 4), n=101,
+                  target="index", seed=0):
+    rng = np.random.default_rng(seed)
+    meta, off = [], 0
+    for li, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        meta.append([a, b, acts[li], off, off + a * b])
+        off += a * b + b
+    meta = np.array(meta, np.int64)
+    params = (rng.standard_normal(off) * 0.4).astype(dtype)
+    X = rng.standard_normal((n, sizes[0])).astype(dtype)
+    cls = rng.integers(0, sizes[-1], n)
+    Y = {"index": cls[:, None], "onehot": np.eye(sizes[-1])[cls],
+         "real": rng.standard_normal((n, sizes[-1])),
+         "binary": rng.random((n, sizes[-1])) > 0.5}[target].astype(dtype)
+    return meta, params, X, Y
+
+
+def _hyper(opt, dtype, **kw):
+    h = np.zeros(N_HYPER)
+    h[H_LR], h[H_BETA1] = 0.01, 0.9
+    h[H_BETA2] = 0.99 if opt == OPT_RMSPROP else 0.999
+    h[H_EPS] = 1e-8 if dtype == np.float64 else 1e-6
+    for key, slot in (("wd", H_WEIGHT_DECAY), ("momentum", H_MOMENTUM), ("nesterov", H_NESTEROV),
+                      ("decoupled", H_DECOUPLED), ("clip_norm", H_CLIP_NORM),
+                      ("clip_value", H_CLIP_VALUE)):
+        h[slot] = kw.get(key, 0.0)
+    return h
+
+
+def _run(mod, dtype, meta, p0, X, Y, *, loss, opt, hyper, bs, shards, perm=None, alphas=None,
+         step0=3, correct_dtype=np.float64):
+    n = X.shape[0]
+    perm = np.random.default_rng(9).permutation(n) if perm is None else perm
+    starts = np.arange(0, len(perm), bs)
+    p = p0.copy()
+    g = np.zeros_like(p)
+    st = np.zeros((2, p.size), dtype)
+    bl = np.zeros(len(starts))
+    bc = np.zeros(len(starts), correct_dtype)
+    rows = bs if shards == 1 else layout.shard_rows(bs, shards)
+    work = np.zeros((shards, layout.shard_stride(meta, rows, Y.shape[1], p.size, shards)), dtype)
+    lrs = np.linspace(0.01, 0.002, len(starts))
+    alphas = np.array([0.1, 1.0, 0.5]) if alphas is None else alphas
+    mod.train_batches(X, Y, perm, starts, bs, meta, alphas, p, g, loss, opt, st, hyper, lrs, step0,
+                      shards, work, bl, bc)
+    return p, g, st, bl, bc
+
+
+CASES = [
+    (LOSS_SOFTMAX_CE, "index", OPT_ADAM, dict(clip_norm=0.5)),
+    (LOSS_SOFTMAX_CE, "onehot", OPT_ADAM, dict(wd=0.01, decoupled=1)),
+    (LOSS_MSE, "real", OPT_SGD, dict(momentum=0.9, nesterov=1, wd=1e-3, clip_value=0.05)),
+    (LOSS_BCE_LOGITS, "binary", OPT_RMSPROP, dict(wd=1e-3, clip_norm=0.3, clip_value=0.02)),
+    (LOSS_SOFTMAX_CE, "index", OPT_ADAGRAD, dict()),
+    (LOSS_SOFTMAX_CE, "index", OPT_SGD, dict()),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shards", [1, 2, 3])
+@pytest.mark.parametrize("loss,target,opt,kw", CASES)
+def test_train_batches_matches_reference(dtype, shards, loss, target, opt, kw):
+    meta, p0, X, Y = _tiny_problem(dtype, target=target)
+    hyper = _hyper(opt, dtype, **kw)
+    # bs=7 with 3 shards: 3 rows per shard, the last batch (101 % 7 = 3 rows) leaves a shard empty.
+    ref = _run(R, dtype, meta, p0, X, Y, loss=loss, opt=opt, hyper=hyper, bs=7, shards=shards)
+    got = _run(C, dtype, meta, p0, X, Y, loss=loss, opt=opt, hyper=hyper, bs=7, shards=shards,
+               correct_dtype=np.int64)
+    factor = 100 if dtype == np.float64 else 300  # 15 chained steps amplify rounding
+    for a, b in zip(got[:4], ref[:4]):
+        assert_close(a, b, dtype, factor)
+    np.testing.assert_array_equal(got[4], ref[4])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sharded_driver_is_deterministic(dtype):
+    meta, p0, X, Y = _tiny_problem(dtype, n=300, sizes=(40, 64, 32, 5))
+    hyper = _hyper(OPT_ADAM, dtype, clip_norm=1.0)
+    first = _run(C, dtype, meta, p0, X, Y, loss=LOSS_SOFTMAX_CE, opt=OPT_ADAM, hyper=hyper,
+                 bs=32, shards=2)
+    for _ in range(3):
+        again = _run(C, dtype, meta, p0, X, Y, loss=LOSS_SOFTMAX_CE, opt=OPT_ADAM, hyper=hyper,
+                     bs=32, shards=2)
+        for a, b in zip(first, again):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_work_offsets_match_numba_layout():
+    numba_backend = pytest.importorskip("fastnn.kernels.numba_backend")
+    meta, *_ = _tiny_problem(np.float64, acts=(ACT_RELU, ACT_LINEAR, ACT_SOFTMAX))
+    for rows, ny in ((7, 1), (3, 4)):
+        np.testing.assert_array_equal(K.work_offsets(meta, rows, ny),
+                                      numba_backend._work_offsets(meta, rows, ny))
+        offs = K.work_offsets(meta, rows, ny)
+        n_params = int(meta[-1, 4] + meta[-1, 1])
+        # dZ, the last block, ends where the shard gradient starts.
+        assert offs[-1] + rows * layout.max_width(meta) + n_params == \
+            layout.shard_stride(meta, rows, ny, n_params, 2)
+
+
+def test_train_batches_row_strided_X_and_int_perm():
+    meta, p0, X, Y = _tiny_problem(np.float64)
+    wide = np.zeros((X.shape[0], X.shape[1] + 5))
+    wide[:, 2:2 + X.shape[1]] = X
+    hyper = _hyper(OPT_ADAM, np.float64)
+    perm = np.random.default_rng(9).permutation(X.shape[0])
+    ref = _run(R, np.float64, meta, p0, X, Y, loss=LOSS_SOFTMAX_CE, opt=OPT_ADAM, hyper=hyper,
+               bs=16, shards=1, perm=perm)
+    got = _run(C, np.float64, meta, p0, wide[:, 2:2 + X.shape[1]], Y, loss=LOSS_SOFTMAX_CE,
+               opt=OPT_ADAM, hyper=hyper, bs=16, shards=1, perm=perm.astype(np.int32))
+    assert_close(got[0], ref[0], np.float64, 100)
+
+
+def test_train_batches_rejects_bad_buffers():
+    meta, p0, X, Y = _tiny_problem(np.float32)
+    hyper = _hyper(OPT_ADAM, np.float32)
+    starts = np.arange(0, 101, 10)
+    perm = np.arange(101)
+
+    def call(work, params=p0, state=None):
+        params = params.copy()
+        state = np.zeros((2, params.size), params.dtype) if state is None else state
+        C.train_batches(X, Y, perm, starts, 10, meta, np.zeros(3), params, np.zeros_like(params),
+                        LOSS_SOFTMAX_CE, OPT_ADAM, state, hyper, np.full(len(starts), 0.01), 0,
+                        2, work, np.zeros(len(starts)), np.zeros(len(starts)))
+
+    need = layout.shard_stride(meta, 5, 1, p0.size, 2)
+    call(np.zeros((2, need), np.float32))
+    with pytest.raises(ValueError, match="work"):
+        call(np.zeros((2, need - 1), np.float32))
+    with pytest.raises(ValueError, match="work"):
+        call(np.zeros((2, need), np.float64))
+    with pytest.raises(ValueError, match="params"):
+        call(np.zeros((2, need), np.float32), params=p0.astype(np.float16))
+    with pytest.raises(ValueError, match="state"):
+        call(np.zeros((2, need), np.float32), state=np.zeros((2, p0.size), np.float32).T.copy().T)
+
+
+def test_train_batches_releases_the_gil_and_is_thread_safe():
+    """Two Python threads train two copies at once; each must equal a solo run."""
+    from threadpoolctl import threadpool_limits
+
+    meta, p0, X, Y = _tiny_problem(np.float64, n=400, sizes=(30, 32, 16, 4))
+    hyper = _hyper(OPT_ADAM, np.float64)
+    with threadpool_limits(1):
+        solo = _run(C, np.float64, meta, p0, X, Y, loss=LOSS_SOFTMAX_CE, opt=OPT_ADAM, hyper=hyper,
+                    bs=16, shards=1)
+    results = [None, None]
+
+    def work(i):
+        results[i] = _run(C, np.float64, meta, p0, X, Y, loss=LOSS_SOFTMAX_CE, opt=OPT_ADAM,
+                          hyper=hyper, bs=16, shards=1)
+
+    with threadpool_limits(1):
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for res in results:
+        for a, b in zip(res, solo):
+            np.testing.assert_array_equal(a, b)
