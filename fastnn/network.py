@@ -63,9 +63,11 @@ class Network:
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self._allocate()
         for layer in self.layers:
+            layer.init_params(layer.params, self.rng)
+        # Random layers (dropout) are seeded after the weights, so adding one does not change them.
+        for layer in self.layers:
             if hasattr(layer, "rng"):
                 layer.rng = np.random.default_rng(self.rng.integers(2 ** 63))
-            layer.init_params(layer.params, self.rng)
 
     # ------------------------------------------------------------------ structure
     def _check_widths(self):

@@ -314,6 +314,8 @@ class Trainer:
             saved_iterations = opt.iterations
             step_fn(perm, starts, batch_loss, batch_correct)
             finite = np.isfinite(batch_loss)
+            if finite.all() and not np.isfinite(net.params).all():
+                finite[-1] = False  # the last update overflowed the weights
             if not finite.all():
                 bad = int(np.argmin(finite))
                 net.params[...] = saved_params
