@@ -210,7 +210,7 @@ def test_schedule_callable_learning_rate():
     trainer = fnn.Trainer(net, optimizer=fnn.Adam(lr=schedule), batch_size=100, verbose=0, seed=0)
     h = trainer.fit(X, y, epochs=5)
     assert set(range(15)) <= set(np.concatenate(seen).tolist())
-    assert h["lr"] == [1e-2, 1e-2, 1e-2, 1e-2 * 0.5, 1e-2 * 0.5]
+    assert h["lr"] == [1e-2, 1e-2, 1e-2, 1e-2, 1e-2 * 0.5]  # epochs start at steps 0, 3, 6, 9, 12
     assert trainer.optimizer.iterations == 15
     assert trainer.optimizer.current_lr == 1e-2 * 0.5
     # A constant schedule trains exactly like the float learning rate.
