@@ -6,9 +6,11 @@ no pickle) that also holds what an exact continuation needs:
 - the optimizer state (Adam moments, ...) as the tensor ``optimizer.state``,
   its class name, hyper-parameters and step count (which drives a
   learning-rate schedule);
-- the learning rate (a float; a schedule callable cannot be stored, so the
-  resuming trainer must be built with the same schedule; a schedule object
-  with ``state_dict``/``load_state_dict`` has that state stored too);
+- the learning rate: a float, or for a schedule its repr and, for
+  :mod:`fastnn.schedules` objects, its config (a callable itself is never
+  stored: the resuming trainer is built with the same schedule, and a warning
+  says when it differs; a schedule with ``state_dict``/``load_state_dict`` has
+  that state stored too);
 - the epoch counter and the shuffling RNG state (``Trainer.state_dict()``),
   the RNG state of random layers (dropout);
 - the state of the trainer's callbacks that have ``state_dict`` (e.g. the best
@@ -99,6 +101,8 @@ def save_checkpoint(path, trainer, *, metadata=None, logs=None):
     lr = {"value": None if callable(opt.lr) else float(opt.lr),
           "schedule": repr(opt.lr) if callable(opt.lr) else None,
           "current": float(opt.current_lr)}
+    if callable(opt.lr) and callable(getattr(opt.lr, "to_config", None)):
+        lr["schedule_config"] = _jsonable(opt.lr.to_config(), "the learning-rate schedule config")
     if callable(opt.lr) and callable(getattr(opt.lr, "state_dict", None)):
         lr["schedule_state"] = _jsonable(opt.lr.state_dict(), "the learning-rate schedule state")
     layer_rngs = {str(i): _rng_state(layer.rng) for i, layer in enumerate(net.layers)
@@ -299,6 +303,10 @@ def _restore(trainer, params, trainer_state, training, rngs, task, name):
     elif not callable(opt.lr):
         warnings.warn(f"{name}: the checkpoint used a learning-rate schedule ({saved_lr.get('schedule')}), "
                       f"the trainer a constant {opt.lr}; keeping the constant", stacklevel=3)
+    elif "schedule_config" in saved_lr and callable(getattr(opt.lr, "to_config", None)) \
+            and _arch(opt.lr.to_config()) != saved_lr["schedule_config"]:
+        warnings.warn(f"{name}: the trainer's schedule {opt.lr!r} differs from the checkpoint's "
+                      f"({saved_lr.get('schedule')}); the run will not continue exactly", stacklevel=3)
     try:
         trainer.load_state_dict(trainer_state)
     except (KeyError, TypeError, ValueError) as exc:
