@@ -689,7 +689,8 @@ class Diagnostics(Callback):
 
     After every epoch it checks, as the troubleshooting tables advise:
 
-    * loss NaN/Inf, or rising for ``patience`` epochs → learning rate too high;
+    * loss NaN/Inf, rising for ``patience`` epochs, or above chance level (the
+      loss of a uniform guess) for ``patience`` epochs → learning rate too high;
     * loss flat from the start for ``patience`` epochs → learning rate too low,
       or clipping too tight;
     * ``val_loss`` rising while the loss falls → overfitting;
@@ -779,6 +780,7 @@ class Diagnostics(Callback):
             self.losses.append(float(logs["loss"]))
             self._report(d.check_loss_trend(self.losses, self.patience, flat_tol=self.flat_tol,
                                             clip_norm=t.clip_norm, clip_value=t.clip_value))
+            self._report(d.check_worse_than_chance(self.losses, t.loss, t.network.n_outputs, self.patience))
         if "val_loss" in logs:
             self.val_losses.append(float(logs["val_loss"]))
             self._report(d.check_overfitting(self.losses, self.val_losses, self.patience))

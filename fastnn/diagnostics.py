@@ -7,6 +7,7 @@ into code:
 What the numbers show                   Likely cause → what to try
 ======================================  ==========================================================
 loss rising for several epochs          learning rate too high → divide it by 10
+loss above chance level (ln k)          learning rate too high, labels not matching inputs
 loss NaN/Inf                            learning rate too high, NaN in the data → lr / 10, clip_norm
 loss flat from the start                learning rate too low → multiply it by 10; clipping too
                                         tight → relax clip_value/clip_norm; bad init → other seed
@@ -28,7 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["FastnnWarning", "Finding", "check_loss_trend", "check_overfitting", "check_non_finite",
+__all__ = ["FastnnWarning", "Finding", "check_loss_trend", "check_worse_than_chance", "chance_loss",
+           "check_overfitting", "check_non_finite",
            "check_negative_loss", "check_targets", "check_predictions", "diagnose", "emit"]
 
 
@@ -117,6 +119,45 @@ def check_loss_trend(losses, patience=5, *, flat_tol=1e-3, rise_tol=0.1, clip_no
                        f"the training {name} has barely moved for {patience} epochs "
                        f"({window[0]:.6g} → {now:.6g})", hint)
     return None
+
+
+def chance_loss(loss, n_outputs):
+    """The loss of a uniform guess: ``ln(n_classes)`` for cross-entropy, ``ln 2`` for binary
+    cross-entropy (per output); None for regression losses."""
+    from . import losses as _losses
+
+    loss = _losses.get(loss)
+    if isinstance(loss, _losses.CrossEntropy) and n_outputs >= 2:
+        return math.log(n_outputs)
+    if isinstance(loss, _losses.BinaryCrossEntropy):
+        return math.log(2.0)
+    return None
+
+
+def check_worse_than_chance(losses, loss, n_outputs, patience=5, margin=0.1):
+    """The classification loss stayed above that of a uniform guess (by ``margin``, relative) for
+    ``patience`` epochs: the steps are so large that the network does worse than guessing.
+    A loss that has hardly moved at all (less than 10%) is left to :func:`check_loss_trend`.
+
+    Returns a Finding of kind ``'worse_than_chance'`` or None.
+    """
+    chance = chance_loss(loss, n_outputs)
+    losses = _finite_list(losses)
+    if chance is None or len(losses) < patience:
+        return None
+    recent = np.array(losses[-patience:])
+    if not np.isfinite(recent).all() or not (recent > chance * (1 + margin)).all():
+        return None
+    seen = np.array([v for v in losses if math.isfinite(v)])
+    if seen.max() - seen.min() < 0.1 * abs(seen.mean()):
+        return None  # it never moved: a learning rate too low (the flat-loss check), not too high
+    what = f"a uniform guess over {n_outputs} classes" if n_outputs >= 2 and chance != math.log(2.0) \
+        else "a coin flip per output"
+    return Finding("worse_than_chance",
+                   f"the training loss has stayed above {chance:.4g} (the loss of {what}) for {patience} "
+                   f"epochs (last {recent[-1]:.4g}): the network does worse than guessing",
+                   "the learning rate is probably too high: divide it by 10; also check that the labels "
+                   "belong to their inputs (X and y shuffled together)")
 
 
 def check_overfitting(losses, val_losses, patience=5):
@@ -262,8 +303,11 @@ def check_predictions(network, X, y, *, max_samples=4096, data_name="the data"):
 
 
 # ---------------------------------------------------------------------- post hoc
-def diagnose(history, patience=5, *, flat_tol=1e-3, clip_norm=0.0, clip_value=0.0):
+def diagnose(history, patience=5, *, flat_tol=1e-3, clip_norm=0.0, clip_value=0.0, loss=None, n_outputs=None):
     """Run the loss-curve checks on a finished :class:`~fastnn.History` (or dict of lists).
+
+    ``loss`` and ``n_outputs`` (the trainer's loss and the network's width)
+    enable the chance-level check.
 
     Returns
     -------
@@ -284,6 +328,10 @@ def diagnose(history, patience=5, *, flat_tol=1e-3, clip_norm=0.0, clip_value=0.
     trend = check_loss_trend(losses, patience, flat_tol=flat_tol, clip_norm=clip_norm, clip_value=clip_value)
     if trend:
         found.append(trend)
+    if loss is not None and n_outputs is not None:
+        chance = check_worse_than_chance(losses, loss, n_outputs, patience)
+        if chance:
+            found.append(chance)
     if "val_loss" in h:
         over = check_overfitting(losses, h["val_loss"], patience)
         if over:
