@@ -713,7 +713,7 @@ cdef void _run_sharded(const floating* X, Py_ssize_t ldx, const floating* Y, Py_
         start = starts[j]
         m = min(batch_size, n - start)
         per = (m + n_shards - 1) // n_shards
-        for s in prange(n_shards, num_threads=n_threads, schedule='static', chunksize=1):
+        for s in prange(n_shards, num_threads=n_threads, schedule='static'):
             lo = s * per
             m_s = min(per, m - lo)
             wb = work + s * stride

@@ -323,3 +323,31 @@ def test_train_batches_releases_the_gil_and_is_thread_safe():
     for res in results:
         for a, b in zip(res, solo):
             np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_train_batches_stays_inside_its_work_layout(shards):
+    """A wider work buffer than needed: the gap between the layout and the shard gradient
+    (at the end of each row, as in the numba backend) is never touched."""
+    dtype = np.float64
+    meta, p0, X, Y = _tiny_problem(dtype)
+    hyper = _hyper(OPT_ADAM, dtype)
+    bs = 16
+    rows = bs if shards == 1 else layout.shard_rows(bs, shards)
+    need = layout.shard_stride(meta, rows, Y.shape[1], p0.size, shards)
+    extra = 37
+    work = np.full((shards, need + extra), np.nan)
+    starts = np.arange(0, X.shape[0], bs)
+
+    def run(work):
+        p = p0.copy()
+        C.train_batches(X, Y, np.arange(X.shape[0]), starts, bs, meta, np.zeros(3), p,
+                        np.zeros_like(p), LOSS_SOFTMAX_CE, OPT_ADAM, np.zeros((2, p.size)), hyper,
+                        np.full(len(starts), 0.01), 0, shards, work, np.zeros(len(starts)),
+                        np.zeros(len(starts)))
+        return p
+
+    p = run(work)
+    gap_lo = need - (p.size if shards > 1 else 0)
+    assert np.isnan(work[:, gap_lo:gap_lo + extra]).all()
+    np.testing.assert_array_equal(p, run(np.zeros((shards, need))))
