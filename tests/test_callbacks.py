@@ -1,6 +1,5 @@
 """Training-toolkit callbacks: each in a tiny real training run, plus exact unit checks with scripted logs."""
 import csv
-import warnings
 
 import numpy as np
 import pytest

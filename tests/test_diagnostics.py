@@ -198,3 +198,17 @@ def test_diagnostics_validation():
         Diagnostics(patience=0)
     with pytest.raises(ValueError):
         Diagnostics(validation_data=[1, 2, 3])
+
+
+def test_one_class_on_training_data_when_the_trainer_exposes_it(data):
+    X, y, _, _ = data
+    net = fnn.Network([fnn.Dense(2, 4, "relu"), fnn.Dense(4, 2)], seed=0, backend="reference")
+    trainer = fnn.Trainer(net, optimizer=fnn.SGD(1e-9), batch_size=64, verbose=0, seed=0)
+    if not hasattr(trainer, "fit_data"):
+        pytest.skip("Trainer does not expose fit_data/validation_data to callbacks (yet)")
+    net.layers[-1].params["W"][...] = 0
+    net.layers[-1].params["b"][...] = [0.0, 4.0]
+    diag = Diagnostics(patience=10)
+    with pytest.warns(FastnnWarning, match="predictions on the training data are class 1"):
+        trainer.fit(X, y, epochs=2, callbacks=[diag])
+    assert trainer.fit_data is None  # not kept alive after fit
