@@ -11,7 +11,10 @@ Quick start::
 __version__ = "0.1.0"
 
 from ._config import get_num_threads, set_num_threads
-from .callbacks import Callback, EpochLogger, ProgressBar
+from .callbacks import (Callback, CSVLogger, Diagnostics, EarlyStopping, EpochLogger, LearningRateScheduler,
+                        LivePlot, ProgressBar, ReduceLROnPlateau, TerminateOnNaN)
+from .checkpoint import ModelCheckpoint, load_checkpoint, save_checkpoint
+from .diagnostics import FastnnWarning
 from .errors import (BackendUnavailableError, DataFormatError, FastnnError, ModelFormatError,
                      NonFiniteError)
 from .kernels import available_backends, get_backend
@@ -20,13 +23,19 @@ from .losses import BinaryCrossEntropy, CrossEntropy, Loss, MeanSquaredError
 from .network import Network
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .trainer import History, Trainer
+from .schedules import Constant, CosineDecay, ExponentialDecay, OneCycle, Schedule, StepDecay
+from .lr_finder import LRFinderResult, lr_find
+from . import data, metrics
 from ._info import show_config
 
 __all__ = [
     "Network", "Trainer", "History", "Dense", "Dropout", "Layer",
     "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Optimizer",
     "Loss", "CrossEntropy", "BinaryCrossEntropy", "MeanSquaredError",
-    "Callback", "ProgressBar", "EpochLogger",
+    "Callback", "ProgressBar", "EpochLogger", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN",
+    "CSVLogger", "LearningRateScheduler", "ReduceLROnPlateau", "LivePlot", "Diagnostics", "FastnnWarning",
+    "save_checkpoint", "load_checkpoint", "lr_find", "LRFinderResult",
+    "Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "OneCycle", "data", "metrics",
     "FastnnError", "DataFormatError", "ModelFormatError", "NonFiniteError", "BackendUnavailableError",
     "get_backend", "available_backends", "set_num_threads", "get_num_threads", "show_config",
 ]

@@ -17,6 +17,7 @@ from .layers import Dense
 
 _CHUNK_BATCHES = 128   # batches per compiled call when nothing needs every batch
 _MIN_SHARD_ROWS = 16   # below this many rows per shard, splitting a batch costs more than it gains
+_MIN_SHARD_WORK = 1 << 20  # rows per shard x parameters: below it (tiny nets) one thread is faster
 
 
 class History:
@@ -90,7 +91,8 @@ class Trainer:
         How mini-batches use several cores: ``'shards'`` splits each batch into
         one row shard per thread (single-threaded BLAS each, gradients summed in
         a fixed order); ``'blas'`` keeps the batch whole and lets BLAS thread each
-        GEMM; ``'auto'`` shards when every shard gets at least 16 rows.
+        GEMM; ``'auto'`` shards when every shard gets at least 16 rows and
+        enough arithmetic (rows x parameters >= 2**20); tiny networks run on one thread.
     check_finite : bool, default True
         After every compiled chunk, check the batch losses; on NaN/Inf restore
         the weights from before the chunk and raise :class:`~fastnn.errors.NonFiniteError`.
@@ -125,6 +127,8 @@ class Trainer:
         self.epoch = 0           # epochs completed so far (continues across fit calls)
         self.stop_training = False
         self.last_plan = None    # description of the last fit's execution plan (for tests/diagnostics)
+        self.fit_data = None     # (X, Y) as prepared, during fit only (for callbacks)
+        self.validation_data = None
 
     @staticmethod
     def _check_clip(value, name):
@@ -152,7 +156,12 @@ class Trainer:
             return 1
         if self.parallel == "shards":
             return min(n_threads, batch_size)
-        return n_threads if batch_size // n_threads >= _MIN_SHARD_ROWS else 1
+        rows = batch_size // n_threads
+        # Shard only when each thread gets enough work to pay for the fork/join and the gradient
+        # reduction: small nets and thin shards run faster on one thread.
+        if rows >= _MIN_SHARD_ROWS and rows * self.network.n_params >= _MIN_SHARD_WORK:
+            return n_threads
+        return 1
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, epochs=1, batch_size=None, *, validation_data=None, shuffle=True, seed=None,
@@ -242,6 +251,9 @@ class Trainer:
         else:
             run_batches = self._layerwise_runner(kern, Xc, Y, batch_size)
 
+        # Read-only views for callbacks (fastnn.callbacks.Diagnostics): the prepared data of this fit.
+        self.fit_data = (Xc, Y)
+        self.validation_data = val
         with thread_limits(blas_threads):
             if table is not None and n_shards > 1:
                 apply_numba_threads(n_shards)
@@ -282,6 +294,7 @@ class Trainer:
                 if self.stop_training:
                     break
             cbs.on_train_end({})
+        self.fit_data = self.validation_data = None  # do not keep the data alive after fit
         self.history = history
         return history
 

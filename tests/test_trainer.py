@@ -90,13 +90,17 @@ def test_fused_path_matches_per_layer_path(backend, parallel):
 
 @pytest.mark.parametrize("backend", COMPILED)
 def test_compiled_backends_take_the_fused_sharded_path(backend):
-    net = _mlp(backend, "float32")
+    net = _mlp(backend, "float32", hidden=256)
     trainer = fnn.Trainer(net, batch_size=64, verbose=0, n_threads=2, parallel="auto")
     trainer.fit(*_data(), epochs=1)
     assert trainer.last_plan["path"] == "fused"
     assert trainer.last_plan["backend"] == backend
     assert trainer.last_plan["n_shards"] == 2
     assert trainer.last_plan["blas_threads"] == 1
+    # A tiny network is not worth splitting: one thread.
+    tiny = fnn.Trainer(_mlp(backend, "float32"), batch_size=64, verbose=0, n_threads=2)
+    tiny.fit(*_data(), epochs=1)
+    assert tiny.last_plan["n_shards"] == 1
     # Batch-level callbacks make the driver return after every batch, still compiled.
     seen = []
 
