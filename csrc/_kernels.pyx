@@ -737,9 +737,18 @@ cdef void _run_sharded(const floating* X, Py_ssize_t ldx, const floating* Y, Py_
 
 
 # =========================================================================== Python wrappers
-# Pointers: typed memoryviews give &mv[0, 0]; an empty view gives NULL-safe pointers (never read).
-# Leading dimensions come from the row stride; views must have unit stride along rows
-# (cython_backend makes a contiguous copy otherwise).
+# Pointers come from &mv[0, 0] (the wrappers return early on empty views); leading dimensions
+# from the row stride. 2-D views must have unit stride along rows and non-overlapping rows
+# (_check_rows checks; cython_backend makes a contiguous copy of anything else).
+
+cdef int _check_rows(const floating[:, :] a, str name) except -1:
+    """Raise unless the 2-D view ``a`` can be passed as (pointer, leading dimension)."""
+    cdef Py_ssize_t rows = a.shape[0], cols = a.shape[1], s0 = a.strides[0], s1 = a.strides[1]
+    cdef Py_ssize_t size = sizeof(floating)
+    if (cols > 1 and s1 != size) or (rows > 1 and (s0 < cols * size or s0 % size)):
+        raise ValueError(f"{name}: rows must have unit stride and must not overlap "
+                         f"(shape ({rows}, {cols}), strides ({s0}, {s1}))")
+    return 0
 
 cdef inline Py_ssize_t _ld(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t stride0,
                            Py_ssize_t itemsize) noexcept nogil:
@@ -754,6 +763,8 @@ def activation_forward(const floating[:, :] Z, int act, double alpha, floating[:
     cdef Py_ssize_t n = Z.shape[0], k = Z.shape[1], i
     cdef Py_ssize_t ldz = _ld(n, k, Z.strides[0], sizeof(floating))
     cdef Py_ssize_t lda = _ld(n, k, A_out.strides[0], sizeof(floating))
+    _check_rows(Z, "Z")
+    _check_rows(A_out, "A_out")
     if n == 0 or k == 0:
         return
     with nogil:
@@ -766,6 +777,10 @@ def activation_backward(const floating[:, :] Z, const floating[:, :] A, const fl
     """dZ = dA * f'(Z) (a Jacobian-vector product for softmax)."""
     cdef Py_ssize_t n = Z.shape[0], k = Z.shape[1]
     cdef Py_ssize_t sz = sizeof(floating)
+    _check_rows(Z, "Z")
+    _check_rows(A, "A")
+    _check_rows(dA, "dA")
+    _check_rows(dZ_out, "dZ_out")
     if n == 0 or k == 0:
         return
     with nogil:
@@ -780,6 +795,10 @@ def dense_forward(const floating[:, :] X, const floating[:, :] W, const floating
     cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1]
     cdef Py_ssize_t sz = sizeof(floating)
     cdef floating dummy = 0
+    _check_rows(X, "X")
+    _check_rows(W, "W")
+    _check_rows(Z_out, "Z_out")
+    _check_rows(A_out, "A_out")
     if n == 0 or n_out == 0:
         return
     with nogil:
@@ -802,6 +821,15 @@ def dense_backward(const floating[:, :] X, const floating[:, :] W, const floatin
     cdef const floating* Xp = &dummy
     cdef const floating* Wp = &dummy
     cdef floating* dWp = &dummy
+    _check_rows(X, "X")
+    _check_rows(W, "W")
+    _check_rows(Z, "Z")
+    _check_rows(A, "A")
+    _check_rows(dA, "dA")
+    _check_rows(dZ_buf, "dZ_buf")
+    _check_rows(dW_out, "dW_out")
+    if dX_out is not None:
+        _check_rows(dX_out, "dX_out")
     if n_out == 0:
         return
     if n_in > 0:
@@ -833,6 +861,9 @@ def loss_forward_backward(int loss, const floating[:, :] out, const floating[:, 
     cdef Py_ssize_t n = out.shape[0], k = out.shape[1], nt = target.shape[1]
     cdef Py_ssize_t sz = sizeof(floating)
     cdef double total
+    _check_rows(out, "out")
+    _check_rows(target, "target")
+    _check_rows(dout, "dout")
     if n == 0 or k == 0:
         return 0.0
     with nogil:
@@ -846,6 +877,8 @@ def count_correct(int loss, const floating[:, :] out, const floating[:, :] targe
     """Number of rows whose prediction matches the target (classification losses only)."""
     cdef Py_ssize_t n = out.shape[0], k = out.shape[1], nt = target.shape[1]
     cdef Py_ssize_t sz = sizeof(floating)
+    _check_rows(out, "out")
+    _check_rows(target, "target")
     if n == 0 or k == 0:
         return 0
     return int(_count_correct(loss, n, k, &out[0, 0], _ld(n, k, out.strides[0], sz),
@@ -856,6 +889,8 @@ def gather_rows(const floating[:, :] X, const int64_t[::1] idx, floating[:, :] o
     """out[i] = X[idx[i]]."""
     cdef Py_ssize_t m = idx.shape[0], k = X.shape[1]
     cdef Py_ssize_t sz = sizeof(floating)
+    _check_rows(X, "X")
+    _check_rows(out, "out")
     if m == 0 or k == 0:
         return
     with nogil:
@@ -927,6 +962,8 @@ def train_batches(const floating[:, :] X, const floating[:, :] Y, const int64_t[
     cdef Py_ssize_t ldx = _ld(X.shape[0], X.shape[1], X.strides[0], sz)
     cdef Py_ssize_t ldy = _ld(Y.shape[0], ny, Y.strides[0], sz)
     cdef floating* st = NULL
+    _check_rows(X, "X")
+    _check_rows(Y, "Y")
     if n_batches == 0:
         return
     rows_cap = batch_size if n_shards == 1 else (batch_size + n_shards - 1) // n_shards

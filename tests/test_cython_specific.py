@@ -106,6 +106,12 @@ def test_dense_backward_views_and_no_dx(dtype):
     dW = np.empty((6, 5), dtype)
     C.dense_backward(X, W, Z, A, dA, ACT_TANH, 0.0, got[0], dW, got[2], None)
     assert_close(dW, ref[1], dtype)
+    dW[...] = 0
+    Xc = np.ascontiguousarray(X)  # keywords work on the direct path and on the adapting one
+    for x in (Xc, X):
+        C.dense_backward(x, W, Z, A, dA, act=ACT_TANH, alpha=0.0, dZ_buf=got[0], dW_out=dW,
+                         db_out=got[2], dX_out=None)
+        assert_close(dW, ref[1], dtype)
 
 
 @pytest.mark.parametrize("act", [ACT_LINEAR, ACT_RELU, ACT_TANH, ACT_SOFTMAX])
@@ -351,3 +357,16 @@ def test_train_batches_stays_inside_its_work_layout(shards):
     gap_lo = need - (p.size if shards > 1 else 0)
     assert np.isnan(work[:, gap_lo:gap_lo + extra]).all()
     np.testing.assert_array_equal(p, run(np.zeros((shards, need))))
+
+
+def test_extension_rejects_views_it_cannot_pass_to_blas():
+    """The raw extension takes (pointer, ld) views only; the backend module adapts the rest."""
+    Z = np.ones((4, 6))
+    with pytest.raises(ValueError, match="unit stride"):
+        K.activation_forward(Z[:, ::2], ACT_RELU, 0.0, np.empty((4, 3)))
+    with pytest.raises(ValueError, match="unit stride"):
+        K.dense_forward(Z, np.ones((6, 2)), np.zeros(2), ACT_RELU, 0.0, np.empty((2, 4)).T,
+                        np.empty((4, 2)))
+    out = np.empty((4, 3))
+    C.activation_forward(Z[:, ::2], ACT_RELU, 0.0, out)  # adapted by cython_backend
+    assert (out == 1).all()
