@@ -1,0 +1,144 @@
+"""The example scripts (examples/*.py) run and reach the targets their docstrings state.
+
+Most run in-process (``runpy`` + ``main(argv)``: no interpreter start-up or
+re-import per script); one runs as a real subprocess, end to end, with a
+plot. Epoch counts are cut where the full count is not needed to reach the
+target (measured over seeds 0-5); the metric is parsed from the printed
+report and compared with the target here, not taken from the script's word.
+"""
+import contextlib
+import io
+import os
+import re
+import runpy
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+
+#: example -> extra arguments that keep the test short and still reach the target
+FAST_ARGS = {
+    "xor": ["--epochs", "500"],
+    "spiral": ["--epochs", "400"],
+    "sine": ["--epochs", "300"],
+    "checkerboard": ["--epochs", "1000"],
+    "rgb_colors": ["--epochs", "400"],
+    "circles_moons": [],
+    "regression_weights": [],
+}
+
+_TARGET = re.compile(r"^target: (?P<metric>.+?) (?P<op>>=|<=) (?P<goal>[0-9.eE+-]+) -> target (?P<status>reached|NOT reached)$",
+                     re.M)
+
+
+def _targets(text):
+    """[(metric, op, goal, value, status)] from an example's report; value parsed from its own line."""
+    found = []
+    for m in _TARGET.finditer(text):
+        metric = m["metric"]
+        values = re.findall(rf"^{re.escape(metric)}:\s+([0-9.eE+-]+)$", text, re.M)
+        assert len(values) == 1, f"no single line with the value of {metric!r}:\n{text}"
+        found.append((metric, m["op"], float(m["goal"]), float(values[0]), m["status"]))
+    assert found, f"no target line in the output:\n{text}"
+    return found
+
+
+def _check_reached(text):
+    for metric, op, goal, value, status in _targets(text):
+        ok = value >= goal if op == ">=" else value <= goal
+        assert ok, f"{metric} = {value} misses the target {op} {goal}:\n{text}"
+        assert status == "reached", text
+
+
+@pytest.fixture(scope="module")
+def load_example():
+    """Load examples/<name>.py without running it (``_common`` importable), return its namespace."""
+    sys.path.insert(0, str(EXAMPLES))
+    cache = {}
+
+    def load(name):
+        if name not in cache:
+            cache[name] = runpy.run_path(str(EXAMPLES / f"{name}.py"), run_name=f"example_{name}")
+        return cache[name]
+    yield load
+    sys.path.remove(str(EXAMPLES))
+
+
+def _run_in_process(namespace, argv):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = namespace["main"](argv)
+    return status, out.getvalue()
+
+
+def test_every_example_is_covered():
+    scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"_common", "train_mnist", "mnist_augmented"}
+    assert scripts == set(FAST_ARGS)
+
+
+@pytest.mark.parametrize("name", sorted(FAST_ARGS))
+def test_example_reaches_its_target(name, load_example):
+    ns = load_example(name)
+    doc = ns["__doc__"]
+    assert re.search(r"^Targets?:", doc, re.M), f"{name}.py must state its target in the module docstring"
+    t0 = time.perf_counter()
+    status, text = _run_in_process(ns, ["--seed", "0", *FAST_ARGS[name]])
+    took = time.perf_counter() - t0
+    _check_reached(text)
+    assert status == 0, text
+    # the stated goal is the one the docstring states
+    for metric, op, goal, _, _ in _targets(text):
+        assert re.search(rf"{op}\s*{goal:g}\b", doc), f"docstring of {name}.py does not state {op} {goal:g}"
+    assert took < 15, f"{name} took {took:.1f} s"
+
+
+def test_missed_target_is_reported_and_exits_1(load_example):
+    status, text = _run_in_process(load_example("sine"), ["--epochs", "1", "--lr", "0.0001"])
+    assert status == 1
+    assert "-> target NOT reached" in text
+    assert "time: " in text and "for 1 epochs" in text
+
+
+def test_regression_recovers_true_weights(load_example):
+    status, text = _run_in_process(load_example("regression_weights"), [])
+    assert status == 0
+    rows = {m["name"]: (float(m["true"]), float(m["learned"]))
+            for m in re.finditer(r"^(?P<name>performance|years|projects|bias \(base\))\s+(?P<true>\S+)\s+"
+                                 r"(?P<learned>\S+)", text, re.M)}
+    assert rows.keys() == {"performance", "years", "projects", "bias (base)"}
+    assert [t for t, _ in rows.values()] == [2.5, 0.8, 1.5, 3.0]
+    assert max(abs(t - v) for t, v in rows.values()) <= 0.05
+
+
+def test_bad_arguments_are_rejected(load_example):
+    ns = load_example("xor")
+    for argv in (["--epochs", "0"], ["--lr", "-1"], ["--lr", "nan"], ["--batch-size", "x"]):
+        with pytest.raises(SystemExit) as exc, contextlib.redirect_stderr(io.StringIO()):
+            ns["main"](argv)
+        assert exc.value.code == 2
+
+
+def test_example_as_subprocess_with_plot(tmp_path):
+    """One real run: the script on its own, from another working directory, default settings, a PNG."""
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "xor.png"
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": os.pathsep.join(
+        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "xor.py"), "--plot", str(png)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _check_reached(proc.stdout)
+    assert "for 1000 epochs" in proc.stdout  # the guide's default
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_circles_moons_plots_one_file_per_problem(tmp_path, load_example):
+    pytest.importorskip("matplotlib")
+    status, text = _run_in_process(load_example("circles_moons"), ["--plot", str(tmp_path / "cm.png")])
+    assert status == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cm-circles.png", "cm-moons.png"]
