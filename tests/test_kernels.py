@@ -213,3 +213,14 @@ def test_sharded_driver_is_deterministic(kern):
         outs.append(p)
     for p in outs[1:]:
         np.testing.assert_array_equal(p, outs[0])
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_nan_propagates_through_activations(kern, act):
+    """A NaN pre-activation stays NaN (so the non-finite guard sees it), as in the reference."""
+    Z = np.array([[np.nan, 1.0, -1.0]], np.float64)
+    A, A_ref = np.empty_like(Z), np.empty_like(Z)
+    kern.activation_forward(Z, act, 0.1, A)
+    ref.activation_forward(Z, act, 0.1, A_ref)
+    np.testing.assert_array_equal(np.isnan(A), np.isnan(A_ref))
+    assert np.isnan(A[0, 0])

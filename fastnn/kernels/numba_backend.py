@@ -69,7 +69,7 @@ def activation_forward(Z, act, alpha, A_out):
             if act == ACT_LINEAR:
                 r = z
             elif act == ACT_RELU:
-                r = z if z > zero else zero
+                r = zero if z <= zero else z  # written so NaN propagates, like np.maximum
             elif act == ACT_LEAKY_RELU:
                 r = z if z > zero else a * z
             elif act == ACT_ELU:
