@@ -1,0 +1,63 @@
+"""fastnn's side of the benchmark: factories with the same shape as :mod:`bench.peers`.
+
+``make_fastnn_epoch(X, y, batch_size, threads, backend=..., parallel=...)``
+returns a :class:`bench.peers.PeerRun` that runs ONE epoch of the
+784-256-128-10 ReLU MLP with softmax cross-entropy and Adam(1e-3) through
+``fastnn.Trainer.fit`` — the public API a user calls, not a private kernel.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from bench.peers import PeerRun
+
+
+def make_fastnn_epoch(X, y, batch_size, threads, hidden=(256, 128), lr=1e-3, seed=0, backend="cython",
+                      parallel="auto"):
+    import fastnn as fnn
+
+    sizes = [X.shape[1], *hidden, 10]
+    layers = [fnn.Dense(a, b, "relu") for a, b in zip(sizes[:-2], sizes[1:-1])] + [fnn.Dense(sizes[-2], 10)]
+    net = fnn.Network(layers, seed=seed, backend=backend)
+    trainer = fnn.Trainer(net, loss="cross_entropy", optimizer=fnn.Adam(lr), batch_size=batch_size, seed=seed,
+                          n_threads=threads, parallel=parallel, verbose=0)
+    X = np.ascontiguousarray(X, np.float32)
+
+    def epoch():
+        h = trainer.fit(X, y, epochs=1)
+        return h["loss"][-1]
+
+    epoch()  # compile / warm caches outside the timing (the benchmark also has a warm-up round)
+    plan = trainer.last_plan
+    run = PeerRun(epoch, f"fastnn-{backend}-{parallel}", X.shape[0], batch_size, threads)
+    run.plan = plan
+    return run
+
+
+def make_fastnn_predict(X, batch=1000, threads=1, backend="cython", seed=0):
+    import fastnn as fnn
+
+    net = fnn.Network([fnn.Dense(784, 256, "relu"), fnn.Dense(256, 128, "relu"), fnn.Dense(128, 10)],
+                      seed=seed, backend=backend)
+    X = np.ascontiguousarray(X, np.float32)
+
+    def predict():
+        with fnn._config.thread_limits(threads):
+            return np.concatenate([net.predict(X[i:i + batch]) for i in range(0, len(X), batch)])
+
+    return PeerRun(predict, f"fastnn-{backend}-predict", X.shape[0], batch, threads)
+
+
+def make_fastnn_latency(X, backend="cython", seed=0):
+    import fastnn as fnn
+
+    net = fnn.Network([fnn.Dense(784, 256, "relu"), fnn.Dense(256, 128, "relu"), fnn.Dense(128, 10)],
+                      seed=seed, backend=backend)
+    rows = [np.ascontiguousarray(X[i:i + 1], np.float32) for i in range(len(X))]
+    state = {"i": 0}
+
+    def one():
+        state["i"] = (state["i"] + 1) % len(rows)
+        return int(net.predict(rows[state["i"]])[0])
+
+    return PeerRun(one, f"fastnn-{backend}-latency", 1, 1, 1)
