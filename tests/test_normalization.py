@@ -337,3 +337,59 @@ def test_batchnorm_float32_matches_float64_training_step():
         nets.append(net)
     np.testing.assert_allclose(nets[0].params, nets[1].params, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(nets[0].layers[1].running_var, nets[1].layers[1].running_var, rtol=1e-4)
+
+
+# --------------------------------------------------------------------------- persistence (needs the lead's network/io change)
+_net_has_buffers = hasattr(fnn.Network([fnn.Dense(1, 1)]), "buffers")
+needs_buffers = pytest.mark.skipif(not _net_has_buffers, reason="Network has no flat `buffers` state array yet")
+
+
+@needs_buffers
+def test_running_statistics_live_in_the_network_state_and_survive_save_load(tmp_path):
+    X, y = fnn.data.synthetic.moons(200, noise=0.1, seed=1)
+    net = fnn.Network([fnn.Dense(2, 8, "relu"), BatchNorm(momentum=0.8), fnn.Dense(8, 2)], seed=0)
+    bn = net.layers[1]
+    assert net.buffers.shape == (16,) and np.shares_memory(bn.running_mean, net.buffers)
+    np.testing.assert_array_equal(net.buffers, [0] * 8 + [1] * 8)
+    fnn.Trainer(net, "cross_entropy", fnn.Adam(0.01), batch_size=32, seed=0, verbose=0).fit(X, y, epochs=3)
+    assert not np.allclose(bn.running_mean, 0)
+    path = tmp_path / "bn.fnn"
+    net.save(path)
+    loaded = fnn.Network.load(path)
+    np.testing.assert_array_equal(loaded.layers[1].running_mean, bn.running_mean)
+    np.testing.assert_array_equal(loaded.layers[1].running_var, bn.running_var)
+    np.testing.assert_array_equal(loaded.params, net.params)
+    np.testing.assert_array_equal(loaded.predict_proba(X), net.predict_proba(X))
+
+
+@needs_buffers
+def test_checkpoint_resume_restores_running_statistics(tmp_path):
+    from fastnn.checkpoint import load_checkpoint, save_checkpoint
+
+    X, y = fnn.data.synthetic.moons(100, noise=0.1, seed=2)
+
+    def make():
+        net = fnn.Network([fnn.Dense(2, 8, "tanh"), BatchNorm(), fnn.Dense(8, 2)], seed=0)
+        return net, fnn.Trainer(net, "cross_entropy", fnn.Adam(0.01), batch_size=20, seed=0, verbose=0)
+
+    net, trainer = make()
+    trainer.fit(X, y, epochs=2)
+    path = tmp_path / "ck.fnn"
+    save_checkpoint(path, trainer)
+    expected = net.buffers.copy()
+    net2, trainer2 = make()
+    load_checkpoint(path, trainer=trainer2)
+    np.testing.assert_array_equal(net2.buffers, expected)
+    np.testing.assert_array_equal(net2.params, net.params)
+
+
+def test_layernorm_round_trip(tmp_path):
+    net = fnn.Network([fnn.Dense(3, 5, "tanh"), LayerNorm(eps=1e-6), fnn.Dense(5, 2)], seed=0)
+    net.layers[1].params["gamma"][...] = np.arange(1, 6)
+    net.save(tmp_path / "ln.fnn")
+    loaded = fnn.Network.load(tmp_path / "ln.fnn")
+    assert [type(l).__name__ for l in loaded.layers] == ["Dense", "LayerNorm", "Dense"]
+    assert loaded.layers[1].get_config() == {"n_units": 5, "eps": 1e-6}
+    np.testing.assert_array_equal(loaded.params, net.params)
+    X = np.random.default_rng(0).random((4, 3))
+    np.testing.assert_array_equal(loaded.forward(X), net.forward(X))
