@@ -339,7 +339,7 @@ def test_batchnorm_float32_matches_float64_training_step():
     np.testing.assert_allclose(nets[0].layers[1].running_var, nets[1].layers[1].running_var, rtol=1e-4)
 
 
-# --------------------------------------------------------------------------- persistence (needs the lead's network/io change)
+# --------------------------------------------------------------------------- persistence (needs Network.buffers)
 _net_has_buffers = hasattr(fnn.Network([fnn.Dense(1, 1)]), "buffers")
 needs_buffers = pytest.mark.skipif(not _net_has_buffers, reason="Network has no flat `buffers` state array yet")
 
