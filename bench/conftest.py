@@ -5,6 +5,8 @@ Environment knobs
 FASTNN_DATA          directory with the MNIST IDX files (else random data).
 FASTNN_BENCH_N       samples per epoch when benchmarking (default 60000).
 FASTNN_BENCH_ROUNDS  timed rounds per epoch benchmark (default 3, +1 warm-up).
+FASTNN_BENCH_LOG     if set, append each result as one JSON line to this file as
+                     soon as it is measured (survives a killed or timed-out run).
 
 With ``--benchmark-disable`` every benchmark runs its callable once on a
 2048-sample subset, so the suite doubles as a fast smoke test.
@@ -12,6 +14,7 @@ With ``--benchmark-disable`` every benchmark runs its callable once on a
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -76,7 +79,12 @@ def record(benchmark, run, **extra):
     }
     benchmark.extra_info.update(info)
     if not benchmark.disabled:
-        _RESULTS.append({"group": benchmark.group, "median_s": median, **info})
+        row = {"group": benchmark.group, "median_s": median, **info}
+        _RESULTS.append(row)
+        log = os.environ.get("FASTNN_BENCH_LOG")
+        if log:
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(json.dumps({"name": benchmark.name, **row}, default=repr) + "\n")
     return info
 
 
