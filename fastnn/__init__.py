@@ -18,8 +18,10 @@ from .diagnostics import FastnnWarning
 from .errors import (BackendUnavailableError, DataFormatError, FastnnError, ModelFormatError,
                      NonFiniteError)
 from .kernels import available_backends, get_backend
-from .layers import Dense, Dropout, Layer
+from .layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
 from .losses import BinaryCrossEntropy, CrossEntropy, Loss, MeanSquaredError
+from .losses_extra import (FocalLoss, Huber, LabelSmoothingCrossEntropy, MeanAbsoluteError, WeightedCrossEntropy,
+                           balanced_class_weight, soft_targets)
 from .network import Network
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .trainer import History, Trainer
@@ -29,9 +31,10 @@ from . import data, metrics
 from ._info import show_config
 
 __all__ = [
-    "Network", "Trainer", "History", "Dense", "Dropout", "Layer",
+    "Network", "Trainer", "History", "Dense", "Dropout", "BatchNorm", "LayerNorm", "Layer",
     "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Optimizer",
-    "Loss", "CrossEntropy", "BinaryCrossEntropy", "MeanSquaredError",
+    "Loss", "CrossEntropy", "BinaryCrossEntropy", "MeanSquaredError", "MeanAbsoluteError", "Huber", "FocalLoss",
+    "WeightedCrossEntropy", "LabelSmoothingCrossEntropy", "soft_targets", "balanced_class_weight",
     "Callback", "ProgressBar", "EpochLogger", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN",
     "CSVLogger", "LearningRateScheduler", "ReduceLROnPlateau", "LivePlot", "Diagnostics", "FastnnWarning",
     "save_checkpoint", "load_checkpoint", "lr_find", "LRFinderResult",

@@ -294,6 +294,8 @@ class EarlyStopping(_Monitor):
                     self.best_weights = params.copy()
                 else:
                     _np.copyto(self.best_weights, params)
+                buffers = getattr(self.trainer.network, "buffers", None)  # BatchNorm running statistics
+                self.best_buffers = None if buffers is None else buffers.copy()
             return
         self.wait += 1
         if self.wait >= max(self.patience, 1):
@@ -308,6 +310,8 @@ class EarlyStopping(_Monitor):
         if (self.restore_best_weights and self.best_weights is not None and self.best_epoch is not None
                 and self.best_epoch != self._last_epoch):
             self.trainer.network.params[...] = self.best_weights
+            if self.best_buffers is not None:
+                self.trainer.network.buffers[...] = self.best_buffers
             self.restored = True
             if self.verbose:
                 print(f"EarlyStopping: restored the weights from the end of epoch {self.best_epoch + 1} "

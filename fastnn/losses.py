@@ -155,6 +155,9 @@ def get(loss):
     """Return a :class:`Loss` for a name or pass a Loss instance through."""
     if isinstance(loss, Loss):
         return loss
-    if isinstance(loss, str) and loss.lower() in _REGISTRY:
-        return _REGISTRY[loss.lower()]()
-    raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(_REGISTRY)}")
+    from . import losses_extra  # imports this module: resolved lazily
+
+    registry = {**_REGISTRY, **losses_extra.REGISTRY}
+    if isinstance(loss, str) and loss.lower() in registry:
+        return registry[loss.lower()]()
+    raise ValueError(f"unknown loss {loss!r}; choose one of {sorted(registry)}")

@@ -273,6 +273,7 @@ def lr_find(network, X, y, loss="cross_entropy", optimizer="adam", start_lr=1e-7
     Xs, Ys = Xc[idx], Y[idx]
 
     saved_params = network.params.copy()
+    saved_buffers = network.buffers.copy()
     saved_task = network.task
     saved_rngs = _rng_states(network)
     diverged = False
@@ -285,6 +286,7 @@ def lr_find(network, X, y, loss="cross_entropy", optimizer="adam", start_lr=1e-7
             diverged = True
     finally:
         network.params[...] = saved_params
+        network.buffers[...] = saved_buffers
         network.grads[...] = 0
         network.task = saved_task
         for layer, state in saved_rngs:

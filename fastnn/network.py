@@ -64,6 +64,7 @@ class Network:
         self._allocate()
         for layer in self.layers:
             layer.init_params(layer.params, self.rng)
+            layer.init_buffers(layer.buffers)
         # Random layers (dropout) are seeded after the weights, so adding one does not change them.
         for layer in self.layers:
             if hasattr(layer, "rng"):
@@ -94,6 +95,14 @@ class Network:
                 offset += size
         self.params = np.zeros(offset, self.dtype)
         self.grads = np.zeros(offset, self.dtype)
+        # Non-trainable state (BatchNorm running statistics): saved with the model, never optimized.
+        self._buffer_slots = []  # (layer index, name, offset, shape)
+        offset = 0
+        for i, layer in enumerate(self.layers):
+            for name, shape in layer.buffer_shapes().items():
+                self._buffer_slots.append((i, name, offset, tuple(shape)))
+                offset += int(np.prod(shape))
+        self.buffers = np.zeros(offset, self.dtype)
         self._bind()
 
     def _bind(self):
@@ -104,6 +113,11 @@ class Network:
             views[i][1][name] = self.grads[off:off + size].reshape(shape)
         for layer, (p, g) in zip(self.layers, views):
             layer.bind(p, g)
+        bufs = [{} for _ in self.layers]
+        for i, name, off, shape in self._buffer_slots:
+            bufs[i][name] = self.buffers[off:off + int(np.prod(shape))].reshape(shape)
+        for layer, b in zip(self.layers, bufs):
+            layer.bind_buffers(b)
 
     @property
     def n_params(self):
@@ -241,9 +255,10 @@ class Network:
 
     def copy_params_from(self, other):
         """Copy parameter values from a network of the same architecture."""
-        if other.params.shape != self.params.shape:
+        if other.params.shape != self.params.shape or other.buffers.shape != self.buffers.shape:
             raise ValueError("networks have different parameter counts")
         self.params[...] = other.params
+        self.buffers[...] = other.buffers
 
     def activation_names(self):
         """Activation of each layer (None for layers without one)."""

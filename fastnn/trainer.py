@@ -60,11 +60,11 @@ class History:
 def _check_loss_activation(loss, network):
     last = network.layers[-1]
     act = getattr(last, "activation", "linear")
-    if isinstance(loss, _losses.CrossEntropy) and act not in ("linear", "softmax"):
-        raise ValueError(f"loss 'cross_entropy' takes logits: the last layer must be linear (or softmax), "
+    if loss.fused_activation == "softmax" and act not in ("linear", "softmax"):
+        raise ValueError(f"loss {loss.name!r} takes logits: the last layer must be linear (or softmax), "
                          f"not {act!r}")
-    if isinstance(loss, _losses.BinaryCrossEntropy) and act not in ("linear", "sigmoid"):
-        raise ValueError(f"loss 'binary_cross_entropy' takes logits: the last layer must be linear "
+    if loss.fused_activation == "sigmoid" and act not in ("linear", "sigmoid"):
+        raise ValueError(f"loss {loss.name!r} takes logits: the last layer must be linear "
                          f"(or sigmoid), not {act!r}")
 
 
@@ -228,7 +228,8 @@ class Trainer:
 
         kern = get_backend(self.backend)
         fuse = self.loss.fused_activation
-        table = net.dense_table(fuse) if hasattr(kern, "train_batches") else None
+        # Losses without a fused-kernel code (MAE, Huber, focal) run on the per-layer path.
+        table = net.dense_table(fuse) if hasattr(kern, "train_batches") and self.loss.code is not None else None
         n_threads = self.n_threads or get_num_threads()
         n_shards = self._plan_shards(n_threads, batch_size) if table is not None else 1
         blas_threads = 1 if n_shards > 1 else n_threads
@@ -319,10 +320,12 @@ class Trainer:
             return step_fn
         net, opt = self.network, self.optimizer
         saved_params = np.empty_like(net.params)
+        saved_buffers = np.empty_like(net.buffers)
         saved_state = np.empty_like(opt.state)
 
         def run(perm, starts, batch_loss, batch_correct):
             saved_params[...] = net.params
+            saved_buffers[...] = net.buffers
             saved_state[...] = opt.state
             saved_iterations = opt.iterations
             step_fn(perm, starts, batch_loss, batch_correct)
@@ -332,6 +335,7 @@ class Trainer:
             if not finite.all():
                 bad = int(np.argmin(finite))
                 net.params[...] = saved_params
+                net.buffers[...] = saved_buffers
                 opt.state[...] = saved_state
                 opt.iterations = saved_iterations
                 raise NonFiniteError(
@@ -382,8 +386,12 @@ class Trainer:
                         A = layer.forward(A, training=True, backend=self.backend, logits=True)
                     else:
                         A = layer.forward(A, training=True, backend=self.backend)
-                batch_loss[j] = kern.loss_forward_backward(self.loss.code, A, yb, 1.0 / m, dout) / m
-                batch_correct[j] = kern.count_correct(self.loss.code, A, yb)
+                if self.loss.code is None:
+                    batch_loss[j] = self.loss.forward_backward(A, yb, 1.0 / m, dout, backend=self.backend) / m
+                    batch_correct[j] = self.loss.count_correct(A, yb, backend=self.backend)
+                else:
+                    batch_loss[j] = kern.loss_forward_backward(self.loss.code, A, yb, 1.0 / m, dout) / m
+                    batch_correct[j] = kern.count_correct(self.loss.code, A, yb)
                 dA = dout
                 for i in range(len(net.layers) - 1, -1, -1):
                     dA = net.layers[i].backward(dA, backend=self.backend, need_dX=i > 0)
@@ -419,8 +427,12 @@ class Trainer:
             xb, yb = X[lo:lo + batch_size], Y[lo:lo + batch_size]
             out = net._forward_checked(xb, logits=logits)
             dout = np.empty_like(out)
-            total += kern.loss_forward_backward(self.loss.code, out, yb, 1.0, dout)
-            correct += kern.count_correct(self.loss.code, out, yb)
+            if self.loss.code is None:
+                total += self.loss.forward_backward(out, yb, 1.0, dout, backend=self.backend)
+                correct += self.loss.count_correct(out, yb, backend=self.backend)
+            else:
+                total += kern.loss_forward_backward(self.loss.code, out, yb, 1.0, dout)
+                correct += kern.count_correct(self.loss.code, out, yb)
             if outputs is not None:
                 outputs.append(out)
         result = {"loss": total / n}

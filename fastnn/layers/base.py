@@ -43,6 +43,17 @@ class Layer:
         self.params = params
         self.grads = grads
 
+    def buffer_shapes(self):
+        """Ordered ``{name: shape}`` of non-trainable state saved with the model (BatchNorm running stats)."""
+        return {}
+
+    def init_buffers(self, buffers):
+        """Fill freshly bound buffer views ``buffers`` ({name: array})."""
+
+    def bind_buffers(self, buffers):
+        """Attach views of the network's flat non-trainable state array ({name: array})."""
+        self.buffers = buffers
+
     def forward(self, X, training=False, backend=None):
         raise NotImplementedError
 
