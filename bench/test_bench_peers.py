@@ -1,7 +1,7 @@
 """Peer benchmarks: one training epoch per round, samples/s in ``extra_info``.
 
 Run:  FASTNN_DATA=/path/to/mnist python -m pytest bench --benchmark-only
-Smoke (fast, 2048 samples, one call each):  pytest bench --benchmark-disable
+Smoke (fast, 1000 samples, one call each):  pytest bench --benchmark-disable
 
 Groups: ``epoch`` (one full shuffled epoch: forward, softmax-CE, backward,
 Adam) and ``inference`` (batched predict, single-sample latency).
