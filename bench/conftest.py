@@ -33,10 +33,16 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    # Mark everything under bench/ so `-m "not bench"` deselects it anywhere.
+    # Mark everything under bench/ so `-m "not bench"` deselects it anywhere. A plain `pytest` run
+    # (neither --benchmark-only nor --benchmark-disable) skips the suite: timing it takes minutes.
+    timing_chosen = config.getoption("benchmark_only") or config.getoption("benchmark_disable") \
+        or config.getoption("benchmark_enable")
+    skip = pytest.mark.skip(reason="benchmarks: run `pytest --benchmark-only` (or --benchmark-disable to smoke-test)")
     for item in items:
         if _HERE in Path(str(item.fspath)).resolve().parents:
             item.add_marker(pytest.mark.bench)
+            if not timing_chosen:
+                item.add_marker(skip)
 
 
 def _env_int(name, default):
@@ -124,6 +130,11 @@ def pytest_terminal_summary(terminalreporter):
         tr.write_line(f"blas: {line}")
     epochs = [r for r in _RESULTS if r["group"] == "epoch"]
     if epochs:
+        from bench.compare import epoch_table
+
+        for line in epoch_table(epochs).splitlines():
+            tr.write_line(line)
+        tr.write_line("")
         sizes = sorted({r["batch_size"] for r in epochs})
         rows = {}
         for r in epochs:
