@@ -32,12 +32,13 @@ import numpy as np
 import fastnn as fnn
 
 
-def parser(doc, *, epochs, lr, batch_size=None):
+def parser(doc, *, epochs, lr, batch_size=None, threads=1):
     """An ArgumentParser with the common options and this example's defaults.
 
     ``doc`` is the example's module docstring (its first line becomes the
     description, the rest the epilog). ``batch_size=None`` means full-batch:
-    one gradient step per epoch over the whole training set, as in the guides.
+    one gradient step per epoch over the whole training set, as in the guides;
+    ``threads=None``: all cores (fastnn's default).
     """
     head, _, rest = (doc or "").strip().partition("\n")
     p = argparse.ArgumentParser(description=head, epilog=rest.strip() or None,
@@ -48,8 +49,9 @@ def parser(doc, *, epochs, lr, batch_size=None):
     p.add_argument("--batch-size", type=_positive_int, default=batch_size,
                    help="mini-batch size (default: %s)" % ("the whole training set" if batch_size is None
                                                            else batch_size))
-    p.add_argument("--threads", type=_positive_int, default=1,
-                   help="threads for training (default 1: fastest for networks this small)")
+    p.add_argument("--threads", type=_positive_int, default=threads,
+                   help="threads for training (default %s)" % ("all cores" if threads is None else
+                                                               f"{threads}: fastest for networks this small"))
     p.add_argument("--plot", metavar="PATH", default=None,
                    help="write a plot (decision boundary or training curves) to PATH; needs matplotlib")
     p.add_argument("--verbose", action="store_true", help="print one line per epoch")

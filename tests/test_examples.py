@@ -137,6 +137,26 @@ def test_example_as_subprocess_with_plot(tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_mnist_augmented_on_digits_reaches_its_target(load_example):
+    status, text = _run_in_process(load_example("mnist_augmented"), ["--dataset", "digits", "--threads", "1"])
+    _check_reached(text)
+    assert status == 0
+    assert "RandomRotation(10)" in text and "RandomShift" not in text   # no shifts on 8x8 images
+    assert "for 20 epochs" in text
+    assert re.search(r"augmentation cost: [0-9.]+ s per epoch", text)
+
+
+def test_mnist_augmented_short_run_on_mnist(mnist_dir, load_example):
+    status, text = _run_in_process(load_example("mnist_augmented"),
+                                   ["--data", str(mnist_dir), "--limit", "6000", "--epochs", "1", "--threads", "1"])
+    assert "MNIST: 5,500 training" in text
+    assert "RandomShift(2), RandomRotation(10), GaussianNoise(0.05" in text
+    ratio = re.search(r"augmentation cost: ([0-9.]+) s per epoch for 5,500 images = ([0-9.]+)% of", text)
+    assert ratio, text
+    (_, _, _, value, _), = _targets(text)
+    assert value > 0.8  # one epoch on 5,500 images: far from the 3-epoch target, but learning
+
+
 def test_circles_moons_plots_one_file_per_problem(tmp_path, load_example):
     pytest.importorskip("matplotlib")
     status, text = _run_in_process(load_example("circles_moons"), ["--plot", str(tmp_path / "cm.png")])
