@@ -165,7 +165,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, epochs=1, batch_size=None, *, validation_data=None, shuffle=True, seed=None,
-            callbacks=None, verbose=None, resume_from=None):
+            callbacks=None, verbose=None, resume_from=None, augment=None):
         """Train for ``epochs`` more epochs and return the :class:`History`.
 
         Parameters
@@ -190,6 +190,9 @@ class Trainer:
             A training checkpoint (see :mod:`fastnn.checkpoint`): weights, optimizer
             state, epoch counter and shuffling RNG are restored first, and ``epochs``
             then means the *total* number of epochs, as in an uninterrupted run.
+        augment : callable, optional
+            ``augment(X, out=buffer)`` run at the start of every epoch to fill a fresh augmented
+            copy of ``X`` (e.g. :class:`fastnn.data.augment.Augmenter`); labels are unchanged.
 
         Raises
         ------
@@ -232,7 +235,9 @@ class Trainer:
         table = net.dense_table(fuse) if hasattr(kern, "train_batches") and self.loss.code is not None else None
         n_threads = self.n_threads or get_num_threads()
         n_shards = self._plan_shards(n_threads, batch_size) if table is not None else 1
-        blas_threads = 1 if n_shards > 1 else n_threads
+        # Tiny networks: threaded BLAS costs more in wake-ups than it gives (measured 20x slower).
+        tiny = batch_size * net.n_params < _MIN_SHARD_WORK
+        blas_threads = 1 if (n_shards > 1 or (self.parallel == "auto" and tiny)) else n_threads
         self.optimizer.build(net.n_params, net.dtype)
         net.task = "classification" if self.loss.is_classification else "regression"
         steps_per_call = 1 if cbs.needs_every_batch else _CHUNK_BATCHES
@@ -243,14 +248,17 @@ class Trainer:
         self.stop_training = False
         history = History()
 
+        if augment is not None and not callable(augment):
+            raise TypeError("augment must be callable as augment(X, out=buffer)")
+        X_run = Xc if augment is None else np.empty_like(Xc)  # refilled every epoch
         if table is not None:
             meta, alphas = table
             rows = _layout.shard_rows(batch_size, n_shards)
             stride = _layout.shard_stride(meta, rows, Y.shape[1], net.n_params, n_shards)
             work = np.zeros((n_shards, stride), net.dtype)
-            run_batches = self._compiled_runner(kern, Xc, Y, batch_size, meta, alphas, n_shards, work)
+            run_batches = self._compiled_runner(kern, X_run, Y, batch_size, meta, alphas, n_shards, work)
         else:
-            run_batches = self._layerwise_runner(kern, Xc, Y, batch_size)
+            run_batches = self._layerwise_runner(kern, X_run, Y, batch_size)
 
         # Read-only views for callbacks (fastnn.callbacks.Diagnostics): the prepared data of this fit.
         self.fit_data = (Xc, Y)
@@ -262,6 +270,12 @@ class Trainer:
             for _ in range(epochs):
                 epoch = self.epoch
                 cbs.on_epoch_begin(epoch, {})
+                if augment is not None:
+                    t_aug = time.perf_counter()
+                    augment(Xc, out=X_run)
+                    t_aug = time.perf_counter() - t_aug
+                    if X_run.shape != Xc.shape or not np.isfinite(X_run).all():
+                        raise ValueError("augment produced a wrong shape or NaN/Inf values")
                 t0 = time.perf_counter()
                 perm = self.rng.permutation(n) if shuffle else np.arange(n)
                 starts = np.arange(0, n, batch_size, dtype=np.int64)
@@ -289,6 +303,8 @@ class Trainer:
                 logs["lr"] = lr_first
                 logs["epoch_time"] = train_time
                 logs["samples_per_s"] = n / train_time if train_time > 0 else float("inf")
+                if augment is not None:
+                    logs["augment_time"] = t_aug
                 self.epoch += 1
                 history.append(epoch, logs)
                 cbs.on_epoch_end(epoch, logs)

@@ -222,3 +222,25 @@ def test_schedule_callable_learning_rate():
     fnn.Trainer(a, optimizer=fnn.Adam(lr=lambda s: np.full(len(s), 1e-2)), verbose=0, seed=0).fit(X, y, epochs=2)
     fnn.Trainer(b, optimizer=fnn.Adam(lr=1e-2), verbose=0, seed=0).fit(X, y, epochs=2)
     np.testing.assert_array_equal(a.params, b.params)
+
+
+def test_fit_augment_hook_refreshes_inputs_each_epoch():
+    from fastnn.data.augment import Augmenter, GaussianNoise
+
+    X, y = _data()
+    X = (X - X.min()) / (X.max() - X.min())  # noise clips to [0, 1]
+    calls = []
+    aug = Augmenter([GaussianNoise(0.01)], seed=0, image_shape=(3, 4))
+
+    def augment(Xin, out):
+        calls.append(out)
+        return aug(Xin, out=out)
+
+    net = _mlp("numba", "float32")
+    trainer = fnn.Trainer(net, optimizer=fnn.Adam(1e-2), verbose=0, seed=0)
+    h = trainer.fit(X, y, epochs=3, augment=augment)
+    assert len(calls) == 3 and all(c is calls[0] for c in calls)  # one buffer, refilled
+    assert len(h["augment_time"]) == 3
+    assert not np.array_equal(calls[0], X.astype(np.float32))
+    with pytest.raises(TypeError, match="augment"):
+        trainer.fit(X, y, augment="noise")
