@@ -13,7 +13,8 @@ The pipeline lives in fastnn/mnist_pipeline.py (also behind `fastnn train`);
 the core of it is:
 
     net = fnn.Network([fnn.Dense(784, 512, "relu"), fnn.Dense(512, 256, "relu"), fnn.Dense(256, 10)], seed=0)
-    trainer = fnn.Trainer(net, optimizer=fnn.Adam(CosineDecay(2e-3, total_steps)), batch_size=128, seed=0,
+    opt = fnn.AdamW(CosineDecay(2e-3, total_steps, warmup_steps, min_lr=2e-5), weight_decay=0.1)
+    trainer = fnn.Trainer(net, optimizer=opt, batch_size=128, seed=0,
                           callbacks=[ModelCheckpoint("best.fnn", monitor="val_loss", save_best_only=True)])
     trainer.fit(X_train, y_train, epochs=12, validation_data=(X_val, y_val))
     best = fnn.Network.load("best.fnn")

@@ -40,12 +40,11 @@ import warnings
 import numpy as np
 
 from . import io as _io
-from .callbacks import Callback
+from .callbacks import Callback, resolve_mode
 from .errors import ModelFormatError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "ModelCheckpoint"]
 
-_GREATER_IS_BETTER = ("acc", "accuracy", "auc", "f1", "f1_score", "precision", "recall", "r2", "top_k_accuracy")
 _RNG_NAMES = ("PCG64",)
 
 
@@ -237,7 +236,7 @@ def load_checkpoint(path, trainer=None, *, backend=None):
         if opt_info["has_state"] != ("optimizer.state" in table):
             raise r.error("missing tensor 'optimizer.state'" if opt_info["has_state"]
                           else "unexpected tensor(s) ['optimizer.state'] (has_state is false)")
-        n_params = sum(int(np.prod(shape, dtype=np.int64)) for _, shape in expected)
+        n_params = sum(_io._size(shape) for name, shape in expected if name.startswith("layers."))
         if opt_info["has_state"]:
             t_dtype, t_shape, _, _ = table["optimizer.state"]
             if len(t_shape) != 2 or t_shape[1] != n_params or t_dtype != _io.DTYPES[dtype]:
@@ -263,11 +262,13 @@ def load_checkpoint(path, trainer=None, *, backend=None):
         if opt_info["has_state"]:
             opt_state = _io.read_tensor(r, data_start, table["optimizer.state"])
         if trainer is not None:
-            # Read everything before changing anything.
-            params = np.empty_like(net.params)
-            for (name, _), (_, _, off, shape) in zip(expected, net._slots):
-                size = int(np.prod(shape, dtype=np.int64))
-                params[off:off + size] = _io.read_tensor(r, data_start, table[name]).reshape(-1)
+            # Read everything into copies before changing anything.
+            copies = {id(net.params): net.params.copy()}
+            if getattr(net, "buffers", None) is not None:
+                copies[id(net.buffers)] = net.buffers.copy()
+            for name, flat, off, shape in _io._net_slots(net):
+                copies[id(flat)][off:off + _io._size(shape)] = _io.read_tensor(r, data_start, table[name]).reshape(-1)
+            params = (copies[id(net.params)], copies.get(id(getattr(net, "buffers", None))))
 
     trainer_state = dict(training["trainer"])
     trainer_state["optimizer"] = {"name": opt_info["name"], "config": opt_info.get("config", {}),
@@ -315,7 +316,9 @@ def _restore(trainer, params, trainer_state, training, rngs, task, name):
         opt.lr = new_lr
     if "schedule_state" in saved_lr and callable(getattr(opt.lr, "load_state_dict", None)):
         opt.lr.load_state_dict(saved_lr["schedule_state"])
-    net.params[...] = params
+    net.params[...] = params[0]
+    if params[1] is not None:
+        net.buffers[...] = params[1]
     if task is not None:
         net.task = task
     if "trainer" in rngs and "rng_state" not in trainer_state:
@@ -349,7 +352,8 @@ class ModelCheckpoint(Callback):
         The logged quantity that decides "best" (needs ``validation_data``
         for ``val_*``).
     mode : {'auto', 'min', 'max'}, default 'auto'
-        ``'auto'``: maximise accuracy-like metrics, minimise everything else.
+        ``'auto'``: minimise losses, maximise accuracy-like metrics (see
+        :func:`fastnn.callbacks.resolve_mode`).
     save_best_only : bool, default False
         Save only when ``monitor`` improves on the best value seen (also across
         ``fit`` calls, and across a resume when this callback is one of the
@@ -376,15 +380,17 @@ class ModelCheckpoint(Callback):
                  save_training_state=False, metadata=None, verbose=0, print_fn=print):
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"mode must be 'auto', 'min' or 'max', not {mode!r}")
-        if not isinstance(monitor, str):
-            raise TypeError(f"monitor must be a metric name, not {monitor!r}")
+        if not isinstance(monitor, str) or not monitor:
+            raise TypeError(f"monitor must be a metric name such as 'val_loss', not {monitor!r}")
         self.path = path
         self.monitor = monitor
-        if mode == "auto":
-            bare = monitor[4:] if monitor.startswith("val_") else monitor
-            mode = "max" if bare in _GREATER_IS_BETTER else "min"
-        self.mode = mode
         self.save_best_only = bool(save_best_only)
+        try:
+            self.mode = resolve_mode(monitor, mode)
+        except ValueError:
+            if self.save_best_only:
+                raise
+            self.mode = "min"  # not used to decide anything when every epoch is saved
         self.save_training_state = bool(save_training_state)
         self.metadata = _io._check_metadata(metadata)
         self.verbose = verbose

@@ -14,7 +14,8 @@ The header (a JSON object, duplicate keys rejected, no NaN/Infinity)::
      "fastnn_version": "0.1.0",
      "network": {"dtype": "float32", "task": "classification" | "regression" | null,
                  "layers": [{"type": "Dense", "config": {"n_in": 784, ...}}, ...]},
-     "tensors": {"layers.0.W": {"dtype": "float32", "shape": [784, 256], "offsets": [0, 802816]}, ...},
+     "tensors": {"layers.0.W": {"dtype": "float32", "shape": [784, 256], "offsets": [0, 802816]}, ...,
+                 "buffers.3.running_mean": {...}},   # non-trainable state (BatchNorm), after the parameters
      "metadata": {"key": "string value", ...},
      "training": {...}}           # checkpoints only, see fastnn.checkpoint
 
@@ -194,9 +195,26 @@ def network_config(network):
     return {"dtype": dtype, "task": task, "layers": layers}
 
 
+def _net_slots(network):
+    """``[(tensor name, flat array, offset, shape)]``: parameters (``layers.<i>.<name>``), then
+    non-trainable buffers such as BatchNorm running statistics (``buffers.<i>.<name>``)."""
+    out = [(f"layers.{i}.{name}", network.params, off, tuple(shape)) for i, name, off, shape in network._slots]
+    flat = getattr(network, "buffers", None)
+    out += [(f"buffers.{i}.{name}", flat, off, tuple(shape))
+            for i, name, off, shape in getattr(network, "_buffer_slots", ())]
+    return out
+
+
+def _size(shape):
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
 def param_tensors(network):
-    """``[(name, view)]`` of the network's parameters in buffer order: ``layers.<i>.<param>``."""
-    return [(f"layers.{i}.{name}", network.layers[i].params[name]) for i, name, _, _ in network._slots]
+    """``[(name, view)]`` of everything a model file stores, in file order (see :func:`_net_slots`)."""
+    return [(name, flat[off:off + _size(shape)].reshape(shape)) for name, flat, off, shape in _net_slots(network)]
 
 
 def _check_metadata(metadata):
@@ -447,10 +465,12 @@ def build_layers(r, spec):
     """Validate a header's ``network`` entry and build its layers (nothing allocated).
 
     Returns ``(layers, dtype, task, expected)`` where ``expected`` lists
-    ``(tensor name, shape)`` in buffer order. Only registry layer types, only
-    through their validating constructors.
+    ``(tensor name, shape)`` in file order: parameters, then non-trainable
+    buffers. Only registry layer types, only through their validating
+    constructors.
     """
     from .layers import LAYER_TYPES
+    from .network import Network
 
     if not isinstance(spec, dict) or set(spec) != {"dtype", "task", "layers"}:
         raise r.error("invalid header: 'network' must be an object with exactly dtype, task, layers")
@@ -477,10 +497,27 @@ def build_layers(r, spec):
             layer = LAYER_TYPES[type_name](**config)
         except Exception as exc:  # the constructor is the validator: any refusal is a format error
             raise r.error(f"invalid layer {i} ({type_name}): {type(exc).__name__}: {exc}"[:500]) from None
-        for name, shape in layer.param_shapes().items():
-            expected.append((f"layers.{i}.{name}", tuple(int(d) for d in shape)))
         layers.append(layer)
-    return layers, dtype, task, expected
+
+    class _Stack:  # width inference exactly as Network does it, without allocating anything
+        pass
+
+    stack = _Stack()
+    stack.layers = layers
+    try:
+        Network._check_widths(stack)
+    except (TypeError, ValueError) as exc:
+        raise r.error(f"invalid layer stack: {exc}") from None
+    buffers = []
+    for i, layer in enumerate(layers):
+        try:
+            pshapes = layer.param_shapes()
+            bshapes = layer.buffer_shapes() if hasattr(layer, "buffer_shapes") else {}
+        except Exception as exc:
+            raise r.error(f"invalid layer {i} ({type(layer).__name__}): {type(exc).__name__}: {exc}"[:500]) from None
+        expected += [(f"layers.{i}.{name}", tuple(int(d) for d in shape)) for name, shape in pshapes.items()]
+        buffers += [(f"buffers.{i}.{name}", tuple(int(d) for d in shape)) for name, shape in bshapes.items()]
+    return layers, dtype, task, expected + buffers
 
 
 def _check_params_table(r, table, expected, dtype, extra_allowed=()):
@@ -508,10 +545,13 @@ def _load_network_from(r, header, table, data_start, backend=None, seed=None, ex
         net = Network(layers, dtype=dtype, backend=backend, seed=seed)
     except (TypeError, ValueError) as exc:
         raise r.error(f"invalid layer stack: {exc}") from None
-    for (name, _), (i, pname, off, shape) in zip(expected, net._slots):
-        view = net.params[off:off + int(np.prod(shape, dtype=np.int64))].reshape(shape)
+    slots = _net_slots(net)
+    if [name for name, _ in expected] != [name for name, _, _, _ in slots]:  # cannot happen: same layers
+        raise r.error("invalid layer stack: the network's tensors differ from the file's")
+    for name, flat, off, shape in slots:
+        view = flat[off:off + _size(shape)].reshape(shape)
         spec = table[name]
-        if DTYPES[dtype] == net.params.dtype:  # little-endian machine: read straight into the buffer
+        if DTYPES[dtype] == flat.dtype:  # little-endian machine: read straight into the buffer
             _read_into(r, data_start, spec[2], view)
         else:
             view[...] = read_tensor(r, data_start, spec)

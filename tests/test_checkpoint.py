@@ -148,12 +148,12 @@ _SCRIPT = textwrap.dedent("""
     from fastnn.checkpoint import ModelCheckpoint
     from fastnn.schedules import CosineDecay
 
-    mode, backend, dropout, out = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4]
+    mode, backend, variant, out = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
     rng = np.random.default_rng(0)
     X = rng.random((300, 12)).astype(np.float32)
     y = (X[:, :3].sum(1) > 1.5).astype(np.int64) + (X[:, 3] > 0.6)
-    layers = [fnn.Dense(12, 32, "relu")] + ([fnn.Dropout(0.3)] if dropout else []) + [fnn.Dense(32, 16, "tanh"),
-              fnn.Dense(16, 3)]
+    extra = {"plain": [], "dropout": [fnn.Dropout(0.3)], "batchnorm": [fnn.BatchNorm()]}[variant]
+    layers = [fnn.Dense(12, 32, "relu")] + extra + [fnn.Dense(32, 16, "tanh"), fnn.Dense(16, 3)]
     net = fnn.Network(layers, seed=4, backend=backend)
     ckpt = ModelCheckpoint(out + ".ckpt", save_training_state=True)
     trainer = fnn.Trainer(net, optimizer=fnn.Adam(CosineDecay(5e-3, total_steps=30, warmup_steps=3)),
@@ -165,7 +165,7 @@ _SCRIPT = textwrap.dedent("""
     else:
         trainer.fit(X, y, epochs=3, resume_from=out + ".ckpt")
     assert trainer.epoch == (1 if mode == "first" else 3)
-    np.save(out + ".params.npy", net.params)
+    np.save(out + ".params.npy", np.concatenate([net.params, net.buffers]))
     np.save(out + ".state.npy", trainer.optimizer.state)
 """)
 
@@ -177,13 +177,14 @@ def _run(args, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
-@pytest.mark.parametrize("backend,dropout", [("reference", "1"), ("reference", "0"), ("numba", "0")])
-def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, backend, dropout):
+@pytest.mark.parametrize("backend,variant", [("reference", "dropout"), ("reference", "batchnorm"),
+                                             ("reference", "plain"), ("numba", "plain")])
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, backend, variant):
     if backend not in fnn.available_backends():
         pytest.skip(f"{backend} backend not available")
-    _run(["straight", backend, dropout, str(tmp_path / "a")], tmp_path)
-    _run(["first", backend, dropout, str(tmp_path / "b")], tmp_path)
-    _run(["resume", backend, dropout, str(tmp_path / "b")], tmp_path)  # a new process continues from epoch 1
+    _run(["straight", backend, variant, str(tmp_path / "a")], tmp_path)
+    _run(["first", backend, variant, str(tmp_path / "b")], tmp_path)
+    _run(["resume", backend, variant, str(tmp_path / "b")], tmp_path)  # a new process continues from epoch 1
     a = np.load(tmp_path / "a.params.npy")
     b = np.load(tmp_path / "b.params.npy")
     sa, sb = np.load(tmp_path / "a.state.npy"), np.load(tmp_path / "b.state.npy")

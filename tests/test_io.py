@@ -65,10 +65,32 @@ def test_round_trip_dropout_alpha_task_and_init(tmp_path, dtype):
     np.testing.assert_array_equal(net.predict_proba(X), loaded.predict_proba(X))
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_round_trip_normalization_layers_with_running_stats(tmp_path, dtype):
+    net = fnn.Network([fnn.BatchNorm(6), fnn.Dense(6, 7, "relu"), fnn.BatchNorm(momentum=0.8, eps=1e-3),
+                       fnn.LayerNorm(), fnn.Dense(7, 3)], seed=0, dtype=dtype, backend=BACKEND)
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(2.0, 3.0, (64, 6)), rng.integers(0, 3, 64)
+    fnn.Trainer(net, optimizer=fnn.Adam(1e-2), batch_size=16, seed=0, verbose=0).fit(X, y, epochs=2)
+    assert net.buffers.size == 2 * 6 + 2 * 7
+    assert not np.allclose(net.layers[0].buffers["running_mean"], 0)  # the stats really were trained
+    net.save(tmp_path / "m.fnn")
+    header = read_header(tmp_path / "m.fnn")
+    assert "buffers.0.running_mean" in header["tensors"] and "buffers.2.running_var" in header["tensors"]
+    loaded = load_network(tmp_path / "m.fnn", backend=BACKEND)
+    _same_network(net, loaded)
+    np.testing.assert_array_equal(loaded.buffers, net.buffers)
+    for a, b in zip(net.layers, loaded.layers):
+        for name, value in (getattr(a, "buffers", None) or {}).items():
+            np.testing.assert_array_equal(b.buffers[name], value)
+    np.testing.assert_array_equal(net.forward(X), loaded.forward(X))  # inference uses the running stats
+
+
 def test_every_registered_layer_type_is_covered():
     from fastnn.layers import LAYER_TYPES
 
-    assert set(LAYER_TYPES) <= {"Dense", "Dropout"}, "add a round-trip test for new layer types"
+    assert set(LAYER_TYPES) <= {"Dense", "Dropout", "BatchNorm", "LayerNorm"}, \
+        "add a round-trip test for new layer types"
 
 
 def test_file_layout_and_metadata(tmp_path):
@@ -218,6 +240,9 @@ MALFORMED = {
     "unknown key": (dict(header=_mutated(lambda h: h.update(code="import os"))), r"unexpected key"),
     "unknown layer type": (dict(header=_mutated(lambda h: h["network"]["layers"][0].update(type="os.system"))),
                            r"unknown layer type 'os.system'"),
+    "width unknown": (dict(header=_mutated(lambda h: h["network"]["layers"].insert(0, {
+        "type": "BatchNorm", "config": {"n_units": None, "momentum": 0.9, "eps": 1e-5}}))),
+        r"invalid layer stack: layer 0 \(BatchNorm\) cannot be first"),
     "bad layer config": (dict(header=_mutated(lambda h: h["network"]["layers"][0]["config"].update(n_in=-2))),
                          r"invalid layer 0 \(Dense\)"),
     "unknown config key": (dict(header=_mutated(lambda h: h["network"]["layers"][0]["config"].update(cls="x"))),
