@@ -226,7 +226,7 @@ def _fmt_time(seconds):
 
 def train(*, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], lr=DEFAULTS["lr"],
           hidden=DEFAULTS["hidden"], weight_decay=DEFAULTS["weight_decay"], data=None, out=DEFAULTS["out"],
-          resume=None, dataset="auto",
+          resume=None, init=None, dataset="auto",
           download=True, val_fraction=DEFAULTS["val_fraction"], seed=DEFAULTS["seed"], schedule="cosine",
           limit=None, test_limit=None, backend=None, verbose=1, print_fn=print):
     """Train an MLP on MNIST, keep the best model by validation loss, and evaluate it on the test set.
@@ -244,6 +244,10 @@ def train(*, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], lr=DE
     resume : True, path or None
         Continue an interrupted run from ``out/last.ckpt`` (True) or from the
         given checkpoint; ``epochs`` is the total of the whole run.
+    init : path, optional
+        Start from the weights of a saved model (or checkpoint) with a fresh
+        optimizer and schedule: continue training a finished model, e.g.
+        with a 10x lower ``lr``. The architecture comes from the file.
     dataset, download, val_fraction, seed, limit, test_limit
         See :func:`load_dataset`. ``seed`` also seeds the weights and the shuffling.
     schedule : {'cosine', 'constant'}
@@ -278,11 +282,14 @@ def train(*, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], lr=DE
     say(f"{ds.title}: {len(ds.X_train):,} training, {len(ds.X_val):,} validation, {len(ds.X_test):,} test "
         f"images of {ds.n_features} pixels")
 
-    if resume_path is not None:
-        net = load_network(resume_path, backend=backend, seed=seed)  # the architecture comes from the checkpoint
+    if resume_path is not None and init is not None:
+        raise ValueError("--resume continues a run, --init starts a new one from saved weights: pick one")
+    source = resume_path if resume_path is not None else init
+    if source is not None:
+        net = load_network(source, backend=backend, seed=seed)  # the architecture comes from the file
         widths = tuple(layer.n_outputs for layer in net.layers[:-1])
         if widths != tuple(hidden):
-            say(f"resuming with the checkpoint's architecture (hidden {list(widths)}), not --hidden {list(hidden)}")
+            say(f"using the architecture of {source} (hidden {list(widths)}), not --hidden {list(hidden)}")
     else:
         net = build_network(ds.n_features, hidden, ds.n_classes, seed=seed, backend=backend)
     if net.n_inputs != ds.n_features:
@@ -301,7 +308,8 @@ def train(*, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], lr=DE
         f"({net.n_params:,} parameters), {type(optimizer).__name__} lr {lr:g} ({schedule})"
         + (f", weight decay {weight_decay:g}" if weight_decay else "")
         + f", batch {batch_size}, {epochs} epochs"
-        + (f", resuming from {resume_path}" if resume_path else ""))
+        + (f", resuming from {resume_path}" if resume_path else "")
+        + (f", starting from the weights of {init}" if init else ""))
 
     t_train = time.perf_counter()
     history = trainer.fit(ds.X_train, ds.y_train, epochs=epochs, validation_data=(ds.X_val, ds.y_val),
@@ -428,6 +436,9 @@ def add_train_arguments(parser):
     g.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
                    help=f"continue an interrupted run from DIR/{LAST_NAME} (or the given checkpoint); "
                         f"--epochs is the total for the whole run")
+    g.add_argument("--init", metavar="MODEL",
+                   help="start from the weights of a saved model, with a fresh optimizer: continue training "
+                        "a finished model, e.g. with a 10x lower --lr")
     g.add_argument("--quiet", "-q", action="store_true", help="no progress bar or per-epoch lines")
     g = parser.add_argument_group("data")
     _add_data_arguments(g)
@@ -454,7 +465,7 @@ def run_train(args, print_fn=print):
         raise ValueError(f"--weight-decay must be >= 0, not {args.weight_decay}")
     return train(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden,
                  weight_decay=args.weight_decay, data=args.data,
-                 out=args.out, resume=args.resume, dataset=args.dataset, download=args.download,
+                 out=args.out, resume=args.resume, init=args.init, dataset=args.dataset, download=args.download,
                  val_fraction=args.val_fraction, seed=args.seed, schedule=args.schedule, limit=args.limit,
                  test_limit=args.limit, backend=args.backend, verbose=0 if args.quiet else 1, print_fn=print_fn)
 
@@ -484,6 +495,8 @@ examples:
   FASTNN_DATA=../shared/data/mnist %(prog)s
   %(prog)s --data ~/datasets/mnist --epochs 20 --hidden 256,128
   %(prog)s --resume                     # continue an interrupted run
+  %(prog)s --init out/mnist/best.fnn --lr 2e-4 --epochs 3 --out out/finetune
+                                        # train a saved model further, 10x lower lr
   fastnn evaluate out/mnist/best.fnn    # evaluate a saved model again
 """
 

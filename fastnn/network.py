@@ -272,7 +272,12 @@ class Network:
 
     @classmethod
     def load(cls, path):
-        """Load a network saved by :meth:`save` (or the network of a training checkpoint)."""
+        """Load a network saved by :meth:`save` (or the network of a training checkpoint).
+
+        To continue training it, e.g. with a 10x lower learning rate, give it a new
+        Trainer with a new optimizer: ``Trainer(Network.load(path), optimizer=Adam(1e-4)).fit(...)``.
+        To resume an interrupted run exactly, use ``Trainer.fit(..., resume_from=checkpoint)``.
+        """
         from .io import load_network
 
         return load_network(path)

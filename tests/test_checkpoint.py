@@ -178,7 +178,8 @@ def _run(args, tmp_path):
 
 
 @pytest.mark.parametrize("backend,variant", [("reference", "dropout"), ("reference", "batchnorm"),
-                                             ("reference", "plain"), ("numba", "plain")])
+                                             ("reference", "plain"), ("numba", "plain"),
+                                             ("cython", "plain")])
 def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, backend, variant):
     if backend not in fnn.available_backends():
         pytest.skip(f"{backend} backend not available")

@@ -71,6 +71,12 @@ def test_digits_fallback_when_mnist_is_missing(tmp_path):
     proc = _fastnn("evaluate", tmp_path / "run" / "best.fnn", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "359 samples" in proc.stdout
+    # continue the finished model with a 10x lower learning rate (fresh optimizer)
+    proc = _fastnn("train", "--dataset", "digits", "--init", tmp_path / "run" / "best.fnn", "--lr", "2e-4",
+                   "--epochs", "1", "--out", tmp_path / "more", "--hidden", "999", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "starting from the weights of" in proc.stdout and "hidden [32]" in proc.stdout
+    assert "lr 0.0002" in proc.stdout
 
 
 def test_errors_are_reported_without_tracebacks(tmp_path):
