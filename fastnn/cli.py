@@ -38,7 +38,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     train = sub.add_parser("train", help="train an MLP on MNIST and evaluate it",
                            description=mp.TRAIN_DESCRIPTION,
-                           epilog=mp.TRAIN_EPILOG.replace("%(prog)s", "fastnn train"),
+                           epilog=mp.TRAIN_EPILOG.replace("%(prog)s", "fastnn train").replace("%%", "%"),
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     mp.add_train_arguments(train)
     evaluate = sub.add_parser(

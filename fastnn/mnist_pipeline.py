@@ -492,12 +492,16 @@ there if missing). Without it, the same pipeline runs on scikit-learn's small
 
 TRAIN_EPILOG = """\
 examples:
+  # train with the defaults (about 98.5%% test accuracy)
   FASTNN_DATA=../shared/data/mnist %(prog)s
-  %(prog)s --data ~/datasets/mnist --epochs 20 --hidden 256,128
-  %(prog)s --resume                     # continue an interrupted run
+  # a smaller, quicker model
+  %(prog)s --epochs 5 --hidden 256,128
+  # continue an interrupted run (same --out)
+  %(prog)s --resume
+  # train a finished model further with a 10x lower learning rate
   %(prog)s --init out/mnist/best.fnn --lr 2e-4 --epochs 3 --out out/finetune
-                                        # train a saved model further, 10x lower lr
-  fastnn evaluate out/mnist/best.fnn    # evaluate a saved model again
+  # evaluate a saved model again
+  fastnn evaluate out/mnist/best.fnn
 """
 
 

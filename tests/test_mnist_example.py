@@ -97,3 +97,7 @@ def test_example_script_is_a_thin_wrapper(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Test accuracy" in proc.stdout and (tmp_path / "run" / "best.fnn").is_file()
+    proc = subprocess.run([sys.executable, str(REPO / "examples" / "train_mnist.py"), "--help"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "--resume" in proc.stdout and "98.5% test accuracy" in proc.stdout
