@@ -408,6 +408,9 @@ def _add_data_arguments(parser):
                         help="never download MNIST; fall back to scikit-learn's digits if it is not found")
     parser.add_argument("--backend", choices=("reference", "numba", "cython"),
                         help="compute backend (default: the fastest available)")
+    parser.add_argument("--threads", type=_positive_int, metavar="N",
+                        help="CPU threads (default: all cores, or $FASTNN_NUM_THREADS); 1 can be faster "
+                             "when other programs keep the cores busy")
 
 
 def add_train_arguments(parser):
@@ -459,8 +462,16 @@ def add_evaluate_arguments(parser):
     return parser
 
 
+def _apply_threads(args):
+    if getattr(args, "threads", None):
+        from ._config import set_num_threads
+
+        set_num_threads(args.threads)
+
+
 def run_train(args, print_fn=print):
     """Run :func:`train` from parsed command-line arguments."""
+    _apply_threads(args)
     if not args.weight_decay >= 0:
         raise ValueError(f"--weight-decay must be >= 0, not {args.weight_decay}")
     return train(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, hidden=args.hidden,
@@ -472,6 +483,7 @@ def run_train(args, print_fn=print):
 
 def run_evaluate(args, print_fn=print):
     """Run :func:`evaluate_model` from parsed command-line arguments."""
+    _apply_threads(args)
     return evaluate_model(args.model, data=args.data, dataset=args.dataset, download=args.download,
                           test_limit=args.limit, backend=args.backend, print_fn=print_fn)
 

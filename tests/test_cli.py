@@ -41,7 +41,7 @@ def test_bad_flag_value_is_explained(tmp_path):
 
 def test_train_resume_and_evaluate_on_mnist_subset(tmp_path, mnist_dir):
     out = tmp_path / "run"
-    common = ["--data", mnist_dir, "--limit", "1500", "--hidden", "32", "--out", out, "--quiet"]
+    common = ["--data", mnist_dir, "--limit", "1500", "--hidden", "32", "--out", out, "--quiet", "--threads", "1"]
     proc = _fastnn("train", "--epochs", "1", *common, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Confusion matrix" in proc.stdout and "macro avg" in proc.stdout and "Test accuracy" in proc.stdout
