@@ -347,8 +347,8 @@ class Stats:
         if problem is None and dt > self.slow:
             problem = f"slow input: {dt:.2f} s ({target}, {len(data)} bytes)"
         if problem is not None:
-            sig = problem.split(":", 2)[:2]
-            sig = problem if problem.startswith("slow") else ":".join(sig) + problem.split(" at ", 1)[-1][:80]
+            # "loader: Type at file:line in func: message" -> "loader: Type at file:line in func"
+            sig = "slow input" if problem.startswith("slow") else ": ".join(problem.split(": ", 2)[:2])
             count, example = self.findings.get(sig, (0, None))
             if example is None:
                 self.findings_dir.mkdir(parents=True, exist_ok=True)
@@ -410,7 +410,7 @@ def run_atheris(seconds, target, stats, corpus_dir):
     def test_one_input(buf):
         if time.monotonic() > deadline:
             print(stats.summary("atheris", target), flush=True)
-            os._exit(0)
+            os._exit(1 if stats.findings else 0)
         if len(buf) < 2:
             return
         if buf[0] < 128:  # raw: libFuzzer mutates whole files

@@ -400,3 +400,106 @@ def test_fuzz_mutators_produce_variety():
         assert fz.mutate(seeds[name], choices) == (target, data)  # deterministic
         outputs.add(data)
     assert len(outputs) > 200
+
+
+# ---------------------------------------------------------------------------- hostile checkpoints
+
+def _checkpoint_parts(tmp_path):
+    net = fnn.Network([fnn.Dense(4, 3, "relu"), fnn.Dense(3, 2)], seed=0, backend="reference")
+    tr = fnn.Trainer(net, optimizer=fnn.Adam(1e-2), batch_size=16, seed=0, verbose=0)
+    rng = np.random.default_rng(0)
+    tr.fit(rng.random((40, 4)).astype(np.float32), np.arange(40) % 2, epochs=1)
+    path = tmp_path / "_valid.ckpt"
+    fnn.save_checkpoint(path, tr)
+    raw = path.read_bytes()
+    path.unlink()
+    return _split(raw)  # params 92 bytes, then optimizer.state [2, 23] float32 (184 bytes)
+
+
+def _fresh_trainer():
+    net = fnn.Network([fnn.Dense(4, 3, "relu"), fnn.Dense(3, 2)], seed=0, backend="reference")
+    return fnn.Trainer(net, optimizer=fnn.Adam(1e-2), batch_size=16, seed=0, verbose=0)
+
+
+def _ckpt_case(mutate, data_fn=None):
+    def build(header, data):
+        import copy
+
+        h = copy.deepcopy(header)
+        mutate(h)
+        return _pack(h, data if data_fn is None else data_fn(data))
+    return build
+
+
+def _tr(h):
+    return h["training"]
+
+
+HOSTILE_CHECKPOINTS = {
+    "no training state": _ckpt_case(lambda h: h.pop("training")),
+    "negative epoch": _ckpt_case(lambda h: _tr(h)["trainer"].update(epoch=-1)),
+    "MT19937 generator": _ckpt_case(lambda h: _tr(h)["trainer"]["rng_state"].update(bit_generator="MT19937")),
+    "generator state 2**200": _ckpt_case(lambda h: _tr(h)["trainer"]["rng_state"]["state"].update(state=2 ** 200)),
+    "generator state is a list": _ckpt_case(lambda h: _tr(h)["trainer"].update(rng_state=[1, 2])),
+    "negative iterations": _ckpt_case(lambda h: _tr(h)["optimizer"].update(iterations=-1)),
+    "negative learning rate": _ckpt_case(lambda h: _tr(h)["lr"].update(value=-1.0)),
+    "learning rate as a string": _ckpt_case(lambda h: _tr(h)["lr"].update(value="__import__('os')")),
+    "layer generator not a state": _ckpt_case(lambda h: _tr(h).update(layer_rngs={"0": 5})),
+    "logs with strings": _ckpt_case(lambda h: _tr(h).update(logs={"loss": "x"})),
+    "has_state false with a state tensor": _ckpt_case(lambda h: _tr(h)["optimizer"].update(has_state=False)),
+    "optimizer state of the wrong dtype": _ckpt_case(
+        lambda h: h["tensors"]["optimizer.state"].update(dtype="float64", offsets=[92, 92 + 368]),
+        lambda d: d + bytes(184)),
+    "optimizer state wider than the network": _ckpt_case(
+        lambda h: h["tensors"]["optimizer.state"].update(shape=[1, 46], offsets=[92, 92 + 184])),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_CHECKPOINTS))
+def test_hostile_checkpoints_are_refused(tmp_path, warm, case):
+    header, data = _checkpoint_parts(tmp_path)
+    content = HOSTILE_CHECKPOINTS[case](header, data)
+    for into in (None, _fresh_trainer()):
+        before = None if into is None else into.network.params.copy()
+        with pytest.raises(ModelFormatError):
+            fnn.load_checkpoint(io.BytesIO(content), into)
+        if into is not None:  # "nothing changes if anything fails"
+            np.testing.assert_array_equal(into.network.params, before)
+            assert into.epoch == 0 and into.optimizer.iterations == 0
+
+
+@pytest.mark.xfail(strict=True, reason="load_checkpoint(path, trainer) accepts an optimizer.state with the wrong "
+                                       "number of slots for the trainer's optimizer (Adam needs 2) and installs "
+                                       "it; fit() then fails with a ValueError. See the report's diff.")
+@pytest.mark.parametrize("slots", [0, 1, 5])
+def test_checkpoint_with_wrong_optimizer_slot_count_is_refused(tmp_path, warm, slots):
+    header, data = _checkpoint_parts(tmp_path)
+    header["tensors"]["optimizer.state"].update(shape=[slots, 23], offsets=[92, 92 + 92 * slots])
+    content = _pack(header, data[:92] + bytes(92 * slots))
+    tr = _fresh_trainer()
+    with pytest.raises(ModelFormatError):
+        fnn.load_checkpoint(io.BytesIO(content), tr)
+    assert tr.optimizer.state is None or tr.optimizer.state.shape == (2, 23)
+
+
+@pytest.mark.xfail(strict=True, reason="an iteration count of 2**70 is accepted; fit() on a compiled backend then "
+                                       "raises OverflowError (int64 step). See the report's diff.")
+def test_checkpoint_with_absurd_step_count_is_refused(tmp_path, warm):
+    header, data = _checkpoint_parts(tmp_path)
+    header["training"]["optimizer"]["iterations"] = 2 ** 70
+    with pytest.raises(ModelFormatError):
+        fnn.load_checkpoint(io.BytesIO(_pack(header, data)), _fresh_trainer())
+
+
+# ---------------------------------------------------------------------------- IDX finding
+
+@pytest.mark.xfail(strict=True, reason="read_idx: a zero dimension next to huge ones passes the size checks "
+                                       "(0 bytes) and numpy's reshape raises a plain ValueError ('array is too "
+                                       "big'), not DataFormatError. Found by scripts/fuzz_loaders.py; see the "
+                                       "report's diff.")
+def test_idx_zero_dimension_with_huge_others_is_a_format_error():
+    from fastnn.data.idx import read_idx
+
+    content = bytes([0, 0, 0x0D, 8]) + struct.pack(">8I", 0, 2, *[2 ** 30] * 6)
+    with pytest.raises(DataFormatError):
+        read_idx(io.BytesIO(content))
