@@ -134,7 +134,7 @@ class Network:
         ``fuse_activation``: if the last layer has this activation it is
         treated as linear (the loss applies it).
         """
-        if not all(type(layer) is Dense for layer in self.layers):
+        if not all(type(layer) is Dense and not layer.has_penalty for layer in self.layers):
             return None
         offsets = {(i, name): off for i, name, off, _ in self._slots}
         meta = np.zeros((len(self.layers), codes.N_META), np.int64)

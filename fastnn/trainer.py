@@ -165,7 +165,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, epochs=1, batch_size=None, *, validation_data=None, shuffle=True, seed=None,
-            callbacks=None, verbose=None, resume_from=None, augment=None):
+            callbacks=None, verbose=None, resume_from=None, augment=None, samples_per_epoch=None):
         """Train for ``epochs`` more epochs and return the :class:`History`.
 
         Parameters
@@ -190,6 +190,9 @@ class Trainer:
             A training checkpoint (see :mod:`fastnn.checkpoint`): weights, optimizer
             state, epoch counter and shuffling RNG are restored first, and ``epochs``
             then means the *total* number of epochs, as in an uninterrupted run.
+        samples_per_epoch : int, optional
+            Train each epoch on a fresh random subset of this many samples (drawn without
+            replacement from a new permutation), as the guides do for large sets.
         augment : callable, optional
             ``augment(X, out=buffer)`` run at the start of every epoch to fill a fresh augmented
             copy of ``X`` (e.g. :class:`fastnn.data.augment.Augmenter`); labels are unchanged.
@@ -220,7 +223,13 @@ class Trainer:
             load_checkpoint(resume_from, trainer=self)
             epochs = max(0, epochs - self.epoch)
         n = Xc.shape[0]
-        batch_size = min(batch_size, n)
+        if samples_per_epoch is not None:
+            samples_per_epoch = check_positive_int(samples_per_epoch, "samples_per_epoch")
+            if not 0 < samples_per_epoch <= n:
+                raise ValueError(f"samples_per_epoch must be in [1, {n}] (the number of samples), "
+                                 f"not {samples_per_epoch}")
+        n_epoch = samples_per_epoch or n
+        batch_size = min(batch_size, n_epoch)
 
         all_callbacks = list(self.callbacks) + list(callbacks or [])
         if verbose == 1:
@@ -244,7 +253,7 @@ class Trainer:
         self.last_plan = {"path": "fused" if table is not None else "per-layer", "backend": kern.NAME,
                           "n_shards": n_shards, "blas_threads": blas_threads, "steps_per_call": steps_per_call}
         self.epochs = self.epoch + epochs
-        self.n_samples_epoch = n
+        self.n_samples_epoch = n_epoch
         self.stop_training = False
         history = History()
 
@@ -277,9 +286,10 @@ class Trainer:
                     if X_run.shape != Xc.shape or not np.isfinite(X_run).all():
                         raise ValueError("augment produced a wrong shape or NaN/Inf values")
                 t0 = time.perf_counter()
-                perm = self.rng.permutation(n) if shuffle else np.arange(n)
-                starts = np.arange(0, n, batch_size, dtype=np.int64)
-                sizes = np.minimum(batch_size, n - starts)
+                perm = self.rng.permutation(n) if (shuffle or n_epoch < n) else np.arange(n)
+                perm = perm[:n_epoch]
+                starts = np.arange(0, n_epoch, batch_size, dtype=np.int64)
+                sizes = np.minimum(batch_size, n_epoch - starts)
                 batch_loss = np.zeros(len(starts))
                 batch_correct = np.zeros(len(starts))
                 lr_first = self.optimizer.current_lr
@@ -294,15 +304,15 @@ class Trainer:
                         logs["accuracy"] = float(batch_correct[c0:c1].sum() / m)
                     cbs.on_batch_end(c1 - 1, logs)
                 train_time = time.perf_counter() - t0
-                logs = {"loss": float((batch_loss * sizes).sum() / n)}
+                logs = {"loss": float((batch_loss * sizes).sum() / n_epoch)}
                 if self.loss.is_classification:
-                    logs["accuracy"] = float(batch_correct.sum() / n)
+                    logs["accuracy"] = float(batch_correct.sum() / n_epoch)
                 if val is not None:
                     for key, value in self._evaluate_prepared(*val).items():
                         logs["val_" + key] = value
                 logs["lr"] = lr_first
                 logs["epoch_time"] = train_time
-                logs["samples_per_s"] = n / train_time if train_time > 0 else float("inf")
+                logs["samples_per_s"] = n_epoch / train_time if train_time > 0 else float("inf")
                 if augment is not None:
                     logs["augment_time"] = t_aug
                 self.epoch += 1
@@ -383,7 +393,7 @@ class Trainer:
         fused = self.loss.fused_activation
         last = net.layers[-1]
         logits = type(last) is Dense and fused is not None and last.activation == fused
-        n = X.shape[0]
+        penalized = [layer for layer in net.layers if getattr(layer, "has_penalty", False)]
         Xb = np.empty((batch_size, X.shape[1]), X.dtype)
         Yb = np.empty((batch_size, Y.shape[1]), Y.dtype)
         dout_full = np.empty((batch_size, net.n_outputs), net.dtype)
@@ -391,7 +401,7 @@ class Trainer:
         def step_fn(perm, starts, batch_loss, batch_correct):
             lrs = opt.learning_rates(opt.iterations, len(starts))
             for j, start in enumerate(starts):
-                m = min(batch_size, n - int(start))
+                m = min(batch_size, len(perm) - int(start))
                 idx = perm[start:start + m]
                 xb, yb, dout = Xb[:m], Yb[:m], dout_full[:m]
                 kern.gather_rows(X, idx, xb)
@@ -411,6 +421,9 @@ class Trainer:
                 dA = dout
                 for i in range(len(net.layers) - 1, -1, -1):
                     dA = net.layers[i].backward(dA, backend=self.backend, need_dX=i > 0)
+                for layer in penalized:  # L1/L2 terms join the loss and its gradient, as in Keras
+                    batch_loss[j] += layer.penalty()
+                    layer.add_penalty_gradient()
                 kern.clip_gradients(net.grads, self.clip_norm, self.clip_value)
                 hyper[codes.H_LR] = lrs[j]
                 kern.optimizer_update(opt.code, net.params, net.grads, opt.state, hyper, opt.iterations + 1)

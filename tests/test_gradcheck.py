@@ -103,3 +103,24 @@ def test_one_hot_cross_entropy_gradient(backend):
     _, analytic, _ = loss_and_grads(net, loss, X, y, backend)
     numeric = numeric_grad(lambda: loss_and_grads(net, loss, X, y, backend)[0], net.params)
     np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("l1,l2", [(0.01, 0.0), (0.0, 0.05), (0.02, 0.03)])
+def test_l1_l2_penalty_gradients(backend, l1, l2):
+    rng = np.random.default_rng(5)
+    net = fnn.Network([fnn.Dense(4, 5, "tanh", l1=l1, l2=l2), fnn.Dense(5, 3, l2=l2)], seed=3, dtype="float64",
+                      backend=backend)
+    X = rng.standard_normal((7, 4))
+    y = rng.integers(0, 3, 7)
+    loss = losses.get("cross_entropy")
+
+    def total():
+        value, grads, _ = loss_and_grads(net, loss, X, y, backend)
+        for layer in net.layers:
+            layer.add_penalty_gradient()
+        return value + sum(layer.penalty() for layer in net.layers), net.grads.copy()
+
+    _, analytic = total()
+    numeric = numeric_grad(lambda: total()[0], net.params)
+    np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)

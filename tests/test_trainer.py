@@ -244,3 +244,34 @@ def test_fit_augment_hook_refreshes_inputs_each_epoch():
     assert not np.array_equal(calls[0], X.astype(np.float32))
     with pytest.raises(TypeError, match="augment"):
         trainer.fit(X, y, augment="noise")
+
+
+def test_l2_penalty_shrinks_weights_and_uses_the_per_layer_path():
+    X, y = _data()
+    plain = fnn.Network([fnn.Dense(12, 16, "relu"), fnn.Dense(16, 4)], seed=0, dtype="float64")
+    reg = fnn.Network([fnn.Dense(12, 16, "relu", l2=0.05), fnn.Dense(16, 4, l2=0.05)], seed=0, dtype="float64")
+    t_plain = fnn.Trainer(plain, optimizer=fnn.Adam(1e-2), verbose=0, seed=0)
+    t_reg = fnn.Trainer(reg, optimizer=fnn.Adam(1e-2), verbose=0, seed=0)
+    t_plain.fit(X, y, epochs=5)
+    h = t_reg.fit(X, y, epochs=5)
+    assert t_reg.last_plan["path"] == "per-layer"
+    assert np.abs(reg.layers[0].W).sum() < 0.8 * np.abs(plain.layers[0].W).sum()
+    # the reported training loss includes the penalty
+    assert h["loss"][-1] > t_reg.evaluate(X, y)["loss"]
+
+
+def test_samples_per_epoch_draws_a_fresh_subset_each_epoch():
+    X, y = _data()
+    seen = []
+
+    class Spy(fnn.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            seen.append(self.trainer.n_samples_epoch)
+
+    net = _mlp("numba", "float32")
+    trainer = fnn.Trainer(net, batch_size=32, verbose=0, seed=0, callbacks=[Spy()])
+    trainer.fit(X, y, epochs=3, samples_per_epoch=100)
+    assert seen == [100, 100, 100]
+    assert trainer.optimizer.iterations == 3 * 4  # ceil(100 / 32) steps per epoch
+    with pytest.raises(ValueError, match="samples_per_epoch"):
+        trainer.fit(X, y, samples_per_epoch=10_000)

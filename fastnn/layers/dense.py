@@ -30,9 +30,14 @@ class Dense(Layer):
         Biases start at zero.
     alpha : float, optional
         Negative slope of ``leaky_relu`` (default 0.01) or saturation of ``elu`` (1.0).
+    l1, l2 : float, default 0
+        Penalties ``l1 * sum(|W|) + l2 * sum(W**2)`` on the weights (not the biases), added
+        to the training loss as in Keras. A network with penalties trains on the per-layer
+        path (same compiled kernels, one call per layer); for a global L2 use the optimizer's
+        ``weight_decay``.
     """
 
-    def __init__(self, n_in, n_out, activation=None, init="auto", alpha=None):
+    def __init__(self, n_in, n_out, activation=None, init="auto", alpha=None, l1=0.0, l2=0.0):
         for name, value in (("n_in", n_in), ("n_out", n_out)):
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"Dense {name} must be a positive integer, not {value!r}")
@@ -44,6 +49,11 @@ class Dense(Layer):
         if init not in INITS:
             raise ValueError(f"unknown init {init!r}; choose one of {INITS}")
         self.init = init
+        for name, value in (("l1", l1), ("l2", l2)):
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
+                raise ValueError(f"Dense {name} must be a non-negative number, not {value!r}")
+        self.l1 = float(l1)
+        self.l2 = float(l2)
 
     @property
     def W(self):
@@ -102,8 +112,33 @@ class Dense(Layer):
                             self.grads["W"], self.grads["b"], dX)
         return dX
 
+    @property
+    def has_penalty(self):
+        """True if the layer adds an L1/L2 penalty to the loss."""
+        return self.l1 > 0 or self.l2 > 0
+
+    def penalty(self):
+        """The penalty term ``l1*sum|W| + l2*sum(W^2)`` (float64)."""
+        W = self.params["W"]
+        value = 0.0
+        if self.l1:
+            value += self.l1 * float(np.abs(W).sum(dtype=np.float64))
+        if self.l2:
+            value += self.l2 * float(np.square(W, dtype=np.float64).sum())
+        return value
+
+    def add_penalty_gradient(self):
+        """dW += l1*sign(W) + 2*l2*W (after :meth:`backward`)."""
+        W, dW = self.params["W"], self.grads["W"]
+        if self.l1:
+            dW += W.dtype.type(self.l1) * np.sign(W)
+        if self.l2:
+            dW += W.dtype.type(2 * self.l2) * W
+
     def get_config(self):
         cfg = {"n_in": self.n_inputs, "n_out": self.n_outputs, "activation": self.activation, "init": self.init}
+        if self.has_penalty:
+            cfg["l1"], cfg["l2"] = self.l1, self.l2
         if self.alpha != activations.default_alpha(self.activation):
             cfg["alpha"] = self.alpha
         return cfg
