@@ -16,7 +16,7 @@ import pytest
 import fastnn as fnn
 from bench import data
 from bench.fastnn_runs import make_fastnn_epoch, make_fastnn_latency, make_fastnn_predict
-from fastnn.kernels import available_backends, get_backend, layout
+from fastnn.kernels import available_backends, get_backend
 from fastnn.kernels.codes import H_BETA1, H_BETA2, H_EPS, H_LR, H_MOMENTUM, N_HYPER, OPT_ADAM, OPT_SGD
 
 BATCH_SIZES = (32, 64, 128, 256)

@@ -161,7 +161,7 @@ def maybe_plot(args, net, X=None, y=None, history=None, *, title=None, path=None
     try:
         import matplotlib  # noqa: F401
     except ImportError:
-        print(f"--plot: matplotlib is not installed, no plot written (pip install matplotlib)")
+        print("--plot: matplotlib is not installed, no plot written (pip install matplotlib)")
         return None
     from fastnn import plotting
 

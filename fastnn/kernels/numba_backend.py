@@ -22,7 +22,7 @@ from numba import njit, prange
 from . import layout as _layout
 from .codes import (
     ACT_ELU, ACT_GELU, ACT_LEAKY_RELU, ACT_LINEAR, ACT_RELU, ACT_SIGMOID,
-    ACT_SILU, ACT_SOFTMAX, ACT_TANH,
+    ACT_SOFTMAX, ACT_TANH,
     LOSS_BCE_LOGITS, LOSS_MSE, LOSS_SOFTMAX_CE,
     OPT_ADAGRAD, OPT_ADAM, OPT_RMSPROP, OPT_SGD,
     H_LR, H_BETA1, H_BETA2, H_EPS, H_WEIGHT_DECAY, H_MOMENTUM, H_NESTEROV,
@@ -36,7 +36,6 @@ _CHUNK = 16384  # elements per parallel chunk of the flat-buffer passes
 
 _shard_rows = njit(cache=True)(_layout.shard_rows)
 _max_width = njit(cache=True)(_layout.max_width)
-_shard_stride = njit(cache=True)(_layout.shard_stride)
 
 
 # --------------------------------------------------------------------------- activations
