@@ -18,12 +18,12 @@ import gzip
 import io
 import os
 import struct
-import tempfile
 import zlib
 
 import numpy as np
 
 from ..errors import DataFormatError
+from ..io import atomic_write
 
 __all__ = ["read_idx", "write_idx", "IDX_DTYPES", "DEFAULT_MAX_BYTES", "MAX_NDIM"]
 
@@ -384,40 +384,13 @@ def write_idx(path, array, *, compress=None):
         compress = os.fsdecode(path).endswith(".gz")
     # Big-endian, C-contiguous bytes; a no-op copy-wise when already so.
     payload = np.ascontiguousarray(arr, dtype=be_dtype).reshape(-1).view(np.uint8)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(
-        dir=directory, prefix="." + os.path.basename(os.fsdecode(path)) + ".", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if compress:
-                with gzip.GzipFile(fileobj=f, mode="wb", filename="", mtime=0) as gz:
-                    gz.write(header)
-                    gz.write(payload)
-            else:
-                f.write(header)
-                f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    _fsync_dir(directory)
+    with atomic_write(path) as f:
+        if compress:
+            with gzip.GzipFile(fileobj=f, mode="wb", filename="", mtime=0) as gz:
+                gz.write(header)
+                gz.write(payload)
+        else:
+            f.write(header)
+            f.write(payload)
 
 
-def _fsync_dir(directory):
-    """Make a rename durable (POSIX); a no-op where directories can't be opened."""
-    try:
-        dfd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dfd)
-    except OSError:
-        pass
-    finally:
-        os.close(dfd)

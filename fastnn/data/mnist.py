@@ -33,7 +33,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataFormatError
-from .idx import _read_idx, _fsync_dir
+from ..io import _fsync_dir
+from .idx import _read_idx
 
 __all__ = ["load_mnist", "DATASETS", "DatasetSpec", "cache_dir"]
 
