@@ -7,9 +7,9 @@ What holds (checked here):
   **bit-identical** results for a given shard count whatever the number of
   threads running them (1, 2 or 8; 8 oversubscribes a 2-core machine), and
   over 50 repeats: shards reduce in a fixed order, the update runs over fixed
-  chunks with per-chunk norms summed serially. Exception (xfail, a bug): the
-  numba driver's ``arr.sum()`` calls inside ``parallel=True`` functions become
-  thread-count-dependent parallel reductions (batch losses; the clip-norm).
+  chunks with per-chunk norms summed serially (in the numba driver by explicit
+  loops: an ``arr.sum()`` inside a ``parallel=True`` function would become a
+  thread-count-dependent parallel reduction).
 - A different *shard count* is a different summation order: equal to the
   1-shard result within float tolerance, not bitwise. Since ``Trainer`` picks
   one shard per thread (``parallel='auto'/'shards'``), the thread count is
@@ -173,11 +173,6 @@ def test_cython_batch_losses_equal_their_serial_run(worker_runs):
 
 
 @pytest.mark.skipif("numba" not in COMPILED, reason="needs numba")
-@pytest.mark.xfail(strict=True, reason="numba_backend._run_sharded sums the shard losses with result[:, 0].sum() "
-                                       "and _reduce_and_update the chunk norms with partial.sum(): inside "
-                                       "parallel=True functions Numba turns these into parallel reductions whose "
-                                       "order depends on the thread count, so batch losses and clip_norm-scaled "
-                                       "weights change with it. See the report's diff (serial loops).")
 def test_numba_sharded_sums_do_not_depend_on_thread_count():
     import numba
     from threadpoolctl import threadpool_limits

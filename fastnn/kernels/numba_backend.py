@@ -419,7 +419,12 @@ def _reduce_and_update(opt, params, grads, work, g_off, state, hyper, step, clip
         if clip_norm <= 0:
             _update_slice(opt, params, grads, state, lo, hi, hyper, step)
     if clip_norm > 0:
-        norm = math.sqrt(partial.sum())
+        # A plain loop, not partial.sum(): inside a parallel function Numba turns .sum() into a
+        # threaded reduction whose rounding depends on the thread count.
+        ss = 0.0
+        for c in range(n_chunks):
+            ss += partial[c]
+        norm = math.sqrt(ss)
         f = t(clip_norm / (norm + 1e-12)) if norm > clip_norm else t(1)
         for c in prange(n_chunks):
             lo = c * _CHUNK
@@ -546,8 +551,12 @@ def _run_sharded(X, Y, perm, batch_starts, batch_size, meta, alphas, params, gra
             else:
                 _shard_step(X, Y, perm, start + lo, m_s, 1.0 / m, meta, alphas, params,
                             work[s][g_off:], loss, work[s], offs, result, s)
-        batch_loss[j] = result[:, 0].sum() / m
-        batch_correct[j] = result[:, 1].sum()
+        loss_sum, correct = 0.0, 0.0
+        for s in range(n_shards):  # fixed order (see _reduce_and_update)
+            loss_sum += result[s, 0]
+            correct += result[s, 1]
+        batch_loss[j] = loss_sum / m
+        batch_correct[j] = correct
         h[H_LR] = lrs[j]
         _reduce_and_update(opt, params, grads, work, g_off, state, h, step0 + j + 1,
                            hyper[H_CLIP_NORM], hyper[H_CLIP_VALUE], partial)
