@@ -97,7 +97,7 @@ def _npz_bytes(**arrays):
 
 
 def _dup_key_header(raw):
-    """The valid header's text with a second, conflicting 'kind' key and a duplicated tensor entry."""
+    """The valid header's text with a second, conflicting 'kind' key."""
     _, _, hlen = PREFIX.unpack(raw[:PREFIX.size])
     text = raw[PREFIX.size:PREFIX.size + hlen].decode().rstrip()
     return text[:-1] + ',"kind":"checkpoint"}'
@@ -216,6 +216,43 @@ def _zip_bytes(members):
     return buf.getvalue()
 
 
+#: the stable phrase (fastnn.io docstring) each case must be refused with: the right check caught it
+EXPECTED_PHRASE = {
+    "JSON header is a list": "invalid header", "JSON header with Infinity weight offset": "non-finite number",
+    "JSON header with NaN": "non-finite number", "JSON integer with 5000 digits": "not valid JSON",
+    "JSON nested 100000 deep": "not valid JSON", "UTF-16 header": "not valid UTF-8",
+    "boolean shape": "invalid header", "duplicate JSON keys (tensor table)": "duplicate key 'layers.0.W'",
+    "duplicate JSON keys (top level)": "duplicate key 'kind'", "empty file": "truncated",
+    "extra tensor": "unexpected tensor", "file cut inside the header": "truncated",
+    "file too short for its tensors": "truncated", "float offsets": "invalid header",
+    "header length 2**64-1": "header length", "header length over the cap": "header length",
+    "header length with no header": "truncated", "header length zero": "header length",
+    "hole between tensors": "gap between tensors", "huge Dense claimed by a tiny file": "tensor too large",
+    "huge Dense, consistent offsets, 2**62 inputs": "tensor too large",
+    "huge LayerNorm claimed by a tiny file": "invalid layer",
+    "layer config names a callable activation": "invalid layer", "layer config smuggles a class": "invalid layer",
+    "layer type __import__": "unknown layer type", "layer type base class Layer": "unknown layer type",
+    "layer type builtins.eval": "unknown layer type", "layer type dunder attribute": "unknown layer type",
+    "layer type fully qualified class": "unknown layer type", "layer type of an importable module":
+    "unknown layer type", "layer type os.system": "unknown layer type", "magic only": "truncated",
+    "missing tensor": "missing tensor", "negative offsets": "tensor extent", "negative shape": "invalid header",
+    "non-JSON header": "not valid JSON", "non-UTF-8 header": "not valid UTF-8",
+    "object-dtype .npy (pickled object inside)": "bad magic", "overlapping tensor offsets": "overlapping tensors",
+    "pickle payload (__reduce__ creates a file)": "bad magic",
+    "pickle payload as tensor data (dtype object)": "unknown dtype 'object'",
+    "pickle payload behind the fastnn magic": "not valid UTF-8", "plain .npz": "bad magic",
+    "plain float32 .npy": "bad magic", "shape byte size overflows 64 bits": "tensor too large",
+    "shape byte size wraps to the real size mod 2**64": "tensor too large",
+    "shape with 2**64 dims and a zero": "tensor extent", "too many dimensions": "invalid header",
+    "trailing bytes": "trailing bytes", "trailing pickle": "trailing bytes",
+    "unknown dtype big-endian >f4": "unknown dtype", "unknown dtype float16": "unknown dtype",
+    "unknown dtype numpy type string O": "unknown dtype", "unknown dtype object": "unknown dtype",
+    "unknown layer type Conv2D": "unknown layer type", "unknown network dtype": "unknown dtype",
+    "unknown top-level key with code": "unexpected key", "unsupported version": "unsupported format version",
+    "zip with a pickle inside": "bad magic",
+}
+
+
 def _listing(*dirs):
     return {str(d): sorted(os.listdir(d)) for d in dirs}
 
@@ -243,6 +280,7 @@ def test_corpus_size(tmp_path):
     corpus = _hostile_corpus(tmp_path, tmp_path / "marker")
     assert len(corpus) >= 16
     assert len(set(corpus.values())) == len(corpus), "two corpus entries are the same bytes"
+    assert set(corpus) == set(EXPECTED_PHRASE)
 
 
 def _load_watched(path_or_file, marker, dirs):
@@ -282,6 +320,8 @@ def test_every_hostile_file_is_refused(tmp_path, warm, monkeypatch):
             if type(error) is not ModelFormatError:
                 failures.append(f"{what}: raised {type(error).__name__}: {error}"[:400])
                 continue
+            if EXPECTED_PHRASE[name] not in str(error):
+                failures.append(f"{what}: refused for another reason than {EXPECTED_PHRASE[name]!r}: {error}")
             if source == "path" and str(path) not in str(error):
                 failures.append(f"{what}: the message does not name the file: {error}")
             if new_mods:
