@@ -520,7 +520,8 @@ def _run_serial(X, Y, perm, batch_starts, batch_size, meta, alphas, params, grad
                     loss, work[0], offs, result, 0)
         batch_loss[j] = result[0, 0] / m
         batch_correct[j] = result[0, 1]
-        clip_gradients(grads, hyper[H_CLIP_NORM], hyper[H_CLIP_VALUE])
+        if hyper[H_CLIP_NORM] > 0 or hyper[H_CLIP_VALUE] > 0:  # the norm pass costs as much as Adam
+            clip_gradients(grads, hyper[H_CLIP_NORM], hyper[H_CLIP_VALUE])
         h[H_LR] = lrs[j]
         _update_slice(opt, params, grads, state, 0, params.shape[0], h, step0 + j + 1)
 
