@@ -163,12 +163,12 @@ def test_parallel_kernels_equal_their_serial_run(worker_runs):
         assert not differ, f"{threads} threads differ from 1 thread: {differ}"
 
 
-def test_cython_batch_losses_equal_their_serial_run(worker_runs):
-    """The per-batch losses too (numba: see test_numba_sharded_sums_do_not_depend_on_thread_count)."""
+def test_batch_losses_equal_their_serial_run(worker_runs):
+    """The per-batch losses and correct counts too (see also test_numba_sharded_sums_do_not_depend_on_thread_count)."""
     serial = worker_runs[1][0]["results"]
     for threads in (2, 8):
         res = worker_runs[threads][0]["results"]
-        differ = [k for k in res if k.startswith("cython") and res[k]["loss_digests"] != serial[k]["loss_digests"]]
+        differ = [k for k in res if res[k]["loss_digests"] != serial[k]["loss_digests"]]
         assert not differ, f"{threads} threads differ from 1 thread: {differ}"
 
 
