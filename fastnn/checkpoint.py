@@ -41,7 +41,7 @@ import numpy as np
 
 from . import io as _io
 from .callbacks import Callback, resolve_mode
-from .errors import ModelFormatError
+from .errors import ModelFormatError, NonFiniteError
 
 __all__ = ["save_checkpoint", "load_checkpoint", "ModelCheckpoint"]
 
@@ -94,6 +94,7 @@ def save_checkpoint(path, trainer, *, metadata=None, logs=None):
         if arr.dtype != net.params.dtype or arr.ndim != 2 or arr.shape[1] != net.n_params:
             raise ValueError(f"optimizer state of shape {arr.shape} {arr.dtype} does not fit the network "
                              f"({net.n_params} {net.params.dtype} parameters)")
+    check_finite_state(net, arr, path)
     if "rng_state" in state:
         state["rng_state"] = _rng_state(trainer.rng)
     opt = trainer.optimizer
@@ -125,6 +126,16 @@ def save_checkpoint(path, trainer, *, metadata=None, logs=None):
     if arr is not None:
         tensors.append(("optimizer.state", arr))
     _io.write_file(path, header, tensors)
+
+
+def check_finite_state(net, opt_state=None, path=None):
+    """Raise NonFiniteError if the weights, buffers or optimizer state hold NaN/Inf:
+    a checkpoint must never replace a good file with a poisoned one."""
+    bad = [what for what, a in (("weights", net.params), ("buffers", getattr(net, "buffers", None)),
+                                ("optimizer state", opt_state))
+           if a is not None and a.size and not np.isfinite(a).all()]
+    if bad:
+        raise NonFiniteError(f"refusing to save {path or 'a checkpoint'}: the {' and '.join(bad)} hold NaN or Inf")
 
 
 # ---------------------------------------------------------------------------- loading
@@ -168,6 +179,8 @@ def _check_training(r, training):
             and opt["iterations"] >= 0 and isinstance(opt.get("has_state"), bool)
             and isinstance(opt.get("config", {}), dict)):
         raise r.error("invalid header: training.optimizer needs name (str), iterations (int >= 0), has_state (bool)")
+    if opt["iterations"] >= 2 ** 53 or tr["epoch"] >= 2 ** 53:  # the kernels take int64 steps; lr schedules floats
+        raise r.error("invalid header: training.optimizer.iterations and training.trainer.epoch must be < 2**53")
     lr = training["lr"]
     if not (isinstance(lr, dict) and (lr.get("value") is None or
                                       (isinstance(lr["value"], numbers.Real) and not isinstance(lr["value"], bool)
@@ -258,6 +271,10 @@ def load_checkpoint(path, trainer=None, *, backend=None):
                 raise ValueError(f"{r.name}: the checkpoint was trained with {opt_info['name']}, but the trainer "
                                  f"uses {type(trainer.optimizer).__name__}; build the trainer with the same "
                                  f"optimizer class to resume")
+            slots = max(trainer.optimizer.n_slots, 1)
+            if opt_info["has_state"] and table["optimizer.state"][1][0] != slots:
+                raise r.error(f"tensor shape mismatch: 'optimizer.state' has {table['optimizer.state'][1][0]} "
+                              f"slots, {opt_info['name']} needs {slots}")
         opt_state = None
         if opt_info["has_state"]:
             opt_state = _io.read_tensor(r, data_start, table["optimizer.state"])
@@ -408,6 +425,12 @@ class ModelCheckpoint(Callback):
         return value < self.best if self.mode == "min" else value > self.best
 
     def on_epoch_end(self, epoch, logs=None):
+        opt = getattr(self.trainer, "optimizer", None) if self.save_training_state else None
+        try:  # never replace a good file with NaN weights (possible with check_finite=False)
+            check_finite_state(self.trainer.network, getattr(opt, "state", None))
+        except NonFiniteError as exc:
+            warnings.warn(f"ModelCheckpoint: epoch {epoch + 1} not saved: {exc}", stacklevel=2)
+            return
         logs = logs or {}
         value = logs.get(self.monitor)
         if value is not None:

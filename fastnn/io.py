@@ -112,7 +112,9 @@ def atomic_write(path, mode="wb"):
     """
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    prefix = "." + os.path.basename(path) + "."
+    # the writer's pid in the name lets a later save tell a dead writer's leftover from a live one's
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f"{prefix}{os.getpid()}.", suffix=".tmp")
     try:
         try:
             os.chmod(tmp, os.stat(path).st_mode & 0o7777 if os.path.exists(path) else _default_mode())
@@ -130,6 +132,39 @@ def atomic_write(path, mode="wb"):
             pass
         raise
     _fsync_dir(directory)
+    _remove_stale_temps(directory, prefix)
+
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def _remove_stale_temps(directory, prefix):
+    """Remove temp files of earlier saves to the same path whose writer process is gone
+    (killed mid-save: SIGKILL, OOM killer, power loss). Best effort, POSIX only; temp files
+    of live writers (any process, this one included) are left alone."""
+    if os.name != "posix":
+        return
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid = name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _pid_alive(int(pid)):
+            continue
+        try:
+            os.unlink(os.path.join(directory, name))
+        except OSError:
+            pass
 
 
 # ---------------------------------------------------------------------------- writing

@@ -80,9 +80,6 @@ def test_leftover_temp_file_is_ignored_by_loading(tmp_path):
     np.testing.assert_array_equal(fnn.Network.load(path).params, new.params)
 
 
-@pytest.mark.xfail(strict=True, reason="fastnn.io.atomic_write does not remove temp files left by a writer "
-                                       "that was killed; see the report's diff (pid in the temp name, "
-                                       "stale ones removed after a successful save)")
 def test_next_save_removes_temp_files_of_killed_writers(tmp_path):
     path = tmp_path / "m.fnn"
     _small_net(0).save(path)

@@ -238,11 +238,8 @@ def _nan_trainer():
     return tr
 
 
-_NO_GUARD = ("fastnn writes checkpoints/models whose weights are NaN (save_checkpoint and ModelCheckpoint "
-             "do not check finiteness); see the report's diff")
 
 
-@pytest.mark.xfail(strict=True, reason=_NO_GUARD)
 def test_save_checkpoint_refuses_nan_weights(tmp_path):
     tr = _nan_trainer()
     with pytest.raises((NonFiniteError, ValueError)):
@@ -250,7 +247,6 @@ def test_save_checkpoint_refuses_nan_weights(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.xfail(strict=True, reason=_NO_GUARD)
 def test_save_checkpoint_refuses_nan_optimizer_state(tmp_path):
     tr = _nan_trainer()
     tr.network.params[3] = 0.0
@@ -260,7 +256,6 @@ def test_save_checkpoint_refuses_nan_optimizer_state(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.xfail(strict=True, reason=_NO_GUARD)
 @pytest.mark.parametrize("training_state", [True, False], ids=["checkpoint", "model"])
 def test_model_checkpoint_never_writes_nan_weights(tmp_path, training_state):
     tr = _nan_trainer()
@@ -274,7 +269,6 @@ def test_model_checkpoint_never_writes_nan_weights(tmp_path, training_state):
     assert not written or all(np.isfinite(fnn.Network.load(f).params).all() for f in written)
 
 
-@pytest.mark.xfail(strict=True, reason=_NO_GUARD)
 def test_unguarded_blow_up_with_model_checkpoint_writes_no_nan(tmp_path):
     """check_finite=False + ModelCheckpoint(every epoch): the run may go NaN, the files must not."""
     X, y = _data()

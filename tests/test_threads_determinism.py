@@ -383,11 +383,6 @@ def test_same_seed_same_bits_in_a_fresh_process(backend, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), here)
 
 
-@pytest.mark.xfail(strict=True, reason="fastnn leaves libgomp's default (spinning) wait policy: with the other core "
-                                       "busy, the sharded OpenMP/Numba-omp step collapsed to 2.7k-3.9k samples/s "
-                                       "vs 50k-119k with OMP_WAIT_POLICY=PASSIVE (MNIST MLP, 2 cores). See the "
-                                       "report's diff for fastnn/_config.py (os.environ.setdefault before libgomp "
-                                       "loads).")
 def test_fastnn_defaults_to_a_passive_openmp_wait_policy():
     env = {k: v for k, v in _env(2).items() if k != "OMP_WAIT_POLICY"}
     proc = subprocess.run([sys.executable, "-c", "import os, fastnn; print(os.environ.get('OMP_WAIT_POLICY'))"],

@@ -264,6 +264,17 @@ def _decode(f, head, name, max_bytes, hasher, known_size):
             f"({nbytes} bytes), above max_bytes={max_bytes}; the header is "
             f"corrupt or forged, or pass a larger max_bytes"
         )
+    if count == 0:
+        # An empty array, but numpy still refuses a shape whose non-zero dimensions multiply
+        # past its index range: refuse it here, as the format error it is.
+        extent = dtype.itemsize
+        for d in shape:
+            extent *= max(d, 1)
+        if extent > np.iinfo(np.intp).max:
+            raise DataFormatError(
+                f"IDX file {name} declares a {shape_s} array: a zero dimension next to "
+                f"dimensions that multiply past what numpy can index (corrupt or forged header)"
+            )
     if known_size is not None:
         actual = known_size - header_len
         if actual < nbytes:

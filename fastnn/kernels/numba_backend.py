@@ -15,7 +15,9 @@ vectorize. No ``fastmath`` flags that assume finite values: NaN must
 propagate so the non-finite guard can see it.
 """
 import math
+import threading
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -569,6 +571,29 @@ def train_batches(X, Y, perm, batch_starts, batch_size, meta, alphas, params, gr
 
     ``work`` is a (n_shards, shard_stride) buffer from :func:`fastnn.kernels.layout.shard_stride`.
     """
-    driver = _run_serial if n_shards == 1 else _run_sharded
-    driver(X, Y, perm, batch_starts, batch_size, meta, alphas, params, grads,
-           loss, opt, state, hyper, lrs, step0, work, batch_loss, batch_correct)
+    args = (X, Y, perm, batch_starts, batch_size, meta, alphas, params, grads,
+            loss, opt, state, hyper, lrs, step0, work, batch_loss, batch_correct)
+    if n_shards == 1:
+        _run_serial(*args)
+    else:
+        _parallel_call(_run_sharded, args)
+
+
+_PARALLEL_LOCK = threading.Lock()
+
+
+def _parallel_call(fn, args):
+    """Call a parallel=True kernel; serialized unless Numba's threading layer is thread-safe.
+
+    The ``workqueue`` layer (what Numba falls back to without TBB or OpenMP) aborts the
+    process when two Python threads launch parallel regions at once. The layer is known
+    only after the first launch, so launches are serialized until it is known to be safe.
+    """
+    try:
+        layer = numba.threading_layer()
+    except ValueError:  # no parallel region launched yet
+        layer = None
+    if layer in ("omp", "tbb"):
+        return fn(*args)
+    with _PARALLEL_LOCK:
+        return fn(*args)
