@@ -1,4 +1,6 @@
 """Every compiled backend against the numpy reference, op by op, per dtype."""
+import platform
+
 import numpy as np
 import pytest
 
@@ -224,3 +226,26 @@ def test_nan_propagates_through_activations(kern, act):
     ref.activation_forward(Z, act, 0.1, A_ref)
     np.testing.assert_array_equal(np.isnan(A), np.isnan(A_ref))
     assert np.isnan(A[0, 0])
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="flush-to-zero is set on x86 only")
+@pytest.mark.parametrize("backend", COMPILED)
+def test_compiled_updates_flush_denormals_and_restore_the_fpu_mode(backend):
+    """Denormal moments (which made long Adam runs 2x slower) are flushed to zero inside the
+    compiled driver, and the caller's floating-point mode is restored afterwards."""
+    kern = get_backend(backend)
+    tiny = np.finfo(np.float32).tiny
+    meta = np.array([[2, 2, 0, 0, 4]], np.int64)
+    params = np.zeros(6, np.float32)
+    state = np.full((2, 6), tiny / 4, np.float32)  # denormal first and second moments
+    X = np.zeros((4, 2), np.float32)
+    Y = np.zeros((4, 2), np.float32)
+    hyper = np.zeros(N_HYPER)
+    hyper[[H_LR, H_BETA1, H_BETA2, H_EPS]] = [1e-3, 0.9, 0.999, 1e-8]
+    work = np.zeros((1, layout.shard_stride(meta, 4, 2, 6, 1)), np.float32)
+    kern.train_batches(X, Y, np.arange(4, dtype=np.int64), np.zeros(1, np.int64), 4, meta, np.zeros(1),
+                       params, np.zeros(6, np.float32), LOSS_MSE, OPT_ADAM, state, hyper, np.full(1, 1e-3), 0,
+                       1, work, np.zeros(1), np.zeros(1))
+    assert (state == 0).all(), "denormal moments should have been flushed to zero"
+    # the caller's mode is back: numpy on this thread still produces denormals
+    assert np.float32(tiny) / np.float32(4) != 0
