@@ -17,9 +17,9 @@ from .layers import Dense
 
 _CHUNK_BATCHES = 128   # batches per compiled call when nothing needs every batch
 # Below this many rows per shard, splitting a batch costs more than it gains: measured on 2 cores
-# (784-256-128-10, Adam) with the passive OpenMP wait policy fastnn sets, bs 32: 48k samples/s on one
-# thread vs 40k on two shards; bs 64: 69k vs 64k; bs 128: 84k vs 120k.
-_MIN_SHARD_ROWS = 64
+# (784-256-128-10, Adam, passive OpenMP wait policy), one thread vs two shards, samples/s:
+# bs 32: 49k/52k (cython), 51k/37k (numba); bs 64: 66k/81k, 67k/68k; bs 128: 76k/110k, 77k/100k.
+_MIN_SHARD_ROWS = 32
 _MIN_SHARD_WORK = 1 << 20  # rows per shard x parameters: below it (tiny nets) one thread is faster
 
 
@@ -94,7 +94,7 @@ class Trainer:
         How mini-batches use several cores: ``'shards'`` splits each batch into
         one row shard per thread (single-threaded BLAS each, gradients summed in
         a fixed order); ``'blas'`` keeps the batch whole and lets BLAS thread each
-        GEMM; ``'auto'`` shards when every shard gets at least 64 rows and
+        GEMM; ``'auto'`` shards when every shard gets at least 32 rows and
         enough arithmetic (rows x parameters >= 2**20), and otherwise runs on one thread
         (measured faster for small batches and tiny networks on a 2-core machine).
     check_finite : bool, default True
