@@ -4,12 +4,30 @@ import numbers
 import numpy as np
 
 
-def check_array_X(X, n_features=None, dtype=np.float32, name="X"):
-    """Return ``X`` as a C-contiguous 2-D float array of ``dtype``, or raise a clear error.
+def check_shape(shape, name):
+    """Return ``shape`` as a tuple of positive ints (a per-sample shape), or raise ValueError."""
+    if isinstance(shape, (numbers.Integral,)) and not isinstance(shape, bool):
+        shape = (shape,)
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise ValueError(f"{name} must be a tuple of positive integers, not {shape!r}") from None
+    if not dims or len(dims) > 8 or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1
+                                        for d in dims):
+        raise ValueError(f"{name} must be a tuple of 1 to 8 positive integers, not {shape!r}")
+    if int(np.prod([int(d) for d in dims], dtype=object)) > 2 ** 31:
+        raise ValueError(f"{name} {dims} has more than 2**31 values per sample")
+    return tuple(int(d) for d in dims)
 
-    Rejects: non-numeric dtypes (object, str, bool is accepted as 0/1), arrays
-    that are not 2-D, zero samples or zero features, NaN/Inf, and a feature
-    count other than ``n_features``.
+
+def check_array_X(X, n_features=None, dtype=np.float32, name="X", sample_shape=None):
+    """Return ``X`` as a C-contiguous float array of ``dtype`` with one row per sample, or raise.
+
+    Rejects: non-numeric dtypes (object, str, bool is accepted as 0/1), zero
+    samples or zero features, NaN/Inf, and a feature count other than
+    ``n_features``. With a ``sample_shape`` of several dimensions, ``X`` must
+    have shape ``(n, *sample_shape)`` and comes back as ``(n, prod(sample_shape))``
+    rows (a view when it is already contiguous); otherwise ``X`` must be 2-D.
     """
     if isinstance(X, (str, bytes)):
         raise TypeError(f"{name} must be a numeric 2-D array, not {type(X).__name__}")
@@ -20,6 +38,13 @@ def check_array_X(X, n_features=None, dtype=np.float32, name="X"):
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype} "
                         f"(convert strings/objects to floats first)")
+    if sample_shape is not None and len(sample_shape) > 1:
+        if arr.ndim < 2 or arr.shape[1:] != tuple(sample_shape):
+            raise ValueError(f"{name} must have shape (n_samples, {', '.join(map(str, sample_shape))}), "
+                             f"got {arr.shape}")
+        if arr.shape[0] == 0:
+            raise ValueError(f"{name} has 0 samples")
+        arr = arr.reshape(arr.shape[0], -1)
     if arr.ndim != 2:
         hint = " (use X.reshape(-1, 1) for one feature or X.reshape(1, -1) for one sample)" if arr.ndim == 1 else ""
         raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {arr.shape}{hint}")

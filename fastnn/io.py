@@ -227,7 +227,11 @@ def network_config(network):
     task = network.task
     if task not in TASKS:
         raise ValueError(f"network.task must be one of {TASKS}, not {task!r}")
-    return {"dtype": dtype, "task": task, "layers": layers}
+    config = {"dtype": dtype, "task": task, "layers": layers}
+    shape = tuple(network.input_shape)
+    if len(shape) != 1 or not network.layers[0].get_config():
+        config["input_shape"] = list(shape)  # the first layer's config does not pin the input shape
+    return config
 
 
 def _net_slots(network):
@@ -507,8 +511,10 @@ def build_layers(r, spec):
     from .layers import LAYER_TYPES
     from .network import Network
 
-    if not isinstance(spec, dict) or set(spec) != {"dtype", "task", "layers"}:
-        raise r.error("invalid header: 'network' must be an object with exactly dtype, task, layers")
+    if not isinstance(spec, dict) or not {"dtype", "task", "layers"} <= set(spec) <= \
+            {"dtype", "task", "layers", "input_shape"}:
+        raise r.error("invalid header: 'network' must be an object with exactly dtype, task, layers "
+                      "(and optionally input_shape)")
     dtype = spec["dtype"]
     if not isinstance(dtype, str) or dtype not in NETWORK_DTYPES:
         raise r.error(f"unknown dtype {dtype!r} for the network (allowed: {NETWORK_DTYPES})"[:300])
@@ -540,7 +546,7 @@ def build_layers(r, spec):
     stack = _Stack()
     stack.layers = layers
     try:
-        Network._check_widths(stack)
+        Network._build_shapes(stack, spec.get("input_shape"))
     except (TypeError, ValueError) as exc:
         raise r.error(f"invalid layer stack: {exc}") from None
     buffers = []
@@ -577,7 +583,8 @@ def _load_network_from(r, header, table, data_start, backend=None, seed=None, ex
     _check_params_table(r, table, expected, dtype, extra_tensors)
     # Sizes are now known to fit in the file: allocating the network is bounded by the file size.
     try:
-        net = Network(layers, dtype=dtype, backend=backend, seed=seed)
+        net = Network(layers, dtype=dtype, backend=backend, seed=seed,
+                      input_shape=header["network"].get("input_shape"))
     except (TypeError, ValueError) as exc:
         raise r.error(f"invalid layer stack: {exc}") from None
     slots = _net_slots(net)

@@ -40,6 +40,10 @@ class Loss:
         """Validate ``y`` and return it as a C-contiguous 2-D array of ``dtype``."""
         raise NotImplementedError
 
+    def plan_loss(self, n_outputs):
+        """``(loss code, float64 parameters)`` for the compiled plan, or None (per-layer path only)."""
+        return None if self.code is None else (self.code, np.zeros(0))
+
     def __call__(self, output, y, backend=None):
         """Mean loss of raw network ``output`` (logits for the cross-entropies) against ``y``."""
         output = np.ascontiguousarray(output)

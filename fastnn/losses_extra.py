@@ -266,6 +266,9 @@ class MeanAbsoluteError(GenericLoss):
     def _kernel_call(self, kern, out, target, scale, dout):
         return kern.mae_forward_backward(out, target, float(scale), dout)
 
+    def plan_loss(self, n_outputs):
+        return codes.LOSS_MAE, np.zeros(0)
+
 
 class Huber(GenericLoss):
     """Huber loss: quadratic within ``delta`` of the target, linear beyond; mean over outputs and samples.
@@ -293,6 +296,9 @@ class Huber(GenericLoss):
 
     def _kernel_call(self, kern, out, target, scale, dout):
         return kern.huber_forward_backward(out, target, self.delta, float(scale), dout)
+
+    def plan_loss(self, n_outputs):
+        return codes.LOSS_HUBER, np.array([self.delta])
 
 
 class FocalLoss(GenericLoss):
@@ -346,6 +352,9 @@ class FocalLoss(GenericLoss):
     def _kernel_call(self, kern, out, target, scale, dout):
         return kern.focal_forward_backward(out, target, self.gamma, self._alpha_vector(out.shape[1]),
                                            float(scale), dout)
+
+    def plan_loss(self, n_outputs):
+        return codes.LOSS_FOCAL, np.concatenate([[self.gamma], self._alpha_vector(n_outputs)])
 
     def count_correct(self, out, target, backend=None):
         # the softmax-CE rule (argmax of the output vs label / argmax of the target row)

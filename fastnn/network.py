@@ -2,7 +2,7 @@
 import numpy as np
 
 from ._config import default_dtype
-from ._validation import check_array_X
+from ._validation import check_array_X, check_shape
 from .kernels import codes, get_backend
 from .layers import Dense, Layer
 
@@ -29,9 +29,14 @@ class Network:
     Parameters
     ----------
     layers : list of Layer
-        E.g. ``[Dense(784, 256, "relu"), Dense(256, 10)]``; widths must chain.
+        E.g. ``[Dense(784, 256, "relu"), Dense(256, 10)]`` (widths must chain) or, with
+        ``input_shape=(784,)``, ``[Dense(256, "relu"), Dense(10)]`` (widths inferred).
         The last layer produces logits for the cross-entropy losses (a final
         ``softmax``/``sigmoid`` is also fine: it is fused into the loss).
+    input_shape : tuple of int, optional
+        Shape of one sample, e.g. ``(784,)`` or ``(28, 28)``; default: the first layer's
+        input width. Data then has shape ``(n_samples, *input_shape)``; each sample is
+        stored as one row of ``prod(input_shape)`` values.
     seed : int or numpy.random.Generator, optional
         Seeds weight initialisation and dropout masks.
     dtype : {'float32', 'float64'}, optional
@@ -45,7 +50,7 @@ class Network:
         Set by training from the loss; decides what :meth:`predict` returns.
     """
 
-    def __init__(self, layers, *, seed=None, dtype=None, backend=None):
+    def __init__(self, layers, *, input_shape=None, seed=None, dtype=None, backend=None):
         layers = list(layers)
         if not layers:
             raise ValueError("a Network needs at least one layer")
@@ -58,7 +63,7 @@ class Network:
         self.backend = backend
         get_backend(backend)  # fail now, not at the first fit, if it is missing
         self.layers = layers
-        self._check_widths()
+        self._build_shapes(input_shape)
         self.task = None
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
         self._allocate()
@@ -71,19 +76,32 @@ class Network:
                 layer.rng = np.random.default_rng(self.rng.integers(2 ** 63))
 
     # ------------------------------------------------------------------ structure
-    def _check_widths(self):
-        width = None
+    def _build_shapes(self, input_shape):
+        """Build every layer on the per-sample shape it receives; set the network's shapes."""
+        if input_shape is None:
+            first = self.layers[0]
+            if first.n_inputs is None:
+                raise ValueError(f"layer 0 ({type(first).__name__}) cannot be first: its width is unknown "
+                                 f"(give the Network input_shape=..., or Dense(n_in, n_out) first)")
+            input_shape = (first.n_inputs,)
+        input_shape = check_shape(input_shape, "input_shape")
+        shape = input_shape
+        self.layer_shapes = []
         for i, layer in enumerate(self.layers):
-            if layer.n_inputs is None:  # shape-free layers (dropout) take their width from the previous one
-                if width is None:
-                    raise ValueError(f"layer {i} ({type(layer).__name__}) cannot be first: its width is unknown")
-                layer.n_inputs = layer.n_outputs = width
-            elif width is not None and layer.n_inputs != width:
+            width = int(np.prod(shape))
+            if layer.n_inputs is not None and layer.n_inputs != width and i > 0:
                 raise ValueError(f"layer {i} ({type(layer).__name__}) expects {layer.n_inputs} inputs "
                                  f"but the previous layer gives {width}")
-            width = layer.n_outputs
-        self.n_inputs = self.layers[0].n_inputs
-        self.n_outputs = width
+            try:
+                layer.build(shape)
+            except ValueError as exc:
+                raise ValueError(f"layer {i} ({type(layer).__name__}): {exc}") from None
+            shape = tuple(layer.output_shape(shape))
+            self.layer_shapes.append(shape)
+        self.input_shape = input_shape
+        self.output_shape = shape
+        self.n_inputs = int(np.prod(input_shape))
+        self.n_outputs = int(np.prod(shape))
 
     def _allocate(self):
         self._slots = []  # (layer index, name, offset, shape)
@@ -128,38 +146,19 @@ class Network:
         """List of ``(name, array)`` views, e.g. ``('0.W', W)``, in buffer order."""
         return [(f"{i}.{name}", self.layers[i].params[name]) for i, name, _, _ in self._slots]
 
-    def dense_table(self, fuse_activation=None):
-        """The int64 layer table and alphas the compiled drivers take, or None if not all layers are Dense.
-
-        ``fuse_activation``: if the last layer has this activation it is
-        treated as linear (the loss applies it).
-        """
-        if not all(type(layer) is Dense and not layer.has_penalty for layer in self.layers):
-            return None
-        offsets = {(i, name): off for i, name, off, _ in self._slots}
-        meta = np.zeros((len(self.layers), codes.N_META), np.int64)
-        alphas = np.zeros(len(self.layers))
-        for i, layer in enumerate(self.layers):
-            act = layer.act_code
-            if i == len(self.layers) - 1 and fuse_activation and layer.activation == fuse_activation:
-                act = codes.ACT_LINEAR
-            meta[i] = (layer.n_inputs, layer.n_outputs, act, offsets[(i, "W")], offsets[(i, "b")])
-            alphas[i] = layer.alpha
-        return meta, alphas
-
     # ------------------------------------------------------------------ inference
     def forward(self, X, training=False, logits=False):
         """Raw network output for ``X``, shape (n, n_outputs): the last layer's activation.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_inputs)
+        X : array-like of shape (n_samples, *input_shape)
         training : bool, default False
             Training-mode behaviour of layers such as Dropout.
         logits : bool, default False
             Skip the last layer's activation (its pre-activation is returned).
         """
-        X = check_array_X(X, self.n_inputs, self.dtype)
+        X = check_array_X(X, self.n_inputs, self.dtype, sample_shape=self.input_shape)
         return self._forward_checked(X, training, logits)
 
     __call__ = forward
@@ -232,7 +231,8 @@ class Network:
         rows = [("#", "layer", "output", "params")]
         for i, layer in enumerate(self.layers):
             n = sum(int(np.prod(s)) for s in layer.param_shapes().values())
-            rows.append((str(i), repr(layer), f"(None, {layer.n_outputs})", f"{n:,}"))
+            shape = ", ".join(str(d) for d in self.layer_shapes[i])
+            rows.append((str(i), repr(layer), f"(None, {shape})", f"{n:,}"))
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in rows]
         lines.insert(1, "-" * len(lines[0]))
@@ -246,7 +246,7 @@ class Network:
 
     def get_config(self):
         """Architecture as plain data: layer type names and constructor arguments."""
-        return {"dtype": self.dtype.name, "task": self.task,
+        return {"dtype": self.dtype.name, "task": self.task, "input_shape": list(self.input_shape),
                 "layers": [{"type": type(l).__name__, "config": l.get_config()} for l in self.layers]}
 
     def __repr__(self):

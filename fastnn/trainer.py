@@ -1,4 +1,4 @@
-"""Trainer: the fit loop, with a compiled fast path for stacks of Dense layers."""
+"""Trainer: the fit loop; the engine (:mod:`fastnn.engine`) decides and runs the path of every step."""
 import math
 import numbers
 import time
@@ -10,10 +10,8 @@ from . import optimizers as _optimizers
 from ._config import apply_numba_threads, get_num_threads, thread_limits
 from ._validation import check_array_X, check_batch_size, check_positive_int
 from .callbacks import CallbackList, EpochLogger, ProgressBar
-from .errors import NonFiniteError
-from .kernels import codes, get_backend
-from .kernels import layout as _layout
-from .layers import Dense
+from . import engine as _engine
+from .kernels import get_backend
 
 _CHUNK_BATCHES = 128   # batches per compiled call when nothing needs every batch
 # Below this many rows per shard, splitting a batch costs more than it gains: measured on 2 cores
@@ -145,7 +143,7 @@ class Trainer:
     # ------------------------------------------------------------------ validation
     def _prepare(self, X, y, name="X"):
         net = self.network
-        Xc = check_array_X(X, net.n_inputs, net.dtype, name=name)
+        Xc = check_array_X(X, net.n_inputs, net.dtype, name=name, sample_shape=net.input_shape)
         y_name = "y" if name == "X" else name.replace("X", "y")
         if y is None:
             raise ValueError(f"{y_name} is required")
@@ -243,19 +241,21 @@ class Trainer:
         cbs = CallbackList(all_callbacks, self)
 
         kern = get_backend(self.backend)
-        fuse = self.loss.fused_activation
-        # Losses without a fused-kernel code (MAE, Huber, focal) run on the per-layer path.
-        table = net.dense_table(fuse) if hasattr(kern, "train_batches") and self.loss.code is not None else None
         n_threads = self.n_threads or get_num_threads()
-        n_shards = self._plan_shards(n_threads, batch_size) if table is not None else 1
+        driver = _engine.plan_driver(kern)
+        plan = _engine.build_plan(net, self.loss, batch_size, self._plan_shards(n_threads, batch_size),
+                                  Y.shape[1], backend_has_driver=driver is not None)
+        n_shards = plan.n_shards if plan.path == "fused" else 1
         # 'auto' without shards runs on one thread: for tiny networks threaded BLAS costs more in
         # wake-ups than it gives (measured 20x slower), and small batches are what 'auto' keeps whole.
         blas_threads = 1 if (n_shards > 1 or self.parallel == "auto") else n_threads
         self.optimizer.build(net.n_params, net.dtype)
         net.task = "classification" if self.loss.is_classification else "regression"
         steps_per_call = 1 if cbs.needs_every_batch else _CHUNK_BATCHES
-        self.last_plan = {"path": "fused" if table is not None else "per-layer", "backend": kern.NAME,
-                          "n_shards": n_shards, "blas_threads": blas_threads, "steps_per_call": steps_per_call}
+        self.plan = plan
+        self.last_plan = {"path": plan.path, "backend": kern.NAME, "n_shards": n_shards,
+                          "blas_threads": blas_threads, "steps_per_call": steps_per_call,
+                          "reason": plan.reason}
         self.epochs = self.epoch + epochs
         self.n_samples_epoch = n_epoch
         self.stop_training = False
@@ -264,20 +264,22 @@ class Trainer:
         if augment is not None and not callable(augment):
             raise TypeError("augment must be callable as augment(X, out=buffer)")
         X_run = Xc if augment is None else np.empty_like(Xc)  # refilled every epoch
-        if table is not None:
-            meta, alphas = table
-            rows = _layout.shard_rows(batch_size, n_shards)
-            stride = _layout.shard_stride(meta, rows, Y.shape[1], net.n_params, n_shards)
-            work = np.zeros((n_shards, stride), net.dtype)
-            run_batches = self._compiled_runner(kern, X_run, Y, batch_size, meta, alphas, n_shards, work)
+        self.batch_size_in_use = batch_size
+        hyper = self.optimizer.hyper_vector(self.clip_norm, self.clip_value)
+        if plan.path == "fused":
+            run = _engine.fused_runner(driver, plan, net, self.loss, self.optimizer, X_run, Y, hyper)
         else:
-            run_batches = self._layerwise_runner(kern, X_run, Y, batch_size)
+            run = _engine.layerwise_runner(kern, self.backend, net, self.loss, self.optimizer, X_run, Y,
+                                           batch_size, hyper, self.clip_norm, self.clip_value)
+        run_batches = run if not self.check_finite else _engine.guarded(
+            run, net, self.optimizer,
+            lambda start: f"epoch {self.epoch + 1}, batch {start // batch_size + 1}")
 
         # Read-only views for callbacks (fastnn.callbacks.Diagnostics): the prepared data of this fit.
         self.fit_data = (Xc, Y)
         self.validation_data = val
         with thread_limits(blas_threads):
-            if table is not None and n_shards > 1:
+            if n_shards > 1:
                 apply_numba_threads(n_shards)
             cbs.on_train_begin({})
             for _ in range(epochs):
@@ -342,97 +344,6 @@ class Trainer:
         rng.bit_generator.state = state["rng_state"]
         self.rng = rng
         self.optimizer.load_state_dict(state["optimizer"])
-
-    # ------------------------------------------------------------------ batch runners
-    def _guarded(self, step_fn):
-        """Wrap a runner: snapshot weights and optimizer state, restore them and raise on a non-finite loss."""
-        if not self.check_finite:
-            return step_fn
-        net, opt = self.network, self.optimizer
-        saved_params = np.empty_like(net.params)
-        saved_buffers = np.empty_like(net.buffers)
-        saved_state = np.empty_like(opt.state)
-
-        def run(perm, starts, batch_loss, batch_correct):
-            saved_params[...] = net.params
-            saved_buffers[...] = net.buffers
-            saved_state[...] = opt.state
-            saved_iterations = opt.iterations
-            step_fn(perm, starts, batch_loss, batch_correct)
-            finite = np.isfinite(batch_loss)
-            if finite.all() and not np.isfinite(net.params).all():
-                finite[-1] = False  # the last update overflowed the weights
-            if not finite.all():
-                bad = int(np.argmin(finite))
-                net.params[...] = saved_params
-                net.buffers[...] = saved_buffers
-                opt.state[...] = saved_state
-                opt.iterations = saved_iterations
-                raise NonFiniteError(
-                    f"the training loss became {batch_loss[bad]} at step {saved_iterations + bad + 1} "
-                    f"(epoch {self.epoch + 1}, batch {int(starts[bad]) // self.batch_size_in_use + 1}); "
-                    f"weights restored to their values before step {saved_iterations + 1}. "
-                    f"Usual causes: learning rate too high, NaN/Inf in the data, or no gradient clipping."
-                )
-        return run
-
-    def _compiled_runner(self, kern, X, Y, batch_size, meta, alphas, n_shards, work):
-        net, opt = self.network, self.optimizer
-        self.batch_size_in_use = batch_size
-        hyper = opt.hyper_vector(self.clip_norm, self.clip_value)
-
-        def step_fn(perm, starts, batch_loss, batch_correct):
-            lrs = opt.learning_rates(opt.iterations, len(starts))
-            kern.train_batches(X, Y, perm, starts, batch_size, meta, alphas, net.params, net.grads,
-                               self.loss.code, opt.code, opt.state, hyper, lrs, opt.iterations,
-                               n_shards, work, batch_loss, batch_correct)
-            opt.iterations += len(starts)
-        return self._guarded(step_fn)
-
-    def _layerwise_runner(self, kern, X, Y, batch_size):
-        """The generic path: one kernel call per layer per batch, any layer type."""
-        net, opt = self.network, self.optimizer
-        self.batch_size_in_use = batch_size
-        hyper = opt.hyper_vector(self.clip_norm, self.clip_value)
-        fused = self.loss.fused_activation
-        last = net.layers[-1]
-        logits = type(last) is Dense and fused is not None and last.activation == fused
-        penalized = [layer for layer in net.layers if getattr(layer, "has_penalty", False)]
-        Xb = np.empty((batch_size, X.shape[1]), X.dtype)
-        Yb = np.empty((batch_size, Y.shape[1]), Y.dtype)
-        dout_full = np.empty((batch_size, net.n_outputs), net.dtype)
-
-        def step_fn(perm, starts, batch_loss, batch_correct):
-            lrs = opt.learning_rates(opt.iterations, len(starts))
-            for j, start in enumerate(starts):
-                m = min(batch_size, len(perm) - int(start))
-                idx = perm[start:start + m]
-                xb, yb, dout = Xb[:m], Yb[:m], dout_full[:m]
-                kern.gather_rows(X, idx, xb)
-                kern.gather_rows(Y, idx, yb)
-                A = xb
-                for i, layer in enumerate(net.layers):
-                    if i == len(net.layers) - 1 and logits:
-                        A = layer.forward(A, training=True, backend=self.backend, logits=True)
-                    else:
-                        A = layer.forward(A, training=True, backend=self.backend)
-                if self.loss.code is None:
-                    batch_loss[j] = self.loss.forward_backward(A, yb, 1.0 / m, dout, backend=self.backend) / m
-                    batch_correct[j] = self.loss.count_correct(A, yb, backend=self.backend)
-                else:
-                    batch_loss[j] = kern.loss_forward_backward(self.loss.code, A, yb, 1.0 / m, dout) / m
-                    batch_correct[j] = kern.count_correct(self.loss.code, A, yb)
-                dA = dout
-                for i in range(len(net.layers) - 1, -1, -1):
-                    dA = net.layers[i].backward(dA, backend=self.backend, need_dX=i > 0)
-                for layer in penalized:  # L1/L2 terms join the loss and its gradient, as in Keras
-                    batch_loss[j] += layer.penalty()
-                    layer.add_penalty_gradient()
-                kern.clip_gradients(net.grads, self.clip_norm, self.clip_value)
-                hyper[codes.H_LR] = lrs[j]
-                kern.optimizer_update(opt.code, net.params, net.grads, opt.state, hyper, opt.iterations + 1)
-                opt.iterations += 1
-        return self._guarded(step_fn)
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, X, y, batch_size=4096):

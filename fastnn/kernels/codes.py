@@ -42,3 +42,63 @@ META_ACT = 2
 META_W_OFF = 3
 META_B_OFF = 4
 N_META = 5
+
+# Losses the plan drivers also run (the per-layer path calls their own kernels).
+LOSS_MAE = 3
+LOSS_HUBER = 4     # loss_f[0] = delta
+LOSS_FOCAL = 5     # loss_f[0] = gamma, loss_f[1:1+k] = per-class alpha
+
+# Ops: one row of a compiled plan per op (fastnn.engine.plan builds the table).
+OP_DENSE = 0       # Z = A_in @ W + b, A = f(Z)
+OP_DROPOUT = 1     # A = A_in * mask, mask from a counter-based hash (seed, step, row, unit)
+OP_BATCHNORM = 2   # per feature over the whole batch (all shards): a sync point
+OP_LAYERNORM = 3   # per row over its features
+
+# Integer columns of a plan row (int64 table, one row per op).
+P_OP = 0           # OP_* code
+P_ACT = 1          # activation code (OP_DENSE), else ACT_LINEAR
+P_N_IN = 2         # input width per sample
+P_N_OUT = 3        # output width per sample
+P_PARAM0 = 4       # offset in params of W / gamma (-1: none)
+P_PARAM1 = 5       # offset in params of b / beta (-1: none)
+P_BUF0 = 6         # offset in the network buffers of running_mean (-1: none)
+P_BUF1 = 7         # offset in the network buffers of running_var (-1: none)
+P_IN = 8           # work offset of the input block (rows x n_in)
+P_Z = 9            # work offset of Z (dense) / Xhat (norms) / mask (dropout)
+P_OUT = 10         # work offset of the output block (== P_Z for a linear dense)
+P_AUX = 11         # work offset of per-row / per-feature statistics (norms), -1: none
+P_SEED = 12        # dropout: 63-bit key of the layer's mask stream
+P_NEED_DX = 13     # 1 if backward must produce the input gradient
+N_PCOL = 14
+
+# Float columns of a plan row (float64 table).
+F_ALPHA = 0        # activation parameter (leaky_relu slope, elu alpha)
+F_EPS = 1          # norm epsilon
+F_RATE = 2         # dropout rate
+F_MOMENTUM = 3     # BatchNorm running-statistics momentum
+F_L1 = 4           # penalty l1 * sum|W|
+F_L2 = 5           # penalty l2 * sum W^2
+N_FCOL = 6
+
+# Global work offsets of a plan (int64 vector, per shard slice unless noted).
+W_X = 0            # gathered input rows (rows x n_in of row 0)
+W_Y = 1            # gathered targets (rows x ny)
+W_DA = 2           # ping-pong gradient blocks (rows x widest) ...
+W_DX = 3
+W_DZ = 4           # scratch for dZ (rows x widest)
+W_STATS = 5        # BatchNorm partial / combined statistics (4 x n_features per BN row, see plan)
+W_GRAD = 6         # shard gradient (n_params) when n_shards > 1, else -1
+W_STRIDE = 7       # elements per shard slice
+W_ROWS = 8         # row capacity of one shard
+N_WCOL = 9
+
+# The step schedule of a plan (fastnn.engine.plan): item kinds and section syncs.
+IT_GATHER = 0      # gather the shard's rows of X and Y
+IT_FORWARD = 1     # forward of plan row `row`, phase `phase`
+IT_LOSS = 2        # loss value, correct count, output gradient
+IT_BACKWARD = 3    # backward of plan row `row`, phase `phase`
+IT_PENALTY = 4     # L1/L2 penalties (shard 0 only)
+SYNC_NONE = 0
+SYNC_BN_FORWARD = 1   # combine the shards' BatchNorm statistics, update the running ones
+SYNC_BN_BACKWARD = 2  # sum the shards' BatchNorm dY and dY*Xhat
+BN_STATS = 6       # float64 statistics per BatchNorm feature (see fastnn.engine.plan)

@@ -1,7 +1,9 @@
-"""Layers: each owns parameter views into the network's flat buffer."""
-from .base import Layer, LAYER_TYPES, layer_from_config
+"""Layers: each owns parameter views into the network's flat buffer and describes itself to the engine."""
+from .base import Layer, LAYER_TYPES, PlanRow, layer_from_config
 from .dense import Dense
 from .dropout import Dropout
 from .normalization import BatchNorm, LayerNorm
+from .reshape import Flatten
 
-__all__ = ["Layer", "Dense", "Dropout", "BatchNorm", "LayerNorm", "LAYER_TYPES", "layer_from_config"]
+__all__ = ["Layer", "PlanRow", "Dense", "Dropout", "BatchNorm", "LayerNorm", "Flatten", "LAYER_TYPES",
+           "layer_from_config"]

@@ -1,4 +1,6 @@
-"""Layer base class and the closed registry of layer types (used by model files)."""
+"""Layer base class, the plan row a layer describes itself with, and the closed registry of layer types."""
+from dataclasses import dataclass, field
+
 import numpy as np
 
 #: name -> class; model files may only name types registered here
@@ -18,6 +20,46 @@ def layer_from_config(type_name, config):
     return LAYER_TYPES[type_name].from_config(config)
 
 
+@dataclass
+class PlanRow:
+    """One op of the compiled plan, as a layer describes it to :mod:`fastnn.engine`.
+
+    The engine turns names into offsets (parameters, buffers, work blocks) and
+    fills the plan table (columns in :mod:`fastnn.kernels.codes`). Widths are
+    per sample: one sample is one row of ``n_in`` values.
+
+    Attributes
+    ----------
+    op : int
+        An ``OP_*`` code.
+    n_in, n_out : int
+        Input and output widths per sample.
+    act : int
+        Activation code (``OP_DENSE``), else linear.
+    params : tuple of str
+        Names of the layer's parameters for the row's two parameter columns (e.g. ``('W', 'b')``).
+    buffers : tuple of str
+        Names of non-trainable buffers for the two buffer columns (``('running_mean', 'running_var')``).
+    floats : dict
+        Float columns by name: ``alpha``, ``eps``, ``rate``, ``momentum``, ``l1``, ``l2``.
+    z_block : bool
+        The op needs a ``rows x n_out`` block besides its output (Z, Xhat, a mask);
+        a linear dense writes its output into Z itself.
+    seed : int
+        Key of a dropout mask stream.
+    """
+
+    op: int
+    n_in: int
+    n_out: int
+    act: int = 0
+    params: tuple = ()
+    buffers: tuple = ()
+    floats: dict = field(default_factory=dict)
+    z_block: bool = True
+    seed: int = 0
+
+
 class Layer:
     """Base class of all layers.
 
@@ -30,6 +72,30 @@ class Layer:
 
     n_inputs = None
     n_outputs = None
+
+    def output_shape(self, input_shape):
+        """Per-sample output shape for a per-sample ``input_shape`` tuple (default: unchanged)."""
+        return tuple(input_shape)
+
+    def build(self, input_shape):
+        """Fix the widths that depend on the input, e.g. a Dense layer's ``n_in`` (default: nothing).
+
+        Raises ValueError when ``input_shape`` does not fit the layer.
+        """
+        width = int(np.prod(input_shape))
+        if self.n_inputs is not None and self.n_inputs != width:
+            raise ValueError(f"{type(self).__name__} expects {self.n_inputs} inputs but gets {width} "
+                             f"(input shape {tuple(input_shape)})")
+
+    def plan_rows(self, fuse_activation=None):
+        """The compiled-plan rows of this layer (list of :class:`PlanRow`), or None.
+
+        None (the default, e.g. user-defined layers) sends the whole network to
+        the per-layer path, where :meth:`forward`/:meth:`backward` run.
+        ``fuse_activation`` is the activation the loss applies itself when this
+        is the last layer (then the row must stay linear).
+        """
+        return None
 
     def param_shapes(self):
         """Ordered ``{name: shape}`` of trainable parameters (empty for parameter-free layers)."""

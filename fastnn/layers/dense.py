@@ -6,8 +6,8 @@ import numpy as np
 
 from .. import activations
 from ..kernels import get_backend
-from ..kernels.codes import ACT_LINEAR
-from .base import Layer, register
+from ..kernels.codes import ACT_LINEAR, OP_DENSE
+from .base import Layer, PlanRow, register
 
 _HE_FAMILY = {"relu", "leaky_relu", "elu", "gelu", "silu"}
 INITS = ("auto", "he_normal", "he_uniform", "glorot_uniform", "glorot_normal", "lecun_normal", "zeros")
@@ -17,10 +17,16 @@ INITS = ("auto", "he_normal", "he_uniform", "glorot_uniform", "glorot_normal", "
 class Dense(Layer):
     """Fully connected layer.
 
+    ``Dense(units)`` (Keras habit: the input width is inferred when the layer is
+    built into a Network) or ``Dense(n_in, n_out)``; ``Dense(64, "relu")`` reads
+    the string as the activation.
+
     Parameters
     ----------
-    n_in, n_out : int
-        Input and output widths.
+    units : int
+        Output width; with a second integer ``n_out``, the first one is the input width.
+    n_out : int, optional
+        Output width when ``units`` gives the input width (``Dense(n_in, n_out)``).
     activation : str or None, default None (linear)
         One of ``fastnn.activations.NAMES`` (or an alias such as ``'swish'``).
     init : str, default 'auto'
@@ -32,16 +38,32 @@ class Dense(Layer):
         Negative slope of ``leaky_relu`` (default 0.01) or saturation of ``elu`` (1.0).
     l1, l2 : float, default 0
         Penalties ``l1 * sum(|W|) + l2 * sum(W**2)`` on the weights (not the biases), added
-        to the training loss as in Keras. A network with penalties trains on the per-layer
-        path (same compiled kernels, one call per layer); for a global L2 use the optimizer's
-        ``weight_decay``.
+        to the training loss as in Keras (on the fused path too); for a global L2 use the
+        optimizer's ``weight_decay``.
+    n_in : int, optional
+        Input width by keyword (model files and ``get_config`` use ``n_in``/``n_out``).
     """
 
-    def __init__(self, n_in, n_out, activation=None, init="auto", alpha=None, l1=0.0, l2=0.0):
+    def __init__(self, units=None, n_out=None, activation=None, init="auto", alpha=None, l1=0.0, l2=0.0, *,
+                 n_in=None):
+        if isinstance(n_out, str):  # Dense(64, "relu")
+            if activation is not None:
+                raise TypeError(f"Dense got two activations: {n_out!r} and {activation!r}")
+            activation, n_out = n_out, None
+        if n_out is not None:  # Dense(n_in, n_out) or Dense(n_in=..., n_out=...)
+            if units is not None and n_in is not None:
+                raise TypeError("Dense: give the input width once (units as n_in, or n_in=)")
+            n_in = units if n_in is None else n_in
+        elif units is not None:
+            n_out = units
+        else:
+            raise TypeError("Dense needs its output width: Dense(units) or Dense(n_in, n_out)")
         for name, value in (("n_in", n_in), ("n_out", n_out)):
+            if value is None and name == "n_in":
+                continue
             if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
                 raise ValueError(f"Dense {name} must be a positive integer, not {value!r}")
-        self.n_inputs = int(n_in)
+        self.n_inputs = None if n_in is None else int(n_in)
         self.n_outputs = int(n_out)
         self.activation = activations.canonical_name(activation)
         self.act_code = activations.code_of(self.activation)
@@ -65,8 +87,41 @@ class Dense(Layer):
         """Biases, shape (n_out,): a view into the network's flat buffer."""
         return self.params["b"]
 
+    @property
+    def units(self):
+        """Output width (Keras name)."""
+        return self.n_outputs
+
+    def output_shape(self, input_shape):
+        """``(units,)``: a Dense layer maps each flat sample row to ``units`` values."""
+        return (self.n_outputs,)
+
+    def build(self, input_shape):
+        """Infer ``n_in`` from a 1-D per-sample shape (multi-dimensional samples need flattening first)."""
+        if len(input_shape) != 1:
+            raise ValueError(f"Dense takes flat samples, got per-sample shape {tuple(input_shape)}; "
+                             f"put Flatten() before it")
+        if self.n_inputs is None:
+            self.n_inputs = int(input_shape[0])
+        super().build(input_shape)
+
+    def _check_built(self):
+        if self.n_inputs is None:
+            raise ValueError("Dense input width is unknown: give Dense(n_in, n_out), or build the layer "
+                             "into a Network after a layer of known width or with input_shape=...")
+
     def param_shapes(self):
+        self._check_built()
         return {"W": (self.n_inputs, self.n_outputs), "b": (self.n_outputs,)}
+
+    def plan_rows(self, fuse_activation=None):
+        """One OP_DENSE row (linear when the loss applies this layer's activation)."""
+        act = self.act_code
+        if fuse_activation is not None and self.activation == fuse_activation:
+            act = ACT_LINEAR
+        return [PlanRow(op=OP_DENSE, n_in=self.n_inputs, n_out=self.n_outputs, act=act, params=("W", "b"),
+                        floats={"alpha": self.alpha, "l1": self.l1, "l2": self.l2},
+                        z_block=True)]
 
     def init_params(self, params, rng):
         n_in, n_out = self.n_inputs, self.n_outputs

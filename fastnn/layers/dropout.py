@@ -1,14 +1,23 @@
 """Inverted dropout: zero a random fraction of activations in training, scale the rest."""
+import hashlib
+import json
 import numbers
 
 import numpy as np
 
-from .base import Layer, register
+from ..kernels import dropout_ref as _masks
+from ..kernels.codes import OP_DROPOUT
+from .base import Layer, PlanRow, register
 
 
 @register
 class Dropout(Layer):
     """Inverted dropout (identity at inference).
+
+    Masks are counter-based: the mask of a training step depends on the layer's
+    key, the step number and the sample's row in the batch only, so the fused
+    driver, the per-layer path and any number of row shards draw the same masks,
+    and a resumed run draws the masks an uninterrupted one would.
 
     Parameters
     ----------
@@ -16,6 +25,15 @@ class Dropout(Layer):
         Fraction of units dropped in training, in [0, 1).
     n_units : int, optional
         Width; inferred from the previous layer when built into a Network.
+
+    Attributes
+    ----------
+    rng : numpy.random.Generator
+        Its state is the key of the layer's mask stream (set by the Network from
+        its seed; checkpoints store it). It is never advanced.
+    step : int
+        Step number of the next training-mode forward; the trainer sets it to the
+        optimizer step, standalone ``forward(training=True)`` calls count up.
     """
 
     def __init__(self, rate, n_units=None):
@@ -24,18 +42,35 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.n_inputs = self.n_outputs = n_units
         self.rng = np.random.default_rng()
+        self.step = 0
+
+    @property
+    def key(self):
+        """63-bit key of the mask stream, derived from the generator's state."""
+        state = json.dumps(self.rng.bit_generator.state, sort_keys=True, default=str).encode()
+        return int.from_bytes(hashlib.blake2b(state, digest_size=8).digest(), "little") >> 1
+
+    def build(self, input_shape):
+        width = int(np.prod(input_shape))
+        super().build(input_shape)
+        self.n_inputs = self.n_outputs = width
+
+    def plan_rows(self, fuse_activation=None):
+        """One OP_DROPOUT row (its Z block holds the mask, reused by backward); none at rate 0."""
+        if self.rate == 0:
+            return []
+        return [PlanRow(op=OP_DROPOUT, n_in=self.n_inputs, n_out=self.n_outputs, floats={"rate": self.rate},
+                        seed=self.key)]
 
     def forward(self, X, training=False, backend=None):
         if not training or self.rate == 0:
             self._mask = None
             return X
-        keep = 1.0 - self.rate
         mask = self._buffer("mask", X.shape, X.dtype)
-        # mask holds 0 or 1/keep, so backward is one multiply.
-        mask[...] = (self.rng.random(X.shape, dtype=X.dtype if X.dtype == np.float32 else np.float64) < keep)
-        mask *= X.dtype.type(1.0 / keep)
         out = self._buffer("out", X.shape, X.dtype)
-        np.multiply(X, mask, out=out)
+        # mask holds 0 or 1/keep, so backward is one multiply.
+        _masks.dropout_forward(X, self.key, self.step, 0, self.rate, mask, out)
+        self.step += 1
         self._mask = mask
         return out
 
@@ -43,7 +78,7 @@ class Dropout(Layer):
         if self._mask is None:
             return dA
         dX = self._buffer("dX", dA.shape, dA.dtype)
-        np.multiply(dA, self._mask, out=dX)
+        _masks.dropout_backward(dA, self._mask, dX)
         return dX
 
     def get_config(self):

@@ -16,7 +16,8 @@ import numpy as np
 
 from ..kernels import get_backend
 from ..kernels import norm as _norm
-from .base import Layer, register
+from ..kernels.codes import OP_BATCHNORM, OP_LAYERNORM
+from .base import Layer, PlanRow, register
 
 
 def _check_units(n_units, cls):
@@ -40,6 +41,14 @@ class _Normalization(Layer):
         name = type(self).__name__
         self.n_inputs = self.n_outputs = _check_units(n_units, name)
         self.eps = _check_eps(eps, name)
+
+    def build(self, input_shape):
+        """Infer the width from a flat per-sample shape."""
+        if len(input_shape) != 1:
+            raise ValueError(f"{type(self).__name__} takes flat samples here, got per-sample shape "
+                             f"{tuple(input_shape)}")
+        super().build(input_shape)
+        self.n_inputs = self.n_outputs = int(input_shape[0])
 
     def _width(self):
         if self.n_inputs is None:
@@ -180,6 +189,13 @@ class BatchNorm(_Normalization):
                 np.multiply(dA, gamma * inv_std, out=dX)
         return dX
 
+    def plan_rows(self, fuse_activation=None):
+        """One OP_BATCHNORM row: batch statistics over all shards, running statistics updated."""
+        k = self._width()
+        return [PlanRow(op=OP_BATCHNORM, n_in=k, n_out=k, params=("gamma", "beta"),
+                        buffers=("running_mean", "running_var"),
+                        floats={"eps": self.eps, "momentum": self.momentum})]
+
     def get_config(self):
         return {"n_units": self.n_inputs, "momentum": self.momentum, "eps": self.eps}
 
@@ -220,6 +236,11 @@ class LayerNorm(_Normalization):
         self._kernels(backend).layernorm_backward(dA, Xhat, inv_std, self.params["gamma"], self.grads["gamma"],
                                                   self.grads["beta"], dX)
         return dX
+
+    def plan_rows(self, fuse_activation=None):
+        """One OP_LAYERNORM row (per-row statistics: no cross-shard sync)."""
+        k = self._width()
+        return [PlanRow(op=OP_LAYERNORM, n_in=k, n_out=k, params=("gamma", "beta"), floats={"eps": self.eps})]
 
     def get_config(self):
         return {"n_units": self.n_inputs, "eps": self.eps}

@@ -1,0 +1,22 @@
+"""The engine: the only bridge from user objects (network, loss, optimizer) to the kernels.
+
+Which path will my model take? :func:`build_plan` decides: *fused* when every
+layer returns plan rows (:meth:`fastnn.layers.Layer.plan_rows`), the loss has a
+plan code (:meth:`fastnn.losses.Loss.plan_loss`) and the backend has a plan
+driver; otherwise *per-layer*, with the reason in ``Plan.reason``.
+``Trainer.last_plan`` reports the choice of the last fit.
+"""
+from .guard import guarded
+from .plan import Plan, build_plan, shard_rows
+from .runners import fused_runner, layerwise_runner
+
+__all__ = ["Plan", "build_plan", "shard_rows", "guarded", "fused_runner", "layerwise_runner", "plan_driver"]
+
+
+def plan_driver(kern):
+    """The plan driver of a kernel backend (a module with train_steps/grad_steps/apply_update), or None."""
+    if hasattr(kern, "train_steps"):
+        return kern
+    from ..kernels import plan_drivers
+
+    return plan_drivers.for_backend(kern.NAME)

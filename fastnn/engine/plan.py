@@ -1,0 +1,229 @@
+"""The compiled plan: which path a fit takes, the plan table, the step schedule and the work layout.
+
+Everything the drivers need is computed here, once per fit, in one place:
+
+- **Rows.** Every layer describes itself with :class:`~fastnn.layers.PlanRow`
+  objects (:meth:`Layer.plan_rows`); this module turns names into offsets and
+  fills the int64 table ``ops`` and the float64 table ``fops`` (columns
+  ``P_*`` / ``F_*`` in :mod:`fastnn.kernels.codes`). A layer whose
+  ``plan_rows`` returns None, or a loss without a plan code, sends the fit to
+  the per-layer path (the oracle, and the home of user-defined layers).
+- **Schedule.** A training step is a list of *items* (gather, forward of a
+  row, loss, backward of a row, penalties) cut into *sections*: each shard
+  runs a section's items on its rows, then the driver runs the section's sync
+  (a serial combine across shards, e.g. BatchNorm's batch statistics) before
+  the next section. A network without sync ops has one section per step.
+- **Layout.** Offsets of every block in a shard's slice of the work buffer
+  (``wofs``, columns ``W_*``) and of BatchNorm statistics in the float64
+  ``stats`` buffer. The drivers read these; they hold no layout rule.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..kernels import codes as C
+
+from ..kernels.codes import (BN_STATS, IT_BACKWARD, IT_FORWARD, IT_GATHER, IT_LOSS, IT_PENALTY,
+                             SYNC_BN_BACKWARD, SYNC_BN_FORWARD, SYNC_NONE)
+
+_FLOAT_COLS = {"alpha": C.F_ALPHA, "eps": C.F_EPS, "rate": C.F_RATE, "momentum": C.F_MOMENTUM,
+               "l1": C.F_L1, "l2": C.F_L2}
+
+
+def shard_rows(batch_size, n_shards):
+    """Rows per shard: the batch split as evenly as possible, ceil(batch / shards)."""
+    return (batch_size + n_shards - 1) // n_shards
+
+
+@dataclass
+class Plan:
+    """Everything one fit's compiled driver needs (built by :func:`build_plan`).
+
+    Attributes
+    ----------
+    path : {'fused', 'per-layer'}
+    reason : str
+        Why the per-layer path was chosen ('' for fused).
+    ops, fops : ndarray
+        The plan table (int64 / float64), one row per op.
+    items, sections : ndarray
+        The schedule of one step (see the module docstring).
+    wofs : ndarray
+        Work offsets and sizes (``W_*`` columns).
+    loss_code : int
+    loss_f : ndarray
+        Float parameters of the loss (Huber delta; focal gamma and class weights).
+    n_shards, batch_size : int
+    work, stats : ndarray
+        ``(n_shards, stride)`` work buffer of the parameter dtype; ``(n_shards, n_stats)`` float64.
+    layers_of_rows : list of int
+        Network layer index of each plan row.
+    """
+
+    path: str
+    reason: str = ""
+    ops: np.ndarray = None
+    fops: np.ndarray = None
+    items: np.ndarray = None
+    sections: np.ndarray = None
+    wofs: np.ndarray = None
+    loss_code: int = -1
+    loss_f: np.ndarray = None
+    n_shards: int = 1
+    batch_size: int = 0
+    work: np.ndarray = None
+    stats: np.ndarray = None
+    layers_of_rows: list = None
+
+    def describe(self):
+        """One line per plan row: op, widths, activation (for people reading a plan)."""
+        if self.path != "fused":
+            return f"per-layer path: {self.reason}"
+        names = {C.OP_DENSE: "dense", C.OP_DROPOUT: "dropout", C.OP_BATCHNORM: "batchnorm",
+                 C.OP_LAYERNORM: "layernorm"}
+        lines = [f"fused plan: {len(self.ops)} rows, {len(self.sections)} section(s) per step, "
+                 f"{self.n_shards} shard(s)"]
+        for q, row in enumerate(self.ops):
+            lines.append(f"  {q}: layer {self.layers_of_rows[q]} {names.get(int(row[C.P_OP]), row[C.P_OP])} "
+                         f"{row[C.P_N_IN]} -> {row[C.P_N_OUT]}")
+        return "\n".join(lines)
+
+
+def plan_rows_of(network, loss):
+    """``(rows, layer index of each row)`` or ``(None, reason)`` when a layer or the loss has no plan row."""
+    fuse = loss.fused_activation
+    rows, owners = [], []
+    last = len(network.layers) - 1
+    for i, layer in enumerate(network.layers):
+        got = layer.plan_rows(fuse if i == last else None)
+        if got is None:
+            return None, f"layer {i} ({type(layer).__name__}) has no compiled plan row"
+        if i == last and fuse is not None and getattr(layer, "activation", None) == fuse and not got:
+            return None, f"the last layer must apply the {fuse} the loss fuses"
+        rows += got
+        owners += [i] * len(got)
+    if not rows:
+        return None, "the network has no compiled op"
+    if network.n_params == 0:
+        return None, "the network has no parameters"
+    return rows, owners
+
+
+def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True):
+    """Build the :class:`Plan` of one fit: fused when every layer and the loss have plan rows.
+
+    Parameters
+    ----------
+    network : Network
+    loss : Loss
+    batch_size, n_shards : int
+    ny : int
+        Target columns (1 for class labels, else the output width).
+    backend_has_driver : bool
+        False for a backend without a plan driver: the per-layer path.
+    """
+    if not backend_has_driver:
+        return Plan(path="per-layer", reason="the backend has no compiled plan driver")
+    plan_loss = loss.plan_loss(network.n_outputs)
+    if plan_loss is None:
+        return Plan(path="per-layer", reason=f"loss {loss.name!r} has no compiled plan code")
+    rows, owners = plan_rows_of(network, loss)
+    if rows is None:
+        return Plan(path="per-layer", reason=owners)
+    loss_code, loss_f = plan_loss
+    n_shards = max(1, min(int(n_shards), int(batch_size)))
+    cap = shard_rows(batch_size, n_shards)
+    param_off = {(i, name): off for i, name, off, _ in network._slots}
+    buffer_off = {(i, name): off for i, name, off, _ in network._buffer_slots}
+
+    n = len(rows)
+    ops = np.full((n, C.N_PCOL), -1, np.int64)
+    fops = np.zeros((n, C.N_FCOL))
+    wofs = np.full(C.N_WCOL, -1, np.int64)
+    off = 0
+    wofs[C.W_X] = off
+    off += cap * rows[0].n_in
+    wofs[C.W_Y] = off
+    off += cap * ny
+    n_stats = 0
+    prev_out = wofs[C.W_X]
+    widest = max(max(r.n_in, r.n_out) for r in rows)
+    first_grad = min(q for q, r in enumerate(rows) if r.params)
+    for q, (r, owner) in enumerate(zip(rows, owners)):
+        if q > 0 and r.n_in != rows[q - 1].n_out:
+            raise ValueError(f"plan row {q} expects {r.n_in} inputs but row {q - 1} gives {rows[q - 1].n_out}")
+        row = ops[q]
+        row[C.P_OP], row[C.P_ACT] = r.op, r.act
+        row[C.P_N_IN], row[C.P_N_OUT] = r.n_in, r.n_out
+        for col, name in zip((C.P_PARAM0, C.P_PARAM1), r.params):
+            row[col] = param_off[(owner, name)]
+        for col, name in zip((C.P_BUF0, C.P_BUF1), r.buffers):
+            row[col] = buffer_off[(owner, name)]
+        for name, value in r.floats.items():
+            fops[q, _FLOAT_COLS[name]] = value
+        row[C.P_SEED] = r.seed
+        row[C.P_NEED_DX] = int(q > first_grad)
+        row[C.P_IN] = prev_out
+        row[C.P_Z] = off
+        off += cap * r.n_out
+        if r.op == C.OP_DENSE and r.act == C.ACT_LINEAR:
+            row[C.P_OUT] = row[C.P_Z]  # a linear layer's output is its Z
+        else:
+            row[C.P_OUT] = off
+            off += cap * r.n_out
+        if r.op == C.OP_LAYERNORM:
+            row[C.P_AUX] = off  # inv_std per row, in the work buffer
+            off += cap
+        elif r.op == C.OP_BATCHNORM:
+            row[C.P_AUX] = n_stats  # BN_STATS x n_features in the float64 stats buffer
+            n_stats += BN_STATS * r.n_out
+        prev_out = row[C.P_OUT]
+    wofs[C.W_DA] = off
+    off += cap * widest
+    wofs[C.W_DX] = off
+    off += cap * widest
+    wofs[C.W_DZ] = off
+    off += cap * widest
+    if n_shards > 1:
+        wofs[C.W_GRAD] = off
+        off += network.n_params
+    wofs[C.W_STRIDE] = off
+    wofs[C.W_ROWS] = cap
+    items, sections = _schedule(ops, fops, first_grad)
+    return Plan(path="fused", ops=ops, fops=fops, items=items, sections=sections, wofs=wofs,
+                loss_code=int(loss_code), loss_f=np.ascontiguousarray(loss_f, np.float64),
+                n_shards=n_shards, batch_size=int(batch_size),
+                work=np.zeros((n_shards, off), network.dtype), stats=np.zeros((n_shards, max(n_stats, 1))),
+                layers_of_rows=owners)
+
+
+def _schedule(ops, fops, first_grad):
+    """Items and sections of one training step (the module docstring explains both)."""
+    items, sections = [], []
+    lo = 0
+
+    def cut(kind, row):
+        nonlocal lo
+        sections.append((lo, len(items), kind, row))
+        lo = len(items)
+
+    items.append((IT_GATHER, -1, 0))
+    for q in range(len(ops)):
+        if ops[q, C.P_OP] == C.OP_BATCHNORM:
+            items.append((IT_FORWARD, q, 0))   # partial statistics of the shard
+            cut(SYNC_BN_FORWARD, q)            # batch statistics, running statistics
+            items.append((IT_FORWARD, q, 1))   # normalize
+        else:
+            items.append((IT_FORWARD, q, 0))
+    items.append((IT_LOSS, -1, 0))
+    for q in range(len(ops) - 1, first_grad - 1, -1):
+        if ops[q, C.P_OP] == C.OP_BATCHNORM and ops[q, C.P_NEED_DX]:
+            items.append((IT_BACKWARD, q, 0))  # partial sums of dY and dY * Xhat (= the shard's dbeta, dgamma)
+            cut(SYNC_BN_BACKWARD, q)           # batch sums
+            items.append((IT_BACKWARD, q, 1))  # input gradient
+        else:
+            items.append((IT_BACKWARD, q, 0))
+    if (fops[:, C.F_L1] > 0).any() or (fops[:, C.F_L2] > 0).any():
+        items.append((IT_PENALTY, -1, 0))
+    cut(SYNC_NONE, -1)
+    return np.array(items, np.int64), np.array(sections, np.int64)
