@@ -102,11 +102,19 @@ class Trainer:
         Kernel backend; default: the network's.
     verbose : int, default 1
         0 silent, 1 progress bar + one line per epoch, 2 one line per epoch.
+    metrics : list of str or callable, optional
+        Extra metrics computed by :meth:`evaluate` (and on validation data).
+    path : {'auto', 'fused', 'per-layer'}, default 'auto'
+        ``'auto'`` runs every step in one compiled plan driver when every layer and the
+        loss have plan rows (all built-in ones do), else layer by layer; ``'fused'``
+        raises ValueError, with the reason, when that is not possible; ``'per-layer'``
+        always calls each layer's forward/backward (the oracle; slower).
+        ``trainer.last_plan`` reports the path taken and why.
     """
 
     def __init__(self, network, loss="cross_entropy", optimizer="adam", batch_size=32, *,
                  clip_norm=None, clip_value=None, callbacks=None, seed=None, n_threads=None,
-                 parallel="auto", check_finite=True, backend=None, verbose=1, metrics=None):
+                 parallel="auto", check_finite=True, backend=None, verbose=1, metrics=None, path="auto"):
         self.network = network
         self.loss = _losses.get(loss)
         _check_loss_activation(self.loss, network)
@@ -121,6 +129,9 @@ class Trainer:
         if parallel not in ("auto", "shards", "blas"):
             raise ValueError(f"parallel must be 'auto', 'shards' or 'blas', not {parallel!r}")
         self.parallel = parallel
+        if path not in ("auto", "fused", "per-layer"):
+            raise ValueError(f"path must be 'auto', 'fused' or 'per-layer', not {path!r}")
+        self.path = path
         self.check_finite = bool(check_finite)
         self.backend = backend if backend is not None else network.backend
         get_backend(self.backend)
@@ -245,6 +256,10 @@ class Trainer:
         driver = _engine.plan_driver(kern)
         plan = _engine.build_plan(net, self.loss, batch_size, self._plan_shards(n_threads, batch_size),
                                   Y.shape[1], backend_has_driver=driver is not None)
+        if self.path == "per-layer":
+            plan = _engine.Plan(path="per-layer", reason="asked for with Trainer(path='per-layer')")
+        elif self.path == "fused" and plan.path != "fused":
+            raise ValueError(f"the fused path is not possible: {plan.reason}")
         n_shards = plan.n_shards if plan.path == "fused" else 1
         # 'auto' without shards runs on one thread: for tiny networks threaded BLAS costs more in
         # wake-ups than it gives (measured 20x slower), and small batches are what 'auto' keeps whole.

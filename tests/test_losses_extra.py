@@ -368,7 +368,7 @@ def test_trainer_fits_regression_with_generic_loss(loss):
     net = fnn.Network([fnn.Dense(3, 1)], seed=0, dtype="float64")
     trainer = fnn.Trainer(net, loss, fnn.Adam(0.05), batch_size=16, seed=0, verbose=0)
     history = trainer.fit(X, y, epochs=40)
-    assert trainer.last_plan["path"] == "per-layer"
+    assert trainer.last_plan["path"] == "fused"
     assert history["loss"][-1] < 0.1 * history["loss"][0]
     assert trainer.evaluate(X, y)["loss"] == pytest.approx(loss(net.forward(X), y), rel=1e-6)
 
@@ -379,6 +379,6 @@ def test_trainer_fits_classification_with_focal_loss():
     net = fnn.Network([fnn.Dense(2, 32, "relu"), fnn.Dense(32, 2)], seed=0)
     trainer = fnn.Trainer(net, LE.FocalLoss(2.0), fnn.Adam(0.02), batch_size=32, seed=0, verbose=0)
     history = trainer.fit(X, y, epochs=30)
-    assert trainer.last_plan["path"] == "per-layer"
+    assert trainer.last_plan["path"] == "fused"
     assert history["accuracy"][-1] >= 0.95
     assert trainer.evaluate(X, y)["accuracy"] >= 0.95

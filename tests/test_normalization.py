@@ -318,7 +318,7 @@ def test_network_with_normalization_trains(cls):
                       seed=0, dtype="float64")
     trainer = fnn.Trainer(net, "cross_entropy", fnn.Adam(0.01), batch_size=32, seed=0, verbose=0)
     trainer.fit(X, y, epochs=30)
-    assert trainer.last_plan["path"] == "per-layer"
+    assert trainer.last_plan["path"] == "fused"
     # evaluate runs in inference mode: BatchNorm uses its running statistics
     assert trainer.evaluate(X, y)["accuracy"] >= 0.97
     assert (net.predict(X) == y).mean() >= 0.97

@@ -174,7 +174,8 @@ def test_inf_weight_raises_nonfinite_naming_the_step(backend, dropout):
     X, y = _data()
     net = _net(backend, dropout)
     net.params[0] = np.inf
-    tr = fnn.Trainer(net, optimizer=fnn.SGD(0.1), batch_size=32, seed=0, verbose=0)
+    tr = fnn.Trainer(net, optimizer=fnn.SGD(0.1), batch_size=32, seed=0, verbose=0,
+                     path="per-layer" if dropout else "fused")
     with pytest.raises(NonFiniteError, match=r"at step 1\b") as info:
         tr.fit(X, y, epochs=2)
     assert tr.last_plan["path"] == ("per-layer" if dropout else "fused")

@@ -69,17 +69,14 @@ def test_backends_agree_after_training(optimizer, dtype):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("parallel", ["shards", "blas"])
 def test_fused_path_matches_per_layer_path(backend, parallel):
-    """The fused whole-epoch driver and the generic per-layer loop give the same weights.
-
-    Dropout(0.0) is an identity that the fused planner does not support, so the
-    second network runs the generic path.
-    """
+    """The fused whole-epoch driver and the generic per-layer loop give the same weights."""
     X, y = _data()
     fused = _mlp(backend)
-    generic = _mlp(backend, dropout=0.0)
+    generic = _mlp(backend)
     np.testing.assert_array_equal(fused.params, generic.params)
     t1 = fnn.Trainer(fused, optimizer=fnn.Adam(1e-2), batch_size=40, seed=1, verbose=0, parallel=parallel)
-    t2 = fnn.Trainer(generic, optimizer=fnn.Adam(1e-2), batch_size=40, seed=1, verbose=0, parallel=parallel)
+    t2 = fnn.Trainer(generic, optimizer=fnn.Adam(1e-2), batch_size=40, seed=1, verbose=0, parallel=parallel,
+                     path="per-layer")
     h1 = t1.fit(X, y, epochs=2)
     h2 = t2.fit(X, y, epochs=2)
     assert t1.last_plan["path"] == "fused"
@@ -246,7 +243,7 @@ def test_fit_augment_hook_refreshes_inputs_each_epoch():
         trainer.fit(X, y, augment="noise")
 
 
-def test_l2_penalty_shrinks_weights_and_uses_the_per_layer_path():
+def test_l2_penalty_shrinks_weights_on_the_fused_path():
     X, y = _data()
     plain = fnn.Network([fnn.Dense(12, 16, "relu"), fnn.Dense(16, 4)], seed=0, dtype="float64")
     reg = fnn.Network([fnn.Dense(12, 16, "relu", l2=0.05), fnn.Dense(16, 4, l2=0.05)], seed=0, dtype="float64")
@@ -254,7 +251,7 @@ def test_l2_penalty_shrinks_weights_and_uses_the_per_layer_path():
     t_reg = fnn.Trainer(reg, optimizer=fnn.Adam(1e-2), verbose=0, seed=0)
     t_plain.fit(X, y, epochs=5)
     h = t_reg.fit(X, y, epochs=5)
-    assert t_reg.last_plan["path"] == "per-layer"
+    assert t_reg.last_plan["path"] == "fused"
     assert np.abs(reg.layers[0].W).sum() < 0.8 * np.abs(plain.layers[0].W).sum()
     # the reported training loss includes the penalty
     assert h["loss"][-1] > t_reg.evaluate(X, y)["loss"]

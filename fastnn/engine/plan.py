@@ -74,6 +74,22 @@ class Plan:
     work: np.ndarray = None
     stats: np.ndarray = None
     layers_of_rows: list = None
+    params: np.ndarray = None
+    grads: np.ndarray = None
+    buffers: np.ndarray = None
+    opt_code: int = -1
+    state: np.ndarray = None
+    hyper: np.ndarray = None
+
+    def bind(self, network, optimizer, hyper):
+        """Attach the arrays the driver updates: the network's params/grads/buffers, the optimizer's state.
+
+        ``optimizer`` must be built (``optimizer.build(network.n_params, network.dtype)``);
+        ``hyper`` is its :meth:`~fastnn.optimizers.Optimizer.hyper_vector` (clipping included).
+        """
+        self.params, self.grads, self.buffers = network.params, network.grads, network.buffers
+        self.opt_code, self.state, self.hyper = optimizer.code, optimizer.state, hyper
+        return self
 
     def describe(self):
         """One line per plan row: op, widths, activation (for people reading a plan)."""

@@ -17,8 +17,7 @@ def _dropout_layers(network):
 
 def fused_runner(kern, plan, network, loss, optimizer, X, Y, hyper):
     """One driver call per chunk: every step of the chunk in compiled code."""
-    plan.params, plan.grads, plan.buffers = network.params, network.grads, network.buffers
-    plan.opt_code, plan.state, plan.hyper = optimizer.code, optimizer.state, hyper
+    plan.bind(network, optimizer, hyper)
     dropouts = _dropout_layers(network)
 
     def run(perm, starts, batch_loss, batch_correct):

@@ -1,7 +1,8 @@
 """Plan drivers per backend (until every backend namespace carries ``train_steps`` itself)."""
 import importlib
 
-_DRIVERS = {"numba": "fastnn.kernels.plan_numba", "cython": "fastnn.kernels.plan_numba"}
+_DRIVERS = {"reference": "fastnn.kernels.plan_reference", "numba": "fastnn.kernels.plan_numba",
+            "cython": "fastnn.kernels.plan_numba"}
 
 
 def for_backend(name):
