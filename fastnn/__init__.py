@@ -19,9 +19,8 @@ from .errors import (BackendUnavailableError, DataFormatError, FastnnError, Mode
                      NonFiniteError)
 from .kernels import available_backends, get_backend
 from .layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
-from .losses import BinaryCrossEntropy, CrossEntropy, Loss, MeanSquaredError
-from .losses_extra import (FocalLoss, Huber, LabelSmoothingCrossEntropy, MeanAbsoluteError, WeightedCrossEntropy,
-                           balanced_class_weight, soft_targets)
+from .losses import (BinaryCrossEntropy, CrossEntropy, FocalLoss, Huber, LabelSmoothingCrossEntropy, Loss,
+                     MeanAbsoluteError, MeanSquaredError, WeightedCrossEntropy, balanced_class_weight, soft_targets)
 from .network import Network
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .trainer import History, Trainer
