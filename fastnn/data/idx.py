@@ -23,7 +23,7 @@ import zlib
 import numpy as np
 
 from ..errors import DataFormatError
-from ..io import atomic_write
+from .._fileio import atomic_write
 
 __all__ = ["read_idx", "write_idx", "IDX_DTYPES", "DEFAULT_MAX_BYTES", "MAX_NDIM"]
 
