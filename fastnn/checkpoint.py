@@ -2,6 +2,7 @@
 
 Kept so that ``from fastnn.checkpoint import save_checkpoint, load_checkpoint, ModelCheckpoint`` keeps working.
 """
-from .io.checkpoint import ModelCheckpoint, load_checkpoint, save_checkpoint
+from .callbacks.checkpoint import ModelCheckpoint
+from .io.checkpoint import load_checkpoint, save_checkpoint
 
 __all__ = ["save_checkpoint", "load_checkpoint", "ModelCheckpoint"]

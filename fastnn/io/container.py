@@ -17,7 +17,7 @@ The header (a JSON object, duplicate keys rejected, no NaN/Infinity)::
      "tensors": {"layers.0.W": {"dtype": "float32", "shape": [784, 256], "offsets": [0, 802816]}, ...,
                  "buffers.3.running_mean": {...}},   # non-trainable state (BatchNorm), after the parameters
      "metadata": {"key": "string value", ...},
-     "training": {...}}           # checkpoints only, see fastnn.checkpoint
+     "training": {...}}           # checkpoints only, see fastnn.io.checkpoint
 
 ``offsets`` are ``[begin, end)`` byte positions relative to the start of the
 tensor data; extents must tile the data exactly (no overlap, hole or trailing
