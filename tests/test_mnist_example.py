@@ -9,7 +9,7 @@ import pytest
 from sklearn import metrics as skm
 
 import fastnn as fnn
-from fastnn import mnist_pipeline as mp
+from fastnn.apps import mnist_pipeline as mp
 
 REPO = Path(__file__).resolve().parent.parent
 
