@@ -26,7 +26,7 @@ ranges, splices of two seeds, forged length/dimension fields, and (model
 files) edits of the parsed JSON header re-packed with a correct length, so
 that the deeper checks (tensor table, layer configs, training state) are
 reached, not only the JSON parser. IDX seeds are sometimes re-gzipped after
-mutation to exercise the compressed path. ``tests/test_hostile_files.py``
+mutation to exercise the compressed path. ``tests/system/test_hostile_files.py``
 runs a few seconds of this under hypothesis in CI.
 """
 import argparse

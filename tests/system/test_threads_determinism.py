@@ -41,7 +41,7 @@ import pytest
 import fastnn as fnn
 from fastnn.kernels import available_backends, get_backend
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 COMPILED = [b for b in ("numba", "cython") if b in available_backends()]
 
 # ---------------------------------------------------------------------------- kernel worker (subprocess)
