@@ -74,3 +74,28 @@ def check_nonneg_float(value, name):
     if not is_real(value) or not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
     return float(value)
+
+
+def check_real(value, name, *, lo=None, hi=None, lo_open=False, hi_open=False):
+    """Return ``value`` as a finite float within the given bounds (open or closed) or raise ValueError."""
+    if not is_real(value) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, not {value!r}")
+    if lo is not None and (value < lo or (lo_open and value == lo)):
+        raise ValueError(f"{name} must be {'>' if lo_open else '>='} {lo}, not {value!r}")
+    if hi is not None and (value > hi or (hi_open and value == hi)):
+        raise ValueError(f"{name} must be {'<' if hi_open else '<='} {hi}, not {value!r}")
+    return float(value)
+
+
+def check_positive_real(value, name):
+    """Return ``value`` as a finite float > 0 or raise ValueError."""
+    if not is_real(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number, not {value!r}")
+    return float(value)
+
+
+def check_int_min(value, name, minimum, *, verb="not"):
+    """Return ``value`` as an int >= ``minimum`` or raise ValueError ("... , {verb} {value!r}")."""
+    if not is_int(value) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, {verb} {value!r}")
+    return int(value)

@@ -1,10 +1,11 @@
 """The ModelCheckpoint callback: save the model or a full training checkpoint at the end of epochs."""
 import math
-import numbers
 import warnings
 
+from .._validation import is_real
 from ..errors import NonFiniteError
-from ..io.checkpoint import _is_int, check_finite_state, save_checkpoint
+from ..io.checkpoint import check_finite_state, save_checkpoint
+from ..io.container import _is_int
 from ..io.model_file import _check_metadata, save_network
 from .base import Callback
 from .control import resolve_mode
@@ -133,7 +134,7 @@ class ModelCheckpoint(Callback):
         if state.get("monitor") != self.monitor or state.get("mode") != self.mode:
             return  # tracking something else: start afresh
         best, best_epoch = state.get("best"), state.get("best_epoch")
-        if best is not None and (isinstance(best, bool) or not isinstance(best, numbers.Real)):
+        if best is not None and (not is_real(best)):
             raise ValueError(f"best must be a number or None, not {best!r}")
         if best_epoch is not None and not _is_int(best_epoch):
             raise ValueError(f"best_epoch must be an integer or None, not {best_epoch!r}")

@@ -1,11 +1,10 @@
 """Callbacks that steer training: early stopping, NaN guard, learning-rate schedules and plateaus."""
 import inspect
 import math
-import numbers
 
 import numpy as np
 
-from .._validation import check_nonneg_float, check_nonneg_int
+from .._validation import check_nonneg_float, check_nonneg_int, is_real
 from .base import Callback, _warn
 
 __all__ = ["resolve_mode", "EarlyStopping", "TerminateOnNaN", "LearningRateScheduler", "ReduceLROnPlateau"]
@@ -201,7 +200,7 @@ class TerminateOnNaN(Callback):
 
 
 def _check_rate(value, source):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
+    if not is_real(value) or not math.isfinite(value) or value <= 0:
         raise ValueError(f"{source} gave the learning rate {value!r}; it must be a positive finite number")
     return float(value)
 
@@ -295,7 +294,7 @@ class ReduceLROnPlateau(_Monitor):
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, cooldown=0, min_lr=0.0,
                  mode="auto", verbose=0):
         super().__init__(monitor, mode, min_delta)
-        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not 0 < factor < 1:
+        if not is_real(factor) or not 0 < factor < 1:
             raise ValueError(f"factor must be in (0, 1), not {factor!r}")
         self.factor = float(factor)
         self.patience = check_nonneg_int(patience, "patience")

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 
-from .._validation import check_nonneg_float, check_nonneg_int
+from .._validation import check_nonneg_float, check_nonneg_int, is_int
 from ..diagnostics import FastnnWarning
 from .base import Callback, _warn
 
@@ -38,7 +38,7 @@ class LivePlot(Callback):
     def __init__(self, path=None, metrics=None, every=1, figsize=None):
         self.path = None if path is None else os.fspath(path)
         self.metrics = None if metrics is None else ([metrics] if isinstance(metrics, str) else list(metrics))
-        if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1:
+        if not is_int(every) or every < 1:
             raise ValueError(f"every must be a positive integer, not {every!r}")
         self.every = int(every)
         self.figsize = figsize

@@ -40,7 +40,7 @@ import warnings
 import numpy as np
 
 from ..errors import ModelFormatError, NonFiniteError
-from .container import DTYPES, _open_validated, read_tensor, write_file
+from .container import DTYPES, _is_int, _open_validated, read_tensor, write_file
 from .model_file import (_check_metadata, _check_params_table, _load_network_from, _net_slots, _size, build_layers,
                          network_config, param_tensors)
 
@@ -140,10 +140,6 @@ def check_finite_state(net, opt_state=None, path=None):
 
 
 # ---------------------------------------------------------------------------- loading
-
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool)
-
 
 def _check_rng_state(r, state, where):
     ok = (isinstance(state, dict) and set(state) == {"bit_generator", "state", "has_uint32", "uinteger"}

@@ -20,10 +20,10 @@ Class weights scale whole rows by the weight of the true class (Keras
 semantics; for soft rows, the ``t``-weighted mean class weight), so the
 target's argmax, which accuracy reads, stays the true class.
 """
-import numbers
 
 import numpy as np
 
+from .._validation import is_int, is_real
 from ..kernels import codes
 from .base import Loss, as_numeric_array as _as_numeric_array
 
@@ -88,7 +88,7 @@ class BinaryCrossEntropy(Loss):
 
 
 def _check_smoothing(label_smoothing):
-    if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, numbers.Real) \
+    if not is_real(label_smoothing) \
             or not 0 <= label_smoothing <= 1:
         raise ValueError(f"label_smoothing must be in [0, 1], not {label_smoothing!r}")
     return float(label_smoothing)
@@ -104,7 +104,7 @@ def _check_class_weight(class_weight, n_classes):
     if isinstance(class_weight, dict):
         cw = np.ones(n_classes)
         for cls, w in class_weight.items():
-            if isinstance(cls, bool) or not isinstance(cls, numbers.Integral) or not 0 <= cls < n_classes:
+            if not is_int(cls) or not 0 <= cls < n_classes:
                 raise ValueError(f"class_weight key {cls!r} is not a class index in [0, {n_classes})")
             cw[int(cls)] = w
     else:
@@ -168,7 +168,7 @@ def soft_targets(y, n_classes, *, label_smoothing=0.0, class_weight=None, sample
         The network's dtype.
     """
     eps = _check_smoothing(label_smoothing)
-    if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 2:
+    if not is_int(n_classes) or n_classes < 2:
         raise ValueError(f"n_classes must be an integer >= 2, not {n_classes!r}")
     k = int(n_classes)
     base = CrossEntropy().prepare_targets(y, k, np.float64)

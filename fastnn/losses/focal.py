@@ -1,9 +1,9 @@
 """Multiclass focal loss from logits (per-layer path)."""
 import math
-import numbers
 
 import numpy as np
 
+from .._validation import is_real
 from ..kernels import codes, get_backend
 from .base import GenericLoss
 from .cross_entropy import CrossEntropy
@@ -32,7 +32,7 @@ class FocalLoss(GenericLoss):
 
     def __init__(self, gamma=2.0, alpha=None):
         super().__init__("focal")
-        if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not gamma >= 0 \
+        if not is_real(gamma) or not gamma >= 0 \
                 or not math.isfinite(gamma):
             raise ValueError(f"focal gamma must be a non-negative finite number, not {gamma!r}")
         self.gamma = float(gamma)

@@ -1,7 +1,6 @@
 """Regression losses: mean squared error (fused kernel), mean absolute error and Huber (per-layer path)."""
-import math
-import numbers
 
+from .._validation import check_positive_real
 from ..kernels import codes
 from .base import GenericLoss, Loss, regression_targets
 
@@ -44,10 +43,7 @@ class Huber(GenericLoss):
 
     def __init__(self, delta=1.0):
         super().__init__("huber")
-        if isinstance(delta, bool) or not isinstance(delta, numbers.Real) or not delta > 0 \
-                or not math.isfinite(delta):
-            raise ValueError(f"Huber delta must be a positive finite number, not {delta!r}")
-        self.delta = float(delta)
+        self.delta = check_positive_real(delta, "Huber delta")
 
     def __repr__(self):
         return f"Huber(delta={self.delta})"

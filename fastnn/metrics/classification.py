@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import is_int
 from ._common import (_as_numeric_array, _check_same_length, _check_zero_division, _label_pair, _nan_average,
                       _per_class_counts, _resolve_labels, _safe_divide, _to_labels)
 
@@ -81,7 +82,7 @@ def top_k_accuracy(y_true, scores, k: int = 5, *, normalize: bool = True):
         On invalid ``k``, empty, NaN/Inf or mismatched input, or a label with
         no score column.
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+    if not is_int(k) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     true_labels = _to_labels(y_true, "y_true", allow_threshold=False)
     score_array = _as_numeric_array(scores, "scores").astype(np.float64, copy=False)
@@ -161,7 +162,7 @@ def confusion_matrix(y_true, y_pred, n_classes: int | None = None, *,
                 "check the labels or pass n_classes explicitly"
             )
     else:
-        if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) or n_classes < 1:
+        if not is_int(n_classes) or n_classes < 1:
             raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}")
         if largest >= n_classes:
             raise ValueError(
