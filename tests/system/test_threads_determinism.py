@@ -372,7 +372,7 @@ def test_same_seed_same_bits_in_a_fresh_process(backend, tmp_path):
     here, _ = _fit(backend, 2, "shards")
     code = textwrap.dedent(f"""
         import sys, numpy as np
-        sys.path.insert(0, {str(REPO / 'tests')!r})
+        sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
         from test_threads_determinism import _fit
         p, _ = _fit({backend!r}, 2, "shards")
         np.save({str(tmp_path / 'p.npy')!r}, p)
