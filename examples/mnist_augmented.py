@@ -36,7 +36,7 @@ import numpy as np
 import _common as ex
 import fastnn as fnn
 from fastnn.data.augment import Augmenter, GaussianNoise, RandomRotation, RandomShift, augment_epochs
-from fastnn.mnist_pipeline import load_dataset
+from fastnn.apps.mnist_pipeline import load_dataset
 
 TARGETS = {"mnist": 0.96, "digits": 0.93}
 

@@ -9,7 +9,7 @@ model by validation loss (out/mnist/best.fnn) and a resumable checkpoint
 its test accuracy, confusion matrix and per-class precision/recall/F1.
 Without MNIST it runs the same pipeline on scikit-learn's 8x8 digits.
 
-The pipeline lives in fastnn/mnist_pipeline.py (also behind `fastnn train`);
+The pipeline lives in fastnn/apps/mnist_pipeline.py (also behind `fastnn train`);
 the core of it is:
 
     net = fnn.Network([fnn.Dense(784, 512, "relu"), fnn.Dense(512, 256, "relu"), fnn.Dense(256, 10)], seed=0)
@@ -27,7 +27,7 @@ try:
 except ImportError:  # running from a source checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fastnn.mnist_pipeline import main
+from fastnn.apps.mnist_pipeline import main
 
 if __name__ == "__main__":
     sys.exit(main())

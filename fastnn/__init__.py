@@ -12,21 +12,20 @@ __version__ = "0.1.0"
 
 from ._config import get_num_threads, set_num_threads
 from .callbacks import (Callback, CSVLogger, Diagnostics, EarlyStopping, EpochLogger, LearningRateScheduler,
-                        LivePlot, ProgressBar, ReduceLROnPlateau, TerminateOnNaN)
-from .checkpoint import ModelCheckpoint, load_checkpoint, save_checkpoint
+                        LivePlot, ModelCheckpoint, ProgressBar, ReduceLROnPlateau, TerminateOnNaN)
 from .diagnostics import FastnnWarning
 from .errors import (BackendUnavailableError, DataFormatError, FastnnError, ModelFormatError,
                      NonFiniteError)
 from .kernels import available_backends, get_backend
 from .layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
-from .losses import BinaryCrossEntropy, CrossEntropy, Loss, MeanSquaredError
-from .losses_extra import (FocalLoss, Huber, LabelSmoothingCrossEntropy, MeanAbsoluteError, WeightedCrossEntropy,
-                           balanced_class_weight, soft_targets)
+from .losses import (BinaryCrossEntropy, CrossEntropy, FocalLoss, Huber, LabelSmoothingCrossEntropy, Loss,
+                     MeanAbsoluteError, MeanSquaredError, WeightedCrossEntropy, balanced_class_weight, soft_targets)
 from .network import Network
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .trainer import History, Trainer
 from .schedules import Constant, CosineDecay, ExponentialDecay, OneCycle, Schedule, StepDecay
 from .lr_finder import LRFinderResult, lr_find
+from .io import load_checkpoint, save_checkpoint
 from . import data, metrics
 from ._info import show_config
 

@@ -1,6 +1,6 @@
-"""``python -m fastnn``: the ``fastnn`` command line (see :mod:`fastnn.cli`)."""
+"""``python -m fastnn``: the ``fastnn`` command line (see :mod:`fastnn.apps.cli`)."""
 import sys
 
-from .cli import main
+from .apps.cli import main
 
 sys.exit(main())

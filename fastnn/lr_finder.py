@@ -18,10 +18,10 @@ optimizer passed in is copied, never stepped.
 """
 import copy
 import math
-import numbers
 
 import numpy as np
 
+from ._validation import check_int_min, check_positive_real, is_real
 from . import optimizers as _optimizers
 from .callbacks import Callback
 from .errors import NonFiniteError
@@ -238,20 +238,13 @@ def lr_find(network, X, y, loss="cross_entropy", optimizer="adam", start_lr=1e-7
     """
     from .trainer import Trainer
 
-    def _pos(value, name):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value <= 0:
-            raise ValueError(f"{name} must be a positive finite number, not {value!r}")
-        return float(value)
-
-    start_lr, end_lr = _pos(start_lr, "start_lr"), _pos(end_lr, "end_lr")
+    start_lr, end_lr = check_positive_real(start_lr, "start_lr"), check_positive_real(end_lr, "end_lr")
     if not end_lr > start_lr:
         raise ValueError(f"end_lr ({end_lr}) must be larger than start_lr ({start_lr})")
-    if isinstance(num_steps, bool) or not isinstance(num_steps, numbers.Integral) or num_steps < 2:
-        raise ValueError(f"num_steps must be an integer >= 2, not {num_steps!r}")
-    num_steps = int(num_steps)
-    if isinstance(smooth, bool) or not isinstance(smooth, numbers.Real) or not 0 <= smooth < 1:
+    num_steps = check_int_min(num_steps, "num_steps", 2)
+    if not is_real(smooth) or not 0 <= smooth < 1:
         raise ValueError(f"smooth must be in [0, 1), not {smooth!r}")
-    diverge_factor = _pos(diverge_factor, "diverge_factor")
+    diverge_factor = check_positive_real(diverge_factor, "diverge_factor")
     if diverge_factor <= 1:
         raise ValueError(f"diverge_factor must be > 1, not {diverge_factor}")
 

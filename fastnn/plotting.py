@@ -16,6 +16,8 @@ import sys
 
 import numpy as np
 
+from ._validation import is_int
+
 __all__ = ["plot_history", "plot_confusion_matrix", "plot_decision_boundary", "plot_lr_find"]
 
 _INSTALL_HINT = "plotting needs matplotlib: pip install fastnn[plot]  (or: pip install matplotlib)"
@@ -272,7 +274,7 @@ def plot_decision_boundary(network, X, y, path=None, resolution=200, *, margin=0
         raise ValueError(f"plot_decision_boundary needs 2-D inputs: X must have shape (n, 2), got {X.shape}")
     if network.n_inputs != 2:
         raise ValueError(f"plot_decision_boundary needs a network with 2 inputs, not {network.n_inputs}")
-    if isinstance(resolution, bool) or not isinstance(resolution, (int, np.integer)) or not 2 <= resolution <= 2000:
+    if not is_int(resolution) or not 2 <= resolution <= 2000:
         raise ValueError(f"resolution must be an integer in [2, 2000], not {resolution!r}")
     if not np.isfinite(X).all() or len(X) == 0:
         raise ValueError("X must be non-empty and finite")

@@ -28,30 +28,13 @@ Closed forms (``t`` is the step number):
 Every schedule has ``get_config()`` (constructor arguments) and a repr that
 rebuilds it; :func:`from_config` goes back from ``{"name": ..., "config": ...}``.
 """
-import math
-import numbers
 
 import numpy as np
 
+from ._validation import check_int_min, check_real
+
 __all__ = ["Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "OneCycle",
            "from_config"]
-
-
-# ---------------------------------------------------------------------- validation
-def _check_real(value, name, *, lo=None, hi=None, lo_open=False, hi_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, not {value!r}")
-    if lo is not None and (value < lo or (lo_open and value == lo)):
-        raise ValueError(f"{name} must be {'>' if lo_open else '>='} {lo}, not {value!r}")
-    if hi is not None and (value > hi or (hi_open and value == hi)):
-        raise ValueError(f"{name} must be {'<' if hi_open else '<='} {hi}, not {value!r}")
-    return float(value)
-
-
-def _check_int(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, not {value!r}")
-    return int(value)
 
 
 def _steps(step):
@@ -108,7 +91,7 @@ class Constant(Schedule):
     """
 
     def __init__(self, lr):
-        self.lr = _check_real(lr, "lr", lo=0, lo_open=True)
+        self.lr = check_real(lr, "lr", lo=0, lo_open=True)
 
     def _rates(self, t):
         return np.full(t.shape, self.lr)
@@ -133,9 +116,9 @@ class StepDecay(Schedule):
     """
 
     def __init__(self, lr, step_size, gamma=0.1):
-        self.lr = _check_real(lr, "lr", lo=0, lo_open=True)
-        self.step_size = _check_int(step_size, "step_size", 1)
-        self.gamma = _check_real(gamma, "gamma", lo=0, lo_open=True)
+        self.lr = check_real(lr, "lr", lo=0, lo_open=True)
+        self.step_size = check_int_min(step_size, "step_size", 1)
+        self.gamma = check_real(gamma, "gamma", lo=0, lo_open=True)
 
     def _rates(self, t):
         return self.lr * self.gamma ** np.floor(t / self.step_size)
@@ -164,9 +147,9 @@ class ExponentialDecay(Schedule):
     """
 
     def __init__(self, lr, decay_rate, decay_steps, staircase=False):
-        self.lr = _check_real(lr, "lr", lo=0, lo_open=True)
-        self.decay_rate = _check_real(decay_rate, "decay_rate", lo=0, lo_open=True)
-        self.decay_steps = _check_int(decay_steps, "decay_steps", 1)
+        self.lr = check_real(lr, "lr", lo=0, lo_open=True)
+        self.decay_rate = check_real(decay_rate, "decay_rate", lo=0, lo_open=True)
+        self.decay_steps = check_int_min(decay_steps, "decay_steps", 1)
         self.staircase = bool(staircase)
 
     def _rates(self, t):
@@ -202,13 +185,13 @@ class CosineDecay(Schedule):
     """
 
     def __init__(self, lr, total_steps, warmup_steps=0, min_lr=0.0):
-        self.lr = _check_real(lr, "lr", lo=0, lo_open=True)
-        self.total_steps = _check_int(total_steps, "total_steps", 1)
-        self.warmup_steps = _check_int(warmup_steps, "warmup_steps", 0)
+        self.lr = check_real(lr, "lr", lo=0, lo_open=True)
+        self.total_steps = check_int_min(total_steps, "total_steps", 1)
+        self.warmup_steps = check_int_min(warmup_steps, "warmup_steps", 0)
         if self.warmup_steps >= self.total_steps:
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be smaller than total_steps "
                              f"({self.total_steps})")
-        self.min_lr = _check_real(min_lr, "min_lr", lo=0, hi=self.lr)
+        self.min_lr = check_real(min_lr, "min_lr", lo=0, hi=self.lr)
 
     def _rates(self, t):
         w = self.warmup_steps
@@ -247,11 +230,11 @@ class OneCycle(Schedule):
     """
 
     def __init__(self, max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
-        self.max_lr = _check_real(max_lr, "max_lr", lo=0, lo_open=True)
-        self.total_steps = _check_int(total_steps, "total_steps", 2)
-        self.pct_start = _check_real(pct_start, "pct_start", lo=0, hi=1, lo_open=True, hi_open=True)
-        self.div_factor = _check_real(div_factor, "div_factor", lo=1)
-        self.final_div_factor = _check_real(final_div_factor, "final_div_factor", lo=1)
+        self.max_lr = check_real(max_lr, "max_lr", lo=0, lo_open=True)
+        self.total_steps = check_int_min(total_steps, "total_steps", 2)
+        self.pct_start = check_real(pct_start, "pct_start", lo=0, hi=1, lo_open=True, hi_open=True)
+        self.div_factor = check_real(div_factor, "div_factor", lo=1)
+        self.final_div_factor = check_real(final_div_factor, "final_div_factor", lo=1)
         self._peak = self.pct_start * self.total_steps - 1.0
         if not 0 < self._peak < self.total_steps - 1:
             raise ValueError(f"pct_start * total_steps - 1 = {self._peak:g} must lie strictly between 0 and "

@@ -26,7 +26,7 @@ ranges, splices of two seeds, forged length/dimension fields, and (model
 files) edits of the parsed JSON header re-packed with a correct length, so
 that the deeper checks (tensor table, layer configs, training state) are
 reached, not only the JSON parser. IDX seeds are sometimes re-gzipped after
-mutation to exercise the compressed path. ``tests/test_hostile_files.py``
+mutation to exercise the compressed path. ``tests/system/test_hostile_files.py``
 runs a few seconds of this under hypothesis in CI.
 """
 import argparse
@@ -278,7 +278,7 @@ def mutate(seed, choices):
 # ---------------------------------------------------------------------------- the oracle
 
 def _loaders():
-    from fastnn.checkpoint import load_checkpoint
+    from fastnn.io.checkpoint import load_checkpoint
     from fastnn.data.idx import read_idx
     from fastnn.errors import DataFormatError, ModelFormatError
     from fastnn.io import load_network, read_header
@@ -451,9 +451,9 @@ def main(argv=None):
         import atheris
 
         # coverage instrumentation for the loaders only (not the Numba kernels)
-        with atheris.instrument_imports(include=["fastnn.io", "fastnn.checkpoint", "fastnn.data.idx",
+        with atheris.instrument_imports(include=["fastnn.io", "fastnn._fileio", "fastnn.data.idx",
                                                  "fastnn.layers", "fastnn.network", "json"]):
-            import fastnn.checkpoint  # noqa: F401
+            import fastnn.io.checkpoint  # noqa: F401
             import fastnn.data.idx  # noqa: F401
             import fastnn.io  # noqa: F401
         run_atheris(args.seconds, args.target, stats, args.corpus or tempfile.mkdtemp(prefix="fastnn-corpus-"))

@@ -22,8 +22,9 @@ import zlib
 
 import numpy as np
 
+from .._validation import is_int
 from ..errors import DataFormatError
-from ..io import atomic_write
+from .._fileio import atomic_write
 
 __all__ = ["read_idx", "write_idx", "IDX_DTYPES", "DEFAULT_MAX_BYTES", "MAX_NDIM"]
 
@@ -337,7 +338,7 @@ def read_idx(path_or_fileobj, *, max_bytes=DEFAULT_MAX_BYTES):
     ((10000,), dtype('uint8'))
     """
     if max_bytes is not None:
-        if isinstance(max_bytes, bool) or not isinstance(max_bytes, (int, np.integer)):
+        if not is_int(max_bytes):
             raise TypeError(f"max_bytes must be an int or None, got {max_bytes!r}")
         if max_bytes < 0:
             raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DataFormatError
-from ..io import _fsync_dir
+from .._fileio import fsync_dir
 from .idx import _read_idx
 
 __all__ = ["load_mnist", "DATASETS", "DatasetSpec", "cache_dir"]
@@ -300,7 +300,7 @@ def _download(spec, dest_dir, present):
                 continue
             final = os.path.join(dest_dir, fname)
             os.replace(tmp, final)
-            _fsync_dir(dest_dir)
+            fsync_dir(dest_dir)
             files[role] = final
             break
         else:

@@ -11,6 +11,8 @@ import numbers
 
 import numpy as np
 
+from .._validation import is_int, is_real
+
 __all__ = [
     "split_indices",
     "train_val_split",
@@ -36,7 +38,7 @@ def _as_array(a, name):
 
 
 def _check_fraction(fraction, name):
-    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real):
+    if not is_real(fraction):
         raise TypeError(f"{name} must be a float in (0, 1), got {fraction!r}")
     fraction = float(fraction)
     if not 0.0 < fraction < 1.0:  # also rejects NaN
@@ -47,7 +49,7 @@ def _check_fraction(fraction, name):
 def _check_seed(seed):
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+    if seed is not None and (not is_int(seed)):
         raise TypeError(f"seed must be an int, None or numpy.random.Generator, got {seed!r}")
     return np.random.default_rng(seed)
 
@@ -426,7 +428,7 @@ def one_hot(y, n_classes=None, dtype=np.float32):
     if y.dtype.kind not in "buif":
         raise TypeError(f"y must hold integer class labels, got dtype {y.dtype}")
     if n_classes is not None:
-        if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral):
+        if not is_int(n_classes):
             raise TypeError(f"n_classes must be an int, got {n_classes!r}")
         n_classes = int(n_classes)
         if n_classes < 1:

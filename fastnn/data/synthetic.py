@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._validation import check_int_min
+
 __all__ = [
     "RGB_COLOR_NAMES",
     "RGB_COLOR_VALUES",
@@ -79,9 +81,7 @@ def _rng(seed) -> np.random.Generator:
 
 
 def _check_count(value, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
+    return check_int_min(value, name, minimum, verb="got")
 
 
 def _check_nonnegative(value, name: str) -> float:

@@ -41,7 +41,7 @@ import pytest
 import fastnn as fnn
 from fastnn.kernels import available_backends, get_backend
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 COMPILED = [b for b in ("numba", "cython") if b in available_backends()]
 
 # ---------------------------------------------------------------------------- kernel worker (subprocess)
@@ -360,10 +360,14 @@ def test_what_the_thread_count_changes(backend):
     np.testing.assert_allclose(sharded, one, rtol=1e-4, atol=1e-5)
 
 
-def test_reference_backend_ignores_thread_settings():
+def test_reference_backend_simulates_shards_deterministically():
+    """The numpy plan driver runs the shard split serially: repeatable bits, serial values to rounding."""
     a, _ = _fit("reference", 1, "auto")
-    b, _ = _fit("reference", 2, "shards")
-    np.testing.assert_array_equal(a, b)
+    b, plan = _fit("reference", 2, "shards")
+    c, _ = _fit("reference", 2, "shards")
+    assert plan["n_shards"] == 2
+    np.testing.assert_array_equal(b, c)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("backend", COMPILED)
@@ -372,7 +376,7 @@ def test_same_seed_same_bits_in_a_fresh_process(backend, tmp_path):
     here, _ = _fit(backend, 2, "shards")
     code = textwrap.dedent(f"""
         import sys, numpy as np
-        sys.path.insert(0, {str(REPO / 'tests')!r})
+        sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
         from test_threads_determinism import _fit
         p, _ = _fit({backend!r}, 2, "shards")
         np.save({str(tmp_path / 'p.npy')!r}, p)

@@ -29,7 +29,7 @@ examples:
 
 def build_parser():
     """The argument parser of the ``fastnn`` command."""
-    from . import __version__
+    from .. import __version__
     from . import mnist_pipeline as mp
 
     parser = argparse.ArgumentParser(prog="fastnn", description=DESCRIPTION, epilog=EPILOG,
@@ -64,7 +64,7 @@ def main(argv=None):
         parser.print_help()
         return 2
     from . import mnist_pipeline as mp
-    from .errors import FastnnError
+    from ..errors import FastnnError
 
     try:
         if args.command == "train":
@@ -72,7 +72,7 @@ def main(argv=None):
         elif args.command == "evaluate":
             mp.run_evaluate(args)
         elif args.command == "info":
-            from ._info import show_config
+            from .._info import show_config
 
             show_config()
     except KeyboardInterrupt:

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _fastnn(*args, cwd, env=None, timeout=240):

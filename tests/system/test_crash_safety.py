@@ -18,7 +18,7 @@ import pytest
 import fastnn as fnn
 from fastnn.io import atomic_write
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "win32",
                                 reason="needs fork and SIGKILL (POSIX)")

@@ -165,14 +165,14 @@ def test_failed_save_keeps_previous_model(tmp_path, monkeypatch):
     good.save(path)
     import fastnn.io as fio
 
-    real = fio._le
+    real = fio.container._le
 
     def explode(arr):
         if arr.size == 3:  # the last bias: fail in the middle of writing
             raise OSError("no space left on device")
         return real(arr)
 
-    monkeypatch.setattr(fio, "_le", explode)
+    monkeypatch.setattr(fio.container, "_le", explode)
     with pytest.raises(OSError):
         _net("float32", seed=5).save(path)
     monkeypatch.undo()

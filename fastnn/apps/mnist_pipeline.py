@@ -10,7 +10,7 @@ the test set.
 
 Everything is reachable from Python too::
 
-    from fastnn import mnist_pipeline as mp
+    from fastnn.apps import mnist_pipeline as mp
     result = mp.train(epochs=3, out="out/quick")   # every flag of `fastnn train` is a keyword
     print(result["report"]["accuracy"])
 """
@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import metrics as _metrics
-from .checkpoint import ModelCheckpoint
-from .io import load_network, read_header
+from .. import metrics as _metrics
+from ..callbacks import ModelCheckpoint
+from ..io import load_network, read_header
 
 __all__ = ["DEFAULTS", "Dataset", "load_dataset", "build_network", "make_optimizer", "train", "evaluate",
            "format_report", "evaluate_model", "add_train_arguments", "add_evaluate_arguments", "run_train",
@@ -72,7 +72,7 @@ def _load_digits_split(seed):
     """scikit-learn's bundled 8x8 digits: pixels 0..16 scaled to [0, 1], a fixed stratified 20% test set."""
     from sklearn.datasets import load_digits
 
-    from .data.preprocessing import train_test_split
+    from ..data.preprocessing import train_test_split
 
     digits = load_digits()
     X = (digits.data / 16.0).astype(np.float32)
@@ -102,8 +102,8 @@ def load_dataset(data=None, *, dataset="auto", download=True, val_fraction=DEFAU
         Use only the first ``limit`` training and ``test_limit`` test images
         (quick runs); the validation split is taken from the limited set.
     """
-    from .data.mnist import load_mnist
-    from .data.preprocessing import train_val_split
+    from ..data.mnist import load_mnist
+    from ..data.preprocessing import train_val_split
 
     if dataset not in DATASET_CHOICES:
         raise ValueError(f"dataset must be one of {DATASET_CHOICES}, not {dataset!r}")
@@ -137,8 +137,8 @@ def load_dataset(data=None, *, dataset="auto", download=True, val_fraction=DEFAU
 
 def build_network(n_inputs, hidden=DEFAULTS["hidden"], n_classes=10, *, activation="relu", seed=0, backend=None):
     """An MLP ``n_inputs -> hidden... -> n_classes`` (logits), He-initialised."""
-    from .layers import Dense
-    from .network import Network
+    from ..layers import Dense
+    from ..network import Network
 
     sizes = [n_inputs, *hidden]
     layers = [Dense(a, b, activation) for a, b in zip(sizes[:-1], sizes[1:])]
@@ -154,8 +154,8 @@ def make_optimizer(lr, epochs, steps_per_epoch, schedule="cosine", weight_decay=
     The decoupled weight decay mostly keeps the validation loss from bouncing
     late in training, so that the best-by-validation-loss model is a late one.
     """
-    from .optimizers import Adam, AdamW
-    from .schedules import CosineDecay
+    from ..optimizers import Adam, AdamW
+    from ..schedules import CosineDecay
 
     if schedule == "constant":
         rate = lr
@@ -263,7 +263,7 @@ def train(*, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], lr=DE
         ``history``, ``dataset`` (name), ``best_path``, ``checkpoint_path``,
         ``train_time``, ``total_time``.
     """
-    from .trainer import Trainer
+    from ..trainer import Trainer
 
     t_start = time.perf_counter()
     say = print_fn if verbose else (lambda *a, **k: None)
@@ -464,7 +464,7 @@ def add_evaluate_arguments(parser):
 
 def _apply_threads(args):
     if getattr(args, "threads", None):
-        from ._config import set_num_threads
+        from .._config import set_num_threads
 
         set_num_threads(args.threads)
 

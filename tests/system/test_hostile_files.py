@@ -26,7 +26,7 @@ import fastnn as fnn
 from fastnn.errors import DataFormatError, ModelFormatError
 from fastnn.io import MAGIC, MAX_HEADER_BYTES
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 PREFIX = struct.Struct("<8sIQ")
 #: Extra bytes (beyond the file's size) a refused load may allocate: JSON parsing, error messages.
 ALLOC_SLACK = 256 * 1024

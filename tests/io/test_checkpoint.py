@@ -16,7 +16,7 @@ from fastnn.errors import ModelFormatError
 from fastnn.io import read_header
 from fastnn.schedules import CosineDecay
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _data(n=240, seed=0):

@@ -9,9 +9,9 @@ import pytest
 from sklearn import metrics as skm
 
 import fastnn as fnn
-from fastnn import mnist_pipeline as mp
+from fastnn.apps import mnist_pipeline as mp
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _check_report_against_sklearn(report, y_true, text=True):
