@@ -4,6 +4,8 @@
 returns a :class:`bench.peers.PeerRun` that runs ONE epoch of the
 784-256-128-10 ReLU MLP with softmax cross-entropy and Adam(1e-3) through
 ``fastnn.Trainer.fit`` — the public API a user calls, not a private kernel.
+``variant`` adds ``Dropout(0.2)`` (``'dropout'``) or ``BatchNorm()``
+(``'batchnorm'``) after each hidden layer: both run on the fused plan too.
 """
 from __future__ import annotations
 
@@ -13,12 +15,15 @@ from bench.peers import PeerRun
 
 
 def make_fastnn_epoch(X, y, batch_size, threads, hidden=(256, 128), lr=1e-3, seed=0, backend="cython",
-                      parallel="auto"):
+                      parallel="auto", variant="plain"):
     import fastnn as fnn
 
-    sizes = [X.shape[1], *hidden, 10]
-    layers = [fnn.Dense(a, b, "relu") for a, b in zip(sizes[:-2], sizes[1:-1])] + [fnn.Dense(sizes[-2], 10)]
-    net = fnn.Network(layers, seed=seed, backend=backend)
+    extra = {"plain": lambda: [], "dropout": lambda: [fnn.Dropout(0.2)], "batchnorm": lambda: [fnn.BatchNorm()]}
+    layers = []
+    for units in hidden:
+        layers += [fnn.Dense(units, "relu")] + extra[variant]()
+    layers.append(fnn.Dense(10))
+    net = fnn.Network(layers, input_shape=(X.shape[1],), seed=seed, backend=backend)
     trainer = fnn.Trainer(net, loss="cross_entropy", optimizer=fnn.Adam(lr), batch_size=batch_size, seed=seed,
                           n_threads=threads, parallel=parallel, verbose=0)
     X = np.ascontiguousarray(X, np.float32)
@@ -29,7 +34,8 @@ def make_fastnn_epoch(X, y, batch_size, threads, hidden=(256, 128), lr=1e-3, see
 
     epoch()  # compile / warm caches outside the timing (the benchmark also has a warm-up round)
     plan = trainer.last_plan
-    run = PeerRun(epoch, f"fastnn-{backend}-{parallel}", X.shape[0], batch_size, threads)
+    suffix = "" if variant == "plain" else f"-{variant}"
+    run = PeerRun(epoch, f"fastnn-{backend}-{parallel}{suffix}", X.shape[0], batch_size, threads)
     run.plan = plan
     return run
 

@@ -34,6 +34,15 @@ def test_epoch_fastnn(bench_epoch, batch_size, backend, threads, parallel):
     assert math.isfinite(info["result"])
 
 
+@pytest.mark.parametrize("batch_size", BATCH_SIZES)
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("variant", ["dropout", "batchnorm"])
+def test_epoch_fastnn_layers(bench_epoch, batch_size, backend, variant):
+    """The same MLP with Dropout(0.2) or BatchNorm after each hidden layer: still the fused plan."""
+    info = bench_epoch(make_fastnn_epoch, batch_size, 2, backend=backend, parallel="auto", variant=variant)
+    assert math.isfinite(info["result"])
+
+
 @pytest.mark.parametrize("batch_size", [64])
 def test_epoch_fastnn_reference(bench_epoch, bench_n, batch_size):
     """The numpy reference path, for scale (it is the oracle, not a contender)."""

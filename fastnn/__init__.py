@@ -17,7 +17,7 @@ from .diagnostics import FastnnWarning
 from .errors import (BackendUnavailableError, DataFormatError, FastnnError, ModelFormatError,
                      NonFiniteError)
 from .kernels import available_backends, get_backend
-from .layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
+from .layers import BatchNorm, Dense, Dropout, Flatten, Layer, LayerNorm
 from .losses import (BinaryCrossEntropy, CrossEntropy, FocalLoss, Huber, LabelSmoothingCrossEntropy, Loss,
                      MeanAbsoluteError, MeanSquaredError, WeightedCrossEntropy, balanced_class_weight, soft_targets)
 from .network import Network
@@ -30,7 +30,7 @@ from . import data, metrics
 from ._info import show_config
 
 __all__ = [
-    "Network", "Trainer", "History", "Dense", "Dropout", "BatchNorm", "LayerNorm", "Layer",
+    "Network", "Trainer", "History", "Dense", "Dropout", "BatchNorm", "LayerNorm", "Flatten", "Layer",
     "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Optimizer",
     "Loss", "CrossEntropy", "BinaryCrossEntropy", "MeanSquaredError", "MeanAbsoluteError", "Huber", "FocalLoss",
     "WeightedCrossEntropy", "LabelSmoothingCrossEntropy", "soft_targets", "balanced_class_weight",
