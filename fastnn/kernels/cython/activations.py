@@ -1,7 +1,5 @@
 """Cython activations (``_act_row`` / ``_act_bwd`` in csrc/activations.pxi)."""
-import numpy as np
-
-from ._adapt import _back, _fast_path, _in, _in1, _k, _out, _out1, _rows_ok
+from ._adapt import _back, _fast_path, _in, _k, _out
 
 
 @_fast_path(_k.activation_forward)

@@ -1,7 +1,5 @@
 """Cython Dense layer (``_dense_fwd`` / ``_dense_bwd`` in csrc/dense.pxi)."""
-import numpy as np
-
-from ._adapt import _back, _fast_path, _in, _in1, _k, _out, _out1, _rows_ok
+from ._adapt import _back, _fast_path, _in, _in1, _k, _out, _out1
 
 
 @_fast_path(_k.dense_forward)

@@ -2,7 +2,7 @@
 losses ``_mae_fb`` / ``_huber_fb`` / ``_focal_fb`` (csrc/losses.pxi)."""
 import numpy as np
 
-from ._adapt import _back, _fast_path, _in, _in1, _k, _out, _out1, _rows_ok
+from ._adapt import _back, _fast_path, _in, _k, _out
 
 
 @_fast_path(_k.loss_forward_backward)

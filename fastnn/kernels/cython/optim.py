@@ -1,7 +1,7 @@
 """Cython gradient clipping and fused optimizer updates (``_clip``, ``_update_slice`` in csrc/optim.pxi)."""
 import numpy as np
 
-from ._adapt import _back, _fast_path, _in, _in1, _k, _out, _out1, _rows_ok
+from ._adapt import _back, _fast_path, _in1, _k, _out1
 
 
 @_fast_path(_k.clip_gradients)
