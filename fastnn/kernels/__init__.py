@@ -128,3 +128,12 @@ def get_backend(name=None):
                               RuntimeWarning, stacklevel=2)
             return _namespace(candidate, mod)
     raise BackendUnavailableError("no fastnn backend could be imported")  # reference always imports
+
+
+def _legacy_kernel_set(module_name, name):
+    """``REFERENCE`` / ``NUMBA`` of the old ``kernels.norm`` / ``kernels.losses_extra`` modules (shims)."""
+    if name == "REFERENCE":
+        return get_backend("reference")
+    if name == "NUMBA":
+        return get_backend("numba") if "numba" in available_backends() else None
+    raise AttributeError(f"module {module_name!r} has no attribute {name!r}")

@@ -16,10 +16,6 @@ def kernels_for(backend_name):
 
 
 def __getattr__(name):
-    if name == "REFERENCE":
-        return kernels_for("reference")
-    if name == "NUMBA":
-        from . import available_backends
+    from . import _legacy_kernel_set
 
-        return kernels_for("numba") if "numba" in available_backends() else None
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _legacy_kernel_set(__name__, name)

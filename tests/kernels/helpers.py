@@ -102,3 +102,12 @@ def check_op(op_name, args_factory, outputs, *, dtypes=DTYPES, backward=None, ch
                     assert_matches(ret, b_ref_ret, dtype, chain, what + " return")
                 for name in out:
                     assert_matches(out[name], b_ref_out[name], dtype, chain, f"{what} {name}")
+
+
+def dense_table(sizes, acts):
+    """The int64 layer table of a Dense stack ``sizes[0] -> ... -> sizes[-1]`` and its parameter count."""
+    meta, off = [], 0
+    for (a, b), act in zip(zip(sizes[:-1], sizes[1:]), acts):
+        meta.append([a, b, act, off, off + a * b])
+        off += a * b + b
+    return np.array(meta, np.int64), off

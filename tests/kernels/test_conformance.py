@@ -17,7 +17,7 @@ from fastnn.kernels.codes import (
     H_NESTEROV, H_WEIGHT_DECAY, LOSS_BCE_LOGITS, LOSS_SOFTMAX_CE, N_HYPER, OPT_RMSPROP,
 )
 
-from .helpers import backends, call, check_op, signature
+from .helpers import backends, call, check_op, dense_table, signature
 
 
 def _codes(prefix):
@@ -273,18 +273,10 @@ def test_gather_rows():
                                                  out=np.empty((37, 13), dt)), ["out"])
 
 
-def _dense_table(sizes, acts):
-    meta, off = [], 0
-    for (a, b), act in zip(zip(sizes[:-1], sizes[1:]), acts):
-        meta.append([a, b, act, off, off + a * b])
-        off += a * b + b
-    return np.array(meta, np.int64), off
-
-
 def _train_args(loss, opt, n_shards, acts=(1, 5, 0), kind="column", n=203, bs=32, slots=None):
     def make(dtype, rng):
         k = 4
-        meta, n_params = _dense_table((12, 16, 8, k), acts)
+        meta, n_params = dense_table((12, 16, 8, k), acts)
         X = _rand(rng, (n, 12), dtype)
         Y = _target(loss, kind, rng, n, k, dtype)
         starts = np.arange(0, n, bs, dtype=np.int64)

@@ -9,6 +9,8 @@ from fastnn.kernels import available_backends, get_backend, layout
 from fastnn.kernels import reference as ref
 from fastnn.kernels.codes import H_BETA1, H_BETA2, H_EPS, H_LR, LOSS_MSE, N_HYPER, OPT_ADAM
 
+from .helpers import dense_table
+
 COMPILED = [b for b in ("numba", "cython") if b in available_backends()]
 ACTS = list(range(9))
 
@@ -28,18 +30,10 @@ def test_compiled_backends_are_available():
     assert "cython" in available_backends()
 
 
-def _dense_table(sizes, acts):
-    meta, off = [], 0
-    for (a, b), act in zip(zip(sizes[:-1], sizes[1:]), acts):
-        meta.append([a, b, act, off, off + a * b])
-        off += a * b + b
-    return np.array(meta, np.int64), off
-
-
 def test_sharded_driver_is_deterministic(kern):
     """Parallel shards reduce in a fixed order: repeated runs are bit-identical."""
     rng = np.random.default_rng(0)
-    meta, n_params = _dense_table((20, 32, 5), (1, 0))
+    meta, n_params = dense_table((20, 32, 5), (1, 0))
     X = _rand(rng, (256, 20), np.float32)
     Y = rng.integers(0, 5, (256, 1)).astype(np.float32)
     hyper = np.zeros(N_HYPER)

@@ -21,6 +21,16 @@ def _io(a, dt):
     return np.ascontiguousarray(a, dtype=dt), a
 
 
+def _backward(ext_fn, dout, Xhat, inv_std, gamma, dgamma_out, dbeta_out, dX_out):
+    """Batch and layer norm backward share their arguments: adapt them once for either."""
+    dt = np.result_type(dout.dtype, np.float32)
+    bufs = [_io(a, dt) for a in (dgamma_out, dbeta_out, dX_out)]
+    ext_fn(_inc(dout, dt), _inc(Xhat, dt), _inc(inv_std, dt), _inc(gamma, dt), bufs[0][0], bufs[1][0], bufs[2][0])
+    for buf, dest in bufs:
+        if buf is not None:
+            _back(buf, dest)
+
+
 @_fast_path(_k.batchnorm_forward)
 def batchnorm_forward(X, gamma, beta, eps, training, running_mean, running_var, momentum,
                       Xhat_out, inv_std_out, out):
@@ -36,13 +46,7 @@ def batchnorm_forward(X, gamma, beta, eps, training, running_mean, running_var, 
 @_fast_path(_k.batchnorm_backward)
 def batchnorm_backward(dout, Xhat, inv_std, gamma, dgamma_out, dbeta_out, dX_out):
     """dbeta = sum dout, dgamma = sum dout*Xhat, dX = gamma*inv_std/n*(n*dout - dbeta - Xhat*dgamma)."""
-    dt = np.result_type(dout.dtype, np.float32)
-    bufs = [_io(a, dt) for a in (dgamma_out, dbeta_out, dX_out)]
-    _k.batchnorm_backward(_inc(dout, dt), _inc(Xhat, dt), _inc(inv_std, dt), _inc(gamma, dt),
-                          bufs[0][0], bufs[1][0], bufs[2][0])
-    for buf, dest in bufs:
-        if buf is not None:
-            _back(buf, dest)
+    _backward(_k.batchnorm_backward, dout, Xhat, inv_std, gamma, dgamma_out, dbeta_out, dX_out)
 
 
 @_fast_path(_k.layernorm_forward)
@@ -59,10 +63,4 @@ def layernorm_forward(X, gamma, beta, eps, Xhat_out, inv_std_out, out):
 @_fast_path(_k.layernorm_backward)
 def layernorm_backward(dout, Xhat, inv_std, gamma, dgamma_out, dbeta_out, dX_out):
     """dbeta = sum_i dout, dgamma = sum_i dout*Xhat; per row dX = inv_std/k*(k*g - sum g - Xhat*sum g*Xhat)."""
-    dt = np.result_type(dout.dtype, np.float32)
-    bufs = [_io(a, dt) for a in (dgamma_out, dbeta_out, dX_out)]
-    _k.layernorm_backward(_inc(dout, dt), _inc(Xhat, dt), _inc(inv_std, dt), _inc(gamma, dt),
-                          bufs[0][0], bufs[1][0], bufs[2][0])
-    for buf, dest in bufs:
-        if buf is not None:
-            _back(buf, dest)
+    _backward(_k.layernorm_backward, dout, Xhat, inv_std, gamma, dgamma_out, dbeta_out, dX_out)
