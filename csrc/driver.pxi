@@ -256,7 +256,7 @@ def train_batches(const floating[:, :] X, const floating[:, :] Y, const int64_t[
                   double[::1] batch_correct):
     """Run many mini-batch steps of a Dense stack without the GIL; see the reference for the contract.
 
-    Expects (cython_backend checks): X/Y rows with unit stride, ``work`` a C-contiguous
+    Expects (fastnn.kernels.cython.driver checks): X/Y rows with unit stride, ``work`` a C-contiguous
     (n_shards, shard_stride) buffer of params' dtype, float64 ``batch_loss``/``batch_correct``.
     """
     cdef Py_ssize_t n = perm.shape[0], n_batches = batch_starts.shape[0]

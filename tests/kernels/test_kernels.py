@@ -85,3 +85,17 @@ def test_compiled_updates_flush_denormals_and_restore_the_fpu_mode(backend):
     assert (state == 0).all(), "denormal moments should have been flushed to zero"
     # the caller's mode is back: numpy on this thread still produces denormals
     assert np.float32(tiny) / np.float32(4) != 0
+
+
+def test_show_config_prints_every_declared_fallback():
+    """A backend serving an op with another backend's kernel says so (never a silent fallback)."""
+    import fastnn
+
+    lines = []
+    info = fastnn.show_config(print_fn=lines.append)
+    for name in available_backends():
+        fallbacks = get_backend(name).fallbacks()
+        assert info["fallbacks"][name] == fallbacks
+        row = next(line for line in lines[0].splitlines() if line.strip().startswith(name))
+        for op, src in fallbacks.items():
+            assert f"falls back to {src}" in row and op in row, row
