@@ -42,3 +42,10 @@ META_ACT = 2
 META_W_OFF = 3
 META_B_OFF = 4
 N_META = 5
+
+# Status of a compiled call: the Cython kernels run without the GIL and return one of these
+# (every code switch ends in an unknown-code branch); the Python wrappers raise ValueError.
+STATUS_OK = 0
+STATUS_BAD_ACT = 1
+STATUS_BAD_LOSS = 2
+STATUS_BAD_OPT = 3
