@@ -10,13 +10,16 @@ def show_config(print_fn=print):
 
     from . import __version__
     from ._config import get_num_threads
-    from .kernels import BACKENDS, _load
+    from .kernels import BACKENDS, _load, get_backend
 
     info = {"fastnn": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
             "numpy": np.__version__, "backends": {}, "num_threads": get_num_threads()}
+    info["fallbacks"] = {}
     for name in BACKENDS:
         mod = _load(name)
         info["backends"][name] = "available" if not isinstance(mod, Exception) else f"unavailable ({mod})"
+        if not isinstance(mod, Exception):
+            info["fallbacks"][name] = get_backend(name).fallbacks()
     try:
         import numba
 
@@ -39,7 +42,13 @@ def show_config(print_fn=print):
     if print_fn is not None:
         lines = [f"fastnn {info['fastnn']} (python {info['python']}, numpy {info['numpy']}, "
                  f"numba {info.get('numba', 'missing')})", f"platform: {info['platform']}", "backends:"]
-        lines += [f"  {name:<10} {state}" for name, state in info["backends"].items()]
+        for name, state in info["backends"].items():
+            fb = info["fallbacks"].get(name)
+            by_src = {}
+            for op, src in (fb or {}).items():
+                by_src.setdefault(src, []).append(op)
+            note = "".join(f"; falls back to {src} for {', '.join(ops)}" for src, ops in by_src.items())
+            lines.append(f"  {name:<10} {state}{note}")
         lines.append(f"threads: fastnn {info['num_threads']}, numba pool {info.get('numba_threads')}, "
                      f"numba layer {info.get('numba_threading_layer')}, cython OpenMP {info.get('cython_openmp')}")
         lines.append("BLAS:")

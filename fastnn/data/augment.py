@@ -59,6 +59,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from ..errors import BackendUnavailableError
+from ..kernels import available_backends, get_backend
 
 __all__ = ["Augmenter", "Transform", "RandomShift", "RandomRotation", "GaussianNoise",
            "random_shift", "random_rotation", "gaussian_noise", "shift", "rotate", "augment_epochs",
@@ -151,134 +152,37 @@ def _check_out(out, X):
     return out
 
 
-def _group(codes, n_codes):
-    """Sample indices grouped by code: ``[(code, rows), ...]`` for the codes present."""
-    order = np.argsort(codes, kind="stable")
-    counts = np.bincount(codes, minlength=n_codes)
-    ends = np.cumsum(counts)
-    return [(int(c), order[ends[c] - counts[c]:ends[c]]) for c in np.flatnonzero(counts)]
-
-
 # --------------------------------------------------------------------------- kernels
-# Two implementations with one signature each: ``reference`` (numpy, the test oracle: whole
-# groups of images per slice/gather, no per-image Python loop) and ``numba`` (a compiled loop
-# over the images; same arithmetic in the same order, so the results are identical).
-def _ref_shift(src, dst, dy, dx, H, W, fill):
-    """``dst[i] = src[i]`` moved down ``dy[i]`` and right ``dx[i]`` pixels; uncovered pixels = ``fill``."""
-    s3 = src.reshape(-1, H, W)
-    d3 = dst.reshape(-1, H, W)
-    span = int(max(np.abs(dy).max(initial=0), np.abs(dx).max(initial=0)))
-    side = 2 * span + 1
-    dst[...] = fill
-    for code, rows in _group((dy + span) * side + (dx + span), side * side):
-        a, b = divmod(code, side)
-        a, b = a - span, b - span
-        if abs(a) >= H or abs(b) >= W:
-            continue  # moved out of the frame entirely
-        d3[rows, max(a, 0):H + min(a, 0), max(b, 0):W + min(b, 0)] = \
-            s3[rows, max(-a, 0):H - max(a, 0), max(-b, 0):W - max(b, 0)]
-
-
-def _ref_rotate(src, dst, codes, maps, scratch):
-    """``dst[i] = sum_k maps.weight[c, k] * src[i, maps.index[c, k]] + maps.fill_term[c]`` with ``c = codes[i]``."""
-    for code, rows in _group(codes, len(maps.angles)):
-        if maps.angles[code] == 0.0:
-            dst[rows] = src[rows]
-            continue
-        g = src[rows]
-        m = len(rows)
-        acc, tap = scratch[0][:m], scratch[1][:m]
-        index, weight = maps.index[code], maps.weight[code]
-        np.take(g, index[0], axis=1, out=acc)
-        acc *= weight[0]
-        for k in range(1, 4):
-            np.take(g, index[k], axis=1, out=tap)
-            tap *= weight[k]
-            acc += tap
-        if maps.has_fill:
-            acc += maps.fill_term[code]
-        dst[rows] = acc
-
-
-REFERENCE = SimpleNamespace(
-    NAME="reference",
-    shift=_ref_shift,
-    rotate=_ref_rotate,
-)
-
-
-def _build_numba():
-    from numba import njit
-
-    opts = dict(cache=True, nogil=True, error_model="numpy")
-
-    @njit(**opts)
-    def shift_kernel(src, dst, dy, dx, H, W, fill):
-        """dst[i, r, c] = src[i, r - dy[i], c - dx[i]], or fill outside the frame."""
-        for i in range(src.shape[0]):
-            a, b = dy[i], dx[i]
-            s, d = src[i], dst[i]
-            for r in range(H):
-                sr = r - a
-                if sr < 0 or sr >= H:
-                    for c in range(W):
-                        d[r * W + c] = fill
-                    continue
-                for c in range(W):
-                    sc = c - b
-                    d[r * W + c] = s[sr * W + sc] if 0 <= sc < W else fill
-
-    @njit(**opts)
-    def rotate_kernel(src, dst, codes, index, weight, fill_term, has_fill):
-        """dst[i, p] = sum_k weight[c, k, p] * src[i, index[c, k, p]] (+ fill_term[c, p]), c = codes[i]."""
-        m = src.shape[1]
-        for i in range(src.shape[0]):
-            c = codes[i]
-            x, out = src[i], dst[i]
-            i0, i1, i2, i3 = index[c, 0], index[c, 1], index[c, 2], index[c, 3]
-            w0, w1, w2, w3 = weight[c, 0], weight[c, 1], weight[c, 2], weight[c, 3]
-            if has_fill:
-                f = fill_term[c]
-                for p in range(m):
-                    out[p] = x[i0[p]] * w0[p] + x[i1[p]] * w1[p] + x[i2[p]] * w2[p] + x[i3[p]] * w3[p] + f[p]
-            else:
-                for p in range(m):
-                    out[p] = x[i0[p]] * w0[p] + x[i1[p]] * w1[p] + x[i2[p]] * w2[p] + x[i3[p]] * w3[p]
-
-    def shift(src, dst, dy, dx, H, W, fill):
-        shift_kernel(src, dst, dy, dx, H, W, float(fill))
-
-    def rotate(src, dst, codes, maps, scratch):
-        rotate_kernel(src, dst, codes, maps.index, maps.weight, maps.fill_term, maps.has_fill)
-
-    return SimpleNamespace(NAME="numba", shift=shift, rotate=rotate)
-
-
-_BACKENDS = {"reference": REFERENCE}
-
-
+# The shift/rotate kernels are ops of fastnn.kernels (the ``image`` family of each backend:
+# reference = numpy, numba = a compiled loop with the same arithmetic, so identical results;
+# cython declares the numba fallback in fastnn.kernels.spec).
 def get_kernels(backend=None):
     """The augmentation kernels: ``'numba'`` (default when Numba imports) or ``'reference'`` (numpy).
 
     ``None`` follows ``FASTNN_BACKEND``: ``reference`` selects the numpy
     kernels, anything else the Numba ones. Their results are identical;
     the Numba kernels are ~2-3x faster (compiled once, then cached).
+    Returns a namespace with ``NAME``, ``shift`` and ``rotate`` (a thin
+    compatibility view of ``fastnn.kernels.get_backend(name).image_shift`` /
+    ``image_rotate``).
     """
     if backend is None:
         backend = "reference" if os.environ.get("FASTNN_BACKEND", "").lower() == "reference" else "auto"
     if backend not in ("auto", "numba", "reference"):
         raise ValueError(f"backend must be 'numba', 'reference' or None, got {backend!r}")
-    if backend != "reference" and "numba" not in _BACKENDS:
-        try:
-            _BACKENDS["numba"] = _build_numba()
-        except ImportError as exc:
-            if backend == "numba":
-                raise BackendUnavailableError(f"the numba augmentation kernels need numba ({exc}); "
-                                              f"pip install numba") from exc
-            _BACKENDS["numba"] = None
     if backend == "auto":
-        return _BACKENDS.get("numba") or REFERENCE
-    return _BACKENDS[backend]
+        backend = "numba" if "numba" in available_backends() else "reference"
+    if backend not in _VIEWS:
+        try:
+            kern = get_backend(backend)
+        except BackendUnavailableError as exc:
+            raise BackendUnavailableError(f"the numba augmentation kernels need numba ({exc}); "
+                                          f"pip install numba") from exc
+        _VIEWS[backend] = SimpleNamespace(NAME=kern.NAME, shift=kern.image_shift, rotate=kern.image_rotate)
+    return _VIEWS[backend]
+
+
+_VIEWS = {}
 
 
 class _RotationMaps:

@@ -102,3 +102,10 @@ SYNC_NONE = 0
 SYNC_BN_FORWARD = 1   # combine the shards' BatchNorm statistics, update the running ones
 SYNC_BN_BACKWARD = 2  # sum the shards' BatchNorm dY and dY*Xhat
 BN_STATS = 6       # float64 statistics per BatchNorm feature (see fastnn.engine.plan)
+
+# Status of a compiled call: the Cython kernels run without the GIL and return one of these
+# (every code switch ends in an unknown-code branch); the Python wrappers raise ValueError.
+STATUS_OK = 0
+STATUS_BAD_ACT = 1
+STATUS_BAD_LOSS = 2
+STATUS_BAD_OPT = 3

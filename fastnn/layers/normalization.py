@@ -6,8 +6,8 @@ statistics (``running_mean``, ``running_var``): non-trainable buffers declared
 by :meth:`BatchNorm.buffer_shapes` and held in :attr:`BatchNorm.buffers`. They
 are updated in training-mode forward passes and used at inference; they are
 state of the model, not of the optimizer, so model files must store them.
-Kernels live in :mod:`fastnn.kernels.norm` (numpy for the reference backend,
-Numba for the compiled ones).
+Kernels: the ``norm`` family of each backend (``fastnn/kernels/<backend>/norm.py``),
+reached through ``fastnn.kernels.get_backend``.
 """
 import math
 import numbers

@@ -1,0 +1,187 @@
+# Activations: _act_row / _bias_act (forward), _act_bwd_row / _act_bwd (backward).
+# Included by _kernels.pyx (one compile unit); the codes come from _codes.pxi.
+
+cdef int _act_row(const floating* z, floating* a, Py_ssize_t k, int act,
+                  floating alpha) noexcept nogil:
+    """a = f(z) over one row of k elements (a may be z); STATUS_BAD_ACT for an unknown code.
+
+    With k = 0 it touches no memory: callers probe a code that way before working."""
+    cdef Py_ssize_t j
+    cdef floating v, e, s, mx
+    cdef floating zero = 0, one = 1, half = 0.5
+    cdef floating c0 = <floating> SQRT_2_OVER_PI, c1 = <floating> GELU_C
+    if act == ACT_LINEAR:
+        if a != z:
+            for j in range(k):
+                a[j] = z[j]
+    elif act == ACT_RELU:
+        for j in range(k):
+            v = z[j]
+            a[j] = zero if v < zero else v  # NaN propagates, as np.maximum
+    elif act == ACT_LEAKY_RELU:
+        for j in range(k):
+            v = z[j]
+            a[j] = v if v > zero else alpha * v
+    elif act == ACT_ELU:
+        for j in range(k):
+            v = z[j]
+            a[j] = v if v > zero else alpha * _expm1(v)
+    elif act == ACT_SIGMOID:
+        for j in range(k):
+            v = z[j]
+            e = _exp(-_fabs(v))
+            a[j] = one / (one + e) if v >= zero else e / (one + e)
+    elif act == ACT_TANH:
+        for j in range(k):
+            a[j] = _tanh(z[j])
+    elif act == ACT_GELU:
+        for j in range(k):
+            v = z[j]
+            a[j] = half * v * (one + _tanh(c0 * (v + c1 * v * v * v)))
+    elif act == ACT_SILU:
+        for j in range(k):
+            v = z[j]
+            e = _exp(-_fabs(v))
+            s = one / (one + e) if v >= zero else e / (one + e)
+            a[j] = v * s
+    elif act == ACT_SOFTMAX:
+        if k == 0:
+            return STATUS_OK
+        mx = z[0]
+        for j in range(1, k):
+            if z[j] > mx:
+                mx = z[j]
+        s = zero
+        for j in range(k):
+            e = _exp(z[j] - mx)
+            a[j] = e
+            s = s + e
+        for j in range(k):
+            a[j] = a[j] / s
+    else:
+        return STATUS_BAD_ACT
+    return STATUS_OK
+
+
+cdef int _bias_act(Py_ssize_t n, Py_ssize_t k, floating* Z, Py_ssize_t ldz, const floating* b,
+                   floating* A, Py_ssize_t lda, int act, floating alpha) noexcept nogil:
+    """Z += b (skipped if b is NULL); A = f(Z): one pass over the rows (A may be Z). Returns a status."""
+    cdef Py_ssize_t i, j
+    cdef floating* zr
+    cdef int status = _act_row(Z, A, 0, act, alpha)  # probe the code first
+    if status != STATUS_OK:
+        return status
+    for i in range(n):
+        zr = Z + i * ldz
+        if b != NULL:
+            for j in range(k):
+                zr[j] = zr[j] + b[j]
+        _act_row(zr, A + i * lda, k, act, alpha)
+    return STATUS_OK
+
+
+cdef int _act_bwd_row(const floating* z, const floating* a, const floating* g, floating* dz,
+                      Py_ssize_t k, int act, floating alpha) noexcept nogil:
+    """dz = g * f'(z) over one row (a Jacobian-vector product for softmax); STATUS_BAD_ACT if unknown."""
+    cdef Py_ssize_t j
+    cdef floating v, t, e, s
+    cdef floating zero = 0, one = 1, half = 0.5
+    cdef floating c0 = <floating> SQRT_2_OVER_PI, c1 = <floating> GELU_C
+    cdef floating c3 = <floating> (3 * GELU_C)
+    if act == ACT_LINEAR:
+        if dz != g:
+            for j in range(k):
+                dz[j] = g[j]
+    elif act == ACT_RELU:
+        for j in range(k):
+            dz[j] = g[j] if z[j] > zero else zero
+    elif act == ACT_LEAKY_RELU:
+        for j in range(k):
+            dz[j] = g[j] if z[j] > zero else alpha * g[j]
+    elif act == ACT_ELU:
+        for j in range(k):
+            dz[j] = g[j] if z[j] > zero else g[j] * (a[j] + alpha)
+    elif act == ACT_SIGMOID:
+        for j in range(k):
+            dz[j] = g[j] * a[j] * (one - a[j])
+    elif act == ACT_TANH:
+        for j in range(k):
+            dz[j] = g[j] * (one - a[j] * a[j])
+    elif act == ACT_GELU:
+        for j in range(k):
+            v = z[j]
+            t = _tanh(c0 * (v + c1 * v * v * v))
+            dz[j] = g[j] * (half * (one + t) + half * v * (one - t * t) * (c0 * (one + c3 * v * v)))
+    elif act == ACT_SILU:
+        for j in range(k):
+            v = z[j]
+            e = _exp(-_fabs(v))
+            s = one / (one + e) if v >= zero else e / (one + e)
+            dz[j] = g[j] * (s + v * s * (one - s))
+    elif act == ACT_SOFTMAX:
+        s = zero
+        for j in range(k):
+            s = s + g[j] * a[j]
+        for j in range(k):
+            dz[j] = a[j] * (g[j] - s)
+    else:
+        return STATUS_BAD_ACT
+    return STATUS_OK
+
+
+cdef int _act_bwd(Py_ssize_t n, Py_ssize_t k, const floating* Z, Py_ssize_t ldz,
+                  const floating* A, Py_ssize_t lda, const floating* dA, Py_ssize_t ldg,
+                  int act, floating alpha, floating* dZ, Py_ssize_t lddz,
+                  floating* db) noexcept nogil:
+    """dZ = dA * f'(Z); if db is not NULL, db = column sums of dZ in the same pass (rows in order).
+    Returns a status (nothing written for an unknown code)."""
+    cdef Py_ssize_t i, j
+    cdef floating* dzr
+    cdef int status = _act_bwd_row(Z, A, dA, dZ, 0, act, alpha)  # probe the code first
+    if status != STATUS_OK:
+        return status
+    if db != NULL:
+        for j in range(k):
+            db[j] = 0
+    for i in range(n):
+        dzr = dZ + i * lddz
+        _act_bwd_row(Z + i * ldz, A + i * lda, dA + i * ldg, dzr, k, act, alpha)
+        if db != NULL:
+            for j in range(k):
+                db[j] = db[j] + dzr[j]
+    return STATUS_OK
+
+
+# --------------------------------------------------------------------------- Python wrappers
+def activation_forward(const floating[:, :] Z, int act, double alpha, floating[:, :] A_out):
+    """A = f(Z), row-wise for softmax."""
+    cdef Py_ssize_t n = Z.shape[0], k = Z.shape[1], i
+    cdef Py_ssize_t ldz = _ld(n, k, Z.strides[0], sizeof(floating))
+    cdef Py_ssize_t lda = _ld(n, k, A_out.strides[0], sizeof(floating))
+    _check_rows(Z, "Z")
+    _check_rows(A_out, "A_out")
+    _check_status(_act_row(<floating*> NULL, <floating*> NULL, 0, act, <floating> alpha), act)
+    if n == 0 or k == 0:
+        return
+    with nogil:
+        for i in range(n):
+            _act_row(&Z[0, 0] + i * ldz, &A_out[0, 0] + i * lda, k, act, <floating> alpha)
+
+
+def activation_backward(const floating[:, :] Z, const floating[:, :] A, const floating[:, :] dA,
+                        int act, double alpha, floating[:, :] dZ_out):
+    """dZ = dA * f'(Z) (a Jacobian-vector product for softmax)."""
+    cdef Py_ssize_t n = Z.shape[0], k = Z.shape[1]
+    cdef Py_ssize_t sz = sizeof(floating)
+    _check_rows(Z, "Z")
+    _check_rows(A, "A")
+    _check_rows(dA, "dA")
+    _check_rows(dZ_out, "dZ_out")
+    _check_status(_act_bwd_row(<floating*> NULL, <floating*> NULL, <floating*> NULL, <floating*> NULL,
+                               0, act, <floating> alpha), act)
+    if n == 0 or k == 0:
+        return
+    with nogil:
+        _act_bwd(n, k, &Z[0, 0], _ld(n, k, Z.strides[0], sz), &A[0, 0], _ld(n, k, A.strides[0], sz),
+                 &dA[0, 0], _ld(n, k, dA.strides[0], sz), act, <floating> alpha,
+                 &dZ_out[0, 0], _ld(n, k, dZ_out.strides[0], sz), NULL)

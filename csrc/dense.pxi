@@ -1,0 +1,103 @@
+# Dense layer: _dense_fwd, _dense_bwd (GEMMs through _gemm, fused epilogues).
+# Included by _kernels.pyx (one compile unit); the codes come from _codes.pxi.
+
+cdef int _dense_fwd(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                    const floating* X, Py_ssize_t ldx, const floating* W, Py_ssize_t ldw,
+                    const floating* b, int act, floating alpha,
+                    floating* Z, Py_ssize_t ldz, floating* A, Py_ssize_t lda) noexcept nogil:
+    """Z = X @ W + b; A = f(Z). Returns a status (unknown activation: nothing written)."""
+    cdef int status = _act_row(Z, A, 0, act, alpha)
+    if status != STATUS_OK:
+        return status
+    _gemm(c'N', c'N', <int> n, <int> n_out, <int> n_in, <floating> 1, X, <int> ldx, W, <int> ldw,
+          <floating> 0, Z, <int> ldz)
+    return _bias_act(n, n_out, Z, ldz, b, A, lda, act, alpha)
+
+
+cdef int _dense_bwd(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                    const floating* X, Py_ssize_t ldx, const floating* W, Py_ssize_t ldw,
+                    const floating* Z, Py_ssize_t ldz, const floating* A, Py_ssize_t lda,
+                    const floating* dA, Py_ssize_t ldg, int act, floating alpha,
+                    floating* dZ, Py_ssize_t lddz, floating* dW, Py_ssize_t lddw,
+                    floating* db, floating* dX, Py_ssize_t lddx) noexcept nogil:
+    """dZ = dA*f'(Z), db = sum(dZ) (one pass); dW = X.T @ dZ; dX = dZ @ W.T unless dX is NULL.
+    Returns a status (unknown activation: nothing written)."""
+    cdef int status = _act_bwd(n, n_out, Z, ldz, A, lda, dA, ldg, act, alpha, dZ, lddz, db)
+    if status != STATUS_OK:
+        return status
+    _gemm(c'T', c'N', <int> n_in, <int> n_out, <int> n, <floating> 1, X, <int> ldx, dZ, <int> lddz,
+          <floating> 0, dW, <int> lddw)
+    if dX != NULL:
+        _gemm(c'N', c'T', <int> n, <int> n_in, <int> n_out, <floating> 1, dZ, <int> lddz, W, <int> ldw,
+              <floating> 0, dX, <int> lddx)
+    return STATUS_OK
+
+
+# --------------------------------------------------------------------------- Python wrappers
+def dense_forward(const floating[:, :] X, const floating[:, :] W, const floating[::1] b, int act,
+                  double alpha, floating[:, :] Z_out, floating[:, :] A_out):
+    """Z = X @ W + b; A = f(Z)."""
+    cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1]
+    cdef Py_ssize_t sz = sizeof(floating)
+    cdef floating dummy = 0
+    _check_rows(X, "X")
+    _check_rows(W, "W")
+    _check_rows(Z_out, "Z_out")
+    _check_rows(A_out, "A_out")
+    _check_status(_act_row(<floating*> NULL, <floating*> NULL, 0, act, <floating> alpha), act)
+    if n == 0 or n_out == 0:
+        return
+    with nogil:
+        _dense_fwd(n, n_in, n_out, &X[0, 0] if n_in > 0 else &dummy, _ld(n, n_in, X.strides[0], sz),
+                   &W[0, 0] if n_in > 0 else &dummy, _ld(n_in, n_out, W.strides[0], sz), &b[0],
+                   act, <floating> alpha, &Z_out[0, 0], _ld(n, n_out, Z_out.strides[0], sz),
+                   &A_out[0, 0], _ld(n, n_out, A_out.strides[0], sz))
+
+
+def dense_backward(const floating[:, :] X, const floating[:, :] W, const floating[:, :] Z,
+                   const floating[:, :] A, const floating[:, :] dA, int act, double alpha,
+                   floating[:, :] dZ_buf, floating[:, :] dW_out, floating[::1] db_out,
+                   floating[:, :] dX_out):
+    """dZ = dA*f'(Z); dW = X.T @ dZ; db = sum(dZ); dX = dZ @ W.T (skipped if dX_out is None)."""
+    cdef Py_ssize_t n = X.shape[0], n_in = X.shape[1], n_out = W.shape[1]
+    cdef Py_ssize_t sz = sizeof(floating)
+    cdef floating* dX = NULL
+    cdef Py_ssize_t lddx = 1
+    cdef floating dummy = 0
+    cdef const floating* Xp = &dummy
+    cdef const floating* Wp = &dummy
+    cdef floating* dWp = &dummy
+    _check_rows(X, "X")
+    _check_rows(W, "W")
+    _check_rows(Z, "Z")
+    _check_rows(A, "A")
+    _check_rows(dA, "dA")
+    _check_rows(dZ_buf, "dZ_buf")
+    _check_rows(dW_out, "dW_out")
+    if dX_out is not None:
+        _check_rows(dX_out, "dX_out")
+    _check_status(_act_bwd_row(<floating*> NULL, <floating*> NULL, <floating*> NULL, <floating*> NULL,
+                               0, act, <floating> alpha), act)
+    if n_out == 0:
+        return
+    if n_in > 0:
+        Wp = &W[0, 0]
+        dWp = &dW_out[0, 0]
+        if n > 0:
+            Xp = &X[0, 0]
+            if dX_out is not None:
+                dX = &dX_out[0, 0]
+                lddx = _ld(n, n_in, dX_out.strides[0], sz)
+    if n == 0:
+        # No rows: zero gradients (what the BLAS path with k = 0 gives, without touching empty views).
+        dW_out[:, :] = 0
+        db_out[:] = 0
+        return
+    with nogil:
+        _dense_bwd(n, n_in, n_out, Xp, _ld(n, n_in, X.strides[0], sz),
+                   Wp, _ld(n_in, n_out, W.strides[0], sz),
+                   &Z[0, 0], _ld(n, n_out, Z.strides[0], sz), &A[0, 0], _ld(n, n_out, A.strides[0], sz),
+                   &dA[0, 0], _ld(n, n_out, dA.strides[0], sz), act, <floating> alpha,
+                   &dZ_buf[0, 0], _ld(n, n_out, dZ_buf.strides[0], sz),
+                   dWp, _ld(n_in, n_out, dW_out.strides[0], sz), &db_out[0],
+                   dX, lddx)

@@ -1,0 +1,17 @@
+"""Numba kernels: the reference's ops and signatures, compiled with ``@njit(cache=True)``.
+
+One module per family, the same family files as the ``reference`` and
+``cython`` backends; :mod:`fastnn.kernels.spec` lists the ops. Importing this
+package imports numba (the backend's one import boundary); compilation is
+lazy and cached. Unknown activation, loss or optimizer codes raise ValueError.
+"""
+from .activations import activation_backward, activation_forward
+from .dense import dense_backward, dense_forward
+from .driver import gather_rows, train_batches
+from .image import image_rotate, image_shift
+from .losses import (count_correct, focal_forward_backward, huber_forward_backward, loss_forward_backward,
+                     mae_forward_backward)
+from .norm import batchnorm_backward, batchnorm_forward, layernorm_backward, layernorm_forward
+from .optim import clip_gradients, optimizer_update
+
+NAME = "numba"

@@ -1,0 +1,24 @@
+"""Plain-numpy reference kernels: the readable oracle every backend is tested against.
+
+One module per family (``activations``, ``dense``, ``losses``, ``optim``,
+``norm``, ``image``, ``driver``), the same family files as the ``numba`` and
+``cython`` backends; :mod:`fastnn.kernels.spec` lists every op, its arguments
+and contract. Ops write into caller-owned ``*_out`` buffers and return only
+scalars (a loss sum, a norm), so the compiled backends can run them without
+allocating.
+
+Conventions: ``X (n, n_in)``, ``W (n_in, n_out)``, ``b (n_out,)``, ``Z`` the
+pre-activation, ``A`` the activation, ``dA/dZ/dW/db/dX`` gradients of the loss.
+Activation, loss and optimizer kinds are small integers (see
+:mod:`fastnn.kernels.codes`); an unknown code raises ValueError.
+"""
+from .activations import activation_backward, activation_forward
+from .dense import dense_backward, dense_forward
+from .driver import gather_rows, train_batches
+from .image import image_rotate, image_shift
+from .losses import (count_correct, focal_forward_backward, huber_forward_backward, loss_forward_backward,
+                     mae_forward_backward)
+from .norm import batchnorm_backward, batchnorm_forward, layernorm_backward, layernorm_forward
+from .optim import clip_gradients, optimizer_update
+
+NAME = "reference"

@@ -1,0 +1,93 @@
+"""The op spec: every kernel op, its arguments, contract, implementations and declared fallback.
+
+One row per op. ``backends`` lists the backends that implement it in their
+own family module (``fastnn/kernels/<backend>/<family>.py``); every other
+backend serves the ``fallback`` backend's implementation, and says so
+(:meth:`fastnn.kernels.Backend.fallbacks`, :func:`fastnn.show_config`).
+``codes`` names the integer-code kind the op switches on (``"act"``,
+``"loss"``, ``"opt"``; see :mod:`fastnn.kernels.codes`): an unknown code
+raises ValueError on every backend. The conformance test
+(``tests/kernels/test_conformance.py``) walks this table: every op on every
+backend, present, with these argument names, every code, against the
+reference.
+
+Adding an op: write it in ``reference/<family>.py`` (the oracle) and in the
+backends that get one, export it from each backend's ``__init__.py``, add a
+row here, and a case to ``tests/kernels/test_conformance.py``.
+"""
+from collections import namedtuple
+
+BACKENDS = ("reference", "numba", "cython")
+ALL = BACKENDS
+
+Op = namedtuple("Op", "name family args contract backends fallback codes")
+Op.__doc__ = """One kernel op: ``name``, ``family`` (module), ``args`` (argument names, in order),
+``contract`` (one line), ``backends`` (own implementations), ``fallback`` (backend whose
+implementation the others use, None when all implement it), ``codes`` (code kind or None)."""
+
+
+def _op(name, family, args, contract, backends=ALL, fallback=None, codes=None):
+    return Op(name, family, tuple(args.split()), contract, tuple(backends), fallback, codes)
+
+
+OPS = (
+    _op("activation_forward", "activations", "Z act alpha A_out",
+        "A = f(Z), row-wise for softmax", codes="act"),
+    _op("activation_backward", "activations", "Z A dA act alpha dZ_out",
+        "dZ = dA * f'(Z) (a Jacobian-vector product for softmax)", codes="act"),
+    _op("dense_forward", "dense", "X W b act alpha Z_out A_out",
+        "Z = X @ W + b; A = f(Z)", codes="act"),
+    _op("dense_backward", "dense", "X W Z A dA act alpha dZ_buf dW_out db_out dX_out",
+        "dZ = dA*f'(Z); dW = X.T @ dZ; db = sum(dZ); dX = dZ @ W.T (skipped if dX_out is None)",
+        codes="act"),
+    _op("loss_forward_backward", "losses", "loss out target scale dout",
+        "return the sum over rows of the per-sample loss; dout = d(scale*sum)/d(out)", codes="loss"),
+    _op("count_correct", "losses", "loss out target",
+        "rows whose prediction matches the target (0 for regression losses)", codes="loss"),
+    _op("mae_forward_backward", "losses", "out target scale dout",
+        "sum_i mean_j |out - target|; dout = sign(out - target) * scale / k"),
+    _op("huber_forward_backward", "losses", "out target delta scale dout",
+        "sum_i mean_j huber_delta(out - target); dout = clip(d, -delta, delta) * scale / k"),
+    _op("focal_forward_backward", "losses", "out target gamma alpha scale dout",
+        "sum_i -sum_j t_ij alpha_j (1-p_ij)^gamma log p_ij, p = softmax(out); dout = scale * dL/dout"),
+    _op("clip_gradients", "optim", "grads clip_norm clip_value",
+        "clip to +-clip_value (if > 0), then to global L2 norm clip_norm (if > 0); return the norm"),
+    _op("optimizer_update", "optim", "opt params grads state hyper step",
+        "one fused in-place update of the flat params (PyTorch semantics)", codes="opt"),
+    _op("batchnorm_forward", "norm",
+        "X gamma beta eps training running_mean running_var momentum Xhat_out inv_std_out out",
+        "per column: Xhat = (X - mean) / sqrt(var + eps), out = gamma*Xhat + beta; running stats in training"),
+    _op("batchnorm_backward", "norm", "dout Xhat inv_std gamma dgamma_out dbeta_out dX_out",
+        "dbeta = sum dout, dgamma = sum dout*Xhat, dX = gamma*inv_std/n*(n*dout - dbeta - Xhat*dgamma)"),
+    _op("layernorm_forward", "norm", "X gamma beta eps Xhat_out inv_std_out out",
+        "per row: Xhat = (x - mean) / sqrt(var + eps), out = gamma*Xhat + beta"),
+    _op("layernorm_backward", "norm", "dout Xhat inv_std gamma dgamma_out dbeta_out dX_out",
+        "dbeta, dgamma as batch norm; per row dX = inv_std/k*(k*g - sum g - Xhat*sum g*Xhat), g = dout*gamma"),
+    _op("image_shift", "image", "src dst dy dx H W fill",
+        "dst[i] = src[i] moved down dy[i], right dx[i] whole pixels; uncovered pixels = fill",
+        backends=("reference", "numba"), fallback="numba"),
+    _op("image_rotate", "image", "src dst codes maps scratch",
+        "dst[i] = bilinear map maps[codes[i]] of src[i] (see fastnn.data.augment._RotationMaps)",
+        backends=("reference", "numba"), fallback="numba"),
+    _op("gather_rows", "driver", "X idx out", "out[i] = X[idx[i]]"),
+    _op("train_batches", "driver",
+        "X Y perm batch_starts batch_size meta alphas params grads loss opt state hyper lrs step0 "
+        "n_shards work batch_loss batch_correct",
+        "run len(batch_starts) mini-batch steps of a Dense stack (forward, loss, backward, clip, update)",
+        codes="act loss opt"),
+)
+
+#: name -> Op
+BY_NAME = {op.name: op for op in OPS}
+#: the families, in the order of the spec (the same file names in every backend)
+FAMILIES = tuple(dict.fromkeys(op.family for op in OPS))
+
+
+def source(op, backend):
+    """The backend whose implementation ``backend`` uses for ``op`` (itself or the declared fallback)."""
+    return backend if backend in op.backends else op.fallback
+
+
+def declared_fallbacks(backend):
+    """``{op name: fallback backend}`` for the ops ``backend`` does not implement itself."""
+    return {op.name: op.fallback for op in OPS if backend not in op.backends}
