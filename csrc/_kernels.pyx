@@ -104,6 +104,56 @@ cdef enum:
     META_B_OFF = 4
     N_META = 5
 
+    # Plan engine (fastnn.engine.plan; the driver is csrc/plan.pxi)
+    LOSS_MAE = 3
+    LOSS_HUBER = 4
+    LOSS_FOCAL = 5
+    OP_DENSE = 0
+    OP_DROPOUT = 1
+    OP_BATCHNORM = 2
+    OP_LAYERNORM = 3
+    P_OP = 0
+    P_ACT = 1
+    P_N_IN = 2
+    P_N_OUT = 3
+    P_PARAM0 = 4
+    P_PARAM1 = 5
+    P_BUF0 = 6
+    P_BUF1 = 7
+    P_IN = 8
+    P_Z = 9
+    P_OUT = 10
+    P_AUX = 11
+    P_SEED = 12
+    P_NEED_DX = 13
+    N_PCOL = 14
+    F_ALPHA = 0
+    F_EPS = 1
+    F_RATE = 2
+    F_MOMENTUM = 3
+    F_L1 = 4
+    F_L2 = 5
+    N_FCOL = 6
+    W_X = 0
+    W_Y = 1
+    W_DA = 2
+    W_DX = 3
+    W_DZ = 4
+    W_STATS = 5
+    W_GRAD = 6
+    W_STRIDE = 7
+    W_ROWS = 8
+    N_WCOL = 9
+    IT_GATHER = 0
+    IT_FORWARD = 1
+    IT_LOSS = 2
+    IT_BACKWARD = 3
+    IT_PENALTY = 4
+    SYNC_NONE = 0
+    SYNC_BN_FORWARD = 1
+    SYNC_BN_BACKWARD = 2
+    BN_STATS = 6
+
 CODES = {
     "ACT_LINEAR": ACT_LINEAR, "ACT_RELU": ACT_RELU, "ACT_LEAKY_RELU": ACT_LEAKY_RELU,
     "ACT_ELU": ACT_ELU, "ACT_SIGMOID": ACT_SIGMOID, "ACT_TANH": ACT_TANH, "ACT_GELU": ACT_GELU,
@@ -116,6 +166,17 @@ CODES = {
     "N_HYPER": N_HYPER,
     "META_N_IN": META_N_IN, "META_N_OUT": META_N_OUT, "META_ACT": META_ACT,
     "META_W_OFF": META_W_OFF, "META_B_OFF": META_B_OFF, "N_META": N_META,
+    "LOSS_MAE": LOSS_MAE, "LOSS_HUBER": LOSS_HUBER, "LOSS_FOCAL": LOSS_FOCAL, "OP_DENSE": OP_DENSE,
+    "OP_DROPOUT": OP_DROPOUT, "OP_BATCHNORM": OP_BATCHNORM, "OP_LAYERNORM": OP_LAYERNORM, "P_OP":
+    P_OP, "P_ACT": P_ACT, "P_N_IN": P_N_IN, "P_N_OUT": P_N_OUT, "P_PARAM0": P_PARAM0, "P_PARAM1":
+    P_PARAM1, "P_BUF0": P_BUF0, "P_BUF1": P_BUF1, "P_IN": P_IN, "P_Z": P_Z, "P_OUT": P_OUT, "P_AUX":
+    P_AUX, "P_SEED": P_SEED, "P_NEED_DX": P_NEED_DX, "N_PCOL": N_PCOL, "F_ALPHA": F_ALPHA, "F_EPS":
+    F_EPS, "F_RATE": F_RATE, "F_MOMENTUM": F_MOMENTUM, "F_L1": F_L1, "F_L2": F_L2, "N_FCOL": N_FCOL,
+    "W_X": W_X, "W_Y": W_Y, "W_DA": W_DA, "W_DX": W_DX, "W_DZ": W_DZ, "W_STATS": W_STATS, "W_GRAD":
+    W_GRAD, "W_STRIDE": W_STRIDE, "W_ROWS": W_ROWS, "N_WCOL": N_WCOL, "IT_GATHER": IT_GATHER,
+    "IT_FORWARD": IT_FORWARD, "IT_LOSS": IT_LOSS, "IT_BACKWARD": IT_BACKWARD, "IT_PENALTY":
+    IT_PENALTY, "SYNC_NONE": SYNC_NONE, "SYNC_BN_FORWARD": SYNC_BN_FORWARD, "SYNC_BN_BACKWARD":
+    SYNC_BN_BACKWARD, "BN_STATS": BN_STATS,
 }
 
 cdef double SQRT_2_OVER_PI = 0.7978845608028654  # math.sqrt(2 / math.pi)
@@ -1048,3 +1109,7 @@ def train_batches(const floating[:, :] X, const floating[:, :] Y, const int64_t[
                          &work[0, 0], n_shards, stride, &offs[0], &result[0], &partial[0],
                          &batch_loss[0], &batch_correct[0])
     fastnn_ftz_restore(csr)
+
+
+# =========================================================================== plan driver
+include "plan.pxi"

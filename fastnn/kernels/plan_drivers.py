@@ -1,7 +1,7 @@
 """Plan drivers per backend (until every backend namespace carries ``train_steps`` itself)."""
 import importlib
 
-_DRIVERS = {"numba": "fastnn.kernels.plan_numba", "cython": "fastnn.kernels.plan_numba"}
+_DRIVERS = {"numba": "fastnn.kernels.plan_numba", "cython": "fastnn.kernels.plan_cython"}
 
 
 def for_backend(name):
