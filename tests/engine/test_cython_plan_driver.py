@@ -240,3 +240,18 @@ def test_bad_buffers_raise_clear_errors():
         plan_cython.train_steps(plan, X, Y, np.arange(N), np.arange(0, N, BATCH), np.full(4, 1e-2), 0,
                                 np.zeros(2), np.zeros(4))
     np.testing.assert_array_equal(net.params, before)
+
+
+@pytest.mark.parametrize("parallel,n_threads", [("auto", 1), ("shards", 2)])
+@pytest.mark.parametrize("clip", [dict(clip_norm=0.05), dict(clip_value=1e-3)], ids=["norm", "value"])
+def test_clipping_matches_numba(clip, parallel, n_threads):
+    X, y = _data("cross_entropy")
+    nets = []
+    for backend in ("cython", "numba"):
+        net = fnn.Network(NETS["batchnorm"](), input_shape=(20,), seed=0, backend=backend, dtype=np.float64)
+        tr = fnn.Trainer(net, batch_size=BATCH, seed=3, backend=backend, n_threads=n_threads, parallel=parallel,
+                         verbose=0, **clip)
+        tr.fit(X, y, epochs=2)
+        assert tr.last_plan["path"] == "fused"
+        nets.append(net)
+    np.testing.assert_allclose(nets[0].params, nets[1].params, **TOL[np.float64])
