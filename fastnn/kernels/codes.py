@@ -43,10 +43,12 @@ META_W_OFF = 3
 META_B_OFF = 4
 N_META = 5
 
-# Losses the plan drivers also run (the per-layer path calls their own kernels).
+# Losses the plan drivers also run; the per-op loss kernel (loss_forward_backward) takes only
+# KERNEL_LOSSES: these three have kernels of their own (mae/huber/focal_forward_backward).
 LOSS_MAE = 3
 LOSS_HUBER = 4     # loss_f[0] = delta
 LOSS_FOCAL = 5     # loss_f[0] = gamma, loss_f[1:1+k] = per-class alpha
+KERNEL_LOSSES = (LOSS_SOFTMAX_CE, LOSS_MSE, LOSS_BCE_LOGITS)
 
 # Ops: one row of a compiled plan per op (fastnn.engine.plan builds the table).
 OP_DENSE = 0       # Z = A_in @ W + b, A = f(Z)

@@ -1,8 +1,8 @@
-"""Plan drivers per backend (until every backend namespace carries ``train_steps`` itself)."""
+"""The plan driver of each backend: ``train_steps``, ``grad_steps``, ``apply_update`` (see ``*/plan.py``)."""
 import importlib
 
-_DRIVERS = {"reference": "fastnn.kernels.plan_reference", "numba": "fastnn.kernels.plan_numba",
-            "cython": "fastnn.kernels.plan_numba"}
+_DRIVERS = {"reference": "fastnn.kernels.reference.plan", "numba": "fastnn.kernels.numba.plan",
+            "cython": "fastnn.kernels.cython.plan"}
 
 
 def for_backend(name):

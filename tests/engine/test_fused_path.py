@@ -88,7 +88,7 @@ def test_partial_last_batch_and_idle_shards():
 
 @pytest.mark.parametrize("rate", [0.0, 0.1, 0.5, 0.9])
 def test_dropout_masks_are_bit_identical_to_the_reference(rate):
-    from fastnn.kernels import plan_numba
+    from fastnn.kernels.numba import plan as plan_numba
 
     X = RNG.standard_normal((37, 11)).astype(np.float32)
     outs = []

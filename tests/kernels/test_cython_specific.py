@@ -43,7 +43,7 @@ def assert_close(actual, expected, dtype, factor=10):
 def test_codes_compiled_into_extension_match_codes_module():
     for name, value in K.CODES.items():
         assert getattr(codes, name) == value, name
-    public = {n for n in dir(codes) if n.isupper()}
+    public = {n for n in dir(codes) if n.isupper() and isinstance(getattr(codes, n), int)}
     assert public <= set(K.CODES), public - set(K.CODES)
 
 
@@ -57,7 +57,7 @@ def test_codes_pxi_is_generated_from_codes_module():
     pxi = root / "csrc" / "_codes.pxi"
     text = pxi.read_text()
     assert text.startswith("# GENERATED")
-    for name in (n for n in dir(codes) if n.isupper()):
+    for name in (n for n in dir(codes) if n.isupper() and isinstance(getattr(codes, n), int)):
         assert f"    {name} = {getattr(codes, name)}\n" in text, name
     assert "_codes.pxi" in (root / ".gitignore").read_text()
 

@@ -4,7 +4,7 @@ Per step, for each section of the schedule, every row shard runs the
 section's items on its rows (``prange`` over shards, single-threaded BLAS),
 then the section's sync runs serially; after the last section the shard
 gradients are summed in a fixed order, clipped and applied in one pass
-(:func:`fastnn.kernels.numba_backend._reduce_and_update`). With one shard the
+(:func:`fastnn.kernels.numba.optim._reduce_and_update`). With one shard the
 same items run on the whole batch and write the gradient directly. Results do
 not depend on the thread schedule; dropout masks do not depend on the shard
 count either (counter-based, :mod:`fastnn.kernels.dropout_ref`).
@@ -14,8 +14,8 @@ import math
 import numpy as np
 from numba import njit, prange, uint64
 
-from . import numba_backend as _nb
-from .codes import (
+from . import _common, dense, driver, losses, norm, optim
+from ..codes import (
     ACT_LINEAR, BN_STATS, F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, H_CLIP_NORM, H_CLIP_VALUE, H_LR,
     IT_BACKWARD, IT_FORWARD, IT_GATHER, IT_LOSS, IT_PENALTY,
     LOSS_BCE_LOGITS, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SOFTMAX_CE,
@@ -23,18 +23,14 @@ from .codes import (
     P_ACT, P_AUX, P_BUF0, P_BUF1, P_IN, P_N_IN, P_N_OUT, P_NEED_DX, P_OP, P_OUT, P_PARAM0, P_PARAM1,
     P_SEED, P_Z, SYNC_BN_BACKWARD, SYNC_BN_FORWARD, W_DA, W_DX, W_DZ, W_GRAD, W_X, W_Y,
 )
-from .dropout_ref import GOLDEN
-from .losses_extra import kernels_for as _loss_kernels
-from .norm import kernels_for as _norm_kernels
+from ..dropout_ref import GOLDEN
 
-_OPTS = _nb._OPTS
-_LX = _loss_kernels("numba")
-_mae = _LX.mae_forward_backward
-_huber = _LX.huber_forward_backward
-_focal = _LX.focal_forward_backward
-_NX = _norm_kernels("numba")
-_ln_forward = _NX.layernorm_forward
-_ln_backward = _NX.layernorm_backward
+_OPTS = _common.OPTS
+_mae = losses.mae_forward_backward
+_huber = losses.huber_forward_backward
+_focal = losses.focal_forward_backward
+_ln_forward = norm.layernorm_forward
+_ln_backward = norm.layernorm_backward
 
 _KNOWN_OPS = (OP_DENSE, OP_DROPOUT, OP_BATCHNORM, OP_LAYERNORM)
 _KNOWN_LOSSES = (LOSS_SOFTMAX_CE, LOSS_MSE, LOSS_BCE_LOGITS, LOSS_MAE, LOSS_HUBER, LOSS_FOCAL)
@@ -89,7 +85,7 @@ def _forward_row(q, phase, ops, fops, params, wb, st, st0, m, row0, step):
     p0, p1 = ops[q, P_PARAM0], ops[q, P_PARAM1]
     if op == OP_DENSE:
         np.dot(A_in, params[p0:p0 + n_in * n_out].reshape(n_in, n_out), Z)
-        _nb._bias_activation(Z, params[p1:p1 + n_out], ops[q, P_ACT], fops[q, F_ALPHA], A)
+        dense._bias_activation(Z, params[p1:p1 + n_out], ops[q, P_ACT], fops[q, F_ALPHA], A)
     elif op == OP_DROPOUT:
         dropout_forward(A_in, ops[q, P_SEED], step, row0, fops[q, F_RATE], Z, A)
     elif op == OP_LAYERNORM:
@@ -139,7 +135,7 @@ def _backward_row(q, phase, ops, fops, params, g, wofs, wb, st, st0, m, m_total)
     op = ops[q, P_OP]
     p0, p1 = ops[q, P_PARAM0], ops[q, P_PARAM1]
     if op == OP_DENSE:
-        _nb._dense_backward(A_in, params[p0:p0 + n_in * n_out].reshape(n_in, n_out), Z, A, dA, ops[q, P_ACT],
+        dense._dense_backward(A_in, params[p0:p0 + n_in * n_out].reshape(n_in, n_out), Z, A, dA, ops[q, P_ACT],
                             fops[q, F_ALPHA], _view(wb, wofs[W_DZ], m, n_out),
                             g[p0:p0 + n_in * n_out].reshape(n_in, n_out), g[p1:p1 + n_out], dX, need)
     elif op == OP_DROPOUT:
@@ -192,10 +188,10 @@ def _loss(ops, wofs, wb, ny, loss_code, loss_f, m, scale, result):
         result[1] = 0.0
     elif loss_code == LOSS_FOCAL:
         result[0] = _focal(out, Yg, loss_f[0], loss_f[1:1 + k], scale, dA)
-        result[1] = _nb.count_correct(LOSS_SOFTMAX_CE, out, Yg)
+        result[1] = losses.count_correct(LOSS_SOFTMAX_CE, out, Yg)
     else:
-        result[0] = _nb.loss_forward_backward(loss_code, out, Yg, scale, dA)
-        result[1] = _nb.count_correct(loss_code, out, Yg)
+        result[0] = losses.loss_forward_backward(loss_code, out, Yg, scale, dA)
+        result[1] = losses.count_correct(loss_code, out, Yg)
 
 
 @njit(**_OPTS)
@@ -234,8 +230,8 @@ def _run_items(items, lo, hi, X, Y, perm, start, ops, fops, wofs, params, g, wb,
         kind, q, phase = items[it, 0], items[it, 1], items[it, 2]
         if kind == IT_GATHER:
             idx = perm[start + row0:start + row0 + m]
-            _nb.gather_rows(X, idx, _view(wb, wofs[W_X], m, n_in0))
-            _nb.gather_rows(Y, idx, _view(wb, wofs[W_Y], m, ny))
+            driver.gather_rows(X, idx, _view(wb, wofs[W_X], m, n_in0))
+            driver.gather_rows(Y, idx, _view(wb, wofs[W_Y], m, ny))
         elif kind == IT_FORWARD:
             _forward_row(q, phase, ops, fops, params, wb, st, st0, m, row0, step)
         elif kind == IT_LOSS:
@@ -333,9 +329,9 @@ def _steps_serial(X, Y, perm, starts, batch_size, ops, fops, items, sections, wo
         batch_correct[j] = result[1]
         if update:
             if clip:  # the norm pass costs as much as Adam: only when asked
-                _nb.clip_gradients(grads, hyper[H_CLIP_NORM], hyper[H_CLIP_VALUE])
+                optim.clip_gradients(grads, hyper[H_CLIP_NORM], hyper[H_CLIP_VALUE])
             h[H_LR] = lrs[j]
-            _nb._update_slice(opt, params, grads, state, 0, params.shape[0], h, step)
+            optim._update_slice(opt, params, grads, state, 0, params.shape[0], h, step)
         else:
             for i in range(grads.shape[0]):
                 grads[i] += acc[i]
@@ -351,7 +347,7 @@ def _steps_sharded(X, Y, perm, starts, batch_size, ops, fops, items, sections, w
     g_off = wofs[W_GRAD]
     h = hyper.copy()
     result = np.zeros((n_shards, 3))
-    partial = np.zeros((n_params + _nb._CHUNK - 1) // _nb._CHUNK)
+    partial = np.zeros((n_params + _common.CHUNK - 1) // _common.CHUNK)
     if not update:
         grads[:] = 0
     for j in range(starts.shape[0]):
@@ -386,7 +382,7 @@ def _steps_sharded(X, Y, perm, starts, batch_size, ops, fops, items, sections, w
         batch_correct[j] = correct
         if update:
             h[H_LR] = lrs[j]
-            _nb._reduce_and_update(opt, params, grads, work, g_off, state, h, step,
+            optim._reduce_and_update(opt, params, grads, work, g_off, state, h, step,
                                    hyper[H_CLIP_NORM], hyper[H_CLIP_VALUE], partial)
         else:
             for s in range(n_shards):
@@ -400,15 +396,15 @@ def _run(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct, 
             plan.wofs, plan.loss_code, plan.loss_f, plan.params, plan.grads, plan.buffers, plan.stats, plan.work,
             plan.opt_code, plan.state, plan.hyper, lrs, step0, update, batch_loss, batch_correct)
     # Numba cannot set the FPU's flush-to-zero mode; the Cython extension can, for this thread.
-    csr = _nb._ftz_on() if _nb._ftz_on is not None else None
+    csr = driver._ftz_on() if driver._ftz_on is not None else None
     try:
         if plan.n_shards == 1:
             _steps_serial(*args)
         else:
-            _nb._parallel_call(_steps_sharded, args)
+            driver._parallel_call(_steps_sharded, args)
     finally:
         if csr is not None:
-            _nb._ftz_restore(csr)
+            driver._ftz_restore(csr)
 
 
 def train_steps(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct):
@@ -434,6 +430,6 @@ def apply_update(plan, lr, step):
     """Clip ``plan.grads`` (the plan's hyper-parameters say how) and apply one optimizer step."""
     h = plan.hyper.copy()
     if h[H_CLIP_NORM] > 0 or h[H_CLIP_VALUE] > 0:
-        _nb.clip_gradients(plan.grads, h[H_CLIP_NORM], h[H_CLIP_VALUE])
+        optim.clip_gradients(plan.grads, h[H_CLIP_NORM], h[H_CLIP_VALUE])
     h[H_LR] = lr
-    _nb.optimizer_update(plan.opt_code, plan.params, plan.grads, plan.state, h, step)
+    optim.optimizer_update(plan.opt_code, plan.params, plan.grads, plan.state, h, step)

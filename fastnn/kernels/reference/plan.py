@@ -2,14 +2,14 @@
 
 The readable oracle of the compiled plan drivers: the same items, sections,
 syncs and shard splits, in loops over shards instead of threads, with the
-reference kernels. Same entry points as :mod:`fastnn.kernels.plan_numba`.
+reference kernels. Same entry points as :mod:`fastnn.kernels.numba.plan`.
 """
 import math
 
 import numpy as np
 
-from . import reference as K
-from .codes import (
+from . import dense, driver, losses, norm, optim
+from ..codes import (
     ACT_LINEAR, F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, H_CLIP_NORM, H_CLIP_VALUE, H_LR,
     IT_BACKWARD, IT_FORWARD, IT_GATHER, IT_LOSS, IT_PENALTY,
     LOSS_BCE_LOGITS, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SOFTMAX_CE,
@@ -17,9 +17,7 @@ from .codes import (
     P_ACT, P_AUX, P_BUF0, P_BUF1, P_IN, P_N_IN, P_N_OUT, P_NEED_DX, P_OP, P_OUT, P_PARAM0, P_PARAM1,
     P_SEED, P_Z, SYNC_BN_BACKWARD, SYNC_BN_FORWARD, W_DA, W_DX, W_DZ, W_GRAD, W_X, W_Y,
 )
-from .dropout_ref import dropout_forward
-from .losses_extra import REFERENCE as _LX
-from .norm import REFERENCE as _NX
+from ..dropout_ref import dropout_forward
 
 _OPS = (OP_DENSE, OP_DROPOUT, OP_BATCHNORM, OP_LAYERNORM)
 _LOSSES = (LOSS_SOFTMAX_CE, LOSS_MSE, LOSS_BCE_LOGITS, LOSS_MAE, LOSS_HUBER, LOSS_FOCAL)
@@ -36,11 +34,11 @@ def _forward(q, phase, plan, wb, st, st0, m, row0, step):
     op, p0, p1, a = ops[q, P_OP], ops[q, P_PARAM0], ops[q, P_PARAM1], ops[q, P_AUX]
     if op == OP_DENSE:
         W = params[p0:p0 + n_in * n_out].reshape(n_in, n_out)
-        K.dense_forward(A_in, W, params[p1:p1 + n_out], ops[q, P_ACT], fops[q, F_ALPHA], Z, A)
+        dense.dense_forward(A_in, W, params[p1:p1 + n_out], ops[q, P_ACT], fops[q, F_ALPHA], Z, A)
     elif op == OP_DROPOUT:
         dropout_forward(A_in, int(ops[q, P_SEED]), step, row0, fops[q, F_RATE], Z, A)
     elif op == OP_LAYERNORM:
-        _NX.layernorm_forward(A_in, params[p0:p0 + n_out], params[p1:p1 + n_out], fops[q, F_EPS], Z,
+        norm.layernorm_forward(A_in, params[p0:p0 + n_out], params[p1:p1 + n_out], fops[q, F_EPS], Z,
                               wb[a:a + m], A)
     elif phase == 0:  # BatchNorm: this shard's mean and M2
         x = A_in.astype(np.float64)
@@ -63,13 +61,13 @@ def _backward(q, phase, plan, g, wb, st, st0, m, m_total):
     op, p0, p1, a = ops[q, P_OP], ops[q, P_PARAM0], ops[q, P_PARAM1], ops[q, P_AUX]
     if op == OP_DENSE:
         W = params[p0:p0 + n_in * n_out].reshape(n_in, n_out)
-        K.dense_backward(A_in, W, Z, A, dA, ops[q, P_ACT], fops[q, F_ALPHA], _view(wb, wofs[W_DZ], m, n_out),
+        dense.dense_backward(A_in, W, Z, A, dA, ops[q, P_ACT], fops[q, F_ALPHA], _view(wb, wofs[W_DZ], m, n_out),
                          g[p0:p0 + n_in * n_out].reshape(n_in, n_out), g[p1:p1 + n_out], dX)
     elif op == OP_DROPOUT:
         if dX is not None:
             np.multiply(dA, Z, out=dX)
     elif op == OP_LAYERNORM:
-        _NX.layernorm_backward(dA, Z, wb[a:a + m], params[p0:p0 + n_out], g[p0:p0 + n_out], g[p1:p1 + n_out], dX)
+        norm.layernorm_backward(dA, Z, wb[a:a + m], params[p0:p0 + n_out], g[p0:p0 + n_out], g[p1:p1 + n_out], dX)
     elif phase == 0:  # BatchNorm: this shard's sums of dY and dY * Xhat, its dbeta and dgamma
         k = n_out
         d = dA.astype(np.float64)
@@ -89,13 +87,13 @@ def _loss(plan, wb, ny, m, scale):
     out, Yg, dA = _view(wb, ops[-1, P_OUT], m, k), _view(wb, wofs[W_Y], m, ny), _view(wb, wofs[W_DA], m, k)
     code, lf = plan.loss_code, plan.loss_f
     if code == LOSS_MAE:
-        return _LX.mae_forward_backward(out, Yg, scale, dA), 0
+        return losses.mae_forward_backward(out, Yg, scale, dA), 0
     if code == LOSS_HUBER:
-        return _LX.huber_forward_backward(out, Yg, lf[0], scale, dA), 0
+        return losses.huber_forward_backward(out, Yg, lf[0], scale, dA), 0
     if code == LOSS_FOCAL:
-        return _LX.focal_forward_backward(out, Yg, lf[0], lf[1:1 + k], scale, dA), \
-            K.count_correct(LOSS_SOFTMAX_CE, out, Yg)
-    return K.loss_forward_backward(code, out, Yg, scale, dA), K.count_correct(code, out, Yg)
+        return losses.focal_forward_backward(out, Yg, lf[0], lf[1:1 + k], scale, dA), \
+            losses.count_correct(LOSS_SOFTMAX_CE, out, Yg)
+    return losses.loss_forward_backward(code, out, Yg, scale, dA), losses.count_correct(code, out, Yg)
 
 
 def _penalties(plan, g):
@@ -188,7 +186,7 @@ def _step_gradient(plan, X, Y, perm, start, step, grads_out):
 
 
 def train_steps(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct):
-    """Run one optimizer step per batch start (see :func:`fastnn.kernels.plan_numba.train_steps`)."""
+    """Run one optimizer step per batch start (see :func:`fastnn.kernels.numba.plan.train_steps`)."""
     _check(plan)
     for j, start in enumerate(batch_starts):
         loss, correct, penalty, m = _step_gradient(plan, X, Y, perm, start, step0 + j + 1, plan.grads)
@@ -198,7 +196,7 @@ def train_steps(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_co
 
 
 def grad_steps(plan, X, Y, perm, batch_starts, step0, batch_loss, batch_correct):
-    """The summed gradient of the batches into ``plan.grads``, no update (see plan_numba.grad_steps)."""
+    """The summed gradient of the batches into ``plan.grads``, no update (see fastnn.kernels.numba.plan.grad_steps)."""
     _check(plan)
     total = np.zeros_like(plan.grads)
     for j, start in enumerate(batch_starts):
@@ -213,6 +211,6 @@ def apply_update(plan, lr, step):
     """Clip ``plan.grads`` as the hyper-parameters say, then one optimizer step."""
     h = plan.hyper.copy()
     if h[H_CLIP_NORM] > 0 or h[H_CLIP_VALUE] > 0:
-        K.clip_gradients(plan.grads, h[H_CLIP_NORM], h[H_CLIP_VALUE])
+        optim.clip_gradients(plan.grads, h[H_CLIP_NORM], h[H_CLIP_VALUE])
     h[H_LR] = lr
-    K.optimizer_update(plan.opt_code, plan.params, plan.grads, plan.state, h, step)
+    optim.optimizer_update(plan.opt_code, plan.params, plan.grads, plan.state, h, step)

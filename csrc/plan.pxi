@@ -1,0 +1,882 @@
+# The Cython plan driver: runs the steps of a compiled plan (fastnn.engine.plan).
+#
+# Included once at the end of _kernels.pyx; it uses the kernels defined there (_gemm,
+# _dense_fwd/_dense_bwd, _loss_fb, _count_correct, _gather, _clip, _update_slice,
+# _reduce_and_update, the FTZ helpers) and the plan codes of the module's cdef enum.
+#
+# Semantics are those of fastnn.kernels.plan_numba (the reference of the driver): per step,
+# per section of the schedule, each row shard runs the section's items on its rows (OpenMP
+# prange over shards, one shard per thread), then the section's sync runs serially (BatchNorm
+# statistics across shards, in shard order); after the last section the shard gradients are
+# summed in a fixed order, clipped and applied. With one shard the items run on the whole
+# batch and write the gradient directly. Plan codes are checked (_plan_check) before any step:
+# the switches below have explicit branches for unknown codes that do nothing, because an
+# unknown code never reaches them.
+#
+# Float conventions follow the numba driver: statistics (BatchNorm, LayerNorm, extra losses,
+# penalties) accumulate in float64 and are rounded to the parameter dtype when stored.
+
+from libc.stdint cimport uint64_t
+from libc.math cimport expm1, NAN
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    /* SplitMix64's finalizer (Steele et al., 2014), as fastnn.kernels.dropout_ref: wrapping uint64. */
+    static inline uint64_t fastnn_mix64(uint64_t z) {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+        return z ^ (z >> 31);
+    }
+    #define FASTNN_GOLDEN 0x9E3779B97F4A7C15ULL
+    """
+    uint64_t fastnn_mix64(uint64_t z) noexcept nogil
+    uint64_t FASTNN_GOLDEN
+
+
+cdef struct PlanCtx:
+    # Everything of a plan that is not of the parameter dtype (fused types cannot live in a struct).
+    const int64_t* ops        # (n_rows, N_PCOL)
+    const double* fops        # (n_rows, N_FCOL)
+    const int64_t* items      # (n_items, 3): kind, row, phase
+    const int64_t* sections   # (n_sections, 4): item_lo, item_hi, sync_kind, sync_row
+    const int64_t* wofs       # N_WCOL work offsets
+    const double* loss_f
+    const int64_t* perm
+    Py_ssize_t n_rows
+    Py_ssize_t n_sections
+    Py_ssize_t n_params
+    Py_ssize_t ny
+    Py_ssize_t ldx
+    Py_ssize_t ldy
+    Py_ssize_t n_stats        # row stride of the float64 stats buffer
+    Py_ssize_t stride         # row stride of the work buffer
+    int loss_code
+
+
+# =========================================================================== dropout
+cdef void _dropout_fwd(Py_ssize_t n, Py_ssize_t k, const floating* X, uint64_t key, int64_t step,
+                       int64_t row0, double rate, floating* mask, floating* out) noexcept nogil:
+    """mask = (draw < threshold) / keep, out = X * mask: the bits of dropout_ref.dropout_forward."""
+    cdef Py_ssize_t i, j, p
+    cdef double keep = 1.0 - rate
+    cdef uint64_t thr = <uint64_t> (<int64_t> (keep * 4294967296.0))
+    cdef uint64_t g = FASTNN_GOLDEN, low = 0xFFFFFFFF
+    cdef uint64_t base = key + ((<uint64_t> step) << 32) * g
+    cdef uint64_t rk, h
+    cdef floating scale = <floating> (1.0 / keep), zero = 0, mk
+    for i in range(n):
+        rk = fastnn_mix64(base + (<uint64_t> (row0 + i)) * g)
+        for p in range((k + 1) // 2):
+            h = fastnn_mix64(rk + (<uint64_t> (p + 1)) * g)  # two 32-bit draws per hash
+            j = 2 * p
+            mk = scale if (h & low) < thr else zero
+            mask[i * k + j] = mk
+            out[i * k + j] = X[i * k + j] * mk
+            if j + 1 < k:
+                mk = scale if (h >> 32) < thr else zero
+                mask[i * k + j + 1] = mk
+                out[i * k + j + 1] = X[i * k + j + 1] * mk
+
+
+# =========================================================================== layer norm rows
+cdef void _plan_ln_fwd(Py_ssize_t n, Py_ssize_t k, const floating* X, const floating* gamma,
+                  const floating* beta, double eps, floating* Xhat, floating* inv_std,
+                  floating* out) noexcept nogil:
+    """Per row: Xhat = (x - mean) / sqrt(var + eps), out = gamma * Xhat + beta (norm.py's numba math)."""
+    cdef Py_ssize_t i, j
+    cdef double s, mean, ss, d, inv, xh
+    cdef const floating* x
+    for i in range(n):
+        x = X + i * k
+        s = 0.0
+        for j in range(k):
+            s += x[j]
+        mean = s / k
+        ss = 0.0
+        for j in range(k):
+            d = x[j] - mean
+            ss += d * d
+        inv = 1.0 / sqrt(ss / k + eps)
+        inv_std[i] = <floating> inv
+        for j in range(k):
+            xh = (x[j] - mean) * inv
+            Xhat[i * k + j] = <floating> xh
+            out[i * k + j] = <floating> (<double> gamma[j] * xh + <double> beta[j])
+
+
+cdef void _plan_ln_bwd(Py_ssize_t n, Py_ssize_t k, const floating* dout, const floating* Xhat,
+                  const floating* inv_std, const floating* gamma, floating* dgamma,
+                  floating* dbeta, floating* dX) noexcept nogil:
+    """dbeta = sum_i dout, dgamma = sum_i dout*Xhat; per row dX = inv_std/k*(k*g - sum g - Xhat*sum g*Xhat).
+
+    dgamma/dbeta accumulate in the parameter dtype (as norm.py's numba kernel); dX may be NULL.
+    """
+    cdef Py_ssize_t i, j
+    cdef double s1, s2, d, xh, gg, c
+    for j in range(k):
+        dgamma[j] = 0
+        dbeta[j] = 0
+    for i in range(n):
+        s1 = 0.0
+        s2 = 0.0
+        for j in range(k):
+            d = dout[i * k + j]
+            xh = Xhat[i * k + j]
+            dbeta[j] = <floating> (dbeta[j] + d)
+            dgamma[j] = <floating> (dgamma[j] + d * xh)
+            gg = d * gamma[j]
+            s1 += gg
+            s2 += gg * xh
+        if dX != NULL:
+            c = <double> inv_std[i] / k
+            for j in range(k):
+                gg = <double> dout[i * k + j] * <double> gamma[j]
+                dX[i * k + j] = <floating> (c * (k * gg - s1 - <double> Xhat[i * k + j] * s2))
+
+
+# =========================================================================== extra losses
+cdef double _plan_mae_fb(Py_ssize_t n, Py_ssize_t k, const floating* out, const floating* target,
+                    Py_ssize_t ldt, double scale, floating* dout) noexcept nogil:
+    """sum_i mean_j |out - target|; dout = sign(out - target) * scale / k (losses_extra's numba math)."""
+    cdef Py_ssize_t i, j
+    cdef double sc = scale / k, total = 0.0, d
+    for i in range(n):
+        for j in range(k):
+            d = <double> out[i * k + j] - <double> target[i * ldt + j]
+            if d > 0.0:
+                total += d
+                dout[i * k + j] = <floating> sc
+            elif d < 0.0:
+                total -= d
+                dout[i * k + j] = <floating> (-sc)
+            else:
+                total += fabs(d)  # NaN propagates
+                dout[i * k + j] = <floating> (d * sc)
+    return total / k
+
+
+cdef double _plan_huber_fb(Py_ssize_t n, Py_ssize_t k, const floating* out, const floating* target,
+                      Py_ssize_t ldt, double delta, double scale, floating* dout) noexcept nogil:
+    """sum_i mean_j huber_delta(out - target); dout = clip(d, -delta, delta) * scale / k."""
+    cdef Py_ssize_t i, j
+    cdef double sc = scale / k, total = 0.0, d, a
+    for i in range(n):
+        for j in range(k):
+            d = <double> out[i * k + j] - <double> target[i * ldt + j]
+            a = fabs(d)
+            if a <= delta:
+                total += 0.5 * d * d
+                dout[i * k + j] = <floating> (d * sc)
+            elif a > delta:
+                total += delta * (a - 0.5 * delta)
+                dout[i * k + j] = <floating> ((delta if d > 0.0 else -delta) * sc)
+            else:  # NaN
+                total += d
+                dout[i * k + j] = <floating> d
+    return total / k
+
+
+cdef inline double _plan_focal_a(double logp, double p, double w, double gamma) noexcept nogil:
+    """a_j = w [gamma (1-p)^(gamma-1) p log p - (1-p)^gamma] (0 for w = 0)."""
+    cdef double q, qg, term
+    if w == 0.0:
+        return 0.0
+    q = -expm1(logp)  # 1 - p, accurate for small p
+    qg = pow(q, gamma)
+    term = gamma * pow(q, gamma - 1.0) * p * logp if q > 0.0 else 0.0
+    return w * (term - qg)
+
+
+cdef double _plan_focal_fb(Py_ssize_t n, Py_ssize_t k, const floating* out, const floating* target,
+                      Py_ssize_t ldt, Py_ssize_t nt, double gamma, const double* alpha,
+                      double scale, floating* dout) noexcept nogil:
+    """sum_i -sum_j t_ij alpha_j (1-p_ij)^gamma log p_ij, p = softmax(out); dout = scale * dL/dout."""
+    cdef Py_ssize_t i, j, c = -1
+    cdef bint as_index = nt == 1 and k > 1
+    cdef double total = 0.0, mx, s, log_s, A, w, logp, p, q
+    cdef const floating* o
+    for i in range(n):
+        o = out + i * k
+        mx = o[0]
+        for j in range(1, k):
+            if o[j] > mx:
+                mx = o[j]
+        s = 0.0
+        for j in range(k):
+            s += exp(<double> o[j] - mx)
+        log_s = log(s)
+        if as_index:
+            c = <Py_ssize_t> target[i * ldt]
+        A = 0.0  # pass 1: the loss and sum_j a_j
+        for j in range(k):
+            w = (alpha[j] if j == c else 0.0) if as_index else <double> target[i * ldt + j] * alpha[j]
+            if w != 0.0:
+                logp = <double> o[j] - mx - log_s
+                p = exp(logp)
+                q = -expm1(logp)
+                total -= w * pow(q, gamma) * logp
+                A += _plan_focal_a(logp, p, w, gamma)
+        for j in range(k):  # pass 2: dL/dz_m = a_m - p_m * A (a_m recomputed: no scratch row)
+            logp = <double> o[j] - mx - log_s
+            p = exp(logp)
+            w = (alpha[j] if j == c else 0.0) if as_index else <double> target[i * ldt + j] * alpha[j]
+            dout[i * k + j] = <floating> ((_plan_focal_a(logp, p, w, gamma) - p * A) * scale)
+    return total
+
+
+# =========================================================================== one item on one shard
+cdef void _plan_forward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const floating* params,
+                        floating* wb, double* st, const double* st0, Py_ssize_t m, int64_t row0,
+                        int64_t step) noexcept nogil:
+    """Forward of plan row q (phase 0/1 for BatchNorm) on the shard's m rows (batch rows row0..)."""
+    cdef const int64_t* r = c.ops + q * N_PCOL
+    cdef const double* f = c.fops + q * N_FCOL
+    cdef Py_ssize_t n_in = r[P_N_IN], n_out = r[P_N_OUT], k = n_out, i, j
+    cdef int64_t op = r[P_OP], p0 = r[P_PARAM0], p1 = r[P_PARAM1], a = r[P_AUX]
+    cdef const floating* A_in = wb + r[P_IN]
+    cdef floating* Z = wb + r[P_Z]
+    cdef floating* A = wb + r[P_OUT]
+    cdef double d, xh
+    if op == OP_DENSE:
+        _dense_fwd(m, n_in, n_out, A_in, n_in, params + p0, n_out, params + p1 if p1 >= 0 else NULL,
+                   <int> r[P_ACT], <floating> f[F_ALPHA], Z, n_out, A, n_out)
+    elif op == OP_DROPOUT:
+        _dropout_fwd(m, n_in, A_in, <uint64_t> r[P_SEED], step, row0, f[F_RATE], Z, A)
+    elif op == OP_LAYERNORM:
+        _plan_ln_fwd(m, k, A_in, params + p0, params + p1, f[F_EPS], Z, wb + a, A)
+    elif op == OP_BATCHNORM:
+        if phase == 0:  # this shard's mean and sum of squared deviations (two passes, float64)
+            for j in range(k):
+                st[a + j] = 0.0
+                st[a + k + j] = 0.0
+            for i in range(m):
+                for j in range(k):
+                    st[a + j] += A_in[i * k + j]
+            for j in range(k):
+                st[a + j] /= m
+            for i in range(m):
+                for j in range(k):
+                    d = A_in[i * k + j] - st[a + j]
+                    st[a + k + j] += d * d
+        else:  # normalize with the batch statistics the sync left in shard 0's stats
+            for i in range(m):
+                for j in range(k):
+                    xh = (A_in[i * k + j] - st0[a + 2 * k + j]) * st0[a + 3 * k + j]
+                    Z[i * k + j] = <floating> xh
+                    A[i * k + j] = <floating> (<double> params[p0 + j] * xh + <double> params[p1 + j])
+    else:
+        pass  # unknown op: refused by _plan_check before any step runs
+
+
+cdef void _plan_backward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const floating* params,
+                         floating* g, floating* wb, double* st, const double* st0, Py_ssize_t m,
+                         Py_ssize_t m_total) noexcept nogil:
+    """Backward of plan row q into the gradient g (the shard's block, or grads when serial)."""
+    cdef const int64_t* r = c.ops + q * N_PCOL
+    cdef const double* f = c.fops + q * N_FCOL
+    cdef Py_ssize_t n_in = r[P_N_IN], n_out = r[P_N_OUT], k = n_out, i, j
+    cdef int64_t op = r[P_OP], p0 = r[P_PARAM0], p1 = r[P_PARAM1], a = r[P_AUX]
+    cdef int act = <int> r[P_ACT]
+    cdef bint need = r[P_NEED_DX] != 0
+    cdef floating* dA
+    cdef floating* dX
+    cdef floating* dZ
+    cdef const floating* A_in = wb + r[P_IN]
+    cdef const floating* Z = wb + r[P_Z]
+    cdef const floating* A = wb + r[P_OUT]
+    cdef double d, cc
+    # The output gradient of row q sits in the W_DA block for the last row, then alternates.
+    if (c.n_rows - 1 - q) % 2 == 0:
+        dA = wb + c.wofs[W_DA]
+        dX = wb + c.wofs[W_DX]
+    else:
+        dA = wb + c.wofs[W_DX]
+        dX = wb + c.wofs[W_DA]
+    if op == OP_DENSE:
+        dZ = dA if act == ACT_LINEAR else wb + c.wofs[W_DZ]  # a linear layer's dZ is dA: no copy
+        _dense_bwd(m, n_in, n_out, A_in, n_in, params + p0, n_out, Z, n_out, A, n_out, dA, n_out,
+                   act, <floating> f[F_ALPHA], dZ, n_out, g + p0, n_out, g + p1 if p1 >= 0 else NULL,
+                   dX if need else NULL, n_in)
+    elif op == OP_DROPOUT:
+        if need:
+            for i in range(m * n_in):
+                dX[i] = dA[i] * Z[i]
+    elif op == OP_LAYERNORM:
+        _plan_ln_bwd(m, k, dA, Z, wb + a, params + p0, g + p0, g + p1, dX if need else NULL)
+    elif op == OP_BATCHNORM:
+        if phase == 0:  # this shard's sums of dY and dY * Xhat: its dbeta and dgamma
+            for j in range(k):
+                st[a + 4 * k + j] = 0.0
+                st[a + 5 * k + j] = 0.0
+            for i in range(m):
+                for j in range(k):
+                    d = dA[i * k + j]
+                    st[a + 4 * k + j] += d
+                    st[a + 5 * k + j] += d * Z[i * k + j]
+            for j in range(k):
+                g[p1 + j] = <floating> st[a + 4 * k + j]
+                g[p0 + j] = <floating> st[a + 5 * k + j]
+        else:  # input gradient from the batch sums the sync left in shard 0's stats
+            for i in range(m):
+                for j in range(k):
+                    cc = <double> params[p0 + j] * st0[a + 3 * k + j] / m_total
+                    dX[i * k + j] = <floating> (cc * (m_total * <double> dA[i * k + j] - st0[a + 4 * k + j]
+                                                      - Z[i * k + j] * st0[a + 5 * k + j]))
+    else:
+        pass  # unknown op: refused by _plan_check before any step runs
+
+
+cdef void _plan_loss(const PlanCtx* c, floating* wb, Py_ssize_t m, double scale,
+                     double* result) noexcept nogil:
+    """Loss sum and correct count of the shard into result[0:2]; output gradient into the W_DA block."""
+    cdef const int64_t* r = c.ops + (c.n_rows - 1) * N_PCOL
+    cdef Py_ssize_t k = r[P_N_OUT], ny = c.ny
+    cdef const floating* out = wb + r[P_OUT]
+    cdef const floating* Yg = wb + c.wofs[W_Y]
+    cdef floating* dA = wb + c.wofs[W_DA]
+    cdef int loss = c.loss_code
+    if loss == LOSS_SOFTMAX_CE or loss == LOSS_MSE or loss == LOSS_BCE_LOGITS:
+        result[0] = _loss_fb(loss, m, k, out, k, Yg, ny, ny, scale, dA, k, NULL)
+        result[1] = <double> _count_correct(loss, m, k, out, k, Yg, ny, ny, NULL)
+    elif loss == LOSS_MAE:
+        result[0] = _plan_mae_fb(m, k, out, Yg, ny, scale, dA)
+        result[1] = 0.0
+    elif loss == LOSS_HUBER:
+        result[0] = _plan_huber_fb(m, k, out, Yg, ny, c.loss_f[0], scale, dA)
+        result[1] = 0.0
+    elif loss == LOSS_FOCAL:
+        result[0] = _plan_focal_fb(m, k, out, Yg, ny, ny, c.loss_f[0], c.loss_f + 1, scale, dA)
+        result[1] = <double> _count_correct(LOSS_SOFTMAX_CE, m, k, out, k, Yg, ny, ny, NULL)
+    else:  # refused by _plan_check; NaN rather than a silent number if it ever got here
+        result[0] = NAN
+        result[1] = 0.0
+
+
+cdef double _plan_penalties(const PlanCtx* c, const floating* params, floating* g) noexcept nogil:
+    """Add the L1/L2 gradients of every penalised dense weight to g; return the penalty value."""
+    cdef Py_ssize_t q, i, size
+    cdef double total = 0.0, l1, l2, s1, s2
+    cdef const int64_t* r
+    cdef const floating* W
+    cdef floating* dW
+    cdef floating a1, a2, w, sign, zero = 0, one = 1
+    for q in range(c.n_rows):
+        r = c.ops + q * N_PCOL
+        l1 = c.fops[q * N_FCOL + F_L1]
+        l2 = c.fops[q * N_FCOL + F_L2]
+        if r[P_OP] != OP_DENSE or (l1 <= 0 and l2 <= 0):
+            continue
+        size = r[P_N_IN] * r[P_N_OUT]
+        W = params + r[P_PARAM0]
+        dW = g + r[P_PARAM0]
+        a1 = <floating> l1
+        a2 = <floating> (2.0 * l2)
+        s1 = 0.0
+        s2 = 0.0
+        for i in range(size):
+            w = W[i]
+            s1 += fabs(<double> w)
+            s2 += <double> w * <double> w
+            sign = one if w > zero else (-one if w < zero else zero)
+            dW[i] = dW[i] + (a1 * sign + a2 * w)
+        total += l1 * s1 + l2 * s2
+    return total
+
+
+cdef void _plan_items(const PlanCtx* c, Py_ssize_t lo, Py_ssize_t hi, const floating* X,
+                      const floating* Y, Py_ssize_t start, const floating* params, floating* g,
+                      floating* wb, double* st, const double* st0, Py_ssize_t m, Py_ssize_t m_total,
+                      Py_ssize_t row0, int64_t step, double* result) noexcept nogil:
+    """Items lo..hi-1 of the schedule on one shard: rows row0 .. row0+m-1 of the batch at perm[start:]."""
+    cdef Py_ssize_t it, n_in0 = c.ops[P_N_IN]
+    cdef int64_t kind, q, phase
+    for it in range(lo, hi):
+        kind = c.items[3 * it]
+        q = c.items[3 * it + 1]
+        phase = c.items[3 * it + 2]
+        if kind == IT_GATHER:
+            _gather(m, n_in0, X, c.ldx, c.perm + start + row0, wb + c.wofs[W_X], n_in0)
+            _gather(m, c.ny, Y, c.ldy, c.perm + start + row0, wb + c.wofs[W_Y], c.ny)
+        elif kind == IT_FORWARD:
+            _plan_forward(c, q, phase, params, wb, st, st0, m, row0, step)
+        elif kind == IT_LOSS:
+            _plan_loss(c, wb, m, 1.0 / m_total, result)
+        elif kind == IT_BACKWARD:
+            _plan_backward(c, q, phase, params, g, wb, st, st0, m, m_total)
+        elif kind == IT_PENALTY:
+            if row0 == 0:  # once per step, by the first shard
+                result[2] = _plan_penalties(c, params, g)
+        else:
+            pass  # unknown item kind: refused by _plan_check
+
+
+cdef inline void _shard_span(Py_ssize_t m, Py_ssize_t n_shards, Py_ssize_t s, Py_ssize_t* row0,
+                             Py_ssize_t* m_s) noexcept nogil:
+    """Rows of shard s in a batch of m: ceil(m / n_shards) each, the last ones short or empty."""
+    cdef Py_ssize_t per = (m + n_shards - 1) // n_shards
+    row0[0] = s * per
+    m_s[0] = min(per, m - s * per)
+
+
+cdef void _plan_sync(const PlanCtx* c, int64_t kind, Py_ssize_t q, floating* buffers, double* stats,
+                     Py_ssize_t m, Py_ssize_t n_shards) noexcept nogil:
+    """The serial combine after a section: BatchNorm statistics across shards, in shard order."""
+    cdef const int64_t* r
+    cdef Py_ssize_t k, a, s, j, row0, m_s, n_acc, n_t, rm, rv
+    cdef double* st
+    cdef double* s0 = stats
+    cdef double mean_b, m2_b, delta, mom, eps, mean, m2
+    if kind == SYNC_NONE or q < 0:
+        return
+    r = c.ops + q * N_PCOL
+    k = r[P_N_OUT]
+    a = r[P_AUX]
+    if kind == SYNC_BN_FORWARD:
+        n_acc = 0
+        for s in range(n_shards):  # Chan et al.'s pairwise combination of (count, mean, M2)
+            _shard_span(m, n_shards, s, &row0, &m_s)
+            if m_s <= 0:
+                continue
+            st = stats + s * c.n_stats
+            for j in range(k):
+                mean_b = st[a + j]
+                m2_b = st[a + k + j]
+                if n_acc == 0:
+                    s0[a + 2 * k + j] = mean_b
+                    s0[a + 3 * k + j] = m2_b
+                else:
+                    n_t = n_acc + m_s
+                    delta = mean_b - s0[a + 2 * k + j]
+                    s0[a + 2 * k + j] += delta * m_s / n_t
+                    s0[a + 3 * k + j] += m2_b + delta * delta * n_acc * m_s / n_t
+            n_acc += m_s
+        mom = c.fops[q * N_FCOL + F_MOMENTUM]
+        eps = c.fops[q * N_FCOL + F_EPS]
+        rm = r[P_BUF0]
+        rv = r[P_BUF1]
+        for j in range(k):
+            mean = s0[a + 2 * k + j]
+            m2 = s0[a + 3 * k + j]
+            buffers[rm + j] = <floating> (mom * <double> buffers[rm + j] + (1.0 - mom) * mean)
+            if m > 1:
+                buffers[rv + j] = <floating> (mom * <double> buffers[rv + j] + (1.0 - mom) * (m2 / (m - 1.0)))
+            s0[a + 3 * k + j] = 1.0 / sqrt(m2 / m + eps)  # inv_std replaces M2
+    elif kind == SYNC_BN_BACKWARD:
+        for s in range(1, n_shards):
+            _shard_span(m, n_shards, s, &row0, &m_s)
+            if m_s <= 0:
+                continue
+            st = stats + s * c.n_stats
+            for j in range(4 * k, 6 * k):
+                s0[a + j] += st[a + j]
+    else:
+        pass  # unknown sync: refused by _plan_check
+
+
+# =========================================================================== drivers
+cdef void _plan_serial(const PlanCtx* c, const floating* X, const floating* Y, const int64_t* starts,
+                       Py_ssize_t n_batches, Py_ssize_t batch_size, Py_ssize_t n, floating* params,
+                       floating* grads, floating* acc, floating* buffers, double* stats,
+                       floating* work, int opt, floating* state, double* h, const double* lrs,
+                       int64_t step0, bint update, double* batch_loss,
+                       double* batch_correct) noexcept nogil:
+    """One shard: the gradient goes straight into grads (update) or acc, summed into grads (no update)."""
+    cdef Py_ssize_t j, i, sec, start, m, n_params = c.n_params
+    cdef int64_t step
+    cdef double result[3]
+    cdef double clip_norm = h[H_CLIP_NORM], clip_value = h[H_CLIP_VALUE]
+    cdef bint clip = clip_norm > 0 or clip_value > 0
+    cdef floating* g = grads if update else acc
+    if not update:
+        memset(grads, 0, n_params * sizeof(floating))
+    for j in range(n_batches):
+        start = starts[j]
+        m = min(batch_size, n - start)
+        step = step0 + j + 1
+        result[0] = 0.0
+        result[1] = 0.0
+        result[2] = 0.0
+        for sec in range(c.n_sections):
+            _plan_items(c, c.sections[4 * sec], c.sections[4 * sec + 1], X, Y, start, params, g,
+                        work, stats, stats, m, m, 0, step, result)
+            _plan_sync(c, c.sections[4 * sec + 2], c.sections[4 * sec + 3], buffers, stats, m, 1)
+        batch_loss[j] = result[0] / m + result[2]
+        batch_correct[j] = result[1]
+        if update:
+            if clip:  # the norm pass costs as much as Adam: only when asked
+                _clip(grads, n_params, clip_norm, clip_value, False)
+            h[H_LR] = lrs[j]
+            _update_slice(opt, params, grads, state, n_params, 0, n_params, h, step)
+        else:
+            for i in range(n_params):
+                grads[i] = grads[i] + acc[i]
+
+
+cdef void _plan_sharded(const PlanCtx* c, const floating* X, const floating* Y, const int64_t* starts,
+                        Py_ssize_t n_batches, Py_ssize_t batch_size, Py_ssize_t n, floating* params,
+                        floating* grads, floating* buffers, double* stats, floating* work,
+                        Py_ssize_t n_shards, int opt, floating* state, double* h, const double* lrs,
+                        int64_t step0, bint update, double* result, double* partial,
+                        double* batch_loss, double* batch_correct) noexcept nogil:
+    """Row shards in an OpenMP prange per section; the serial syncs between; fixed-order reduction."""
+    cdef Py_ssize_t j, i, s, sec, start, m, per, lo, hi, row0, m_s, n_params = c.n_params
+    cdef Py_ssize_t stride = c.stride, g_off = c.wofs[W_GRAD]
+    cdef int n_threads = <int> n_shards
+    cdef int64_t step
+    cdef double loss_sum, correct, penalty
+    cdef floating* wb
+    cdef unsigned int csr
+    if not update:
+        memset(grads, 0, n_params * sizeof(floating))
+    for j in range(n_batches):
+        start = starts[j]
+        m = min(batch_size, n - start)
+        step = step0 + j + 1
+        per = (m + n_shards - 1) // n_shards
+        for sec in range(c.n_sections):
+            lo = c.sections[4 * sec]
+            hi = c.sections[4 * sec + 1]
+            for s in prange(n_shards, num_threads=n_threads, schedule='static', chunksize=1):
+                csr = fastnn_ftz_on()  # MXCSR is per thread
+                row0 = s * per
+                m_s = min(per, m - row0)
+                wb = work + s * stride
+                if m_s <= 0:
+                    if sec == 0:  # an idle shard adds nothing to the sums
+                        memset(wb + g_off, 0, n_params * sizeof(floating))
+                        result[3 * s] = 0.0
+                        result[3 * s + 1] = 0.0
+                        result[3 * s + 2] = 0.0
+                else:
+                    if sec == 0:
+                        result[3 * s] = 0.0
+                        result[3 * s + 1] = 0.0
+                        result[3 * s + 2] = 0.0
+                    _plan_items(c, lo, hi, X, Y, start, params, wb + g_off, wb, stats + s * c.n_stats,
+                                stats, m_s, m, row0, step, result + 3 * s)
+                fastnn_ftz_restore(csr)
+            _plan_sync(c, c.sections[4 * sec + 2], c.sections[4 * sec + 3], buffers, stats, m, n_shards)
+        loss_sum = 0.0
+        correct = 0.0
+        penalty = 0.0
+        for s in range(n_shards):  # fixed order: results do not depend on the thread schedule
+            loss_sum = loss_sum + result[3 * s]
+            correct = correct + result[3 * s + 1]
+            penalty = penalty + result[3 * s + 2]
+        batch_loss[j] = loss_sum / m + penalty
+        batch_correct[j] = correct
+        if update:
+            h[H_LR] = lrs[j]
+            _reduce_and_update(opt, params, grads, n_params, work, n_shards, stride, g_off, state, h,
+                               step, partial, n_threads)
+        else:
+            for s in range(n_shards):
+                for i in range(n_params):
+                    grads[i] = grads[i] + work[s * stride + g_off + i]
+
+
+# =========================================================================== plan checks
+cdef enum:
+    PLAN_OK = 0
+    PLAN_BAD_OP = 1
+    PLAN_BAD_LOSS = 2
+    PLAN_BAD_ITEM = 3
+    PLAN_BAD_SYNC = 4
+    PLAN_BAD_ROW = 5
+    PLAN_BAD_WORK = 6
+    PLAN_BAD_PARAM = 7
+    PLAN_BAD_BUFFER = 8
+    PLAN_BAD_STATS = 9
+    PLAN_BAD_LOSS_F = 10
+    PLAN_BAD_WIDTH = 11
+
+_PLAN_ERRORS = {
+    PLAN_BAD_OP: "unknown op code in the plan",
+    PLAN_BAD_LOSS: "unknown loss code in the plan",
+    PLAN_BAD_ITEM: "unknown item kind in the plan schedule",
+    PLAN_BAD_SYNC: "unknown sync kind in the plan schedule",
+    PLAN_BAD_ROW: "a schedule item or section names a plan row or item out of range",
+    PLAN_BAD_WORK: "a work offset of the plan lies outside a shard's work slice",
+    PLAN_BAD_PARAM: "a parameter offset of the plan lies outside params",
+    PLAN_BAD_BUFFER: "a buffer offset of the plan lies outside buffers",
+    PLAN_BAD_STATS: "a BatchNorm statistics offset lies outside the stats buffer",
+    PLAN_BAD_LOSS_F: "loss_f is too short for the loss (Huber: delta; focal: gamma and one alpha per class)",
+    PLAN_BAD_WIDTH: "plan rows do not chain (a row's n_in differs from the previous row's n_out) "
+                    "or a width is not positive",
+}
+
+
+cdef inline bint _span_ok(int64_t off, int64_t size, int64_t limit) noexcept nogil:
+    return off >= 0 and size >= 0 and off + size <= limit
+
+
+cdef int _plan_check(const PlanCtx* c, Py_ssize_t n_items, Py_ssize_t cap, Py_ssize_t n_shards,
+                     Py_ssize_t n_buffers, Py_ssize_t n_loss_f, Py_ssize_t* where) noexcept nogil:
+    """PLAN_OK, or the first problem (its row / item in where[0]): codes, then every offset."""
+    cdef Py_ssize_t q, it, sec, widest = 0
+    cdef const int64_t* r
+    cdef int64_t op, n_in, n_out, kind, S = c.stride, P = c.n_params
+    cdef int loss = c.loss_code
+    for q in range(c.n_rows):
+        r = c.ops + q * N_PCOL
+        where[0] = q
+        op = r[P_OP]
+        n_in = r[P_N_IN]
+        n_out = r[P_N_OUT]
+        if not (op == OP_DENSE or op == OP_DROPOUT or op == OP_BATCHNORM or op == OP_LAYERNORM):
+            return PLAN_BAD_OP
+        if n_in <= 0 or n_out <= 0 or (q > 0 and n_in != c.ops[(q - 1) * N_PCOL + P_N_OUT]) \
+                or (op != OP_DENSE and n_in != n_out):
+            return PLAN_BAD_WIDTH
+        widest = max(widest, n_in, n_out)
+        if not (_span_ok(r[P_IN], cap * n_in, S) and _span_ok(r[P_Z], cap * n_out, S)
+                and _span_ok(r[P_OUT], cap * n_out, S)):
+            return PLAN_BAD_WORK
+        if op == OP_DENSE:
+            if not (_span_ok(r[P_PARAM0], n_in * n_out, P) and (r[P_PARAM1] < 0 or _span_ok(r[P_PARAM1], n_out, P))):
+                return PLAN_BAD_PARAM
+        elif op == OP_LAYERNORM or op == OP_BATCHNORM:
+            if not (_span_ok(r[P_PARAM0], n_out, P) and _span_ok(r[P_PARAM1], n_out, P)):
+                return PLAN_BAD_PARAM
+            if op == OP_LAYERNORM and not _span_ok(r[P_AUX], cap, S):
+                return PLAN_BAD_WORK
+            if op == OP_BATCHNORM:
+                if not (_span_ok(r[P_BUF0], n_out, n_buffers) and _span_ok(r[P_BUF1], n_out, n_buffers)):
+                    return PLAN_BAD_BUFFER
+                if not _span_ok(r[P_AUX], BN_STATS * n_out, c.n_stats):
+                    return PLAN_BAD_STATS
+    where[0] = -1
+    if not (loss == LOSS_SOFTMAX_CE or loss == LOSS_MSE or loss == LOSS_BCE_LOGITS
+            or loss == LOSS_MAE or loss == LOSS_HUBER or loss == LOSS_FOCAL):
+        return PLAN_BAD_LOSS
+    if (loss == LOSS_HUBER and n_loss_f < 1) or \
+            (loss == LOSS_FOCAL and n_loss_f < 1 + c.ops[(c.n_rows - 1) * N_PCOL + P_N_OUT]):
+        return PLAN_BAD_LOSS_F
+    if not (_span_ok(c.wofs[W_X], cap * c.ops[P_N_IN], S) and _span_ok(c.wofs[W_Y], cap * c.ny, S)
+            and _span_ok(c.wofs[W_DA], cap * widest, S) and _span_ok(c.wofs[W_DX], cap * widest, S)
+            and _span_ok(c.wofs[W_DZ], cap * widest, S)
+            and (n_shards == 1 or _span_ok(c.wofs[W_GRAD], P, S))):
+        return PLAN_BAD_WORK
+    for it in range(n_items):
+        where[0] = it
+        kind = c.items[3 * it]
+        if not (kind == IT_GATHER or kind == IT_FORWARD or kind == IT_LOSS or kind == IT_BACKWARD
+                or kind == IT_PENALTY):
+            return PLAN_BAD_ITEM
+        if (kind == IT_FORWARD or kind == IT_BACKWARD) and not (0 <= c.items[3 * it + 1] < c.n_rows):
+            return PLAN_BAD_ROW
+    for sec in range(c.n_sections):
+        where[0] = sec
+        kind = c.sections[4 * sec + 2]
+        if not (kind == SYNC_NONE or kind == SYNC_BN_FORWARD or kind == SYNC_BN_BACKWARD):
+            return PLAN_BAD_SYNC
+        if not (0 <= c.sections[4 * sec] <= c.sections[4 * sec + 1] <= n_items):
+            return PLAN_BAD_ROW
+        if kind != SYNC_NONE and not (0 <= c.sections[4 * sec + 3] < c.n_rows
+                                      and c.ops[c.sections[4 * sec + 3] * N_PCOL + P_OP] == OP_BATCHNORM):
+            return PLAN_BAD_ROW
+    return PLAN_OK
+
+
+cdef PlanCtx _plan_ctx(const int64_t[:, ::1] ops, const double[:, ::1] fops, const int64_t[:, ::1] items,
+                       const int64_t[:, ::1] sections, const int64_t[::1] wofs, int loss_code,
+                       const double[::1] loss_f, const int64_t[::1] perm, Py_ssize_t n_params,
+                       Py_ssize_t ny, Py_ssize_t n_stats, Py_ssize_t stride):
+    cdef PlanCtx c
+    c.ops = &ops[0, 0]
+    c.fops = &fops[0, 0]
+    c.items = &items[0, 0]
+    c.sections = &sections[0, 0]
+    c.wofs = &wofs[0]
+    c.loss_f = &loss_f[0] if loss_f.shape[0] > 0 else NULL
+    c.perm = &perm[0] if perm.shape[0] > 0 else NULL
+    c.n_rows = ops.shape[0]
+    c.n_sections = sections.shape[0]
+    c.n_params = n_params
+    c.ny = ny
+    c.n_stats = n_stats
+    c.stride = stride
+    c.loss_code = loss_code
+    c.ldx = 1
+    c.ldy = 1
+    return c
+
+
+# =========================================================================== Python entries
+def _as(a, str name, dtype, int ndim, bint writable=False):
+    """``a`` if it is a C-contiguous ndarray of dtype/ndim (and writeable when asked); else ValueError."""
+    if not isinstance(a, np.ndarray):
+        raise ValueError(f"{name} must be a numpy array, not {type(a).__name__}")
+    if a.dtype != dtype or not a.dtype.isnative:
+        raise ValueError(f"{name} must have dtype {np.dtype(dtype).name}, not {a.dtype}")
+    if a.ndim != ndim:
+        raise ValueError(f"{name} must be {ndim}-D, not {a.ndim}-D (shape {a.shape})")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if writable and not a.flags.writeable:
+        raise ValueError(f"{name} must be writeable")
+    return a
+
+
+def check_plan(ops, fops, items, sections, wofs, int loss_code, loss_f, Py_ssize_t batch_size,
+               Py_ssize_t n_shards, Py_ssize_t n_params, Py_ssize_t n_buffers, Py_ssize_t ny,
+               Py_ssize_t n_stats):
+    """Raise ValueError unless every code of the plan is known and every offset lies in its buffer."""
+    _as(ops, "plan.ops", np.int64, 2)
+    _as(fops, "plan.fops", np.float64, 2)
+    _as(items, "plan.items", np.int64, 2)
+    _as(sections, "plan.sections", np.int64, 2)
+    _as(wofs, "plan.wofs", np.int64, 1)
+    _as(loss_f, "plan.loss_f", np.float64, 1)
+    if ops.shape[0] < 1 or ops.shape[1] != N_PCOL:
+        raise ValueError(f"plan.ops must have shape (n_rows >= 1, {N_PCOL}), not {ops.shape}")
+    if fops.shape != (ops.shape[0], N_FCOL):
+        raise ValueError(f"plan.fops must have shape ({ops.shape[0]}, {N_FCOL}), not {fops.shape}")
+    if items.shape[1] != 3 or sections.shape[1] != 4 or sections.shape[0] < 1:
+        raise ValueError(f"plan.items must be (n, 3) and plan.sections (n >= 1, 4), "
+                         f"not {items.shape} and {sections.shape}")
+    if wofs.shape[0] != N_WCOL:
+        raise ValueError(f"plan.wofs must have {N_WCOL} entries, not {wofs.shape[0]}")
+    if batch_size < 1 or n_shards < 1:
+        raise ValueError(f"batch_size and n_shards must be >= 1, not {batch_size} and {n_shards}")
+    cdef Py_ssize_t cap = wofs[W_ROWS]
+    if (batch_size + n_shards - 1) // n_shards > cap:
+        raise ValueError(f"a shard of batch_size {batch_size} over {n_shards} shard(s) needs "
+                         f"{(batch_size + n_shards - 1) // n_shards} rows but the plan holds {cap}")
+    cdef PlanCtx c = _plan_ctx(ops, fops, items, sections, wofs, loss_code, loss_f,
+                               np.zeros(0, np.int64), n_params, ny, n_stats, wofs[W_STRIDE])
+    cdef Py_ssize_t where = -1
+    cdef int status = _plan_check(&c, items.shape[0], cap, n_shards, n_buffers, loss_f.shape[0], &where)
+    if status != PLAN_OK:
+        at = "" if where < 0 else f" (row/item/section {where})"
+        detail = f": loss code {loss_code}" if status == PLAN_BAD_LOSS else (
+            f": op code {ops[where, P_OP]}" if status == PLAN_BAD_OP else "")
+        raise ValueError(_PLAN_ERRORS[status] + detail + at)
+
+
+def plan_train_steps(X, Y, perm, batch_starts, Py_ssize_t batch_size, ops, fops, items, sections, wofs,
+                     int loss_code, loss_f, params, grads, buffers, stats, work, int opt, state, hyper,
+                     lrs, int64_t step0, bint update, batch_loss, batch_correct):
+    """Run the steps of a compiled plan without the GIL (the contract of plan_numba.train_steps).
+
+    Batch ``j`` is rows ``perm[batch_starts[j]:][:batch_size]`` of X/Y, optimizer step
+    ``step0 + j + 1`` with learning rate ``lrs[j]``. ``update=False``: no optimizer step,
+    ``grads`` = the sum of the batches' gradients (grad_steps). Every buffer written is
+    checked (dtype, shape, C-contiguity, writeability), and the plan too, before anything runs.
+    """
+    if not isinstance(params, np.ndarray) or params.dtype not in (np.float32, np.float64):
+        raise ValueError("params must be a float32 or float64 numpy array")
+    dt = params.dtype
+    _as(params, "params", dt, 1, True)
+    cdef Py_ssize_t n_params = params.shape[0]
+    _as(grads, "grads", dt, 1, True)
+    if grads.shape[0] != n_params:
+        raise ValueError(f"grads has {grads.shape[0]} elements but params {n_params}")
+    _as(buffers, "buffers", dt, 1, True)
+    _as(work, "work", dt, 2, True)
+    _as(stats, "stats", np.float64, 2, True)
+    _as(state, "state", dt, 2, True)
+    _as(batch_loss, "batch_loss", np.float64, 1, True)
+    _as(batch_correct, "batch_correct", np.float64, 1, True)
+    _as(perm, "perm", np.int64, 1)
+    _as(batch_starts, "batch_starts", np.int64, 1)
+    _as(lrs, "lrs", np.float64, 1)
+    _as(hyper, "hyper", np.float64, 1)
+    for name, a in (("X", X), ("Y", Y)):
+        if not isinstance(a, np.ndarray) or a.dtype != dt or a.ndim != 2:
+            raise ValueError(f"{name} must be a 2-D numpy array of params' dtype {dt}")
+    _as(wofs, "plan.wofs", np.int64, 1)
+    if wofs.shape[0] != N_WCOL:
+        raise ValueError(f"plan.wofs must have {N_WCOL} entries, not {wofs.shape[0]}")
+    cdef Py_ssize_t n_shards = work.shape[0], n_batches = batch_starts.shape[0], n = perm.shape[0]
+    if n_params < 1:
+        raise ValueError("params is empty")
+    if work.shape[1] != wofs[W_STRIDE]:
+        raise ValueError(f"work must have shape (n_shards, {wofs[W_STRIDE]}), not {work.shape}")
+    if stats.shape[0] != n_shards:
+        raise ValueError(f"stats must have {n_shards} rows (one per shard), not {stats.shape[0]}")
+    if state.size and state.shape[1] != n_params:
+        raise ValueError(f"state must have shape (k, {n_params}), not {state.shape}")
+    if batch_loss.shape[0] < n_batches or batch_correct.shape[0] < n_batches or lrs.shape[0] < n_batches:
+        raise ValueError(f"batch_loss, batch_correct and lrs need {n_batches} entries "
+                         f"(got {batch_loss.shape[0]}, {batch_correct.shape[0]}, {lrs.shape[0]})")
+    if hyper.shape[0] < N_HYPER:
+        raise ValueError(f"hyper needs {N_HYPER} entries, not {hyper.shape[0]}")
+    if opt not in (OPT_SGD, OPT_ADAM, OPT_RMSPROP, OPT_ADAGRAD):
+        raise ValueError(f"unknown optimizer code {opt}")
+    cdef Py_ssize_t need_state = 0 if (opt == OPT_SGD and hyper[H_MOMENTUM] == 0) else (2 if opt == OPT_ADAM else 1)
+    if state.shape[0] < need_state:
+        raise ValueError(f"the optimizer needs {need_state} state row(s), state has {state.shape[0]}")
+    check_plan(ops, fops, items, sections, wofs, loss_code, loss_f, batch_size, n_shards, n_params,
+               buffers.shape[0], Y.shape[1], stats.shape[1])
+    if X.shape[1] != ops[0, P_N_IN] or Y.shape[0] != X.shape[0]:
+        raise ValueError(f"X must be (n, {ops[0, P_N_IN]}) and Y have as many rows, not {X.shape} and {Y.shape}")
+    if n_batches == 0:
+        return
+    if n and (perm.min() < 0 or perm.max() >= X.shape[0]):
+        raise ValueError(f"perm must index rows of X (0 .. {X.shape[0] - 1})")
+    if batch_starts.min() < 0 or batch_starts.max() >= n:
+        raise ValueError(f"batch_starts must lie in [0, len(perm) = {n})")
+    _plan_run(X, Y, perm, batch_starts, batch_size, ops, fops, items, sections, wofs, loss_code, loss_f,
+              params, grads, buffers, stats, work, opt, state, hyper, lrs, step0, update,
+              batch_loss, batch_correct)
+
+
+def _plan_run(const floating[:, :] X, const floating[:, :] Y, const int64_t[::1] perm,
+              const int64_t[::1] batch_starts, Py_ssize_t batch_size, const int64_t[:, ::1] ops,
+              const double[:, ::1] fops, const int64_t[:, ::1] items, const int64_t[:, ::1] sections,
+              const int64_t[::1] wofs, int loss_code, const double[::1] loss_f, floating[::1] params,
+              floating[::1] grads, floating[::1] buffers, double[:, ::1] stats, floating[:, ::1] work,
+              int opt, floating[:, ::1] state, const double[::1] hyper, const double[::1] lrs,
+              int64_t step0, bint update, double[::1] batch_loss, double[::1] batch_correct):
+    """The typed half of plan_train_steps (arguments already checked there)."""
+    cdef Py_ssize_t sz = sizeof(floating), n_params = params.shape[0], n_shards = work.shape[0]
+    _check_rows(X, "X")
+    _check_rows(Y, "Y")
+    cdef PlanCtx c = _plan_ctx(ops, fops, items, sections, wofs, loss_code, loss_f, perm, n_params,
+                               Y.shape[1], stats.shape[1], work.shape[1])
+    c.ldx = _ld(X.shape[0], X.shape[1], X.strides[0], sz)
+    c.ldy = _ld(Y.shape[0], Y.shape[1], Y.strides[0], sz)
+    # Per-call scratch (never inside the step loop): lr slot copy, shard results, chunk norms.
+    h_arr = np.array(hyper, dtype=np.float64)
+    cdef double[::1] h = h_arr
+    result_arr = np.zeros(3 * n_shards)
+    cdef double[::1] result = result_arr
+    partial_arr = np.zeros(max(1, (n_params + CHUNK - 1) // CHUNK))
+    cdef double[::1] partial = partial_arr
+    # grad_steps on one shard: each batch's gradient lands here, then is added to grads.
+    acc_arr = np.zeros(n_params if (n_shards == 1 and not update) else 1,
+                       np.float32 if floating is float else np.float64)
+    cdef floating[::1] acc = acc_arr
+    cdef floating* st = &state[0, 0] if state.shape[0] > 0 and state.shape[1] > 0 else NULL
+    cdef floating* bufp = &buffers[0] if buffers.shape[0] > 0 else NULL
+    # FTZ/DAZ on this thread for the call (prange threads set their own); the drivers are
+    # noexcept, so the restore below always runs.
+    cdef unsigned int csr = fastnn_ftz_on()
+    if n_shards == 1:
+        with nogil:
+            _plan_serial(&c, &X[0, 0], &Y[0, 0], &batch_starts[0], batch_starts.shape[0], batch_size,
+                         perm.shape[0], &params[0], &grads[0], &acc[0], bufp, &stats[0, 0], &work[0, 0],
+                         opt, st, &h[0], &lrs[0], step0, update, &batch_loss[0], &batch_correct[0])
+    else:
+        with nogil:
+            _plan_sharded(&c, &X[0, 0], &Y[0, 0], &batch_starts[0], batch_starts.shape[0], batch_size,
+                          perm.shape[0], &params[0], &grads[0], bufp, &stats[0, 0], &work[0, 0], n_shards,
+                          opt, st, &h[0], &lrs[0], step0, update, &result[0], &partial[0],
+                          &batch_loss[0], &batch_correct[0])
+    fastnn_ftz_restore(csr)
+
+
+def plan_dropout_forward(const floating[:, ::1] X, uint64_t key, int64_t step, int64_t row0, double rate,
+                         floating[:, ::1] mask_out, floating[:, ::1] out):
+    """The plan driver's dropout mask kernel (for tests against dropout_ref.dropout_forward)."""
+    if mask_out.shape[0] != X.shape[0] or mask_out.shape[1] != X.shape[1] \
+            or out.shape[0] != X.shape[0] or out.shape[1] != X.shape[1]:
+        raise ValueError("mask_out and out must have X's shape")
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"rate must be in [0, 1), not {rate}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        return
+    with nogil:
+        _dropout_fwd(X.shape[0], X.shape[1], &X[0, 0], key, step, row0, rate, &mask_out[0, 0], &out[0, 0])
