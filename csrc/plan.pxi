@@ -29,9 +29,93 @@ cdef extern from *:
         return z ^ (z >> 31);
     }
     #define FASTNN_GOLDEN 0x9E3779B97F4A7C15ULL
+
+    /* The extension builds for the baseline ISA (SSE2) so it runs on any x86-64; these elementwise
+       kernels also get AVX2 and AVX-512 clones, picked once at load time by CPU feature (GCC ifunc;
+       by feature, not by model: virtual machines often report a model GCC does not know). */
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #define FASTNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+    #else
+    #define FASTNN_CLONES
+    #endif
+
+    /* BatchNorm's per-shard passes, row-major over (m, k) blocks. Written in C for `restrict`:
+       extensions build with -fno-strict-aliasing, so without it GCC cannot prove the float64
+       statistics and the activations apart and leaves these loops scalar (~3x slower). */
+    #define FASTNN_BN_KERNELS(T, S) \
+    static FASTNN_CLONES void fastnn_bn_stats_##S(const T* restrict x, Py_ssize_t m, Py_ssize_t k, \
+                                           double* restrict mean, double* restrict m2) { \
+        for (Py_ssize_t j = 0; j < k; j++) { mean[j] = 0.0; m2[j] = 0.0; } \
+        for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) mean[j] += x[i * k + j]; \
+        for (Py_ssize_t j = 0; j < k; j++) mean[j] /= (double) m; \
+        for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
+            double d = x[i * k + j] - mean[j]; m2[j] += d * d; } \
+    } \
+    static FASTNN_CLONES void fastnn_bn_norm_##S(const T* restrict x, Py_ssize_t m, Py_ssize_t k, \
+                                          const double* restrict mean, const double* restrict inv, \
+                                          const T* restrict gamma, const T* restrict beta, \
+                                          T* restrict xhat, T* restrict out) { \
+        for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
+            double xh = (x[i * k + j] - mean[j]) * inv[j]; \
+            xhat[i * k + j] = (T) xh; out[i * k + j] = (T) ((double) gamma[j] * xh + (double) beta[j]); } \
+    } \
+    static FASTNN_CLONES void fastnn_bn_dsums_##S(const T* restrict dy, const T* restrict xhat, Py_ssize_t m, \
+                                           Py_ssize_t k, double* restrict sb, double* restrict sg) { \
+        for (Py_ssize_t j = 0; j < k; j++) { sb[j] = 0.0; sg[j] = 0.0; } \
+        for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
+            double d = dy[i * k + j]; sb[j] += d; sg[j] += d * xhat[i * k + j]; } \
+    } \
+    static FASTNN_CLONES void fastnn_bn_dx_##S(const T* restrict dy, const T* restrict xhat, Py_ssize_t m, \
+                                        Py_ssize_t k, const double* restrict c, const double* restrict cb, \
+                                        const double* restrict cg, T* restrict dx) { \
+        for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) \
+            dx[i * k + j] = (T) (c[j] * dy[i * k + j] - cb[j] - xhat[i * k + j] * cg[j]); \
+    }
+    FASTNN_BN_KERNELS(float, f)
+    FASTNN_BN_KERNELS(double, d)
+
+    /* Dropout: one hash per four units, each unit kept when its 16-bit draw is below thr. */
+    #define FASTNN_DROPOUT(T, S) \
+    static FASTNN_CLONES void fastnn_dropout_##S(Py_ssize_t n, Py_ssize_t k, const T* restrict x, uint64_t key, \
+                                          int64_t step, int64_t row0, double rate, T* restrict mask, \
+                                          T* restrict out) { \
+        double keep = 1.0 - rate; \
+        uint64_t thr = (uint64_t) (int64_t) (keep * 65536.0), g = FASTNN_GOLDEN; \
+        uint64_t base = key + ((uint64_t) step << 32) * g; \
+        T scale = (T) (1.0 / keep); \
+        for (Py_ssize_t i = 0; i < n; i++) { \
+            uint64_t rk = fastnn_mix64(base + (uint64_t) (row0 + i) * g); \
+            const T* xr = x + i * k; T* mr = mask + i * k; T* orow = out + i * k; \
+            for (Py_ssize_t p = 0; 4 * p < k; p++) { \
+                uint64_t h = fastnn_mix64(rk + (uint64_t) (p + 1) * g); \
+                Py_ssize_t nu = k - 4 * p < 4 ? k - 4 * p : 4; \
+                for (Py_ssize_t u = 0; u < nu; u++) { \
+                    T m = ((h >> (16 * u)) & 0xFFFFULL) < thr ? scale : (T) 0; \
+                    mr[4 * p + u] = m; orow[4 * p + u] = xr[4 * p + u] * m; } } } \
+    }
+    FASTNN_DROPOUT(float, f)
+    FASTNN_DROPOUT(double, d)
     """
     uint64_t fastnn_mix64(uint64_t z) noexcept nogil
     uint64_t FASTNN_GOLDEN
+    void fastnn_dropout_f(Py_ssize_t n, Py_ssize_t k, const float* x, uint64_t key, int64_t step, int64_t row0,
+                          double rate, float* mask, float* out) noexcept nogil
+    void fastnn_dropout_d(Py_ssize_t n, Py_ssize_t k, const double* x, uint64_t key, int64_t step, int64_t row0,
+                          double rate, double* mask, double* out) noexcept nogil
+    void fastnn_bn_stats_f(const float* x, Py_ssize_t m, Py_ssize_t k, double* mean, double* m2) noexcept nogil
+    void fastnn_bn_stats_d(const double* x, Py_ssize_t m, Py_ssize_t k, double* mean, double* m2) noexcept nogil
+    void fastnn_bn_norm_f(const float* x, Py_ssize_t m, Py_ssize_t k, const double* mean, const double* inv,
+                          const float* gamma, const float* beta, float* xhat, float* out) noexcept nogil
+    void fastnn_bn_norm_d(const double* x, Py_ssize_t m, Py_ssize_t k, const double* mean, const double* inv,
+                          const double* gamma, const double* beta, double* xhat, double* out) noexcept nogil
+    void fastnn_bn_dsums_f(const float* dy, const float* xhat, Py_ssize_t m, Py_ssize_t k, double* sb,
+                           double* sg) noexcept nogil
+    void fastnn_bn_dsums_d(const double* dy, const double* xhat, Py_ssize_t m, Py_ssize_t k, double* sb,
+                           double* sg) noexcept nogil
+    void fastnn_bn_dx_f(const float* dy, const float* xhat, Py_ssize_t m, Py_ssize_t k, const double* c,
+                        const double* cb, const double* cg, float* dx) noexcept nogil
+    void fastnn_bn_dx_d(const double* dy, const double* xhat, Py_ssize_t m, Py_ssize_t k, const double* c,
+                        const double* cb, const double* cg, double* dx) noexcept nogil
 
 
 cdef struct PlanCtx:
@@ -55,28 +139,13 @@ cdef struct PlanCtx:
 
 
 # =========================================================================== dropout
-cdef void _dropout_fwd(Py_ssize_t n, Py_ssize_t k, const floating* X, uint64_t key, int64_t step,
-                       int64_t row0, double rate, floating* mask, floating* out) noexcept nogil:
+cdef inline void _dropout_fwd(Py_ssize_t n, Py_ssize_t k, const floating* X, uint64_t key, int64_t step,
+                              int64_t row0, double rate, floating* mask, floating* out) noexcept nogil:
     """mask = (draw < threshold) / keep, out = X * mask: the bits of dropout_ref.dropout_forward."""
-    cdef Py_ssize_t i, j, p
-    cdef double keep = 1.0 - rate
-    cdef uint64_t thr = <uint64_t> (<int64_t> (keep * 4294967296.0))
-    cdef uint64_t g = FASTNN_GOLDEN, low = 0xFFFFFFFF
-    cdef uint64_t base = key + ((<uint64_t> step) << 32) * g
-    cdef uint64_t rk, h
-    cdef floating scale = <floating> (1.0 / keep), zero = 0, mk
-    for i in range(n):
-        rk = fastnn_mix64(base + (<uint64_t> (row0 + i)) * g)
-        for p in range((k + 1) // 2):
-            h = fastnn_mix64(rk + (<uint64_t> (p + 1)) * g)  # two 32-bit draws per hash
-            j = 2 * p
-            mk = scale if (h & low) < thr else zero
-            mask[i * k + j] = mk
-            out[i * k + j] = X[i * k + j] * mk
-            if j + 1 < k:
-                mk = scale if (h >> 32) < thr else zero
-                mask[i * k + j + 1] = mk
-                out[i * k + j + 1] = X[i * k + j + 1] * mk
+    if floating is float:
+        fastnn_dropout_f(n, k, X, key, step, row0, rate, mask, out)
+    else:
+        fastnn_dropout_d(n, k, X, key, step, row0, rate, mask, out)
 
 
 # =========================================================================== layer norm rows
@@ -247,24 +316,15 @@ cdef void _plan_forward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const flo
         _plan_ln_fwd(m, k, A_in, params + p0, params + p1, f[F_EPS], Z, wb + a, A)
     elif op == OP_BATCHNORM:
         if phase == 0:  # this shard's mean and sum of squared deviations (two passes, float64)
-            for j in range(k):
-                st[a + j] = 0.0
-                st[a + k + j] = 0.0
-            for i in range(m):
-                for j in range(k):
-                    st[a + j] += A_in[i * k + j]
-            for j in range(k):
-                st[a + j] /= m
-            for i in range(m):
-                for j in range(k):
-                    d = A_in[i * k + j] - st[a + j]
-                    st[a + k + j] += d * d
+            if floating is float:
+                fastnn_bn_stats_f(A_in, m, k, st + a, st + a + k)
+            else:
+                fastnn_bn_stats_d(A_in, m, k, st + a, st + a + k)
         else:  # normalize with the batch statistics the sync left in shard 0's stats
-            for i in range(m):
-                for j in range(k):
-                    xh = (A_in[i * k + j] - st0[a + 2 * k + j]) * st0[a + 3 * k + j]
-                    Z[i * k + j] = <floating> xh
-                    A[i * k + j] = <floating> (<double> params[p0 + j] * xh + <double> params[p1 + j])
+            if floating is float:
+                fastnn_bn_norm_f(A_in, m, k, st0 + a + 2 * k, st0 + a + 3 * k, params + p0, params + p1, Z, A)
+            else:
+                fastnn_bn_norm_d(A_in, m, k, st0 + a + 2 * k, st0 + a + 3 * k, params + p0, params + p1, Z, A)
     else:
         pass  # unknown op: refused by _plan_check before any step runs
 
@@ -306,23 +366,18 @@ cdef void _plan_backward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const fl
         _plan_ln_bwd(m, k, dA, Z, wb + a, params + p0, g + p0, g + p1, dX if need else NULL)
     elif op == OP_BATCHNORM:
         if phase == 0:  # this shard's sums of dY and dY * Xhat: its dbeta and dgamma
-            for j in range(k):
-                st[a + 4 * k + j] = 0.0
-                st[a + 5 * k + j] = 0.0
-            for i in range(m):
-                for j in range(k):
-                    d = dA[i * k + j]
-                    st[a + 4 * k + j] += d
-                    st[a + 5 * k + j] += d * Z[i * k + j]
+            if floating is float:
+                fastnn_bn_dsums_f(dA, Z, m, k, st + a + 4 * k, st + a + 5 * k)
+            else:
+                fastnn_bn_dsums_d(dA, Z, m, k, st + a + 4 * k, st + a + 5 * k)
             for j in range(k):
                 g[p1 + j] = <floating> st[a + 4 * k + j]
                 g[p0 + j] = <floating> st[a + 5 * k + j]
         else:  # input gradient from the batch sums the sync left in shard 0's stats
-            for i in range(m):
-                for j in range(k):
-                    cc = <double> params[p0 + j] * st0[a + 3 * k + j] / m_total
-                    dX[i * k + j] = <floating> (cc * (m_total * <double> dA[i * k + j] - st0[a + 4 * k + j]
-                                                      - Z[i * k + j] * st0[a + 5 * k + j]))
+            if floating is float:
+                fastnn_bn_dx_f(dA, Z, m, k, st0 + a + 2 * k, st0 + a + 4 * k, st0 + a + 5 * k, dX)
+            else:
+                fastnn_bn_dx_d(dA, Z, m, k, st0 + a + 2 * k, st0 + a + 4 * k, st0 + a + 5 * k, dX)
     else:
         pass  # unknown op: refused by _plan_check before any step runs
 
@@ -419,8 +474,8 @@ cdef inline void _shard_span(Py_ssize_t m, Py_ssize_t n_shards, Py_ssize_t s, Py
     m_s[0] = min(per, m - s * per)
 
 
-cdef void _plan_sync(const PlanCtx* c, int64_t kind, Py_ssize_t q, floating* buffers, double* stats,
-                     Py_ssize_t m, Py_ssize_t n_shards) noexcept nogil:
+cdef void _plan_sync(const PlanCtx* c, int64_t kind, Py_ssize_t q, const floating* params, floating* buffers,
+                     double* stats, Py_ssize_t m, Py_ssize_t n_shards) noexcept nogil:
     """The serial combine after a section: BatchNorm statistics across shards, in shard order."""
     cdef const int64_t* r
     cdef Py_ssize_t k, a, s, j, row0, m_s, n_acc, n_t, rm, rv
@@ -470,6 +525,13 @@ cdef void _plan_sync(const PlanCtx* c, int64_t kind, Py_ssize_t q, floating* buf
             st = stats + s * c.n_stats
             for j in range(4 * k, 6 * k):
                 s0[a + j] += st[a + j]
+        # dX = gamma*inv/m * (m*dY - sum dY - Xhat*sum dY*Xhat) = c*dY - c*sum dY/m - Xhat*c*sum dY*Xhat/m:
+        # the three per-feature factors, once, so the phase-1 loop is a multiply-add per element.
+        for j in range(k):
+            mean = <double> params[r[P_PARAM0] + j] * s0[a + 3 * k + j]  # c = gamma * inv_std
+            s0[a + 2 * k + j] = mean  # the batch mean is not needed any more
+            s0[a + 4 * k + j] *= mean / m
+            s0[a + 5 * k + j] *= mean / m
     else:
         pass  # unknown sync: refused by _plan_check
 
@@ -500,7 +562,7 @@ cdef void _plan_serial(const PlanCtx* c, const floating* X, const floating* Y, c
         for sec in range(c.n_sections):
             _plan_items(c, c.sections[4 * sec], c.sections[4 * sec + 1], X, Y, start, params, g,
                         work, stats, stats, m, m, 0, step, result)
-            _plan_sync(c, c.sections[4 * sec + 2], c.sections[4 * sec + 3], buffers, stats, m, 1)
+            _plan_sync(c, c.sections[4 * sec + 2], c.sections[4 * sec + 3], params, buffers, stats, m, 1)
         batch_loss[j] = result[0] / m + result[2]
         batch_correct[j] = result[1]
         if update:
@@ -556,7 +618,8 @@ cdef void _plan_sharded(const PlanCtx* c, const floating* X, const floating* Y, 
                     _plan_items(c, lo, hi, X, Y, start, params, wb + g_off, wb, stats + s * c.n_stats,
                                 stats, m_s, m, row0, step, result + 3 * s)
                 fastnn_ftz_restore(csr)
-            _plan_sync(c, c.sections[4 * sec + 2], c.sections[4 * sec + 3], buffers, stats, m, n_shards)
+            _plan_sync(c, c.sections[4 * sec + 2], c.sections[4 * sec + 3], params, buffers, stats, m,
+                       n_shards)
         loss_sum = 0.0
         correct = 0.0
         penalty = 0.0
@@ -629,7 +692,7 @@ cdef int _plan_check(const PlanCtx* c, Py_ssize_t n_items, Py_ssize_t cap, Py_ss
         if n_in <= 0 or n_out <= 0 or (q > 0 and n_in != c.ops[(q - 1) * N_PCOL + P_N_OUT]) \
                 or (op != OP_DENSE and n_in != n_out):
             return PLAN_BAD_WIDTH
-        widest = max(widest, n_in, n_out)
+        widest = max(widest, n_out, n_in if r[P_NEED_DX] != 0 else 0)  # the gradient blocks' width
         if not (_span_ok(r[P_IN], cap * n_in, S) and _span_ok(r[P_Z], cap * n_out, S)
                 and _span_ok(r[P_OUT], cap * n_out, S)):
             return PLAN_BAD_WORK

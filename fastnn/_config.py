@@ -8,11 +8,17 @@ import os
 
 import numpy as np
 
-# libgomp (Numba's "omp" threading layer, the Cython extension's OpenMP) reads this once, when it
-# loads, which is after this import. Its default lets idle workers spin: with another process busy on
-# the machine the sharded step collapsed 20-40x (2.7k-3.9k vs 50k-119k samples/s, MNIST MLP, 2 cores).
-# A user's own setting (made before importing fastnn) wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# libgomp (Numba's "omp" threading layer, the Cython extension's OpenMP) reads these once, when it
+# loads, which is after this import. Its default lets idle workers spin for ~300k rounds: with another
+# process busy on the machine the sharded step collapsed 20-40x (2.7k-3.9k vs 50k-119k samples/s).
+# Never spinning (OMP_WAIT_POLICY=PASSIVE) costs a futex wake-up at every parallel section, which a
+# BatchNorm sync point makes several per step. A short spin is the compromise, measured on 2 cores,
+# MNIST 784-256-128-10 at batch 128, cython, samples/s (plain / BatchNorm after each hidden layer):
+#   idle:                 PASSIVE 110k / 75k   GOMP_SPINCOUNT=2000 130k / 117k   20000 126k / 111k
+#   other core busy:      PASSIVE  77k / 71k   GOMP_SPINCOUNT=2000  70k /  56k   20000  57k /  43k
+# A user's own setting of either variable (made before importing fastnn) wins.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "2000"
 
 _state = {"num_threads": None}
 

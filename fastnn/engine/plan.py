@@ -163,8 +163,10 @@ def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True)
     off += cap * ny
     n_stats = 0
     prev_out = wofs[C.W_X]
-    widest = max(max(r.n_in, r.n_out) for r in rows)
     first_grad = min(q for q, r in enumerate(rows) if r.params)
+    # Gradient blocks hold row outputs' gradients and the input gradients backward computes: the
+    # input width of the first rows (784 for MNIST) never needs one, and the blocks stay in cache.
+    widest = max([r.n_out for r in rows] + [r.n_in for q, r in enumerate(rows) if q > first_grad])
     for q, (r, owner) in enumerate(zip(rows, owners)):
         if q > 0 and r.n_in != rows[q - 1].n_out:
             raise ValueError(f"plan row {q} expects {r.n_in} inputs but row {q - 1} gives {rows[q - 1].n_out}")

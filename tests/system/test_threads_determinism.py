@@ -387,9 +387,16 @@ def test_same_seed_same_bits_in_a_fresh_process(backend, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), here)
 
 
-def test_fastnn_defaults_to_a_passive_openmp_wait_policy():
-    env = {k: v for k, v in _env(2).items() if k != "OMP_WAIT_POLICY"}
-    proc = subprocess.run([sys.executable, "-c", "import os, fastnn; print(os.environ.get('OMP_WAIT_POLICY'))"],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+@pytest.mark.parametrize("user_env,expected", [
+    ({}, "None 2000"),                                   # default: a short spin, then sleep
+    ({"OMP_WAIT_POLICY": "PASSIVE"}, "PASSIVE None"),    # a user's choice wins
+    ({"GOMP_SPINCOUNT": "50"}, "None 50"),
+])
+def test_fastnn_defaults_to_a_short_openmp_spin(user_env, expected):
+    env = {k: v for k, v in _env(2).items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update(user_env)
+    code = "import os, fastnn; print(os.environ.get('OMP_WAIT_POLICY'), os.environ.get('GOMP_SPINCOUNT'))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().upper() == "PASSIVE"
+    assert proc.stdout.strip() == expected

@@ -50,23 +50,21 @@ def dropout_forward(X, key, step, row0, rate, mask_out, out):
     n, k = X.shape
     t = X.dtype.type
     keep = 1.0 - rate
-    thr = uint64(np.int64(keep * 4294967296.0))
+    thr = uint64(np.int64(keep * 65536.0))
     scale, zero = t(1.0 / keep), t(0)
     g = uint64(GOLDEN)
     base = uint64(key) + (uint64(step) << uint64(32)) * g
-    low = uint64(0xFFFFFFFF)
+    low = uint64(0xFFFF)
     for i in range(n):
         rk = _mix64(base + uint64(row0 + i) * g)
-        for p in range((k + 1) // 2):
+        x, mk, o = X[i], mask_out[i], out[i]
+        for p in range((k + 3) // 4):  # one hash, four 16-bit draws
             h = _mix64(rk + uint64(p + 1) * g)
-            j = 2 * p
-            m = scale if (h & low) < thr else zero
-            mask_out[i, j] = m
-            out[i, j] = X[i, j] * m
-            if j + 1 < k:
-                m = scale if (h >> uint64(32)) < thr else zero
-                mask_out[i, j + 1] = m
-                out[i, j + 1] = X[i, j + 1] * m
+            for u in range(min(4, k - 4 * p)):
+                j = 4 * p + u
+                m = scale if ((h >> uint64(16 * u)) & low) < thr else zero
+                mk[j] = m
+                o[j] = x[j] * m
 
 
 # --------------------------------------------------------------------------- one item on one shard
@@ -127,11 +125,12 @@ def _backward_row(q, phase, ops, fops, params, g, wofs, wb, st, st0, m, m_total)
     else:
         dA_off, dX_off = wofs[W_DX], wofs[W_DA]
     dA = _view(wb, dA_off, m, n_out)
-    dX = _view(wb, dX_off, m, n_in)
     A_in = _view(wb, ops[q, P_IN], m, n_in)
+    need = ops[q, P_NEED_DX] != 0
+    # Gradient blocks are sized for the input gradients backward computes: no view when none is needed.
+    dX = _view(wb, dX_off, m, n_in) if need else A_in
     Z = _view(wb, ops[q, P_Z], m, n_out)
     A = _view(wb, ops[q, P_OUT], m, n_out)
-    need = ops[q, P_NEED_DX] != 0
     op = ops[q, P_OP]
     p0, p1 = ops[q, P_PARAM0], ops[q, P_PARAM1]
     if op == OP_DENSE:
@@ -165,11 +164,9 @@ def _backward_row(q, phase, ops, fops, params, g, wofs, wb, st, st0, m, m_total)
                 g[p1 + j] = st[a + 4 * k + j]
                 g[p0 + j] = st[a + 5 * k + j]
         else:  # input gradient from the batch sums the sync left in shard 0's stats
-            gamma = params[p0:p0 + k]
             for i in range(m):
                 for j in range(k):
-                    c = float(gamma[j]) * st0[a + 3 * k + j] / m_total
-                    dX[i, j] = c * (m_total * float(dA[i, j]) - st0[a + 4 * k + j] - Z[i, j] * st0[a + 5 * k + j])
+                    dX[i, j] = st0[a + 2 * k + j] * dA[i, j] - st0[a + 4 * k + j] - Z[i, j] * st0[a + 5 * k + j]
 
 
 @njit(**_OPTS)
@@ -250,7 +247,7 @@ def _shard_rows_of(m, n_shards, s):
 
 
 @njit(**_OPTS)
-def _sync(kind, q, ops, fops, buffers, stats, m, n_shards):
+def _sync(kind, q, ops, fops, params, buffers, stats, m, n_shards):
     """The serial combine after a section: BatchNorm statistics across shards, in shard order."""
     if kind == SYNC_BN_FORWARD:
         k = ops[q, P_N_OUT]
@@ -288,6 +285,13 @@ def _sync(kind, q, ops, fops, buffers, stats, m, n_shards):
                 continue
             for j in range(4 * k, 6 * k):
                 stats[0, a + j] += stats[s, a + j]
+        # dX = c*dY - c*sum(dY)/m - Xhat*c*sum(dY*Xhat)/m with c = gamma*inv_std: the factors, once.
+        p0 = ops[q, P_PARAM0]
+        for j in range(k):
+            c = float(params[p0 + j]) * stats[0, a + 3 * k + j]
+            stats[0, a + 2 * k + j] = c  # the batch mean is not needed any more
+            stats[0, a + 4 * k + j] *= c / m
+            stats[0, a + 5 * k + j] *= c / m
 
 
 @njit(**_OPTS)
@@ -324,7 +328,7 @@ def _steps_serial(X, Y, perm, starts, batch_size, ops, fops, items, sections, wo
         for sec in range(sections.shape[0]):
             _run_items(items, sections[sec, 0], sections[sec, 1], X, Y, perm, start, ops, fops, wofs, params,
                        g, wb, st, st, loss_code, loss_f, m, m, 0, step, result)
-            _sync(sections[sec, 2], sections[sec, 3], ops, fops, buffers, stats, m, 1)
+            _sync(sections[sec, 2], sections[sec, 3], ops, fops, params, buffers, stats, m, 1)
         batch_loss[j] = result[0] / m + result[2]
         batch_correct[j] = result[1]
         if update:
@@ -372,7 +376,7 @@ def _steps_sharded(X, Y, perm, starts, batch_size, ops, fops, items, sections, w
                 _run_items(items, lo, hi, X, Y, perm, start, ops, fops, wofs, params,
                            work[s, g_off:g_off + n_params], work[s], stats[s], stats[0],
                            loss_code, loss_f, m_s, m, row0, step, result[s])
-            _sync(sections[sec, 2], sections[sec, 3], ops, fops, buffers, stats, m, n_shards)
+            _sync(sections[sec, 2], sections[sec, 3], ops, fops, params, buffers, stats, m, n_shards)
         loss_sum, correct, penalty = 0.0, 0.0, 0.0
         for s in range(n_shards):  # fixed order: results do not depend on the thread schedule
             loss_sum += result[s, 0]

@@ -77,8 +77,7 @@ def _backward(q, phase, plan, g, wb, st, st0, m, m_total):
         g[p0:p0 + k] = st[a + 5 * k:a + 6 * k]
     else:
         k = n_out
-        c = params[p0:p0 + k].astype(np.float64) * st0[a + 3 * k:a + 4 * k] / m_total
-        dX[...] = c * (m_total * dA.astype(np.float64) - st0[a + 4 * k:a + 5 * k] - Z * st0[a + 5 * k:a + 6 * k])
+        dX[...] = st0[a + 2 * k:a + 3 * k] * dA - st0[a + 4 * k:a + 5 * k] - Z * st0[a + 5 * k:a + 6 * k]
 
 
 def _loss(plan, wb, ny, m, scale):
@@ -138,6 +137,11 @@ def _sync(kind, q, plan, m, splits):
         for s in range(1, len(splits)):
             if splits[s][1] > 0:
                 stats[0, a + 4 * k:a + 6 * k] += stats[s, a + 4 * k:a + 6 * k]
+        # dX = c*dY - c*sum(dY)/m - Xhat*c*sum(dY*Xhat)/m with c = gamma*inv_std: the factors, once.
+        p0 = ops[q, P_PARAM0]
+        c = plan.params[p0:p0 + k].astype(np.float64) * stats[0, a + 3 * k:a + 4 * k]
+        stats[0, a + 2 * k:a + 3 * k] = c
+        stats[0, a + 4 * k:a + 6 * k] *= np.concatenate([c, c]) / m
 
 
 def _check(plan):
