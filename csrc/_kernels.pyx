@@ -44,7 +44,7 @@ loops from vectorizing (measured: Adam over 235k float32 parameters 4x slower).
 A pragma does not do it (GCC fixes the builtins' errno attributes from the command line).
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport parallel, prange
 
 cdef extern from *:
     """

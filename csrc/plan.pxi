@@ -30,6 +30,18 @@ cdef extern from *:
     }
     #define FASTNN_GOLDEN 0x9E3779B97F4A7C15ULL
 
+    /* The persistent parallel region's primitives (a single thread without OpenMP). */
+    #ifdef _OPENMP
+    #include <omp.h>
+    static inline int fastnn_thread_num(void) { return omp_get_thread_num(); }
+    static inline int fastnn_num_threads(void) { return omp_get_num_threads(); }
+    static inline void fastnn_barrier(void) { _Pragma("omp barrier") }
+    #else
+    static inline int fastnn_thread_num(void) { return 0; }
+    static inline int fastnn_num_threads(void) { return 1; }
+    static inline void fastnn_barrier(void) { }
+    #endif
+
     /* The extension builds for the baseline ISA (SSE2) so it runs on any x86-64; these elementwise
        kernels also get AVX2 and AVX-512 clones, picked once at load time by CPU feature (GCC ifunc;
        by feature, not by model: virtual machines often report a model GCC does not know). */
@@ -98,6 +110,9 @@ cdef extern from *:
     """
     uint64_t fastnn_mix64(uint64_t z) noexcept nogil
     uint64_t FASTNN_GOLDEN
+    int fastnn_thread_num() noexcept nogil
+    int fastnn_num_threads() noexcept nogil
+    void fastnn_barrier() noexcept nogil
     void fastnn_dropout_f(Py_ssize_t n, Py_ssize_t k, const float* x, uint64_t key, int64_t step, int64_t row0,
                           double rate, float* mask, float* out) noexcept nogil
     void fastnn_dropout_d(Py_ssize_t n, Py_ssize_t k, const double* x, uint64_t key, int64_t step, int64_t row0,
@@ -581,62 +596,121 @@ cdef void _plan_sharded(const PlanCtx* c, const floating* X, const floating* Y, 
                         Py_ssize_t n_shards, int opt, floating* state, double* h, const double* lrs,
                         int64_t step0, bint update, double* result, double* partial,
                         double* batch_loss, double* batch_correct) noexcept nogil:
-    """Row shards in an OpenMP prange per section; the serial syncs between; fixed-order reduction."""
-    cdef Py_ssize_t j, i, s, sec, start, m, per, lo, hi, row0, m_s, n_params = c.n_params
-    cdef Py_ssize_t stride = c.stride, g_off = c.wofs[W_GRAD]
-    cdef int n_threads = <int> n_shards
-    cdef int64_t step
-    cdef double loss_sum, correct, penalty
+    """Row shards in ONE parallel region per call: barriers between sections, syncs and the update.
+
+    Every thread runs the same control flow over the same data, so every thread meets every
+    barrier; shard s runs on thread s % n_threads, gradient chunk k on thread k % n_threads.
+    The serial parts (syncs, the loss sums, the clip norm) run on thread 0 between barriers, in
+    a fixed order: results do not depend on the thread schedule or count. One region instead
+    of a fork/join per section and per update: a BatchNorm sync costs a barrier, not a wake-up.
+    """
+    cdef Py_ssize_t j, i, s, sec, start, m, per, lo, hi, row0, m_s, k, ck, ch_lo, ch_hi, cn
+    cdef Py_ssize_t n_params = c.n_params, stride = c.stride, g_off = c.wofs[W_GRAD]
+    cdef Py_ssize_t n_chunks = (n_params + CHUNK - 1) // CHUNK
+    cdef int n_threads = <int> n_shards, tid, nt
+    cdef int64_t step, kind
+    cdef double loss_sum, correct, penalty, norm
+    cdef double clip_norm = h[H_CLIP_NORM], clip_value = h[H_CLIP_VALUE]
+    cdef floating f
     cdef floating* wb
+    cdef floating* gch
+    cdef const floating* sg
     cdef unsigned int csr
     if not update:
         memset(grads, 0, n_params * sizeof(floating))
-    for j in range(n_batches):
-        start = starts[j]
-        m = min(batch_size, n - start)
-        step = step0 + j + 1
-        per = (m + n_shards - 1) // n_shards
-        for sec in range(c.n_sections):
-            lo = c.sections[4 * sec]
-            hi = c.sections[4 * sec + 1]
-            for s in prange(n_shards, num_threads=n_threads, schedule='static', chunksize=1):
-                csr = fastnn_ftz_on()  # MXCSR is per thread
-                row0 = s * per
-                m_s = min(per, m - row0)
-                wb = work + s * stride
-                if m_s <= 0:
-                    if sec == 0:  # an idle shard adds nothing to the sums
-                        memset(wb + g_off, 0, n_params * sizeof(floating))
-                        result[3 * s] = 0.0
-                        result[3 * s + 1] = 0.0
-                        result[3 * s + 2] = 0.0
-                else:
+    with parallel(num_threads=n_threads):
+        tid = fastnn_thread_num()
+        nt = fastnn_num_threads()
+        csr = fastnn_ftz_on()  # MXCSR is per thread
+        for j in range(n_batches):
+            start = starts[j]
+            m = min(batch_size, n - start)
+            step = step0 + j + 1
+            per = (m + n_shards - 1) // n_shards
+            if tid == 0:  # read by the update, after at least one barrier
+                h[H_LR] = lrs[j]
+            for sec in range(c.n_sections):
+                lo = c.sections[4 * sec]
+                hi = c.sections[4 * sec + 1]
+                kind = c.sections[4 * sec + 2]
+                s = tid  # this thread's share: s = tid, tid + nt, ...
+                while s < n_shards:
+                    row0 = s * per
+                    m_s = min(per, m - row0)
+                    wb = work + s * stride
                     if sec == 0:
                         result[3 * s] = 0.0
                         result[3 * s + 1] = 0.0
                         result[3 * s + 2] = 0.0
-                    _plan_items(c, lo, hi, X, Y, start, params, wb + g_off, wb, stats + s * c.n_stats,
-                                stats, m_s, m, row0, step, result + 3 * s)
-                fastnn_ftz_restore(csr)
-            _plan_sync(c, c.sections[4 * sec + 2], c.sections[4 * sec + 3], params, buffers, stats, m,
-                       n_shards)
-        loss_sum = 0.0
-        correct = 0.0
-        penalty = 0.0
-        for s in range(n_shards):  # fixed order: results do not depend on the thread schedule
-            loss_sum = loss_sum + result[3 * s]
-            correct = correct + result[3 * s + 1]
-            penalty = penalty + result[3 * s + 2]
-        batch_loss[j] = loss_sum / m + penalty
-        batch_correct[j] = correct
-        if update:
-            h[H_LR] = lrs[j]
-            _reduce_and_update(opt, params, grads, n_params, work, n_shards, stride, g_off, state, h,
-                               step, partial, n_threads)
-        else:
-            for s in range(n_shards):
-                for i in range(n_params):
-                    grads[i] = grads[i] + work[s * stride + g_off + i]
+                    if m_s <= 0:
+                        if sec == 0:  # an idle shard adds nothing to the sums
+                            memset(wb + g_off, 0, n_params * sizeof(floating))
+                    else:
+                        _plan_items(c, lo, hi, X, Y, start, params, wb + g_off, wb, stats + s * c.n_stats,
+                                    stats, m_s, m, row0, step, result + 3 * s)
+                    s = s + nt
+                fastnn_barrier()
+                if kind != SYNC_NONE:
+                    if tid == 0:
+                        _plan_sync(c, kind, c.sections[4 * sec + 3], params, buffers, stats, m, n_shards)
+                    fastnn_barrier()
+            if tid == 0:
+                loss_sum = 0.0
+                correct = 0.0
+                penalty = 0.0
+                for s in range(n_shards):  # fixed order
+                    loss_sum = loss_sum + result[3 * s]
+                    correct = correct + result[3 * s + 1]
+                    penalty = penalty + result[3 * s + 2]
+                batch_loss[j] = loss_sum / m + penalty
+                batch_correct[j] = correct
+            # Reduce the shard gradients chunk by chunk (fixed shard order), clip, update.
+            ck = tid  # this thread's share: ck = tid, tid + nt, ...
+            while ck < n_chunks:
+                ch_lo = ck * CHUNK
+                ch_hi = min(n_params, ch_lo + CHUNK)
+                cn = ch_hi - ch_lo
+                gch = grads + ch_lo
+                if update:
+                    sg = work + g_off + ch_lo
+                    for i in range(cn):
+                        gch[i] = sg[i]
+                    for s in range(1, n_shards):
+                        sg = work + s * stride + g_off + ch_lo
+                        for i in range(cn):
+                            gch[i] = gch[i] + sg[i]
+                    if clip_value > 0:
+                        _clip_value(gch, cn, clip_value)
+                    if clip_norm > 0:
+                        partial[ck] = _sum_squares(gch, cn)
+                    else:
+                        _update_slice(opt, params, grads, state, n_params, ch_lo, ch_hi, h, step)
+                else:
+                    for s in range(n_shards):
+                        sg = work + s * stride + g_off + ch_lo
+                        for i in range(cn):
+                            gch[i] = gch[i] + sg[i]
+                ck = ck + nt
+            if update and clip_norm > 0:
+                fastnn_barrier()
+                if tid == 0:  # the global norm: a serial sum of the chunk norms
+                    norm = 0.0
+                    for ck in range(n_chunks):
+                        norm = norm + partial[ck]
+                    norm = sqrt(norm)
+                    partial[n_chunks] = clip_norm / (norm + 1e-12) if norm > clip_norm else 1.0
+                fastnn_barrier()
+                f = <floating> partial[n_chunks]
+                ck = tid  # this thread's share: ck = tid, tid + nt, ...
+                while ck < n_chunks:
+                    ch_lo = ck * CHUNK
+                    ch_hi = min(n_params, ch_lo + CHUNK)
+                    if f != 1:
+                        _scale(grads + ch_lo, ch_hi - ch_lo, f)
+                    _update_slice(opt, params, grads, state, n_params, ch_lo, ch_hi, h, step)
+                    ck = ck + nt
+            fastnn_barrier()  # the next step reads the updated weights
+        fastnn_ftz_restore(csr)
 
 
 # =========================================================================== plan checks
@@ -906,7 +980,7 @@ def _plan_run(const floating[:, :] X, const floating[:, :] Y, const int64_t[::1]
     cdef double[::1] h = h_arr
     result_arr = np.zeros(3 * n_shards)
     cdef double[::1] result = result_arr
-    partial_arr = np.zeros(max(1, (n_params + CHUNK - 1) // CHUNK))
+    partial_arr = np.zeros(max(1, (n_params + CHUNK - 1) // CHUNK) + 1)  # + the clip factor
     cdef double[::1] partial = partial_arr
     # grad_steps on one shard: each batch's gradient lands here, then is added to grads.
     acc_arr = np.zeros(n_params if (n_shards == 1 and not update) else 1,
