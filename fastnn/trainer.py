@@ -253,9 +253,8 @@ class Trainer:
 
         kern = get_backend(self.backend)
         n_threads = self.n_threads or get_num_threads()
-        driver = _engine.plan_driver(kern)
         plan = _engine.build_plan(net, self.loss, batch_size, self._plan_shards(n_threads, batch_size),
-                                  Y.shape[1], backend_has_driver=driver is not None)
+                                  Y.shape[1], backend_has_driver=hasattr(kern, "train_steps"))
         if self.path == "per-layer":
             plan = _engine.Plan(path="per-layer", reason="asked for with Trainer(path='per-layer')")
         elif self.path == "fused" and plan.path != "fused":
@@ -282,7 +281,7 @@ class Trainer:
         self.batch_size_in_use = batch_size
         hyper = self.optimizer.hyper_vector(self.clip_norm, self.clip_value)
         if plan.path == "fused":
-            run = _engine.fused_runner(driver, plan, net, self.loss, self.optimizer, X_run, Y, hyper)
+            run = _engine.fused_runner(kern, plan, net, self.loss, self.optimizer, X_run, Y, hyper)
         else:
             run = _engine.layerwise_runner(kern, self.backend, net, self.loss, self.optimizer, X_run, Y,
                                            batch_size, hyper, self.clip_norm, self.clip_value)

@@ -10,13 +10,4 @@ from .guard import guarded
 from .plan import Plan, build_plan, shard_rows
 from .runners import fused_runner, layerwise_runner
 
-__all__ = ["Plan", "build_plan", "shard_rows", "guarded", "fused_runner", "layerwise_runner", "plan_driver"]
-
-
-def plan_driver(kern):
-    """The plan driver of a kernel backend (a module with train_steps/grad_steps/apply_update), or None."""
-    if hasattr(kern, "train_steps"):
-        return kern
-    from ..kernels import plan_drivers
-
-    return plan_drivers.for_backend(kern.NAME)
+__all__ = ["Plan", "build_plan", "shard_rows", "guarded", "fused_runner", "layerwise_runner"]

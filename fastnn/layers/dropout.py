@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from ..kernels import dropout_ref as _masks
+from ..kernels import get_backend
 from ..kernels.codes import OP_DROPOUT
 from .base import Layer, PlanRow, register
 
@@ -69,7 +69,7 @@ class Dropout(Layer):
         mask = self._buffer("mask", X.shape, X.dtype)
         out = self._buffer("out", X.shape, X.dtype)
         # mask holds 0 or 1/keep, so backward is one multiply.
-        _masks.dropout_forward(X, self.key, self.step, 0, self.rate, mask, out)
+        get_backend(backend).dropout_forward(X, self.key, self.step, 0, self.rate, mask, out)
         self.step += 1
         self._mask = mask
         return out
@@ -78,7 +78,7 @@ class Dropout(Layer):
         if self._mask is None:
             return dA
         dX = self._buffer("dX", dA.shape, dA.dtype)
-        _masks.dropout_backward(dA, self._mask, dX)
+        np.multiply(dA, self._mask, out=dX)
         return dX
 
     def get_config(self):

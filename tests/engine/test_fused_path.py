@@ -158,7 +158,7 @@ def test_grad_steps_then_apply_update_equals_train_steps(backend, n_shards):
         plan = engine.build_plan(net, loss, 30, n_shards, 1).bind(net, opt, opt.hyper_vector(1.0, 0.0))
         return net, opt, plan, loss.prepare_targets(LABELS, 3, net.dtype)
 
-    driver = engine.plan_driver(get_backend(backend))
+    driver = get_backend(backend)
     X = np.ascontiguousarray(X20)
     perm = np.random.default_rng(0).permutation(150).astype(np.int64)
     starts = np.arange(0, 150, 30, dtype=np.int64)
@@ -188,7 +188,7 @@ def test_fused_gradients_pass_a_central_difference_check(backend):
     Y = loss.prepare_targets(LABELS[:9], 3, net.dtype)
     for n_shards in (1, 2):
         plan = engine.build_plan(net, loss, 9, n_shards, 1).bind(net, opt, opt.hyper_vector())
-        driver = engine.plan_driver(get_backend(backend))
+        driver = get_backend(backend)
         perm, starts = np.arange(9, dtype=np.int64), np.zeros(1, np.int64)
         bl, bc = np.zeros(1), np.zeros(1)
 
@@ -217,7 +217,7 @@ def test_unknown_codes_in_a_plan_raise():
     opt.build(net.n_params, net.dtype)
     loss = fnn.losses.get("cross_entropy")
     Y = loss.prepare_targets(LABELS, 3, net.dtype)
-    driver = engine.plan_driver(get_backend(backend))
+    driver = get_backend(backend)
     args = (np.ascontiguousarray(X20), Y, np.arange(150, dtype=np.int64), np.zeros(1, np.int64))
     plan = engine.build_plan(net, loss, 32, 1, 1).bind(net, opt, opt.hyper_vector())
     plan.ops[1, codes.P_OP] = 99

@@ -368,3 +368,15 @@ def test_unknown_code_raises_value_error(op, backend, dtype):
             call(backend, op.name, args)
         if before is not None:  # nothing was trained or updated with a bad code
             np.testing.assert_array_equal(params, before, err_msg=f"{op.name} {kind}={bad}")
+
+
+# --------------------------------------------------------------------------- plan ops
+@pytest.mark.parametrize("rate", [0.0, 0.3, 0.9])
+@pytest.mark.parametrize("shape", [(1, 1), (13, 11), (4, 64)])
+def test_dropout_forward(rate, shape):
+    """Counter-based masks: the same bits on every backend (the plan drivers' whole-step tests are
+    in tests/engine: they need a plan, not a buffer factory)."""
+    def args(dt, rng):
+        return dict(X=rng.standard_normal(shape).astype(dt), key=987654321, step=3, row0=5, rate=rate,
+                    mask_out=np.empty(shape, dt), out=np.empty(shape, dt))
+    check_op("dropout_forward", args, ["mask_out", "out"])

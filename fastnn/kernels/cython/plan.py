@@ -2,9 +2,11 @@
 
 Same contract and semantics as :mod:`fastnn.kernels.numba.plan` (the reference of
 the driver): per step, for each section of the schedule, every row shard runs the
-section's items on its rows (an OpenMP ``prange`` over shards, single-threaded
-BLAS), then the section's sync runs serially; after the last section the shard
-gradients are summed in a fixed order, clipped and applied in one pass. With one
+section's items on its rows (single-threaded BLAS), then the section's sync runs
+on one thread; after the last section the shard gradients are summed in a fixed
+order, clipped and applied chunk by chunk. Unlike Numba, the whole call is one
+OpenMP parallel region: sections, syncs and the update are separated by
+barriers, not by a fork/join each. With one
 shard the same items run on the whole batch and write the gradient directly. The
 loop lives in ``csrc/plan.pxi`` (compiled into :mod:`fastnn._ext._kernels`), which
 checks every buffer it writes and every code and offset of the plan before running.
@@ -15,6 +17,13 @@ from . import optim
 from ._adapt import _k
 from ..codes import H_CLIP_NORM, H_CLIP_VALUE, H_LR
 
+
+
+def dropout_forward(X, key, step, row0, rate, mask_out, out):
+    """mask = (draw < threshold) / keep, out = X * mask (the bits of the reference)."""
+    dt = out.dtype
+    _k.plan_dropout_forward(np.ascontiguousarray(X, dt), int(key), int(step), int(row0), float(rate),
+                            mask_out, out)
 
 
 def _run(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct, update):

@@ -13,5 +13,6 @@ from .losses import (count_correct, focal_forward_backward, huber_forward_backwa
                      mae_forward_backward)
 from .norm import batchnorm_backward, batchnorm_forward, layernorm_backward, layernorm_forward
 from .optim import clip_gradients, optimizer_update
+from .plan import apply_update, dropout_forward, grad_steps, train_steps
 
 NAME = "numba"

@@ -17,7 +17,7 @@ from ..codes import (
     P_ACT, P_AUX, P_BUF0, P_BUF1, P_IN, P_N_IN, P_N_OUT, P_NEED_DX, P_OP, P_OUT, P_PARAM0, P_PARAM1,
     P_SEED, P_Z, SYNC_BN_BACKWARD, SYNC_BN_FORWARD, W_DA, W_DX, W_DZ, W_GRAD, W_X, W_Y,
 )
-from ..dropout_ref import dropout_forward
+from ..dropout_ref import dropout_backward, dropout_forward  # noqa: F401  (the reference dropout op)
 
 _OPS = (OP_DENSE, OP_DROPOUT, OP_BATCHNORM, OP_LAYERNORM)
 _LOSSES = (LOSS_SOFTMAX_CE, LOSS_MSE, LOSS_BCE_LOGITS, LOSS_MAE, LOSS_HUBER, LOSS_FOCAL)
