@@ -13,7 +13,7 @@ No silent codes: every code switch ends in an unknown-code branch. The C helpers
 ``STATUS_BAD_ACT`` / ``STATUS_BAD_OPT`` having written nothing); ``_loss_fb`` and
 ``_count_correct`` take a trailing ``int* status`` (may be NULL) and set
 ``STATUS_BAD_LOSS``. Called with zero elements they touch no buffer, which is how
-the wrappers and ``_probe_codes`` (the drivers) check a code before any work; the
+the wrappers check a code before any work (the plan driver checks its plan first); the
 wrappers turn a status into ValueError (``_check_status``).
 
 Layout of each family, as in sklearn's ``utils/_cython_blas.pyx``: fused-type
@@ -28,13 +28,14 @@ GEMMs go to BLAS through ``scipy.linalg.cython_blas`` (the BLAS scipy ships,
 called without the GIL). Row-major ``C = op(A) @ op(B)`` is the column-major
 product ``C^T = op(B)^T @ op(A)^T``, so no operand is ever copied or transposed.
 
-The whole-run driver :func:`train_batches` runs every mini-batch of a call
-without the GIL and without allocating; with ``n_shards > 1`` each batch is
-split into row shards computed in an OpenMP ``prange`` (one shard per thread,
-BLAS called from each thread: limit BLAS to one thread, e.g. with
-threadpoolctl, or it oversubscribes), the shard gradients are summed in a
-fixed order and the fused clip + optimizer update runs over fixed chunks, so
-results do not depend on the thread schedule.
+The plan driver (``plan.pxi``, :func:`plan_train_steps`) runs every mini-batch
+of a call without the GIL and without allocating in the loop; with
+``n_shards > 1`` the whole call is one OpenMP parallel region: each thread runs
+its row shards of every section (BLAS called from each thread: limit BLAS to
+one thread, e.g. with threadpoolctl, or it oversubscribes), barriers separate
+the sections, the syncs and the chunked reduce + clip + update, and every sum
+across shards runs in a fixed order, so results do not depend on the thread
+schedule.
 
 Directives (boundscheck/wraparound off, cdivision on) are set in setup.py. The
 ``distutils: extra_compile_args = -fno-math-errno`` line above adds one compiler

@@ -1,14 +1,14 @@
 # The Cython plan driver: runs the steps of a compiled plan (fastnn.engine.plan).
 #
 # Included once at the end of _kernels.pyx; it uses the kernels defined there (_gemm,
-# _dense_fwd/_dense_bwd, _loss_fb, _count_correct, _gather, _clip, _update_slice,
-# _reduce_and_update, the FTZ helpers) and the plan codes of the module's cdef enum.
+# _dense_fwd/_dense_bwd, _loss_fb, _count_correct, _gather, _clip, _update_slice, the FTZ
+# helpers) and the plan codes of _codes.pxi.
 #
-# Semantics are those of fastnn.kernels.plan_numba (the reference of the driver): per step,
-# per section of the schedule, each row shard runs the section's items on its rows (OpenMP
-# prange over shards, one shard per thread), then the section's sync runs serially (BatchNorm
-# statistics across shards, in shard order); after the last section the shard gradients are
-# summed in a fixed order, clipped and applied. With one shard the items run on the whole
+# Semantics are those of fastnn.kernels.numba.plan: per step, per section of the schedule,
+# each row shard runs the section's items on its rows, then the section's sync runs on one
+# thread (BatchNorm statistics across shards, in shard order); after the last section the
+# shard gradients are summed in a fixed order, clipped and applied. The sharded driver is one
+# OpenMP parallel region per call, with barriers where Numba needs a fork/join. With one shard the items run on the whole
 # batch and write the gradient directly. Plan codes are checked (_plan_check) before any step:
 # the switches below have explicit branches for unknown codes that do nothing, because an
 # unknown code never reaches them.
@@ -856,6 +856,10 @@ def _as(a, str name, dtype, int ndim, bint writable=False):
     return a
 
 
+_ACT_CODES = frozenset(v for k, v in CODES.items() if k.startswith("ACT_"))
+_OPT_CODES = frozenset(v for k, v in CODES.items() if k.startswith("OPT_"))
+
+
 def check_plan(ops, fops, items, sections, wofs, int loss_code, loss_f, Py_ssize_t batch_size,
                Py_ssize_t n_shards, Py_ssize_t n_params, Py_ssize_t n_buffers, Py_ssize_t ny,
                Py_ssize_t n_stats):
@@ -890,6 +894,9 @@ def check_plan(ops, fops, items, sections, wofs, int loss_code, loss_f, Py_ssize
         detail = f": loss code {loss_code}" if status == PLAN_BAD_LOSS else (
             f": op code {ops[where, P_OP]}" if status == PLAN_BAD_OP else "")
         raise ValueError(_PLAN_ERRORS[status] + detail + at)
+    for q in range(ops.shape[0]):  # activation codes of dense rows: no silent default in _act_row
+        if ops[q, P_OP] == OP_DENSE and ops[q, P_ACT] not in _ACT_CODES:
+            raise ValueError(f"unknown activation code {ops[q, P_ACT]} in plan row {q}")
 
 
 def plan_train_steps(X, Y, perm, batch_starts, Py_ssize_t batch_size, ops, fops, items, sections, wofs,
@@ -945,6 +952,8 @@ def plan_train_steps(X, Y, perm, batch_starts, Py_ssize_t batch_size, ops, fops,
     cdef Py_ssize_t need_state = 0 if (opt == OPT_SGD and hyper[H_MOMENTUM] == 0) else (2 if opt == OPT_ADAM else 1)
     if state.shape[0] < need_state:
         raise ValueError(f"the optimizer needs {need_state} state row(s), state has {state.shape[0]}")
+    if opt not in _OPT_CODES:
+        raise ValueError(f"unknown optimizer code {opt}")
     check_plan(ops, fops, items, sections, wofs, loss_code, loss_f, batch_size, n_shards, n_params,
                buffers.shape[0], Y.shape[1], stats.shape[1])
     if X.shape[1] != ops[0, P_N_IN] or Y.shape[0] != X.shape[0]:

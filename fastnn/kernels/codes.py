@@ -35,14 +35,6 @@ H_CLIP_NORM = 8
 H_CLIP_VALUE = 9
 N_HYPER = 10
 
-# Columns of the int64 layer table the whole-run drivers take.
-META_N_IN = 0
-META_N_OUT = 1
-META_ACT = 2
-META_W_OFF = 3
-META_B_OFF = 4
-N_META = 5
-
 # Losses the plan drivers also run; the per-op loss kernel (loss_forward_backward) takes only
 # KERNEL_LOSSES: these three have kernels of their own (mae/huber/focal_forward_backward).
 LOSS_MAE = 3

@@ -5,4 +5,3 @@ prefer ``fastnn.kernels.get_backend("numba")``.
 """
 from .numba import *  # noqa: F401,F403
 from .numba import NAME  # noqa: F401
-from .numba.driver import _work_offsets  # noqa: F401  (tests compare it with the Cython layout)

@@ -73,15 +73,11 @@ OPS = (
     _op("dropout_forward", "plan", "X key step row0 rate mask_out out",
         "mask = (16-bit counter-hash draw of (key, step, row0+i, j) < keep) / keep; out = X * mask"),
     _op("train_steps", "plan", "plan X Y perm batch_starts lrs step0 batch_loss batch_correct",
-        "one optimizer step per batch start through every row of a compiled plan (fastnn.engine.plan)"),
+        "one optimizer step per batch start through every row of a compiled plan (fastnn.engine.plan)",
+        codes="act opt"),
     _op("grad_steps", "plan", "plan X Y perm batch_starts step0 batch_loss batch_correct",
         "forward + backward of each batch into plan.grads (their sum), no update"),
     _op("apply_update", "plan", "plan lr step", "clip plan.grads as plan.hyper says, then one optimizer step"),
-    _op("train_batches", "driver",
-        "X Y perm batch_starts batch_size meta alphas params grads loss opt state hyper lrs step0 "
-        "n_shards work batch_loss batch_correct",
-        "run len(batch_starts) mini-batch steps of a Dense stack (forward, loss, backward, clip, update)",
-        codes="act loss opt"),
 )
 
 #: name -> Op

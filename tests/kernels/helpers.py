@@ -104,10 +104,28 @@ def check_op(op_name, args_factory, outputs, *, dtypes=DTYPES, backward=None, ch
                     assert_matches(out[name], b_ref_out[name], dtype, chain, f"{what} {name}")
 
 
-def dense_table(sizes, acts):
-    """The int64 layer table of a Dense stack ``sizes[0] -> ... -> sizes[-1]`` and its parameter count."""
-    meta, off = [], 0
-    for (a, b), act in zip(zip(sizes[:-1], sizes[1:]), acts):
-        meta.append([a, b, act, off, off + a * b])
-        off += a * b + b
-    return np.array(meta, np.int64), off
+def dense_plan(sizes, acts, batch_size, n_shards, dtype, *, loss="cross_entropy", ny=1, opt=0, hyper=None,
+               params=None, n_slots=2, backend=None):
+    """A bound :class:`fastnn.engine.Plan` of a Dense stack ``sizes[0] -> ... -> sizes[-1]``.
+
+    ``acts`` are activation codes, one per layer; ``params`` (flat, W then b per layer) replace
+    the initial weights; the optimizer is ``opt`` (a code) with ``hyper`` and zero state of
+    ``n_slots`` rows -- the raw arguments the kernel tests control directly.
+    """
+    import fastnn as fnn
+    from fastnn import activations, engine
+    from fastnn.kernels import codes
+
+    names = {activations.code_of(n): n for n in activations.NAMES}
+    layers = [fnn.Dense(a, b, names[act]) for (a, b), act in zip(zip(sizes[:-1], sizes[1:]), acts)]
+    net = fnn.Network(layers, seed=0, dtype=dtype, backend=backend)
+    loss_obj = fnn.losses.get(loss)
+    plan = engine.build_plan(net, loss_obj, batch_size, n_shards, ny)
+    if loss_obj.fused_activation is not None and acts[-1] != codes.ACT_LINEAR:
+        plan.ops[-1, codes.P_ACT] = acts[-1]  # the kernel tests drive the raw table, final softmax included
+    if params is not None:
+        net.params[...] = params
+    plan.params, plan.grads, plan.buffers = net.params, net.grads, net.buffers
+    plan.opt_code, plan.state = opt, np.zeros((n_slots, net.n_params), dtype)
+    plan.hyper = np.zeros(codes.N_HYPER) if hyper is None else np.asarray(hyper, np.float64)
+    return plan

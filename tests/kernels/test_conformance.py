@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from fastnn.data.augment import _RotationMaps
-from fastnn.kernels import codes, get_backend, layout, spec
+from fastnn.kernels import codes, get_backend, spec
 from fastnn.kernels.codes import (
     ACT_SOFTMAX, H_BETA1, H_BETA2, H_CLIP_NORM, H_CLIP_VALUE, H_DECOUPLED, H_EPS, H_LR, H_MOMENTUM,
     H_NESTEROV, H_WEIGHT_DECAY, LOSS_BCE_LOGITS, LOSS_SOFTMAX_CE, N_HYPER, OPT_RMSPROP,
 )
 
-from .helpers import backends, call, check_op, dense_table, signature
+from .helpers import backends, call, check_op, dense_plan, signature
 
 
 def _codes(prefix):
@@ -273,38 +273,40 @@ def test_gather_rows():
                                                  out=np.empty((37, 13), dt)), ["out"])
 
 
+_LOSS_NAMES = {LOSS_SOFTMAX_CE: "cross_entropy", codes.LOSS_MSE: "mse", LOSS_BCE_LOGITS: "binary_cross_entropy"}
+
+
 def _train_args(loss, opt, n_shards, acts=(1, 5, 0), kind="column", n=203, bs=32, slots=None):
+    """Arguments of ``train_steps``: a Dense plan with raw optimizer codes and hyper-parameters."""
     def make(dtype, rng):
         k = 4
-        meta, n_params = dense_table((12, 16, 8, k), acts)
         X = _rand(rng, (n, 12), dtype)
         Y = _target(loss, kind, rng, n, k, dtype)
         starts = np.arange(0, n, bs, dtype=np.int64)
         hyper = _hyper(slots if slots is not None else {H_MOMENTUM: 0.9, H_CLIP_NORM: 2.0, H_CLIP_VALUE: 0.5})
         if opt == OPT_RMSPROP:
             hyper[H_BETA2] = 0.99
-        rows = layout.shard_rows(bs, n_shards)
-        return dict(X=X, Y=Y, perm=rng.permutation(n).astype(np.int64), batch_starts=starts, batch_size=bs,
-                    meta=meta, alphas=np.full(3, 0.1), params=_rand(rng, n_params, dtype, 0.3),
-                    grads=np.zeros(n_params, dtype), loss=loss, opt=opt, state=np.zeros((2, n_params), dtype),
-                    hyper=hyper, lrs=np.linspace(1e-2, 1e-3, len(starts)), step0=5, n_shards=n_shards,
-                    work=np.zeros((n_shards, layout.shard_stride(meta, rows, Y.shape[1], n_params, n_shards)),
-                                  dtype),
-                    batch_loss=np.zeros(len(starts)), batch_correct=np.zeros(len(starts)))
+        perm = rng.permutation(n).astype(np.int64)
+        n_params = 12 * 16 + 16 + 16 * 8 + 8 + 8 * k + k
+        plan = dense_plan((12, 16, 8, k), acts, bs, n_shards, dtype, loss=_LOSS_NAMES[loss], ny=Y.shape[1],
+                          opt=opt, hyper=hyper, params=_rand(rng, n_params, dtype, 0.3))
+        return dict(plan=plan, X=X, Y=Y, perm=perm, batch_starts=starts, lrs=np.linspace(1e-2, 1e-3, len(starts)),
+                    step0=5, batch_loss=np.zeros(len(starts)), batch_correct=np.zeros(len(starts)),
+                    params=plan.params, state=plan.state)
     return make
 
 
 @pytest.mark.parametrize("n_shards", [1, 3])
 @pytest.mark.parametrize("loss,name", LOSSES, ids=_ids(LOSSES))
-def test_train_batches_every_loss(loss, name, n_shards):
-    check_op("train_batches", _train_args(loss, codes.OPT_ADAM, n_shards, acts=(1, 6, 0)),
+def test_train_steps_every_loss(loss, name, n_shards):
+    check_op("train_steps", _train_args(loss, codes.OPT_ADAM, n_shards, acts=(1, 6, 0)),
              ["params", "state", "batch_loss", "batch_correct"], chain=50)
 
 
 @pytest.mark.parametrize("n_shards", [1, 2])
 @pytest.mark.parametrize("opt,name", OPTS, ids=_ids(OPTS))
-def test_train_batches_every_optimizer(opt, name, n_shards):
-    check_op("train_batches", _train_args(LOSS_SOFTMAX_CE, opt, n_shards, acts=(3, ACT_SOFTMAX, 0)),
+def test_train_steps_every_optimizer(opt, name, n_shards):
+    check_op("train_steps", _train_args(LOSS_SOFTMAX_CE, opt, n_shards, acts=(3, ACT_SOFTMAX, 0)),
              ["params", "state", "batch_loss", "batch_correct"], chain=50)
 
 
@@ -320,9 +322,9 @@ TRAIN_CASES = [  # hyper-parameter paths of the fused clip + update inside the d
 
 @pytest.mark.parametrize("n_shards", [1, 2, 3])
 @pytest.mark.parametrize("loss,kind,opt,slots", TRAIN_CASES, ids=lambda c: str(c) if isinstance(c, str) else None)
-def test_train_batches_ragged_batches_and_empty_shards(loss, kind, opt, slots, n_shards):
+def test_train_steps_ragged_batches_and_empty_shards(loss, kind, opt, slots, n_shards):
     # bs=7 with 3 shards: 3 rows per shard, the last batch (101 % 7 = 3 rows) leaves a shard empty.
-    check_op("train_batches", _train_args(loss, opt, n_shards, kind=kind, n=101, bs=7, slots=slots),
+    check_op("train_steps", _train_args(loss, opt, n_shards, kind=kind, n=101, bs=7, slots=slots),
              ["params", "state", "batch_loss", "batch_correct"], chain=50)
 
 
@@ -337,7 +339,7 @@ _CODED = {  # op -> (valid args factory, {code argument: how to make it unknown}
     "loss_forward_backward": _loss_args(LOSS_SOFTMAX_CE, "column"),
     "count_correct": _loss_args(LOSS_SOFTMAX_CE, "column"),
     "optimizer_update": _opt_args(codes.OPT_SGD, OPT_VARIANTS["plain"], n=100),
-    "train_batches": _train_args(LOSS_SOFTMAX_CE, codes.OPT_ADAM, 1),
+    "train_steps": _train_args(LOSS_SOFTMAX_CE, codes.OPT_ADAM, 1),
 }
 _CODE_ARG = {"act": "act", "loss": "loss", "opt": "opt"}
 
@@ -345,8 +347,10 @@ _CODE_ARG = {"act": "act", "loss": "loss", "opt": "opt"}
 def _bad_variants(op):
     for kind in op.codes.split():
         for bad in BAD_CODES:
-            if op.name == "train_batches" and kind == "act":
-                yield kind, bad, lambda a, bad=bad: a["meta"].__setitem__((1, codes.META_ACT), bad)
+            if op.name == "train_steps" and kind == "act":
+                yield kind, bad, lambda a, bad=bad: a["plan"].ops.__setitem__((1, codes.P_ACT), bad)
+            elif op.name == "train_steps" and kind == "opt":
+                yield kind, bad, lambda a, bad=bad: setattr(a["plan"], "opt_code", bad)
             else:
                 yield kind, bad, lambda a, key=_CODE_ARG[kind], bad=bad: a.__setitem__(key, bad)
 

@@ -2,9 +2,9 @@
 
 What only this backend has: the build (actionable ImportError, codes compiled
 into the extension, OpenMP flag), the layout adapters (row-strided views go
-straight to BLAS through ``ld*``; other layouts are copied), the OpenMP
-sharded driver (deterministic, empty shards, no GIL), and the work-buffer
-offsets it must share with the numba backend.
+straight to BLAS through ``ld*``; other layouts are copied), and the plan
+driver's persistent OpenMP region (row-strided inputs, no GIL, no reads of
+stale work memory). Plan-driver parity: tests/engine/test_cython_plan_driver.py.
 """
 import importlib
 import sys
@@ -13,12 +13,11 @@ import threading
 import numpy as np
 import pytest
 
-from fastnn.kernels import codes, layout
+from fastnn.kernels import codes
 from fastnn.kernels import reference as R
 from fastnn.kernels.codes import (
-    ACT_LINEAR, ACT_RELU, ACT_SOFTMAX, ACT_TANH, H_BETA1, H_BETA2, H_CLIP_NORM, H_CLIP_VALUE,
-    H_DECOUPLED, H_EPS, H_LR, H_MOMENTUM, H_NESTEROV, H_WEIGHT_DECAY, LOSS_MSE,
-    LOSS_SOFTMAX_CE, N_HYPER, OPT_ADAM, OPT_RMSPROP,
+    ACT_LINEAR, ACT_RELU, ACT_SOFTMAX, ACT_TANH, H_BETA1, H_BETA2, H_EPS, H_LR, LOSS_MSE, LOSS_SOFTMAX_CE,
+    N_HYPER, OPT_ADAM,
 )
 
 try:
@@ -67,7 +66,7 @@ def test_backend_shim_and_package():
 
     assert C.NAME == "cython" and package.NAME == "cython"
     assert isinstance(C.OPENMP, bool)
-    assert C.train_batches is package.train_batches
+    assert C.train_steps is package.train_steps
 
 
 def test_missing_extension_gives_actionable_import_error(monkeypatch):
@@ -180,120 +179,59 @@ def test_loss_with_mixed_target_dtype(dtype):
     assert_close(d_got, d_ref, dtype)
 
 
-# --------------------------------------------------------------------------- whole-run driver
-def _tiny_problem(dtype, acts=(ACT_RELU, ACT_TANH, ACT_LINEAR), sizes=(11, 9, 7, 4), n=101,
-                  target="index", seed=0):
+# --------------------------------------------------------------------------- plan driver
+def _tiny_problem(dtype, n=101, sizes=(11, 9, 7, 4), seed=0):
     rng = np.random.default_rng(seed)
-    meta, off = [], 0
-    for li, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        meta.append([a, b, acts[li], off, off + a * b])
-        off += a * b + b
-    meta = np.array(meta, np.int64)
-    params = (rng.standard_normal(off) * 0.4).astype(dtype)
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+    params = (rng.standard_normal(n_params) * 0.4).astype(dtype)
     X = rng.standard_normal((n, sizes[0])).astype(dtype)
-    cls = rng.integers(0, sizes[-1], n)
-    Y = {"index": cls[:, None], "onehot": np.eye(sizes[-1])[cls],
-         "real": rng.standard_normal((n, sizes[-1])),
-         "binary": rng.random((n, sizes[-1])) > 0.5}[target].astype(dtype)
-    return meta, params, X, Y
+    Y = rng.integers(0, sizes[-1], (n, 1)).astype(dtype)
+    return params, X, Y
 
 
-def _hyper(opt, dtype, **kw):
+def _hyper(dtype):
     h = np.zeros(N_HYPER)
-    h[H_LR], h[H_BETA1] = 0.01, 0.9
-    h[H_BETA2] = 0.99 if opt == OPT_RMSPROP else 0.999
+    h[H_LR], h[H_BETA1], h[H_BETA2] = 0.01, 0.9, 0.999
     h[H_EPS] = 1e-8 if dtype == np.float64 else 1e-6
-    for key, slot in (("wd", H_WEIGHT_DECAY), ("momentum", H_MOMENTUM), ("nesterov", H_NESTEROV),
-                      ("decoupled", H_DECOUPLED), ("clip_norm", H_CLIP_NORM),
-                      ("clip_value", H_CLIP_VALUE)):
-        h[slot] = kw.get(key, 0.0)
     return h
 
 
-def _run(mod, dtype, meta, p0, X, Y, *, loss, opt, hyper, bs, shards, perm=None, alphas=None,
-         step0=3, correct_dtype=np.float64):
-    n = X.shape[0]
-    perm = np.random.default_rng(9).permutation(n) if perm is None else perm
+def _run(X, Y, p0, *, bs=16, shards=1, perm=None, sizes=(11, 9, 7, 4), work_fill=0.0):
+    from .helpers import dense_plan
+
+    dtype = p0.dtype
+    plan = dense_plan(sizes, (ACT_RELU, ACT_TANH, ACT_LINEAR)[-(len(sizes) - 1):], bs, shards, dtype,
+                      opt=OPT_ADAM, hyper=_hyper(dtype), params=p0.copy())
+    plan.work[...] = work_fill
+    perm = np.random.default_rng(9).permutation(X.shape[0]) if perm is None else perm
     starts = np.arange(0, len(perm), bs)
-    p = p0.copy()
-    g = np.zeros_like(p)
-    st = np.zeros((2, p.size), dtype)
-    bl = np.zeros(len(starts))
-    bc = np.zeros(len(starts), correct_dtype)
-    rows = bs if shards == 1 else layout.shard_rows(bs, shards)
-    work = np.zeros((shards, layout.shard_stride(meta, rows, Y.shape[1], p.size, shards)), dtype)
-    lrs = np.linspace(0.01, 0.002, len(starts))
-    alphas = np.array([0.1, 1.0, 0.5]) if alphas is None else alphas
-    mod.train_batches(X, Y, perm, starts, bs, meta, alphas, p, g, loss, opt, st, hyper, lrs, step0,
-                      shards, work, bl, bc)
-    return p, g, st, bl, bc
+    bl, bc = np.zeros(len(starts)), np.zeros(len(starts))
+    C.train_steps(plan, X, Y, perm, starts, np.linspace(0.01, 0.002, len(starts)), 3, bl, bc)
+    return plan.params.copy(), plan.state.copy(), bl, bc
 
 
-def test_work_offsets_match_numba_layout():
-    numba_backend = pytest.importorskip("fastnn.kernels.numba_backend")
-    meta, *_ = _tiny_problem(np.float64, acts=(ACT_RELU, ACT_LINEAR, ACT_SOFTMAX))
-    for rows, ny in ((7, 1), (3, 4)):
-        np.testing.assert_array_equal(K.work_offsets(meta, rows, ny),
-                                      numba_backend._work_offsets(meta, rows, ny))
-        offs = K.work_offsets(meta, rows, ny)
-        n_params = int(meta[-1, 4] + meta[-1, 1])
-        # dZ, the last block, ends where the shard gradient starts.
-        assert offs[-1] + rows * layout.max_width(meta) + n_params == \
-            layout.shard_stride(meta, rows, ny, n_params, 2)
-
-
-def test_train_batches_row_strided_X_and_int_perm():
-    meta, p0, X, Y = _tiny_problem(np.float64)
+def test_plan_driver_row_strided_X_and_int_perm():
+    p0, X, Y = _tiny_problem(np.float64)
     wide = np.zeros((X.shape[0], X.shape[1] + 5))
     wide[:, 2:2 + X.shape[1]] = X
-    hyper = _hyper(OPT_ADAM, np.float64)
     perm = np.random.default_rng(9).permutation(X.shape[0])
-    ref = _run(R, np.float64, meta, p0, X, Y, loss=LOSS_SOFTMAX_CE, opt=OPT_ADAM, hyper=hyper,
-               bs=16, shards=1, perm=perm)
-    got = _run(C, np.float64, meta, p0, wide[:, 2:2 + X.shape[1]], Y, loss=LOSS_SOFTMAX_CE,
-               opt=OPT_ADAM, hyper=hyper, bs=16, shards=1, perm=perm.astype(np.int32))
-    assert_close(got[0], ref[0], np.float64, 100)
+    ref = _run(X, Y, p0, perm=perm)
+    got = _run(wide[:, 2:2 + X.shape[1]], Y, p0, perm=perm.astype(np.int32))
+    for a, b in zip(got, ref):
+        assert_close(a, b, np.float64, 100)
 
 
-def test_train_batches_rejects_bad_buffers():
-    meta, p0, X, Y = _tiny_problem(np.float32)
-    hyper = _hyper(OPT_ADAM, np.float32)
-    starts = np.arange(0, 101, 10)
-    perm = np.arange(101)
-
-    def call(work, params=p0, state=None):
-        params = params.copy()
-        state = np.zeros((2, params.size), params.dtype) if state is None else state
-        C.train_batches(X, Y, perm, starts, 10, meta, np.zeros(3), params, np.zeros_like(params),
-                        LOSS_SOFTMAX_CE, OPT_ADAM, state, hyper, np.full(len(starts), 0.01), 0,
-                        2, work, np.zeros(len(starts)), np.zeros(len(starts)))
-
-    need = layout.shard_stride(meta, 5, 1, p0.size, 2)
-    call(np.zeros((2, need), np.float32))
-    with pytest.raises(ValueError, match="work"):
-        call(np.zeros((2, need - 1), np.float32))
-    with pytest.raises(ValueError, match="work"):
-        call(np.zeros((2, need), np.float64))
-    with pytest.raises(ValueError, match="params"):
-        call(np.zeros((2, need), np.float32), params=p0.astype(np.float16))
-    with pytest.raises(ValueError, match="state"):
-        call(np.zeros((2, need), np.float32), state=np.zeros((2, p0.size), np.float32).T.copy().T)
-
-
-def test_train_batches_releases_the_gil_and_is_thread_safe():
+def test_plan_driver_releases_the_gil_and_is_thread_safe():
     """Two Python threads train two copies at once; each must equal a solo run."""
     from threadpoolctl import threadpool_limits
 
-    meta, p0, X, Y = _tiny_problem(np.float64, n=400, sizes=(30, 32, 16, 4))
-    hyper = _hyper(OPT_ADAM, np.float64)
+    p0, X, Y = _tiny_problem(np.float64, n=400, sizes=(30, 32, 16, 4))
     with threadpool_limits(1):
-        solo = _run(C, np.float64, meta, p0, X, Y, loss=LOSS_SOFTMAX_CE, opt=OPT_ADAM, hyper=hyper,
-                    bs=16, shards=1)
+        solo = _run(X, Y, p0, sizes=(30, 32, 16, 4))
     results = [None, None]
 
     def work(i):
-        results[i] = _run(C, np.float64, meta, p0, X, Y, loss=LOSS_SOFTMAX_CE, opt=OPT_ADAM,
-                          hyper=hyper, bs=16, shards=1)
+        results[i] = _run(X, Y, p0, sizes=(30, 32, 16, 4))
 
     with threadpool_limits(1):
         threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
@@ -306,32 +244,14 @@ def test_train_batches_releases_the_gil_and_is_thread_safe():
             np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("shards", [1, 2])
-def test_train_batches_stays_inside_its_work_layout(shards):
-    """A wider work buffer than needed: the gap between the layout and the shard gradient
-    (at the end of each row, as in the numba backend) is never touched."""
-    dtype = np.float64
-    meta, p0, X, Y = _tiny_problem(dtype)
-    hyper = _hyper(OPT_ADAM, dtype)
-    bs = 16
-    rows = bs if shards == 1 else layout.shard_rows(bs, shards)
-    need = layout.shard_stride(meta, rows, Y.shape[1], p0.size, shards)
-    extra = 37
-    work = np.full((shards, need + extra), np.nan)
-    starts = np.arange(0, X.shape[0], bs)
-
-    def run(work):
-        p = p0.copy()
-        C.train_batches(X, Y, np.arange(X.shape[0]), starts, bs, meta, np.zeros(3), p,
-                        np.zeros_like(p), LOSS_SOFTMAX_CE, OPT_ADAM, np.zeros((2, p.size)), hyper,
-                        np.full(len(starts), 0.01), 0, shards, work, np.zeros(len(starts)),
-                        np.zeros(len(starts)))
-        return p
-
-    p = run(work)
-    gap_lo = need - (p.size if shards > 1 else 0)
-    assert np.isnan(work[:, gap_lo:gap_lo + extra]).all()
-    np.testing.assert_array_equal(p, run(np.zeros((shards, need))))
+@pytest.mark.parametrize("shards", [1, 2, 3])
+def test_plan_driver_never_reads_stale_work_memory(shards):
+    """The work buffer is scratch: NaN left in it by anything before changes nothing."""
+    p0, X, Y = _tiny_problem(np.float64)
+    clean = _run(X, Y, p0, shards=shards)
+    dirty = _run(X, Y, p0, shards=shards, work_fill=np.nan)
+    for a, b in zip(dirty, clean):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_extension_rejects_views_it_cannot_pass_to_blas():

@@ -5,11 +5,11 @@ import platform
 import numpy as np
 import pytest
 
-from fastnn.kernels import available_backends, get_backend, layout
+from fastnn.kernels import available_backends, get_backend
 from fastnn.kernels import reference as ref
-from fastnn.kernels.codes import H_BETA1, H_BETA2, H_EPS, H_LR, LOSS_MSE, N_HYPER, OPT_ADAM
+from fastnn.kernels.codes import H_BETA1, H_BETA2, H_EPS, H_LR, N_HYPER, OPT_ADAM
 
-from .helpers import dense_table
+from .helpers import dense_plan
 
 COMPILED = [b for b in ("numba", "cython") if b in available_backends()]
 ACTS = list(range(9))
@@ -33,7 +33,7 @@ def test_compiled_backends_are_available():
 def test_sharded_driver_is_deterministic(kern):
     """Parallel shards reduce in a fixed order: repeated runs are bit-identical."""
     rng = np.random.default_rng(0)
-    meta, n_params = dense_table((20, 32, 5), (1, 0))
+    n_params = 20 * 32 + 32 + 32 * 5 + 5
     X = _rand(rng, (256, 20), np.float32)
     Y = rng.integers(0, 5, (256, 1)).astype(np.float32)
     hyper = np.zeros(N_HYPER)
@@ -42,13 +42,10 @@ def test_sharded_driver_is_deterministic(kern):
     perm = np.arange(256, dtype=np.int64)
     outs = []
     for _ in range(20):
-        p = _rand(np.random.default_rng(1), n_params, np.float32)
-        g, st = np.zeros_like(p), np.zeros((2, n_params), np.float32)
-        work = np.zeros((2, layout.shard_stride(meta, 32, 1, n_params, 2)), np.float32)
-        bl, bc = np.zeros(4), np.zeros(4)
-        kern.train_batches(X, Y, perm, starts, 64, meta, np.zeros(2), p, g, 0, 1, st, hyper,
-                           np.full(4, 1e-3), 0, 2, work, bl, bc)
-        outs.append(p)
+        plan = dense_plan((20, 32, 5), (1, 0), 64, 2, np.float32, opt=1, hyper=hyper,
+                          params=_rand(np.random.default_rng(1), n_params, np.float32))
+        kern.train_steps(plan, X, Y, perm, starts, np.full(4, 1e-3), 0, np.zeros(4), np.zeros(4))
+        outs.append(plan.params.copy())
     for p in outs[1:]:
         np.testing.assert_array_equal(p, outs[0])
 
@@ -71,18 +68,17 @@ def test_compiled_updates_flush_denormals_and_restore_the_fpu_mode(backend):
     compiled driver, and the caller's floating-point mode is restored afterwards."""
     kern = get_backend(backend)
     tiny = np.finfo(np.float32).tiny
-    meta = np.array([[2, 2, 0, 0, 4]], np.int64)
-    params = np.zeros(6, np.float32)
-    state = np.full((2, 6), tiny / 4, np.float32)  # denormal first and second moments
     X = np.zeros((4, 2), np.float32)
     Y = np.zeros((4, 2), np.float32)
     hyper = np.zeros(N_HYPER)
     hyper[[H_LR, H_BETA1, H_BETA2, H_EPS]] = [1e-3, 0.9, 0.999, 1e-8]
-    work = np.zeros((1, layout.shard_stride(meta, 4, 2, 6, 1)), np.float32)
-    kern.train_batches(X, Y, np.arange(4, dtype=np.int64), np.zeros(1, np.int64), 4, meta, np.zeros(1),
-                       params, np.zeros(6, np.float32), LOSS_MSE, OPT_ADAM, state, hyper, np.full(1, 1e-3), 0,
-                       1, work, np.zeros(1), np.zeros(1))
-    assert (state == 0).all(), "denormal moments should have been flushed to zero"
+    for n_shards in (1, 2):
+        plan = dense_plan((2, 2), (0,), 4, n_shards, np.float32, loss="mse", ny=2, opt=OPT_ADAM, hyper=hyper,
+                          params=np.zeros(6, np.float32))
+        plan.state[...] = tiny / 4  # denormal first and second moments
+        kern.train_steps(plan, X, Y, np.arange(4, dtype=np.int64), np.zeros(1, np.int64), np.full(1, 1e-3), 0,
+                         np.zeros(1), np.zeros(1))
+        assert (plan.state == 0).all(), f"denormal moments should have been flushed to zero ({n_shards} shards)"
     # the caller's mode is back: numpy on this thread still produces denormals
     assert np.float32(tiny) / np.float32(4) != 0
 

@@ -51,18 +51,16 @@ WORKER = textwrap.dedent(r'''
     import numpy as np
     import numba
     from threadpoolctl import threadpool_limits
-    from fastnn.kernels import get_backend, layout
+    from fastnn.kernels import get_backend
     from fastnn.kernels.codes import (H_BETA1, H_BETA2, H_CLIP_NORM, H_CLIP_VALUE, H_EPS, H_LR, H_MOMENTUM,
-                                      N_HYPER, OPT_ADAM, OPT_SGD, LOSS_SOFTMAX_CE)
+                                      N_HYPER, OPT_ADAM, OPT_SGD)
+    from kernels.helpers import dense_plan  # tests/ is on sys.path (pytest, _env)
 
     threads, out_path, repeats = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     rng = np.random.default_rng(0)
     sizes = (100, 300, 10)                        # 33,310 parameters: 3 chunks of the parallel update
-    meta, off = [], 0
-    for a, b, act in zip(sizes[:-1], sizes[1:], (1, 0)):
-        meta.append((a, b, act, off, off + a * b)); off += a * b + b
-    meta, n_params = np.array(meta, np.int64), off
+    n_params = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
     n, bs = 500, 128                              # ragged last batch (116 rows)
     X64 = rng.standard_normal((n, sizes[0]))
     Y64 = rng.integers(0, sizes[-1], (n, 1)).astype(np.float64)
@@ -88,17 +86,13 @@ WORKER = textwrap.dedent(r'''
                         hyper[k] = v
                     reps = reps if dtype == np.float32 else max(reps // 5, 2)
                     for shards in (1, 2, 3, 8):
-                        rows = layout.shard_rows(bs, shards)
-                        stride = layout.shard_stride(meta, rows, 1, n_params, shards)
                         digests, loss_digests = set(), set()
                         for _ in range(reps):
-                            p, g = P0.copy(), np.zeros(n_params, dtype)
-                            st = np.zeros((2, n_params), dtype)
-                            work = np.zeros((shards, stride), dtype)
+                            plan = dense_plan(sizes, (1, 0), bs, shards, dtype, opt=opt, hyper=hyper, params=P0)
+                            p, st = plan.params, plan.state
                             bl, bc = np.zeros(len(starts)), np.zeros(len(starts))
-                            kern.train_batches(X, Y, perm, starts, bs, meta, np.zeros(2), p, g, LOSS_SOFTMAX_CE,
-                                               opt, st, hyper, np.full(len(starts), hyper[H_LR]), 0, shards,
-                                               work, bl, bc)
+                            kern.train_steps(plan, X, Y, perm, starts, np.full(len(starts), hyper[H_LR]), 0,
+                                             bl, bc)
                             digests.add(hashlib.sha256(p.tobytes() + st.tobytes()).hexdigest())
                             loss_digests.add(hashlib.sha256(bl.tobytes() + bc.tobytes()).hexdigest())
                         key = f"{backend}-{np.dtype(dtype).name}-{cfg}-{shards}"
@@ -115,7 +109,8 @@ WORKER = textwrap.dedent(r'''
 def _env(threads):
     env = dict(os.environ)
     env.update(NUMBA_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads), OMP_THREAD_LIMIT=str(threads),
-               OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""))
+               OMP_WAIT_POLICY="PASSIVE",
+               PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests"), env.get("PYTHONPATH", "")]))
     env.pop("FASTNN_NUM_THREADS", None)
     return env
 
@@ -177,14 +172,14 @@ def test_numba_sharded_sums_do_not_depend_on_thread_count():
     import numba
     from threadpoolctl import threadpool_limits
 
-    from fastnn.kernels import layout
     from fastnn.kernels.codes import H_CLIP_NORM, H_LR, N_HYPER
+
+    from kernels.helpers import dense_plan  # tests/ is on sys.path (pytest, _env)
 
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("Numba's pool has one thread")
     kern = get_backend("numba")
     sizes = (400, 400, 10)  # 164,410 parameters: 11 chunks of the parallel update
-    meta = np.array([(400, 400, 1, 0, 160000), (400, 10, 0, 160400, 164400)], np.int64)
     n_params = 164410
     n, bs, shards = 500, 128, 8  # ragged last batch
     differ = []
@@ -201,14 +196,12 @@ def test_numba_sharded_sums_do_not_depend_on_thread_count():
             out = {}
             for threads in (1, 2):
                 numba.set_num_threads(threads)
-                p, g, st = P0.copy(), np.zeros(n_params), np.zeros((1, n_params))
-                work = np.zeros((shards, layout.shard_stride(meta, layout.shard_rows(bs, shards), 1, n_params,
-                                                             shards)))
+                plan = dense_plan(sizes, (1, 0), bs, shards, np.float64, opt=0, hyper=hyper, params=P0, n_slots=1)
                 bl, bc = np.zeros(len(starts)), np.zeros(len(starts))
                 with threadpool_limits(1, user_api="blas"):
-                    kern.train_batches(X, Y, np.arange(n, dtype=np.int64), starts, bs, meta, np.zeros(2), p, g,
-                                       0, 0, st, hyper, np.full(len(starts), 0.1), 0, shards, work, bl, bc)
-                out[threads] = (p, bl)
+                    kern.train_steps(plan, X, Y, np.arange(n, dtype=np.int64), starts, np.full(len(starts), 0.1), 0,
+                                     bl, bc)
+                out[threads] = (plan.params.copy(), bl)
             if not np.array_equal(out[1][0], out[2][0]):
                 differ.append(f"seed {seed}: weights")
             if not np.array_equal(out[1][1], out[2][1]):
@@ -244,7 +237,8 @@ CONCURRENT = textwrap.dedent(r'''
     import numpy as np
     import numba
     import fastnn as fnn
-    from fastnn.kernels import get_backend, layout
+    from fastnn.kernels import get_backend
+    from kernels.helpers import dense_plan  # tests/ is on sys.path (pytest, _env)
 
     iters = int(sys.argv[1])
     out = {"layer": None, "predict": {}, "train": {}}
@@ -267,7 +261,6 @@ CONCURRENT = textwrap.dedent(r'''
             out["predict"][backend] = sum(ex.map(work, range(4)))
 
     # parallel (prange) kernels launched from 4 Python threads at once, each on its own buffers
-    meta = np.array([(20, 64, 1, 0, 1280), (64, 5, 0, 1344, 1664)], np.int64)
     n_params = 1669
     X = rng.standard_normal((256, 20)).astype(np.float32)
     Y = rng.integers(0, 5, (256, 1)).astype(np.float32)
@@ -278,13 +271,11 @@ CONCURRENT = textwrap.dedent(r'''
 
         def train(t):
             p = np.random.default_rng(1).standard_normal(n_params).astype(np.float32)
-            g, st = np.zeros_like(p), np.zeros((2, n_params), np.float32)
-            work = np.zeros((2, layout.shard_stride(meta, 32, 1, n_params, 2)), np.float32)
+            plan = dense_plan((20, 64, 5), (1, 0), 64, 2, np.float32, opt=1, hyper=hyper, params=p)
             bl, bc = np.zeros(4), np.zeros(4)
             for _ in range(iters // 10):
-                kern.train_batches(X, Y, np.arange(256, dtype=np.int64), starts, 64, meta, np.zeros(2), p, g,
-                                   0, 1, st, hyper, np.full(4, 1e-3), 0, 2, work, bl, bc)
-            return p.tobytes()
+                kern.train_steps(plan, X, Y, np.arange(256, dtype=np.int64), starts, np.full(4, 1e-3), 0, bl, bc)
+            return plan.params.tobytes()
 
         with ThreadPoolExecutor(4) as ex:
             results = list(ex.map(train, range(4)))

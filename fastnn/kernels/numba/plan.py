@@ -15,17 +15,19 @@ import numpy as np
 from numba import njit, prange, uint64
 
 from . import _common, dense, driver, losses, norm, optim
+from .. import codes
 from ..codes import (
-    ACT_LINEAR, BN_STATS, F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, H_CLIP_NORM, H_CLIP_VALUE, H_LR,
-    IT_BACKWARD, IT_FORWARD, IT_GATHER, IT_LOSS, IT_PENALTY,
-    LOSS_BCE_LOGITS, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SOFTMAX_CE,
-    OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_LAYERNORM,
-    P_ACT, P_AUX, P_BUF0, P_BUF1, P_IN, P_N_IN, P_N_OUT, P_NEED_DX, P_OP, P_OUT, P_PARAM0, P_PARAM1,
-    P_SEED, P_Z, SYNC_BN_BACKWARD, SYNC_BN_FORWARD, W_DA, W_DX, W_DZ, W_GRAD, W_X, W_Y,
+    F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, H_CLIP_NORM, H_CLIP_VALUE, H_LR, IT_BACKWARD, IT_FORWARD,
+    IT_GATHER, IT_LOSS, IT_PENALTY, LOSS_BCE_LOGITS, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_MSE,
+    LOSS_SOFTMAX_CE, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_LAYERNORM, P_ACT, P_AUX, P_BUF0, P_BUF1, P_IN,
+    P_NEED_DX, P_N_IN, P_N_OUT, P_OP, P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_Z, SYNC_BN_BACKWARD,
+    SYNC_BN_FORWARD, W_DA, W_DX, W_DZ, W_GRAD, W_X, W_Y,
 )
 from ..dropout_ref import GOLDEN
 
 _OPTS = _common.OPTS
+_ACT_CODES = tuple(v for k, v in vars(codes).items() if k.startswith("ACT_"))
+_OPT_CODES = tuple(v for k, v in vars(codes).items() if k.startswith("OPT_"))
 _mae = losses.mae_forward_backward
 _huber = losses.huber_forward_backward
 _focal = losses.focal_forward_backward
@@ -396,6 +398,7 @@ def _steps_sharded(X, Y, perm, starts, batch_size, ops, fops, items, sections, w
 
 def _run(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct, update):
     _check_plan(plan.ops, plan.loss_code)
+    _check_codes(plan)
     args = (X, Y, perm, batch_starts, plan.batch_size, plan.ops, plan.fops, plan.items, plan.sections,
             plan.wofs, plan.loss_code, plan.loss_f, plan.params, plan.grads, plan.buffers, plan.stats, plan.work,
             plan.opt_code, plan.state, plan.hyper, lrs, step0, update, batch_loss, batch_correct)
@@ -409,6 +412,15 @@ def _run(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct, 
     finally:
         if csr is not None:
             driver._ftz_restore(csr)
+
+
+def _check_codes(plan):
+    """Activation codes of dense rows and the optimizer code: unknown ones raise (no silent default)."""
+    bad = (plan.ops[:, P_OP] == OP_DENSE) & ~np.isin(plan.ops[:, P_ACT], _ACT_CODES)
+    if bad.any():
+        raise ValueError(f"unknown activation code {plan.ops[bad, P_ACT][0]} in the plan")
+    if plan.opt_code not in _OPT_CODES:
+        raise ValueError(f"unknown optimizer code {plan.opt_code}")
 
 
 def train_steps(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct):

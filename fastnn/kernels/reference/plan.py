@@ -4,21 +4,21 @@ The readable oracle of the compiled plan drivers: the same items, sections,
 syncs and shard splits, in loops over shards instead of threads, with the
 reference kernels. Same entry points as :mod:`fastnn.kernels.numba.plan`.
 """
-import math
-
 import numpy as np
 
-from . import dense, driver, losses, norm, optim
+from . import dense, losses, norm, optim
+from .. import codes
 from ..codes import (
-    ACT_LINEAR, F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, H_CLIP_NORM, H_CLIP_VALUE, H_LR,
-    IT_BACKWARD, IT_FORWARD, IT_GATHER, IT_LOSS, IT_PENALTY,
-    LOSS_BCE_LOGITS, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_MSE, LOSS_SOFTMAX_CE,
-    OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_LAYERNORM,
-    P_ACT, P_AUX, P_BUF0, P_BUF1, P_IN, P_N_IN, P_N_OUT, P_NEED_DX, P_OP, P_OUT, P_PARAM0, P_PARAM1,
-    P_SEED, P_Z, SYNC_BN_BACKWARD, SYNC_BN_FORWARD, W_DA, W_DX, W_DZ, W_GRAD, W_X, W_Y,
+    F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, H_CLIP_NORM, H_CLIP_VALUE, H_LR, IT_BACKWARD, IT_FORWARD,
+    IT_GATHER, IT_LOSS, IT_PENALTY, LOSS_BCE_LOGITS, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_MSE,
+    LOSS_SOFTMAX_CE, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_LAYERNORM, P_ACT, P_AUX, P_BUF0, P_BUF1, P_IN,
+    P_NEED_DX, P_N_IN, P_N_OUT, P_OP, P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_Z, SYNC_BN_BACKWARD,
+    SYNC_BN_FORWARD, W_DA, W_DX, W_DZ, W_GRAD, W_X, W_Y,
 )
-from ..dropout_ref import dropout_backward, dropout_forward  # noqa: F401  (the reference dropout op)
+from ..dropout_ref import dropout_forward
 
+_ACT_CODES = tuple(v for k, v in vars(codes).items() if k.startswith("ACT_"))
+_OPT_CODES = tuple(v for k, v in vars(codes).items() if k.startswith("OPT_"))
 _OPS = (OP_DENSE, OP_DROPOUT, OP_BATCHNORM, OP_LAYERNORM)
 _LOSSES = (LOSS_SOFTMAX_CE, LOSS_MSE, LOSS_BCE_LOGITS, LOSS_MAE, LOSS_HUBER, LOSS_FOCAL)
 
@@ -145,9 +145,13 @@ def _sync(kind, q, plan, m, splits):
 
 
 def _check(plan):
-    for op in plan.ops[:, P_OP]:
+    for q, op in enumerate(plan.ops[:, P_OP]):
         if op not in _OPS:
             raise ValueError(f"unknown op code {op} in the plan")
+        if op == OP_DENSE and plan.ops[q, P_ACT] not in _ACT_CODES:
+            raise ValueError(f"unknown activation code {plan.ops[q, P_ACT]} in plan row {q}")
+    if plan.opt_code not in _OPT_CODES:
+        raise ValueError(f"unknown optimizer code {plan.opt_code}")
     if plan.loss_code not in _LOSSES:
         raise ValueError(f"unknown loss code {plan.loss_code} in the plan")
 
