@@ -1,6 +1,41 @@
 # Activations: _act_row / _bias_act (forward), _act_bwd_row / _act_bwd (backward).
 # Included by _kernels.pyx (one compile unit); the codes come from _codes.pxi.
 
+cdef extern from *:
+    """
+    /* The extension builds for the baseline ISA (SSE2) so it runs on any x86-64; the hottest
+       elementwise loops also get AVX2 and AVX-512 clones, picked once at load time by CPU feature
+       (GCC ifunc; by feature, not by model: virtual machines often report a model GCC does not know). */
+    #ifndef FASTNN_CLONES
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+    #define FASTNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+    #else
+    #define FASTNN_CLONES
+    #endif
+    #endif
+    /* ReLU backward, branch-free: with the branchy form a zero-mean input (after a norm layer)
+       mispredicts every other element. In place (dz == g) is allowed. */
+    #define FASTNN_RELU_BWD(T, S) \
+    static FASTNN_CLONES void fastnn_relu_bwd_##S(const T* z, const T* g, T* dz, Py_ssize_t k) { \
+        if (dz == g) { for (Py_ssize_t j = 0; j < k; j++) dz[j] = z[j] > 0 ? dz[j] : (T) 0; return; } \
+        const T* restrict zr = z; const T* restrict gr = g; T* restrict out = dz; \
+        for (Py_ssize_t j = 0; j < k; j++) out[j] = zr[j] > 0 ? gr[j] : (T) 0; \
+    }
+    FASTNN_RELU_BWD(float, f)
+    FASTNN_RELU_BWD(double, d)
+    /* ReLU forward, branch-free (a may be z); NaN propagates, as np.maximum. */
+    #define FASTNN_RELU_FWD(T, S) \
+    static FASTNN_CLONES void fastnn_relu_fwd_##S(const T* z, T* a, Py_ssize_t k) { \
+        for (Py_ssize_t j = 0; j < k; j++) { T v = z[j]; a[j] = v < (T) 0 ? (T) 0 : v; } \
+    }
+    FASTNN_RELU_FWD(float, f)
+    FASTNN_RELU_FWD(double, d)
+    """
+    void fastnn_relu_fwd_f(const float* z, float* a, Py_ssize_t k) noexcept nogil
+    void fastnn_relu_fwd_d(const double* z, double* a, Py_ssize_t k) noexcept nogil
+    void fastnn_relu_bwd_f(const float* z, const float* g, float* dz, Py_ssize_t k) noexcept nogil
+    void fastnn_relu_bwd_d(const double* z, const double* g, double* dz, Py_ssize_t k) noexcept nogil
+
 cdef int _act_row(const floating* z, floating* a, Py_ssize_t k, int act,
                   floating alpha) noexcept nogil:
     """a = f(z) over one row of k elements (a may be z); STATUS_BAD_ACT for an unknown code.
@@ -15,9 +50,10 @@ cdef int _act_row(const floating* z, floating* a, Py_ssize_t k, int act,
             for j in range(k):
                 a[j] = z[j]
     elif act == ACT_RELU:
-        for j in range(k):
-            v = z[j]
-            a[j] = zero if v < zero else v  # NaN propagates, as np.maximum
+        if floating is float:
+            fastnn_relu_fwd_f(z, a, k)
+        else:
+            fastnn_relu_fwd_d(z, a, k)
     elif act == ACT_LEAKY_RELU:
         for j in range(k):
             v = z[j]
@@ -93,8 +129,10 @@ cdef int _act_bwd_row(const floating* z, const floating* a, const floating* g, f
             for j in range(k):
                 dz[j] = g[j]
     elif act == ACT_RELU:
-        for j in range(k):
-            dz[j] = g[j] if z[j] > zero else zero
+        if floating is float:
+            fastnn_relu_bwd_f(z, g, dz, k)
+        else:
+            fastnn_relu_bwd_d(z, g, dz, k)
     elif act == ACT_LEAKY_RELU:
         for j in range(k):
             dz[j] = g[j] if z[j] > zero else alpha * g[j]

@@ -42,14 +42,7 @@ cdef extern from *:
     static inline void fastnn_barrier(void) { }
     #endif
 
-    /* The extension builds for the baseline ISA (SSE2) so it runs on any x86-64; these elementwise
-       kernels also get AVX2 and AVX-512 clones, picked once at load time by CPU feature (GCC ifunc;
-       by feature, not by model: virtual machines often report a model GCC does not know). */
-    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-    #define FASTNN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-    #else
-    #define FASTNN_CLONES
-    #endif
+    /* FASTNN_CLONES (AVX2/AVX-512 clones of a function) is defined in activations.pxi. */
 
     /* BatchNorm's per-shard passes, row-major over (m, k) blocks. Written in C for `restrict`:
        extensions build with -fno-strict-aliasing, so without it GCC cannot prove the float64
@@ -390,9 +383,9 @@ cdef void _plan_backward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const fl
                 g[p0 + j] = <floating> st[a + 5 * k + j]
         else:  # input gradient from the batch sums the sync left in shard 0's stats
             if floating is float:
-                fastnn_bn_dx_f(dA, Z, m, k, st0 + a + 2 * k, st0 + a + 4 * k, st0 + a + 5 * k, dX)
+                fastnn_bn_dx_f(dA, Z, m, k, st0 + a, st0 + a + k, st0 + a + 2 * k, dX)
             else:
-                fastnn_bn_dx_d(dA, Z, m, k, st0 + a + 2 * k, st0 + a + 4 * k, st0 + a + 5 * k, dX)
+                fastnn_bn_dx_d(dA, Z, m, k, st0 + a, st0 + a + k, st0 + a + 2 * k, dX)
     else:
         pass  # unknown op: refused by _plan_check before any step runs
 
@@ -490,13 +483,21 @@ cdef inline void _shard_span(Py_ssize_t m, Py_ssize_t n_shards, Py_ssize_t s, Py
 
 
 cdef void _plan_sync(const PlanCtx* c, int64_t kind, Py_ssize_t q, const floating* params, floating* buffers,
-                     double* stats, Py_ssize_t m, Py_ssize_t n_shards) noexcept nogil:
-    """The serial combine after a section: BatchNorm statistics across shards, in shard order."""
+                     const double* stats, double* out, bint update_running, Py_ssize_t m,
+                     Py_ssize_t n_shards) noexcept nogil:
+    """A section's combine: BatchNorm statistics across shards, in shard order, into ``out``.
+
+    Every thread of the sharded driver runs it on the same partials into its own stats row
+    (``out``), so a sync costs one barrier: no thread waits for another to publish the result.
+    Per BatchNorm feature a row holds [partial mean, partial M2, mean, inv_std, partial sum dY,
+    partial sum dY*Xhat]; the backward combine leaves its factors c, c*sum dY/m, c*sum dY*Xhat/m
+    in the first three slots (free by then), never in the partial slots others still read.
+    ``update_running``: this call also updates the running statistics (one thread does).
+    """
     cdef const int64_t* r
     cdef Py_ssize_t k, a, s, j, row0, m_s, n_acc, n_t, rm, rv
-    cdef double* st
-    cdef double* s0 = stats
-    cdef double mean_b, m2_b, delta, mom, eps, mean, m2
+    cdef const double* st
+    cdef double mean_b, m2_b, delta, mom, eps, mean, m2, sb, sg, cf
     if kind == SYNC_NONE or q < 0:
         return
     r = c.ops + q * N_PCOL
@@ -513,40 +514,41 @@ cdef void _plan_sync(const PlanCtx* c, int64_t kind, Py_ssize_t q, const floatin
                 mean_b = st[a + j]
                 m2_b = st[a + k + j]
                 if n_acc == 0:
-                    s0[a + 2 * k + j] = mean_b
-                    s0[a + 3 * k + j] = m2_b
+                    out[a + 2 * k + j] = mean_b
+                    out[a + 3 * k + j] = m2_b
                 else:
                     n_t = n_acc + m_s
-                    delta = mean_b - s0[a + 2 * k + j]
-                    s0[a + 2 * k + j] += delta * m_s / n_t
-                    s0[a + 3 * k + j] += m2_b + delta * delta * n_acc * m_s / n_t
+                    delta = mean_b - out[a + 2 * k + j]
+                    out[a + 2 * k + j] += delta * m_s / n_t
+                    out[a + 3 * k + j] += m2_b + delta * delta * n_acc * m_s / n_t
             n_acc += m_s
         mom = c.fops[q * N_FCOL + F_MOMENTUM]
         eps = c.fops[q * N_FCOL + F_EPS]
         rm = r[P_BUF0]
         rv = r[P_BUF1]
         for j in range(k):
-            mean = s0[a + 2 * k + j]
-            m2 = s0[a + 3 * k + j]
-            buffers[rm + j] = <floating> (mom * <double> buffers[rm + j] + (1.0 - mom) * mean)
-            if m > 1:
-                buffers[rv + j] = <floating> (mom * <double> buffers[rv + j] + (1.0 - mom) * (m2 / (m - 1.0)))
-            s0[a + 3 * k + j] = 1.0 / sqrt(m2 / m + eps)  # inv_std replaces M2
+            mean = out[a + 2 * k + j]
+            m2 = out[a + 3 * k + j]
+            if update_running:
+                buffers[rm + j] = <floating> (mom * <double> buffers[rm + j] + (1.0 - mom) * mean)
+                if m > 1:
+                    buffers[rv + j] = <floating> (mom * <double> buffers[rv + j] + (1.0 - mom) * (m2 / (m - 1.0)))
+            out[a + 3 * k + j] = 1.0 / sqrt(m2 / m + eps)  # inv_std replaces M2
     elif kind == SYNC_BN_BACKWARD:
-        for s in range(1, n_shards):
-            _shard_span(m, n_shards, s, &row0, &m_s)
-            if m_s <= 0:
-                continue
-            st = stats + s * c.n_stats
-            for j in range(4 * k, 6 * k):
-                s0[a + j] += st[a + j]
         # dX = gamma*inv/m * (m*dY - sum dY - Xhat*sum dY*Xhat) = c*dY - c*sum dY/m - Xhat*c*sum dY*Xhat/m:
         # the three per-feature factors, once, so the phase-1 loop is a multiply-add per element.
         for j in range(k):
-            mean = <double> params[r[P_PARAM0] + j] * s0[a + 3 * k + j]  # c = gamma * inv_std
-            s0[a + 2 * k + j] = mean  # the batch mean is not needed any more
-            s0[a + 4 * k + j] *= mean / m
-            s0[a + 5 * k + j] *= mean / m
+            sb = 0.0
+            sg = 0.0
+            for s in range(n_shards):
+                _shard_span(m, n_shards, s, &row0, &m_s)
+                if m_s > 0:
+                    sb = sb + stats[s * c.n_stats + a + 4 * k + j]
+                    sg = sg + stats[s * c.n_stats + a + 5 * k + j]
+            cf = <double> params[r[P_PARAM0] + j] * out[a + 3 * k + j]  # c = gamma * inv_std
+            out[a + j] = cf
+            out[a + k + j] = cf * sb / m
+            out[a + 2 * k + j] = cf * sg / m
     else:
         pass  # unknown sync: refused by _plan_check
 
@@ -577,7 +579,8 @@ cdef void _plan_serial(const PlanCtx* c, const floating* X, const floating* Y, c
         for sec in range(c.n_sections):
             _plan_items(c, c.sections[4 * sec], c.sections[4 * sec + 1], X, Y, start, params, g,
                         work, stats, stats, m, m, 0, step, result)
-            _plan_sync(c, c.sections[4 * sec + 2], c.sections[4 * sec + 3], params, buffers, stats, m, 1)
+            _plan_sync(c, c.sections[4 * sec + 2], c.sections[4 * sec + 3], params, buffers, stats, stats, True,
+                       m, 1)
         batch_loss[j] = result[0] / m + result[2]
         batch_correct[j] = result[1]
         if update:
@@ -647,13 +650,12 @@ cdef void _plan_sharded(const PlanCtx* c, const floating* X, const floating* Y, 
                             memset(wb + g_off, 0, n_params * sizeof(floating))
                     else:
                         _plan_items(c, lo, hi, X, Y, start, params, wb + g_off, wb, stats + s * c.n_stats,
-                                    stats, m_s, m, row0, step, result + 3 * s)
+                                    stats + tid * c.n_stats, m_s, m, row0, step, result + 3 * s)
                     s = s + nt
                 fastnn_barrier()
-                if kind != SYNC_NONE:
-                    if tid == 0:
-                        _plan_sync(c, kind, c.sections[4 * sec + 3], params, buffers, stats, m, n_shards)
-                    fastnn_barrier()
+                if kind != SYNC_NONE:  # every thread combines into its own row: no second barrier
+                    _plan_sync(c, kind, c.sections[4 * sec + 3], params, buffers, stats, stats + tid * c.n_stats,
+                               tid == 0, m, n_shards)
             if tid == 0:
                 loss_sum = 0.0
                 correct = 0.0
