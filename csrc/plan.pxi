@@ -157,31 +157,9 @@ cdef inline void _dropout_fwd(Py_ssize_t n, Py_ssize_t k, const floating* X, uin
 
 
 # =========================================================================== layer norm rows
-cdef void _plan_ln_fwd(Py_ssize_t n, Py_ssize_t k, const floating* X, const floating* gamma,
-                  const floating* beta, double eps, floating* Xhat, floating* inv_std,
-                  floating* out) noexcept nogil:
-    """Per row: Xhat = (x - mean) / sqrt(var + eps), out = gamma * Xhat + beta (norm.py's numba math)."""
-    cdef Py_ssize_t i, j
-    cdef double s, mean, ss, d, inv, xh
-    cdef const floating* x
-    for i in range(n):
-        x = X + i * k
-        s = 0.0
-        for j in range(k):
-            s += x[j]
-        mean = s / k
-        ss = 0.0
-        for j in range(k):
-            d = x[j] - mean
-            ss += d * d
-        inv = 1.0 / sqrt(ss / k + eps)
-        inv_std[i] = <floating> inv
-        for j in range(k):
-            xh = (x[j] - mean) * inv
-            Xhat[i * k + j] = <floating> xh
-            out[i * k + j] = <floating> (<double> gamma[j] * xh + <double> beta[j])
-
-
+# LayerNorm's forward and the extra losses are norm.pxi's and losses.pxi's kernels; this backward
+# differs from norm.pxi's _ln_bwd only in needing no float64 scratch (the plan gives LayerNorm rows
+# none yet): dgamma/dbeta accumulate in the parameter dtype, as the numba kernel does.
 cdef void _plan_ln_bwd(Py_ssize_t n, Py_ssize_t k, const floating* dout, const floating* Xhat,
                   const floating* inv_std, const floating* gamma, floating* dgamma,
                   floating* dbeta, floating* dX) noexcept nogil:
@@ -212,96 +190,6 @@ cdef void _plan_ln_bwd(Py_ssize_t n, Py_ssize_t k, const floating* dout, const f
                 dX[i * k + j] = <floating> (c * (k * gg - s1 - <double> Xhat[i * k + j] * s2))
 
 
-# =========================================================================== extra losses
-cdef double _plan_mae_fb(Py_ssize_t n, Py_ssize_t k, const floating* out, const floating* target,
-                    Py_ssize_t ldt, double scale, floating* dout) noexcept nogil:
-    """sum_i mean_j |out - target|; dout = sign(out - target) * scale / k (losses_extra's numba math)."""
-    cdef Py_ssize_t i, j
-    cdef double sc = scale / k, total = 0.0, d
-    for i in range(n):
-        for j in range(k):
-            d = <double> out[i * k + j] - <double> target[i * ldt + j]
-            if d > 0.0:
-                total += d
-                dout[i * k + j] = <floating> sc
-            elif d < 0.0:
-                total -= d
-                dout[i * k + j] = <floating> (-sc)
-            else:
-                total += fabs(d)  # NaN propagates
-                dout[i * k + j] = <floating> (d * sc)
-    return total / k
-
-
-cdef double _plan_huber_fb(Py_ssize_t n, Py_ssize_t k, const floating* out, const floating* target,
-                      Py_ssize_t ldt, double delta, double scale, floating* dout) noexcept nogil:
-    """sum_i mean_j huber_delta(out - target); dout = clip(d, -delta, delta) * scale / k."""
-    cdef Py_ssize_t i, j
-    cdef double sc = scale / k, total = 0.0, d, a
-    for i in range(n):
-        for j in range(k):
-            d = <double> out[i * k + j] - <double> target[i * ldt + j]
-            a = fabs(d)
-            if a <= delta:
-                total += 0.5 * d * d
-                dout[i * k + j] = <floating> (d * sc)
-            elif a > delta:
-                total += delta * (a - 0.5 * delta)
-                dout[i * k + j] = <floating> ((delta if d > 0.0 else -delta) * sc)
-            else:  # NaN
-                total += d
-                dout[i * k + j] = <floating> d
-    return total / k
-
-
-cdef inline double _plan_focal_a(double logp, double p, double w, double gamma) noexcept nogil:
-    """a_j = w [gamma (1-p)^(gamma-1) p log p - (1-p)^gamma] (0 for w = 0)."""
-    cdef double q, qg, term
-    if w == 0.0:
-        return 0.0
-    q = -expm1(logp)  # 1 - p, accurate for small p
-    qg = pow(q, gamma)
-    term = gamma * pow(q, gamma - 1.0) * p * logp if q > 0.0 else 0.0
-    return w * (term - qg)
-
-
-cdef double _plan_focal_fb(Py_ssize_t n, Py_ssize_t k, const floating* out, const floating* target,
-                      Py_ssize_t ldt, Py_ssize_t nt, double gamma, const double* alpha,
-                      double scale, floating* dout) noexcept nogil:
-    """sum_i -sum_j t_ij alpha_j (1-p_ij)^gamma log p_ij, p = softmax(out); dout = scale * dL/dout."""
-    cdef Py_ssize_t i, j, c = -1
-    cdef bint as_index = nt == 1 and k > 1
-    cdef double total = 0.0, mx, s, log_s, A, w, logp, p, q
-    cdef const floating* o
-    for i in range(n):
-        o = out + i * k
-        mx = o[0]
-        for j in range(1, k):
-            if o[j] > mx:
-                mx = o[j]
-        s = 0.0
-        for j in range(k):
-            s += exp(<double> o[j] - mx)
-        log_s = log(s)
-        if as_index:
-            c = <Py_ssize_t> target[i * ldt]
-        A = 0.0  # pass 1: the loss and sum_j a_j
-        for j in range(k):
-            w = (alpha[j] if j == c else 0.0) if as_index else <double> target[i * ldt + j] * alpha[j]
-            if w != 0.0:
-                logp = <double> o[j] - mx - log_s
-                p = exp(logp)
-                q = -expm1(logp)
-                total -= w * pow(q, gamma) * logp
-                A += _plan_focal_a(logp, p, w, gamma)
-        for j in range(k):  # pass 2: dL/dz_m = a_m - p_m * A (a_m recomputed: no scratch row)
-            logp = <double> o[j] - mx - log_s
-            p = exp(logp)
-            w = (alpha[j] if j == c else 0.0) if as_index else <double> target[i * ldt + j] * alpha[j]
-            dout[i * k + j] = <floating> ((_plan_focal_a(logp, p, w, gamma) - p * A) * scale)
-    return total
-
-
 # =========================================================================== one item on one shard
 cdef void _plan_forward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const floating* params,
                         floating* wb, double* st, const double* st0, Py_ssize_t m, int64_t row0,
@@ -321,7 +209,7 @@ cdef void _plan_forward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const flo
     elif op == OP_DROPOUT:
         _dropout_fwd(m, n_in, A_in, <uint64_t> r[P_SEED], step, row0, f[F_RATE], Z, A)
     elif op == OP_LAYERNORM:
-        _plan_ln_fwd(m, k, A_in, params + p0, params + p1, f[F_EPS], Z, wb + a, A)
+        _ln_fwd(m, k, A_in, params + p0, params + p1, f[F_EPS], Z, wb + a, A)
     elif op == OP_BATCHNORM:
         if phase == 0:  # this shard's mean and sum of squared deviations (two passes, float64)
             if floating is float:
@@ -403,13 +291,13 @@ cdef void _plan_loss(const PlanCtx* c, floating* wb, Py_ssize_t m, double scale,
         result[0] = _loss_fb(loss, m, k, out, k, Yg, ny, ny, scale, dA, k, NULL)
         result[1] = <double> _count_correct(loss, m, k, out, k, Yg, ny, ny, NULL)
     elif loss == LOSS_MAE:
-        result[0] = _plan_mae_fb(m, k, out, Yg, ny, scale, dA)
+        result[0] = _mae_fb(m, k, out, k, Yg, ny, scale, dA, k)
         result[1] = 0.0
     elif loss == LOSS_HUBER:
-        result[0] = _plan_huber_fb(m, k, out, Yg, ny, c.loss_f[0], scale, dA)
+        result[0] = _huber_fb(m, k, out, k, Yg, ny, c.loss_f[0], scale, dA, k)
         result[1] = 0.0
     elif loss == LOSS_FOCAL:
-        result[0] = _plan_focal_fb(m, k, out, Yg, ny, ny, c.loss_f[0], c.loss_f + 1, scale, dA)
+        result[0] = _focal_fb(m, k, out, k, Yg, ny, ny, c.loss_f[0], c.loss_f + 1, scale, dA, k)
         result[1] = <double> _count_correct(LOSS_SOFTMAX_CE, m, k, out, k, Yg, ny, ny, NULL)
     else:  # refused by _plan_check; NaN rather than a silent number if it ever got here
         result[0] = NAN
