@@ -23,7 +23,8 @@ def mnist_dir():
     them. Pass it as ``load_mnist(path=mnist_dir)``."""
     candidates = []
     if os.environ.get("FASTNN_DATA"):
-        candidates.append(Path(os.environ["FASTNN_DATA"]).expanduser())
+        # resolved now: tests run programs from other directories, where a relative path means nothing
+        candidates.append(Path(os.environ["FASTNN_DATA"]).expanduser().resolve())
     candidates.append(REPO.parent / "shared" / "data" / "mnist")
     for c in candidates:
         if c.is_dir() and _has_mnist(c):
