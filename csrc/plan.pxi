@@ -792,7 +792,7 @@ def check_plan(ops, fops, items, sections, wofs, int loss_code, loss_f, Py_ssize
 def plan_train_steps(X, Y, perm, batch_starts, Py_ssize_t batch_size, ops, fops, items, sections, wofs,
                      int loss_code, loss_f, params, grads, buffers, stats, work, int opt, state, hyper,
                      lrs, int64_t step0, bint update, batch_loss, batch_correct):
-    """Run the steps of a compiled plan without the GIL (the contract of plan_numba.train_steps).
+    """Run the steps of a compiled plan without the GIL (the contract of fastnn.kernels.numba.plan.train_steps).
 
     Batch ``j`` is rows ``perm[batch_starts[j]:][:batch_size]`` of X/Y, optimizer step
     ``step0 + j + 1`` with learning rate ``lrs[j]``. ``update=False``: no optimizer step,

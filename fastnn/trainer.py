@@ -253,11 +253,12 @@ class Trainer:
 
         kern = get_backend(self.backend)
         n_threads = self.n_threads or get_num_threads()
-        plan = _engine.build_plan(net, self.loss, batch_size, self._plan_shards(n_threads, batch_size),
-                                  Y.shape[1], backend_has_driver=hasattr(kern, "train_steps"))
         if self.path == "per-layer":
             plan = _engine.Plan(path="per-layer", reason="asked for with Trainer(path='per-layer')")
-        elif self.path == "fused" and plan.path != "fused":
+        else:
+            plan = _engine.build_plan(net, self.loss, batch_size, self._plan_shards(n_threads, batch_size),
+                                      Y.shape[1], backend_has_driver=hasattr(kern, "train_steps"))
+        if self.path == "fused" and plan.path != "fused":
             raise ValueError(f"the fused path is not possible: {plan.reason}")
         n_shards = plan.n_shards if plan.path == "fused" else 1
         # 'auto' without shards runs on one thread: for tiny networks threaded BLAS costs more in

@@ -145,6 +145,10 @@ def test_user_defined_layer_takes_the_per_layer_path_and_says_why():
     tr.fit(X20, LABELS, epochs=1)
     assert tr.last_plan["path"] == "per-layer"
     assert "layer 1 (Scale)" in tr.last_plan["reason"]
+    with pytest.raises(ValueError, match=r"fused path is not possible: layer 1 \(Scale\)"):
+        fnn.Trainer(net, batch_size=16, verbose=0, path="fused").fit(X20, LABELS)
+    with pytest.raises(ValueError, match="path must be"):
+        fnn.Trainer(net, path="fast")
 
 
 @pytest.mark.parametrize("backend", COMPILED)
