@@ -156,40 +156,6 @@ cdef inline void _dropout_fwd(Py_ssize_t n, Py_ssize_t k, const floating* X, uin
         fastnn_dropout_d(n, k, X, key, step, row0, rate, mask, out)
 
 
-# =========================================================================== layer norm rows
-# LayerNorm's forward and the extra losses are norm.pxi's and losses.pxi's kernels; this backward
-# differs from norm.pxi's _ln_bwd only in needing no float64 scratch (the plan gives LayerNorm rows
-# none yet): dgamma/dbeta accumulate in the parameter dtype, as the numba kernel does.
-cdef void _plan_ln_bwd(Py_ssize_t n, Py_ssize_t k, const floating* dout, const floating* Xhat,
-                  const floating* inv_std, const floating* gamma, floating* dgamma,
-                  floating* dbeta, floating* dX) noexcept nogil:
-    """dbeta = sum_i dout, dgamma = sum_i dout*Xhat; per row dX = inv_std/k*(k*g - sum g - Xhat*sum g*Xhat).
-
-    dgamma/dbeta accumulate in the parameter dtype (as norm.py's numba kernel); dX may be NULL.
-    """
-    cdef Py_ssize_t i, j
-    cdef double s1, s2, d, xh, gg, c
-    for j in range(k):
-        dgamma[j] = 0
-        dbeta[j] = 0
-    for i in range(n):
-        s1 = 0.0
-        s2 = 0.0
-        for j in range(k):
-            d = dout[i * k + j]
-            xh = Xhat[i * k + j]
-            dbeta[j] = <floating> (dbeta[j] + d)
-            dgamma[j] = <floating> (dgamma[j] + d * xh)
-            gg = d * gamma[j]
-            s1 += gg
-            s2 += gg * xh
-        if dX != NULL:
-            c = <double> inv_std[i] / k
-            for j in range(k):
-                gg = <double> dout[i * k + j] * <double> gamma[j]
-                dX[i * k + j] = <floating> (c * (k * gg - s1 - <double> Xhat[i * k + j] * s2))
-
-
 # =========================================================================== one item on one shard
 cdef void _plan_forward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const floating* params,
                         floating* wb, double* st, const double* st0, Py_ssize_t m, int64_t row0,
@@ -198,7 +164,8 @@ cdef void _plan_forward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const flo
     cdef const int64_t* r = c.ops + q * N_PCOL
     cdef const double* f = c.fops + q * N_FCOL
     cdef Py_ssize_t n_in = r[P_N_IN], n_out = r[P_N_OUT], k = n_out, i, j
-    cdef int64_t op = r[P_OP], p0 = r[P_PARAM0], p1 = r[P_PARAM1], a = r[P_AUX]
+    cdef int64_t op = r[P_OP], p0 = r[P_PARAM0], p1 = r[P_PARAM1]
+    cdef int64_t a = r[P_AUX] if op == OP_LAYERNORM else r[P_STATS]  # LayerNorm: work; BatchNorm: stats
     cdef const floating* A_in = wb + r[P_IN]
     cdef floating* Z = wb + r[P_Z]
     cdef floating* A = wb + r[P_OUT]
@@ -232,7 +199,8 @@ cdef void _plan_backward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const fl
     cdef const int64_t* r = c.ops + q * N_PCOL
     cdef const double* f = c.fops + q * N_FCOL
     cdef Py_ssize_t n_in = r[P_N_IN], n_out = r[P_N_OUT], k = n_out, i, j
-    cdef int64_t op = r[P_OP], p0 = r[P_PARAM0], p1 = r[P_PARAM1], a = r[P_AUX]
+    cdef int64_t op = r[P_OP], p0 = r[P_PARAM0], p1 = r[P_PARAM1]
+    cdef int64_t a = r[P_AUX] if op == OP_LAYERNORM else r[P_STATS]  # LayerNorm: work; BatchNorm: stats
     cdef int act = <int> r[P_ACT]
     cdef bint need = r[P_NEED_DX] != 0
     cdef floating* dA
@@ -259,7 +227,8 @@ cdef void _plan_backward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const fl
             for i in range(m * n_in):
                 dX[i] = dA[i] * Z[i]
     elif op == OP_LAYERNORM:
-        _plan_ln_bwd(m, k, dA, Z, wb + a, params + p0, g + p0, g + p1, dX if need else NULL)
+        _ln_bwd(m, k, dA, Z, wb + a, params + p0, g + p0, g + p1, dX if need else NULL,
+                st + r[P_STATS], st + r[P_STATS] + k)
     elif op == OP_BATCHNORM:
         if phase == 0:  # this shard's sums of dY and dY * Xhat: its dbeta and dgamma
             if floating is float:
@@ -390,7 +359,7 @@ cdef void _plan_sync(const PlanCtx* c, int64_t kind, Py_ssize_t q, const floatin
         return
     r = c.ops + q * N_PCOL
     k = r[P_N_OUT]
-    a = r[P_AUX]
+    a = r[P_STATS]
     if kind == SYNC_BN_FORWARD:
         n_acc = 0
         for s in range(n_shards):  # Chan et al.'s pairwise combination of (count, mean, M2)
@@ -666,12 +635,13 @@ cdef int _plan_check(const PlanCtx* c, Py_ssize_t n_items, Py_ssize_t cap, Py_ss
         elif op == OP_LAYERNORM or op == OP_BATCHNORM:
             if not (_span_ok(r[P_PARAM0], n_out, P) and _span_ok(r[P_PARAM1], n_out, P)):
                 return PLAN_BAD_PARAM
-            if op == OP_LAYERNORM and not _span_ok(r[P_AUX], cap, S):
+            if op == OP_LAYERNORM and not (_span_ok(r[P_AUX], cap, S)
+                                           and _span_ok(r[P_STATS], 2 * n_out, c.n_stats)):
                 return PLAN_BAD_WORK
             if op == OP_BATCHNORM:
                 if not (_span_ok(r[P_BUF0], n_out, n_buffers) and _span_ok(r[P_BUF1], n_out, n_buffers)):
                     return PLAN_BAD_BUFFER
-                if not _span_ok(r[P_AUX], BN_STATS * n_out, c.n_stats):
+                if not _span_ok(r[P_STATS], BN_STATS * n_out, c.n_stats):
                     return PLAN_BAD_STATS
     where[0] = -1
     if not (loss == LOSS_SOFTMAX_CE or loss == LOSS_MSE or loss == LOSS_BCE_LOGITS

@@ -192,8 +192,10 @@ def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True)
         if r.op == C.OP_LAYERNORM:
             row[C.P_AUX] = off  # inv_std per row, in the work buffer
             off += cap
+            row[C.P_STATS] = n_stats  # float64 scratch for the dgamma/dbeta sums
+            n_stats += 2 * r.n_out
         elif r.op == C.OP_BATCHNORM:
-            row[C.P_AUX] = n_stats  # BN_STATS x n_features in the float64 stats buffer
+            row[C.P_STATS] = n_stats  # BN_STATS x n_features in the float64 stats buffer
             n_stats += BN_STATS * r.n_out
         prev_out = row[C.P_OUT]
     wofs[C.W_DA] = off

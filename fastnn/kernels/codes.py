@@ -60,10 +60,11 @@ P_BUF1 = 7         # offset in the network buffers of running_var (-1: none)
 P_IN = 8           # work offset of the input block (rows x n_in)
 P_Z = 9            # work offset of Z (dense) / Xhat (norms) / mask (dropout)
 P_OUT = 10         # work offset of the output block (== P_Z for a linear dense)
-P_AUX = 11         # work offset of per-row / per-feature statistics (norms), -1: none
+P_AUX = 11         # work offset of per-row statistics (LayerNorm inv_std), -1: none
 P_SEED = 12        # dropout: 63-bit key of the layer's mask stream
 P_NEED_DX = 13     # 1 if backward must produce the input gradient
-N_PCOL = 14
+P_STATS = 14       # offset in the float64 stats buffer (BatchNorm statistics, LayerNorm scratch), -1: none
+N_PCOL = 15
 
 # Float columns of a plan row (float64 table).
 F_ALPHA = 0        # activation parameter (leaky_relu slope, elu alpha)

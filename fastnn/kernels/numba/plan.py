@@ -20,7 +20,7 @@ from ..codes import (
     F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, H_CLIP_NORM, H_CLIP_VALUE, H_LR, IT_BACKWARD, IT_FORWARD,
     IT_GATHER, IT_LOSS, IT_PENALTY, LOSS_BCE_LOGITS, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_MSE,
     LOSS_SOFTMAX_CE, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_LAYERNORM, P_ACT, P_AUX, P_BUF0, P_BUF1, P_IN,
-    P_NEED_DX, P_N_IN, P_N_OUT, P_OP, P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_Z, SYNC_BN_BACKWARD,
+    P_NEED_DX, P_N_IN, P_N_OUT, P_OP, P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_STATS, P_Z, SYNC_BN_BACKWARD,
     SYNC_BN_FORWARD, W_DA, W_DX, W_DZ, W_GRAD, W_X, W_Y,
 )
 from ..dropout_ref import GOLDEN
@@ -93,7 +93,7 @@ def _forward_row(q, phase, ops, fops, params, wb, st, st0, m, row0, step):
         _ln_forward(A_in, params[p0:p0 + n_out], params[p1:p1 + n_out], fops[q, F_EPS], Z, wb[aux:aux + m], A)
     elif op == OP_BATCHNORM:
         k = n_out
-        a = ops[q, P_AUX]
+        a = ops[q, P_STATS]
         if phase == 0:  # this shard's mean and sum of squared deviations (two passes, float64)
             for j in range(k):
                 st[a + j] = 0.0
@@ -152,7 +152,7 @@ def _backward_row(q, phase, ops, fops, params, g, wofs, wb, st, st0, m, m_total)
             _ln_backward(dA, Z, wb[aux:aux + m], params[p0:p0 + n_out], g[p0:p0 + n_out], g[p1:p1 + n_out], None)
     elif op == OP_BATCHNORM:
         k = n_out
-        a = ops[q, P_AUX]
+        a = ops[q, P_STATS]
         if phase == 0:  # this shard's sums of dY and dY * Xhat: its dbeta and dgamma
             for j in range(k):
                 st[a + 4 * k + j] = 0.0
@@ -253,7 +253,7 @@ def _sync(kind, q, ops, fops, params, buffers, stats, m, n_shards):
     """The serial combine after a section: BatchNorm statistics across shards, in shard order."""
     if kind == SYNC_BN_FORWARD:
         k = ops[q, P_N_OUT]
-        a = ops[q, P_AUX]
+        a = ops[q, P_STATS]
         n_acc = 0
         for s in range(n_shards):  # Chan et al.'s pairwise combination of (count, mean, M2)
             _, m_s = _shard_rows_of(m, n_shards, s)
@@ -280,7 +280,7 @@ def _sync(kind, q, ops, fops, params, buffers, stats, m, n_shards):
             stats[0, a + 3 * k + j] = 1.0 / math.sqrt(m2 / m + eps)
     elif kind == SYNC_BN_BACKWARD:
         k = ops[q, P_N_OUT]
-        a = ops[q, P_AUX]
+        a = ops[q, P_STATS]
         for s in range(1, n_shards):
             _, m_s = _shard_rows_of(m, n_shards, s)
             if m_s <= 0:

@@ -12,7 +12,7 @@ from ..codes import (
     F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, H_CLIP_NORM, H_CLIP_VALUE, H_LR, IT_BACKWARD, IT_FORWARD,
     IT_GATHER, IT_LOSS, IT_PENALTY, LOSS_BCE_LOGITS, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_MSE,
     LOSS_SOFTMAX_CE, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_LAYERNORM, P_ACT, P_AUX, P_BUF0, P_BUF1, P_IN,
-    P_NEED_DX, P_N_IN, P_N_OUT, P_OP, P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_Z, SYNC_BN_BACKWARD,
+    P_NEED_DX, P_N_IN, P_N_OUT, P_OP, P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_STATS, P_Z, SYNC_BN_BACKWARD,
     SYNC_BN_FORWARD, W_DA, W_DX, W_DZ, W_GRAD, W_X, W_Y,
 )
 from ..dropout_ref import dropout_forward
@@ -31,7 +31,8 @@ def _forward(q, phase, plan, wb, st, st0, m, row0, step):
     ops, fops, params = plan.ops, plan.fops, plan.params
     n_in, n_out = ops[q, P_N_IN], ops[q, P_N_OUT]
     A_in, Z, A = _view(wb, ops[q, P_IN], m, n_in), _view(wb, ops[q, P_Z], m, n_out), _view(wb, ops[q, P_OUT], m, n_out)
-    op, p0, p1, a = ops[q, P_OP], ops[q, P_PARAM0], ops[q, P_PARAM1], ops[q, P_AUX]
+    op, p0, p1 = ops[q, P_OP], ops[q, P_PARAM0], ops[q, P_PARAM1]
+    a = ops[q, P_AUX] if op == OP_LAYERNORM else ops[q, P_STATS]  # LayerNorm: work; BatchNorm: stats
     if op == OP_DENSE:
         W = params[p0:p0 + n_in * n_out].reshape(n_in, n_out)
         dense.dense_forward(A_in, W, params[p1:p1 + n_out], ops[q, P_ACT], fops[q, F_ALPHA], Z, A)
@@ -58,7 +59,8 @@ def _backward(q, phase, plan, g, wb, st, st0, m, m_total):
     dA = _view(wb, wofs[W_DA] if even else wofs[W_DX], m, n_out)
     dX = _view(wb, wofs[W_DX] if even else wofs[W_DA], m, n_in) if ops[q, P_NEED_DX] else None
     A_in, Z, A = _view(wb, ops[q, P_IN], m, n_in), _view(wb, ops[q, P_Z], m, n_out), _view(wb, ops[q, P_OUT], m, n_out)
-    op, p0, p1, a = ops[q, P_OP], ops[q, P_PARAM0], ops[q, P_PARAM1], ops[q, P_AUX]
+    op, p0, p1 = ops[q, P_OP], ops[q, P_PARAM0], ops[q, P_PARAM1]
+    a = ops[q, P_AUX] if op == OP_LAYERNORM else ops[q, P_STATS]  # LayerNorm: work; BatchNorm: stats
     if op == OP_DENSE:
         W = params[p0:p0 + n_in * n_out].reshape(n_in, n_out)
         dense.dense_backward(A_in, W, Z, A, dA, ops[q, P_ACT], fops[q, F_ALPHA], _view(wb, wofs[W_DZ], m, n_out),
@@ -111,7 +113,7 @@ def _penalties(plan, g):
 def _sync(kind, q, plan, m, splits):
     ops, fops, stats, buffers = plan.ops, plan.fops, plan.stats, plan.buffers
     if kind == SYNC_BN_FORWARD:
-        k, a = ops[q, P_N_OUT], ops[q, P_AUX]
+        k, a = ops[q, P_N_OUT], ops[q, P_STATS]
         n_acc, mean, m2 = 0, None, None
         for s, (_, m_s) in enumerate(splits):  # Chan et al.'s pairwise combination, in shard order
             if m_s <= 0:
@@ -133,7 +135,7 @@ def _sync(kind, q, plan, m, splits):
         stats[0, a + 2 * k:a + 3 * k] = mean
         stats[0, a + 3 * k:a + 4 * k] = 1.0 / np.sqrt(m2 / m + eps)
     elif kind == SYNC_BN_BACKWARD:
-        k, a = ops[q, P_N_OUT], ops[q, P_AUX]
+        k, a = ops[q, P_N_OUT], ops[q, P_STATS]
         for s in range(1, len(splits)):
             if splits[s][1] > 0:
                 stats[0, a + 4 * k:a + 6 * k] += stats[s, a + 4 * k:a + 6 * k]
