@@ -86,6 +86,10 @@ class Layer:
         if self.n_inputs is not None and self.n_inputs != width:
             raise ValueError(f"{type(self).__name__} expects {self.n_inputs} inputs but gets {width} "
                              f"(input shape {tuple(input_shape)})")
+        if self.n_inputs is None:  # shape-free layers (user-defined ones too) take the width they get
+            self.n_inputs = width
+        if self.n_outputs is None:
+            self.n_outputs = int(np.prod(self.output_shape(input_shape)))
 
     def plan_rows(self, fuse_activation=None):
         """The compiled-plan rows of this layer (list of :class:`PlanRow`), or None.

@@ -141,6 +141,7 @@ def test_user_defined_layer_takes_the_per_layer_path_and_says_why():
             return {}
 
     net = fnn.Network([fnn.Dense(20, 8), Scale(), fnn.Dense(8, 3)], seed=0)
+    assert (net.layers[1].n_inputs, net.layers[1].n_outputs) == (8, 8)  # shape-free: built on its input
     tr = fnn.Trainer(net, batch_size=16, verbose=0)
     tr.fit(X20, LABELS, epochs=1)
     assert tr.last_plan["path"] == "per-layer"
