@@ -52,6 +52,16 @@ def test_epoch_torch(bench_epoch, batch_size, threads, adam):
     _check_loss(bench_epoch(peers.make_torch_epoch, batch_size, threads, adam=adam))
 
 
+@pytest.mark.parametrize("batch_size", BATCH_SIZES)
+@pytest.mark.parametrize("mode", ["jit", "scan"])
+def test_epoch_jax(bench_epoch, batch_size, mode):
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    import os
+
+    _check_loss(bench_epoch(peers.make_jax_epoch, batch_size, os.cpu_count() or 1, mode=mode))
+
+
 @pytest.mark.parametrize("threads", THREADS)
 def test_inference_torch_predict(benchmark, bench_n, bench_record, threads):
     pytest.importorskip("torch")

@@ -1,0 +1,18 @@
+"""bench.compare's summary: fastnn's best row is the plain MLP, never a variant with more layers."""
+from bench.compare import epoch_table
+
+
+def _row(impl, bs, sps, threads=2):
+    return {"group": "epoch", "impl": impl, "threads": threads, "batch_size": bs, "samples_per_s": sps}
+
+
+def test_variants_with_more_layers_are_not_fastnn_best():
+    rows = [_row("fastnn-cython-auto", 64, 100.0), _row("fastnn-cython-auto-dropout", 64, 150.0),
+            _row("fastnn-cython-auto-batchnorm", 64, 140.0), _row("torch-adam-fused", 64, 50.0),
+            _row("jax-scan", 64, 80.0), _row("gemm-floor", 64, 200.0)]
+    table = epoch_table(rows)
+    lines = {line[:34].strip(): line[34:].split() for line in table.splitlines() if " / " in line}
+    assert lines["fastnn best / torch fused best"] == ["2.00"]
+    assert lines["fastnn best / JAX best"] == ["1.25"]
+    assert lines["fastnn best / GEMM floor best"] == ["0.50"]
+    assert "fastnn-cython-auto-dropout" in table  # still listed, only not counted as fastnn's best
