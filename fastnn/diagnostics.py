@@ -34,8 +34,7 @@ __all__ = ["FastnnWarning", "Finding", "check_loss_trend", "check_worse_than_cha
            "check_negative_loss", "check_targets", "check_predictions", "diagnose", "emit"]
 
 
-class FastnnWarning(UserWarning):
-    """A warning from fastnn about how training is going (with a hint on what to change)."""
+from .errors import FastnnWarning  # noqa: E402  (defined low in the layers: the trainer warns too)
 
 
 @dataclass(frozen=True)

@@ -24,3 +24,7 @@ class NonFiniteError(FastnnError, FloatingPointError):
 
 class BackendUnavailableError(FastnnError, ImportError):
     """An explicitly requested compute backend cannot be imported."""
+
+
+class FastnnWarning(UserWarning):
+    """A warning from fastnn about how training is going (with a hint on what to change)."""

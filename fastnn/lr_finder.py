@@ -190,26 +190,27 @@ def _rng_states(network):
             if isinstance(getattr(layer, "rng", None), np.random.Generator)]
 
 
-def lr_find(network, X, y, loss="cross_entropy", optimizer="adam", start_lr=1e-7, end_lr=10.0, num_steps=200,
-            batch_size=64, smooth=0.98, diverge_factor=4.0, seed=0, *, clip_norm=None, clip_value=None,
+def lr_find(network, X, y, loss=None, optimizer=None, start_lr=1e-7, end_lr=10.0, num_steps=200,
+            batch_size=None, smooth=0.98, diverge_factor=4.0, seed=0, *, clip_norm=None, clip_value=None,
             backend=None, n_threads=None):
     """Learning-rate range test: train briefly at exponentially growing rates and watch the loss.
 
     Parameters
     ----------
-    network : Network
-        Left unchanged (weights restored afterwards).
+    network : Network or Trainer
+        Left unchanged (weights restored afterwards). Given a Trainer, its network, and
+        (unless given here) its loss, optimizer kind, batch size and clipping are used.
     X, y : array-like
         Training data; ``num_steps * batch_size`` rows are drawn from it
         (repeated when there are fewer).
-    loss : str or Loss, default 'cross_entropy'
-    optimizer : str or Optimizer, default 'adam'
+    loss : str or Loss, default 'cross_entropy' (or the trainer's)
+    optimizer : str or Optimizer, default 'adam' (or the trainer's)
         A name or an instance whose kind and hyper-parameters are copied (the
         instance itself is not used or changed).
     start_lr, end_lr : float, default 1e-7, 10
         The rate at the first and at the last of ``num_steps`` steps.
     num_steps : int, default 200
-    batch_size : int, default 64
+    batch_size : int, default 64 (or the trainer's)
     smooth : float, default 0.98
         Weight of the online moving average of the loss that the divergence
         test watches (fastai's), in [0, 1).
@@ -238,6 +239,17 @@ def lr_find(network, X, y, loss="cross_entropy", optimizer="adam", start_lr=1e-7
     """
     from .trainer import Trainer
 
+    if isinstance(network, Trainer):  # lr_find(trainer, X, y): what that trainer would train with
+        given = network
+        network = given.network
+        loss = given.loss if loss is None else loss
+        optimizer = given.optimizer if optimizer is None else optimizer
+        batch_size = given.batch_size if batch_size is None else batch_size
+        clip_norm = (given.clip_norm or None) if clip_norm is None else clip_norm
+        clip_value = (given.clip_value or None) if clip_value is None else clip_value
+    loss = "cross_entropy" if loss is None else loss
+    optimizer = "adam" if optimizer is None else optimizer
+    batch_size = 64 if batch_size is None else batch_size
     start_lr, end_lr = check_positive_real(start_lr, "start_lr"), check_positive_real(end_lr, "end_lr")
     if not end_lr > start_lr:
         raise ValueError(f"end_lr ({end_lr}) must be larger than start_lr ({start_lr})")

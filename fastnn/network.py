@@ -75,6 +75,18 @@ class Network:
             if hasattr(layer, "rng"):
                 layer.rng = np.random.default_rng(self.rng.integers(2 ** 63))
 
+    _KERAS_HABITS = {"fit": "fastnn.Trainer(net, loss=..., optimizer=...).fit(X, y)",
+                     "compile": "fastnn.Trainer(net, loss=..., optimizer=...) (no compile step)",
+                     "evaluate": "fastnn.Trainer(net, loss=...).evaluate(X, y)"}
+
+    def __getattr__(self, name):
+        # Called only for attributes that do not exist: the Keras names get a hint.
+        hint = Network._KERAS_HABITS.get(name)
+        if hint is not None:
+            raise AttributeError(f"'Network' object has no attribute {name!r}: training goes through a Trainer, "
+                                 f"e.g. {hint}")
+        raise AttributeError(f"'Network' object has no attribute {name!r}")
+
     # ------------------------------------------------------------------ structure
     def _build_shapes(self, input_shape):
         """Build every layer on the per-sample shape it receives; set the network's shapes."""

@@ -7,6 +7,7 @@ Semantics follow PyTorch (``torch.optim``): L2 weight decay is added to the
 gradient, except AdamW's decoupled decay which shrinks the weights by
 ``lr * weight_decay`` each step.
 """
+import functools
 import numbers
 
 import numpy as np
@@ -24,6 +25,22 @@ def _check_float(value, name, lo=None, hi=None, lo_open=False, hi_open=False):
     return float(value)
 
 
+#: Keras' argument names -> fastnn's (``Adam(learning_rate=1e-3, beta_1=0.9)`` works as in Keras)
+KERAS_NAMES = {"learning_rate": "lr", "beta_1": "beta1", "beta_2": "beta2", "epsilon": "eps"}
+
+
+def _accept_keras_names(init):
+    @functools.wraps(init)
+    def __init__(self, *args, **kwargs):
+        for keras, ours in KERAS_NAMES.items():
+            if keras in kwargs:
+                if ours in kwargs:
+                    raise TypeError(f"{type(self).__name__}: give {ours}= or {keras}=, not both")
+                kwargs[ours] = kwargs.pop(keras)
+        return init(self, *args, **kwargs)
+    return __init__
+
+
 class Optimizer:
     """Base class. ``lr`` is a float, or a schedule: a callable mapping an int64
     array of step numbers (from 0) to learning rates (see :mod:`fastnn.schedules`).
@@ -31,6 +48,11 @@ class Optimizer:
 
     code = None
     n_slots = 0
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" in cls.__dict__:
+            cls.__init__ = _accept_keras_names(cls.__init__)
 
     def __init__(self, lr, weight_decay=0.0):
         if callable(lr):

@@ -2,6 +2,7 @@
 import math
 import numbers
 import time
+import warnings
 
 import numpy as np
 
@@ -11,6 +12,7 @@ from ._config import apply_numba_threads, get_num_threads, thread_limits
 from ._validation import check_array_X, check_batch_size, check_positive_int
 from .callbacks import CallbackList, EpochLogger, ProgressBar
 from . import engine as _engine
+from .errors import FastnnWarning
 from .kernels import get_backend
 
 _CHUNK_BATCHES = 128   # batches per compiled call when nothing needs every batch
@@ -124,7 +126,9 @@ class Trainer:
         self.clip_value = self._check_clip(clip_value, "clip_value")
         self.callbacks = list(callbacks or [])
         self.seed = seed
-        self.rng = np.random.default_rng(seed)
+        # Without a seed, shuffling draws from the network's generator: Network(seed=0) alone makes
+        # fit reproducible, as users expect (an explicit seed still wins).
+        self.rng = np.random.default_rng(seed if seed is not None else network.rng.integers(2 ** 63))
         self.n_threads = n_threads
         if parallel not in ("auto", "shards", "blas"):
             raise ValueError(f"parallel must be 'auto', 'shards' or 'blas', not {parallel!r}")
@@ -155,6 +159,12 @@ class Trainer:
     def _prepare(self, X, y, name="X"):
         net = self.network
         Xc = check_array_X(X, net.n_inputs, net.dtype, name=name, sample_shape=net.input_shape)
+        raw = np.asarray(X)
+        if raw.dtype.kind in "iu" and raw.size and raw.max() > 1 and name == "X":
+            top = raw.max()
+            warnings.warn(f"{name} holds unscaled integers up to {top} (dtype {raw.dtype}): such inputs train much "
+                          f"worse and diverge easily; scale them first, e.g. {name} / {255 if top <= 255 else top}.0 "
+                          f"for pixels, or fastnn.data.Standardizer", FastnnWarning, stacklevel=3)
         y_name = "y" if name == "X" else name.replace("X", "y")
         if y is None:
             raise ValueError(f"{y_name} is required")

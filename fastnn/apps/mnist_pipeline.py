@@ -116,6 +116,9 @@ def load_dataset(data=None, *, dataset="auto", download=True, val_fraction=DEFAU
         except FileNotFoundError as exc:
             if dataset != "auto":
                 raise
+            if data is not None:  # an explicit --data that holds no MNIST is an error, never a fallback
+                raise FileNotFoundError(f"--data {data}: no MNIST IDX files there ({str(exc).splitlines()[0]})") \
+                    from None
             first = str(exc).splitlines()[0]
             print_fn(f"MNIST could not be found or downloaded ({first}).\n"
                      f"Falling back to scikit-learn's bundled 8x8 digits (1,797 images). To use MNIST, pass "

@@ -15,6 +15,10 @@ __all__ = ["ProgressBar", "EpochLogger", "CSVLogger"]
 class ProgressBar(Callback):
     """A tqdm progress bar per epoch showing loss, accuracy and samples/s.
 
+    Shown only when ``file`` is a terminal: in a log (``2>&1``, CI, a notebook's
+    captured stream) a bar is a line of carriage returns, and the per-epoch lines
+    of :class:`EpochLogger` already say what it would.
+
     Parameters
     ----------
     file : file-like, default sys.stderr
@@ -29,6 +33,11 @@ class ProgressBar(Callback):
     def on_epoch_begin(self, epoch, logs=None):
         from tqdm.auto import tqdm
 
+        stream = self.file or sys.stderr
+        isatty = getattr(stream, "isatty", None)
+        if not (callable(isatty) and isatty()):
+            self._bar = None
+            return
         t = self.trainer
         self._bar = tqdm(total=t.n_samples_epoch, unit="samples", unit_scale=True, leave=False,
                          desc=f"epoch {epoch + 1}/{t.epochs}", file=self.file or sys.stderr,
@@ -37,6 +46,8 @@ class ProgressBar(Callback):
         self._seen = 0
 
     def on_batch_end(self, batch, logs=None):
+        if self._bar is None:
+            return
         logs = logs or {}
         n = logs.get("samples", 0)
         self._seen += n

@@ -54,7 +54,8 @@ class Loss:
 def _as_numeric_array(y, name):
     arr = np.asarray(y)
     if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
+        raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}; for class labels such as strings, "
+                        f"map them to 0..k-1 first, e.g. classes, {name} = np.unique({name}, return_inverse=True)")
     if arr.size == 0:
         raise ValueError(f"{name} is empty")
     return arr
@@ -107,7 +108,8 @@ def as_numeric_array(y, name):
     """``np.asarray(y)``, refusing non-numeric dtypes and empty targets."""
     arr = np.asarray(y)
     if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
+        raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}; for class labels such as strings, "
+                        f"map them to 0..k-1 first, e.g. classes, {name} = np.unique({name}, return_inverse=True)")
     if arr.size == 0:
         raise ValueError(f"{name} is empty")
     return arr

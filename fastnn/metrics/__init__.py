@@ -28,8 +28,18 @@ from .registry import Metric, available_metrics, get_metric, register_metric
 from .regression import mean_absolute_error, mean_squared_error, r2_score, root_mean_squared_error
 from .report import classification_report
 
+# scikit-learn's names, for users who type them first (the same functions).
+accuracy_score = accuracy
+precision_score = precision
+recall_score = recall
+roc_auc_score = roc_auc
+
 __all__ = [
     "accuracy",
+    "accuracy_score",
+    "precision_score",
+    "recall_score",
+    "roc_auc_score",
     "top_k_accuracy",
     "confusion_matrix",
     "precision_recall_f1",

@@ -62,7 +62,12 @@ def test_digits_fallback_when_mnist_is_missing(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     env = {"FASTNN_DATA": str(empty), "XDG_CACHE_HOME": str(empty)}
-    proc = _fastnn("train", "--data", empty, "--no-download", "--epochs", "2", "--hidden", "32",
+    # an explicit --data that holds no data is an error naming the directory, not a fallback
+    proc = _fastnn("train", "--data", tmp_path / "no" / "such", "--no-download", "--epochs", "1",
+                   "--out", tmp_path / "bad", "--quiet", cwd=tmp_path, env=env)
+    assert proc.returncode == 1, proc.stdout[-2000:]
+    assert str(tmp_path / "no" / "such") in proc.stderr and "Falling back" not in proc.stdout
+    proc = _fastnn("train", "--no-download", "--epochs", "2", "--hidden", "32",
                    "--out", tmp_path / "run", "--quiet", cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Falling back to scikit-learn's bundled 8x8 digits" in proc.stdout

@@ -69,11 +69,15 @@ def test_dataset_split_is_stratified_and_reproducible(mnist_dir):
     assert a.X_train.dtype == np.float32 and 0 <= a.X_train.min() and a.X_train.max() <= 1
 
 
-def test_digits_fallback_in_process(tmp_path):
+def test_digits_fallback_in_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("FASTNN_DATA", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     lines = []
-    ds = mp.load_dataset(tmp_path, download=False, print_fn=lines.append)
+    ds = mp.load_dataset(None, download=False, print_fn=lines.append)  # nothing explicit: the digits fallback
     assert ds.name == "digits" and ds.n_features == 64
     assert "Falling back" in lines[0] and "--data" in lines[0]
+    with pytest.raises(FileNotFoundError, match=str(tmp_path)):  # an explicit directory without MNIST
+        mp.load_dataset(tmp_path, download=False)
     with pytest.raises(FileNotFoundError):
         mp.load_dataset(tmp_path, dataset="mnist", download=False)
 
