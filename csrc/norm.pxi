@@ -67,57 +67,78 @@ cdef void _bn_bwd(Py_ssize_t n, Py_ssize_t k, const floating* dout, const floati
                                                  - Xhat[i * k + j] * sg[j]))
 
 
-cdef void _ln_fwd(Py_ssize_t n, Py_ssize_t k, const floating* X, const floating* gamma,
-                  const floating* beta, double eps, floating* Xhat, floating* inv_std,
-                  floating* out) noexcept nogil:
+cdef extern from *:
+    """
+    /* LayerNorm rows in C: `restrict` and AVX2/AVX-512 clones (FASTNN_CLONES, activations.pxi),
+       the per-row reductions as `omp simd` reductions (vectorized, a fixed order per binary). */
+    #define FASTNN_LN_KERNELS(T, S) \
+    static FASTNN_CLONES void fastnn_ln_fwd_##S(Py_ssize_t n, Py_ssize_t k, const T* restrict X, \
+            const T* restrict gamma, const T* restrict beta, double eps, T* restrict Xhat, \
+            T* restrict inv_std, T* restrict out) { \
+        for (Py_ssize_t i = 0; i < n; i++) { \
+            const T* x = X + i * k; double s = 0.0, ss = 0.0; \
+            _Pragma("omp simd reduction(+:s)") for (Py_ssize_t j = 0; j < k; j++) s += x[j]; \
+            double mean = s / k; \
+            _Pragma("omp simd reduction(+:ss)") for (Py_ssize_t j = 0; j < k; j++) { \
+                double d = x[j] - mean; ss += d * d; } \
+            double inv = 1.0 / sqrt(ss / k + eps); \
+            inv_std[i] = (T) inv; \
+            for (Py_ssize_t j = 0; j < k; j++) { \
+                double xh = (x[j] - mean) * inv; \
+                Xhat[i * k + j] = (T) xh; out[i * k + j] = (T) ((double) gamma[j] * xh + (double) beta[j]); } \
+        } \
+    } \
+    static FASTNN_CLONES void fastnn_ln_bwd_##S(Py_ssize_t n, Py_ssize_t k, const T* restrict dout, \
+            const T* restrict Xhat, const T* restrict inv_std, const T* restrict gamma, T* restrict dgamma, \
+            T* restrict dbeta, T* restrict dX, double* restrict sb, double* restrict sg) { \
+        for (Py_ssize_t j = 0; j < k; j++) { sb[j] = 0.0; sg[j] = 0.0; } \
+        for (Py_ssize_t i = 0; i < n; i++) { \
+            const T* d = dout + i * k; const T* xh = Xhat + i * k; double s1 = 0.0, s2 = 0.0; \
+            for (Py_ssize_t j = 0; j < k; j++) { sb[j] += d[j]; sg[j] += (double) d[j] * xh[j]; } \
+            _Pragma("omp simd reduction(+:s1,s2)") for (Py_ssize_t j = 0; j < k; j++) { \
+                double g = (double) d[j] * gamma[j]; s1 += g; s2 += g * xh[j]; } \
+            if (dX) { \
+                double c = (double) inv_std[i] / k; \
+                for (Py_ssize_t j = 0; j < k; j++) \
+                    dX[i * k + j] = (T) (c * (k * ((double) d[j] * gamma[j]) - s1 - xh[j] * s2)); } \
+        } \
+        for (Py_ssize_t j = 0; j < k; j++) { dbeta[j] = (T) sb[j]; dgamma[j] = (T) sg[j]; } \
+    }
+    FASTNN_LN_KERNELS(float, f)
+    FASTNN_LN_KERNELS(double, d)
+    """
+    void fastnn_ln_fwd_f(Py_ssize_t n, Py_ssize_t k, const float* X, const float* gamma, const float* beta,
+                         double eps, float* Xhat, float* inv_std, float* out) noexcept nogil
+    void fastnn_ln_fwd_d(Py_ssize_t n, Py_ssize_t k, const double* X, const double* gamma, const double* beta,
+                         double eps, double* Xhat, double* inv_std, double* out) noexcept nogil
+    void fastnn_ln_bwd_f(Py_ssize_t n, Py_ssize_t k, const float* dout, const float* Xhat, const float* inv_std,
+                         const float* gamma, float* dgamma, float* dbeta, float* dX, double* sb,
+                         double* sg) noexcept nogil
+    void fastnn_ln_bwd_d(Py_ssize_t n, Py_ssize_t k, const double* dout, const double* Xhat,
+                         const double* inv_std, const double* gamma, double* dgamma, double* dbeta, double* dX,
+                         double* sb, double* sg) noexcept nogil
+
+
+cdef inline void _ln_fwd(Py_ssize_t n, Py_ssize_t k, const floating* X, const floating* gamma,
+                         const floating* beta, double eps, floating* Xhat, floating* inv_std,
+                         floating* out) noexcept nogil:
     """Per row: Xhat = (x - mean) / sqrt(var + eps), out = gamma * Xhat + beta."""
-    cdef Py_ssize_t i, j
-    cdef double s, mean, ss, d, inv, xh
-    for i in range(n):
-        s = 0.0
-        for j in range(k):
-            s += X[i * k + j]
-        mean = s / k
-        ss = 0.0
-        for j in range(k):
-            d = X[i * k + j] - mean
-            ss += d * d
-        inv = 1.0 / sqrt(ss / k + eps)
-        inv_std[i] = <floating> inv
-        for j in range(k):
-            xh = (X[i * k + j] - mean) * inv
-            Xhat[i * k + j] = <floating> xh
-            out[i * k + j] = <floating> (<double> gamma[j] * xh + <double> beta[j])
+    if floating is float:
+        fastnn_ln_fwd_f(n, k, X, gamma, beta, eps, Xhat, inv_std, out)
+    else:
+        fastnn_ln_fwd_d(n, k, X, gamma, beta, eps, Xhat, inv_std, out)
 
 
-cdef void _ln_bwd(Py_ssize_t n, Py_ssize_t k, const floating* dout, const floating* Xhat,
-                  const floating* inv_std, const floating* gamma, floating* dgamma,
-                  floating* dbeta, floating* dX, double* sb, double* sg) noexcept nogil:
-    """dbeta = sum_i dout, dgamma = sum_i dout*Xhat; per row dX = inv_std/k*(k*g - sum g - Xhat*sum g*Xhat)."""
-    cdef Py_ssize_t i, j
-    cdef double s1, s2, d, xh, g, c
-    for j in range(k):
-        sb[j] = 0.0
-        sg[j] = 0.0
-    for i in range(n):
-        s1 = 0.0
-        s2 = 0.0
-        for j in range(k):
-            d = dout[i * k + j]
-            xh = Xhat[i * k + j]
-            sb[j] += d
-            sg[j] += d * xh
-            g = d * <double> gamma[j]
-            s1 += g
-            s2 += g * xh
-        if dX != NULL:
-            c = <double> inv_std[i] / k
-            for j in range(k):
-                g = <double> dout[i * k + j] * <double> gamma[j]
-                dX[i * k + j] = <floating> (c * (k * g - s1 - Xhat[i * k + j] * s2))
-    for j in range(k):
-        dbeta[j] = <floating> sb[j]
-        dgamma[j] = <floating> sg[j]
+cdef inline void _ln_bwd(Py_ssize_t n, Py_ssize_t k, const floating* dout, const floating* Xhat,
+                         const floating* inv_std, const floating* gamma, floating* dgamma,
+                         floating* dbeta, floating* dX, double* sb, double* sg) noexcept nogil:
+    """dbeta = sum_i dout, dgamma = sum_i dout*Xhat; per row dX = inv_std/k*(k*g - sum g - Xhat*sum g*Xhat).
+
+    dX may be NULL; ``sb``/``sg`` are k float64 scratch each."""
+    if floating is float:
+        fastnn_ln_bwd_f(n, k, dout, Xhat, inv_std, gamma, dgamma, dbeta, dX, sb, sg)
+    else:
+        fastnn_ln_bwd_d(n, k, dout, Xhat, inv_std, gamma, dgamma, dbeta, dX, sb, sg)
 
 
 # --------------------------------------------------------------------------- Python wrappers
