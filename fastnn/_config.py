@@ -13,7 +13,8 @@ import numpy as np
 # process busy on the machine the sharded step collapsed 20-40x (2.7k-3.9k vs 50k-119k samples/s).
 # Never spinning (OMP_WAIT_POLICY=PASSIVE) costs a futex wake-up at every parallel section, which a
 # BatchNorm sync point makes several per step. A short spin is the compromise, measured on 2 cores,
-# MNIST 784-256-128-10 at batch 128, cython, samples/s (plain / BatchNorm after each hidden layer):
+# MNIST 784-256-128-10 at batch 128, cython, samples/s (plain / BatchNorm after each hidden layer; one
+# run, before the driver's persistent parallel region and branch-free ReLU made both faster):
 #   idle:                 PASSIVE 110k / 75k   GOMP_SPINCOUNT=2000 130k / 117k   20000 126k / 111k
 #   other core busy:      PASSIVE  77k / 71k   GOMP_SPINCOUNT=2000  70k /  56k   20000  57k /  43k
 # A user's own setting of either variable (made before importing fastnn) wins.

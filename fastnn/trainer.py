@@ -160,8 +160,8 @@ class Trainer:
         net = self.network
         Xc = check_array_X(X, net.n_inputs, net.dtype, name=name, sample_shape=net.input_shape)
         raw = np.asarray(X)
-        if raw.dtype.kind in "iu" and raw.size and raw.max() > 1 and name == "X":
-            top = raw.max()
+        top = raw.max() if raw.dtype.kind in "iu" and name == "X" else 0  # Xc is not empty: checked above
+        if top > 1:
             warnings.warn(f"{name} holds unscaled integers up to {top} (dtype {raw.dtype}): such inputs train much "
                           f"worse and diverge easily; scale them first, e.g. {name} / {255 if top <= 255 else top}.0 "
                           f"for pixels, or fastnn.data.Standardizer", FastnnWarning, stacklevel=3)

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import optim
 from ._adapt import _k
-from ..codes import H_CLIP_NORM, H_CLIP_VALUE, H_LR
+from ..plan_api import entry_points
 
 
 
@@ -36,29 +36,4 @@ def _run(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct, 
                         batch_loss, batch_correct)
 
 
-def train_steps(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct):
-    """Run one optimizer step per batch start: forward, loss, backward, clip, update (the fused path).
-
-    Batch ``j`` is rows ``perm[batch_starts[j]:][:plan.batch_size]`` of ``X``/``Y``; it is
-    optimizer step ``step0 + j + 1`` with learning rate ``lrs[j]``. Writes the batch's mean
-    loss (plus penalties) into ``batch_loss[j]`` and its correct count into ``batch_correct[j]``.
-    """
-    _run(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct, True)
-
-
-def grad_steps(plan, X, Y, perm, batch_starts, step0, batch_loss, batch_correct):
-    """Forward + backward of each batch into ``plan.grads`` without updating: their summed gradient.
-
-    With one batch start ``plan.grads`` is exactly the gradient :func:`train_steps` applies
-    at that step; pair it with :func:`apply_update` (gradient accumulation, distributed training).
-    """
-    _run(plan, X, Y, perm, batch_starts, np.zeros(len(batch_starts)), step0, batch_loss, batch_correct, False)
-
-
-def apply_update(plan, lr, step):
-    """Clip ``plan.grads`` (the plan's hyper-parameters say how) and apply one optimizer step."""
-    h = np.array(plan.hyper, dtype=np.float64)
-    if h[H_CLIP_NORM] > 0 or h[H_CLIP_VALUE] > 0:
-        optim.clip_gradients(plan.grads, h[H_CLIP_NORM], h[H_CLIP_VALUE])
-    h[H_LR] = lr
-    optim.optimizer_update(plan.opt_code, plan.params, plan.grads, plan.state, h, step)
+train_steps, grad_steps, apply_update = entry_points(_run, optim.clip_gradients, optim.optimizer_update)

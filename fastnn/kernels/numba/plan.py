@@ -15,27 +15,23 @@ import numpy as np
 from numba import njit, prange, uint64
 
 from . import _common, dense, driver, losses, norm, optim
-from .. import codes
+from ..plan_api import check_codes, entry_points
 from ..codes import (
     F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, H_CLIP_NORM, H_CLIP_VALUE, H_LR, IT_BACKWARD, IT_FORWARD,
-    IT_GATHER, IT_LOSS, IT_PENALTY, LOSS_BCE_LOGITS, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_MSE,
-    LOSS_SOFTMAX_CE, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_LAYERNORM, P_ACT, P_AUX, P_BUF0, P_BUF1, P_IN,
-    P_NEED_DX, P_N_IN, P_N_OUT, P_OP, P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_STATS, P_Z, SYNC_BN_BACKWARD,
-    SYNC_BN_FORWARD, W_DA, W_DX, W_DZ, W_GRAD, W_X, W_Y,
+    IT_GATHER, IT_LOSS, IT_PENALTY, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_SOFTMAX_CE, OP_BATCHNORM,
+    OP_DENSE, OP_DROPOUT, OP_LAYERNORM, P_ACT, P_AUX, P_BUF0, P_BUF1, P_IN, P_NEED_DX, P_N_IN, P_N_OUT, P_OP,
+    P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_STATS, P_Z, SYNC_BN_BACKWARD, SYNC_BN_FORWARD, W_DA, W_DX, W_DZ,
+    W_GRAD, W_X, W_Y,
 )
 from ..dropout_ref import GOLDEN
 
 _OPTS = _common.OPTS
-_ACT_CODES = tuple(v for k, v in vars(codes).items() if k.startswith("ACT_"))
-_OPT_CODES = tuple(v for k, v in vars(codes).items() if k.startswith("OPT_"))
 _mae = losses.mae_forward_backward
 _huber = losses.huber_forward_backward
 _focal = losses.focal_forward_backward
 _ln_forward = norm.layernorm_forward
 _ln_backward = norm.layernorm_backward
 
-_KNOWN_OPS = (OP_DENSE, OP_DROPOUT, OP_BATCHNORM, OP_LAYERNORM)
-_KNOWN_LOSSES = (LOSS_SOFTMAX_CE, LOSS_MSE, LOSS_BCE_LOGITS, LOSS_MAE, LOSS_HUBER, LOSS_FOCAL)
 
 
 # --------------------------------------------------------------------------- dropout
@@ -114,7 +110,7 @@ def _forward_row(q, phase, ops, fops, params, wb, st, st0, m, row0, step):
                     xh = (A_in[i, j] - st0[a + 2 * k + j]) * st0[a + 3 * k + j]
                     Z[i, j] = xh
                     A[i, j] = float(gamma[j]) * xh + float(beta[j])
-    # other codes are refused by _check_plan before any step runs
+    # other codes are refused by plan_api.check_codes before any step runs
 
 
 @njit(**_OPTS)
@@ -297,18 +293,6 @@ def _sync(kind, q, ops, fops, params, buffers, stats, m, n_shards):
 
 
 @njit(**_OPTS)
-def _check_plan(ops, loss_code):
-    """Refuse unknown op and loss codes before any step (compiled switches below have no silent default)."""
-    for q in range(ops.shape[0]):
-        op = ops[q, P_OP]
-        if op != OP_DENSE and op != OP_DROPOUT and op != OP_BATCHNORM and op != OP_LAYERNORM:
-            raise ValueError("unknown op code in the plan")
-    if not (loss_code == LOSS_SOFTMAX_CE or loss_code == LOSS_MSE or loss_code == LOSS_BCE_LOGITS
-            or loss_code == LOSS_MAE or loss_code == LOSS_HUBER or loss_code == LOSS_FOCAL):
-        raise ValueError("unknown loss code in the plan")
-
-
-@njit(**_OPTS)
 def _steps_serial(X, Y, perm, starts, batch_size, ops, fops, items, sections, wofs, loss_code, loss_f,
                   params, grads, buffers, stats, work, opt, state, hyper, lrs, step0, update,
                   batch_loss, batch_correct):
@@ -397,8 +381,7 @@ def _steps_sharded(X, Y, perm, starts, batch_size, ops, fops, items, sections, w
 
 
 def _run(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct, update):
-    _check_plan(plan.ops, plan.loss_code)
-    _check_codes(plan)
+    check_codes(plan)
     args = (X, Y, perm, batch_starts, plan.batch_size, plan.ops, plan.fops, plan.items, plan.sections,
             plan.wofs, plan.loss_code, plan.loss_f, plan.params, plan.grads, plan.buffers, plan.stats, plan.work,
             plan.opt_code, plan.state, plan.hyper, lrs, step0, update, batch_loss, batch_correct)
@@ -414,38 +397,4 @@ def _run(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct, 
             driver._ftz_restore(csr)
 
 
-def _check_codes(plan):
-    """Activation codes of dense rows and the optimizer code: unknown ones raise (no silent default)."""
-    bad = (plan.ops[:, P_OP] == OP_DENSE) & ~np.isin(plan.ops[:, P_ACT], _ACT_CODES)
-    if bad.any():
-        raise ValueError(f"unknown activation code {plan.ops[bad, P_ACT][0]} in the plan")
-    if plan.opt_code not in _OPT_CODES:
-        raise ValueError(f"unknown optimizer code {plan.opt_code}")
-
-
-def train_steps(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct):
-    """Run one optimizer step per batch start: forward, loss, backward, clip, update (the fused path).
-
-    Batch ``j`` is rows ``perm[batch_starts[j]:][:plan.batch_size]`` of ``X``/``Y``; it is
-    optimizer step ``step0 + j + 1`` with learning rate ``lrs[j]``. Writes the batch's mean
-    loss (plus penalties) into ``batch_loss[j]`` and its correct count into ``batch_correct[j]``.
-    """
-    _run(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct, True)
-
-
-def grad_steps(plan, X, Y, perm, batch_starts, step0, batch_loss, batch_correct):
-    """Forward + backward of each batch into ``plan.grads`` without updating: their summed gradient.
-
-    With one batch start ``plan.grads`` is exactly the gradient :func:`train_steps` applies
-    at that step; pair it with :func:`apply_update` (gradient accumulation, distributed training).
-    """
-    _run(plan, X, Y, perm, batch_starts, np.zeros(len(batch_starts)), step0, batch_loss, batch_correct, False)
-
-
-def apply_update(plan, lr, step):
-    """Clip ``plan.grads`` (the plan's hyper-parameters say how) and apply one optimizer step."""
-    h = plan.hyper.copy()
-    if h[H_CLIP_NORM] > 0 or h[H_CLIP_VALUE] > 0:
-        optim.clip_gradients(plan.grads, h[H_CLIP_NORM], h[H_CLIP_VALUE])
-    h[H_LR] = lr
-    optim.optimizer_update(plan.opt_code, plan.params, plan.grads, plan.state, h, step)
+train_steps, grad_steps, apply_update = entry_points(_run, optim.clip_gradients, optim.optimizer_update)

@@ -7,20 +7,15 @@ reference kernels. Same entry points as :mod:`fastnn.kernels.numba.plan`.
 import numpy as np
 
 from . import dense, losses, norm, optim
-from .. import codes
+from ..plan_api import check_codes, entry_points
 from ..codes import (
-    F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, H_CLIP_NORM, H_CLIP_VALUE, H_LR, IT_BACKWARD, IT_FORWARD,
-    IT_GATHER, IT_LOSS, IT_PENALTY, LOSS_BCE_LOGITS, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_MSE,
-    LOSS_SOFTMAX_CE, OP_BATCHNORM, OP_DENSE, OP_DROPOUT, OP_LAYERNORM, P_ACT, P_AUX, P_BUF0, P_BUF1, P_IN,
-    P_NEED_DX, P_N_IN, P_N_OUT, P_OP, P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_STATS, P_Z, SYNC_BN_BACKWARD,
-    SYNC_BN_FORWARD, W_DA, W_DX, W_DZ, W_GRAD, W_X, W_Y,
+    F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, IT_BACKWARD, IT_FORWARD, IT_GATHER, IT_LOSS, IT_PENALTY,
+    LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_SOFTMAX_CE, OP_DENSE, OP_DROPOUT, OP_LAYERNORM, P_ACT, P_AUX,
+    P_BUF0, P_BUF1, P_IN, P_NEED_DX, P_N_IN, P_N_OUT, P_OP, P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_STATS, P_Z,
+    SYNC_BN_BACKWARD, SYNC_BN_FORWARD, W_DA, W_DX, W_DZ, W_GRAD, W_X, W_Y,
 )
 from ..dropout_ref import dropout_forward
 
-_ACT_CODES = tuple(v for k, v in vars(codes).items() if k.startswith("ACT_"))
-_OPT_CODES = tuple(v for k, v in vars(codes).items() if k.startswith("OPT_"))
-_OPS = (OP_DENSE, OP_DROPOUT, OP_BATCHNORM, OP_LAYERNORM)
-_LOSSES = (LOSS_SOFTMAX_CE, LOSS_MSE, LOSS_BCE_LOGITS, LOSS_MAE, LOSS_HUBER, LOSS_FOCAL)
 
 
 def _view(buf, off, rows, cols):
@@ -146,18 +141,6 @@ def _sync(kind, q, plan, m, splits):
         stats[0, a + 4 * k:a + 6 * k] *= np.concatenate([c, c]) / m
 
 
-def _check(plan):
-    for q, op in enumerate(plan.ops[:, P_OP]):
-        if op not in _OPS:
-            raise ValueError(f"unknown op code {op} in the plan")
-        if op == OP_DENSE and plan.ops[q, P_ACT] not in _ACT_CODES:
-            raise ValueError(f"unknown activation code {plan.ops[q, P_ACT]} in plan row {q}")
-    if plan.opt_code not in _OPT_CODES:
-        raise ValueError(f"unknown optimizer code {plan.opt_code}")
-    if plan.loss_code not in _LOSSES:
-        raise ValueError(f"unknown loss code {plan.loss_code} in the plan")
-
-
 def _step_gradient(plan, X, Y, perm, start, step, grads_out):
     """One batch through every section; the batch's gradient into grads_out. Returns (loss sum, correct, penalty, m)."""
     n_shards = plan.n_shards
@@ -195,32 +178,20 @@ def _step_gradient(plan, X, Y, perm, start, step, grads_out):
     return results[:, 0].sum(), results[:, 1].sum(), results[:, 2].sum(), m
 
 
-def train_steps(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct):
-    """Run one optimizer step per batch start (see :func:`fastnn.kernels.numba.plan.train_steps`)."""
-    _check(plan)
+def _run(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct, update):
+    """One step per batch start; ``update=False`` sums the batches' gradients into plan.grads instead."""
+    check_codes(plan)
+    total = None if update else np.zeros_like(plan.grads)
     for j, start in enumerate(batch_starts):
         loss, correct, penalty, m = _step_gradient(plan, X, Y, perm, start, step0 + j + 1, plan.grads)
         batch_loss[j] = loss / m + penalty
         batch_correct[j] = correct
-        apply_update(plan, lrs[j], step0 + j + 1)
+        if update:
+            apply_update(plan, lrs[j], step0 + j + 1)
+        else:
+            total += plan.grads
+    if not update:
+        plan.grads[...] = total
 
 
-def grad_steps(plan, X, Y, perm, batch_starts, step0, batch_loss, batch_correct):
-    """The summed gradient of the batches into ``plan.grads``, no update (see fastnn.kernels.numba.plan.grad_steps)."""
-    _check(plan)
-    total = np.zeros_like(plan.grads)
-    for j, start in enumerate(batch_starts):
-        loss, correct, penalty, m = _step_gradient(plan, X, Y, perm, start, step0 + j + 1, plan.grads)
-        batch_loss[j] = loss / m + penalty
-        batch_correct[j] = correct
-        total += plan.grads
-    plan.grads[...] = total
-
-
-def apply_update(plan, lr, step):
-    """Clip ``plan.grads`` as the hyper-parameters say, then one optimizer step."""
-    h = plan.hyper.copy()
-    if h[H_CLIP_NORM] > 0 or h[H_CLIP_VALUE] > 0:
-        optim.clip_gradients(plan.grads, h[H_CLIP_NORM], h[H_CLIP_VALUE])
-    h[H_LR] = lr
-    optim.optimizer_update(plan.opt_code, plan.params, plan.grads, plan.state, h, step)
+train_steps, grad_steps, apply_update = entry_points(_run, optim.clip_gradients, optim.optimizer_update)

@@ -1,0 +1,60 @@
+"""What the three plan drivers share around their own step loop: the code check and the entry points.
+
+Each backend's ``plan.py`` supplies its step loop, ``run(plan, X, Y, perm, batch_starts, lrs, step0,
+batch_loss, batch_correct, update)``, and :func:`entry_points` wraps it, with the backend's clip and
+optimizer ops, into the spec's ``train_steps``, ``grad_steps`` and ``apply_update``.
+"""
+import numpy as np
+
+from . import codes
+
+
+def _codes(prefix):
+    return frozenset(v for k, v in vars(codes).items() if k.startswith(prefix) and isinstance(v, int))
+
+
+_OPS, _LOSSES, _ACTS, _OPTIMIZERS = _codes("OP_"), _codes("LOSS_"), _codes("ACT_"), _codes("OPT_")
+
+
+def check_codes(plan):
+    """Refuse unknown op, loss, activation and optimizer codes before any step (no silent default)."""
+    for q, (op, act) in enumerate(plan.ops[:, [codes.P_OP, codes.P_ACT]]):
+        if op not in _OPS:
+            raise ValueError(f"unknown op code {op} in plan row {q}")
+        if op == codes.OP_DENSE and act not in _ACTS:
+            raise ValueError(f"unknown activation code {act} in plan row {q}")
+    if plan.loss_code not in _LOSSES:
+        raise ValueError(f"unknown loss code {plan.loss_code} in the plan")
+    if plan.opt_code not in _OPTIMIZERS:
+        raise ValueError(f"unknown optimizer code {plan.opt_code}")
+
+
+def entry_points(run, clip_gradients, optimizer_update):
+    """``(train_steps, grad_steps, apply_update)`` of a backend, from its step loop and its ops."""
+
+    def train_steps(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct):
+        """Run one optimizer step per batch start: forward, loss, backward, clip, update (the fused path).
+
+        Batch ``j`` is rows ``perm[batch_starts[j]:][:plan.batch_size]`` of ``X``/``Y``; it is
+        optimizer step ``step0 + j + 1`` with learning rate ``lrs[j]``. Writes the batch's mean
+        loss (plus penalties) into ``batch_loss[j]`` and its correct count into ``batch_correct[j]``.
+        """
+        run(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct, True)
+
+    def grad_steps(plan, X, Y, perm, batch_starts, step0, batch_loss, batch_correct):
+        """Forward + backward of each batch into ``plan.grads`` without updating: their summed gradient.
+
+        With one batch start ``plan.grads`` is exactly the gradient ``train_steps`` applies at
+        that step; pair it with ``apply_update`` (gradient accumulation, distributed training).
+        """
+        run(plan, X, Y, perm, batch_starts, np.zeros(len(batch_starts)), step0, batch_loss, batch_correct, False)
+
+    def apply_update(plan, lr, step):
+        """Clip ``plan.grads`` (the plan's hyper-parameters say how) and apply one optimizer step."""
+        h = np.array(plan.hyper, dtype=np.float64)
+        if h[codes.H_CLIP_NORM] > 0 or h[codes.H_CLIP_VALUE] > 0:
+            clip_gradients(plan.grads, h[codes.H_CLIP_NORM], h[codes.H_CLIP_VALUE])
+        h[codes.H_LR] = lr
+        optimizer_update(plan.opt_code, plan.params, plan.grads, plan.state, h, step)
+
+    return train_steps, grad_steps, apply_update
