@@ -2,6 +2,9 @@
 
 One module-scoped cluster (Ray's start-up costs seconds); skipped when Ray is not installed.
 """
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -222,3 +225,40 @@ def test_unsupported_models_and_options_are_refused():
         RayTrainer(bn, batch_size=32, verbose=0).fit(X, y)
     with pytest.raises(ValueError, match="augment"):
         RayTrainer(_net("float32"), batch_size=32, verbose=0).fit(X, y, augment=lambda X, out: None)
+
+
+# ---------------------------------------------------------------------------- clusters
+_SCRIPT = r"""
+import sys, numpy as np, ray
+import fastnn as fnn
+from fastnn.distributed import RayTrainer
+address = sys.argv[1] if len(sys.argv) > 1 else None
+rng = np.random.default_rng(0)
+X = rng.standard_normal((256, 20)).astype("float32"); y = rng.integers(0, 4, 256)
+mk = lambda: fnn.Network([fnn.Dense(16, activation="relu"), fnn.Dense(4)], input_shape=(20,), seed=1)
+a, b = mk(), mk()
+fnn.Trainer(a, batch_size=32, seed=2, verbose=0).fit(X, y)
+RayTrainer(b, batch_size=32, seed=2, verbose=0, num_workers=2, address=address).fit(X, y)
+assert np.allclose(a.params, b.params, rtol=1e-4, atol=1e-6), np.abs(a.params - b.params).max()
+print("GCS", ray.get_runtime_context().gcs_address)
+"""
+
+
+def _run_script(tmp_path, *args):
+    script = tmp_path / "ray_fit.py"
+    script.write_text(_SCRIPT)
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                          timeout=180, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("GCS ")][0]
+
+
+def test_connects_to_an_existing_cluster_by_address(tmp_path):
+    address = ray.get_runtime_context().gcs_address
+    assert _run_script(tmp_path, address) == address
+
+
+@pytest.mark.slow
+def test_starts_a_local_cluster_when_none_is_given(tmp_path):
+    assert _run_script(tmp_path) != ray.get_runtime_context().gcs_address
