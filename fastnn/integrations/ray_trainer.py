@@ -105,40 +105,53 @@ class RayProfile:
         return out
 
 
-def scaling_estimate(compute_step, comm_per_sync, workers=(8, 32, 128), sync_every=1, comm_per_worker=0.0,
-                     target=0.8):
+def scaling_estimate(compute_step, comm_per_sync, workers=(8, 32, 128), *, comm_per_worker=0.0, sync_every=1,
+                     strong=False, averaging_cost=1.0, target=0.8):
     """Estimated efficiency of ``N`` workers from measured per-step costs (a model, not a measurement).
 
-    Model: a global batch split over ``N`` workers takes ``compute_step / N`` of compute per step
-    (weak in the batch, strong in the workers), and every sync costs ``comm_per_sync +
-    comm_per_worker * N`` (a driver that sends to and receives from every worker is linear in
-    ``N``). Efficiency = compute / (compute + communication per step).
+    Model: each step costs ``compute`` on every worker in parallel -- ``compute_step`` when every
+    worker keeps its rows per step (weak scaling: the global batch grows with ``N``), or
+    ``compute_step / N`` with ``strong=True`` (``compute_step`` is then the whole global batch on
+    one worker). Every sync costs ``comm_per_sync + comm_per_worker * N``: the driver sends to and
+    receives from every worker, so its share is linear in ``N`` (a star, not a ring all-reduce).
+    Efficiency = compute / (compute + communication per step); a parameter-averaging sync every
+    ``k`` steps costs ``averaging_cost`` times a gradient sync (it ships parameters *and*
+    optimizer state: 3x the bytes for Adam).
 
     Parameters
     ----------
     compute_step : float
-        Seconds of compute of one global step on one worker (the serial step time).
+        Seconds of compute of one step on one worker (see ``strong``).
     comm_per_sync, comm_per_worker : float
-        Fixed and per-worker seconds of one synchronisation.
+        Fixed and per-worker seconds of one gradient synchronisation.
     workers : sequence of int
     sync_every : int
-        Steps per synchronisation.
+        Steps per synchronisation for ``efficiency`` (1: gradient averaging).
+    strong : bool, default False
+    averaging_cost : float, default 1
+        Cost of one parameter-averaging sync relative to one gradient sync.
     target : float
-        Efficiency to stay above; ``needed_sync_every`` is the smallest ``k`` that reaches it.
+        Efficiency to stay above: ``needed_sync_every`` is the smallest ``k`` of parameter
+        averaging that reaches it (1 when gradient averaging already does).
 
     Returns
     -------
     list of dict
-        ``{'workers', 'efficiency', 'speedup', 'needed_sync_every'}`` per worker count.
+        ``{'workers', 'compute', 'comm', 'efficiency', 'speedup', 'needed_sync_every'}`` per worker count;
+        ``speedup`` is ``N * efficiency`` (weak: samples/s against one worker).
     """
     rows = []
     for n in workers:
-        compute = compute_step / n
+        compute = compute_step / n if strong else compute_step
         comm = comm_per_sync + comm_per_worker * n
-        eff = compute / (compute + comm / sync_every)
-        # eff(k) = c / (c + comm / k) >= target  <=>  k >= comm * target / (c * (1 - target))
-        need = max(1, math.ceil(comm * target / (compute * (1.0 - target)) - 1e-12))
-        rows.append({"workers": n, "efficiency": eff, "speedup": n * eff, "needed_sync_every": need})
+        per_step = comm / sync_every * (averaging_cost if sync_every > 1 else 1.0)
+        eff = compute / (compute + per_step)
+        if compute / (compute + comm) >= target:
+            need = 1
+        else:  # c / (c + a * comm / k) >= target  <=>  k >= a * comm * target / (c * (1 - target))
+            need = max(2, math.ceil(averaging_cost * comm * target / (compute * (1.0 - target)) - 1e-9))
+        rows.append({"workers": n, "compute": compute, "comm": comm, "efficiency": eff, "speedup": n * eff,
+                     "needed_sync_every": need})
     return rows
 
 
@@ -325,6 +338,7 @@ class RayTrainer(Trainer):
         self._start_workers(ray, X, Y, batch_size, hyper)
         workers, n_w = self.workers, self.num_workers
         acc = np.zeros(net.n_params if self.sync_every == 1 else net.n_params + opt.state.size)
+        tmp = np.empty_like(acc)
         state = {"perm": None, "n": 0, "since": 0, "fresh": True, "rows": np.zeros(n_w)}
 
         def new_epoch(perm):
@@ -351,11 +365,14 @@ class RayTrainer(Trainer):
                 res = self._get([w.grad_step.remote(p_ref, int(start), m_total, step) for w in workers],
                                 "a gradient step", step)
                 t1 = time.perf_counter()
-                acc[...] = 0.0
                 loss = correct = 0.0
+                first = True
                 for g, l_k, c_k, m_k, _ in res:  # fixed order 0..N-1: deterministic
-                    if m_k:
-                        acc[...] += g * (m_k / m_total)  # float64 accumulation of the weighted mean
+                    if m_k:  # the row-weighted mean, accumulated in float64 without temporaries
+                        np.multiply(g, m_k / m_total, out=acc if first else tmp)
+                        if not first:
+                            np.add(acc, tmp, out=acc)
+                        first = False
                         loss += l_k * (m_k / m_total)
                         correct += c_k
                 net.grads[...] = acc
@@ -396,7 +413,8 @@ class RayTrainer(Trainer):
                     acc[...] = 0.0
                     for r, w_k in zip(res, weight):  # fixed order 0..N-1, weighted by rows since the last sync
                         if w_k > 0:
-                            acc[...] += r[0] * w_k
+                            np.multiply(r[0], w_k, out=tmp)
+                            np.add(acc, tmp, out=acc)
                     net.params[...] = acc[:net.n_params]
                     opt.state.reshape(-1)[...] = acc[net.n_params:]
                     state["since"], state["fresh"], state["rows"] = 0, True, np.zeros(n_w)

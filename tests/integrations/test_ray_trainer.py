@@ -147,11 +147,17 @@ def test_evaluate_history_and_profile():
 
 
 def test_scaling_estimate_model():
-    rows = scaling_estimate(compute_step=8e-3, comm_per_sync=1e-3, workers=(8, 32), sync_every=1)
-    # 8 workers: 1 ms compute, 1 ms comm -> 50%; the sync_every reaching 80%: k >= 1 * 0.8 / (1 * 0.2) = 4
-    assert rows[0]["efficiency"] == pytest.approx(0.5) and rows[0]["needed_sync_every"] == 4
-    assert rows[1]["needed_sync_every"] == 16
-    assert scaling_estimate(8e-3, 1e-3, workers=(8,), sync_every=4)[0]["efficiency"] == pytest.approx(0.8)
+    # weak scaling: 1 ms compute per step on every worker, sync 0.5 ms + 0.0625 ms x N
+    rows = scaling_estimate(1e-3, 0.5e-3, workers=(8, 32), comm_per_worker=0.0625e-3)
+    assert rows[0]["comm"] == pytest.approx(1e-3) and rows[0]["efficiency"] == pytest.approx(0.5)
+    # 80%: k >= 1 ms * 0.8 / (1 ms * 0.2) = 4; 32 workers: comm 2.5 ms -> k >= 10
+    assert [r["needed_sync_every"] for r in rows] == [4, 10]
+    assert scaling_estimate(1e-3, 1e-3, workers=(8,), sync_every=4)[0]["efficiency"] == pytest.approx(0.8)
+    # averaging ships 3x the bytes: 3x the k; strong scaling divides the compute by N
+    assert scaling_estimate(1e-3, 1e-3, workers=(8,), averaging_cost=3)[0]["needed_sync_every"] == 12
+    strong = scaling_estimate(8e-3, 1e-3, workers=(8,), strong=True)[0]
+    assert strong["compute"] == pytest.approx(1e-3) and strong["speedup"] == pytest.approx(4.0)
+    assert scaling_estimate(1e-3, 0.1e-3, workers=(2,))[0]["needed_sync_every"] == 1
 
 
 # ---------------------------------------------------------------------------- faults
