@@ -126,7 +126,8 @@ def table(out, model):
                  f"{model['compute_step'] * ms:.2f} ms per step; a gradient sync costs {model['fixed'] * ms:.2f} ms "
                  f"+ {model['per_worker'] * ms:.2f} ms x N, an averaging sync {model['avg_cost']:.1f}x that):")
     lines.append("")
-    lines.append("| workers | sync ms | efficiency, sync_every=1 | speed-up | sync_every for >= 80% |")
+    lines.append("| workers | sync ms | efficiency, sync_every=1 | samples/s vs 1 worker without syncs | "
+                 "sync_every for >= 80% |")
     lines.append("|---|---|---|---|---|")
     for r in model["rows"]:
         lines.append(f"| {r['workers']} | {r['comm'] * ms:.1f} | {r['efficiency']:.1%} | {r['speedup']:.2f}x | "
