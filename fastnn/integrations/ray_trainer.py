@@ -37,16 +37,17 @@ __all__ = ["RayTrainer", "WorkerError", "RayProfile", "scaling_estimate"]
 
 
 class WorkerError(FastnnError, RuntimeError):
-    """A Ray worker died, raised, or did not answer in time; ``worker`` is its index.
+    """A Ray worker died, raised, or did not answer in time.
 
-    The driver's network holds the weights of the last completed step (``step``); nothing of the
-    failed step was applied. Resume with ``fit(..., resume_from=<last checkpoint>)``: new workers
-    are started.
+    Attributes: ``worker`` (its index), ``step`` (the optimizer step that failed), ``kind``
+    (``'died'``, ``'raised'`` or ``'timeout'``). The driver's network holds the weights of the last
+    completed step; nothing of the failed step was applied. Resume with ``fit(...,
+    resume_from=<last checkpoint>)``: new workers are started.
     """
 
-    def __init__(self, message, worker=None, step=None):
+    def __init__(self, message, worker=None, step=None, kind=None):
         super().__init__(message)
-        self.worker, self.step = worker, step
+        self.worker, self.step, self.kind = worker, step, kind
 
 
 def _ray():
@@ -177,6 +178,11 @@ class RayTrainer(Trainer):
     address : str, optional
         Ray cluster to connect to (``"auto"``, ``"ray://host:10001"``, ...). Without it a running
         Ray in this process is used, else a local one is started with every CPU of this machine.
+    max_restarts : int, default 0
+        Dead workers to replace per ``fit`` (``sync_every=1`` only): a new actor starts and the
+        failed step is re-run by every worker from the driver's weights, so the result is exactly
+        that of a run without the failure. 0: a dead worker stops ``fit`` with :class:`WorkerError`.
+        A worker that *raises* always stops ``fit`` (restarting would raise again).
     timeout : float, default 300
         Seconds to wait for one synchronisation before raising :class:`WorkerError` naming the
         workers that did not answer (start-up waits ``max(timeout, 60)``). A dead worker is
@@ -190,6 +196,8 @@ class RayTrainer(Trainer):
         Per-sync compute / communication / reduce / update times of the last fit (``profile.summary()``).
     workers : list
         The Ray actor handles during ``fit`` (empty outside it).
+    restarts, restart_log
+        Workers replaced in the last ``fit``, and ``{'worker', 'step'}`` of each.
 
     Notes
     -----
@@ -200,7 +208,7 @@ class RayTrainer(Trainer):
     """
 
     def __init__(self, network, loss="cross_entropy", optimizer="adam", batch_size=32, *, num_workers=2,
-                 sync_every=1, address=None, timeout=300.0, clip_norm=None, clip_value=None, callbacks=None,
+                 sync_every=1, address=None, timeout=300.0, max_restarts=0, clip_norm=None, clip_value=None, callbacks=None,
                  seed=None, check_finite=True, backend=None, verbose=1, metrics=None):
         super().__init__(network, loss, optimizer, batch_size, clip_norm=clip_norm, clip_value=clip_value,
                          callbacks=callbacks, seed=seed, n_threads=1, parallel="blas", check_finite=check_finite,
@@ -211,6 +219,12 @@ class RayTrainer(Trainer):
             raise TypeError(f"address must be a string such as 'auto' or 'ray://host:10001', not {address!r}")
         self.address = address
         self.timeout = check_positive_real(timeout, "timeout")
+        self.max_restarts = check_int_min(max_restarts, "max_restarts", 0)
+        if self.max_restarts and self.sync_every > 1:
+            raise ValueError(f"max_restarts={self.max_restarts} needs sync_every=1: with parameter averaging a "
+                             f"dead worker's local steps since the last sync are lost (resume from a checkpoint)")
+        self.restarts = 0
+        self.restart_log = []
         if self.batch_size < self.num_workers:
             raise ValueError(f"batch_size ({self.batch_size}) must be at least num_workers ({self.num_workers}): "
                              f"every worker needs rows of each batch")
@@ -239,6 +253,7 @@ class RayTrainer(Trainer):
             raise ValueError(f"batch_size ({batch_size}) must be at least num_workers ({self.num_workers})")
         self.profile = RayProfile()
         self._epoch_marks = []
+        self.restarts, self.restart_log = 0, []
         try:
             history = super().fit(X, y, epochs, batch_size, **kwargs)
         finally:
@@ -279,11 +294,28 @@ class RayTrainer(Trainer):
     def _start_workers(self, ray, X, Y, batch_size, hyper):
         x_ref, y_ref = ray.put(X), ray.put(Y)  # once per fit: every step ships only parameters and gradients
         remote = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(ShardWorker)
-        self.workers = [remote.remote(k, self.num_workers, self.network, self.loss, self.optimizer, x_ref, y_ref,
-                                      batch_size, hyper, self.backend, pin_threads=True)
-                        for k in range(self.num_workers)]
+        self._new_worker = lambda k: remote.remote(k, self.num_workers, self.network, self.loss, self.optimizer,
+                                                   x_ref, y_ref, batch_size, hyper, self.backend, pin_threads=True)
+        self.workers = [self._new_worker(k) for k in range(self.num_workers)]
         # start-up (a new process, imports) may take longer than a step on a busy machine
         self._get([w.ready.remote() for w in self.workers], "start", timeout=max(self.timeout, 60.0))
+
+    def _replace_worker(self, err, perm_ref):
+        """Start a new actor for the dead worker ``err.worker`` (``max_restarts``), or re-raise ``err``."""
+        if err.kind != "died" or self.restarts >= self.max_restarts:
+            raise err
+        ray = _ray()
+        k = err.worker
+        try:
+            ray.kill(self.workers[k])
+        except Exception:  # noqa: BLE001 - it is dead already
+            pass
+        self.workers[k] = self._new_worker(k)
+        if perm_ref is not None:
+            self.workers[k].set_perm.remote(perm_ref)
+        self._get([self.workers[k].ready.remote()], "a restart", err.step, timeout=max(self.timeout, 60.0))
+        self.restarts += 1
+        self.restart_log.append({"worker": k, "step": err.step})
 
     def _stop_workers(self):
         if self.workers:
@@ -315,19 +347,19 @@ class RayTrainer(Trainer):
             except ray.exceptions.RayActorError as exc:
                 raise WorkerError(f"Ray worker {k} of {len(refs)} died during {what}{at}; the network holds the "
                                   f"weights of the last completed step. Resume from the last checkpoint "
-                                  f"with fit(..., resume_from=...)", worker=k, step=step) from exc
+                                  f"with fit(..., resume_from=...)", worker=k, step=step, kind="died") from exc
             except ray.exceptions.RayTaskError as exc:
                 cause = exc.cause if getattr(exc, "cause", None) is not None else exc
                 raise WorkerError(f"Ray worker {k} of {len(refs)} raised {type(cause).__name__} during "
-                                  f"{what}{at}: {cause}", worker=k, step=step) from cause
+                                  f"{what}{at}: {cause}", worker=k, step=step, kind="raised") from cause
             except Exception as exc:  # noqa: BLE001
                 raise WorkerError(f"Ray worker {k} of {len(refs)} failed during {what}{at}: {exc!r}",
-                                  worker=k, step=step) from exc
+                                  worker=k, step=step, kind="raised") from exc
         late = [k for k, ref in enumerate(refs) if ref not in ready]
         if late or isinstance(first, ray.exceptions.GetTimeoutError):
             raise WorkerError(f"Ray worker(s) {late} did not answer within {timeout:g} s during "
                               f"{what}{at} (busy cluster, too few free CPUs, or a hung worker)",
-                              worker=late[0] if late else None, step=step) from first
+                              worker=late[0] if late else None, step=step, kind="timeout") from first
         raise first
 
     def _make_runner(self, kern, plan, X, Y, batch_size, hyper):
@@ -339,7 +371,7 @@ class RayTrainer(Trainer):
         workers, n_w = self.workers, self.num_workers
         acc = np.zeros(net.n_params if self.sync_every == 1 else net.n_params + opt.state.size)
         tmp = np.empty_like(acc)
-        state = {"perm": None, "n": 0, "since": 0, "fresh": True, "rows": np.zeros(n_w)}
+        state = {"perm": None, "perm_ref": None, "n": 0, "since": 0, "fresh": True, "rows": np.zeros(n_w)}
 
         def new_epoch(perm):
             # identity check: the Trainer draws one permutation array per epoch
@@ -347,7 +379,7 @@ class RayTrainer(Trainer):
                 ref = ray.put(np.ascontiguousarray(perm, np.int64))
                 for w in workers:
                     w.set_perm.remote(ref)  # actor calls run in order: before the epoch's steps
-                state["perm"], state["n"] = perm, len(perm)
+                state["perm"], state["n"], state["perm_ref"] = perm, len(perm), ref
 
         def finish_epoch(starts):
             if int(starts[-1]) + batch_size >= state["n"]:
@@ -362,8 +394,15 @@ class RayTrainer(Trainer):
                 m_total = min(batch_size, n - int(start))
                 lr = opt.learning_rates(opt.iterations, 1)[0]
                 p_ref = ray.put(net.params)
-                res = self._get([w.grad_step.remote(p_ref, int(start), m_total, step) for w in workers],
-                                "a gradient step", step)
+                while True:
+                    try:
+                        res = self._get([w.grad_step.remote(p_ref, int(start), m_total, step) for w in workers],
+                                        "a gradient step", step)
+                        break
+                    except WorkerError as err:
+                        # The driver holds the weights before this step: a new actor and a re-run of the
+                        # whole step (every worker) give exactly the step that failed.
+                        self._replace_worker(err, state["perm_ref"])
                 t1 = time.perf_counter()
                 loss = correct = 0.0
                 first = True

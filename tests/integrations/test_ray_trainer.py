@@ -268,3 +268,24 @@ def test_connects_to_an_existing_cluster_by_address(tmp_path):
 @pytest.mark.slow
 def test_starts_a_local_cluster_when_none_is_given(tmp_path):
     assert _run_script(tmp_path) != ray.get_runtime_context().gcs_address
+
+
+def test_max_restarts_replaces_a_dead_worker_and_reruns_the_step_exactly():
+    X, y = _data("float32", n=640)
+    full = _net("float32")
+    RayTrainer(full, optimizer=fnn.Adam(3e-3), batch_size=64, seed=3, verbose=0).fit(X, y, epochs=2)
+    net = _net("float32")
+    killer = _At(1, 3, lambda tr: ray.kill(tr.workers[0]))
+    rt = RayTrainer(net, optimizer=fnn.Adam(3e-3), batch_size=64, seed=3, verbose=0, max_restarts=1,
+                    callbacks=[killer])
+    rt.fit(X, y, epochs=2)
+    assert rt.restart_log == [{"worker": 0, "step": 15}]
+    np.testing.assert_array_equal(net.params, full.params)  # the re-run step is the same step
+    # a second death is one more than allowed
+    twice = [_At(0, 2, lambda tr: ray.kill(tr.workers[1])), _At(1, 2, lambda tr: ray.kill(tr.workers[1]))]
+    with pytest.raises(WorkerError, match="worker 1 of 2 died") as info:
+        RayTrainer(_net("float32"), batch_size=64, seed=3, verbose=0, max_restarts=1, callbacks=twice).fit(X, y,
+                                                                                                           epochs=2)
+    assert info.value.kind == "died" and info.value.step == 14
+    with pytest.raises(ValueError, match="max_restarts=1 needs sync_every=1"):
+        RayTrainer(_net("float32"), batch_size=64, max_restarts=1, sync_every=2)
