@@ -89,8 +89,12 @@ class ShardWorker:
         self._start1 = np.zeros(1, np.int64)
 
     def ready(self):
-        """``(rank, host, pid)``: the worker is constructed and answering."""
-        return self.rank, socket.gethostname(), os.getpid()
+        """``{'rank', 'host', 'pid', 'threads', 'blas_threads'}``: the worker is constructed and answering."""
+        from threadpoolctl import threadpool_info
+
+        blas = [p.get("num_threads") for p in threadpool_info() if p.get("user_api") == "blas"]
+        return {"rank": self.rank, "host": socket.gethostname(), "pid": os.getpid(),
+                "threads": _config.get_num_threads(), "blas_threads": max(blas) if blas else None}
 
     def set_perm(self, perm):
         """The epoch's permutation (sent once per epoch through the object store)."""

@@ -57,18 +57,19 @@ class _At(Callback):
 # ---------------------------------------------------------------------------- correctness
 @pytest.mark.parametrize("dtype, clip", [("float32", None), ("float64", 0.5)])
 def test_two_workers_equal_serial_training_after_50_steps(dtype, clip):
-    # 49 full batches of 64 plus a short one of 10: 50 steps, an uneven last split, dropout masks,
-    # an L2 penalty and (float64) clipping of the whole gradient all have to match.
-    X, y = _data(dtype)
+    # 49 batches of 63 (split 32 + 31) plus a short one of 11 (6 + 5): 50 steps, uneven splits
+    # (the row weights of the reduce), dropout masks, an L2 penalty and (float64) clipping of the
+    # whole gradient all have to match.
+    X, y = _data(dtype, n=63 * 49 + 11)
     serial, dist = _net(dtype), _net(dtype)
     assert np.array_equal(serial.params, dist.params)
-    fnn.Trainer(serial, optimizer=fnn.Adam(3e-3), batch_size=64, seed=7, clip_norm=clip, verbose=0).fit(X, y)
-    rt = RayTrainer(dist, optimizer=fnn.Adam(3e-3), batch_size=64, seed=7, clip_norm=clip, verbose=0, num_workers=2)
+    fnn.Trainer(serial, optimizer=fnn.Adam(3e-3), batch_size=63, seed=7, clip_norm=clip, verbose=0).fit(X, y)
+    rt = RayTrainer(dist, optimizer=fnn.Adam(3e-3), batch_size=63, seed=7, clip_norm=clip, verbose=0, num_workers=2)
     h = rt.fit(X, y)
     assert rt.optimizer.iterations == 50 and len(rt.profile) == 50
     assert not np.array_equal(dist.params, _net(dtype).params)  # it trained
     np.testing.assert_allclose(dist.params, serial.params, rtol=1e-4, atol=1e-6 if dtype == "float32" else 1e-12)
-    assert h["loss"][0] == pytest.approx(fnn.Trainer(_net(dtype), optimizer=fnn.Adam(3e-3), batch_size=64, seed=7,
+    assert h["loss"][0] == pytest.approx(fnn.Trainer(_net(dtype), optimizer=fnn.Adam(3e-3), batch_size=63, seed=7,
                                                      clip_norm=clip, verbose=0).fit(X, y)["loss"][0], rel=1e-4)
     assert rt.workers == []  # stopped after fit
 
@@ -289,3 +290,25 @@ def test_max_restarts_replaces_a_dead_worker_and_reruns_the_step_exactly():
     assert info.value.kind == "died" and info.value.step == 14
     with pytest.raises(ValueError, match="max_restarts=1 needs sync_every=1"):
         RayTrainer(_net("float32"), batch_size=64, max_restarts=1, sync_every=2)
+
+
+def test_workers_run_single_threaded_in_their_own_processes():
+    X, y = _data("float32", n=256)
+    seen = {}
+    probe = _At(0, 0, lambda tr: seen.update(enumerate(ray.get([w.ready.remote() for w in tr.workers], timeout=60))))
+    RayTrainer(_net("float32"), batch_size=64, seed=0, verbose=0, callbacks=[probe]).fit(X, y)
+    assert sorted(seen) == [0, 1] and [seen[k]["rank"] for k in (0, 1)] == [0, 1]
+    assert len({seen[k]["pid"] for k in (0, 1)} | {os.getpid()}) == 3
+    assert all(seen[k]["threads"] == 1 and seen[k]["blas_threads"] in (1, None) for k in (0, 1))
+
+
+def test_divergence_raises_nonfinite_and_stops_the_workers():
+    X, y = _data("float32", n=256)
+    X[:] *= 1e18  # the first step's gradients overflow float32
+    rt = RayTrainer(_net("float32", dropout=0.0), optimizer=fnn.SGD(1e6), batch_size=64, seed=0, verbose=0)
+    before = rt.network.params.copy()
+    with pytest.raises(fnn.NonFiniteError):
+        rt.fit(X, y, epochs=2)
+    # the Trainer's guard restored the weights from before the chunk (the epoch's 4 batches)
+    assert rt.workers == [] and rt.optimizer.iterations == 0
+    np.testing.assert_array_equal(rt.network.params, before)
