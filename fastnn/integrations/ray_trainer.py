@@ -177,7 +177,8 @@ class RayTrainer(Trainer):
         averaged (and at every epoch's end).
     address : str, optional
         Ray cluster to connect to (``"auto"``, ``"ray://host:10001"``, ...). Without it a running
-        Ray in this process is used, else a local one is started with every CPU of this machine.
+        Ray in this process is used, else ``ray.init()``'s default: the cluster ``RAY_ADDRESS``
+        names, or a new local one with every CPU of this machine.
     max_restarts : int, default 0
         Dead workers to replace per ``fit`` (``sync_every=1`` only): a new actor starts and the
         failed step is re-run by every worker from the driver's weights, so the result is exactly
@@ -369,6 +370,9 @@ class RayTrainer(Trainer):
         plan.bind(net, opt, hyper)
         self._start_workers(ray, X, Y, batch_size, hyper)
         workers, n_w = self.workers, self.num_workers
+        self.last_plan.update({"num_workers": n_w, "sync_every": self.sync_every,
+                               "mode": "gradient averaging" if self.sync_every == 1 else "parameter averaging"})
+        dropouts = [layer for layer in net.layers if hasattr(layer, "step") and hasattr(layer, "key")]
         acc = np.zeros(net.n_params if self.sync_every == 1 else net.n_params + opt.state.size)
         tmp = np.empty_like(acc)
         state = {"perm": None, "perm_ref": None, "n": 0, "since": 0, "fresh": True, "rows": np.zeros(n_w)}
@@ -382,6 +386,8 @@ class RayTrainer(Trainer):
                 state["perm"], state["n"], state["perm_ref"] = perm, len(perm), ref
 
         def finish_epoch(starts):
+            for layer in dropouts:  # as the fused runner does: a later training forward continues the count
+                layer.step = opt.iterations + 1
             if int(starts[-1]) + batch_size >= state["n"]:
                 self._epoch_marks.append(len(self.profile))
 

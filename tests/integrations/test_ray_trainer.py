@@ -67,6 +67,8 @@ def test_two_workers_equal_serial_training_after_50_steps(dtype, clip):
     rt = RayTrainer(dist, optimizer=fnn.Adam(3e-3), batch_size=63, seed=7, clip_norm=clip, verbose=0, num_workers=2)
     h = rt.fit(X, y)
     assert rt.optimizer.iterations == 50 and len(rt.profile) == 50
+    assert rt.last_plan["num_workers"] == 2 and rt.last_plan["mode"] == "gradient averaging"
+    assert dist.layers[1].step == serial.layers[1].step == 51
     assert not np.array_equal(dist.params, _net(dtype).params)  # it trained
     np.testing.assert_allclose(dist.params, serial.params, rtol=1e-4, atol=1e-6 if dtype == "float32" else 1e-12)
     assert h["loss"][0] == pytest.approx(fnn.Trainer(_net(dtype), optimizer=fnn.Adam(3e-3), batch_size=63, seed=7,
@@ -114,6 +116,7 @@ def test_parameter_averaging_against_its_definition():
     np.testing.assert_allclose(net.params, w, rtol=1e-10, atol=1e-13)
 
 
+@pytest.mark.slow  # the killed-worker test below resumes from a checkpoint too
 def test_checkpoint_resume_equals_an_uninterrupted_run(tmp_path):
     X, y = _data("float32", n=640)
     full = _net("float32")
