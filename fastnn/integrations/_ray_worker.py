@@ -41,7 +41,8 @@ class ShardWorker:
     network, loss, optimizer
         Copies of the driver's objects (the optimizer built, the network's parameters current).
     X, Y : ndarray
-        The whole prepared training set (read-only views are fine: nothing writes to them).
+        The whole prepared training set, or this worker's shard of it (read-only views are fine:
+        nothing writes to them).
     batch_size : int
         The global batch size.
     hyper : ndarray
@@ -107,14 +108,21 @@ class ShardWorker:
         """
         self._fault = (message, float(sleep))
 
-    def _rows(self, start, m_total):
-        row0, m = part_of(self.rank, self.num_workers, m_total)
+    def _rows(self, start, m_total, part=None):
+        """This worker's rows of a global batch: ``part_of`` the batch at ``start`` of the (shared)
+        permutation, or, for sharded data, ``part = (lo, m, row0)``: rows ``lo .. lo + m - 1`` of this
+        worker's own permutation, which are rows ``row0 ..`` of the global batch."""
+        if part is None:
+            row0, m = part_of(self.rank, self.num_workers, m_total)
+            lo = start + row0
+        else:
+            lo, m, row0 = (int(v) for v in part)
         if m and row0 != self._row0:
             for q, key in zip(self._dropout_rows, self._dropout_keys):
                 shifted = (key + row0 * GOLDEN) & _MASK64
                 self.plan.ops[q, C.P_SEED] = shifted - (1 << 64) if shifted >= 1 << 63 else shifted
             self._row0 = row0
-        return self.perm[start + row0:start + row0 + m], m
+        return self.perm[lo:lo + m], m
 
     def _check_fault(self):
         if self._fault is not None:
@@ -123,22 +131,22 @@ class ShardWorker:
             if message is not None:
                 raise ValueError(message)
 
-    def grad_step(self, params, start, m_total, step):
-        """Gradient of this worker's part of one global batch at ``params``.
+    def grad_step(self, params, start, m_total, step, part=None):
+        """Gradient of this worker's part of one global batch at ``params`` (``part``: see ``_rows``).
 
         Returns ``(grads, mean loss, correct, rows, compute seconds)``; ``grads`` is None
         when the worker has no rows in this (short, last) batch.
         """
         t0 = time.perf_counter()
         self._check_fault()
-        idx, m = self._rows(int(start), int(m_total))
+        idx, m = self._rows(int(start), int(m_total), part)
         if m == 0:
             return None, 0.0, 0.0, 0, time.perf_counter() - t0
         np.copyto(self.net.params, params)
         self.kern.grad_steps(self.plan, self.X, self.Y, idx, self._start1, int(step) - 1, self._loss1, self._correct1)
         return self.net.grads, float(self._loss1[0]), float(self._correct1[0]), m, time.perf_counter() - t0
 
-    def local_steps(self, params_state, starts, m_totals, step0, lrs, sync):
+    def local_steps(self, params_state, starts, m_totals, step0, lrs, sync, parts=None):
         """Optimizer steps on this worker's parts of several global batches (parameter averaging).
 
         ``params_state`` (the flat parameters followed by the flat optimizer state) replaces the
@@ -156,7 +164,7 @@ class ShardWorker:
         losses, correct, rows = np.zeros(k), np.zeros(k), np.zeros(k, np.int64)
         lr1 = np.zeros(1)
         for j in range(k):
-            idx, m = self._rows(int(starts[j]), int(m_totals[j]))
+            idx, m = self._rows(int(starts[j]), int(m_totals[j]), None if parts is None else parts[j])
             rows[j] = m
             if m == 0:
                 continue

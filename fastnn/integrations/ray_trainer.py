@@ -175,6 +175,15 @@ class RayTrainer(Trainer):
         1: reduce gradients and update once per step (identical to serial). ``k > 1``: parameter
         averaging -- every worker runs ``k`` local steps, then parameters and optimizer state are
         averaged (and at every epoch's end).
+    data : {'shared', 'sharded'}, default 'shared'
+        Where the training rows live. ``'shared'``: the whole set is put into the object store
+        once per fit -- one copy per node, mapped without copying by every worker on it -- and a
+        global batch is split as the engine splits shards (its first rows to worker 0, ...): the
+        weights equal :class:`~fastnn.Trainer`'s with the same seed. ``'sharded'``: worker ``k``
+        holds only rows ``k, k + N, ...`` (for sets too big for every node); each epoch's
+        permutation is filtered per worker, and batch ``j`` is the ``j``-th ``batch_size / N``
+        rows of every worker, concatenated in worker order: the weights equal serial training on
+        those batches (not the Trainer's batches). Needs ``batch_size % num_workers == 0``.
     address : str, optional
         Ray cluster to connect to (``"auto"``, ``"ray://host:10001"``, ...). Without it a running
         Ray in this process is used, else ``ray.init()``'s default: the cluster ``RAY_ADDRESS``
@@ -209,7 +218,7 @@ class RayTrainer(Trainer):
     """
 
     def __init__(self, network, loss="cross_entropy", optimizer="adam", batch_size=32, *, num_workers=2,
-                 sync_every=1, address=None, timeout=300.0, max_restarts=0, clip_norm=None, clip_value=None, callbacks=None,
+                 sync_every=1, data="shared", address=None, timeout=300.0, max_restarts=0, clip_norm=None, clip_value=None, callbacks=None,
                  seed=None, check_finite=True, backend=None, verbose=1, metrics=None):
         super().__init__(network, loss, optimizer, batch_size, clip_norm=clip_norm, clip_value=clip_value,
                          callbacks=callbacks, seed=seed, n_threads=1, parallel="blas", check_finite=check_finite,
@@ -220,6 +229,9 @@ class RayTrainer(Trainer):
             raise TypeError(f"address must be a string such as 'auto' or 'ray://host:10001', not {address!r}")
         self.address = address
         self.timeout = check_positive_real(timeout, "timeout")
+        if data not in ("shared", "sharded"):
+            raise ValueError(f"data must be 'shared' or 'sharded', not {data!r}")
+        self.data = data
         self.max_restarts = check_int_min(max_restarts, "max_restarts", 0)
         if self.max_restarts and self.sync_every > 1:
             raise ValueError(f"max_restarts={self.max_restarts} needs sync_every=1: with parameter averaging a "
@@ -252,6 +264,14 @@ class RayTrainer(Trainer):
                              "augment the data beforehand or use Trainer")
         if batch_size is not None and batch_size < self.num_workers:
             raise ValueError(f"batch_size ({batch_size}) must be at least num_workers ({self.num_workers})")
+        if self.data == "sharded":
+            bs = self.batch_size if batch_size is None else batch_size
+            if bs % self.num_workers:
+                raise ValueError(f"data='sharded' needs batch_size ({bs}) divisible by num_workers "
+                                 f"({self.num_workers}): every worker gives batch_size / num_workers rows per step")
+            if kwargs.get("samples_per_epoch") is not None:
+                raise ValueError("samples_per_epoch is not supported with data='sharded' (a subset would leave the "
+                                 "shards uneven); use data='shared'")
         self.profile = RayProfile()
         self._epoch_marks = []
         self.restarts, self.restart_log = 0, []
@@ -293,10 +313,17 @@ class RayTrainer(Trainer):
                                  f"workers, which RayTrainer does not synchronise yet; use LayerNorm or Trainer")
 
     def _start_workers(self, ray, X, Y, batch_size, hyper):
-        x_ref, y_ref = ray.put(X), ray.put(Y)  # once per fit: every step ships only parameters and gradients
+        # Once per fit: every step ships only parameters and gradients. Shared: one object (one copy per
+        # node, mapped by every worker there); sharded: worker k's rows k, k + N, ... only.
+        n_w = self.num_workers
+        if self.data == "sharded":
+            refs = [(ray.put(np.ascontiguousarray(X[k::n_w])), ray.put(np.ascontiguousarray(Y[k::n_w])))
+                    for k in range(n_w)]
+        else:
+            refs = [(ray.put(X), ray.put(Y))] * n_w
         remote = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(ShardWorker)
-        self._new_worker = lambda k: remote.remote(k, self.num_workers, self.network, self.loss, self.optimizer,
-                                                   x_ref, y_ref, batch_size, hyper, self.backend, pin_threads=True)
+        self._new_worker = lambda k: remote.remote(k, n_w, self.network, self.loss, self.optimizer, refs[k][0],
+                                                   refs[k][1], batch_size, hyper, self.backend, pin_threads=True)
         self.workers = [self._new_worker(k) for k in range(self.num_workers)]
         # start-up (a new process, imports) may take longer than a step on a busy machine
         self._get([w.ready.remote() for w in self.workers], "start", timeout=max(self.timeout, 60.0))
@@ -365,6 +392,9 @@ class RayTrainer(Trainer):
 
     def _make_runner(self, kern, plan, X, Y, batch_size, hyper):
         self._check_plan(plan)
+        if self.data == "sharded" and batch_size % self.num_workers:  # fit clips the batch to the samples
+            raise ValueError(f"data='sharded' needs the batch ({batch_size}: batch_size clipped to the number of "
+                             f"samples) divisible by num_workers ({self.num_workers})")
         ray = self._connect()
         net, opt = self.network, self.optimizer
         plan.bind(net, opt, hyper)
@@ -375,15 +405,33 @@ class RayTrainer(Trainer):
         dropouts = [layer for layer in net.layers if hasattr(layer, "step") and hasattr(layer, "key")]
         acc = np.zeros(net.n_params if self.sync_every == 1 else net.n_params + opt.state.size)
         tmp = np.empty_like(acc)
-        state = {"perm": None, "perm_ref": None, "n": 0, "since": 0, "fresh": True, "rows": np.zeros(n_w)}
+        state = {"perm": None, "perm_refs": [None] * n_w, "n": 0, "since": 0, "fresh": True, "rows": np.zeros(n_w),
+                 "local_n": None}
+        sharded = self.data == "sharded"
+        b = batch_size // n_w  # sharded: rows per worker per full batch (batch_size % num_workers == 0)
 
         def new_epoch(perm):
             # identity check: the Trainer draws one permutation array per epoch
             if perm is not state["perm"]:
-                ref = ray.put(np.ascontiguousarray(perm, np.int64))
-                for w in workers:
+                perm = np.ascontiguousarray(perm, np.int64)
+                if sharded:
+                    # worker k holds rows k, k + N, ...: its order is the epoch's permutation filtered to
+                    # its rows, as positions in its shard (one small int array per worker and epoch)
+                    local = [perm[perm % n_w == k] // n_w for k in range(n_w)]
+                    refs = [ray.put(loc) for loc in local]
+                    state["local_n"] = np.array([len(loc) for loc in local], np.int64)
+                else:
+                    refs = [ray.put(perm)] * n_w
+                for w, ref in zip(workers, refs):
                     w.set_perm.remote(ref)  # actor calls run in order: before the epoch's steps
-                state["perm"], state["n"], state["perm_ref"] = perm, len(perm), ref
+                state["perm"], state["n"], state["perm_refs"] = perm, len(perm), refs
+
+        def parts_of(start):
+            """Sharded data: ``(lo, m, row0)`` of each worker in the global batch at ``start``."""
+            j = int(start) // batch_size
+            m = np.clip(state["local_n"] - j * b, 0, b)
+            row0 = np.concatenate([[0], np.cumsum(m)[:-1]])
+            return [(j * b, int(m[k]), int(row0[k])) for k in range(n_w)]
 
         def finish_epoch(starts):
             for layer in dropouts:  # as the fused runner does: a later training forward continues the count
@@ -402,13 +450,14 @@ class RayTrainer(Trainer):
                 p_ref = ray.put(net.params)
                 while True:
                     try:
-                        res = self._get([w.grad_step.remote(p_ref, int(start), m_total, step) for w in workers],
-                                        "a gradient step", step)
+                        parts = parts_of(start) if sharded else [None] * n_w
+                        res = self._get([w.grad_step.remote(p_ref, int(start), m_total, step, part)
+                                         for w, part in zip(workers, parts)], "a gradient step", step)
                         break
                     except WorkerError as err:
                         # The driver holds the weights before this step: a new actor and a re-run of the
                         # whole step (every worker) give exactly the step that failed.
-                        self._replace_worker(err, state["perm_ref"])
+                        self._replace_worker(err, state["perm_refs"][err.worker])
                 t1 = time.perf_counter()
                 loss = correct = 0.0
                 first = True
@@ -445,8 +494,9 @@ class RayTrainer(Trainer):
                 lrs = opt.learning_rates(opt.iterations, take)
                 # after a sync the driver's parameters and state are the newest: broadcast them once
                 ps_ref = ray.put(np.concatenate([net.params, opt.state.reshape(-1)])) if state["fresh"] else None
-                res = self._get([w.local_steps.remote(ps_ref, seg, m_tot, opt.iterations, lrs, sync)
-                                 for w in workers], "local steps", opt.iterations + 1)
+                parts = [[parts_of(s)[kk] for s in seg] for kk in range(n_w)] if sharded else [None] * n_w
+                res = self._get([w.local_steps.remote(ps_ref, seg, m_tot, opt.iterations, lrs, sync, parts[kk])
+                                 for kk, w in enumerate(workers)], "local steps", opt.iterations + 1)
                 t1 = time.perf_counter()
                 rows = np.array([r[3] for r in res], np.float64)  # (worker, batch)
                 share = rows / np.array(m_tot, np.float64)

@@ -315,3 +315,52 @@ def test_divergence_raises_nonfinite_and_stops_the_workers():
     # the Trainer's guard restored the weights from before the chunk (the epoch's 4 batches)
     assert rt.workers == [] and rt.optimizer.iterations == 0
     np.testing.assert_array_equal(rt.network.params, before)
+
+
+# ---------------------------------------------------------------------------- sharded data
+def _sharded_order(perm, n_workers, batch):
+    """The rows of every batch of data='sharded', in order: worker k's next batch/N rows of its shard."""
+    local = [perm[perm % n_workers == k] for k in range(n_workers)]  # global row ids, shard order
+    b = batch // n_workers
+    steps = -(-len(perm) // batch)
+    return np.concatenate([np.concatenate([loc[j * b:(j + 1) * b] for loc in local]) for j in range(steps)])
+
+
+@pytest.mark.parametrize("sync_every", [1, 3])
+def test_sharded_data_equals_serial_training_on_its_batches(sync_every):
+    # 641 rows on 2 workers: shards of 321 and 320, so the last batch (1 row) comes from worker 0 only
+    X, y = _data("float64", n=641)
+    net = _net("float64")
+    rt = RayTrainer(net, optimizer=fnn.Adam(3e-3), batch_size=64, seed=11, verbose=0, data="sharded",
+                    sync_every=sync_every, num_workers=2)
+    h = rt.fit(X, y, epochs=2)
+    assert rt.optimizer.iterations == 22
+    rng = np.random.default_rng(11)  # the Trainer's shuffling: one permutation per epoch
+    orders = [_sharded_order(rng.permutation(641), 2, 64) for _ in range(2)]
+    if sync_every == 1:
+        ref = _net("float64")
+        tr = fnn.Trainer(ref, optimizer=fnn.Adam(3e-3), batch_size=64, verbose=0)
+        for order in orders:
+            tr.fit(X[order], y[order], shuffle=False)
+        np.testing.assert_allclose(net.params, ref.params, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(h["loss"][1], tr.history["loss"][0], rtol=1e-10)
+    else:  # deterministic, and not the shared-data run
+        again = _net("float64")
+        RayTrainer(again, optimizer=fnn.Adam(3e-3), batch_size=64, seed=11, verbose=0, data="sharded",
+                   sync_every=3).fit(X, y, epochs=2)
+        np.testing.assert_array_equal(net.params, again.params)
+        shared = _net("float64")
+        RayTrainer(shared, optimizer=fnn.Adam(3e-3), batch_size=64, seed=11, verbose=0, sync_every=3).fit(X, y, epochs=2)
+        assert not np.allclose(shared.params, net.params, rtol=1e-3)
+
+
+def test_sharded_data_arguments():
+    X, y = _data("float32", n=128)
+    with pytest.raises(ValueError, match="data must be"):
+        RayTrainer(_net("float32"), data="split")
+    with pytest.raises(ValueError, match=r"batch_size \(63\) divisible by num_workers"):
+        RayTrainer(_net("float32"), batch_size=63, data="sharded", verbose=0).fit(X, y)
+    with pytest.raises(ValueError, match="samples_per_epoch"):
+        RayTrainer(_net("float32"), batch_size=64, data="sharded", verbose=0).fit(X, y, samples_per_epoch=100)
+    with pytest.raises(ValueError, match=r"the batch \(127"):
+        RayTrainer(_net("float32"), batch_size=256, data="sharded", verbose=0).fit(X[:127], y[:127])
