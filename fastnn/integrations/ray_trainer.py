@@ -22,16 +22,15 @@ Everything else is the :class:`~fastnn.Trainer`'s: argument checks, shuffling (s
 permutation), callbacks, history, the non-finite guard, checkpoints and ``resume_from``.
 """
 import math
-import os
 import time
 
 import numpy as np
 
-from .._validation import check_int_min, check_positive_real
+from .._validation import check_batch_size, check_int_min, check_positive_real
 from ..errors import FastnnError
 from ..kernels import codes as C
 from ..trainer import Trainer
-from ._ray_worker import ShardWorker, part_of
+from ._ray_worker import ShardWorker
 
 __all__ = ["RayTrainer", "WorkerError", "RayProfile", "scaling_estimate"]
 
@@ -211,15 +210,15 @@ class RayTrainer(Trainer):
 
     Notes
     -----
-    The training data is put into the object store once per fit (one copy per node, which every
-    worker on the node maps without copying); every step then ships only the parameters (one flat
-    buffer) out and the gradients back. BatchNorm (needs statistics across workers), per-layer
-    networks (user-defined layers) and ``augment=`` are not supported yet and raise ValueError.
+    The training data goes into the object store once per fit (see ``data``), each epoch's
+    permutation once per epoch; every step then ships only the parameters (one flat buffer) out
+    and the gradients back. BatchNorm (needs statistics across workers), per-layer networks
+    (user-defined layers) and ``augment=`` are not supported yet and raise ValueError.
     """
 
     def __init__(self, network, loss="cross_entropy", optimizer="adam", batch_size=32, *, num_workers=2,
-                 sync_every=1, data="shared", address=None, timeout=300.0, max_restarts=0, clip_norm=None, clip_value=None, callbacks=None,
-                 seed=None, check_finite=True, backend=None, verbose=1, metrics=None):
+                 sync_every=1, data="shared", address=None, timeout=300.0, max_restarts=0, clip_norm=None,
+                 clip_value=None, callbacks=None, seed=None, check_finite=True, backend=None, verbose=1, metrics=None):
         super().__init__(network, loss, optimizer, batch_size, clip_norm=clip_norm, clip_value=clip_value,
                          callbacks=callbacks, seed=seed, n_threads=1, parallel="blas", check_finite=check_finite,
                          backend=backend, verbose=verbose, metrics=metrics, path="fused")
@@ -257,11 +256,14 @@ class RayTrainer(Trainer):
             A worker died, raised (its exception is the ``__cause__``) or did not answer within ``timeout``.
         ValueError
             Bad input (as :meth:`Trainer.fit`), ``num_workers`` above the cluster's CPUs, BatchNorm,
-            a network without a fused plan, or ``augment``.
+            a network without a fused plan, ``augment``; with ``data='sharded'`` a batch not divisible
+            by ``num_workers`` or ``samples_per_epoch``.
         """
         if augment is not None:
             raise ValueError("augment is not supported by RayTrainer yet (the workers hold the data fixed); "
                              "augment the data beforehand or use Trainer")
+        if batch_size is not None:
+            batch_size = check_batch_size(batch_size)
         if batch_size is not None and batch_size < self.num_workers:
             raise ValueError(f"batch_size ({batch_size}) must be at least num_workers ({self.num_workers})")
         if self.data == "sharded":

@@ -274,17 +274,20 @@ def test_starts_a_local_cluster_when_none_is_given(tmp_path):
     assert _run_script(tmp_path) != ray.get_runtime_context().gcs_address
 
 
-def test_max_restarts_replaces_a_dead_worker_and_reruns_the_step_exactly():
+@pytest.mark.parametrize("data", ["shared", pytest.param("sharded", marks=pytest.mark.slow)])
+def test_max_restarts_replaces_a_dead_worker_and_reruns_the_step_exactly(data):
     X, y = _data("float32", n=640)
     full = _net("float32")
-    RayTrainer(full, optimizer=fnn.Adam(3e-3), batch_size=64, seed=3, verbose=0).fit(X, y, epochs=2)
+    RayTrainer(full, optimizer=fnn.Adam(3e-3), batch_size=64, seed=3, verbose=0, data=data).fit(X, y, epochs=2)
     net = _net("float32")
     killer = _At(1, 3, lambda tr: ray.kill(tr.workers[0]))
     rt = RayTrainer(net, optimizer=fnn.Adam(3e-3), batch_size=64, seed=3, verbose=0, max_restarts=1,
-                    callbacks=[killer])
+                    callbacks=[killer], data=data)
     rt.fit(X, y, epochs=2)
     assert rt.restart_log == [{"worker": 0, "step": 15}]
     np.testing.assert_array_equal(net.params, full.params)  # the re-run step is the same step
+    if data == "sharded":
+        return
     # a second death is one more than allowed
     twice = [_At(0, 2, lambda tr: ray.kill(tr.workers[1])), _At(1, 2, lambda tr: ray.kill(tr.workers[1]))]
     with pytest.raises(WorkerError, match="worker 1 of 2 died") as info:
