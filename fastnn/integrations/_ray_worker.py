@@ -1,13 +1,14 @@
 """One data-parallel worker of :class:`fastnn.distributed.RayTrainer`: plain Python, no Ray import.
 
-:func:`fastnn.integrations.ray_trainer` wraps :class:`ShardWorker` with ``ray.remote`` (one CPU per
+:mod:`fastnn.integrations.ray_trainer` wraps :class:`ShardWorker` with ``ray.remote`` (one CPU per
 actor); keeping the logic free of Ray lets it be tested, and read, on its own.
 
 A worker holds a copy of the network and optimizer, its own single-shard plan sized for its part
 of a global batch, and the training data as the object store hands it over (a read-only,
-zero-copy view shared by every worker of a node). Each call names global batches by their
-start in the epoch's permutation; the worker takes rows ``row0 .. row0 + m - 1`` of each (its
-part, split as the engine splits a batch into shards) and runs the compiled entry points on them.
+zero-copy view; the whole set shared by every worker of a node, or only this worker's shard).
+Each call names global batches by their start in the epoch's permutation; the worker takes rows
+``row0 .. row0 + m - 1`` of each (its part, split as the engine splits a batch into shards), or
+the explicit part the driver gives for sharded data, and runs the compiled entry points on them.
 """
 import os
 import socket

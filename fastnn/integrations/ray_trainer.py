@@ -18,6 +18,9 @@ the parameters and optimizer state, then the driver averages parameters *and* op
 worker order (weighted by rows), and broadcasts them as one flat buffer. A sync also happens at
 the end of every epoch, so callbacks and checkpoints at epoch ends see the averaged model.
 
+With ``data='sharded'`` worker ``k`` holds only rows ``k, k + N, ...``, gets the epoch's permutation
+filtered to them, and gives the next ``batch_size / N`` of them to every batch.
+
 Everything else is the :class:`~fastnn.Trainer`'s: argument checks, shuffling (same seed, same
 permutation), callbacks, history, the non-finite guard, checkpoints and ``resume_from``.
 """
