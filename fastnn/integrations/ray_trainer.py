@@ -187,9 +187,10 @@ class RayTrainer(Trainer):
         rows of every worker, concatenated in worker order: the weights equal serial training on
         those batches (not the Trainer's batches). Needs ``batch_size % num_workers == 0``.
     address : str, optional
-        Ray cluster to connect to (``"auto"``, ``"ray://host:10001"``, ...). Without it a running
-        Ray in this process is used, else ``ray.init()``'s default: the cluster ``RAY_ADDRESS``
-        names, or a new local one with every CPU of this machine.
+        Ray cluster to connect to (``"auto"``, ``"ray://host:10001"``, a GCS address, ...) when
+        this process is not connected yet; a process already connected (``ray.init`` called) keeps
+        its cluster. Without it: ``ray.init()``'s default, the cluster ``RAY_ADDRESS`` names, or a
+        new local one with every CPU of this machine.
     max_restarts : int, default 0
         Dead workers to replace per ``fit`` (``sync_every=1`` only): a new actor starts and the
         failed step is re-run by every worker from the driver's weights, so the result is exactly
