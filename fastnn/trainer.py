@@ -291,11 +291,7 @@ class Trainer:
         X_run = Xc if augment is None else np.empty_like(Xc)  # refilled every epoch
         self.batch_size_in_use = batch_size
         hyper = self.optimizer.hyper_vector(self.clip_norm, self.clip_value)
-        if plan.path == "fused":
-            run = _engine.fused_runner(kern, plan, net, self.loss, self.optimizer, X_run, Y, hyper)
-        else:
-            run = _engine.layerwise_runner(kern, self.backend, net, self.loss, self.optimizer, X_run, Y,
-                                           batch_size, hyper, self.clip_norm, self.clip_value)
+        run = self._make_runner(kern, plan, X_run, Y, batch_size, hyper)
         run_batches = run if not self.check_finite else _engine.guarded(
             run, net, self.optimizer,
             lambda start: f"epoch {self.epoch + 1}, batch {start // batch_size + 1}")
@@ -355,6 +351,18 @@ class Trainer:
         self.fit_data = self.validation_data = None  # do not keep the data alive after fit
         self.history = history
         return history
+
+    def _make_runner(self, kern, plan, X, Y, batch_size, hyper):
+        """The runner of one fit, ``run(perm, starts, batch_loss, batch_correct)`` (see :mod:`fastnn.engine.runners`).
+
+        The one hook a trainer that runs the steps elsewhere overrides (``fastnn.distributed.RayTrainer``):
+        everything around it (validation, callbacks, history, the non-finite guard, checkpoints) is shared.
+        """
+        net = self.network
+        if plan.path == "fused":
+            return _engine.fused_runner(kern, plan, net, self.loss, self.optimizer, X, Y, hyper)
+        return _engine.layerwise_runner(kern, self.backend, net, self.loss, self.optimizer, X, Y,
+                                        batch_size, hyper, self.clip_norm, self.clip_value)
 
     # ------------------------------------------------------------------ state
     def state_dict(self):

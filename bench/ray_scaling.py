@@ -1,0 +1,159 @@
+"""RayTrainer vs Trainer: step time, communication share, speed-up, and a scaling estimate.
+
+Run (Ray installed: ``pip install -e ".[test,ray]"``)::
+
+    FASTNN_DATA=../shared/data/mnist python -m bench.ray_scaling            # MNIST MLP, batch 256, 2 workers
+    python -m bench.ray_scaling --steps 40 --repeats 1                     # quick look
+
+A benchmark, not a test: it prints a markdown table (the README's) and the model behind the
+scaling estimate. It measures, on a local Ray with as many CPUs as workers:
+
+- ``Trainer`` on 1 thread and on ``--workers`` threads (its best plan), seconds per step;
+- ``RayTrainer`` with 1 and ``--workers`` workers at ``sync_every=1`` (per-step medians of the
+  profile: compute = slowest worker, communication = the rest of the driver's wall time minus
+  the reduce and the update), and with ``--sync-every`` (parameter averaging);
+- the scaling estimate to 8/32/128 workers (weak scaling: every worker keeps its rows per step,
+  so its compute per step stays the measured one) against a sync cost ``a + b * N`` fitted
+  through the 1- and 2-worker measurements (:func:`fastnn.distributed.scaling_estimate`), with
+  the ``sync_every`` of parameter averaging that keeps 80% (an averaging sync costs what the
+  measured one did, relative to a gradient sync).
+
+The CNN row waits for Conv2D (not on main yet): ``--model cnn`` says so.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from bench import data
+
+
+def _net(hidden, seed=0):
+    import fastnn as fnn
+
+    layers = [fnn.Dense(h, activation="relu") for h in hidden] + [fnn.Dense(data.N_CLASSES)]
+    return fnn.Network(layers, input_shape=(data.N_FEATURES,), seed=seed, backend="cython")
+
+
+def _trainer_step(X, y, batch, steps, threads, hidden):
+    import fastnn as fnn
+
+    net = _net(hidden)
+    tr = fnn.Trainer(net, optimizer=fnn.Adam(1e-3), batch_size=batch, seed=0, verbose=0, n_threads=threads)
+    tr.fit(X, y, samples_per_epoch=batch * 4)  # warm-up
+    h = tr.fit(X, y, samples_per_epoch=batch * steps)
+    return h["epoch_time"][0] / steps
+
+
+def _ray_run(X, y, batch, steps, workers, sync_every, hidden):
+    import fastnn as fnn
+    from fastnn.distributed import RayTrainer
+
+    net = _net(hidden)
+    rt = RayTrainer(net, optimizer=fnn.Adam(1e-3), batch_size=batch, seed=0, verbose=0, num_workers=workers,
+                    sync_every=sync_every)
+    h = rt.fit(X, y, samples_per_epoch=batch * steps)
+    s = rt.profile.summary(skip=2)
+    s["epoch_step"] = h["epoch_time"][0] / steps  # the fit loop's time per step (workers start before it)
+    return s
+
+
+def measure(batch=256, workers=2, steps=100, repeats=3, sync_every=8, hidden=(256, 128), n=60000):
+    """Medians over ``repeats`` of every configuration; returns a dict of the figures."""
+    import ray
+
+    X, y = data.mnist_like(n)
+    X = X.astype(np.float32)
+    if not ray.is_initialized():
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    out = {"batch": batch, "workers": workers, "steps": steps, "source": data.data_source()}
+    runs = {"trainer_1": [], "trainer_n": [], "ray_1": [], "ray_n": [], "ray_avg": []}
+    for _ in range(repeats):  # interleaved: load on the shared machine hits every configuration alike
+        runs["trainer_1"].append(_trainer_step(X, y, batch, steps, 1, hidden))
+        runs["trainer_n"].append(_trainer_step(X, y, batch, steps, workers, hidden))
+        runs["ray_1"].append(_ray_run(X, y, batch, steps, 1, 1, hidden))
+        runs["ray_n"].append(_ray_run(X, y, batch, steps, workers, 1, hidden))
+        runs["ray_avg"].append(_ray_run(X, y, batch, steps, workers, sync_every, hidden))
+    med = statistics.median
+    out["trainer_1"] = med(runs["trainer_1"])
+    out["trainer_n"] = med(runs["trainer_n"])
+    for key in ("ray_1", "ray_n", "ray_avg"):
+        out[key] = {f: med(r[f] for r in runs[key]) for f in runs[key][0]}
+    out["sync_every"] = sync_every
+    return out
+
+
+def scaling(out, targets=(8, 32, 128)):
+    """The scaling model fitted to ``measure``'s figures (see the module docstring)."""
+    from fastnn.distributed import scaling_estimate
+
+    r1, rn, ra, n = out["ray_1"], out["ray_n"], out["ray_avg"], out["workers"]
+    sync1 = r1["wall"] - r1["compute"]   # one worker: everything of a step but its compute
+    syncn = rn["wall"] - rn["compute"]
+    per_worker = max(0.0, (syncn - sync1) / (n - 1)) if n > 1 else 0.0
+    fixed = max(0.0, sync1 - per_worker)
+    # one averaging sync vs one gradient sync at n workers (parameters + optimizer state: more bytes)
+    avg_cost = max(1.0, (ra["wall"] - ra["compute"]) * out["sync_every"] / syncn)
+    compute_step = rn["compute"]         # weak scaling: every worker keeps batch / n rows per step
+    rows = scaling_estimate(compute_step, fixed, workers=targets, comm_per_worker=per_worker,
+                            averaging_cost=avg_cost)
+    return {"compute_step": compute_step, "fixed": fixed, "per_worker": per_worker, "avg_cost": avg_cost,
+            "rows": rows}
+
+
+def table(out, model):
+    n, b = out["workers"], out["batch"]
+    ms = 1e3
+    lines = [f"| model | configuration | ms/step | compute ms | communication ms (share) | vs Trainer {n} thr |",
+             "|---|---|---|---|---|---|"]
+    lines.append(f"| MLP 784-256-128-10, bs {b} | Trainer, 1 thread | {out['trainer_1'] * ms:.2f} | | | "
+                 f"{out['trainer_n'] / out['trainer_1']:.2f}x |")
+    lines.append(f"| | Trainer, {n} threads | {out['trainer_n'] * ms:.2f} | | | 1.00x |")
+    for key, label in (("ray_1", "RayTrainer, 1 worker"), ("ray_n", f"RayTrainer, {n} workers, sync_every=1"),
+                       ("ray_avg", f"RayTrainer, {n} workers, sync_every={out['sync_every']} (averaging)")):
+        r = out[key]
+        comm = r["wall"] - r["compute"]
+        lines.append(f"| | {label} | {r['wall'] * ms:.2f} | {r['compute'] * ms:.2f} | "
+                     f"{comm * ms:.2f} ({comm / r['wall']:.0%}) | {out['trainer_n'] / r['wall']:.2f}x |")
+    lines.append("| CNN, bs 256 | (Conv2D is not on main yet: row left for later) | | | | |")
+    lines.append("")
+    lines.append(f"Scaling estimate, weak (each worker keeps {b // n} rows per step: compute "
+                 f"{model['compute_step'] * ms:.2f} ms per step; a gradient sync costs {model['fixed'] * ms:.2f} ms "
+                 f"+ {model['per_worker'] * ms:.2f} ms x N, an averaging sync {model['avg_cost']:.1f}x that):")
+    lines.append("")
+    lines.append("| workers | sync ms | efficiency, sync_every=1 | samples/s vs 1 worker without syncs | "
+                 "sync_every for >= 80% |")
+    lines.append("|---|---|---|---|---|")
+    for r in model["rows"]:
+        lines.append(f"| {r['workers']} | {r['comm'] * ms:.1f} | {r['efficiency']:.1%} | {r['speedup']:.2f}x | "
+                     f"{r['needed_sync_every']} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--sync-every", type=int, default=8)
+    args = p.parse_args(argv)
+    if args.model == "cnn":
+        print("the CNN benchmark needs Conv2D, which is not on main yet")
+        return 2
+    t0 = time.perf_counter()
+    out = measure(args.batch, args.workers, args.steps, args.repeats, args.sync_every)
+    model = scaling(out)
+    print(f"data: {out['source']}; {os.cpu_count()} CPUs; {time.perf_counter() - t0:.0f} s")
+    print(table(out, model))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

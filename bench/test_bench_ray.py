@@ -1,0 +1,21 @@
+"""Smoke run of bench/ray_scaling.py (a few steps on a local Ray): the benchmark keeps working.
+
+Not a timing: ``python -m bench.ray_scaling`` measures. Skipped without Ray.
+"""
+import pytest
+
+
+def test_ray_scaling_smoke():
+    ray = pytest.importorskip("ray")
+    from bench import ray_scaling
+
+    started = not ray.is_initialized()
+    try:
+        out = ray_scaling.measure(batch=64, workers=2, steps=4, repeats=1, sync_every=2, n=1000)
+        model = ray_scaling.scaling(out)
+        text = ray_scaling.table(out, model)
+    finally:
+        if started:
+            ray.shutdown()
+    assert "RayTrainer, 2 workers, sync_every=1" in text and "| 128 |" in text
+    assert out["ray_n"]["compute"] > 0 and [r["workers"] for r in model["rows"]] == [8, 32, 128]
