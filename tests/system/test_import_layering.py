@@ -1,6 +1,8 @@
 """The import graph of ``fastnn`` is acyclic and follows the declared layer order (DESIGN rule 10)."""
 import ast
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,7 +29,9 @@ LAYERS = [
     {"callbacks", "metrics", "diagnostics", "io", "checkpoint", "plotting", "lr_finder", "_info"},
     # the public facade: ``fastnn/__init__.py`` re-exports the core, never integrations or apps
     {""},
-    {"integrations"},
+    # optional-dependency adapters; ``sklearn`` is the public module re-exporting ``integrations.sklearn``
+    # (``from fastnn.sklearn import MLPClassifier``)
+    {"integrations", "sklearn"},
     # programs; ``python -m fastnn`` (``__main__``) is the command line's second entry point
     {"apps", "__main__"},
 ]
@@ -106,8 +110,8 @@ def unit_of(module):
 
 
 def _allowed(src, dst, allowlist):
-    def under(name, prefix):
-        return name == prefix or name.startswith(prefix + ".")
+    def under(name, prefix):  # the root "fastnn" names only itself, not every module below it
+        return name == prefix or (prefix != "fastnn" and name.startswith(prefix + "."))
     return any(under(src, a) and under(dst, b) for a, b, _ in allowlist)
 
 
@@ -222,12 +226,25 @@ def test_every_allowlist_entry_is_still_needed():
         assert used, f"allowlist entry {src} -> {dst} is no longer needed: remove it"
 
 
-@pytest.mark.parametrize("unit", ["apps", "integrations"])
+#: who may import programs and adapters: themselves, their public shims, the programs above them
+IMPORTERS_ALLOWED = {"apps": {"apps", "__main__"},
+                     "integrations": {"integrations", "sklearn", "apps", "__main__"}}
+
+
+@pytest.mark.parametrize("unit", sorted(IMPORTERS_ALLOWED))
 def test_core_never_imports_programs_or_adapters(unit):
     graph = build_graph()
     offenders = [(s, d) for s, targets in graph.items() for d in targets
-                 if unit_of(d) == unit and unit_of(s) not in (unit, "__main__")]
+                 if unit_of(d) == unit and unit_of(s) not in IMPORTERS_ALLOWED[unit]
+                 and not _allowed(s, d, ALLOWED_BACK_EDGES)]
     assert not offenders
+
+
+def test_import_fastnn_loads_no_adapter():
+    code = ("import sys, fastnn; bad = sorted(m for m in sys.modules if m.startswith(('fastnn.integrations', "
+            "'fastnn.sklearn', 'fastnn.apps', 'onnx'))); print(bad); sys.exit(1 if bad else 0)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_graph_covers_every_file():

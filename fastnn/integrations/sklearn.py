@@ -1,0 +1,652 @@
+"""scikit-learn estimators: :class:`MLPClassifier` and :class:`MLPRegressor`, drop-ins for scikit-learn's.
+
+The constructor parameters and fitted attributes are scikit-learn's
+(``sklearn.neural_network.MLPClassifier``); training runs on fastnn's compiled
+engine. Extras: ``dropout``, ``batch_norm``, ``network=`` (a factory returning
+any :class:`fastnn.Network`), ``callbacks`` (fastnn callbacks), ``backend``.
+
+How scikit-learn's definitions map onto fastnn (checked against scikit-learn
+1.9's ``_multilayer_perceptron.py``):
+
+- sklearn's batch loss is ``data_loss + 0.5 * alpha * ||W||^2 / batch_size``
+  (all weight matrices, no biases). fastnn's losses are means over outputs, and
+  sklearn's are not quite: softmax-CE matches (factor 1), sklearn's BCE sums
+  over the ``k`` outputs (factor ``k``) and its squared loss is half the MSE
+  (factor 0.5; its gradient is that of half the *sum* over outputs, ``k/2``). With that factor ``s`` (sklearn loss = ``s`` * fastnn loss),
+  each Dense layer gets ``l2 = 0.5 * alpha / (s * batch_size)``, SGD's rate is
+  ``s * learning_rate_init`` (Adam is invariant to the scale), and
+  ``loss_curve_`` reports ``s`` times fastnn's epoch loss: the same numbers
+  sklearn reports. The last, smaller batch of an epoch uses the full batch
+  size's L2 coefficient (sklearn divides by the actual batch size).
+- Initialisation is sklearn's: ``U(-b, b)`` weights and biases,
+  ``b = sqrt(6 / (fan_in + fan_out))`` (2 instead of 6 for ``logistic``).
+- ``solver='lbfgs'`` is not supported (ValueError naming 'adam' and 'sgd'):
+  fastnn's engine is a mini-batch trainer; a full-batch quasi-Newton solver
+  would bypass it entirely and gain nothing from it. Use scikit-learn's MLP
+  for L-BFGS.
+- ``sample_weight``: scaled to mean 1 over the data (sklearn normalises per
+  batch by the batch's weight sum; equal in expectation). Multiclass folds the
+  weights into the target rows on the compiled path; binary, multilabel and
+  regression targets use a weighted loss on fastnn's per-layer path.
+"""
+import numbers
+import warnings
+
+import numpy as np
+import sklearn
+from scipy.special import expit, softmax
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import LabelBinarizer
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets, type_of_target
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
+
+try:
+    from sklearn.utils.validation import validate_data
+except ImportError:  # scikit-learn < 1.6
+    raise ImportError(f"fastnn.sklearn needs scikit-learn >= 1.6 (validate_data, __sklearn_tags__); "
+                      f"found {sklearn.__version__}: pip install -U scikit-learn") from None
+
+from ..callbacks import Callback
+from ..errors import NonFiniteError
+from ..layers import BatchNorm, Dense, Dropout
+from ..losses import BinaryCrossEntropy, CrossEntropy, GenericLoss, MeanSquaredError, soft_targets
+from ..network import Network
+from ..optimizers import SGD, Adam
+from ..trainer import Trainer
+
+__all__ = ["MLPClassifier", "MLPRegressor"]
+
+_ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
+_DTYPES = (np.float64, np.float32)
+
+
+class _WeightedLoss(GenericLoss):
+    """BCE-from-logits or MSE with per-sample weights carried as the target's last column.
+
+    Runs on the per-layer path (numpy); ``scale`` and the per-row sum follow
+    :meth:`fastnn.losses.GenericLoss.forward_backward`. Per-row losses are means
+    over outputs, as the unweighted fastnn losses.
+    """
+
+    def __init__(self, kind):
+        super().__init__(f"weighted_{kind}")
+        self.kind = kind
+        self.is_classification = kind == "bce"
+
+    def prepare_targets(self, y, n_outputs, dtype, name="y"):
+        arr = np.asarray(y)
+        if arr.ndim != 2 or arr.shape[1] != n_outputs + 1:
+            raise ValueError(f"{name} must have shape (n, {n_outputs + 1}): targets and a weight column")
+        return np.ascontiguousarray(arr, dtype=dtype)
+
+    def forward_backward(self, out, target, scale, dout, backend=None):
+        k = out.shape[1]
+        z = out.astype(np.float64)
+        t = target[:, :k].astype(np.float64)
+        w = target[:, k:].astype(np.float64)
+        if self.kind == "bce":
+            per = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
+            grad = expit(z) - t
+        else:
+            diff = z - t
+            per = diff * diff
+            grad = 2.0 * diff
+        dout[...] = grad * (w * (scale / k))
+        return float((per * w).sum() / k)
+
+    def count_correct(self, out, target, backend=None):
+        if self.kind != "bce":
+            return 0
+        k = out.shape[1]
+        return int(((out > 0) == (target[:, :k] > 0.5)).all(axis=1).sum())
+
+
+class _EpochControl(Callback):
+    """sklearn's end-of-epoch logic: loss curve, tol/n_iter_no_change, early stopping, lr schedules."""
+
+    every_batch = False
+
+    def __init__(self, est, n_samples, val, incremental, lr_scale):
+        self.est = est
+        self.n_samples = n_samples
+        self.val = val
+        self.incremental = incremental
+        self.lr_scale = lr_scale
+
+    def on_epoch_begin(self, epoch, logs=None):
+        est = self.est
+        # sklearn reports its squared loss as 0.5 * mean over the k outputs, but its L2 term on the
+        # training scale (k/2): the penalty part of fastnn's loss is rescaled separately. It is taken at the
+        # epoch's first weights (exact for one batch per epoch, close otherwise).
+        self._penalty = 0.0
+        if est._loss_kind == "mse" and est.n_outputs_ > 1:
+            self._penalty = sum(layer.penalty() for layer in est.network_.layers if isinstance(layer, Dense))
+
+    def on_epoch_end(self, epoch, logs=None):
+        est, opt = self.est, self.trainer.optimizer
+        if est._loss_kind == "mse":
+            loss = 0.5 * float(logs["loss"]) + 0.5 * (est.n_outputs_ - 1) * self._penalty
+        else:
+            loss = float(logs["loss"]) * est._loss_scale
+        if not np.isfinite(loss):
+            return  # the trainer's guard raises NonFiniteError
+        est.n_iter_ += 1
+        est.loss_ = loss
+        est.t_ += self.n_samples
+        est.loss_curve_.append(loss)
+        if est.verbose:
+            print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
+        if self.val is not None:
+            X_val, y_val = self.val
+            score = est.score(X_val, y_val)
+            est.validation_scores_.append(score)
+            if est.verbose:
+                print(f"Validation score: {score:f}")
+            est._no_improvement_count = (est._no_improvement_count + 1
+                                         if score < est.best_validation_score_ + est.tol else 0)
+            if score > est.best_validation_score_:
+                est.best_validation_score_ = score
+                net = est.network_
+                est._best_state = (net.params.copy(), net.buffers.copy())
+        else:
+            est._no_improvement_count = (est._no_improvement_count + 1
+                                         if loss > est.best_loss_ - est.tol else 0)
+            if loss < est.best_loss_:
+                est.best_loss_ = loss
+        if est.solver == "sgd" and est.learning_rate == "invscaling":
+            est._lr = est.learning_rate_init / (est.t_ ** est.power_t)
+            opt.lr = est._lr * self.lr_scale
+        if est._no_improvement_count > est.n_iter_no_change:
+            if est.solver == "sgd" and est.learning_rate == "adaptive" and est._lr > 1e-6:
+                est._lr /= 5.0
+                opt.lr = est._lr * self.lr_scale
+                est._no_improvement_count = 0
+                if est.verbose:
+                    print(f"Setting learning rate to {est._lr:f}")
+            else:
+                if est.verbose:
+                    what = "Validation score" if self.val is not None else "Training loss"
+                    print(f"{what} did not improve more than tol={est.tol:f} for "
+                          f"{est.n_iter_no_change} consecutive epochs. Stopping.")
+                est._stopped = True
+                self.trainer.stop_training = True
+
+
+class _BaseMLP(BaseEstimator):
+    """Shared fitting machinery of the two estimators (not public)."""
+
+    _parameter_constraints = {
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(_ACTIVATIONS))],
+        "solver": [StrOptions({"adam", "sgd", "lbfgs"})],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate": [StrOptions({"constant", "invscaling", "adaptive"})],
+        "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
+        "power_t": [Interval(numbers.Real, 0, None, closed="left")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+        # fastnn's SGD needs momentum < 1 (sklearn allows 1, which never decays the velocity)
+        "momentum": [Interval(numbers.Real, 0, 1, closed="left")],
+        "nesterovs_momentum": ["boolean"],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_1": [Interval(numbers.Real, 0, 1, closed="left")],
+        "beta_2": [Interval(numbers.Real, 0, 1, closed="left")],
+        "epsilon": [Interval(numbers.Real, 0, None, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left"), Options(numbers.Real, {np.inf})],
+        "max_fun": [Interval(numbers.Integral, 1, None, closed="left")],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "batch_norm": ["boolean"],
+        "network": [callable, None],
+        "callbacks": [list, None],
+        "backend": [StrOptions({"reference", "numba", "cython"}), None],
+    }
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, batch_norm=False, network=None,
+                 callbacks=None, backend=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
+        self.dropout = dropout
+        self.batch_norm = batch_norm
+        self.network = network
+        self.callbacks = callbacks
+        self.backend = backend
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = False  # fastnn trains on dense rows
+        return tags
+
+    # ------------------------------------------------------------------ building
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = list(sizes) if hasattr(sizes, "__iter__") else [sizes]
+        for s in sizes:
+            if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1:
+                raise ValueError(f"hidden_layer_sizes must hold positive integers, got {self.hidden_layer_sizes!r}")
+        return [int(s) for s in sizes]
+
+    def _build_network(self, n_features, n_outputs, dtype, rs):
+        if self.network is not None:
+            net = self.network(n_features, n_outputs)
+            if not isinstance(net, Network):
+                raise TypeError(f"network must be a callable (n_features, n_outputs) -> fastnn.Network, "
+                                f"it returned {type(net).__name__}")
+            if net.n_inputs != n_features or net.n_outputs != n_outputs:
+                raise ValueError(f"network(n_features={n_features}, n_outputs={n_outputs}) returned a Network with "
+                                 f"{net.n_inputs} inputs and {net.n_outputs} outputs")
+            if net.dtype != dtype:
+                raise ValueError(f"network returned a {net.dtype} Network but X is {np.dtype(dtype)}: give the "
+                                 f"Network dtype=X.dtype, or pass X as {net.dtype}")
+            if getattr(net.layers[-1], "activation", "linear") != "linear":
+                raise ValueError("the network's last layer must give logits (no activation): the estimator applies "
+                                 "softmax/sigmoid itself")
+            return net
+        # sklearn's Glorot-uniform initialisation, biases included, drawn first and in sklearn's order
+        # (W then b, layer by layer), so a random_state gives sklearn's initial weights.
+        sizes = [n_features] + self._hidden_sizes() + [n_outputs]
+        factor = 2.0 if self.activation == "logistic" else 6.0
+        init = []
+        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+            bound = np.sqrt(factor / (fan_in + fan_out))
+            init.append((rs.uniform(-bound, bound, (fan_in, fan_out)), rs.uniform(-bound, bound, fan_out)))
+        act = _ACTIVATIONS[self.activation]
+        layers = []
+        for units in sizes[1:-1]:
+            layers.append(Dense(units, activation=act))
+            if self.batch_norm:
+                layers.append(BatchNorm())
+            if self.dropout:
+                layers.append(Dropout(self.dropout))
+        layers.append(Dense(n_outputs))
+        seed = int(rs.randint(np.iinfo(np.int32).max))  # dropout masks
+        net = Network(layers, input_shape=(n_features,), seed=seed, dtype=dtype, backend=self.backend)
+        for layer, (W, b) in zip([lay for lay in net.layers if isinstance(lay, Dense)], init):
+            layer.params["W"][...] = W
+            layer.params["b"][...] = b
+        return net
+
+    def _make_optimizer(self, lr_scale):
+        if self.solver == "adam":
+            return Adam(self.learning_rate_init, beta1=self.beta_1, beta2=self.beta_2, eps=self.epsilon)
+        return SGD(self.learning_rate_init * lr_scale, momentum=self.momentum,
+                   nesterov=bool(self.nesterovs_momentum and self.momentum > 0))
+
+    # ------------------------------------------------------------------ fitting
+    def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
+        if self.solver == "lbfgs":
+            raise ValueError("solver='lbfgs' is not supported by fastnn's MLP: choose solver='adam' (default) or "
+                             "'sgd', or use sklearn.neural_network for L-BFGS")
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
+        sizes = self._hidden_sizes()
+        first_pass = not hasattr(self, "network_") or (not self.warm_start and not incremental)
+        X, y = self._validate_xy(X, y, reset=first_pass)
+        if not first_pass:
+            X = X.astype(self.network_.dtype, copy=False)
+        n_samples = X.shape[0]
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+            total = sample_weight.sum()
+            if not total > 0:
+                raise ValueError("sample_weight sums to 0: at least one sample needs a positive weight")
+            sample_weight = sample_weight * (n_samples / total)
+            if np.all(sample_weight == 1.0):
+                sample_weight = None  # equal weights: the unweighted (compiled) path, bit for bit
+        Y = self._encode_targets(y, first_pass, classes)  # sets classes_ / n_outputs_ on the first pass
+        self._rs = rs = check_random_state(self.random_state)
+        if first_pass:
+            self.network_ = self._build_network(X.shape[1], self.n_outputs_, X.dtype, rs)
+            self.n_layers_ = len(sizes) + 2
+            self.loss_curve_ = []
+            self._no_improvement_count = 0
+            self.t_ = 0
+            self._lr = float(self.learning_rate_init)
+            if self.early_stopping:
+                self.validation_scores_ = []
+                self.best_validation_score_ = -np.inf
+                self.best_loss_ = None
+            else:
+                self.best_loss_ = np.inf
+                self.validation_scores_ = None
+                self.best_validation_score_ = None
+            self._trainer = None
+
+        # early stopping: sklearn's split (stratified for single-output classification)
+        val = None
+        idx_train = np.arange(n_samples)
+        if self.early_stopping:
+            stratify = y if (isinstance(self, ClassifierMixin) and self.n_outputs_ == 1) else None
+            idx_train, idx_val = train_test_split(idx_train, random_state=rs, test_size=self.validation_fraction,
+                                                  stratify=stratify)
+            if idx_val.shape[0] < 2:
+                raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
+                                 "your dataset.")
+            val = (X[idx_val], y[idx_val])
+        n_train = idx_train.shape[0]
+        if self.batch_size == "auto":
+            batch_size = min(200, n_train)
+        else:
+            if self.batch_size > n_train:
+                warnings.warn("Got `batch_size` less than 1 or larger than sample size. It is going to be clipped")
+            batch_size = int(np.clip(self.batch_size, 1, n_train))
+
+        loss, Y = self._loss_and_targets(Y, sample_weight, X.dtype)
+        s = self._loss_scale
+        lr_scale = s if self.solver == "sgd" else 1.0
+        l2 = 0.5 * self.alpha / (s * batch_size)
+        for layer in self.network_.layers:
+            if isinstance(layer, Dense) and self.network is None:
+                layer.l2 = l2
+        if self._trainer is None:
+            self._trainer = Trainer(self.network_, loss=loss, optimizer=self._make_optimizer(lr_scale),
+                                    batch_size=batch_size, verbose=0, backend=self.backend)
+        trainer = self._trainer
+        trainer.loss = loss
+        if self.solver == "sgd":
+            trainer.optimizer.lr = self._lr * lr_scale
+        X_train, Y_train = (X, Y) if val is None else (X[idx_train], Y[idx_train])
+        control = _EpochControl(self, n_train, val, incremental, lr_scale)
+        self.n_iter_ = 0
+        self._stopped = False
+        self._best_state = None
+        epochs = 1 if incremental else self.max_iter
+        try:
+            trainer.fit(X_train, Y_train, epochs=epochs, batch_size=batch_size, shuffle=self.shuffle,
+                        seed=int(rs.randint(np.iinfo(np.int32).max)),
+                        callbacks=[control] + list(self.callbacks or []), verbose=0)
+        except NonFiniteError as exc:
+            raise ValueError(f"Solver produced non-finite parameter weights ({exc}). The input data may contain "
+                             f"large values and need to be preprocessed.") from None
+        if self.early_stopping and self._best_state is not None:
+            self.network_.params[...] = self._best_state[0]
+            self.network_.buffers[...] = self._best_state[1]
+        self._best_state = None
+        if not incremental and not self._stopped and self.n_iter_ == self.max_iter:
+            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the optimization "
+                          f"hasn't converged yet.", ConvergenceWarning)
+        dense = [layer for layer in self.network_.layers if isinstance(layer, Dense)]
+        self.coefs_ = [layer.params["W"].copy() for layer in dense]
+        self.intercepts_ = [layer.params["b"].copy() for layer in dense]
+        return self
+
+    def _validate_xy(self, X, y, reset):
+        X, y = validate_data(self, X, y, multi_output=True, dtype=_DTYPES, reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    def _loss_and_targets(self, Y, sample_weight, dtype):
+        """The fastnn loss and training targets for encoded targets ``Y`` (sets ``_loss_scale``)."""
+        kind = self._loss_kind
+        # sklearn's squared-error gradient is that of 0.5 * sum over outputs (its reported loss is the mean):
+        # the training scale is k/2, the reported one 1/2 (see _EpochControl).
+        self._loss_scale = {"ce": 1.0, "bce": float(self.n_outputs_), "mse": 0.5 * self.n_outputs_}[kind]
+        if kind == "ce":
+            if sample_weight is None:
+                return CrossEntropy(), Y
+            return CrossEntropy(), soft_targets(Y, self.n_outputs_, sample_weight=sample_weight, dtype=dtype)
+        if sample_weight is None:
+            return (BinaryCrossEntropy() if kind == "bce" else MeanSquaredError()), Y
+        return _WeightedLoss(kind), np.hstack([Y, sample_weight[:, None]])
+
+    def _outputs(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=_DTYPES, reset=False)
+        return self.network_.forward(X.astype(self.network_.dtype, copy=False))
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        trainer = state.get("_trainer")
+        if trainer is not None:  # the last fit's compiled plan and work buffers are rebuilt by the next fit
+            trainer = object.__new__(Trainer)
+            trainer.__dict__.update({k: v for k, v in state["_trainer"].__dict__.items()
+                                     if k not in ("plan", "last_plan", "history")})
+            trainer.plan = trainer.last_plan = None
+            state["_trainer"] = trainer
+        state.pop("_rs", None)
+        return state
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multi-layer perceptron classifier on fastnn's compiled engine; a drop-in for scikit-learn's.
+
+    Parameters are scikit-learn's ``MLPClassifier`` parameters (``solver`` is
+    'adam' or 'sgd'; 'lbfgs' raises) plus fastnn's extras below. Binary and
+    multilabel targets use sigmoid outputs with binary cross-entropy, several
+    classes a softmax with cross-entropy, as scikit-learn.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : array-like of int, default (100,)
+    activation : {'identity', 'logistic', 'tanh', 'relu'}, default 'relu'
+    solver : {'adam', 'sgd'}, default 'adam'
+    alpha : float, default 1e-4
+        L2 penalty ``0.5 * alpha * ||W||^2 / batch_size`` per batch, as scikit-learn.
+    batch_size, learning_rate, learning_rate_init, power_t, max_iter, shuffle, random_state, tol,
+    verbose, warm_start, momentum, nesterovs_momentum, early_stopping, validation_fraction, beta_1,
+    beta_2, epsilon, n_iter_no_change, max_fun
+        As in scikit-learn (``max_fun`` is accepted for L-BFGS compatibility and unused).
+    dropout : float in [0, 1), default 0
+        fastnn extra: a ``Dropout`` after every hidden layer.
+    batch_norm : bool, default False
+        fastnn extra: a ``BatchNorm`` after every hidden layer.
+    network : callable, optional
+        fastnn extra: ``network(n_features, n_outputs) -> fastnn.Network`` replaces the MLP; its last
+        layer must give logits. ``hidden_layer_sizes``, ``activation``, ``dropout``, ``batch_norm``
+        and ``alpha`` then do not apply.
+    callbacks : list of fastnn.Callback, optional
+        fastnn extra: passed to every ``Trainer.fit``.
+    backend : {'reference', 'numba', 'cython'}, optional
+        fastnn extra: kernel backend; default the fastest available.
+
+    Attributes
+    ----------
+    classes_, coefs_, intercepts_, loss_, loss_curve_, best_loss_, validation_scores_,
+    best_validation_score_, t_, n_iter_, n_layers_, n_outputs_, out_activation_,
+    n_features_in_, feature_names_in_
+        As in scikit-learn (``coefs_``/``intercepts_`` are copies of the Dense layers' parameters).
+    network_ : fastnn.Network
+        The trained network (``network_.save(path)``, ``fastnn.export_onnx(network_, path)``).
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    def _encode_targets(self, y, first_pass, classes):
+        if first_pass and classes is None:
+            check_classification_targets(y)
+            lb = LabelBinarizer().fit(y)
+            if len(lb.classes_) < 2:
+                raise ValueError(f"MLPClassifier needs samples of at least 2 classes; got 1 class "
+                                 f"({lb.classes_[0]!r})")
+            self._label_binarizer = lb
+            self.classes_ = lb.classes_
+        elif classes is not None:  # partial_fit's first call
+            check_classification_targets(y)
+            lb = LabelBinarizer()
+            lb.fit(y if type_of_target(y).startswith("multilabel") else classes)
+            self._label_binarizer = lb
+            self.classes_ = lb.classes_
+        else:
+            check_classification_targets(y)
+            lb = self._label_binarizer
+            if lb.y_type_.startswith("multilabel"):
+                if not type_of_target(y).startswith("multilabel") or y.shape[1] != len(self.classes_):
+                    raise ValueError(f"y must be a label indicator matrix with {len(self.classes_)} columns, "
+                                     f"as in the first fit")
+            else:
+                unseen = np.setdiff1d(np.unique(y), self.classes_)
+                if unseen.size:
+                    raise ValueError(f"y has labels not in classes_ {list(self.classes_)}: {list(unseen)}")
+        if lb.y_type_.startswith("multilabel"):
+            self._loss_kind, self.out_activation_ = "bce", "logistic"
+            Y = lb.transform(y).astype(np.float64)
+        elif len(self.classes_) == 2:
+            self._loss_kind, self.out_activation_ = "bce", "logistic"
+            Y = (y == self.classes_[1]).astype(np.float64).reshape(-1, 1)
+        else:
+            self._loss_kind, self.out_activation_ = "ce", "softmax"
+            Y = np.searchsorted(self.classes_, y).astype(np.float64)
+        self.n_outputs_ = len(self.classes_) if self._loss_kind == "ce" or lb.y_type_.startswith("multilabel") \
+            else 1
+        return Y
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to ``X``, ``y`` (labels of any type, or a label indicator matrix).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_classes)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        return self._fit(X, y, sample_weight=sample_weight)
+
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over ``X``, ``y``; ``classes`` (all labels) is required on the first call.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        if self.solver not in ("adam", "sgd"):
+            raise ValueError(f"partial_fit is only available for stochastic optimizers; solver={self.solver!r} "
+                             f"is not stochastic")
+        first = _check_partial_fit_first_call(self, classes)
+        if first:
+            for attr in ("network_", "_trainer"):
+                self.__dict__.pop(attr, None)
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True,
+                         classes=self.classes_ if first else None)
+
+    def _proba(self, X):
+        out = self._outputs(X).astype(np.float64)
+        return softmax(out, axis=1) if self._loss_kind == "ce" else expit(out)
+
+    def predict(self, X):
+        """Predicted labels (a label indicator matrix for multilabel targets)."""
+        p = self._proba(X)
+        if self._loss_kind == "ce":
+            return self.classes_[p.argmax(axis=1)]
+        if self._label_binarizer.y_type_.startswith("multilabel"):
+            return (p > 0.5).astype(int)
+        return self.classes_[(p[:, 0] > 0.5).astype(int)]
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes) (for binary: ``[1 - p, p]``)."""
+        p = self._proba(X)
+        if self.n_outputs_ == 1:
+            return np.hstack([1 - p, p])
+        return p
+
+    def predict_log_proba(self, X):
+        """Logarithm of :meth:`predict_proba`."""
+        return np.log(self.predict_proba(X))
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multi-layer perceptron regressor on fastnn's compiled engine; a drop-in for scikit-learn's.
+
+    Squared error (sklearn's half mean squared error), identity output; one or
+    several targets. Parameters and attributes as :class:`MLPClassifier`
+    (without ``classes_``).
+    """
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+    def _encode_targets(self, y, first_pass, classes):
+        Y = np.asarray(y, dtype=np.float64)
+        Y = Y.reshape(-1, 1) if Y.ndim == 1 else Y
+        if first_pass:
+            self.n_outputs_ = Y.shape[1]
+        elif Y.shape[1] != self.n_outputs_:
+            raise ValueError(f"y has {Y.shape[1]} targets per sample, the fitted model {self.n_outputs_}")
+        self._loss_kind, self.out_activation_ = "mse", "identity"
+        return Y
+
+    def _validate_xy(self, X, y, reset):
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=_DTYPES, reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
+        return X, y
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to ``X``, ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        return self._fit(X, y, sample_weight=sample_weight)
+
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over ``X``, ``y``.
+
+        Returns
+        -------
+        self
+        """
+        self._validate_params()
+        if self.solver not in ("adam", "sgd"):
+            raise ValueError(f"partial_fit is only available for stochastic optimizers; solver={self.solver!r} "
+                             f"is not stochastic")
+        return self._fit(X, y, sample_weight=sample_weight, incremental=True)
+
+    def predict(self, X):
+        """Predicted values, shape (n_samples,) or (n_samples, n_outputs)."""
+        out = self._outputs(X).astype(np.float64)
+        return out.ravel() if self.n_outputs_ == 1 else out
