@@ -20,10 +20,10 @@ How scikit-learn's definitions map onto fastnn (checked against scikit-learn
   size's L2 coefficient (sklearn divides by the actual batch size).
 - Initialisation is sklearn's: ``U(-b, b)`` weights and biases,
   ``b = sqrt(6 / (fan_in + fan_out))`` (2 instead of 6 for ``logistic``).
-- ``solver='lbfgs'`` is not supported (ValueError naming 'adam' and 'sgd'):
-  fastnn's engine is a mini-batch trainer; a full-batch quasi-Newton solver
-  would bypass it entirely and gain nothing from it. Use scikit-learn's MLP
-  for L-BFGS.
+- ``solver='lbfgs'`` runs scipy's L-BFGS-B on sklearn's full-batch objective
+  with the loss and gradients of fastnn's layers (the per-layer path: a
+  full-batch solver gains nothing from the mini-batch engine), without dropout
+  or batch norm. Small data sets are what sklearn recommends it for.
 - ``sample_weight``: scaled to mean 1 over the data (sklearn normalises per
   batch by the batch's weight sum; equal in expectation). Multiclass folds the
   weights into the target rows on the compiled path; binary, multilabel and
@@ -41,6 +41,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import _check_partial_fit_first_call, check_classification_targets, type_of_target
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
@@ -141,8 +142,8 @@ class _EpochControl(Callback):
         if est.verbose:
             print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
         if self.val is not None:
-            X_val, y_val = self.val
-            score = est.score(X_val, y_val)
+            X_val, y_val, w_val = self.val
+            score = est.score(X_val, y_val, sample_weight=w_val)
             est.validation_scores_.append(score)
             if est.verbose:
                 print(f"Validation score: {score:f}")
@@ -174,6 +175,14 @@ class _EpochControl(Callback):
                           f"{est.n_iter_no_change} consecutive epochs. Stopping.")
                 est._stopped = True
                 self.trainer.stop_training = True
+
+
+def _stochastic_solver(est):
+    """partial_fit exists only for 'adam' and 'sgd' (``hasattr(est, 'partial_fit')`` is False for 'lbfgs')."""
+    if est.solver not in ("adam", "sgd"):
+        raise AttributeError(f"partial_fit is only available for stochastic optimizers ('adam', 'sgd'); "
+                             f"solver={est.solver!r} is not stochastic")
+    return True
 
 
 class _BaseMLP(BaseEstimator):
@@ -308,9 +317,6 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
-        if self.solver == "lbfgs":
-            raise ValueError("solver='lbfgs' is not supported by fastnn's MLP: choose solver='adam' (default) or "
-                             "'sgd', or use sklearn.neural_network for L-BFGS")
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         sizes = self._hidden_sizes()
@@ -319,19 +325,19 @@ class _BaseMLP(BaseEstimator):
         if not first_pass:
             X = X.astype(self.network_.dtype, copy=False)
         n_samples = X.shape[0]
+        weight_sum = float(n_samples)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-            total = sample_weight.sum()
+            total = weight_sum = float(sample_weight.sum())
             if not total > 0:
                 raise ValueError("sample_weight sums to 0: at least one sample needs a positive weight")
             sample_weight = sample_weight * (n_samples / total)
             if np.all(sample_weight == 1.0):
                 sample_weight = None  # equal weights: the unweighted (compiled) path, bit for bit
         Y = self._encode_targets(y, first_pass, classes)  # sets classes_ / n_outputs_ on the first pass
-        self._rs = rs = check_random_state(self.random_state)
+        rs = check_random_state(self.random_state)
         if first_pass:
             self.network_ = self._build_network(X.shape[1], self.n_outputs_, X.dtype, rs)
-            self.n_layers_ = len(sizes) + 2
             self.loss_curve_ = []
             self._no_improvement_count = 0
             self.t_ = 0
@@ -349,14 +355,14 @@ class _BaseMLP(BaseEstimator):
         # early stopping: sklearn's split (stratified for single-output classification)
         val = None
         idx_train = np.arange(n_samples)
-        if self.early_stopping:
+        if self.early_stopping and self.solver != "lbfgs":  # lbfgs ignores it, as sklearn's
             stratify = y if (isinstance(self, ClassifierMixin) and self.n_outputs_ == 1) else None
             idx_train, idx_val = train_test_split(idx_train, random_state=rs, test_size=self.validation_fraction,
                                                   stratify=stratify)
             if idx_val.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
                                  "your dataset.")
-            val = (X[idx_val], y[idx_val])
+            val = (X[idx_val], y[idx_val], None if sample_weight is None else sample_weight[idx_val])
         n_train = idx_train.shape[0]
         if self.batch_size == "auto":
             batch_size = min(200, n_train)
@@ -367,6 +373,10 @@ class _BaseMLP(BaseEstimator):
 
         loss, Y = self._loss_and_targets(Y, sample_weight, X.dtype)
         s = self._loss_scale
+        if self.solver == "lbfgs":
+            self._fit_lbfgs(X, Y, loss, weight_sum)
+            self._set_fitted_weights()
+            return self
         lr_scale = s if self.solver == "sgd" else 1.0
         l2 = 0.5 * self.alpha / (s * batch_size)
         for layer in self.network_.layers:
@@ -399,10 +409,70 @@ class _BaseMLP(BaseEstimator):
         if not incremental and not self._stopped and self.n_iter_ == self.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the optimization "
                           f"hasn't converged yet.", ConvergenceWarning)
+        self._set_fitted_weights()
+        return self
+
+    def _set_fitted_weights(self):
         dense = [layer for layer in self.network_.layers if isinstance(layer, Dense)]
         self.coefs_ = [layer.params["W"].copy() for layer in dense]
         self.intercepts_ = [layer.params["b"].copy() for layer in dense]
-        return self
+        self.n_layers_ = len(dense) + 1
+
+    def _fit_lbfgs(self, X, Y, loss, weight_sum):
+        """sklearn's L-BFGS: scipy's L-BFGS-B on the full-batch loss, gradients from fastnn's layers.
+
+        The objective is sklearn's: ``s * data_loss + 0.5 * alpha * ||W||^2 / sum(sample_weight)``; the
+        data loss and its gradient come from the layers' forward/backward (fastnn's per-layer path).
+        """
+        from scipy.optimize import minimize
+        from sklearn.utils.optimize import _check_optimize_result
+
+        from ..kernels import get_backend
+
+        net = self.network_
+        if any(isinstance(layer, (Dropout, BatchNorm)) for layer in net.layers):
+            raise ValueError("solver='lbfgs' needs a deterministic full-batch loss: use it without dropout and "
+                             "batch_norm (or choose solver='adam' or 'sgd')")
+        kern = get_backend(net.backend)
+        Xc = np.ascontiguousarray(X, dtype=net.dtype)
+        Yc = loss.prepare_targets(Y, net.n_outputs, net.dtype)
+        n = Xc.shape[0]
+        s = self._loss_scale
+        dense = [layer for layer in net.layers if isinstance(layer, Dense)] if self.network is None else []
+        for layer in dense:
+            layer.l2 = 0.0  # the L2 term is added here, in float64
+        dout = np.empty((n, net.n_outputs), net.dtype)
+        coef = self.alpha / weight_sum
+        is_weight = np.zeros(net.params.size, bool)  # the flat-buffer entries of the Dense weights (L2 on them)
+        for i, name, off, shape in net._slots:
+            if name == "W" and net.layers[i] in dense:
+                is_weight[off:off + int(np.prod(shape))] = True
+        last = {}
+
+        def loss_grad(theta):
+            net.params[...] = theta
+            A = Xc
+            for layer in net.layers:
+                A = layer.forward(A, training=True, backend=net.backend)
+            if loss.code is None:
+                data = loss.forward_backward(A, Yc, 1.0 / n, dout, backend=net.backend) / n
+            else:
+                data = kern.loss_forward_backward(loss.code, A, Yc, 1.0 / n, dout) / n
+            dA = dout
+            for i in range(len(net.layers) - 1, -1, -1):
+                dA = net.layers[i].backward(dA, backend=net.backend, need_dX=i > 0)
+            grad = net.grads.astype(np.float64) * s
+            W = theta[is_weight]
+            grad[is_weight] += coef * W
+            penalty = 0.5 * coef * float(np.dot(W, W))
+            last["data"], last["penalty"] = data, penalty
+            return s * data + penalty, grad
+
+        res = minimize(loss_grad, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
+                       options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
+        self.n_iter_ = _check_optimize_result("lbfgs", res, self.max_iter)
+        loss_grad(res.x)  # leave the network at the optimum (the last evaluation may be a line-search probe)
+        self.loss_ = (0.5 * last["data"] if self._loss_kind == "mse" else s * last["data"]) + last["penalty"]
 
     def _validate_xy(self, X, y, reset):
         X, y = validate_data(self, X, y, multi_output=True, dtype=_DTYPES, reset=reset)
@@ -438,7 +508,6 @@ class _BaseMLP(BaseEstimator):
                                      if k not in ("plan", "last_plan", "history")})
             trainer.plan = trainer.last_plan = None
             state["_trainer"] = trainer
-        state.pop("_rs", None)
         return state
 
 
@@ -446,7 +515,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multi-layer perceptron classifier on fastnn's compiled engine; a drop-in for scikit-learn's.
 
     Parameters are scikit-learn's ``MLPClassifier`` parameters (``solver`` is
-    'adam' or 'sgd'; 'lbfgs' raises) plus fastnn's extras below. Binary and
+    'adam', 'sgd' or 'lbfgs') plus fastnn's extras below. Binary and
     multilabel targets use sigmoid outputs with binary cross-entropy, several
     classes a softmax with cross-entropy, as scikit-learn.
 
@@ -454,7 +523,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     ----------
     hidden_layer_sizes : array-like of int, default (100,)
     activation : {'identity', 'logistic', 'tanh', 'relu'}, default 'relu'
-    solver : {'adam', 'sgd'}, default 'adam'
+    solver : {'adam', 'sgd', 'lbfgs'}, default 'adam'
     alpha : float, default 1e-4
         L2 penalty ``0.5 * alpha * ||W||^2 / batch_size`` per batch, as scikit-learn.
     batch_size, learning_rate, learning_rate_init, power_t, max_iter, shuffle, random_state, tol,
@@ -544,6 +613,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self._validate_params()
         return self._fit(X, y, sample_weight=sample_weight)
 
+    @available_if(_stochastic_solver)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over ``X``, ``y``; ``classes`` (all labels) is required on the first call.
 
@@ -552,9 +622,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self
         """
         self._validate_params()
-        if self.solver not in ("adam", "sgd"):
-            raise ValueError(f"partial_fit is only available for stochastic optimizers; solver={self.solver!r} "
-                             f"is not stochastic")
         first = _check_partial_fit_first_call(self, classes)
         if first:
             for attr in ("network_", "_trainer"):
@@ -633,6 +700,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self._validate_params()
         return self._fit(X, y, sample_weight=sample_weight)
 
+    @available_if(_stochastic_solver)
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over ``X``, ``y``.
 
@@ -641,9 +709,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self
         """
         self._validate_params()
-        if self.solver not in ("adam", "sgd"):
-            raise ValueError(f"partial_fit is only available for stochastic optimizers; solver={self.solver!r} "
-                             f"is not stochastic")
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def predict(self, X):

@@ -19,9 +19,9 @@ from fastnn.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
 _NOT_REPEAT_EQUIVALENT = (
     "mini-batch Adam/SGD: a sample of weight 2 is not the same as the sample twice (batches and their "
-    "normalisation differ); sklearn's own MLP passes this check only with solver='lbfgs', which fastnn does not "
-    "offer. The mismatch is small (e.g. 0.8440 vs 0.8443 in predict_proba), not a wrong weighting: see "
-    "test_sample_weight_changes_the_fit")
+    "normalisation differ); sklearn's own MLP passes this check only with solver='lbfgs', and so does fastnn's "
+    "(test_lbfgs_weights_equal_repeated_samples). The mismatch is small (e.g. 0.8440 vs 0.8443 in "
+    "predict_proba), not a wrong weighting: see test_sample_weight_changes_the_fit")
 EXPECTED_FAILED = {"check_sample_weight_equivalence_on_dense_data": _NOT_REPEAT_EQUIVALENT}
 
 
@@ -74,6 +74,33 @@ def test_adam_matches_sklearn_but_for_where_epsilon_sits(digits):
         a, b = MLPClassifier(**kw).fit(X, y), sk_nn.MLPClassifier(**kw).fit(X, y)
     np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-12)
     np.testing.assert_allclose(a.coefs_[0], b.coefs_[0], rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("target", ["multiclass", "binary", "regression"])
+def test_lbfgs_matches_sklearn(digits, target):
+    # scipy's L-BFGS-B on sklearn's full-batch objective, gradients from fastnn's layers
+    X, y = digits
+    t = {"multiclass": y, "binary": y > 4, "regression": y / 9.0}[target]
+    ours, theirs = ((MLPRegressor, sk_nn.MLPRegressor) if target == "regression"
+                    else (MLPClassifier, sk_nn.MLPClassifier))
+    kw = _same_run(solver="lbfgs")
+    kw["max_iter"] = 15
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a, b = ours(**kw).fit(X, t), theirs(**kw).fit(X, t)
+    assert a.n_iter_ == b.n_iter_ and a.loss_ == pytest.approx(b.loss_, rel=1e-9)
+    for ca, cb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+        np.testing.assert_allclose(ca, cb, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("est", [MLPClassifier(solver="lbfgs"), MLPRegressor(solver="lbfgs")], ids=repr)
+def test_lbfgs_weights_equal_repeated_samples(est):
+    # the check the stochastic solvers knowingly fail (EXPECTED_FAILED) holds for the full-batch one
+    from sklearn.utils.estimator_checks import check_sample_weight_equivalence_on_dense_data
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        check_sample_weight_equivalence_on_dense_data(type(est).__name__, est)
 
 
 def test_string_labels_in_cross_val_score_pipeline_and_grid_search(digits):
@@ -158,8 +185,9 @@ def test_fastnn_extras_network_factory_and_callbacks(digits):
 
 def test_unsupported_and_bad_parameters_name_themselves(digits):
     X, y = digits
-    with pytest.raises(ValueError, match="lbfgs.*'adam'.*'sgd'"):
-        MLPClassifier(solver="lbfgs").fit(X, y)
+    with pytest.raises(ValueError, match="lbfgs.*dropout"):
+        MLPClassifier(solver="lbfgs", dropout=0.2).fit(X, y)
+    assert not hasattr(MLPClassifier(solver="lbfgs"), "partial_fit")
     with pytest.raises(ValueError, match="activation"):
         MLPClassifier(activation="swish").fit(X, y)
     with pytest.raises(ValueError, match="dropout"):
