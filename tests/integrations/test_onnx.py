@@ -126,6 +126,7 @@ def test_cli_export(tmp_path):
     assert not (tmp_path / "x.onnx").exists()
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_sklearn_estimator_network_exports(tmp_path):
     pytest.importorskip("sklearn")
     from fastnn.sklearn import MLPClassifier

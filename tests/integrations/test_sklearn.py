@@ -17,6 +17,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 import fastnn as fnn  # noqa: E402
 from fastnn.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
 
+# short max_iter on purpose: sklearn's "not converged yet" warning is expected, not a finding
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+
 _NOT_REPEAT_EQUIVALENT = (
     "mini-batch Adam/SGD: a sample of weight 2 is not the same as the sample twice (batches and their "
     "normalisation differ); sklearn's own MLP passes this check only with solver='lbfgs', and so does fastnn's "

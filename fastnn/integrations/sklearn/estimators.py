@@ -1,34 +1,4 @@
-"""scikit-learn estimators: :class:`MLPClassifier` and :class:`MLPRegressor`, drop-ins for scikit-learn's.
-
-The constructor parameters and fitted attributes are scikit-learn's
-(``sklearn.neural_network.MLPClassifier``); training runs on fastnn's compiled
-engine. Extras: ``dropout``, ``batch_norm``, ``network=`` (a factory returning
-any :class:`fastnn.Network`), ``callbacks`` (fastnn callbacks), ``backend``.
-
-How scikit-learn's definitions map onto fastnn (checked against scikit-learn
-1.9's ``_multilayer_perceptron.py``):
-
-- sklearn's batch loss is ``data_loss + 0.5 * alpha * ||W||^2 / batch_size``
-  (all weight matrices, no biases). fastnn's losses are means over outputs, and
-  sklearn's are not quite: softmax-CE matches (factor 1), sklearn's BCE sums
-  over the ``k`` outputs (factor ``k``) and its squared loss is half the MSE
-  (factor 0.5; its gradient is that of half the *sum* over outputs, ``k/2``). With that factor ``s`` (sklearn loss = ``s`` * fastnn loss),
-  each Dense layer gets ``l2 = 0.5 * alpha / (s * batch_size)``, SGD's rate is
-  ``s * learning_rate_init`` (Adam is invariant to the scale), and
-  ``loss_curve_`` reports ``s`` times fastnn's epoch loss: the same numbers
-  sklearn reports. The last, smaller batch of an epoch uses the full batch
-  size's L2 coefficient (sklearn divides by the actual batch size).
-- Initialisation is sklearn's: ``U(-b, b)`` weights and biases,
-  ``b = sqrt(6 / (fan_in + fan_out))`` (2 instead of 6 for ``logistic``).
-- ``solver='lbfgs'`` runs scipy's L-BFGS-B on sklearn's full-batch objective
-  with the loss and gradients of fastnn's layers (the per-layer path: a
-  full-batch solver gains nothing from the mini-batch engine), without dropout
-  or batch norm. Small data sets are what sklearn recommends it for.
-- ``sample_weight``: scaled to mean 1 over the data (sklearn normalises per
-  batch by the batch's weight sum; equal in expectation). Multiclass folds the
-  weights into the target rows on the compiled path; binary, multilabel and
-  regression targets use a weighted loss on fastnn's per-layer path.
-"""
+"""The estimators: :class:`MLPClassifier`, :class:`MLPRegressor` and their shared base (see the package docstring)."""
 import numbers
 import warnings
 
@@ -51,130 +21,18 @@ except ImportError:  # scikit-learn < 1.6
     raise ImportError(f"fastnn.sklearn needs scikit-learn >= 1.6 (validate_data, __sklearn_tags__); "
                       f"found {sklearn.__version__}: pip install -U scikit-learn") from None
 
-from ..callbacks import Callback
-from ..errors import NonFiniteError
-from ..layers import BatchNorm, Dense, Dropout
-from ..losses import BinaryCrossEntropy, CrossEntropy, GenericLoss, MeanSquaredError, soft_targets
-from ..network import Network
-from ..optimizers import SGD, Adam
-from ..trainer import Trainer
+from ...errors import NonFiniteError
+from ...layers import BatchNorm, Dense, Dropout
+from ...losses import BinaryCrossEntropy, CrossEntropy, MeanSquaredError, soft_targets
+from ...network import Network
+from ...optimizers import SGD, Adam
+from ...trainer import Trainer
+from ._training import EpochControl, WeightedLoss, fit_lbfgs
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
 _ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
 _DTYPES = (np.float64, np.float32)
-
-
-class _WeightedLoss(GenericLoss):
-    """BCE-from-logits or MSE with per-sample weights carried as the target's last column.
-
-    Runs on the per-layer path (numpy); ``scale`` and the per-row sum follow
-    :meth:`fastnn.losses.GenericLoss.forward_backward`. Per-row losses are means
-    over outputs, as the unweighted fastnn losses.
-    """
-
-    def __init__(self, kind):
-        super().__init__(f"weighted_{kind}")
-        self.kind = kind
-        self.is_classification = kind == "bce"
-
-    def prepare_targets(self, y, n_outputs, dtype, name="y"):
-        arr = np.asarray(y)
-        if arr.ndim != 2 or arr.shape[1] != n_outputs + 1:
-            raise ValueError(f"{name} must have shape (n, {n_outputs + 1}): targets and a weight column")
-        return np.ascontiguousarray(arr, dtype=dtype)
-
-    def forward_backward(self, out, target, scale, dout, backend=None):
-        k = out.shape[1]
-        z = out.astype(np.float64)
-        t = target[:, :k].astype(np.float64)
-        w = target[:, k:].astype(np.float64)
-        if self.kind == "bce":
-            per = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
-            grad = expit(z) - t
-        else:
-            diff = z - t
-            per = diff * diff
-            grad = 2.0 * diff
-        dout[...] = grad * (w * (scale / k))
-        return float((per * w).sum() / k)
-
-    def count_correct(self, out, target, backend=None):
-        if self.kind != "bce":
-            return 0
-        k = out.shape[1]
-        return int(((out > 0) == (target[:, :k] > 0.5)).all(axis=1).sum())
-
-
-class _EpochControl(Callback):
-    """sklearn's end-of-epoch logic: loss curve, tol/n_iter_no_change, early stopping, lr schedules."""
-
-    every_batch = False
-
-    def __init__(self, est, n_samples, val, incremental, lr_scale):
-        self.est = est
-        self.n_samples = n_samples
-        self.val = val
-        self.incremental = incremental
-        self.lr_scale = lr_scale
-
-    def on_epoch_begin(self, epoch, logs=None):
-        est = self.est
-        # sklearn reports its squared loss as 0.5 * mean over the k outputs, but its L2 term on the
-        # training scale (k/2): the penalty part of fastnn's loss is rescaled separately. It is taken at the
-        # epoch's first weights (exact for one batch per epoch, close otherwise).
-        self._penalty = 0.0
-        if est._loss_kind == "mse" and est.n_outputs_ > 1:
-            self._penalty = sum(layer.penalty() for layer in est.network_.layers if isinstance(layer, Dense))
-
-    def on_epoch_end(self, epoch, logs=None):
-        est, opt = self.est, self.trainer.optimizer
-        if est._loss_kind == "mse":
-            loss = 0.5 * float(logs["loss"]) + 0.5 * (est.n_outputs_ - 1) * self._penalty
-        else:
-            loss = float(logs["loss"]) * est._loss_scale
-        if not np.isfinite(loss):
-            return  # the trainer's guard raises NonFiniteError
-        est.n_iter_ += 1
-        est.loss_ = loss
-        est.t_ += self.n_samples
-        est.loss_curve_.append(loss)
-        if est.verbose:
-            print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
-        if self.val is not None:
-            X_val, y_val, w_val = self.val
-            score = est.score(X_val, y_val, sample_weight=w_val)
-            est.validation_scores_.append(score)
-            if est.verbose:
-                print(f"Validation score: {score:f}")
-            est._no_improvement_count = (est._no_improvement_count + 1
-                                         if score < est.best_validation_score_ + est.tol else 0)
-            if score > est.best_validation_score_:
-                est.best_validation_score_ = score
-                net = est.network_
-                est._best_state = (net.params.copy(), net.buffers.copy())
-        else:
-            est._no_improvement_count = (est._no_improvement_count + 1
-                                         if loss > est.best_loss_ - est.tol else 0)
-            if loss < est.best_loss_:
-                est.best_loss_ = loss
-        if est.solver == "sgd" and est.learning_rate == "invscaling":
-            est._lr = est.learning_rate_init / (est.t_ ** est.power_t)
-            opt.lr = est._lr * self.lr_scale
-        if est._no_improvement_count > est.n_iter_no_change:
-            if est.solver == "sgd" and est.learning_rate == "adaptive" and est._lr > 1e-6:
-                est._lr /= 5.0
-                opt.lr = est._lr * self.lr_scale
-                est._no_improvement_count = 0
-                if est.verbose:
-                    print(f"Setting learning rate to {est._lr:f}")
-            else:
-                if est.verbose:
-                    what = "Validation score" if self.val is not None else "Training loss"
-                    print(f"{what} did not improve more than tol={est.tol:f} for "
-                          f"{est.n_iter_no_change} consecutive epochs. Stopping.")
-                est._stopped = True
-                self.trainer.stop_training = True
 
 
 def _stochastic_solver(est):
@@ -319,7 +177,7 @@ class _BaseMLP(BaseEstimator):
     def _fit(self, X, y, sample_weight=None, incremental=False, classes=None):
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
-        sizes = self._hidden_sizes()
+        self._hidden_sizes()  # validate before touching anything
         first_pass = not hasattr(self, "network_") or (not self.warm_start and not incremental)
         X, y = self._validate_xy(X, y, reset=first_pass)
         if not first_pass:
@@ -374,7 +232,7 @@ class _BaseMLP(BaseEstimator):
         loss, Y = self._loss_and_targets(Y, sample_weight, X.dtype)
         s = self._loss_scale
         if self.solver == "lbfgs":
-            self._fit_lbfgs(X, Y, loss, weight_sum)
+            fit_lbfgs(self, X, Y, loss, weight_sum)
             self._set_fitted_weights()
             return self
         lr_scale = s if self.solver == "sgd" else 1.0
@@ -390,7 +248,7 @@ class _BaseMLP(BaseEstimator):
         if self.solver == "sgd":
             trainer.optimizer.lr = self._lr * lr_scale
         X_train, Y_train = (X, Y) if val is None else (X[idx_train], Y[idx_train])
-        control = _EpochControl(self, n_train, val, incremental, lr_scale)
+        control = EpochControl(self, n_train, val, incremental, lr_scale)
         self.n_iter_ = 0
         self._stopped = False
         self._best_state = None
@@ -418,62 +276,6 @@ class _BaseMLP(BaseEstimator):
         self.intercepts_ = [layer.params["b"].copy() for layer in dense]
         self.n_layers_ = len(dense) + 1
 
-    def _fit_lbfgs(self, X, Y, loss, weight_sum):
-        """sklearn's L-BFGS: scipy's L-BFGS-B on the full-batch loss, gradients from fastnn's layers.
-
-        The objective is sklearn's: ``s * data_loss + 0.5 * alpha * ||W||^2 / sum(sample_weight)``; the
-        data loss and its gradient come from the layers' forward/backward (fastnn's per-layer path).
-        """
-        from scipy.optimize import minimize
-        from sklearn.utils.optimize import _check_optimize_result
-
-        from ..kernels import get_backend
-
-        net = self.network_
-        if any(isinstance(layer, (Dropout, BatchNorm)) for layer in net.layers):
-            raise ValueError("solver='lbfgs' needs a deterministic full-batch loss: use it without dropout and "
-                             "batch_norm (or choose solver='adam' or 'sgd')")
-        kern = get_backend(net.backend)
-        Xc = np.ascontiguousarray(X, dtype=net.dtype)
-        Yc = loss.prepare_targets(Y, net.n_outputs, net.dtype)
-        n = Xc.shape[0]
-        s = self._loss_scale
-        dense = [layer for layer in net.layers if isinstance(layer, Dense)] if self.network is None else []
-        for layer in dense:
-            layer.l2 = 0.0  # the L2 term is added here, in float64
-        dout = np.empty((n, net.n_outputs), net.dtype)
-        coef = self.alpha / weight_sum
-        is_weight = np.zeros(net.params.size, bool)  # the flat-buffer entries of the Dense weights (L2 on them)
-        for i, name, off, shape in net._slots:
-            if name == "W" and net.layers[i] in dense:
-                is_weight[off:off + int(np.prod(shape))] = True
-        last = {}
-
-        def loss_grad(theta):
-            net.params[...] = theta
-            A = Xc
-            for layer in net.layers:
-                A = layer.forward(A, training=True, backend=net.backend)
-            if loss.code is None:
-                data = loss.forward_backward(A, Yc, 1.0 / n, dout, backend=net.backend) / n
-            else:
-                data = kern.loss_forward_backward(loss.code, A, Yc, 1.0 / n, dout) / n
-            dA = dout
-            for i in range(len(net.layers) - 1, -1, -1):
-                dA = net.layers[i].backward(dA, backend=net.backend, need_dX=i > 0)
-            grad = net.grads.astype(np.float64) * s
-            W = theta[is_weight]
-            grad[is_weight] += coef * W
-            penalty = 0.5 * coef * float(np.dot(W, W))
-            last["data"], last["penalty"] = data, penalty
-            return s * data + penalty, grad
-
-        res = minimize(loss_grad, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
-                       options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
-        self.n_iter_ = _check_optimize_result("lbfgs", res, self.max_iter)
-        loss_grad(res.x)  # leave the network at the optimum (the last evaluation may be a line-search probe)
-        self.loss_ = (0.5 * last["data"] if self._loss_kind == "mse" else s * last["data"]) + last["penalty"]
-
     def _validate_xy(self, X, y, reset):
         X, y = validate_data(self, X, y, multi_output=True, dtype=_DTYPES, reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
@@ -492,7 +294,7 @@ class _BaseMLP(BaseEstimator):
             return CrossEntropy(), soft_targets(Y, self.n_outputs_, sample_weight=sample_weight, dtype=dtype)
         if sample_weight is None:
             return (BinaryCrossEntropy() if kind == "bce" else MeanSquaredError()), Y
-        return _WeightedLoss(kind), np.hstack([Y, sample_weight[:, None]])
+        return WeightedLoss(kind), np.hstack([Y, sample_weight[:, None]])
 
     def _outputs(self, X):
         check_is_fitted(self)
