@@ -229,8 +229,10 @@ def export_onnx(network, path=None, *, output="auto", input_name="input", output
     g = GraphBuilder(network.dtype)
     onnx, helper = g.onnx, g.helper
     elem = helper.np_dtype_to_tensor_dtype(network.dtype)
+    if input_name == output_name:
+        raise ValueError(f"input_name and output_name must differ, both are {input_name!r}")
     x = input_name
-    g._names.add(x)
+    g._names.update((input_name, output_name))
     for i, layer in enumerate(network.layers):
         g.prefix = f"l{i}_{type(layer).__name__}_"
         x = CONVERTERS[type(layer)](layer, g, x)
