@@ -35,6 +35,18 @@ def test_sklearn_estimator_checks(estimator, check):
         check(estimator)
 
 
+@pytest.mark.parametrize("ours, theirs", [(MLPClassifier, sk_nn.MLPClassifier), (MLPRegressor, sk_nn.MLPRegressor)])
+def test_constructor_is_sklearns_plus_extras(ours, theirs):
+    import inspect
+
+    mine = inspect.signature(ours).parameters
+    for name, param in inspect.signature(theirs).parameters.items():
+        assert name in mine, name
+        assert mine[name].default == param.default and mine[name].kind == param.kind, name
+    assert set(mine) - set(inspect.signature(theirs).parameters) == {"dropout", "batch_norm", "network", "callbacks",
+                                                                     "backend"}
+
+
 @pytest.fixture(scope="module")
 def digits():
     X, y = load_digits(return_X_y=True)
@@ -46,16 +58,18 @@ def _same_run(**kw):
                 learning_rate_init=0.01, activation="tanh", **kw)
 
 
-@pytest.mark.parametrize("target", ["multiclass", "binary", "multilabel", "regression", "regression-2"])
+@pytest.mark.parametrize("target", ["multiclass", "binary", "multilabel", "regression", "regression-2", "poisson"])
 def test_sgd_matches_sklearn_to_rounding(digits, target):
     # One full batch per epoch, no shuffling, the same random_state: sklearn's initial weights, L2 term,
     # loss scale and SGD+Nesterov update, so loss_curve_ and coefs_ agree to float64 rounding.
     X, y = digits
     t = {"multiclass": y, "binary": y > 4, "multilabel": np.stack([y % 2, y > 4, y % 3 == 0], 1).astype(int),
-         "regression": y / 9.0, "regression-2": np.stack([y / 9.0, X[:, 10]], 1)}[target]
-    ours, theirs = ((MLPRegressor, sk_nn.MLPRegressor) if target.startswith("regression")
+         "regression": y / 9.0, "regression-2": np.stack([y / 9.0, X[:, 10]], 1), "poisson": y * 1.0}[target]
+    ours, theirs = ((MLPRegressor, sk_nn.MLPRegressor) if target.startswith("regression") or target == "poisson"
                     else (MLPClassifier, sk_nn.MLPClassifier))
     kw = _same_run(solver="sgd", batch_size=len(X))
+    if target == "poisson":
+        kw["loss"] = "poisson"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         a, b = ours(**kw).fit(X, t), theirs(**kw).fit(X, t)
@@ -79,14 +93,14 @@ def test_adam_matches_sklearn_but_for_where_epsilon_sits(digits):
     np.testing.assert_allclose(a.coefs_[0], b.coefs_[0], rtol=1e-10, atol=1e-13)
 
 
-@pytest.mark.parametrize("target", ["multiclass", "binary", "regression"])
+@pytest.mark.parametrize("target", ["multiclass", "binary", "regression", "poisson"])
 def test_lbfgs_matches_sklearn(digits, target):
     # scipy's L-BFGS-B on sklearn's full-batch objective, gradients from fastnn's layers
     X, y = digits
-    t = {"multiclass": y, "binary": y > 4, "regression": y / 9.0}[target]
-    ours, theirs = ((MLPRegressor, sk_nn.MLPRegressor) if target == "regression"
+    t = {"multiclass": y, "binary": y > 4, "regression": y / 9.0, "poisson": y * 1.0}[target]
+    ours, theirs = ((MLPRegressor, sk_nn.MLPRegressor) if target in ("regression", "poisson")
                     else (MLPClassifier, sk_nn.MLPClassifier))
-    kw = _same_run(solver="lbfgs")
+    kw = _same_run(solver="lbfgs", **({"loss": "poisson"} if target == "poisson" else {}))
     kw["max_iter"] = 15
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -199,6 +213,10 @@ def test_unsupported_and_bad_parameters_name_themselves(digits):
         MLPRegressor(hidden_layer_sizes=(10, 0)).fit(X, y)
     with pytest.raises(ValueError, match="at least 2 classes"):
         MLPClassifier().fit(X, np.zeros(len(X)))
+    with pytest.raises(ValueError, match="poisson.*non-negative"):
+        MLPRegressor(loss="poisson").fit(X, y - 5.0)
+    with pytest.raises(ValueError, match="loss"):
+        MLPRegressor(loss="absolute_error").fit(X, y)
 
 
 def test_early_stopping_and_adaptive_rate_follow_sklearn(digits):

@@ -1,6 +1,6 @@
 """Training pieces of the estimators: the sample-weighted loss, sklearn's end-of-epoch logic, L-BFGS."""
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, xlogy
 
 from ...callbacks import Callback
 from ...layers import BatchNorm, Dense, Dropout
@@ -10,7 +10,11 @@ __all__ = ["WeightedLoss", "EpochControl", "fit_lbfgs"]
 
 
 class WeightedLoss(GenericLoss):
-    """BCE-from-logits or MSE with per-sample weights carried as the target's last column.
+    """BCE-from-logits, MSE or Poisson (log link) with per-sample weights as the target's last column.
+
+    ``poisson`` is sklearn's half Poisson deviance of ``exp(z)``:
+    ``t*log(t) - t*z - t + exp(z)``, gradient ``exp(z) - t`` (fastnn has no Poisson
+    loss of its own, so ``MLPRegressor(loss='poisson')`` always comes here).
 
     Runs on the per-layer path (numpy); ``scale`` and the per-row sum follow
     :meth:`fastnn.losses.GenericLoss.forward_backward`. Per-row losses are means
@@ -36,6 +40,11 @@ class WeightedLoss(GenericLoss):
         if self.kind == "bce":
             per = np.maximum(z, 0) - z * t + np.log1p(np.exp(-np.abs(z)))
             grad = expit(z) - t
+        elif self.kind == "poisson":
+            with np.errstate(over="ignore"):  # an overflow is a NaN/Inf loss: the trainer's guard reports it
+                mu = np.exp(z)
+            per = xlogy(t, t) - t * z - t + mu
+            grad = mu - t
         else:
             diff = z - t
             per = diff * diff
@@ -73,7 +82,7 @@ class EpochControl(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         est, opt = self.est, self.trainer.optimizer
-        if est._loss_kind == "mse":
+        if est._loss_kind == "mse":  # (poisson, like bce, sums over outputs: the plain scale below)
             loss = 0.5 * float(logs["loss"]) + 0.5 * (est.n_outputs_ - 1) * self._penalty
         else:
             loss = float(logs["loss"]) * est._loss_scale

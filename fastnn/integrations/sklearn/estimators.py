@@ -287,11 +287,14 @@ class _BaseMLP(BaseEstimator):
         kind = self._loss_kind
         # sklearn's squared-error gradient is that of 0.5 * sum over outputs (its reported loss is the mean):
         # the training scale is k/2, the reported one 1/2 (see _EpochControl).
-        self._loss_scale = {"ce": 1.0, "bce": float(self.n_outputs_), "mse": 0.5 * self.n_outputs_}[kind]
+        self._loss_scale = {"ce": 1.0, "bce": float(self.n_outputs_), "poisson": float(self.n_outputs_),
+                            "mse": 0.5 * self.n_outputs_}[kind]
         if kind == "ce":
             if sample_weight is None:
                 return CrossEntropy(), Y
             return CrossEntropy(), soft_targets(Y, self.n_outputs_, sample_weight=sample_weight, dtype=dtype)
+        if kind == "poisson" and sample_weight is None:
+            sample_weight = np.ones(Y.shape[0])
         if sample_weight is None:
             return (BinaryCrossEntropy() if kind == "bce" else MeanSquaredError()), Y
         return WeightedLoss(kind), np.hstack([Y, sample_weight[:, None]])
@@ -459,10 +462,33 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor on fastnn's compiled engine; a drop-in for scikit-learn's.
 
-    Squared error (sklearn's half mean squared error), identity output; one or
-    several targets. Parameters and attributes as :class:`MLPClassifier`
-    (without ``classes_``).
+    Parameters and attributes as :class:`MLPClassifier` (without ``classes_``), and:
+
+    Parameters
+    ----------
+    loss : {'squared_error', 'poisson'}, default 'squared_error'
+        sklearn's half squared error (identity output, on the compiled path), or its half
+        Poisson deviance with an ``exp`` output (non-negative targets; fastnn's per-layer path).
     """
+
+    _parameter_constraints = {**_BaseMLP._parameter_constraints,
+                              "loss": [StrOptions({"squared_error", "poisson"})]}
+
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, batch_norm=False,
+                 network=None, callbacks=None, backend=None):
+        super().__init__(
+            hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t, max_iter=max_iter,
+            shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose, warm_start=warm_start,
+            momentum=momentum, nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+            n_iter_no_change=n_iter_no_change, max_fun=max_fun, dropout=dropout, batch_norm=batch_norm,
+            network=network, callbacks=callbacks, backend=backend)
+        self.loss = loss
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -477,7 +503,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             self.n_outputs_ = Y.shape[1]
         elif Y.shape[1] != self.n_outputs_:
             raise ValueError(f"y has {Y.shape[1]} targets per sample, the fitted model {self.n_outputs_}")
-        self._loss_kind, self.out_activation_ = "mse", "identity"
+        if self.loss == "poisson":
+            if (Y < 0).any():
+                raise ValueError("loss='poisson' requires non-negative y")
+            self._loss_kind, self.out_activation_ = "poisson", "exp"
+        else:
+            self._loss_kind, self.out_activation_ = "mse", "identity"
         return Y
 
     def _validate_xy(self, X, y, reset):
@@ -516,4 +547,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def predict(self, X):
         """Predicted values, shape (n_samples,) or (n_samples, n_outputs)."""
         out = self._outputs(X).astype(np.float64)
+        if self._loss_kind == "poisson":
+            out = np.exp(out)
         return out.ravel() if self.n_outputs_ == 1 else out
