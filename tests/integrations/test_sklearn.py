@@ -1,4 +1,4 @@
-"""fastnn.sklearn: scikit-learn's estimator checks, sklearn's own definitions (loss, L2, init), the tools it plugs into."""
+"""fastnn.sklearn: sklearn's estimator checks, sklearn's own definitions (loss, L2, init), the tools it plugs into."""
 import pickle
 import warnings
 
@@ -81,6 +81,21 @@ def test_sgd_matches_sklearn_to_rounding(digits, target):
     assert a.out_activation_ == b.out_activation_ and a.n_outputs_ == b.n_outputs_ and a.n_layers_ == b.n_layers_
 
 
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_shuffled_minibatch_fit_follows_sklearn_batch_for_batch(solver):
+    # the epoch orders come from the same RandomState as sklearn's (SklearnShuffle); 1,600 samples in
+    # batches of 200 (no partial batch, whose L2 divisor differs); Adam with a negligible epsilon
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:1600] / 16.0, y[:1600]
+    kw = dict(hidden_layer_sizes=(30,), random_state=3, max_iter=10, epsilon=1e-30, solver=solver)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        a, b = MLPClassifier(**kw).fit(X, y), sk_nn.MLPClassifier(**kw).fit(X, y)
+    np.testing.assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-9)
+    np.testing.assert_allclose(a.coefs_[0], b.coefs_[0], rtol=1e-7, atol=1e-9)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+
+
 def test_adam_matches_sklearn_but_for_where_epsilon_sits(digits):
     # sklearn adds epsilon to sqrt(v) before the bias correction, fastnn (PyTorch) after it; with epsilon
     # negligible the two are the same update.
@@ -127,8 +142,8 @@ def test_string_labels_in_cross_val_score_pipeline_and_grid_search(digits):
     scores = cross_val_score(MLPClassifier(max_iter=100, random_state=0), X, y_str, cv=3)
     assert scores.shape == (3,) and scores.min() > 0.8
     pipe = make_pipeline(StandardScaler(), MLPClassifier(max_iter=50, random_state=0))
-    grid = GridSearchCV(pipe, {"mlpclassifier__alpha": [1e-4, 1e-2], "mlpclassifier__hidden_layer_sizes": [(16,), (32,)]},
-                        cv=2).fit(X, y_str)
+    grid = GridSearchCV(pipe, {"mlpclassifier__alpha": [1e-4, 1e-2],
+                               "mlpclassifier__hidden_layer_sizes": [(16,), (32,)]}, cv=2).fit(X, y_str)
     assert set(grid.best_params_) == {"mlpclassifier__alpha", "mlpclassifier__hidden_layer_sizes"}
     pred = grid.predict(X[:20])
     assert pred.dtype.kind == "U" and set(pred) <= set(names)

@@ -1,12 +1,36 @@
 """Training pieces of the estimators: the sample-weighted loss, sklearn's end-of-epoch logic, L-BFGS."""
 import numpy as np
 from scipy.special import expit, xlogy
+from sklearn.utils import shuffle
 
 from ...callbacks import Callback
 from ...layers import BatchNorm, Dense, Dropout
 from ...losses import GenericLoss
 
-__all__ = ["WeightedLoss", "EpochControl", "fit_lbfgs"]
+__all__ = ["WeightedLoss", "EpochControl", "SklearnShuffle", "fit_lbfgs"]
+
+
+class SklearnShuffle:
+    """The trainer's epoch orders, drawn as sklearn's MLP draws them (``Trainer.rng`` stand-in).
+
+    sklearn reshuffles its running index array every epoch,
+    ``sample_idx = shuffle(sample_idx, random_state=rs)``, from the same
+    RandomState that drew the initial weights (and the early-stopping split):
+    with these orders a fit follows sklearn's batch for batch.
+    """
+
+    def __init__(self, random_state, n):
+        self.random_state = random_state
+        self.idx = np.arange(n)
+        # Trainer.state_dict (checkpoint callbacks) records a bit generator: a fixed one stands in (drawing
+        # its seed from random_state would shift sklearn's stream)
+        self.bit_generator = np.random.PCG64(0)
+
+    def permutation(self, n):
+        if n != self.idx.size:
+            raise ValueError(f"SklearnShuffle was made for {self.idx.size} samples, asked for {n}")
+        self.idx = shuffle(self.idx, random_state=self.random_state)
+        return self.idx.copy()
 
 
 class WeightedLoss(GenericLoss):

@@ -27,7 +27,7 @@ from ...losses import BinaryCrossEntropy, CrossEntropy, MeanSquaredError, soft_t
 from ...network import Network
 from ...optimizers import SGD, Adam
 from ...trainer import Trainer
-from ._training import EpochControl, WeightedLoss, fit_lbfgs
+from ._training import EpochControl, SklearnShuffle, WeightedLoss, fit_lbfgs
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 
@@ -160,7 +160,8 @@ class _BaseMLP(BaseEstimator):
             if self.dropout:
                 layers.append(Dropout(self.dropout))
         layers.append(Dense(n_outputs))
-        seed = int(rs.randint(np.iinfo(np.int32).max))  # dropout masks
+        # dropout masks: a draw only when there is dropout, so the stream stays sklearn's otherwise
+        seed = int(rs.randint(np.iinfo(np.int32).max)) if self.dropout else 0
         net = Network(layers, input_shape=(n_features,), seed=seed, dtype=dtype, backend=self.backend)
         for layer, (W, b) in zip([lay for lay in net.layers if isinstance(lay, Dense)], init):
             layer.params["W"][...] = W
@@ -253,9 +254,9 @@ class _BaseMLP(BaseEstimator):
         self._stopped = False
         self._best_state = None
         epochs = 1 if incremental else self.max_iter
+        trainer.rng = SklearnShuffle(rs, n_train)  # sklearn's epoch orders from the same RandomState
         try:
             trainer.fit(X_train, Y_train, epochs=epochs, batch_size=batch_size, shuffle=self.shuffle,
-                        seed=int(rs.randint(np.iinfo(np.int32).max)),
                         callbacks=[control] + list(self.callbacks or []), verbose=0)
         except NonFiniteError as exc:
             raise ValueError(f"Solver produced non-finite parameter weights ({exc}). The input data may contain "
