@@ -37,8 +37,16 @@ def _randomise_norm_layers(net, rng):
             layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, k)
 
 
-def test_every_layer_type_on_main_has_a_converter():
-    assert set(LAYER_TYPES) <= {cls.__name__ for cls in CONVERTERS}
+#: layer type -> why it has no converter yet (the issue that adds a layer adds its converter; a layer
+#: merged before its converter is listed here with the issue that will write it, so the gap stays visible)
+NO_CONVERTER_YET = {}
+
+
+def test_every_layer_type_has_a_converter():
+    with_converter = {cls.__name__ for cls in CONVERTERS}
+    missing = set(LAYER_TYPES) - with_converter - set(NO_CONVERTER_YET)
+    assert not missing, f"layer types without an ONNX converter: {sorted(missing)} (fastnn/integrations/onnx.py)"
+    assert not set(NO_CONVERTER_YET) & with_converter, "NO_CONVERTER_YET lists a layer that has a converter now"
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
