@@ -187,18 +187,31 @@ def _proba_head(network, g, out):
     return g.node("Softmax", [out], axis=-1, hint="proba")
 
 
+#: a fitted fastnn.sklearn estimator's out_activation_ -> the head that gives its predict_proba / predict
+_ESTIMATOR_HEADS = {"softmax": "proba", "logistic": "sigmoid", "identity": "forward", "exp": "exp"}
+
+
+def _estimator_head(est):
+    head = _ESTIMATOR_HEADS[est.out_activation_]
+    return "proba" if head == "sigmoid" and est.n_outputs_ == 1 else head
+
+
 def export_onnx(network, path=None, *, output="auto", input_name="input", output_name="output"):
     """Write ``network`` as an ONNX model (opset 17, IR version 8) and return the ``onnx.ModelProto``.
 
     Parameters
     ----------
-    network : fastnn.Network
+    network : fastnn.Network, or a fitted fastnn.sklearn MLPClassifier / MLPRegressor
+        An estimator exports its ``network_`` with the head of its own ``predict_proba``
+        (classifiers) or ``predict`` (regressors): independent sigmoids for multilabel
+        targets, ``exp`` for ``loss='poisson'``.
     path : str or path-like, optional
         Where to write the model (atomically); None only returns it.
-    output : {'auto', 'proba', 'forward'}, default 'auto'
+    output : {'auto', 'proba', 'forward', 'sigmoid', 'exp'}, default 'auto'
         ``'proba'``: what :meth:`Network.predict_proba` returns; ``'forward'``: what
-        :meth:`Network.forward` returns; ``'auto'``: ``'proba'`` for classification
-        networks (the rule of :meth:`Network.predict`), else ``'forward'``.
+        :meth:`Network.forward` returns; ``'sigmoid'`` / ``'exp'``: that function of each
+        forward output; ``'auto'``: ``'proba'`` for classification networks (the rule of
+        :meth:`Network.predict`), else ``'forward'`` (for an estimator: its own head).
     input_name, output_name : str
         Names of the graph's input ``(N, *network.input_shape)`` and output ``(N, k)``.
 
@@ -216,10 +229,16 @@ def export_onnx(network, path=None, *, output="auto", input_name="input", output
     """
     from ..network import Network
 
+    if not isinstance(network, Network) and isinstance(getattr(network, "network_", None), Network) \
+            and getattr(network, "out_activation_", None) in _ESTIMATOR_HEADS:
+        if output == "auto":
+            output = _estimator_head(network)
+        network = network.network_
     if not isinstance(network, Network):
-        raise TypeError(f"network must be a fastnn.Network, not {type(network).__name__}")
-    if output not in ("auto", "proba", "forward"):
-        raise ValueError(f"output must be 'auto', 'proba' or 'forward', not {output!r}")
+        raise TypeError(f"network must be a fastnn.Network (or a fitted fastnn.sklearn estimator), "
+                        f"not {type(network).__name__}")
+    if output not in ("auto", "proba", "forward", "sigmoid", "exp"):
+        raise ValueError(f"output must be 'auto', 'proba', 'forward', 'sigmoid' or 'exp', not {output!r}")
     for i, layer in enumerate(network.layers):  # every layer first: fail before building anything
         if type(layer) not in CONVERTERS:
             raise OnnxConversionError(
@@ -241,6 +260,8 @@ def export_onnx(network, path=None, *, output="auto", input_name="input", output
     if output == "proba" or (output == "auto" and _is_classifier(network)):
         x = _proba_head(network, g, x)
         width = max(width, 2)
+    elif output in ("sigmoid", "exp"):
+        x = g.node("Sigmoid" if output == "sigmoid" else "Exp", [x], hint=output)
     g.nodes.append(helper.make_node("Identity", [x], [output_name], name="output_identity"))
     graph = helper.make_graph(
         g.nodes, "fastnn_network",

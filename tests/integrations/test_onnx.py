@@ -135,11 +135,21 @@ def test_cli_export(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-def test_sklearn_estimator_network_exports(tmp_path):
+@pytest.mark.parametrize("target", ["multiclass", "binary", "multilabel", "regression", "poisson"])
+def test_sklearn_estimators_export_their_own_head(target):
     pytest.importorskip("sklearn")
-    from fastnn.sklearn import MLPClassifier
+    from fastnn.sklearn import MLPClassifier, MLPRegressor
 
     rng = np.random.default_rng(3)
-    X, y = rng.normal(size=(80, 4)), rng.integers(0, 3, 80)
-    clf = MLPClassifier(hidden_layer_sizes=(8,), max_iter=5, random_state=0).fit(X, y)
-    np.testing.assert_allclose(_run(export_onnx(clf.network_), X), clf.predict_proba(X), rtol=RTOL, atol=1e-9)
+    X = rng.normal(size=(80, 4))
+    y = {"multiclass": rng.integers(0, 3, 80), "binary": rng.integers(0, 2, 80),
+         "multilabel": rng.integers(0, 2, (80, 3)), "regression": rng.normal(size=80),
+         "poisson": rng.poisson(2.0, 80) * 1.0}[target]
+    kw = dict(hidden_layer_sizes=(8,), max_iter=5, random_state=0)
+    if target in ("regression", "poisson"):
+        est = MLPRegressor(loss="poisson" if target == "poisson" else "squared_error", **kw).fit(X, y)
+        want = est.predict(X).reshape(80, -1)
+    else:
+        est = MLPClassifier(**kw).fit(X, y)
+        want = est.predict_proba(X)
+    np.testing.assert_allclose(_run(export_onnx(est), X), want, rtol=RTOL, atol=1e-9)
