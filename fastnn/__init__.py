@@ -29,6 +29,17 @@ from .io import load_checkpoint, save_checkpoint
 from . import data, metrics
 from ._info import show_config
 
+
+def export_onnx(network, path=None, **kwargs):
+    """Write ``network`` as an ONNX model (opset 17, IR version 8); see :func:`fastnn.integrations.onnx.export_onnx`.
+
+    Needs the ``onnx`` extra (``pip install "fastnn[onnx]"``); the adapter loads on the first call,
+    never with ``import fastnn``.
+    """
+    from .integrations.onnx import export_onnx as _export_onnx
+
+    return _export_onnx(network, path, **kwargs)
+
 __all__ = [
     "Network", "Trainer", "History", "Dense", "Dropout", "BatchNorm", "LayerNorm", "Flatten", "Layer",
     "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Optimizer",
@@ -39,5 +50,5 @@ __all__ = [
     "save_checkpoint", "load_checkpoint", "lr_find", "LRFinderResult",
     "Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "OneCycle", "data", "metrics",
     "FastnnError", "DataFormatError", "ModelFormatError", "NonFiniteError", "BackendUnavailableError",
-    "get_backend", "available_backends", "set_num_threads", "get_num_threads", "show_config",
+    "get_backend", "available_backends", "set_num_threads", "get_num_threads", "show_config", "export_onnx",
 ]

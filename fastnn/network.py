@@ -261,6 +261,12 @@ class Network:
         return {"dtype": self.dtype.name, "task": self.task, "input_shape": list(self.input_shape),
                 "layers": [{"type": type(l).__name__, "config": l.get_config()} for l in self.layers]}
 
+    def __setstate__(self, state):
+        # pickle copies each layer's parameter views as separate arrays; re-point them into the flat
+        # buffers, or training would update ``params`` while predict reads the stale copies.
+        self.__dict__.update(state)
+        self._bind()
+
     def __repr__(self):
         inner = ",\n  ".join(repr(layer) for layer in self.layers)
         return f"Network([\n  {inner}\n], dtype={self.dtype.name})"

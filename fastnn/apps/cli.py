@@ -13,6 +13,7 @@ commands:
   train      train a neural network on MNIST (handwritten digits), save the best
              model and print its test-set report
   evaluate   print accuracy, confusion matrix and per-class scores of a saved model
+  export     convert a saved model to ONNX (needs the onnx package)
   info       show the fastnn version, compute backends and thread settings
 
 Run 'fastnn COMMAND --help' for the options of a command.
@@ -24,6 +25,7 @@ examples:
   fastnn train --epochs 3 --hidden 128                     # a quicker, smaller model
   fastnn train --resume                                    # continue an interrupted run
   fastnn evaluate out/mnist/best.fnn --data ../shared/data/mnist
+  fastnn export out/mnist/best.fnn out/mnist/best.onnx
 """
 
 
@@ -50,10 +52,34 @@ def build_parser():
         epilog="example:\n  fastnn evaluate out/mnist/best.fnn --data ../shared/data/mnist",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     mp.add_evaluate_arguments(evaluate)
+    export = sub.add_parser(
+        "export", help="convert a saved model to ONNX",
+        description="Convert a model file (or training checkpoint) written by 'fastnn train' or Network.save "
+                    "into an ONNX model (opset 17, IR version 8) that onnxruntime and other ONNX runtimes "
+                    "load. Classification models output class probabilities (Network.predict_proba), "
+                    "regression models their raw outputs. Needs the onnx package: "
+                    "pip install \"fastnn[onnx]\".",
+        epilog="example:\n  fastnn export out/mnist/best.fnn out/mnist/best.onnx",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    export.add_argument("model", help="model file (.fnn) or training checkpoint (.ckpt)")
+    export.add_argument("out", help="ONNX file to write (written atomically)")
+    export.add_argument("--output", choices=("auto", "proba", "forward"), default="auto",
+                        help="graph output: probabilities (proba), raw outputs (forward), or by task (auto)")
     sub.add_parser("info", help="show version, backends, threads and BLAS",
                    description="Show the fastnn version, which compute backends are available, "
                                "thread settings and the BLAS libraries in use.")
     return parser
+
+
+def run_export(args, print_fn=print):
+    """``fastnn export MODEL OUT``: load a model file and write it as ONNX."""
+    from ..integrations.onnx import export_onnx
+    from ..io import load_network
+
+    net = load_network(args.model)
+    export_onnx(net, args.out, output=args.output)
+    print_fn(f"wrote {args.out}: ONNX opset 17, {len(net.layers)} layers, input (N, "
+             f"{', '.join(str(d) for d in net.input_shape)}), {net.dtype.name}")
 
 
 def main(argv=None):
@@ -71,6 +97,8 @@ def main(argv=None):
             mp.run_train(args)
         elif args.command == "evaluate":
             mp.run_evaluate(args)
+        elif args.command == "export":
+            run_export(args)
         elif args.command == "info":
             from .._info import show_config
 
@@ -80,6 +108,11 @@ def main(argv=None):
             print(f"\ninterrupted; continue with: fastnn train --resume --out {args.out}", file=sys.stderr)
         return 130
     except (FileNotFoundError, IsADirectoryError, PermissionError, FastnnError, ValueError) as exc:
+        print(f"fastnn {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except ImportError as exc:
+        if args.command != "export":  # the onnx package missing is a user's setup, anything else a bug
+            raise
         print(f"fastnn {args.command}: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -1,6 +1,8 @@
 """The import graph of ``fastnn`` is acyclic and follows the declared layer order (DESIGN rule 10)."""
 import ast
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,9 +29,9 @@ LAYERS = [
     {"callbacks", "metrics", "diagnostics", "io", "checkpoint", "plotting", "lr_finder", "_info"},
     # the public facade: ``fastnn/__init__.py`` re-exports the core, never integrations or apps
     {""},
-    # ``distributed`` is the public import path of the Ray adapter (a thin re-export of
-    # ``integrations.ray_trainer``): it sits with the adapters, and the core never imports it
-    {"integrations", "distributed"},
+    # optional-dependency adapters and their public modules, thin re-exports: ``sklearn``
+    # (``from fastnn.sklearn import MLPClassifier``) and ``distributed`` (``fastnn.distributed.RayTrainer``)
+    {"integrations", "sklearn", "distributed"},
     # programs; ``python -m fastnn`` (``__main__``) is the command line's second entry point
     {"apps", "__main__"},
 ]
@@ -45,6 +47,9 @@ ALLOWED_BACK_EDGES = [
      "Trainer.fit(resume_from=...) loads a checkpoint lazily through the fastnn.checkpoint shim"),
     ("fastnn.trainer", "fastnn.plotting", "History.plot() draws lazily with fastnn.plotting"),
     ("fastnn.trainer", "fastnn.metrics", "Trainer.evaluate(metrics=...) resolves metric names lazily"),
+    ("fastnn", "fastnn.integrations.onnx",
+     "fastnn.export_onnx (issue 13) is a function-level wrapper: the ONNX adapter loads at the first call, "
+     "never with import fastnn (test_import_fastnn_loads_no_adapter)"),
 ]
 
 #: ``from fastnn import __version__`` inside the package: a constant of the root, read lazily; not an edge.
@@ -108,8 +113,8 @@ def unit_of(module):
 
 
 def _allowed(src, dst, allowlist):
-    def under(name, prefix):
-        return name == prefix or name.startswith(prefix + ".")
+    def under(name, prefix):  # the root "fastnn" names only itself, not every module below it
+        return name == prefix or (prefix != "fastnn" and name.startswith(prefix + "."))
     return any(under(src, a) and under(dst, b) for a, b, _ in allowlist)
 
 
@@ -224,19 +229,27 @@ def test_every_allowlist_entry_is_still_needed():
         assert used, f"allowlist entry {src} -> {dst} is no longer needed: remove it"
 
 
-#: Public facades of the adapters: modules whose whole job is to re-export one adapter under a
-#: short public path (``fastnn.distributed`` -> ``fastnn.integrations.ray_trainer``). They may import
-#: ``integrations``; the parametrized test below checks that nothing in the core imports *them*.
-ADAPTER_FACADES = {"distributed"}
+#: who may import programs and adapters: themselves, their public shims, the programs above them
+IMPORTERS_ALLOWED = {"apps": {"apps", "__main__"},
+                     "integrations": {"integrations", "sklearn", "distributed", "apps", "__main__"},
+                     "distributed": {"apps", "__main__"},
+                     "sklearn": {"apps", "__main__"}}
 
 
-@pytest.mark.parametrize("unit", ["apps", "integrations", "distributed"])
+@pytest.mark.parametrize("unit", sorted(IMPORTERS_ALLOWED))
 def test_core_never_imports_programs_or_adapters(unit):
     graph = build_graph()
-    allowed = {unit, "__main__"} | (ADAPTER_FACADES if unit == "integrations" else set())
     offenders = [(s, d) for s, targets in graph.items() for d in targets
-                 if unit_of(d) == unit and unit_of(s) not in allowed]
+                 if unit_of(d) == unit and unit_of(s) not in IMPORTERS_ALLOWED[unit]
+                 and not _allowed(s, d, ALLOWED_BACK_EDGES)]
     assert not offenders
+
+
+def test_import_fastnn_loads_no_adapter():
+    code = ("import sys, fastnn; bad = sorted(m for m in sys.modules if m.startswith(('fastnn.integrations', "
+            "'fastnn.sklearn', 'fastnn.distributed', 'fastnn.apps', 'onnx', 'ray'))); print(bad); sys.exit(1 if bad else 0)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
 
 
 def test_graph_covers_every_file():
