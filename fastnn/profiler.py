@@ -31,10 +31,13 @@ thread count and plan:
    step* exactly (up to float rounding). ``report.replay_ratio`` is the
    replay's sum over the compiled time: the distortion of the shares. Each
    replayed call pays a Python round trip (~1-5 us) that the compiled driver
-   does not, so small phases (the loss, the last layer) look somewhat too big
-   at small batches; measured 1.0-1.3 for 784-256-128-10 at batch 32-256
-   under load. Non-Dense layers are replayed through their per-layer code
-   (which allocates), so their shares are upper bounds.
+   does not (small phases such as the loss and the last layer look somewhat
+   too big at small batches), while a replay on one shard misses the other
+   thread's competition for memory and cache (ratios below 1); measured
+   0.78 at batch 128 (2 shards) and 1.03 at batch 32 (one thread) for
+   784-256-128-10 with Adam, on a shared 2-core machine. Non-Dense layers are
+   replayed through their per-layer code (which allocates), so their shares
+   are upper bounds.
 
 The GEMM floor of a phase is the time of only its GEMMs with preallocated
 outputs (``numpy.matmul``, BLAS threaded over the trainer's threads, the
