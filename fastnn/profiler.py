@@ -136,7 +136,8 @@ class ProfileReport:
 
     def __str__(self):
         head = f"{'phase':34s}{'us/step':>10s}{'share':>8s}{'GFLOP/s':>9s}{'floor':>8s}"
-        lines = [f"profile: {self.path} path, {self.backend}, batch {self.batch_size}, {self.n_shards} shard(s), "
+        split = f"columns over {self.col_threads} threads" if self.col_threads > 1 else f"{self.n_shards} shard(s)"
+        lines = [f"profile: {self.path} path, {self.backend}, batch {self.batch_size}, {split}, "
                  f"{self.threads} thread(s), {self.n_steps} steps", head, "-" * len(head)]
         for r in self.rows:
             gf = f"{r['gflops']:9.1f}" if r["gflops"] is not None else " " * 9
@@ -216,7 +217,7 @@ def _dense_flops(layer, m, need_dx):
     return f, f * (2 if need_dx else 1)
 
 
-def _replay(trainer, kern, Xc, Y, m, n_shards, repeats):
+def _replay(trainer, kern, Xc, Y, m, n_shards, split, repeats):
     """Median seconds of each phase of one step on one shard's m rows (see the module docstring)."""
     net, loss, opt = trainer.network, trainer.loss, trainer.optimizer
     backend = trainer.backend
@@ -292,9 +293,9 @@ def _replay(trainer, kern, Xc, Y, m, n_shards, repeats):
         timed("optimizer", update)
         net.params[...] = params0  # replay steps do not train
     med = {k: float(np.median(v[1:])) for k, v in times.items()}
-    if n_shards > 1:  # the reduction and the update are split over the threads
-        for k in ("reduction", "optimizer"):
-            med[k] /= n_shards
+    for k in ("reduction", "optimizer"):  # split over the threads
+        if k in med:
+            med[k] /= split
     return med
 
 
@@ -382,10 +383,11 @@ def profile(trainer, X, y, *, n_steps=64, batch_size=None, repeats=20):
         step_s, compiled_s = walls[best] / steps, inside[best] / steps
         kern = get_backend(trainer.backend)
         n_shards = plan["n_shards"]
+        split = max(n_shards, plan.get("col_threads", 1))  # threads that share the update
         threads = trainer.n_threads or get_num_threads()
         m_s = -(-bs // n_shards)
         with thread_limits(plan["blas_threads"]):
-            replay = _replay(trainer, kern, Xc, Y, m_s, n_shards, repeats)
+            replay = _replay(trainer, kern, Xc, Y, m_s, n_shards, split, repeats)
         floor = _floor(trainer.network, bs, threads, repeats)
     finally:
         _restore(trainer, saved)
@@ -416,7 +418,8 @@ def profile(trainer, X, y, *, n_steps=64, batch_size=None, repeats=20):
     add("optimizer", None, replay["optimizer"] * scale)
     add("python (fit loop)", None, max(step_s - compiled_s, 0.0))
     floor_total = sum(floor.values())
-    config = {"path": plan["path"], "backend": plan["backend"], "n_shards": n_shards, "threads": threads,
+    config = {"path": plan["path"], "backend": plan["backend"], "n_shards": n_shards,
+              "col_threads": plan.get("col_threads", 1), "threads": threads,
               "batch_size": bs, "n_steps": steps, "reason": plan.get("reason", "")}
     return ProfileReport(rows, step_s, compiled_s, floor_total, total / compiled_s if compiled_s > 0 else 0.0,
                          config)
