@@ -306,9 +306,15 @@ class Trainer:
                 plan.col_threads = col_threads
                 plan.reason = split_reason
             elif plan.path == "fused":
-                plan.reason = (f"row shards: {plan.n_shards} of {-(-batch_size // plan.n_shards)} rows"
-                               if plan.n_shards > 1 else "one thread: the batch or the network is too small "
-                               "to split (or parallel='blas' / one thread asked for)")
+                if plan.n_shards > 1:
+                    plan.reason = f"row shards: {plan.n_shards} of {-(-batch_size // plan.n_shards)} rows"
+                elif self.parallel == "blas" and n_threads > 1:
+                    plan.reason = f"whole batch, BLAS threaded over {n_threads} threads: parallel='blas'"
+                elif n_threads <= 1:
+                    plan.reason = "one thread: one thread asked for"
+                else:
+                    plan.reason = ("one thread: the batch or the network is too small to split (row shards "
+                                   "need 32 rows each and rows x parameters >= 2**20)")
         if self.path == "fused" and plan.path != "fused":
             raise ValueError(f"the fused path is not possible: {plan.reason}")
         n_shards = plan.n_shards if plan.path == "fused" else 1
