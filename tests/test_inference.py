@@ -73,9 +73,10 @@ def test_no_allocation_growth_over_repeated_predicts(n):
         current, peak2 = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    # The labels (8 bytes a row) are the only array a predict allocates, plus Python objects; at
-    # n = 64 one batch of the intermediates alone (64 x (64 + 32 + 4) floats = 25.6 kB) exceeds this.
-    assert max(peak, peak2) - base < 4096 + 8 * n, (max(peak, peak2) - base, n)
+    # The labels (8 bytes a row) are the only array a predict allocates, plus Python objects (up to
+    # ~5 kB seen inside the whole suite); at n = 64 one batch of the intermediates alone
+    # (64 x (64 + 32 + 4) floats = 25.6 kB) exceeds this: the previous path peaked at 41.6 kB.
+    assert max(peak, peak2) - base < 12288 + 8 * n, (max(peak, peak2) - base, n)
     assert current - mid < 256  # nothing retained per call
 
 
