@@ -28,8 +28,10 @@ N_PARAMS = 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10  # 235,146
 # --------------------------------------------------------------------------- whole epoch
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
 @pytest.mark.parametrize("backend", COMPILED)
-@pytest.mark.parametrize("threads,parallel", [(1, "auto"), (2, "auto"), (2, "shards"), (2, "blas")])
+@pytest.mark.parametrize("threads,parallel", [(1, "auto"), (2, "auto"), (2, "shards"), (2, "columns"), (2, "blas")])
 def test_epoch_fastnn(bench_epoch, batch_size, backend, threads, parallel):
+    if parallel == "columns" and backend != "cython":
+        pytest.skip("the column split is a Cython driver")
     info = bench_epoch(make_fastnn_epoch, batch_size, threads, backend=backend, parallel=parallel)
     assert math.isfinite(info["result"])
 

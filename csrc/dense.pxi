@@ -101,3 +101,66 @@ def dense_backward(const floating[:, :] X, const floating[:, :] W, const floatin
                    &dZ_buf[0, 0], _ld(n, n_out, dZ_buf.strides[0], sz),
                    dWp, _ld(n_in, n_out, dW_out.strides[0], sz), &db_out[0],
                    dX, lddx)
+
+
+# --------------------------------------------------------------------------- inference chain
+cdef int _dense_chain(Py_ssize_t m, Py_ssize_t L, const floating* X, Py_ssize_t ldx, const floating* params,
+                      const int64_t* layers, const double* alphas, floating* work, Py_ssize_t ldw,
+                      floating* out, Py_ssize_t ldo) noexcept nogil:
+    """Every Dense row of ``layers`` (n_in, n_out, W offset, b offset, act) in turn, one call, no GIL.
+    Hidden activations ping-pong between work rows 0 and 1 (Z and A share a block); the last layer
+    writes out. Returns a status (unknown activation: refused before any work)."""
+    cdef Py_ssize_t q
+    cdef const int64_t* r
+    cdef const floating* A_in = X
+    cdef Py_ssize_t lda = ldx
+    cdef floating* Z
+    cdef Py_ssize_t ldz
+    cdef int status
+    for q in range(L):
+        status = _act_row(<floating*> NULL, <floating*> NULL, 0, <int> layers[5 * q + 4], 0)
+        if status != STATUS_OK:
+            return status
+    for q in range(L):
+        r = layers + 5 * q
+        if q == L - 1:
+            Z = out
+            ldz = ldo
+        else:
+            Z = work + (q % 2) * ldw
+            ldz = r[1]
+        _dense_fwd(m, r[0], r[1], A_in, lda, params + r[2], r[1], params + r[3] if r[3] >= 0 else NULL,
+                   <int> r[4], <floating> alphas[q], Z, ldz, Z, ldz)
+        A_in = Z
+        lda = ldz
+    return STATUS_OK
+
+
+def dense_chain_forward(const floating[:, :] X, const floating[::1] params, const int64_t[:, ::1] layers,
+                        const double[::1] alphas, floating[:, ::1] work, floating[:, :] out):
+    """Dense layers one after another on X: A = f(A @ W + b) per row of ``layers``; out = the last A.
+    Checks every width and offset (in C, a few comparisons per layer) before any work."""
+    cdef Py_ssize_t m = X.shape[0], L = layers.shape[0], q, n_in, n_out, w, b
+    cdef Py_ssize_t P = params.shape[0], sz = sizeof(floating)
+    _check_rows(X, "X")
+    _check_rows(out, "out")
+    if layers.shape[1] != 5 or L < 1 or alphas.shape[0] < L or X.shape[1] != layers[0, 0] \
+            or out.shape[0] != m or out.shape[1] != layers[L - 1, 1]:
+        raise ValueError("dense_chain_forward: layers, alphas, X and out do not fit")
+    for q in range(L):
+        n_in = layers[q, 0]
+        n_out = layers[q, 1]
+        w = layers[q, 2]
+        b = layers[q, 3]
+        if n_in < 1 or n_out < 1 or (q > 0 and n_in != layers[q - 1, 1]) or w < 0 or w + n_in * n_out > P \
+                or b + n_out > P or (q < L - 1 and (work.shape[0] < 2 or work.shape[1] < m * n_out)):
+            raise ValueError("dense_chain_forward: a chain row does not fit its widths, params or work")
+    if m == 0:
+        return
+    cdef floating* wp = &work[0, 0] if work.shape[0] > 0 and work.shape[1] > 0 else NULL
+    cdef int status
+    with nogil:
+        status = _dense_chain(m, L, &X[0, 0], _ld(m, X.shape[1], X.strides[0], sz), &params[0], &layers[0, 0],
+                              &alphas[0], wp, work.shape[1] if work.shape[0] > 0 else 0, &out[0, 0],
+                              _ld(m, out.shape[1], out.strides[0], sz))
+    _check_status(status, layers[0, 4])

@@ -761,13 +761,15 @@ def check_plan(ops, fops, items, sections, wofs, int loss_code, loss_f, Py_ssize
 
 def plan_train_steps(X, Y, perm, batch_starts, Py_ssize_t batch_size, ops, fops, items, sections, wofs,
                      int loss_code, loss_f, params, grads, buffers, stats, work, int opt, state, hyper,
-                     lrs, int64_t step0, bint update, batch_loss, batch_correct):
+                     lrs, int64_t step0, bint update, batch_loss, batch_correct, int col_threads=1):
     """Run the steps of a compiled plan without the GIL (the contract of fastnn.kernels.numba.plan.train_steps).
 
     Batch ``j`` is rows ``perm[batch_starts[j]:][:batch_size]`` of X/Y, optimizer step
     ``step0 + j + 1`` with learning rate ``lrs[j]``. ``update=False``: no optimizer step,
     ``grads`` = the sum of the batches' gradients (grad_steps). Every buffer written is
     checked (dtype, shape, C-contiguity, writeability), and the plan too, before anything runs.
+    ``col_threads > 1`` with one shard: split each layer's GEMMs by columns over that many
+    threads (plan_cols.pxi) when the plan allows it, else the serial driver.
     """
     if not isinstance(params, np.ndarray) or params.dtype not in (np.float32, np.float64):
         raise ValueError("params must be a float32 or float64 numpy array")
@@ -826,7 +828,7 @@ def plan_train_steps(X, Y, perm, batch_starts, Py_ssize_t batch_size, ops, fops,
         raise ValueError(f"batch_starts must lie in [0, len(perm) = {n})")
     _plan_run(X, Y, perm, batch_starts, batch_size, ops, fops, items, sections, wofs, loss_code, loss_f,
               params, grads, buffers, stats, work, opt, state, hyper, lrs, step0, update,
-              batch_loss, batch_correct)
+              batch_loss, batch_correct, max(1, col_threads))
 
 
 def _plan_run(const floating[:, :] X, const floating[:, :] Y, const int64_t[::1] perm,
@@ -835,7 +837,7 @@ def _plan_run(const floating[:, :] X, const floating[:, :] Y, const int64_t[::1]
               const int64_t[::1] wofs, int loss_code, const double[::1] loss_f, floating[::1] params,
               floating[::1] grads, floating[::1] buffers, double[:, ::1] stats, floating[:, ::1] work,
               int opt, floating[:, ::1] state, const double[::1] hyper, const double[::1] lrs,
-              int64_t step0, bint update, double[::1] batch_loss, double[::1] batch_correct):
+              int64_t step0, bint update, double[::1] batch_loss, double[::1] batch_correct, int col_threads):
     """The typed half of plan_train_steps (arguments already checked there)."""
     cdef Py_ssize_t sz = sizeof(floating), n_params = params.shape[0], n_shards = work.shape[0]
     _check_rows(X, "X")
@@ -860,7 +862,12 @@ def _plan_run(const floating[:, :] X, const floating[:, :] Y, const int64_t[::1]
     # FTZ/DAZ on this thread for the call (prange threads set their own); the drivers are
     # noexcept, so the restore below always runs.
     cdef unsigned int csr = fastnn_ftz_on()
-    if n_shards == 1:
+    if n_shards == 1 and col_threads > 1 and update and _plan_cols_ok(&c):
+        with nogil:
+            _plan_columns(&c, &X[0, 0], &Y[0, 0], &batch_starts[0], batch_starts.shape[0], batch_size, perm.shape[0],
+                          &params[0], &grads[0], &work[0, 0], col_threads, opt, st, &h[0], &lrs[0], step0,
+                          &result[0], &partial[0], &batch_loss[0], &batch_correct[0])
+    elif n_shards == 1:
         with nogil:
             _plan_serial(&c, &X[0, 0], &Y[0, 0], &batch_starts[0], batch_starts.shape[0], batch_size,
                          perm.shape[0], &params[0], &grads[0], &acc[0], bufp, &stats[0, 0], &work[0, 0],

@@ -25,6 +25,7 @@ from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
 from .trainer import History, Trainer
 from .schedules import Constant, CosineDecay, ExponentialDecay, OneCycle, Schedule, StepDecay
 from .lr_finder import LRFinderResult, lr_find
+from .profiler import ProfileReport, profile
 from .io import load_checkpoint, save_checkpoint
 from . import data, metrics
 from ._info import show_config
@@ -47,7 +48,7 @@ __all__ = [
     "WeightedCrossEntropy", "LabelSmoothingCrossEntropy", "soft_targets", "balanced_class_weight",
     "Callback", "ProgressBar", "EpochLogger", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN",
     "CSVLogger", "LearningRateScheduler", "ReduceLROnPlateau", "LivePlot", "Diagnostics", "FastnnWarning",
-    "save_checkpoint", "load_checkpoint", "lr_find", "LRFinderResult",
+    "save_checkpoint", "load_checkpoint", "lr_find", "LRFinderResult", "profile", "ProfileReport",
     "Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "OneCycle", "data", "metrics",
     "FastnnError", "DataFormatError", "ModelFormatError", "NonFiniteError", "BackendUnavailableError",
     "get_backend", "available_backends", "set_num_threads", "get_num_threads", "show_config", "export_onnx",

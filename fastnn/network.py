@@ -1,12 +1,17 @@
 """Network: an ordered stack of layers whose parameters live in one flat buffer."""
+import threading
+
 import numpy as np
 
 from ._config import default_dtype
 from ._validation import check_array_X, check_shape
 from .kernels import codes, get_backend
-from .layers import Dense, Layer
+from .layers import Dense, Dropout, Flatten, Layer
 
 _PREDICT_CHUNK = 4096  # rows per forward chunk in predict: bounds memory, keeps GEMMs large
+_CHAIN_SIZES = 4       # batch sizes whose inference buffers each thread keeps (least recently used dropped)
+_CHAIN_PASS = (Dropout, Flatten)  # identity at inference: no chain row
+_LOGITS, _RAW, _PROBA = 0, 1, 2    # what the chain's last row applies (see Network._chain)
 
 
 def _softmax(Z):
@@ -74,6 +79,13 @@ class Network:
         for layer in self.layers:
             if hasattr(layer, "rng"):
                 layer.rng = np.random.default_rng(self.rng.integers(2 ** 63))
+
+    def __getstate__(self):
+        # Inference buffers and chain tables are caches (per thread, rebuilt on demand): never pickled.
+        state = self.__dict__.copy()
+        state.pop("_infer_local", None)
+        state.pop("_chains", None)
+        return state
 
     _KERAS_HABITS = {"fit": "fastnn.Trainer(net, loss=..., optimizer=...).fit(X, y)",
                      "compile": "fastnn.Trainer(net, loss=..., optimizer=...) (no compile step)",
@@ -177,6 +189,8 @@ class Network:
 
     def _forward_checked(self, X, training=False, logits=False):
         """forward() for an X already validated and converted to the network dtype."""
+        if not training and self._chain(_LOGITS if logits else _RAW) is not None:
+            return self._infer(X, _LOGITS if logits else _RAW, copy=True)
         if X.shape[0] <= _PREDICT_CHUNK:
             return self._forward_chunk(X, training, logits)
         out = np.empty((X.shape[0], self.n_outputs), self.dtype)
@@ -200,6 +214,67 @@ class Network:
                 A = layer.forward(A, training=training, backend=self.backend)
         return A
 
+    # ------------------------------------------------------------------ compiled inference
+    def _chain(self, mode):
+        """``(layers, alphas)`` of the compiled inference chain, or None when a layer has no chain row.
+
+        Dense layers are rows, Dropout and Flatten (identity at inference) none. ``mode``: the last
+        row's activation as the layer says (_RAW), linear (_LOGITS), or the probabilities predict_proba
+        gives over several outputs, softmax for a linear or softmax last layer (_PROBA; None otherwise).
+        Built once per mode; the per-row tables never change (the layers are fixed, params in place).
+        """
+        cache = self.__dict__.setdefault("_chains", {})
+        if mode in cache:
+            return cache[mode]
+        chain = None
+        dense = [i for i, layer in enumerate(self.layers) if type(layer) is Dense]
+        if dense and all(type(layer) is Dense or type(layer) in _CHAIN_PASS for layer in self.layers):
+            offs = {(i, name): off for i, name, off, _ in self._slots}
+            rows = [[l.n_inputs, l.n_outputs, offs[(i, "W")], offs.get((i, "b"), -1), l.act_code]
+                    for i, l in ((i, self.layers[i]) for i in dense)]
+            last = self.layers[dense[-1]]
+            chain = (np.array(rows, np.int64), np.array([self.layers[i].alpha for i in dense]))
+            if dense[-1] != len(self.layers) - 1 and mode != _RAW:
+                chain = None  # a layer after the last Dense: leave logits and probabilities to the loop
+            elif mode == _LOGITS:
+                chain[0][-1, 4] = codes.ACT_LINEAR
+            elif mode == _PROBA:
+                if self.n_outputs > 1 and last.activation in ("linear", "softmax"):
+                    chain[0][-1, 4] = codes.ACT_SOFTMAX
+                else:
+                    chain = None
+        cache[mode] = chain
+        return chain
+
+    def _infer(self, X, mode, copy):
+        """The chain's output for validated X: one compiled call per chunk, buffers kept per thread.
+
+        ``copy=False`` returns the thread's own buffer (valid until its next call); predict reads
+        it at once. Buffers are per thread, so predict stays safe from several threads.
+        """
+        layers, alphas = self._chain(mode)
+        kern = get_backend(self.backend)
+        n = X.shape[0]
+        if n > _PREDICT_CHUNK:
+            out = np.empty((n, self.n_outputs), self.dtype)
+            for lo in range(0, n, _PREDICT_CHUNK):
+                out[lo:lo + _PREDICT_CHUNK] = self._infer(X[lo:lo + _PREDICT_CHUNK], mode, False)
+            return out
+        local = self.__dict__.setdefault("_infer_local", threading.local())
+        bufs = getattr(local, "bufs", None)
+        if bufs is None:
+            bufs = local.bufs = {}
+        got = bufs.pop(n, None)  # re-inserted below: the dict keeps the least recently used first
+        if got is None:
+            width = max([int(r[1]) for r in layers[:-1]], default=1)
+            got = (np.empty((2, n * width), self.dtype), np.empty((n, self.n_outputs), self.dtype))
+            while len(bufs) >= _CHAIN_SIZES:
+                del bufs[next(iter(bufs))]
+        bufs[n] = got
+        work, out = got
+        kern.dense_chain_forward(X, self.params, layers, alphas, work, out)
+        return out.copy() if copy else out
+
     def _last_activation(self):
         last = self.layers[-1]
         return getattr(last, "activation", "linear")
@@ -211,6 +286,9 @@ class Network:
         as logits: softmax over several outputs, sigmoid of a single output
         (returned as two columns, ``[1-p, p]``).
         """
+        if self._chain(_PROBA) is not None:  # softmax inside the compiled forward
+            X = check_array_X(X, self.n_inputs, self.dtype, sample_shape=self.input_shape)
+            return self._infer(X, _PROBA, copy=True)
         out = self.forward(X)
         act = self._last_activation()
         if self.n_outputs == 1:
@@ -235,6 +313,10 @@ class Network:
                 else "regression"
         if task == "regression":
             return self.forward(X)
+        if self._chain(_PROBA) is not None:  # the probabilities predict_proba gives, never copied out
+            X = check_array_X(X, self.n_inputs, self.dtype, sample_shape=self.input_shape)
+            if X.shape[0] <= _PREDICT_CHUNK:
+                return self._infer(X, _PROBA, copy=False).argmax(axis=1).astype(np.int64, copy=False)
         return self.predict_proba(X).argmax(axis=1).astype(np.int64)
 
     # ------------------------------------------------------------------ description

@@ -43,7 +43,7 @@ class Plan:
     ----------
     path : {'fused', 'per-layer'}
     reason : str
-        Why the per-layer path was chosen ('' for fused).
+        Why the per-layer path was chosen; for a fused plan, the trainer's why of its thread split.
     ops, fops : ndarray
         The plan table (int64 / float64), one row per op.
     items, sections : ndarray
@@ -54,6 +54,9 @@ class Plan:
     loss_f : ndarray
         Float parameters of the loss (Huber delta; focal gamma and class weights).
     n_shards, batch_size : int
+    col_threads : int
+        With one shard, threads that split each layer's GEMMs by output columns (the Cython
+        driver, Dense-only plans; see :func:`choose_split`); 1: the serial driver.
     work, stats : ndarray
         ``(n_shards, stride)`` work buffer of the parameter dtype; ``(n_shards, n_stats)`` float64.
     layers_of_rows : list of int
@@ -70,6 +73,7 @@ class Plan:
     loss_code: int = -1
     loss_f: np.ndarray = None
     n_shards: int = 1
+    col_threads: int = 1
     batch_size: int = 0
     work: np.ndarray = None
     stats: np.ndarray = None
@@ -97,8 +101,9 @@ class Plan:
             return f"per-layer path: {self.reason}"
         names = {C.OP_DENSE: "dense", C.OP_DROPOUT: "dropout", C.OP_BATCHNORM: "batchnorm",
                  C.OP_LAYERNORM: "layernorm"}
+        split = f", columns over {self.col_threads} threads" if self.col_threads > 1 else ""
         lines = [f"fused plan: {len(self.ops)} rows, {len(self.sections)} section(s) per step, "
-                 f"{self.n_shards} shard(s)"]
+                 f"{self.n_shards} shard(s){split}"]
         for q, row in enumerate(self.ops):
             lines.append(f"  {q}: layer {self.layers_of_rows[q]} {names.get(int(row[C.P_OP]), row[C.P_OP])} "
                          f"{row[C.P_N_IN]} -> {row[C.P_N_OUT]}")

@@ -108,6 +108,18 @@ def _dense_bwd_args(need_dX):
     return make
 
 
+def _chain_args(act, n=9, widths=(20, 16, 7, 5), bias=True):
+    def make(dtype, rng):
+        rows, off = [], 0
+        for q, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+            rows.append([a, b, off, off + a * b if bias or q == 0 else -1, act if q % 2 == 0 else 1])
+            off += a * b + b
+        return dict(X=_rand(rng, (n, widths[0]), dtype), params=_rand(rng, off, dtype, 0.3),
+                    layers=np.array(rows, np.int64), alphas=np.full(len(rows), 0.2),
+                    work=np.zeros((2, n * max(widths[1:-1], default=1)), dtype), out=np.empty((n, widths[-1]), dtype))
+    return make
+
+
 def _target(loss, kind, rng, n, k, dtype):
     if loss == LOSS_SOFTMAX_CE:
         labels = rng.integers(0, k, n)
@@ -160,6 +172,25 @@ def test_activations(act, name, shape):
 def test_dense(act, name, need_dX):
     check_op("dense_forward", _dense_args(act), ["Z_out", "A_out"],
              backward=("dense_backward", _dense_bwd_args(need_dX), ["dW_out", "db_out", "dX_out"]))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("act,name", ACTS, ids=_ids(ACTS))
+def test_dense_chain(act, name, bias):
+    check_op("dense_chain_forward", _chain_args(act, bias=bias), ["out"], chain=3)
+    check_op("dense_chain_forward", _chain_args(act, n=1, widths=(3, 4)), ["out"])  # one row, one layer
+
+
+def test_dense_chain_refuses_what_does_not_fit():
+    for spoil in (lambda a: a["layers"].__setitem__((1, 0), 15),      # widths do not chain
+                  lambda a: a["layers"].__setitem__((2, 2), 10 ** 6),  # W outside params
+                  lambda a: a.__setitem__("work", np.zeros((2, 5), a["out"].dtype)),  # work too small
+                  lambda a: a.__setitem__("out", np.zeros((8, 5), a["out"].dtype))):  # wrong rows
+        for backend in backends():
+            args = _chain_args(1)(np.float32, np.random.default_rng(0))
+            spoil(args)
+            with pytest.raises(ValueError):
+                call(backend, "dense_chain_forward", args)
 
 
 @pytest.mark.parametrize("kind", ["column", "rows"])
@@ -336,6 +367,7 @@ _CODED = {  # op -> (valid args factory, {code argument: how to make it unknown}
     "dense_forward": _dense_args(1),
     "dense_backward": lambda dt, rng: _dense_bwd_args(True)(
         dict(_dense_args(1)(dt, rng), Z_out=np.ones((16, 7), dt), A_out=np.ones((16, 7), dt)), dt, rng),
+    "dense_chain_forward": _chain_args(1),
     "loss_forward_backward": _loss_args(LOSS_SOFTMAX_CE, "column"),
     "count_correct": _loss_args(LOSS_SOFTMAX_CE, "column"),
     "optimizer_update": _opt_args(codes.OPT_SGD, OPT_VARIANTS["plain"], n=100),
@@ -349,6 +381,8 @@ def _bad_variants(op):
         for bad in BAD_CODES:
             if op.name == "train_steps" and kind == "act":
                 yield kind, bad, lambda a, bad=bad: a["plan"].ops.__setitem__((1, codes.P_ACT), bad)
+            elif op.name == "dense_chain_forward":
+                yield kind, bad, lambda a, bad=bad: a["layers"].__setitem__((2, 4), bad)
             elif op.name == "train_steps" and kind == "opt":
                 yield kind, bad, lambda a, bad=bad: setattr(a["plan"], "opt_code", bad)
             else:

@@ -12,7 +12,7 @@ import boundary: an actionable ImportError when it is not built).
 """
 from ._adapt import _k
 from .activations import activation_backward, activation_forward
-from .dense import dense_backward, dense_forward
+from .dense import dense_backward, dense_chain_forward, dense_forward
 from .driver import gather_rows
 from .losses import (count_correct, focal_forward_backward, huber_forward_backward, loss_forward_backward,
                      mae_forward_backward)

@@ -1,4 +1,6 @@
 """Cython Dense layer (``_dense_fwd`` / ``_dense_bwd`` in csrc/dense.pxi)."""
+import numpy as np
+
 from ._adapt import _back, _fast_path, _in, _in1, _k, _out, _out1
 
 
@@ -31,3 +33,16 @@ def dense_backward(X, W, Z, A, dA, act, alpha, dZ_buf, dW_out, db_out, dX_out):
     _back(bbuf, bdest)
     if xbuf is not None:
         _back(xbuf, xdest)
+
+
+@_fast_path(_k.dense_chain_forward)
+def dense_chain_forward(X, params, layers, alphas, work, out):
+    """Dense layers one after another on X: A = f(A @ W + b) per row of ``layers``; out = the last A."""
+    obuf, odest = _out(out)
+    dt = obuf.dtype
+    wbuf = np.ascontiguousarray(work, dt)
+    _k.dense_chain_forward(_in(X, dt), np.ascontiguousarray(params, dt), np.ascontiguousarray(layers, np.int64),
+                           np.ascontiguousarray(alphas, np.float64), wbuf, obuf)
+    if wbuf is not work:
+        work[...] = wbuf
+    _back(obuf, odest)

@@ -33,7 +33,7 @@ def _run(plan, X, Y, perm, batch_starts, lrs, step0, batch_loss, batch_correct, 
                         int(plan.loss_code), plan.loss_f, plan.params, plan.grads, plan.buffers, plan.stats,
                         plan.work, int(plan.opt_code), plan.state, np.ascontiguousarray(plan.hyper, np.float64),
                         np.ascontiguousarray(lrs, np.float64), int(step0), bool(update),
-                        batch_loss, batch_correct)
+                        batch_loss, batch_correct, int(getattr(plan, "col_threads", 1)))
 
 
 train_steps, grad_steps, apply_update = entry_points(_run, optim.clip_gradients, optim.optimizer_update)

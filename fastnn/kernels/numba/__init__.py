@@ -6,7 +6,7 @@ package imports numba (the backend's one import boundary); compilation is
 lazy and cached. Unknown activation, loss or optimizer codes raise ValueError.
 """
 from .activations import activation_backward, activation_forward
-from .dense import dense_backward, dense_forward
+from .dense import dense_backward, dense_chain_forward, dense_forward
 from .driver import gather_rows
 from .image import image_rotate, image_shift
 from .losses import (count_correct, focal_forward_backward, huber_forward_backward, loss_forward_backward,

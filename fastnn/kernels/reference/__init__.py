@@ -13,7 +13,7 @@ Activation, loss and optimizer kinds are small integers (see
 :mod:`fastnn.kernels.codes`); an unknown code raises ValueError.
 """
 from .activations import activation_backward, activation_forward
-from .dense import dense_backward, dense_forward
+from .dense import dense_backward, dense_chain_forward, dense_forward
 from .driver import gather_rows
 from .image import image_rotate, image_shift
 from .losses import (count_correct, focal_forward_backward, huber_forward_backward, loss_forward_backward,
