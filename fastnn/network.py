@@ -2,7 +2,7 @@
 import numpy as np
 
 from ._config import default_dtype
-from ._validation import check_array_X, check_shape
+from ._validation import OneOf, Param, check_array_X, check_shape
 from .kernels import codes, get_backend
 from .layers import Dense, Layer
 
@@ -49,6 +49,8 @@ class Network:
     task : {'classification', 'regression'} or None
         Set by training from the loss; decides what :meth:`predict` returns.
     """
+
+    task = Param(OneOf(("classification", "regression"), optional=True))
 
     def __init__(self, layers, *, input_shape=None, seed=None, dtype=None, backend=None):
         layers = list(layers)

@@ -63,6 +63,33 @@ _INTERESTING_JSON = (
 
 # ---------------------------------------------------------------------------- seeds
 
+def seed_networks():
+    """name -> (layers factory, input_shape or None, dtype): small networks that together hold every
+    registered layer type (``tests/system/test_parameter_rules.py`` checks that they do: a new layer
+    type gets a seed network here, and with it the fuzzers, the hostile-value tests and the rule checks)."""
+    import fastnn as fnn
+
+    return {
+        "model-f32": (lambda: [fnn.Dense(4, 3, "relu"), fnn.Dense(3, 2)], None, "float32"),
+        "model-f64-BatchNorm": (lambda: [fnn.Dense(3, 4, "tanh"), fnn.BatchNorm(4), fnn.Dense(4, 2, "sigmoid")],
+                                None, "float64"),
+        "model-f64-LayerNorm": (lambda: [fnn.Dense(3, 4, "tanh"), fnn.LayerNorm(4), fnn.Dense(4, 2, "sigmoid")],
+                                None, "float64"),
+        "model-f64-dropout": (lambda: [fnn.Dense(3, 4, "tanh"), fnn.Dropout(0.5), fnn.Dense(4, 2, "sigmoid")],
+                              None, "float64"),
+        "model-f32-flatten": (lambda: [fnn.Flatten(), fnn.Dense(6, 3, "leaky_relu", alpha=0.2, l1=0.01, l2=0.01),
+                                       fnn.Dense(3, 2, "elu", init="he_uniform")], (2, 3), "float32"),
+    }
+
+
+def build_seed_network(name, seed=1):
+    """A fresh network of the seed ``name`` (see :func:`seed_networks`)."""
+    import fastnn as fnn
+
+    make, input_shape, dtype = seed_networks()[name]
+    return fnn.Network(make(), input_shape=input_shape, seed=seed, dtype=dtype, backend="reference")
+
+
 def seed_files():
     """name -> (target, bytes): valid files the mutators start from."""
     import numpy as np
@@ -73,20 +100,10 @@ def seed_files():
     seeds = {}
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
-        net = fnn.Network([fnn.Dense(4, 3, "relu"), fnn.Dense(3, 2)], seed=0, backend="reference")
-        net.save(d / "a.fnn")
-        seeds["model-f32"] = ("model", (d / "a.fnn").read_bytes())
-        layers = [fnn.Dense(3, 4, "tanh"), fnn.Dropout(0.5), fnn.Dense(4, 2, "sigmoid")]
-        extra = {"BatchNorm": lambda: fnn.BatchNorm(4), "LayerNorm": lambda: fnn.LayerNorm(4)}
-        for name, make in extra.items():  # whichever norm layers this fastnn saves
-            try:
-                trial = [fnn.Dense(3, 4, "tanh"), make(), fnn.Dense(4, 2, "sigmoid")]
-                fnn.Network(trial, seed=1, dtype="float64", backend="reference").save(d / "n.fnn")
-            except Exception:  # noqa: BLE001 - not supported by this version: skip the seed
-                continue
-            seeds[f"model-f64-{name}"] = ("model", (d / "n.fnn").read_bytes())
-        fnn.Network(layers, seed=1, dtype="float64", backend="reference").save(d / "b.fnn")
-        seeds["model-f64-dropout"] = ("model", (d / "b.fnn").read_bytes())
+        for name in seed_networks():
+            build_seed_network(name).save(d / "a.fnn")
+            seeds[name] = ("model", (d / "a.fnn").read_bytes())
+        net = build_seed_network("model-f32", seed=0)
         rng = np.random.default_rng(0)
         X = rng.random((40, 4)).astype(np.float32)
         y = rng.integers(0, 2, 40)
