@@ -23,8 +23,8 @@ import zlib
 import numpy as np
 
 from .._validation import is_int
-from ..errors import DataFormatError
-from .._fileio import atomic_write
+from ..errors import DataFormatError, NotRegularFileError, ParameterError
+from .._fileio import atomic_write, open_regular
 
 __all__ = ["read_idx", "write_idx", "IDX_DTYPES", "DEFAULT_MAX_BYTES", "MAX_NDIM"]
 
@@ -95,7 +95,8 @@ def _read_exact(f, n):
         if not chunk:
             break
         if isinstance(chunk, str):
-            raise TypeError("read_idx needs a binary file object, got one opened in text mode")
+            raise ParameterError("read_idx needs a binary file object, got one opened in text mode; "
+                                 "open it with open(path, 'rb')")
         parts.append(chunk)
         n -= len(chunk)
     return b"".join(parts)
@@ -225,12 +226,15 @@ def _read_idx(source, *, max_bytes=DEFAULT_MAX_BYTES, hasher=None):
     given, is fed the uncompressed file content (header and payload)."""
     name = _describe(source)
     if isinstance(source, (str, bytes, os.PathLike)):
-        with open(source, "rb") as f:
+        with open_regular(source, NotRegularFileError) as f:
             return _read_idx_from(f, name, max_bytes, hasher)
     if not hasattr(source, "read"):
-        raise TypeError(
+        raise ParameterError(
             f"read_idx expects a path or a binary file object, got {type(source).__name__}"
         )
+    if isinstance(source, io.TextIOBase):
+        raise ParameterError(f"IDX file {name}: read_idx needs a binary file object, this one is open in "
+                             f"text mode; open it with open(path, 'rb')")
     return _read_idx_from(source, name, max_bytes, hasher)
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DataFormatError
+from ..errors import DataFormatError, NotRegularFileError
 from .._fileio import fsync_dir
 from .idx import _read_idx
 
@@ -180,6 +180,8 @@ def _find_in(directory):
             if os.path.isfile(p):
                 found[role] = p
                 break
+            if os.path.lexists(p) and os.path.exists(p):  # a FIFO, device, socket or directory by that name
+                raise NotRegularFileError(f"{p!r} is not a regular file: refusing to read it as {role}")
     return found
 
 
