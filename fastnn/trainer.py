@@ -262,12 +262,17 @@ class Trainer:
         epochs = check_positive_int(epochs, "epochs")
         batch_size = self.batch_size if batch_size is None else check_batch_size(batch_size)
         verbose = self.verbose if verbose is None else type(self).verbose.constraint.check(verbose, "fit verbose")
+        old_rng = self.rng
         if seed is not None:
             self.rng = np.random.default_rng(seed)
         if resume_from is not None:
             from .checkpoint import load_checkpoint
 
-            load_checkpoint(resume_from, trainer=self)
+            try:
+                load_checkpoint(resume_from, trainer=self)  # all or nothing
+            except BaseException:
+                self.rng = old_rng  # nor does the reseeding above stay
+                raise
             epochs = max(0, epochs - self.epoch)
         n = Xc.shape[0]
         if samples_per_epoch is not None:

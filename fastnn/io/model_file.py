@@ -5,7 +5,8 @@ import numpy as np
 
 from .container import DTYPES, NETWORK_DTYPES, TASKS, _open_validated, _read_into, read_tensor, write_file
 
-__all__ = ["save_network", "load_network", "read_header", "network_config", "param_tensors", "build_layers"]
+__all__ = ["save_network", "load_network", "read_header", "network_config", "param_tensors", "build_layers",
+           "check_values"]
 
 
 def network_config(network):
@@ -175,6 +176,20 @@ def _check_params_table(r, table, expected, dtype, extra_allowed=()):
         raise r.error(f"unexpected tensor(s) {sorted(unexpected)[:5]} for this architecture")
 
 
+def check_values(r, layers, tensors):
+    """Refuse loaded values a layer cannot hold (NaN/Inf, a negative variance...): ``Layer.check_state``
+    of each layer gets its tensors (``{file tensor name: array}``) before any of them is used."""
+    per_layer = [({}, {}) for _ in layers]
+    for name, arr in tensors.items():
+        kind, i, key = name.split(".", 2)
+        per_layer[int(i)][0 if kind == "layers" else 1][key] = arr
+    for i, (layer, (params, buffers)) in enumerate(zip(layers, per_layer)):
+        try:
+            layer.check_state(params, buffers)
+        except ValueError as exc:
+            raise r.error(f"invalid tensor value in layer {i} ({type(layer).__name__}): {exc}"[:500]) from None
+
+
 def _load_network_from(r, header, table, data_start, backend=None, seed=None, extra_tensors=()):
     from ..network import Network
 
@@ -196,6 +211,7 @@ def _load_network_from(r, header, table, data_start, backend=None, seed=None, ex
             _read_into(r, data_start, spec[2], view)
         else:
             view[...] = read_tensor(r, data_start, spec)
+    check_values(r, layers, {name: flat[off:off + _size(shape)].reshape(shape) for name, flat, off, shape in slots})
     net.task = task
     return net
 
