@@ -7,6 +7,8 @@
 - an Inf weight or a learning rate of 1e10 makes ``fit`` raise
   ``NonFiniteError`` naming the step, on every backend and both the fused
   and the per-layer path, and leaves finite weights finite;
+- an optimizer moment overflowing to Inf under a finite loss raises too (the guard checks the
+  optimizer state and buffers, not only the loss and weights);
 - no checkpoint with non-finite weights is ever written.
 """
 import math
@@ -213,6 +215,23 @@ def test_adam_with_huge_learning_rate_stays_finite_or_raises(backend):
         assert np.isfinite(net.params).all()
     else:
         assert np.isfinite(hist["loss"]).all() and np.isfinite(net.params).all()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("path", ["fused", "per-layer"])
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_optimizer_moment_overflow_with_finite_loss_raises(backend, path):
+    """Gradients of ~1e22 overflow Adam's float32 second moment to Inf while the loss (~1e24) and the
+    weights stay finite: the update becomes 0 and those weights freeze, silently. The guard sees it."""
+    net = fnn.Network([fnn.Dense(1, 1)], seed=0, backend=backend)
+    X = np.full((16, 1), 1e12, np.float32)
+    tr = fnn.Trainer(net, loss="mse", optimizer=fnn.Adam(1e-3), batch_size=16, seed=0, verbose=0, path=path)
+    before = net.params.copy()
+    with pytest.raises(NonFiniteError, match="optimizer state") as info:
+        tr.fit(X, np.zeros((16, 1), np.float32), epochs=2)
+    assert STEP.search(str(info.value))
+    np.testing.assert_array_equal(net.params, before)
+    assert np.isfinite(tr.optimizer.state).all() and tr.optimizer.iterations == 0
 
 
 # ---------------------------------------------------------------------------- no non-finite checkpoint
