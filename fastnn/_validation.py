@@ -91,6 +91,17 @@ def check_array_X(X, n_features=None, dtype=np.float32, name="X", sample_shape=N
     return arr
 
 
+def check_seed(seed, name="seed"):
+    """Return ``seed`` if numpy can seed a generator with it the way fastnn documents (None, an int >= 0,
+    a ``numpy.random.Generator`` or ``SeedSequence``), else raise ParameterError naming ``name``."""
+    if seed is None or isinstance(seed, (np.random.Generator, np.random.SeedSequence)):
+        return seed
+    if is_int(seed) and seed >= 0:
+        return int(seed)
+    raise ParameterError(f"{name} must be None, a non-negative integer or a numpy.random.Generator, "
+                         f"not {seed!r}"[:300])
+
+
 def check_batch_size(batch_size):
     """Return ``batch_size`` as a positive int or raise ValueError/TypeError."""
     if not is_int(batch_size):

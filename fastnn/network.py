@@ -2,7 +2,7 @@
 import numpy as np
 
 from ._config import default_dtype
-from ._validation import OneOf, Param, check_array_X, check_shape
+from ._validation import OneOf, Param, check_array_X, check_seed, check_shape
 from .kernels import codes, get_backend
 from .layers import Dense, Layer
 
@@ -53,6 +53,7 @@ class Network:
     task = Param(OneOf(("classification", "regression"), optional=True))
 
     def __init__(self, layers, *, input_shape=None, seed=None, dtype=None, backend=None):
+        seed = check_seed(seed, "Network seed")
         layers = list(layers)
         if not layers:
             raise ValueError("a Network needs at least one layer")

@@ -7,7 +7,8 @@ import numpy as np
 from . import losses as _losses
 from . import optimizers as _optimizers
 from ._config import apply_numba_threads, get_num_threads, thread_limits
-from ._validation import Boolean, Integer, OneOf, Param, Real, check_array_X, check_batch_size, check_positive_int
+from ._validation import (Boolean, Integer, OneOf, Param, Real, check_array_X, check_batch_size, check_positive_int,
+                          check_seed)
 from .callbacks import CallbackList, EpochLogger, ProgressBar
 from . import engine as _engine
 from .errors import FastnnWarning
@@ -161,7 +162,7 @@ class Trainer:
         self.clip_norm = clip_norm
         self.clip_value = clip_value
         self.callbacks = list(callbacks or [])
-        self.seed = seed
+        self.seed = check_seed(seed, "Trainer seed")
         # Without a seed, shuffling draws from the network's generator: Network(seed=0) alone makes
         # fit reproducible, as users expect (an explicit seed still wins).
         self.rng = np.random.default_rng(seed if seed is not None else network.rng.integers(2 ** 63))
@@ -262,6 +263,7 @@ class Trainer:
         epochs = check_positive_int(epochs, "epochs")
         batch_size = self.batch_size if batch_size is None else check_batch_size(batch_size)
         verbose = self.verbose if verbose is None else type(self).verbose.constraint.check(verbose, "fit verbose")
+        seed = check_seed(seed, "fit seed")
         old_rng = self.rng
         if seed is not None:
             self.rng = np.random.default_rng(seed)

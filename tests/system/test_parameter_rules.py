@@ -208,3 +208,45 @@ def test_evaluate_refuses_a_bad_batch_size(batch_size):
 def test_parameter_error_is_both_value_and_type_error():
     assert issubclass(ParameterError, ValueError) and issubclass(ParameterError, TypeError)
     assert issubclass(ParameterError, FastnnError)
+
+
+@pytest.mark.parametrize("returns", ["fast", None, [0.1, 0.2, 0.3], {"lr": 0.1}, np.array(["a"]), True],
+                         ids=["str", "None", "wrong-length", "dict", "str-array", "bool"])
+def test_schedule_returning_a_non_number_is_a_named_error(returns):
+    opt = fnn.Adam(lr=lambda steps: returns)
+    with pytest.raises(ParameterError, match="Adam lr: the learning-rate schedule"):
+        opt.learning_rates(0, 2)
+    tr = fnn.Trainer(fnn.Network([fnn.Dense(3, 2)], seed=0), optimizer=opt, verbose=0)
+    before = tr.network.params.copy()
+    with pytest.raises(ParameterError, match="schedule"):
+        tr.fit(np.ones((4, 3), np.float32), np.zeros(4, int))
+    np.testing.assert_array_equal(tr.network.params, before)
+
+
+@pytest.mark.parametrize("returns", [float("nan"), -0.1, float("inf")])
+def test_schedule_returning_a_bad_rate_names_the_step(returns):
+    opt = fnn.SGD(lr=lambda steps: np.where(steps == 3, returns, 0.1))
+    with pytest.raises(ParameterError, match="at step 3"):
+        opt.learning_rates(0, 5)
+
+
+@pytest.mark.parametrize("n", ["2", -2, 0, 1.5, None, True])
+def test_set_num_threads_refuses_non_counts(n):
+    before = fnn.get_num_threads()
+    with pytest.raises(ParameterError, match="set_num_threads"):
+        fnn.set_num_threads(n)
+    assert fnn.get_num_threads() == before
+
+
+@pytest.mark.parametrize("seed", ["abc", -1, 1.5, [1, "x"]])
+def test_bad_seeds_are_named(seed):
+    with pytest.raises(ParameterError, match="Network seed"):
+        fnn.Network([fnn.Dense(3, 2)], seed=seed)
+    net = fnn.Network([fnn.Dense(3, 2)], seed=0)
+    with pytest.raises(ParameterError, match="Trainer seed"):
+        fnn.Trainer(net, seed=seed)
+    tr = fnn.Trainer(net, seed=0, verbose=0)
+    state = tr.rng.bit_generator.state
+    with pytest.raises(ParameterError, match="fit seed"):
+        tr.fit(np.ones((4, 3), np.float32), np.zeros(4, int), seed=seed)
+    assert tr.rng.bit_generator.state == state
