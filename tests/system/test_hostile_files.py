@@ -204,6 +204,15 @@ def _hostile_corpus(tmp_path, marker):
             h["tensors"]["layers.0.W"].update(shape=[2 ** 62, 3], offsets=[0, 12 * 2 ** 62]))),
         "huge LayerNorm claimed by a tiny file": _with(raw, lambda h: (
             h["network"]["layers"].insert(1, {"type": "LayerNorm", "config": {"n_units": 10 ** 9}}))),
+        # --- files that lie about their values (issue 15): structure valid, values impossible
+        "NaN weight": _with(raw, lambda h: None, np.float32(np.nan).tobytes() + data[4:]),
+        "Inf bias": _with(raw, lambda h: None, data[:84] + np.float32(-np.inf).tobytes() + data[88:]),
+        "alpha the constructor refuses": _with(raw, lambda h: h["network"]["layers"][0]["config"].update(
+            activation="leaky_relu", alpha="0.1")),
+        "width the constructor refuses": _with(raw, lambda h: h["network"]["layers"][1]["config"].update(
+            n_out=-2)),
+        "init the constructor refuses": _with(raw, lambda h: h["network"]["layers"][0]["config"].update(
+            init="os.system")),
     }
     return corpus
 
@@ -250,6 +259,9 @@ EXPECTED_PHRASE = {
     "unknown layer type Conv2D": "unknown layer type", "unknown network dtype": "unknown dtype",
     "unknown top-level key with code": "unexpected key", "unsupported version": "unsupported format version",
     "zip with a pickle inside": "bad magic",
+    "NaN weight": "invalid tensor value", "Inf bias": "invalid tensor value",
+    "alpha the constructor refuses": "invalid layer", "width the constructor refuses": "invalid layer",
+    "init the constructor refuses": "invalid layer",
 }
 
 
@@ -356,7 +368,8 @@ def test_checkpoint_loader_refuses_the_corpus(tmp_path, warm):
 
 
 #: defects only visible when the weights are matched to the architecture: read_header may accept these
-_HEADER_ONLY_OK = {"missing tensor", "extra tensor", "huge LayerNorm claimed by a tiny file"}
+_HEADER_ONLY_OK = {"missing tensor", "extra tensor", "huge LayerNorm claimed by a tiny file", "NaN weight",
+                   "Inf bias"}
 
 
 @pytest.mark.parametrize("shape", [[2 ** 31, 2 ** 31], [10 ** 6, 10 ** 6], [2 ** 40, 4], [2 ** 20] * 8])
