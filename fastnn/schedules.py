@@ -31,7 +31,7 @@ rebuilds it; :func:`from_config` goes back from ``{"name": ..., "config": ...}``
 
 import numpy as np
 
-from ._validation import check_int_min, check_real
+from ._validation import Integer, Param, Real, check_int_min, check_real
 
 __all__ = ["Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "OneCycle",
            "from_config"]
@@ -90,6 +90,8 @@ class Constant(Schedule):
         Learning rate (> 0).
     """
 
+    lr = Param(Real(0, lo_open=True))
+
     def __init__(self, lr):
         self.lr = check_real(lr, "lr", lo=0, lo_open=True)
 
@@ -114,6 +116,10 @@ class StepDecay(Schedule):
     gamma : float, default 0.1
         Factor per decay (> 0; below 1 to decay).
     """
+
+    lr = Param(Real(0, lo_open=True))
+    step_size = Param(Integer(1))
+    gamma = Param(Real(0, lo_open=True))
 
     def __init__(self, lr, step_size, gamma=0.1):
         self.lr = check_real(lr, "lr", lo=0, lo_open=True)
@@ -145,6 +151,10 @@ class ExponentialDecay(Schedule):
     staircase : bool, default False
         Use ``floor(t / decay_steps)`` as the exponent.
     """
+
+    lr = Param(Real(0, lo_open=True))
+    decay_rate = Param(Real(0, lo_open=True))
+    decay_steps = Param(Integer(1))
 
     def __init__(self, lr, decay_rate, decay_steps, staircase=False):
         self.lr = check_real(lr, "lr", lo=0, lo_open=True)
@@ -183,6 +193,11 @@ class CosineDecay(Schedule):
     min_lr : float, default 0
         Final rate, in [0, lr].
     """
+
+    lr = Param(Real(0, lo_open=True))
+    total_steps = Param(Integer(1))
+    warmup_steps = Param(Integer(0))
+    min_lr = Param(Real(0))
 
     def __init__(self, lr, total_steps, warmup_steps=0, min_lr=0.0):
         self.lr = check_real(lr, "lr", lo=0, lo_open=True)
@@ -229,19 +244,37 @@ class OneCycle(Schedule):
         ``final_lr = initial_lr / final_div_factor`` (>= 1).
     """
 
+    max_lr = Param(Real(0, lo_open=True))
+    total_steps = Param(Integer(2))
+    pct_start = Param(Real(0, 1, lo_open=True, hi_open=True))
+    div_factor = Param(Real(1))
+    final_div_factor = Param(Real(1))
+
     def __init__(self, max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
         self.max_lr = check_real(max_lr, "max_lr", lo=0, lo_open=True)
         self.total_steps = check_int_min(total_steps, "total_steps", 2)
         self.pct_start = check_real(pct_start, "pct_start", lo=0, hi=1, lo_open=True, hi_open=True)
         self.div_factor = check_real(div_factor, "div_factor", lo=1)
         self.final_div_factor = check_real(final_div_factor, "final_div_factor", lo=1)
-        self._peak = self.pct_start * self.total_steps - 1.0
         if not 0 < self._peak < self.total_steps - 1:
             raise ValueError(f"pct_start * total_steps - 1 = {self._peak:g} must lie strictly between 0 and "
                              f"total_steps - 1 = {self.total_steps - 1}: too few steps for pct_start "
                              f"{self.pct_start}")
-        self.initial_lr = self.max_lr / self.div_factor
-        self.final_lr = self.initial_lr / self.final_div_factor
+
+    # Derived on demand, so assigning max_lr, total_steps, ... later keeps them consistent.
+    @property
+    def _peak(self):
+        return self.pct_start * self.total_steps - 1.0
+
+    @property
+    def initial_lr(self):
+        """``max_lr / div_factor``."""
+        return self.max_lr / self.div_factor
+
+    @property
+    def final_lr(self):
+        """``initial_lr / final_div_factor``."""
+        return self.initial_lr / self.final_div_factor
 
     @staticmethod
     def _anneal(start, end, pct):

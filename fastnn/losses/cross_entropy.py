@@ -23,7 +23,7 @@ target's argmax, which accuracy reads, stays the true class.
 
 import numpy as np
 
-from .._validation import is_int, is_real
+from .._validation import Param, Real, is_int, is_real
 from ..kernels import codes
 from .base import Loss, as_numeric_array as _as_numeric_array
 
@@ -213,10 +213,12 @@ class WeightedCrossEntropy(CrossEntropy):
     label_smoothing : float in [0, 1], default 0
     """
 
+    label_smoothing = Param(Real(0, 1))
+
     def __init__(self, class_weight=None, label_smoothing=0.0):
         super().__init__()
         self.name = "weighted_cross_entropy"
-        self.label_smoothing = _check_smoothing(label_smoothing)
+        self.label_smoothing = label_smoothing
         if isinstance(class_weight, dict):
             class_weight = dict(class_weight)
         elif class_weight is not None:

@@ -250,3 +250,30 @@ def test_bad_seeds_are_named(seed):
     with pytest.raises(ParameterError, match="fit seed"):
         tr.fit(np.ones((4, 3), np.float32), np.zeros(4, int), seed=seed)
     assert tr.rng.bit_generator.state == state
+
+
+# ---------------------------------------------------------------------------- schedules and losses
+
+SCHEDULES = [lambda: fnn.Constant(0.1), lambda: fnn.StepDecay(0.1, 5), lambda: fnn.ExponentialDecay(0.1, 0.5, 10),
+             lambda: fnn.CosineDecay(0.1, 100, warmup_steps=5), lambda: fnn.OneCycle(0.1, 100)]
+LOSSES = [lambda: fnn.FocalLoss(), lambda: fnn.Huber(), lambda: fnn.LabelSmoothingCrossEntropy(0.1),
+          lambda: fnn.WeightedCrossEntropy(label_smoothing=0.2)]
+
+
+@pytest.mark.parametrize("make", SCHEDULES + LOSSES, ids=lambda m: type(m()).__name__)
+def test_schedule_and_loss_settings_are_checked_on_set(make):
+    obj = make()
+    rules = declared_params(type(obj))
+    assert rules, f"{type(obj).__name__} declares no rules"
+    for label, param in rules.items():
+        for bad in param.constraint.invalid_examples():
+            before = getattr(obj, param.name)
+            with pytest.raises(ParameterError, match=label):
+                setattr(obj, param.name, bad)
+            assert getattr(obj, param.name) == before
+
+
+def test_one_cycle_follows_a_later_assignment():
+    s = fnn.OneCycle(0.1, 100)
+    s.max_lr = 0.2
+    assert s(np.int64(int(0.3 * 100 - 1))) == pytest.approx(0.2) and s.initial_lr == pytest.approx(0.2 / 25)
