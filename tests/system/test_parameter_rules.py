@@ -258,10 +258,11 @@ SCHEDULES = [lambda: fnn.Constant(0.1), lambda: fnn.StepDecay(0.1, 5), lambda: f
              lambda: fnn.CosineDecay(0.1, 100, warmup_steps=5), lambda: fnn.OneCycle(0.1, 100)]
 LOSSES = [lambda: fnn.FocalLoss(), lambda: fnn.Huber(), lambda: fnn.LabelSmoothingCrossEntropy(0.1),
           lambda: fnn.WeightedCrossEntropy(label_smoothing=0.2)]
+CALLBACKS = [lambda: fnn.EarlyStopping(), lambda: fnn.ReduceLROnPlateau()]
 
 
-@pytest.mark.parametrize("make", SCHEDULES + LOSSES, ids=lambda m: type(m()).__name__)
-def test_schedule_and_loss_settings_are_checked_on_set(make):
+@pytest.mark.parametrize("make", SCHEDULES + LOSSES + CALLBACKS, ids=lambda m: type(m()).__name__)
+def test_schedule_loss_and_callback_settings_are_checked_on_set(make):
     obj = make()
     rules = declared_params(type(obj))
     assert rules, f"{type(obj).__name__} declares no rules"
