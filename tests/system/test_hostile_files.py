@@ -416,7 +416,8 @@ def _fuzz_module():
 
 
 def test_fuzz_short(warm):
-    """~5 s of derandomized hypothesis fuzzing of the model, checkpoint and IDX loaders."""
+    """~5 s of derandomized hypothesis fuzzing of the model, checkpoint and IDX loaders (and of restores
+    into trainers; see the oracle of scripts/fuzz_loaders.py)."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -425,7 +426,9 @@ def test_fuzz_short(warm):
     findings = []
     count = [0]
 
-    @settings(max_examples=2500, deadline=None, derandomize=True, database=None,
+    # FASTNN_FUZZ_EXAMPLES raises the count for a longer run (scripts/fuzz_loaders.py for >= 1M)
+    @settings(max_examples=int(os.environ.get("FASTNN_FUZZ_EXAMPLES", "2500")), deadline=None, derandomize=True,
+              database=None,
               suppress_health_check=list(HealthCheck))
     @given(st.sampled_from(sorted(seeds)), st.binary(min_size=1, max_size=64))
     def run(seed_name, choices):
