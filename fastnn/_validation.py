@@ -319,6 +319,29 @@ class InstanceOf(Constraint):
         return super().invalid_examples() + [0, 12345, "PCG64"]
 
 
+class Custom(Constraint):
+    """A rule given as a function: ``convert(value)`` returns the value to store or raises
+    ValueError/TypeError (re-raised as ParameterError naming the attribute). E.g. an optimizer
+    given by name or instance, a backend name that must import."""
+
+    def __init__(self, convert, text, *, invalid=()):
+        self.convert, self.text, self.invalid = convert, text, list(invalid)
+
+    def check(self, value, name):
+        try:
+            return self.convert(value)
+        except ParameterError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise ParameterError(f"{name} must be {self.text}: {exc}"[:400]) from None
+
+    def describe(self):
+        return self.text
+
+    def invalid_examples(self):
+        return list(self.invalid)
+
+
 _UNSET = object()
 
 

@@ -7,8 +7,8 @@ import numpy as np
 from . import losses as _losses
 from . import optimizers as _optimizers
 from ._config import apply_numba_threads, get_num_threads, thread_limits
-from ._validation import (Boolean, Integer, OneOf, Param, Real, check_array_X, check_batch_size, check_positive_int,
-                          check_seed)
+from ._validation import (Boolean, Custom, Integer, OneOf, Param, Real, check_array_X, check_batch_size,
+                          check_positive_int, check_seed)
 from .callbacks import CallbackList, EpochLogger, ProgressBar
 from . import engine as _engine
 from .errors import FastnnWarning
@@ -150,14 +150,18 @@ class Trainer:
     check_finite = Param(Boolean())
     verbose = Param(_Verbosity())
     epoch = Param(Integer(0))
+    optimizer = Param(Custom(_optimizers.get, "an Optimizer or an optimizer name", invalid=["lbfgs", 3, None]))
+    loss = Param(Custom(_losses.get, "a Loss or a loss name", invalid=["hinge", 3, None]))
+    backend = Param(Custom(lambda name: (get_backend(name), name)[1], "a backend name or None",
+                           invalid=["cuda", 3, ""]))
 
     def __init__(self, network, loss="cross_entropy", optimizer="adam", batch_size=32, *,
                  clip_norm=None, clip_value=None, callbacks=None, seed=None, n_threads=None,
                  parallel="auto", check_finite=True, backend=None, verbose=1, metrics=None, path="auto"):
         self.network = network
-        self.loss = _losses.get(loss)
+        self.loss = loss
         _check_loss_activation(self.loss, network)
-        self.optimizer = _optimizers.get(optimizer)
+        self.optimizer = optimizer
         self.batch_size = batch_size
         self.clip_norm = clip_norm
         self.clip_value = clip_value
@@ -171,7 +175,6 @@ class Trainer:
         self.path = path
         self.check_finite = check_finite
         self.backend = backend if backend is not None else network.backend
-        get_backend(self.backend)
         self.verbose = verbose
         self.metrics = list(metrics or [])
         self.epoch = 0           # epochs completed so far (continues across fit calls)
@@ -254,6 +257,7 @@ class Trainer:
             restored to their last finite state.
         """
         net = self.network
+        _check_loss_activation(self.loss, net)  # trainer.loss may have been reassigned since __init__
         Xc, Y = self._prepare(X, y)
         val = None
         if validation_data is not None:
