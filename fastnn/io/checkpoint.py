@@ -43,8 +43,8 @@ import numpy as np
 
 from ..errors import ModelFormatError, NonFiniteError
 from .container import DTYPES, _is_int, _open_validated, read_tensor, write_file
-from .model_file import (_check_metadata, _check_params_table, _load_network_from, _net_slots, _size, build_layers,
-                         check_values, network_config, param_tensors)
+from .model_file import (_check_metadata, _check_optimizer_state, _check_params_table, _load_network_from, _net_slots,
+                         _size, build_layers, check_values, network_config, param_tensors)
 
 __all__ = ["save_checkpoint", "load_checkpoint", "ModelCheckpoint"]
 
@@ -308,24 +308,6 @@ def load_checkpoint(path, trainer=None, *, backend=None):
             "optimizer": {"name": opt_info["name"], "config": opt_info.get("config", {})},
             "optimizer_state": opt_state, "lr": training["lr"], "logs": training["logs"],
             "metadata": header.get("metadata", {}), "trainer_state": trainer_state}
-
-
-def _check_optimizer_state(r, optimizer, state):
-    """The optimizer's own rule for its state (finite moments, non-negative squared-gradient sums);
-    ``optimizer`` is an instance, or the class name from the file (unknown names: finite values only)."""
-    from ..optimizers import CLASSES
-
-    if isinstance(optimizer, str):
-        cls = CLASSES.get(optimizer)
-        if cls is None:
-            if state.size and not np.isfinite(state).all():
-                raise r.error("invalid tensor value: 'optimizer.state' holds NaN or Inf")
-            return
-        optimizer = cls()
-    try:
-        optimizer.check_state(state)
-    except ValueError as exc:
-        raise r.error(f"invalid tensor value: 'optimizer.state': {exc}") from None
 
 
 def _snapshot(trainer):

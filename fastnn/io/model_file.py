@@ -190,6 +190,24 @@ def check_values(r, layers, tensors):
             raise r.error(f"invalid tensor value in layer {i} ({type(layer).__name__}): {exc}"[:500]) from None
 
 
+def _check_optimizer_state(r, optimizer, state):
+    """The optimizer's own rule for its state (finite moments, non-negative squared-gradient sums);
+    ``optimizer`` is an instance, or the class name from the file (unknown names: finite values only)."""
+    from ..optimizers import CLASSES
+
+    if isinstance(optimizer, str):
+        cls = CLASSES.get(optimizer)
+        if cls is None:
+            if state.size and not np.isfinite(state).all():
+                raise r.error("invalid tensor value: 'optimizer.state' holds NaN or Inf")
+            return
+        optimizer = cls()
+    try:
+        optimizer.check_state(state)
+    except ValueError as exc:
+        raise r.error(f"invalid tensor value: 'optimizer.state': {exc}") from None
+
+
 def _load_network_from(r, header, table, data_start, backend=None, seed=None, extra_tensors=()):
     from ..network import Network
 
@@ -240,7 +258,15 @@ def load_network(path, *, backend=None, seed=None):
     """
     with _open_validated(path) as (r, header, table, data_start):
         extra = ("optimizer.state",) if header["kind"] == "checkpoint" else ()
-        return _load_network_from(r, header, table, data_start, backend, seed, extra)
+        net = _load_network_from(r, header, table, data_start, backend, seed, extra)
+        if "optimizer.state" in table and header["kind"] == "checkpoint":
+            # the network does not use the moments, but a file with poisoned ones is not a sound file
+            training = header.get("training")
+            opt = training.get("optimizer") if isinstance(training, dict) else None
+            name = opt.get("name") if isinstance(opt, dict) else None
+            _check_optimizer_state(r, name if isinstance(name, str) else "", read_tensor(r, data_start,
+                                                                                         table["optimizer.state"]))
+        return net
 
 
 def read_header(path):

@@ -148,6 +148,8 @@ def test_non_finite_optimizer_moments_are_refused(tmp_path, opt, value):
         for into in (None, _trainer(opt)):
             with pytest.raises(ModelFormatError, match="invalid tensor value"):
                 fnn.load_checkpoint(io.BytesIO(bad), into)
+        with pytest.raises(ModelFormatError, match="invalid tensor value"):  # a poisoned file, even if
+            fnn.Network.load(io.BytesIO(bad))                                # the network skips the moments
 
 
 @pytest.mark.parametrize("opt,slot", [("Adam", 1), ("RMSprop", 0), ("Adagrad", 0)])
