@@ -592,6 +592,7 @@ def main(argv=None):
     ap.add_argument("--corpus", default=None, help="atheris corpus directory (default: a temp dir)")
     ap.add_argument("--slow", type=float, default=2.0, help="seconds above which an input is a finding")
     args = ap.parse_args(argv)
+    commit = _commit()
     engine = args.engine
     if engine in ("auto", "atheris"):
         try:
@@ -620,19 +621,27 @@ def main(argv=None):
     summary = stats.summary(engine, args.target)
     print(summary, flush=True)
     if args.record:
-        _record(args.record, summary)
+        _record(args.record, summary, commit)
     return 1 if stats.findings else 0
 
 
-def _record(path, summary):
-    import datetime
+def _commit():
+    """The checked-out commit (with '+dirty' for uncommitted changes), read when the run starts."""
     import subprocess
 
     try:
-        commit = subprocess.run(["git", "-C", str(_REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True, check=False).stdout.strip() or "?"
+        head = subprocess.run(["git", "-C", str(_REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=False).stdout.strip() or "?"
+        dirty = subprocess.run(["git", "-C", str(_REPO), "status", "--porcelain", "--", "fastnn", "scripts"],
+                               capture_output=True, text=True, check=False).stdout.strip()
     except OSError:
-        commit = "?"
+        return "?"
+    return head + ("+dirty" if dirty else "")
+
+
+def _record(path, summary, commit):
+    import datetime
+
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     with open(path, "a", encoding="utf-8") as f:
         f.write(f"{stamp} commit={commit} {summary.splitlines()[0]}\n")
