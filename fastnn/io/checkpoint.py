@@ -182,10 +182,17 @@ def _check_training(r, training):
     if opt["iterations"] >= 2 ** 53 or tr["epoch"] >= 2 ** 53:  # the kernels take int64 steps; lr schedules floats
         raise r.error("invalid header: training.optimizer.iterations and training.trainer.epoch must be < 2**53")
     lr = training["lr"]
-    if not (isinstance(lr, dict) and (lr.get("value") is None or
-                                      (isinstance(lr["value"], numbers.Real) and not isinstance(lr["value"], bool)
-                                       and lr["value"] > 0))):
+    if not (isinstance(lr, dict) and {"value", "schedule", "current"} <= set(lr)
+            <= {"value", "schedule", "current", "schedule_config", "schedule_state"}):
+        raise r.error("invalid header: training.lr needs exactly value, schedule, current "
+                      "(and optionally schedule_config, schedule_state)")
+    if not (lr["value"] is None or (isinstance(lr["value"], numbers.Real) and not isinstance(lr["value"], bool)
+                                    and lr["value"] > 0)):
         raise r.error("invalid header: training.lr.value must be a positive number or null")
+    if not (lr["schedule"] is None or isinstance(lr["schedule"], str)) or not (
+            isinstance(lr["current"], numbers.Real) and not isinstance(lr["current"], bool) and lr["current"] >= 0):
+        raise r.error("invalid header: training.lr.schedule must be a string or null and training.lr.current "
+                      "a number >= 0")
     layer_rngs = training["layer_rngs"]
     if not isinstance(layer_rngs, dict):
         raise r.error("invalid header: training.layer_rngs must be an object")

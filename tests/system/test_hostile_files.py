@@ -500,6 +500,8 @@ HOSTILE_CHECKPOINTS = {
     "negative iterations": _ckpt_case(lambda h: _tr(h)["optimizer"].update(iterations=-1)),
     "negative learning rate": _ckpt_case(lambda h: _tr(h)["lr"].update(value=-1.0)),
     "learning rate as a string": _ckpt_case(lambda h: _tr(h)["lr"].update(value="__import__('os')")),
+    "learning rate entry without its value": _ckpt_case(lambda h: _tr(h)["lr"].pop("value")),
+    "learning rate schedule as a number": _ckpt_case(lambda h: _tr(h)["lr"].update(schedule=3)),
     "layer generator not a state": _ckpt_case(lambda h: _tr(h).update(layer_rngs={"0": 5})),
     "logs with strings": _ckpt_case(lambda h: _tr(h).update(logs={"loss": "x"})),
     "has_state false with a state tensor": _ckpt_case(lambda h: _tr(h)["optimizer"].update(has_state=False)),
