@@ -330,6 +330,9 @@ def _locate(path, key, spec, download):
     tried = []
     if path is not None:
         root = os.path.expanduser(os.fspath(path))
+        if os.path.exists(root) and not os.path.isdir(root) and not os.path.isfile(root):
+            # a FIFO, device or socket: say so at once, never open it
+            raise NotRegularFileError(f"load_mnist path {root!r} is neither a directory nor a regular file")
         # Dataset subdirectories first, so a data root holding MNIST files
         # next to a fashion_mnist/ folder still gives the right kind.
         dirs = [os.path.join(root, s) for s in spec.subdirs] + [root]

@@ -150,3 +150,11 @@ def test_regular_files_still_load(tmp_path):
     link = tmp_path / "link.fnn"
     link.symlink_to(tmp_path / "m.fnn")  # a symlink to a regular file is a regular file
     fnn.Network.load(link)
+
+
+def test_load_mnist_refuses_a_special_file_as_its_path(tmp_path):
+    fifo = tmp_path / "data"
+    os.mkfifo(fifo)
+    for download in (False, True):
+        error = _call_watched(lambda p: fnn.data.load_mnist(path=p, download=download), fifo, fifo)
+        assert isinstance(error, NotRegularFileError) and str(fifo) in str(error), error
