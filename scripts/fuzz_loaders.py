@@ -614,10 +614,19 @@ def main(argv=None):
             import fastnn.data.idx  # noqa: F401
             import fastnn.io  # noqa: F401
         run_atheris(args.seconds, args.target, stats, args.corpus or tempfile.mkdtemp(prefix="fastnn-corpus-"))
-    elif engine == "random":
-        run_random(args.seconds, args.target, stats, seed_files(), args.executions, args.seed)
     else:
-        run_hypothesis(args.seconds, args.target, stats, seed_files())
+        import signal
+
+        def stop(signum, frame):  # SIGTERM/SIGINT end the run with its summary (and record), not silently
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            if engine == "random":
+                run_random(args.seconds, args.target, stats, seed_files(), args.executions, args.seed)
+            else:
+                run_hypothesis(args.seconds, args.target, stats, seed_files())
+        except KeyboardInterrupt:
+            print("interrupted: the counts below are those run so far", flush=True)
     summary = stats.summary(engine, args.target)
     print(summary, flush=True)
     if args.record:
