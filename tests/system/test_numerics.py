@@ -306,3 +306,47 @@ def test_unguarded_blow_up_with_model_checkpoint_writes_no_nan(tmp_path):
     assert not np.isfinite(tr.network.params).all(), "the run was meant to blow up"
     for f in tmp_path.iterdir():
         assert np.isfinite(fnn.Network.load(f).params).all(), f"{f.name} holds non-finite weights"
+
+
+# ---------------------------------------------------------------------------- every layer type at extreme inputs
+
+def _seed_fuzz_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "fuzz_loaders.py"
+    spec = importlib.util.spec_from_file_location("fuzz_loaders", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_FZ = _seed_fuzz_module()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("seed_name", sorted(_FZ.seed_networks()))
+@pytest.mark.parametrize("big", [1e30, -1e30, 3e38])
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
+def test_every_layer_type_at_extreme_inputs_stays_finite_or_raises(backend, seed_name, big):
+    """Each seed network (together: every layer type) trained on +-1e30 inputs: the weights stay finite,
+    or NonFiniteError is raised with the weights of before the failing chunk."""
+    net = _FZ.build_seed_network(seed_name)
+    net.backend = backend
+    n_in = net.n_inputs
+    X = np.full((16, n_in), big, net.dtype).reshape((16,) + tuple(net.input_shape))
+    act = net.layers[-1].activation
+    if act == "sigmoid":
+        loss, y = "binary_cross_entropy", np.eye(2)[np.arange(16) % 2]
+    elif act in ("linear", "softmax"):
+        loss, y = "cross_entropy", np.arange(16) % net.n_outputs
+    else:
+        loss, y = "mse", np.zeros((16, net.n_outputs))
+    tr = fnn.Trainer(net, loss=loss, optimizer=fnn.Adam(1e-3), batch_size=8, seed=0, verbose=0)
+    before = net.params.copy()
+    try:
+        tr.fit(X, y, epochs=1)
+    except NonFiniteError:
+        np.testing.assert_array_equal(net.params, before)  # one chunk: restored to the start
+    assert np.isfinite(net.params).all() and np.isfinite(net.buffers).all()
+    assert np.isfinite(tr.optimizer.state).all()
