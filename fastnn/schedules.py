@@ -31,7 +31,8 @@ rebuilds it; :func:`from_config` goes back from ``{"name": ..., "config": ...}``
 
 import numpy as np
 
-from ._validation import Integer, Param, Real, check_int_min, check_real
+from ._validation import Integer, Param, Real
+from .errors import ParameterError
 
 __all__ = ["Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "OneCycle",
            "from_config"]
@@ -93,7 +94,7 @@ class Constant(Schedule):
     lr = Param(Real(0, lo_open=True))
 
     def __init__(self, lr):
-        self.lr = check_real(lr, "lr", lo=0, lo_open=True)
+        self.lr = lr
 
     def _rates(self, t):
         return np.full(t.shape, self.lr)
@@ -122,9 +123,9 @@ class StepDecay(Schedule):
     gamma = Param(Real(0, lo_open=True))
 
     def __init__(self, lr, step_size, gamma=0.1):
-        self.lr = check_real(lr, "lr", lo=0, lo_open=True)
-        self.step_size = check_int_min(step_size, "step_size", 1)
-        self.gamma = check_real(gamma, "gamma", lo=0, lo_open=True)
+        self.lr = lr
+        self.step_size = step_size
+        self.gamma = gamma
 
     def _rates(self, t):
         return self.lr * self.gamma ** np.floor(t / self.step_size)
@@ -157,9 +158,9 @@ class ExponentialDecay(Schedule):
     decay_steps = Param(Integer(1))
 
     def __init__(self, lr, decay_rate, decay_steps, staircase=False):
-        self.lr = check_real(lr, "lr", lo=0, lo_open=True)
-        self.decay_rate = check_real(decay_rate, "decay_rate", lo=0, lo_open=True)
-        self.decay_steps = check_int_min(decay_steps, "decay_steps", 1)
+        self.lr = lr
+        self.decay_rate = decay_rate
+        self.decay_steps = decay_steps
         self.staircase = bool(staircase)
 
     def _rates(self, t):
@@ -200,13 +201,15 @@ class CosineDecay(Schedule):
     min_lr = Param(Real(0))
 
     def __init__(self, lr, total_steps, warmup_steps=0, min_lr=0.0):
-        self.lr = check_real(lr, "lr", lo=0, lo_open=True)
-        self.total_steps = check_int_min(total_steps, "total_steps", 1)
-        self.warmup_steps = check_int_min(warmup_steps, "warmup_steps", 0)
+        self.lr = lr
+        self.total_steps = total_steps
+        self.warmup_steps = warmup_steps
         if self.warmup_steps >= self.total_steps:
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be smaller than total_steps "
                              f"({self.total_steps})")
-        self.min_lr = check_real(min_lr, "min_lr", lo=0, hi=self.lr)
+        self.min_lr = min_lr
+        if self.min_lr > self.lr:
+            raise ParameterError(f"CosineDecay min_lr must be <= lr ({self.lr}), not {self.min_lr!r}")
 
     def _rates(self, t):
         w = self.warmup_steps
@@ -251,11 +254,11 @@ class OneCycle(Schedule):
     final_div_factor = Param(Real(1))
 
     def __init__(self, max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
-        self.max_lr = check_real(max_lr, "max_lr", lo=0, lo_open=True)
-        self.total_steps = check_int_min(total_steps, "total_steps", 2)
-        self.pct_start = check_real(pct_start, "pct_start", lo=0, hi=1, lo_open=True, hi_open=True)
-        self.div_factor = check_real(div_factor, "div_factor", lo=1)
-        self.final_div_factor = check_real(final_div_factor, "final_div_factor", lo=1)
+        self.max_lr = max_lr
+        self.total_steps = total_steps
+        self.pct_start = pct_start
+        self.div_factor = div_factor
+        self.final_div_factor = final_div_factor
         if not 0 < self._peak < self.total_steps - 1:
             raise ValueError(f"pct_start * total_steps - 1 = {self._peak:g} must lie strictly between 0 and "
                              f"total_steps - 1 = {self.total_steps - 1}: too few steps for pct_start "
