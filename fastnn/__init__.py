@@ -15,7 +15,7 @@ from .callbacks import (Callback, CSVLogger, Diagnostics, EarlyStopping, EpochLo
                         LivePlot, ModelCheckpoint, ProgressBar, ReduceLROnPlateau, TerminateOnNaN)
 from .diagnostics import FastnnWarning
 from .errors import (BackendUnavailableError, DataFormatError, FastnnError, ModelFormatError,
-                     NonFiniteError)
+                     NonFiniteError, NotRegularFileError, ParameterError)
 from .kernels import available_backends, get_backend
 from .layers import BatchNorm, Dense, Dropout, Flatten, Layer, LayerNorm
 from .losses import (BinaryCrossEntropy, CrossEntropy, FocalLoss, Huber, LabelSmoothingCrossEntropy, Loss,
@@ -51,5 +51,6 @@ __all__ = [
     "save_checkpoint", "load_checkpoint", "lr_find", "LRFinderResult", "profile", "ProfileReport",
     "Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "OneCycle", "data", "metrics",
     "FastnnError", "DataFormatError", "ModelFormatError", "NonFiniteError", "BackendUnavailableError",
+    "ParameterError", "NotRegularFileError",
     "get_backend", "available_backends", "set_num_threads", "get_num_threads", "show_config", "export_onnx",
 ]

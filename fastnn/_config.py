@@ -4,9 +4,12 @@
 - ``FASTNN_NUM_THREADS``: threads for Numba, OpenMP and BLAS (default: all cores).
 - ``FASTNN_DTYPE``: ``float32`` (default) or ``float64`` for new networks.
 """
+import numbers
 import os
 
 import numpy as np
+
+from .errors import ParameterError
 
 # libgomp (Numba's "omp" threading layer, the Cython extension's OpenMP) reads these once, when it
 # loads, which is after this import. Its default lets idle workers spin for ~300k rounds: with another
@@ -54,9 +57,9 @@ def _parse_threads(value, what):
     try:
         n = int(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a positive integer, not {value!r}") from None
+        raise ParameterError(f"{what} must be a positive integer, not {value!r}") from None
     if n < 1:
-        raise ValueError(f"{what} must be a positive integer, not {n}")
+        raise ParameterError(f"{what} must be a positive integer, not {n}")
     return n
 
 
@@ -69,7 +72,9 @@ def set_num_threads(n):
         Number of threads, at least 1. Numba's pool is capped at the number it
         started with (``NUMBA_NUM_THREADS``, by default the core count).
     """
-    n = _parse_threads(n, "number of threads")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:  # "2" is not a count (env vars are)
+        raise ParameterError(f"set_num_threads n must be a positive integer, not {n!r}")
+    n = int(n)
     _state["num_threads"] = min(n, _cpu_count()) if n > _cpu_count() else n
     return _state["num_threads"]
 

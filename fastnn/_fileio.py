@@ -1,12 +1,54 @@
-"""Durable file writes shared by :mod:`fastnn.io` and :mod:`fastnn.data`: atomic write, directory fsync, stale-temp cleanup.
+"""File access shared by :mod:`fastnn.io` and :mod:`fastnn.data`: safe opening for reading, atomic write,
+directory fsync, stale-temp cleanup.
 
 A leaf module: it imports nothing from fastnn.
 """
 import contextlib
 import os
+import stat
 import tempfile
 
-__all__ = ["atomic_write", "fsync_dir", "remove_stale_temps"]
+__all__ = ["open_regular", "atomic_write", "fsync_dir", "remove_stale_temps"]
+
+_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))
+
+
+def _kind(mode):
+    for test, what in _KINDS:
+        if test(mode):
+            return what
+    return "not a regular file"
+
+
+def open_regular(path, error):
+    """Open ``path`` for binary reading if it is a regular file, else raise ``error(message)`` at once.
+
+    A FIFO, device or socket would make a plain ``open``/``read`` block forever
+    (or read an endless stream): the path is opened non-blocking, checked with
+    ``fstat`` on the open descriptor (no check-then-open race) and only then
+    switched back to blocking reads. The message names the path and what it is.
+    """
+    path = os.fspath(path)
+    shown = os.fsdecode(path)
+    try:
+        mode = os.stat(path).st_mode  # a socket cannot be opened at all: say what it is first
+    except OSError:
+        mode = None  # missing etc.: os.open below raises the usual FileNotFoundError/PermissionError
+    if mode is not None and not stat.S_ISREG(mode):
+        raise error(f"{shown!r} is {_kind(mode)}, not a regular file: refusing to read it")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):  # replaced between the stat and the open
+            raise error(f"{shown!r} is {_kind(mode)}, not a regular file: refusing to read it")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def fsync_dir(directory):

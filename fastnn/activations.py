@@ -7,6 +7,7 @@ inside the kernels; :func:`apply` evaluates one on an array, for users and tests
 """
 import numpy as np
 
+from ._validation import OneOf
 from .kernels import codes
 
 # name -> (code, default alpha)
@@ -25,16 +26,13 @@ _ALIASES = {None: "linear", "identity": "linear", "none": "linear", "swish": "si
             "leakyrelu": "leaky_relu", "logistic": "sigmoid"}
 NAMES = tuple(_REGISTRY)
 _BY_CODE = {code: name for name, (code, _) in _REGISTRY.items()}
+#: The rule an ``activation`` hyper-parameter follows (a layer declares ``Param(activations.CONSTRAINT)``).
+CONSTRAINT = OneOf(NAMES, aliases=_ALIASES, noun="activation")
 
 
 def canonical_name(name):
     """The registry name for ``name`` (aliases such as 'swish' or None resolved)."""
-    key = name.lower() if isinstance(name, str) else name
-    key = _ALIASES.get(key, key)
-    if key not in _REGISTRY:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(NAMES)} "
-                         f"(aliases: {sorted(k for k in _ALIASES if k)})")
-    return key
+    return CONSTRAINT.check(name, "activation")
 
 
 def code_of(name):

@@ -18,6 +18,23 @@ class ModelFormatError(FastnnError, ValueError):
     """A model or checkpoint file is malformed, unsupported or hostile."""
 
 
+class NotRegularFileError(ModelFormatError, DataFormatError, OSError):
+    """A loader was given a path that is not a regular file (a FIFO, a device, a socket, a directory).
+
+    Refused before anything is read (reading one could block forever). It is the
+    format error of either loader and an ``OSError``; the message names the path.
+    """
+
+
+class ParameterError(FastnnError, ValueError, TypeError):
+    """A bad argument, hyper-parameter or attribute value; the message names it.
+
+    Both a ``ValueError`` and a ``TypeError`` (as numpy's ``AxisError`` is two
+    builtins), so ``except ValueError`` and ``except TypeError`` both keep working
+    whether the value had the wrong type or was out of range.
+    """
+
+
 class NonFiniteError(FastnnError, FloatingPointError):
     """A NaN or Inf appeared in a tensor during training."""
 

@@ -4,7 +4,7 @@ import threading
 import numpy as np
 
 from ._config import default_dtype
-from ._validation import check_array_X, check_shape
+from ._validation import Custom, OneOf, Param, check_array_X, check_seed, check_shape
 from .kernels import codes, get_backend
 from .layers import Dense, Dropout, Flatten, Layer
 
@@ -55,7 +55,13 @@ class Network:
         Set by training from the loss; decides what :meth:`predict` returns.
     """
 
+    task = Param(OneOf(("classification", "regression"), optional=True))
+    #: a backend name that imports here (checked now, not at the next predict)
+    backend = Param(Custom(lambda name: (get_backend(name), name)[1], "a backend name or None",
+                           invalid=["cuda", 3, ""]))
+
     def __init__(self, layers, *, input_shape=None, seed=None, dtype=None, backend=None):
+        seed = check_seed(seed, "Network seed")
         layers = list(layers)
         if not layers:
             raise ValueError("a Network needs at least one layer")
@@ -65,8 +71,7 @@ class Network:
         self.dtype = np.dtype(default_dtype() if dtype is None else dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, not {self.dtype}")
-        self.backend = backend
-        get_backend(backend)  # fail now, not at the first fit, if it is missing
+        self.backend = backend  # fails now, not at the first fit, if it is missing
         self.layers = layers
         self._build_shapes(input_shape)
         self.task = None

@@ -8,21 +8,33 @@ gradient, except AdamW's decoupled decay which shrinks the weights by
 ``lr * weight_decay`` each step.
 """
 import functools
-import numbers
 
 import numpy as np
 
+from ._validation import Boolean, Integer, Param, Real
+from .errors import ParameterError
 from .kernels import codes
 
 
-def _check_float(value, name, lo=None, hi=None, lo_open=False, hi_open=False):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, not {value!r}")
-    if lo is not None and (value < lo or (lo_open and value == lo)):
-        raise ValueError(f"{name} must be {'>' if lo_open else '>='} {lo}, not {value}")
-    if hi is not None and (value > hi or (hi_open and value == hi)):
-        raise ValueError(f"{name} must be {'<' if hi_open else '<='} {hi}, not {value}")
-    return float(value)
+class LearningRate(Real):
+    """A finite rate > 0, or a schedule: a callable of the step numbers (checked when called)."""
+
+    def __init__(self):
+        super().__init__(0, lo_open=True)
+
+    def _ok(self, value):
+        return callable(value) or super()._ok(value)
+
+    def _normalise(self, value):
+        return value if callable(value) else float(value)
+
+    def describe(self):
+        return super().describe() + " or a schedule (a callable of the step number)"
+
+
+#: the common hyper-parameter rules of the optimizers
+_UNIT = Real(0, 1, hi_open=True)
+_EPS = Real(0, lo_open=True)
 
 
 #: Keras' argument names -> fastnn's (``Adam(learning_rate=1e-3, beta_1=0.9)`` works as in Keras)
@@ -48,6 +60,12 @@ class Optimizer:
 
     code = None
     n_slots = 0
+    #: state slots that accumulate squares (Adam's v, RMSprop's and Adagrad's running sums): never negative
+    nonneg_slots = ()
+
+    lr = Param(LearningRate())
+    weight_decay = Param(Real(0))
+    iterations = Param(Integer(0))
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -55,11 +73,8 @@ class Optimizer:
             cls.__init__ = _accept_keras_names(cls.__init__)
 
     def __init__(self, lr, weight_decay=0.0):
-        if callable(lr):
-            self.lr = lr
-        else:
-            self.lr = _check_float(lr, "lr", lo=0, lo_open=True)
-        self.weight_decay = _check_float(weight_decay, "weight_decay", lo=0)
+        self.lr = lr
+        self.weight_decay = weight_decay
         self.iterations = 0
         self.state = None
 
@@ -82,11 +97,21 @@ class Optimizer:
     def learning_rates(self, first_step, n_steps):
         """Learning rates for steps ``first_step .. first_step+n_steps-1`` (float64 array)."""
         if callable(self.lr):
-            lrs = np.asarray(self.lr(np.arange(first_step, first_step + n_steps, dtype=np.int64)), dtype=np.float64)
-            if lrs.shape != (n_steps,):
-                lrs = np.broadcast_to(lrs, (n_steps,)).copy()
+            steps = np.arange(first_step, first_step + n_steps, dtype=np.int64)
+            value = self.lr(steps)
+            what = f"{type(self).__name__} lr: the learning-rate schedule {self.lr!r}"[:200]
+            try:
+                lrs = np.asarray(value)
+                if lrs.dtype.kind not in "biuf" or lrs.dtype.kind == "b":
+                    raise TypeError
+                lrs = np.broadcast_to(lrs.astype(np.float64), (n_steps,)).copy()
+            except (TypeError, ValueError):
+                raise ParameterError(f"{what} returned {value!r} for steps {first_step}..{first_step + n_steps - 1}"
+                                     f", not a number (or one per step)"[:400]) from None
             if not np.isfinite(lrs).all() or (lrs < 0).any():
-                raise ValueError("the learning-rate schedule returned a negative or non-finite rate")
+                bad = int(np.argmax(~np.isfinite(lrs) | (lrs < 0)))
+                raise ParameterError(f"{what} returned {lrs[bad]} at step {first_step + bad}: a rate must be "
+                                     f"finite and >= 0")
             return lrs
         return np.full(n_steps, self.lr)
 
@@ -136,13 +161,40 @@ class Optimizer:
             "state": None if self.state is None else self.state.copy(),
         }
 
+    def check_state(self, state, n_params=None, dtype=None):
+        """Raise ValueError unless ``state`` can be this optimizer's state array: 2-D float with
+        ``max(n_slots, 1)`` rows (of ``n_params`` values of ``dtype`` when given), every value finite
+        and the squared-gradient accumulators (:attr:`nonneg_slots`) not negative. Returns it."""
+        name = type(self).__name__
+        arr = np.asarray(state)
+        slots = max(self.n_slots, 1)
+        if arr.dtype.kind != "f" or arr.ndim != 2 or arr.shape[0] != slots:
+            raise ValueError(f"{name} state must be a float array of shape ({slots}, n_params), "
+                             f"not {arr.shape} {arr.dtype}")
+        if n_params is not None and arr.shape[1] != n_params:
+            raise ValueError(f"{name} state holds {arr.shape[1]} values per slot, the network has {n_params} "
+                             f"parameters")
+        if dtype is not None and arr.dtype != dtype:
+            raise ValueError(f"{name} state is {arr.dtype}, the network {np.dtype(dtype)}")
+        if arr.size and not np.isfinite(arr).all():
+            slot = int(np.argmin(np.isfinite(arr).all(axis=1)))
+            raise ValueError(f"{name} state slot {slot} holds NaN or Inf")
+        for slot in self.nonneg_slots:
+            if arr.shape[1] and arr[slot].min() < 0:
+                raise ValueError(f"{name} state slot {slot} (a running sum of squares) holds a negative value "
+                                 f"{arr[slot].min()}")
+        return arr
+
     def load_state_dict(self, state):
-        """Restore from :meth:`state_dict` output (the class must match)."""
+        """Restore from :meth:`state_dict` output (the class must match); all checks come first."""
         if state.get("name") != type(self).__name__:
             raise ValueError(f"state is for {state.get('name')!r}, not {type(self).__name__}")
         arr = state.get("state")
-        self.state = None if arr is None else np.array(arr, copy=True)
-        self.iterations = int(state.get("iterations", 0))
+        arr = None if arr is None else np.array(self.check_state(arr), copy=True)
+        iterations = type(self).iterations.constraint.check(state.get("iterations", 0),
+                                                            f"{type(self).__name__} iterations")
+        self.state = arr
+        self.iterations = iterations
 
     def __repr__(self):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
@@ -163,13 +215,15 @@ class SGD(Optimizer):
 
     code = codes.OPT_SGD
     n_slots = 1
+    momentum = Param(_UNIT)
+    nesterov = Param(Boolean())
 
     def __init__(self, lr=0.01, momentum=0.0, nesterov=False, weight_decay=0.0):
         super().__init__(lr, weight_decay)
-        self.momentum = _check_float(momentum, "momentum", lo=0, hi=1, hi_open=True)
-        if nesterov and self.momentum == 0:
-            raise ValueError("nesterov=True needs momentum > 0")
-        self.nesterov = bool(nesterov)
+        self.momentum = momentum
+        self.nesterov = nesterov
+        if self.nesterov and self.momentum == 0:
+            raise ParameterError("SGD nesterov=True needs momentum > 0")
 
     def _hyper_values(self):
         return {codes.H_MOMENTUM: self.momentum, codes.H_NESTEROV: float(self.nesterov)}
@@ -192,13 +246,17 @@ class Adam(Optimizer):
 
     code = codes.OPT_ADAM
     n_slots = 2
+    nonneg_slots = (1,)
     decoupled = False
+    beta1 = Param(_UNIT)
+    beta2 = Param(_UNIT)
+    eps = Param(_EPS)
 
     def __init__(self, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         super().__init__(lr, weight_decay)
-        self.beta1 = _check_float(beta1, "beta1", lo=0, hi=1, hi_open=True)
-        self.beta2 = _check_float(beta2, "beta2", lo=0, hi=1, hi_open=True)
-        self.eps = _check_float(eps, "eps", lo=0, lo_open=True)
+        self.beta1 = beta1
+        self.beta2 = beta2
+        self.eps = eps
 
     def _hyper_values(self):
         return {codes.H_BETA1: self.beta1, codes.H_BETA2: self.beta2, codes.H_EPS: self.eps,
@@ -234,11 +292,14 @@ class RMSprop(Optimizer):
 
     code = codes.OPT_RMSPROP
     n_slots = 1
+    nonneg_slots = (0,)
+    rho = Param(_UNIT)
+    eps = Param(_EPS)
 
     def __init__(self, lr=0.001, rho=0.9, eps=1e-7, weight_decay=0.0):
         super().__init__(lr, weight_decay)
-        self.rho = _check_float(rho, "rho", lo=0, hi=1, hi_open=True)
-        self.eps = _check_float(eps, "eps", lo=0, lo_open=True)
+        self.rho = rho
+        self.eps = eps
 
     def _hyper_values(self):
         return {codes.H_BETA2: self.rho, codes.H_EPS: self.eps}
@@ -259,10 +320,12 @@ class Adagrad(Optimizer):
 
     code = codes.OPT_ADAGRAD
     n_slots = 1
+    nonneg_slots = (0,)
+    eps = Param(_EPS)
 
     def __init__(self, lr=0.01, eps=1e-10, weight_decay=0.0):
         super().__init__(lr, weight_decay)
-        self.eps = _check_float(eps, "eps", lo=0, lo_open=True)
+        self.eps = eps
 
     def _hyper_values(self):
         return {codes.H_EPS: self.eps}

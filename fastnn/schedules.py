@@ -31,7 +31,8 @@ rebuilds it; :func:`from_config` goes back from ``{"name": ..., "config": ...}``
 
 import numpy as np
 
-from ._validation import check_int_min, check_real
+from ._validation import Integer, Param, Real
+from .errors import ParameterError
 
 __all__ = ["Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "OneCycle",
            "from_config"]
@@ -90,8 +91,10 @@ class Constant(Schedule):
         Learning rate (> 0).
     """
 
+    lr = Param(Real(0, lo_open=True))
+
     def __init__(self, lr):
-        self.lr = check_real(lr, "lr", lo=0, lo_open=True)
+        self.lr = lr
 
     def _rates(self, t):
         return np.full(t.shape, self.lr)
@@ -115,10 +118,14 @@ class StepDecay(Schedule):
         Factor per decay (> 0; below 1 to decay).
     """
 
+    lr = Param(Real(0, lo_open=True))
+    step_size = Param(Integer(1))
+    gamma = Param(Real(0, lo_open=True))
+
     def __init__(self, lr, step_size, gamma=0.1):
-        self.lr = check_real(lr, "lr", lo=0, lo_open=True)
-        self.step_size = check_int_min(step_size, "step_size", 1)
-        self.gamma = check_real(gamma, "gamma", lo=0, lo_open=True)
+        self.lr = lr
+        self.step_size = step_size
+        self.gamma = gamma
 
     def _rates(self, t):
         return self.lr * self.gamma ** np.floor(t / self.step_size)
@@ -146,10 +153,14 @@ class ExponentialDecay(Schedule):
         Use ``floor(t / decay_steps)`` as the exponent.
     """
 
+    lr = Param(Real(0, lo_open=True))
+    decay_rate = Param(Real(0, lo_open=True))
+    decay_steps = Param(Integer(1))
+
     def __init__(self, lr, decay_rate, decay_steps, staircase=False):
-        self.lr = check_real(lr, "lr", lo=0, lo_open=True)
-        self.decay_rate = check_real(decay_rate, "decay_rate", lo=0, lo_open=True)
-        self.decay_steps = check_int_min(decay_steps, "decay_steps", 1)
+        self.lr = lr
+        self.decay_rate = decay_rate
+        self.decay_steps = decay_steps
         self.staircase = bool(staircase)
 
     def _rates(self, t):
@@ -184,14 +195,21 @@ class CosineDecay(Schedule):
         Final rate, in [0, lr].
     """
 
+    lr = Param(Real(0, lo_open=True))
+    total_steps = Param(Integer(1))
+    warmup_steps = Param(Integer(0))
+    min_lr = Param(Real(0))
+
     def __init__(self, lr, total_steps, warmup_steps=0, min_lr=0.0):
-        self.lr = check_real(lr, "lr", lo=0, lo_open=True)
-        self.total_steps = check_int_min(total_steps, "total_steps", 1)
-        self.warmup_steps = check_int_min(warmup_steps, "warmup_steps", 0)
+        self.lr = lr
+        self.total_steps = total_steps
+        self.warmup_steps = warmup_steps
         if self.warmup_steps >= self.total_steps:
             raise ValueError(f"warmup_steps ({self.warmup_steps}) must be smaller than total_steps "
                              f"({self.total_steps})")
-        self.min_lr = check_real(min_lr, "min_lr", lo=0, hi=self.lr)
+        self.min_lr = min_lr
+        if self.min_lr > self.lr:
+            raise ParameterError(f"CosineDecay min_lr must be <= lr ({self.lr}), not {self.min_lr!r}")
 
     def _rates(self, t):
         w = self.warmup_steps
@@ -229,19 +247,37 @@ class OneCycle(Schedule):
         ``final_lr = initial_lr / final_div_factor`` (>= 1).
     """
 
+    max_lr = Param(Real(0, lo_open=True))
+    total_steps = Param(Integer(2))
+    pct_start = Param(Real(0, 1, lo_open=True, hi_open=True))
+    div_factor = Param(Real(1))
+    final_div_factor = Param(Real(1))
+
     def __init__(self, max_lr, total_steps, pct_start=0.3, div_factor=25.0, final_div_factor=1e4):
-        self.max_lr = check_real(max_lr, "max_lr", lo=0, lo_open=True)
-        self.total_steps = check_int_min(total_steps, "total_steps", 2)
-        self.pct_start = check_real(pct_start, "pct_start", lo=0, hi=1, lo_open=True, hi_open=True)
-        self.div_factor = check_real(div_factor, "div_factor", lo=1)
-        self.final_div_factor = check_real(final_div_factor, "final_div_factor", lo=1)
-        self._peak = self.pct_start * self.total_steps - 1.0
+        self.max_lr = max_lr
+        self.total_steps = total_steps
+        self.pct_start = pct_start
+        self.div_factor = div_factor
+        self.final_div_factor = final_div_factor
         if not 0 < self._peak < self.total_steps - 1:
             raise ValueError(f"pct_start * total_steps - 1 = {self._peak:g} must lie strictly between 0 and "
                              f"total_steps - 1 = {self.total_steps - 1}: too few steps for pct_start "
                              f"{self.pct_start}")
-        self.initial_lr = self.max_lr / self.div_factor
-        self.final_lr = self.initial_lr / self.final_div_factor
+
+    # Derived on demand, so assigning max_lr, total_steps, ... later keeps them consistent.
+    @property
+    def _peak(self):
+        return self.pct_start * self.total_steps - 1.0
+
+    @property
+    def initial_lr(self):
+        """``max_lr / div_factor``."""
+        return self.max_lr / self.div_factor
+
+    @property
+    def final_lr(self):
+        """``initial_lr / final_div_factor``."""
+        return self.initial_lr / self.final_div_factor
 
     @staticmethod
     def _anneal(start, end, pct):

@@ -1,6 +1,4 @@
 """Trainer: the fit loop; the engine (:mod:`fastnn.engine`) decides and runs the path of every step."""
-import math
-import numbers
 import time
 import warnings
 
@@ -9,7 +7,8 @@ import numpy as np
 from . import losses as _losses
 from . import optimizers as _optimizers
 from ._config import apply_numba_threads, get_num_threads, thread_limits
-from ._validation import check_array_X, check_batch_size, check_positive_int
+from ._validation import (Boolean, Custom, Integer, OneOf, Param, Real, check_array_X, check_batch_size,
+                          check_positive_int, check_seed)
 from .callbacks import CallbackList, EpochLogger, ProgressBar
 from . import engine as _engine
 from .errors import FastnnWarning
@@ -77,6 +76,33 @@ def _check_loss_activation(loss, network):
                          f"(or sigmoid), not {act!r}")
 
 
+class _Clip(Real):
+    """A positive finite number, or None (stored as 0.0: no clipping)."""
+
+    def __init__(self):
+        super().__init__(0, lo_open=True, optional=True)
+
+    def check(self, value, name):
+        value = super().check(value, name)
+        return 0.0 if value is None else value
+
+    def describe(self):
+        return "a positive finite number or None"
+
+
+class _Verbosity(Integer):
+    """0, 1 or 2 (a bool counts as 0/1)."""
+
+    def __init__(self):
+        super().__init__(0, 2)
+
+    def _ok(self, value):
+        return isinstance(value, (bool, np.bool_)) or super()._ok(value)
+
+    def invalid_examples(self):
+        return [v for v in super().invalid_examples() if v is not True]
+
+
 class Trainer:
     """Trains a :class:`~fastnn.Network` with mini-batch gradient descent.
 
@@ -124,31 +150,41 @@ class Trainer:
         ``trainer.last_plan`` reports the path taken and why.
     """
 
+    # Checked on every assignment: trainer.batch_size = -1 fails here, not inside the next fit.
+    batch_size = Param(Integer(1))
+    clip_norm = Param(_Clip())
+    clip_value = Param(_Clip())
+    n_threads = Param(Integer(1, optional=True))
+    parallel = Param(OneOf(("auto", "shards", "columns", "blas")))
+    path = Param(OneOf(("auto", "fused", "per-layer")))
+    check_finite = Param(Boolean())
+    verbose = Param(_Verbosity())
+    epoch = Param(Integer(0))
+    optimizer = Param(Custom(_optimizers.get, "an Optimizer or an optimizer name", invalid=["lbfgs", 3, None]))
+    loss = Param(Custom(_losses.get, "a Loss or a loss name", invalid=["hinge", 3, None]))
+    backend = Param(Custom(lambda name: (get_backend(name), name)[1], "a backend name or None",
+                           invalid=["cuda", 3, ""]))
+
     def __init__(self, network, loss="cross_entropy", optimizer="adam", batch_size=32, *,
                  clip_norm=None, clip_value=None, callbacks=None, seed=None, n_threads=None,
                  parallel="auto", check_finite=True, backend=None, verbose=1, metrics=None, path="auto"):
         self.network = network
-        self.loss = _losses.get(loss)
+        self.loss = loss
         _check_loss_activation(self.loss, network)
-        self.optimizer = _optimizers.get(optimizer)
-        self.batch_size = check_batch_size(batch_size)
-        self.clip_norm = self._check_clip(clip_norm, "clip_norm")
-        self.clip_value = self._check_clip(clip_value, "clip_value")
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.clip_norm = clip_norm
+        self.clip_value = clip_value
         self.callbacks = list(callbacks or [])
-        self.seed = seed
+        self.seed = check_seed(seed, "Trainer seed")
         # Without a seed, shuffling draws from the network's generator: Network(seed=0) alone makes
         # fit reproducible, as users expect (an explicit seed still wins).
         self.rng = np.random.default_rng(seed if seed is not None else network.rng.integers(2 ** 63))
         self.n_threads = n_threads
-        if parallel not in ("auto", "shards", "columns", "blas"):
-            raise ValueError(f"parallel must be 'auto', 'shards', 'columns' or 'blas', not {parallel!r}")
         self.parallel = parallel
-        if path not in ("auto", "fused", "per-layer"):
-            raise ValueError(f"path must be 'auto', 'fused' or 'per-layer', not {path!r}")
         self.path = path
-        self.check_finite = bool(check_finite)
+        self.check_finite = check_finite
         self.backend = backend if backend is not None else network.backend
-        get_backend(self.backend)
         self.verbose = verbose
         self.metrics = list(metrics or [])
         self.epoch = 0           # epochs completed so far (continues across fit calls)
@@ -156,14 +192,6 @@ class Trainer:
         self.last_plan = None    # description of the last fit's execution plan (for tests/diagnostics)
         self.fit_data = None     # (X, Y) as prepared, during fit only (for callbacks)
         self.validation_data = None
-
-    @staticmethod
-    def _check_clip(value, name):
-        if value is None:
-            return 0.0
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 or not math.isfinite(value):
-            raise ValueError(f"{name} must be a positive number or None, not {value!r}")
-        return float(value)
 
     # ------------------------------------------------------------------ validation
     def _prepare(self, X, y, name="X"):
@@ -261,6 +289,7 @@ class Trainer:
             restored to their last finite state.
         """
         net = self.network
+        _check_loss_activation(self.loss, net)  # trainer.loss may have been reassigned since __init__
         Xc, Y = self._prepare(X, y)
         val = None
         if validation_data is not None:
@@ -269,13 +298,19 @@ class Trainer:
             val = self._prepare(validation_data[0], validation_data[1], name="X_val")
         epochs = check_positive_int(epochs, "epochs")
         batch_size = self.batch_size if batch_size is None else check_batch_size(batch_size)
-        verbose = self.verbose if verbose is None else verbose
+        verbose = self.verbose if verbose is None else type(self).verbose.constraint.check(verbose, "fit verbose")
+        seed = check_seed(seed, "fit seed")
+        old_rng = self.rng
         if seed is not None:
             self.rng = np.random.default_rng(seed)
         if resume_from is not None:
             from .checkpoint import load_checkpoint
 
-            load_checkpoint(resume_from, trainer=self)
+            try:
+                load_checkpoint(resume_from, trainer=self)  # all or nothing
+            except BaseException:
+                self.rng = old_rng  # nor does the reseeding above stay
+                raise
             epochs = max(0, epochs - self.epoch)
         n = Xc.shape[0]
         if samples_per_epoch is not None:
@@ -419,12 +454,14 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict()}
 
     def load_state_dict(self, state):
-        """Restore what :meth:`state_dict` returned (the optimizer class must match)."""
-        self.epoch = int(state["epoch"])
+        """Restore what :meth:`state_dict` returned (the optimizer class must match): every part is
+        checked before any is set."""
+        epoch = type(self).epoch.constraint.check(state["epoch"], "Trainer epoch")
         rng = np.random.default_rng()
         rng.bit_generator.state = state["rng_state"]
+        self.optimizer.load_state_dict(state["optimizer"])  # checks everything, then sets
+        self.epoch = epoch
         self.rng = rng
-        self.optimizer.load_state_dict(state["optimizer"])
 
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, X, y, batch_size=4096):
@@ -436,6 +473,7 @@ class Trainer:
             ``{'loss': float, 'accuracy': float}`` (accuracy only for classification losses),
             plus the trainer's extra metrics.
         """
+        batch_size = check_batch_size(batch_size)
         Xc, Y = self._prepare(X, y)
         return self._evaluate_prepared(Xc, Y, batch_size)
 

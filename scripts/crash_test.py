@@ -53,11 +53,27 @@ def make_trainer(size="medium"):
     import fastnn as fnn
 
     n_in, hidden, n_out = SIZES[size]
-    net = fnn.Network([fnn.Dense(n_in, hidden, "relu"), fnn.Dense(hidden, n_out)], seed=0, backend="reference")
+    # every kind of file content: weights, BatchNorm buffers, a dropout RNG, Adam moments, counters
+    net = fnn.Network([fnn.Dense(n_in, hidden, "relu"), fnn.BatchNorm(), fnn.Dropout(0.1), fnn.Dense(hidden, n_out)],
+                      seed=0, backend="reference")
     trainer = fnn.Trainer(net, optimizer=fnn.Adam(1e-3), batch_size=32, seed=0, verbose=0)
     trainer.optimizer.build(net.n_params, net.dtype)
     base = np.random.default_rng(123).standard_normal(net.n_params).astype(net.dtype)
     return trainer, base
+
+
+DROPOUT = 2  # index of the Dropout layer of make_trainer's network
+
+
+def expected_key(version):
+    """The dropout mask key a file of ``version`` must restore."""
+    import numpy as np
+
+    import fastnn as fnn
+
+    layer = fnn.Dropout(0.1)
+    layer.rng = np.random.default_rng(version)
+    return layer.key
 
 
 def expected_params(base, version):
@@ -68,7 +84,11 @@ def expected_params(base, version):
 
 def set_version(trainer, base, version):
     """Make every saved quantity encode ``version``."""
+    import numpy as np
+
     trainer.network.params[...] = expected_params(base, version)
+    trainer.network.buffers[...] = version
+    trainer.network.layers[DROPOUT].rng = np.random.default_rng(version)
     trainer.optimizer.state[...] = version
     trainer.optimizer.iterations = version
     trainer.epoch = version
@@ -100,6 +120,8 @@ def check_file(path, base, allowed, size):
         return None, (f"weights match none of the versions {sorted(allowed)} "
                       f"(params[0] - base[0] = {float(net.params[0] - base[0])})")
     version = found[0]
+    if not np.all(net.buffers == version):
+        return None, f"version {version}: the BatchNorm buffers belong to another version (mixed file)"
     kind = read_header(path)["kind"]
     if kind != ("checkpoint" if version % 2 == 0 else "model"):
         return None, f"version {version} is a {kind} file, expected the other kind"
@@ -107,11 +129,14 @@ def check_file(path, base, allowed, size):
         info = fnn.load_checkpoint(path)
         if info["epoch"] != version or info["iterations"] != version \
                 or not np.all(info["optimizer_state"] == version) \
-                or info["metadata"].get("version") != str(version):
+                or info["metadata"].get("version") != str(version) \
+                or info["network"].layers[DROPOUT].key != expected_key(version):
             return None, f"checkpoint {version}: training state does not match its weights (mixed file)"
         fresh, _ = make_trainer(size)
         fnn.load_checkpoint(path, fresh)
-        if fresh.epoch != version or not np.array_equal(fresh.network.params, net.params):
+        if fresh.epoch != version or not np.array_equal(fresh.network.params, net.params) \
+                or not np.array_equal(fresh.network.buffers, net.buffers) \
+                or fresh.network.layers[DROPOUT].key != expected_key(version):
             return None, f"checkpoint {version}: restoring into a trainer gave other values"
     return version, None
 

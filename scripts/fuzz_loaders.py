@@ -3,10 +3,16 @@
 
 Usage::
 
-    python scripts/fuzz_loaders.py --seconds 120 [--target model|idx|both] [--engine auto|atheris|hypothesis]
+    python scripts/fuzz_loaders.py --seconds 120 [--target model|idx|both] [--engine auto|atheris|hypothesis|random]
+    # once per release, >= 1M executions per target, counted in scripts/fuzz_runs.log:
+    python scripts/fuzz_loaders.py --engine random --target model --executions 1000000 --seconds 1e9 \
+        --record scripts/fuzz_runs.log
 
 The only exceptions allowed to escape a loader are ``ModelFormatError`` (model
-and checkpoint files) and ``DataFormatError`` (IDX files); anything else --
+and checkpoint files) and ``DataFormatError`` (IDX files). A load that succeeds
+must hold only finite weights, buffers and optimizer moments and no negative
+variance; restoring into a trainer (one per checkpoint seed) that is refused
+must leave the trainer exactly as it was. Anything else --
 an IndexError, a MemoryError, an OverflowError from numpy, a struct.error,
 a KeyError -- is a *finding*. Inputs that take longer than ``--slow`` seconds
 are findings too. Each distinct finding (exception type + innermost fastnn
@@ -50,6 +56,7 @@ _PREFIX = struct.Struct("<8sIQ")
 _INTERESTING_BYTES = (0x00, 0x01, 0x7F, 0x80, 0xFF, 0x20, 0x22, 0x5B, 0x7B, 0x2C)
 _INTERESTING_U32 = (0, 1, 2, 3, 7, 255, 256, 2 ** 16, 2 ** 31 - 1, 2 ** 31, 2 ** 32 - 1)
 _INTERESTING_U64 = (0, 1, 19, 20, 64, 2 ** 20, 2 ** 20 + 1, 2 ** 31, 2 ** 32, 2 ** 63, 2 ** 64 - 1)
+_INTERESTING_FLOATS = (float("nan"), float("inf"), float("-inf"), -1.0, -1e-30, 1e38, -3.4e38, 0.0, 1e300)
 # JSON values a header edit may put anywhere
 _INTERESTING_JSON = (
     None, True, False, 0, -1, 1, 2, 3, 7, 2 ** 31, 2 ** 32 + 1, 2 ** 62, 2 ** 63, 2 ** 64 + 5, -(2 ** 63),
@@ -63,6 +70,56 @@ _INTERESTING_JSON = (
 
 # ---------------------------------------------------------------------------- seeds
 
+def seed_networks():
+    """name -> (layers factory, input_shape or None, dtype): small networks that together hold every
+    registered layer type (``tests/system/test_parameter_rules.py`` checks that they do: a new layer
+    type gets a seed network here, and with it the fuzzers, the hostile-value tests and the rule checks)."""
+    import fastnn as fnn
+
+    return {
+        "model-f32": (lambda: [fnn.Dense(4, 3, "relu"), fnn.Dense(3, 2)], None, "float32"),
+        "model-f64-BatchNorm": (lambda: [fnn.Dense(3, 4, "tanh"), fnn.BatchNorm(4), fnn.Dense(4, 2, "sigmoid")],
+                                None, "float64"),
+        "model-f64-LayerNorm": (lambda: [fnn.Dense(3, 4, "tanh"), fnn.LayerNorm(4), fnn.Dense(4, 2, "sigmoid")],
+                                None, "float64"),
+        "model-f64-dropout": (lambda: [fnn.Dense(3, 4, "tanh"), fnn.Dropout(0.5), fnn.Dense(4, 2, "sigmoid")],
+                              None, "float64"),
+        "model-f32-flatten": (lambda: [fnn.Flatten(), fnn.Dense(6, 3, "leaky_relu", alpha=0.2, l1=0.01, l2=0.01),
+                                       fnn.Dense(3, 2, "elu", init="he_uniform")], (2, 3), "float32"),
+    }
+
+
+def checkpoint_seeds():
+    """name -> (layers factory, optimizer factory) of the extra checkpoint seeds: BatchNorm buffers, a
+    dropout RNG, every optimizer's state, a schedule and a callback state."""
+    import fastnn as fnn
+
+    layers = lambda: [fnn.Dense(3, 4, "relu"), fnn.BatchNorm(), fnn.Dropout(0.25), fnn.Dense(2)]  # noqa: E731
+    return {
+        "checkpoint-sgd-bn-dropout": (layers, lambda: fnn.SGD(fnn.CosineDecay(0.05, total_steps=20), momentum=0.9)),
+        "checkpoint-rmsprop-bn-dropout": (layers, lambda: fnn.RMSprop(1e-2)),
+        "checkpoint-adagrad-bn-dropout": (layers, lambda: fnn.Adagrad(0.05)),
+    }
+
+
+def _checkpoint_trainer(name, directory):
+    """A fresh trainer of the checkpoint seed ``name`` (the into-trainer oracle restores into it)."""
+    import fastnn as fnn
+
+    layers, opt = checkpoint_seeds()[name]
+    net = fnn.Network(layers(), input_shape=(3,), seed=2, dtype="float64", backend="reference")
+    cb = fnn.ModelCheckpoint(str(Path(directory) / "unused.fnn"), monitor="loss")
+    return fnn.Trainer(net, optimizer=opt(), batch_size=16, seed=0, verbose=0, callbacks=[cb])
+
+
+def build_seed_network(name, seed=1):
+    """A fresh network of the seed ``name`` (see :func:`seed_networks`)."""
+    import fastnn as fnn
+
+    make, input_shape, dtype = seed_networks()[name]
+    return fnn.Network(make(), input_shape=input_shape, seed=seed, dtype=dtype, backend="reference")
+
+
 def seed_files():
     """name -> (target, bytes): valid files the mutators start from."""
     import numpy as np
@@ -73,20 +130,10 @@ def seed_files():
     seeds = {}
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
-        net = fnn.Network([fnn.Dense(4, 3, "relu"), fnn.Dense(3, 2)], seed=0, backend="reference")
-        net.save(d / "a.fnn")
-        seeds["model-f32"] = ("model", (d / "a.fnn").read_bytes())
-        layers = [fnn.Dense(3, 4, "tanh"), fnn.Dropout(0.5), fnn.Dense(4, 2, "sigmoid")]
-        extra = {"BatchNorm": lambda: fnn.BatchNorm(4), "LayerNorm": lambda: fnn.LayerNorm(4)}
-        for name, make in extra.items():  # whichever norm layers this fastnn saves
-            try:
-                trial = [fnn.Dense(3, 4, "tanh"), make(), fnn.Dense(4, 2, "sigmoid")]
-                fnn.Network(trial, seed=1, dtype="float64", backend="reference").save(d / "n.fnn")
-            except Exception:  # noqa: BLE001 - not supported by this version: skip the seed
-                continue
-            seeds[f"model-f64-{name}"] = ("model", (d / "n.fnn").read_bytes())
-        fnn.Network(layers, seed=1, dtype="float64", backend="reference").save(d / "b.fnn")
-        seeds["model-f64-dropout"] = ("model", (d / "b.fnn").read_bytes())
+        for name in seed_networks():
+            build_seed_network(name).save(d / "a.fnn")
+            seeds[name] = ("model", (d / "a.fnn").read_bytes())
+        net = build_seed_network("model-f32", seed=0)
         rng = np.random.default_rng(0)
         X = rng.random((40, 4)).astype(np.float32)
         y = rng.integers(0, 2, 40)
@@ -95,6 +142,11 @@ def seed_files():
         tr.fit(X, y, epochs=1)
         fnn.save_checkpoint(d / "c.ckpt", tr, metadata={"k": "v"}, logs={"loss": 0.5})
         seeds["checkpoint-adam"] = ("model", (d / "c.ckpt").read_bytes())
+        for name, (layers, opt) in checkpoint_seeds().items():
+            tr = _checkpoint_trainer(name, d)
+            tr.fit(X[:, :3], y, epochs=1)
+            fnn.save_checkpoint(d / "c.ckpt", tr, logs={"loss": 0.5})
+            seeds[name] = ("model", (d / "c.ckpt").read_bytes())
         for name, arr in {"idx-u8-3d": rng.integers(0, 256, (3, 4, 5)).astype(np.uint8),
                           "idx-u8-labels": rng.integers(0, 10, 17).astype(np.uint8),
                           "idx-f32-2d": rng.random((3, 2)).astype(np.float32),
@@ -221,7 +273,18 @@ def _one_mutation(data, c, target, other):
     n = len(data)
     # positions biased to the front, where the prefix and header live
     pos = c.below(min(n, 96)) if c.below(2) and n else c.below(n + 1)
-    op = c.below(12)
+    op = c.below(13)
+    if op == 12 and target == "model" and n >= _PREFIX.size:  # a lying value: NaN/Inf/negative in the tensor data
+        _, _, hlen = _PREFIX.unpack(data[:_PREFIX.size])
+        start = _PREFIX.size + hlen
+        if start < n:
+            fmt = c.pick(("<f", "<d"))
+            size = struct.calcsize(fmt)
+            at = start + size * c.below(max(1, (n - start) // size))
+            v = c.pick(_INTERESTING_FLOATS)
+            value = struct.pack(fmt, v if fmt == "<d" or abs(v) < 3e38 or v != v else float("inf"))
+            return data[:at] + value[:max(0, n - at)] + data[at + size:]
+        return data
     if op == 0 and n:  # bit flip
         b = bytearray(data)
         b[min(pos, n - 1)] ^= 1 << c.below(8)
@@ -284,12 +347,79 @@ def _loaders():
     from fastnn.io import load_network, read_header
 
     return {
-        "model": ((load_network, read_header, load_checkpoint), ModelFormatError),
+        "model": ((load_network, read_header, load_checkpoint, _into_trainer), ModelFormatError),
         "idx": ((read_idx,), DataFormatError),
     }
 
 
 _LOADERS = None
+_TRAINERS = {}
+
+
+class Finding(Exception):
+    """A loader accepted what it must refuse, or changed state while refusing."""
+
+
+def _check_loaded(result, fn_name):
+    """What a successful load promises: finite weights, buffers and optimizer state; no negative variance."""
+    import numpy as np
+
+    from fastnn.network import Network
+
+    net = result.get("network") if isinstance(result, dict) else result
+    net = net if isinstance(net, Network) else None
+    arrays = [] if net is None else [("weights", net.params), ("buffers", net.buffers)]
+    if isinstance(result, dict) and result.get("optimizer_state") is not None:
+        arrays.append(("optimizer state", result["optimizer_state"]))
+    for what, arr in arrays:
+        if arr.size and not np.isfinite(arr).all():
+            raise Finding(f"{fn_name} accepted non-finite {what}")
+    for layer in getattr(net, "layers", ()):
+        var = getattr(layer, "buffers", {}).get("running_var") if isinstance(getattr(layer, "buffers", None),
+                                                                           dict) else None
+        if var is not None and var.size and var.min() < 0:
+            raise Finding(f"{fn_name} accepted a negative variance")
+
+
+def _trainer_state(tr):
+    import numpy as np
+
+    opt = tr.optimizer
+    return (tr.network.params.tobytes(), tr.network.buffers.tobytes(), tr.epoch, opt.iterations, repr(opt.lr),
+            None if opt.state is None else np.asarray(opt.state).tobytes(), repr(tr.rng.bit_generator.state),
+            repr([getattr(l, "rng", None) and l.rng.bit_generator.state for l in tr.network.layers]),
+            repr([cb.state_dict() for cb in tr.callbacks]))
+
+
+def _into_trainer(src):
+    """load_checkpoint(src, trainer) into a trainer of every checkpoint seed's architecture: a refusal
+    (ModelFormatError, or ValueError for a file that does not fit the trainer) must change nothing."""
+    import warnings
+
+    from fastnn.io.checkpoint import load_checkpoint
+
+    if not _TRAINERS:
+        tmp = tempfile.mkdtemp(prefix="fastnn-fuzz-tr-")
+        _TRAINERS.update({name: _checkpoint_trainer(name, tmp) for name in checkpoint_seeds()})
+        for tr in _TRAINERS.values():
+            tr.optimizer.build(tr.network.n_params, tr.network.dtype)
+    result = None
+    for name, tr in _TRAINERS.items():
+        if hasattr(src, "seek"):
+            src.seek(0)
+        before = _trainer_state(tr)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                result = load_checkpoint(src, tr)
+        except ValueError as exc:  # ModelFormatError is one; arch/optimizer mismatch is a plain ValueError
+            if _trainer_state(tr) != before:
+                raise Finding(f"_into_trainer({name}): refused ({type(exc).__name__}) after changing state")
+            last = exc
+            continue
+        _check_loaded(result, f"_into_trainer({name})")
+        return result
+    raise last
 
 
 def _where(exc):
@@ -317,9 +447,14 @@ def check_one(target, data, via_file=None):
         else:
             src = io.BytesIO(data)
         try:
-            fn(src)
+            _check_loaded(fn(src), fn.__name__)
+        except Finding as exc:
+            return f"{fn.__name__}: Finding at {_where(exc)}: {exc}"
         except allowed:
             pass
+        except ValueError as exc:
+            if fn is not _into_trainer or type(exc) is not ValueError:  # a file for another network
+                return f"{fn.__name__}: {type(exc).__name__} at {_where(exc)}: {str(exc)[:200]}"
         except RecursionError as exc:
             return f"{fn.__name__}: RecursionError at {_where(exc)}"
         except Exception as exc:  # noqa: BLE001 - anything else is what we are looking for
@@ -394,6 +529,21 @@ def run_hypothesis(seconds, target, stats, seed_data):
         one()
 
 
+def run_random(seconds, target, stats, seed_data, executions=None, seed=0):
+    """Plain seeded random decisions into :func:`mutate`: no shrinking or database, so about twice the
+    executions per second of the hypothesis engine (the way to reach 1M executions per target)."""
+    import numpy as np
+
+    names = sorted(n for n, (t, _) in seed_data.items() if t in _targets(target))
+    tmp = Path(tempfile.mkdtemp(prefix="fastnn-fuzz-"))
+    rng = np.random.default_rng(seed)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and (executions is None or stats.execs < executions):
+        name = names[int(rng.integers(len(names)))]
+        t, data = mutate(seed_data[name], rng.bytes(int(rng.integers(1, 65))))
+        stats.record(t, data, tmp / "f.bin" if rng.integers(32) == 0 else None)
+
+
 def run_atheris(seconds, target, stats, corpus_dir):
     import atheris
 
@@ -431,11 +581,18 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--target", choices=("model", "idx", "both"), default="both")
-    ap.add_argument("--engine", choices=("auto", "atheris", "hypothesis"), default="auto")
+    ap.add_argument("--engine", choices=("auto", "atheris", "hypothesis", "random"), default="auto")
+    ap.add_argument("--executions", type=int, default=None,
+                    help="stop after this many executions (random engine; e.g. 1000000 per target per release)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the random engine")
+    ap.add_argument("--record", default=None,
+                    help="append the summary line (date, commit, target, executions, findings) to this file, "
+                         "e.g. scripts/fuzz_runs.log")
     ap.add_argument("--findings", default=os.path.join(tempfile.gettempdir(), "fastnn-fuzz-findings"))
     ap.add_argument("--corpus", default=None, help="atheris corpus directory (default: a temp dir)")
     ap.add_argument("--slow", type=float, default=2.0, help="seconds above which an input is a finding")
     args = ap.parse_args(argv)
+    commit = _commit()
     engine = args.engine
     if engine in ("auto", "atheris"):
         try:
@@ -458,9 +615,45 @@ def main(argv=None):
             import fastnn.io  # noqa: F401
         run_atheris(args.seconds, args.target, stats, args.corpus or tempfile.mkdtemp(prefix="fastnn-corpus-"))
     else:
-        run_hypothesis(args.seconds, args.target, stats, seed_files())
-    print(stats.summary(engine, args.target), flush=True)
+        import signal
+
+        def stop(signum, frame):  # SIGTERM/SIGINT end the run with its summary (and record), not silently
+            raise KeyboardInterrupt
+        signal.signal(signal.SIGTERM, stop)
+        try:
+            if engine == "random":
+                run_random(args.seconds, args.target, stats, seed_files(), args.executions, args.seed)
+            else:
+                run_hypothesis(args.seconds, args.target, stats, seed_files())
+        except KeyboardInterrupt:
+            print("interrupted: the counts below are those run so far", flush=True)
+    summary = stats.summary(engine, args.target)
+    print(summary, flush=True)
+    if args.record:
+        _record(args.record, summary, commit)
     return 1 if stats.findings else 0
+
+
+def _commit():
+    """The checked-out commit (with '+dirty' for uncommitted changes), read when the run starts."""
+    import subprocess
+
+    try:
+        head = subprocess.run(["git", "-C", str(_REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=False).stdout.strip() or "?"
+        dirty = subprocess.run(["git", "-C", str(_REPO), "status", "--porcelain", "--", "fastnn", "scripts"],
+                               capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        return "?"
+    return head + ("+dirty" if dirty else "")
+
+
+def _record(path, summary, commit):
+    import datetime
+
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(f"{stamp} commit={commit} {summary.splitlines()[0]}\n")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from .._validation import check_nonneg_float, check_nonneg_int, is_real
+from .._validation import Integer, Param, Real, is_real
 from .base import Callback, _warn
 
 __all__ = ["resolve_mode", "EarlyStopping", "TerminateOnNaN", "LearningRateScheduler", "ReduceLROnPlateau"]
@@ -40,10 +40,13 @@ def resolve_mode(monitor, mode="auto"):
 class _Monitor(Callback):
     """Shared bookkeeping of callbacks that watch one logged quantity for improvement."""
 
+    min_delta = Param(Real(0))
+    patience = Param(Integer(0))
+
     def __init__(self, monitor, mode, min_delta):
         self.monitor = monitor
         self.mode = resolve_mode(monitor, mode)
-        self.min_delta = check_nonneg_float(min_delta, "min_delta")
+        self.min_delta = min_delta
         self._warned_missing = False
 
     def _reset_best(self):
@@ -102,7 +105,7 @@ class EarlyStopping(_Monitor):
     def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, mode="auto", restore_best_weights=False,
                  verbose=0):
         super().__init__(monitor, mode, min_delta)
-        self.patience = check_nonneg_int(patience, "patience")
+        self.patience = patience
         self.restore_best_weights = bool(restore_best_weights)
         self.verbose = verbose
         self.best_weights = None
@@ -291,15 +294,17 @@ class ReduceLROnPlateau(_Monitor):
     ``(epoch, old_lr, new_lr)``.
     """
 
+    factor = Param(Real(0, 1, lo_open=True, hi_open=True))
+    cooldown = Param(Integer(0))
+    min_lr = Param(Real(0))
+
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, min_delta=1e-4, cooldown=0, min_lr=0.0,
                  mode="auto", verbose=0):
         super().__init__(monitor, mode, min_delta)
-        if not is_real(factor) or not 0 < factor < 1:
-            raise ValueError(f"factor must be in (0, 1), not {factor!r}")
-        self.factor = float(factor)
-        self.patience = check_nonneg_int(patience, "patience")
-        self.cooldown = check_nonneg_int(cooldown, "cooldown")
-        self.min_lr = check_nonneg_float(min_lr, "min_lr")
+        self.factor = factor
+        self.patience = patience
+        self.cooldown = cooldown
+        self.min_lr = min_lr
         self.verbose = verbose
         self.reductions = []
         self._reset()

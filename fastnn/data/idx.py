@@ -8,9 +8,13 @@ magic bytes), never from the file name.
 The reader treats every file as untrusted: the header is validated and the
 payload size it implies is checked against ``max_bytes`` and, for
 uncompressed files, against the real file size *before* anything is
-allocated, so a forged header cannot make it allocate gigabytes. Compressed
-payloads are read in bounded chunks, at most one byte past the size the
-header announces, so memory grows only with data that is really there.
+allocated, so a forged header cannot make it allocate gigabytes. A gzip
+file is bounded by what it can really hold: its payload may be at most
+``max_ratio`` times the compressed size (plus 1 MiB), checked before anything
+is allocated when the compressed size is known and while decompressing when
+it is not (a stream); the chunks read stop one byte past the size the header
+announces. Memory per input byte is therefore at most 1 (raw files) or
+``max_ratio`` (gzip; default :data:`DEFAULT_MAX_RATIO`) beyond the 1 MiB slack.
 """
 from __future__ import annotations
 
@@ -22,11 +26,11 @@ import zlib
 
 import numpy as np
 
-from .._validation import is_int
-from ..errors import DataFormatError
-from .._fileio import atomic_write
+from .._validation import check_real, is_int
+from ..errors import DataFormatError, NotRegularFileError, ParameterError
+from .._fileio import atomic_write, open_regular
 
-__all__ = ["read_idx", "write_idx", "IDX_DTYPES", "DEFAULT_MAX_BYTES", "MAX_NDIM"]
+__all__ = ["read_idx", "write_idx", "IDX_DTYPES", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_RATIO", "MAX_NDIM"]
 
 #: IDX type code -> numpy dtype (big-endian, as stored on disk).
 IDX_DTYPES = {
@@ -42,6 +46,11 @@ _CODE_FOR = {(dt.kind, dt.itemsize): code for code, dt in IDX_DTYPES.items()}
 
 #: Default cap on the payload size read_idx accepts (2 GiB).
 DEFAULT_MAX_BYTES = 2 << 30
+#: Default cap on uncompressed / compressed size of a gzip IDX file. Real data sets compress 2-5x
+#: (MNIST images 4.7x, labels 2.1x); deflate itself can reach ~1032x, which is what a "zip bomb" uses.
+DEFAULT_MAX_RATIO = 100
+# Bytes any gzip file may decompress to regardless of the ratio (tiny files have large ratios).
+_RATIO_SLACK = 1 << 20
 #: Largest number of dimensions accepted (MNIST-style files use 1 to 3).
 MAX_NDIM = 8
 # The format stores dimensions as 32-bit integers; readers in other
@@ -67,11 +76,12 @@ def _describe(source):
 
 
 class _PrefixedReader(io.RawIOBase):
-    """A non-seekable reader that yields ``prefix`` then the rest of ``f``."""
+    """A non-seekable reader that yields ``prefix`` then the rest of ``f``; counts the bytes it gave."""
 
     def __init__(self, prefix, f):
         self._prefix = prefix
         self._f = f
+        self.consumed = len(prefix)
 
     def readable(self):
         return True
@@ -84,6 +94,7 @@ class _PrefixedReader(io.RawIOBase):
             return n
         data = self._f.read(len(b))
         b[: len(data)] = data
+        self.consumed += len(data)
         return len(data)
 
 
@@ -95,7 +106,8 @@ def _read_exact(f, n):
         if not chunk:
             break
         if isinstance(chunk, str):
-            raise TypeError("read_idx needs a binary file object, got one opened in text mode")
+            raise ParameterError("read_idx needs a binary file object, got one opened in text mode; "
+                                 "open it with open(path, 'rb')")
         parts.append(chunk)
         n -= len(chunk)
     return b"".join(parts)
@@ -193,7 +205,7 @@ def _read_payload_known_size(f, nbytes, name):
     return buf
 
 
-def _read_payload_stream(f, nbytes, name):
+def _read_payload_stream(f, nbytes, name, budget=None):
     """Read ``nbytes`` from a stream of unknown length, in bounded chunks.
 
     Memory grows only with the bytes actually read, so a forged header that
@@ -212,6 +224,8 @@ def _read_payload_stream(f, nbytes, name):
             )
         buf += chunk
         remaining -= len(chunk)
+        if budget is not None:
+            budget(len(buf))
     if f.read(1):
         raise DataFormatError(
             f"IDX file {name} has trailing data after the {nbytes} payload bytes "
@@ -220,39 +234,69 @@ def _read_payload_stream(f, nbytes, name):
     return np.frombuffer(buf, dtype=np.uint8)
 
 
-def _read_idx(source, *, max_bytes=DEFAULT_MAX_BYTES, hasher=None):
+def _read_idx(source, *, max_bytes=DEFAULT_MAX_BYTES, hasher=None, max_ratio=DEFAULT_MAX_RATIO):
     """Implementation of :func:`read_idx`; ``hasher`` (a hashlib object), if
     given, is fed the uncompressed file content (header and payload)."""
     name = _describe(source)
     if isinstance(source, (str, bytes, os.PathLike)):
-        with open(source, "rb") as f:
-            return _read_idx_from(f, name, max_bytes, hasher)
+        with open_regular(source, NotRegularFileError) as f:
+            return _read_idx_from(f, name, max_bytes, hasher, max_ratio)
     if not hasattr(source, "read"):
-        raise TypeError(
+        raise ParameterError(
             f"read_idx expects a path or a binary file object, got {type(source).__name__}"
         )
-    return _read_idx_from(source, name, max_bytes, hasher)
+    if isinstance(source, io.TextIOBase):
+        raise ParameterError(f"IDX file {name}: read_idx needs a binary file object, this one is open in "
+                             f"text mode; open it with open(path, 'rb')")
+    return _read_idx_from(source, name, max_bytes, hasher, max_ratio)
 
 
-def _read_idx_from(f, name, max_bytes, hasher):
+class _RatioGuard:
+    """The ratio cap of one gzip stream: checked against the announced size before allocating (when the
+    compressed size is known) and against the bytes decompressed so far (always)."""
+
+    def __init__(self, name, raw, compressed_size, max_ratio):
+        self.name, self.raw, self.size, self.max_ratio = name, raw, compressed_size, max_ratio
+
+    def _limit(self, compressed):
+        return self.max_ratio * compressed + _RATIO_SLACK
+
+    def check_announced(self, header_len, nbytes):
+        if self.max_ratio is not None and self.size is not None and header_len + nbytes > self._limit(self.size):
+            raise DataFormatError(
+                f"IDX file {self.name} is a {self.size}-byte gzip stream whose header announces {nbytes} "
+                f"payload bytes, more than max_ratio={self.max_ratio} times its size (+1 MiB): "
+                f"a decompression bomb or a forged header; pass a larger max_ratio if it is real data"
+            )
+
+    def __call__(self, produced):
+        if self.max_ratio is not None and produced > self._limit(self.raw.consumed):
+            raise DataFormatError(
+                f"IDX file {self.name}: {self.raw.consumed} compressed bytes decompressed to more than "
+                f"{produced} bytes, above max_ratio={self.max_ratio} (+1 MiB): a decompression bomb; pass "
+                f"a larger max_ratio if it is real data"
+            )
+
+
+def _read_idx_from(f, name, max_bytes, hasher, max_ratio=DEFAULT_MAX_RATIO):
+    size = _remaining_size(f)
     head = _read_exact(f, 2)
     if head == _GZIP_MAGIC:
         # Reuse the two bytes already consumed rather than seeking back, so
         # non-seekable streams work too.
+        raw = _PrefixedReader(head, f)
+        guard = _RatioGuard(name, raw, size, max_ratio)
         try:
-            with gzip.GzipFile(fileobj=_PrefixedReader(head, f), mode="rb") as gz:
-                return _decode(gz, b"", name, max_bytes, hasher, known_size=None)
+            with gzip.GzipFile(fileobj=raw, mode="rb") as gz:
+                return _decode(gz, b"", name, max_bytes, hasher, known_size=None, guard=guard)
         except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
             raise DataFormatError(
                 f"IDX file {name} is a corrupt or truncated gzip stream: {exc}"
             ) from exc
-    size = _remaining_size(f)
-    if size is not None:
-        size += len(head)
     return _decode(f, head, name, max_bytes, hasher, known_size=size)
 
 
-def _decode(f, head, name, max_bytes, hasher, known_size):
+def _decode(f, head, name, max_bytes, hasher, known_size, guard=None):
     dtype, shape, header_len = _parse_header(f, head, name, hasher)
     count = 1
     for d in shape:
@@ -290,7 +334,9 @@ def _decode(f, head, name, max_bytes, hasher, known_size):
             )
         buf = _read_payload_known_size(f, nbytes, name)
     else:
-        buf = _read_payload_stream(f, nbytes, name)
+        if guard is not None:
+            guard.check_announced(header_len, nbytes)
+        buf = _read_payload_stream(f, nbytes, name, guard)
     if hasher is not None:
         hasher.update(buf)
     arr = buf.view(dtype)
@@ -300,7 +346,7 @@ def _decode(f, head, name, max_bytes, hasher, known_size):
     return arr.reshape(shape)
 
 
-def read_idx(path_or_fileobj, *, max_bytes=DEFAULT_MAX_BYTES):
+def read_idx(path_or_fileobj, *, max_bytes=DEFAULT_MAX_BYTES, max_ratio=DEFAULT_MAX_RATIO):
     """Read an IDX file (raw or gzip-compressed) into a numpy array.
 
     Parameters
@@ -314,6 +360,13 @@ def read_idx(path_or_fileobj, *, max_bytes=DEFAULT_MAX_BYTES):
         announces more raises :class:`~fastnn.errors.DataFormatError` before
         anything is allocated. ``None`` removes the cap (uncompressed files
         are still checked against their real size). Default 2 GiB.
+    max_ratio : float or None, optional
+        Largest uncompressed / compressed size of a gzip file (plus 1 MiB any
+        file may have), checked before allocating when the compressed size is
+        known (paths, plain files, BytesIO) and while decompressing otherwise.
+        Bounds memory per input byte against decompression bombs. ``None``
+        removes it. Default :data:`DEFAULT_MAX_RATIO` (100; real data sets
+        compress 2-5x).
 
     Returns
     -------
@@ -342,7 +395,9 @@ def read_idx(path_or_fileobj, *, max_bytes=DEFAULT_MAX_BYTES):
             raise TypeError(f"max_bytes must be an int or None, got {max_bytes!r}")
         if max_bytes < 0:
             raise ValueError(f"max_bytes must be >= 0, got {max_bytes}")
-    return _read_idx(path_or_fileobj, max_bytes=max_bytes)
+    if max_ratio is not None:
+        max_ratio = check_real(max_ratio, "read_idx max_ratio", lo=1)
+    return _read_idx(path_or_fileobj, max_bytes=max_bytes, max_ratio=max_ratio)
 
 
 def _idx_header(arr):

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DataFormatError
+from ..errors import DataFormatError, NotRegularFileError
 from .._fileio import fsync_dir
 from .idx import _read_idx
 
@@ -180,6 +180,8 @@ def _find_in(directory):
             if os.path.isfile(p):
                 found[role] = p
                 break
+            if os.path.lexists(p) and os.path.exists(p):  # a FIFO, device, socket or directory by that name
+                raise NotRegularFileError(f"{p!r} is not a regular file: refusing to read it as {role}")
     return found
 
 
@@ -328,6 +330,9 @@ def _locate(path, key, spec, download):
     tried = []
     if path is not None:
         root = os.path.expanduser(os.fspath(path))
+        if os.path.exists(root) and not os.path.isdir(root) and not os.path.isfile(root):
+            # a FIFO, device or socket: say so at once, never open it
+            raise NotRegularFileError(f"load_mnist path {root!r} is neither a directory nor a regular file")
         # Dataset subdirectories first, so a data root holding MNIST files
         # next to a fashion_mnist/ folder still gives the right kind.
         dirs = [os.path.join(root, s) for s in spec.subdirs] + [root]

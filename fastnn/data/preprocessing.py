@@ -383,8 +383,12 @@ class Standardizer:
             raise ValueError("state holds NaN or Inf")
         if np.any(scale <= 0):
             raise ValueError("state holds a non-positive scale")
+        n_seen = np.asarray(state.get("n_samples_seen", 0))  # an int, or a 0-d array from np.load
+        if n_seen.ndim != 0 or n_seen.dtype.kind not in "iu" or n_seen < 0:
+            raise ValueError(f"state n_samples_seen must be a non-negative integer, not {n_seen!r}")
+        # every check above, before anything is set: a refused state leaves the fitted one
         self.mean_, self.scale_ = mean, scale
-        self.n_samples_seen_ = int(state.get("n_samples_seen", 0))
+        self.n_samples_seen_ = int(n_seen)
         self.with_mean = bool(state.get("with_mean", self.with_mean))
         self.with_std = bool(state.get("with_std", self.with_std))
         return self

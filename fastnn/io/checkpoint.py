@@ -32,21 +32,24 @@ optimizer instead::
 (or, from a checkpoint, ``load_checkpoint(path, trainer)`` and then set
 ``trainer.optimizer.lr`` before calling ``fit`` without ``resume_from``).
 """
+import copy
 import json
 import math
 import numbers
+import re
 import warnings
 
 import numpy as np
 
 from ..errors import ModelFormatError, NonFiniteError
 from .container import DTYPES, _is_int, _open_validated, read_tensor, write_file
-from .model_file import (_check_metadata, _check_params_table, _load_network_from, _net_slots, _size, build_layers,
-                         network_config, param_tensors)
+from .model_file import (_check_metadata, _check_optimizer_state, _check_params_table, _load_network_from, _net_slots,
+                         _size, build_layers, check_values, network_config, param_tensors)
 
 __all__ = ["save_checkpoint", "load_checkpoint", "ModelCheckpoint"]
 
 _RNG_NAMES = ("PCG64",)
+_LAYER_INDEX = re.compile(r"(0|[1-9][0-9]{0,8})")
 
 
 def _jsonable(value, what):
@@ -179,16 +182,24 @@ def _check_training(r, training):
     if opt["iterations"] >= 2 ** 53 or tr["epoch"] >= 2 ** 53:  # the kernels take int64 steps; lr schedules floats
         raise r.error("invalid header: training.optimizer.iterations and training.trainer.epoch must be < 2**53")
     lr = training["lr"]
-    if not (isinstance(lr, dict) and (lr.get("value") is None or
-                                      (isinstance(lr["value"], numbers.Real) and not isinstance(lr["value"], bool)
-                                       and lr["value"] > 0))):
+    if not (isinstance(lr, dict) and {"value", "schedule", "current"} <= set(lr)
+            <= {"value", "schedule", "current", "schedule_config", "schedule_state"}):
+        raise r.error("invalid header: training.lr needs exactly value, schedule, current "
+                      "(and optionally schedule_config, schedule_state)")
+    if not (lr["value"] is None or (isinstance(lr["value"], numbers.Real) and not isinstance(lr["value"], bool)
+                                    and lr["value"] > 0)):
         raise r.error("invalid header: training.lr.value must be a positive number or null")
+    if not (lr["schedule"] is None or isinstance(lr["schedule"], str)) or not (
+            isinstance(lr["current"], numbers.Real) and not isinstance(lr["current"], bool) and lr["current"] >= 0):
+        raise r.error("invalid header: training.lr.schedule must be a string or null and training.lr.current "
+                      "a number >= 0")
     layer_rngs = training["layer_rngs"]
     if not isinstance(layer_rngs, dict):
         raise r.error("invalid header: training.layer_rngs must be an object")
     for key, state in layer_rngs.items():
-        if not key.isdigit() or len(key) > 9:
-            raise r.error(f"invalid header: training.layer_rngs key {key!r} is not a layer index")
+        if not _LAYER_INDEX.fullmatch(key):  # ASCII digits only: "²".isdigit() is True but int("²") fails
+            raise r.error(f"invalid header: training.layer_rngs key {key!r} is not a layer index "
+                          f"(a non-negative integer)"[:300])
         rngs[int(key)] = _check_rng_state(r, state, f"training.layer_rngs[{key!r}]")
     cbs = training["callbacks"]
     if not isinstance(cbs, list) or not all(
@@ -234,6 +245,8 @@ def load_checkpoint(path, trainer=None, *, backend=None):
     ValueError
         The checkpoint does not fit ``trainer`` (architecture or optimizer class).
     """
+    # Phase 1 reads and checks everything (file, values, fit with the trainer) and changes nothing;
+    # phase 2 (_restore) applies it, and puts every piece of state back if anything still fails.
     with _open_validated(path) as (r, header, table, data_start):
         if header["kind"] != "checkpoint":
             raise r.error("not a training checkpoint: this is a model file (weights only; "
@@ -243,6 +256,10 @@ def load_checkpoint(path, trainer=None, *, backend=None):
         opt_info = training["optimizer"]
         layers, dtype, task, expected = build_layers(r, header["network"])
         _check_params_table(r, table, expected, dtype, ("optimizer.state",))
+        for key in rngs:
+            if key != "trainer" and (key >= len(layers) or not hasattr(layers[key], "rng")):
+                raise r.error(f"invalid header: training.layer_rngs names layer {key}, which has no random "
+                              f"generator (the network has {len(layers)} layers)")
         if opt_info["has_state"] != ("optimizer.state" in table):
             raise r.error("missing tensor 'optimizer.state'" if opt_info["has_state"]
                           else "unexpected tensor(s) ['optimizer.state'] (has_state is false)")
@@ -253,12 +270,7 @@ def load_checkpoint(path, trainer=None, *, backend=None):
                 raise r.error(f"tensor shape mismatch: 'optimizer.state' is {list(t_shape)} {t_dtype.name}, "
                               f"expected [slots, {n_params}] {dtype}")
 
-        if trainer is None:
-            net = _load_network_from(r, header, table, data_start, backend, None, ("optimizer.state",))
-            for key, rng in rngs.items():
-                if key != "trainer" and key < len(net.layers) and hasattr(net.layers[key], "rng"):
-                    net.layers[key].rng = rng
-        else:
+        if trainer is not None:
             net = trainer.network
             mine = _arch(network_config(net))
             if mine["dtype"] != dtype or mine["layers"] != _arch(header["network"]["layers"]):
@@ -275,13 +287,23 @@ def load_checkpoint(path, trainer=None, *, backend=None):
         opt_state = None
         if opt_info["has_state"]:
             opt_state = read_tensor(r, data_start, table["optimizer.state"])
-        if trainer is not None:
-            # Read everything into copies before changing anything.
+            _check_optimizer_state(r, trainer.optimizer if trainer is not None else opt_info["name"], opt_state)
+        if trainer is None:
+            net = _load_network_from(r, header, table, data_start, backend, None, ("optimizer.state",))
+            for key, rng in rngs.items():
+                if key != "trainer":
+                    net.layers[key].rng = rng
+        else:
+            # Read everything into copies, and check the values, before changing anything.
             copies = {id(net.params): net.params.copy()}
             if getattr(net, "buffers", None) is not None:
                 copies[id(net.buffers)] = net.buffers.copy()
+            loaded = {}
             for name, flat, off, shape in _net_slots(net):
-                copies[id(flat)][off:off + _size(shape)] = read_tensor(r, data_start, table[name]).reshape(-1)
+                view = copies[id(flat)][off:off + _size(shape)]
+                view[...] = read_tensor(r, data_start, table[name]).reshape(-1)
+                loaded[name] = view.reshape(shape)
+            check_values(r, layers, loaded)
             params = (copies[id(net.params)], copies.get(id(getattr(net, "buffers", None))))
 
     trainer_state = dict(training["trainer"])
@@ -295,7 +317,55 @@ def load_checkpoint(path, trainer=None, *, backend=None):
             "metadata": header.get("metadata", {}), "trainer_state": trainer_state}
 
 
+def _snapshot(trainer):
+    """Everything :func:`_restore` may change, to put back if it fails halfway."""
+    net, opt = trainer.network, trainer.optimizer
+    snap = {"params": net.params.copy(), "buffers": None if net.buffers is None else net.buffers.copy(),
+            "task": net.task, "epoch": trainer.epoch, "rng": trainer.rng.bit_generator.state,
+            "opt": (opt.lr, None if opt.state is None else opt.state.copy(), opt.iterations),
+            "layer_rngs": {i: layer.rng.bit_generator.state for i, layer in enumerate(net.layers)
+                           if isinstance(getattr(layer, "rng", None), np.random.Generator)},
+            "schedule": None, "callbacks": {}}
+    if callable(opt.lr) and callable(getattr(opt.lr, "state_dict", None)):
+        snap["schedule"] = copy.deepcopy(opt.lr.state_dict())
+    for i, cb in enumerate(getattr(trainer, "callbacks", None) or []):
+        if callable(getattr(cb, "state_dict", None)) and callable(getattr(cb, "load_state_dict", None)):
+            snap["callbacks"][i] = copy.deepcopy(cb.state_dict())
+    return snap
+
+
+def _rollback(trainer, snap):
+    net, opt = trainer.network, trainer.optimizer
+    net.params[...] = snap["params"]
+    if snap["buffers"] is not None:
+        net.buffers[...] = snap["buffers"]
+    net.task = snap["task"]
+    trainer.epoch = snap["epoch"]
+    trainer.rng = np.random.default_rng()
+    trainer.rng.bit_generator.state = snap["rng"]
+    opt.lr, opt.state, opt.iterations = snap["opt"]
+    for i, state in snap["layer_rngs"].items():
+        rng = np.random.default_rng()
+        rng.bit_generator.state = state
+        net.layers[i].rng = rng
+    if snap["schedule"] is not None:
+        opt.lr.load_state_dict(snap["schedule"])
+    callbacks = getattr(trainer, "callbacks", None) or []
+    for i, state in snap["callbacks"].items():
+        callbacks[i].load_state_dict(state)
+
+
 def _restore(trainer, params, trainer_state, training, rngs, task, name):
+    """Apply a checked checkpoint to ``trainer``: all of it, or (on any failure) none of it."""
+    snap = _snapshot(trainer)
+    try:
+        _apply(trainer, params, trainer_state, training, rngs, task, name)
+    except BaseException:
+        _rollback(trainer, snap)
+        raise
+
+
+def _apply(trainer, params, trainer_state, training, rngs, task, name):
     net, opt = trainer.network, trainer.optimizer
     saved_cfg = trainer_state["optimizer"]["config"]
     mine = opt.get_config()
@@ -329,7 +399,10 @@ def _restore(trainer, params, trainer_state, training, rngs, task, name):
     if new_lr is not None:
         opt.lr = new_lr
     if "schedule_state" in saved_lr and callable(getattr(opt.lr, "load_state_dict", None)):
-        opt.lr.load_state_dict(saved_lr["schedule_state"])
+        try:
+            opt.lr.load_state_dict(saved_lr["schedule_state"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFormatError(f"{name}: the learning-rate schedule state does not load: {exc}") from None
     net.params[...] = params[0]
     if params[1] is not None:
         net.buffers[...] = params[1]
@@ -338,7 +411,7 @@ def _restore(trainer, params, trainer_state, training, rngs, task, name):
     if "trainer" in rngs and "rng_state" not in trainer_state:
         trainer.rng = rngs["trainer"]
     for key, rng in rngs.items():
-        if key != "trainer" and key < len(net.layers) and hasattr(net.layers[key], "rng"):
+        if key != "trainer":
             net.layers[key].rng = rng
     callbacks = getattr(trainer, "callbacks", None) or []
     for entry in training["callbacks"]:

@@ -36,19 +36,25 @@ UTF-8``, ``header is not valid JSON``, ``duplicate key``, ``non-finite number``,
 ``invalid header``, ``unknown layer type``, ``invalid layer``, ``unknown
 dtype``, ``tensor too large``, ``tensor extent``, ``overlapping tensors``,
 ``gap between tensors``, ``trailing bytes``, ``missing tensor``, ``unexpected
-tensor``, ``tensor shape mismatch``, ``tensor dtype mismatch``.
+tensor``, ``tensor shape mismatch``, ``tensor dtype mismatch``, ``invalid tensor value`` (a
+NaN/Inf weight, a negative variance, non-finite or negative optimizer moments: the values a
+layer's or optimizer's ``check_state`` refuses). A path that is not a regular file raises
+:class:`fastnn.errors.NotRegularFileError` (a ModelFormatError and an OSError) before
+anything is read; a text-mode file object a :class:`fastnn.errors.ParameterError`.
 """
 import contextlib
+import io
 import json
 import math
 import os
+import stat
 import struct
 import sys
 
 import numpy as np
 
-from .._fileio import atomic_write
-from ..errors import ModelFormatError
+from .._fileio import atomic_write, open_regular
+from ..errors import ModelFormatError, NotRegularFileError, ParameterError
 
 __all__ = ["write_file", "read_tensor", "MAGIC", "FORMAT_VERSION", "SUPPORTED_VERSIONS", "MAX_HEADER_BYTES",
            "MAX_NDIM", "DTYPES", "NETWORK_DTYPES", "KINDS", "TASKS", "PREFIX_SIZE"]
@@ -165,6 +171,8 @@ def _parse_float(text):
 
 def _read_prefix_and_header(r, max_header_bytes):
     head = r.f.read(PREFIX_SIZE)
+    if not isinstance(head, (bytes, bytearray, memoryview)):
+        raise _text_mode(r.name)
     if len(head) < 8 or head[:8] != MAGIC:
         if len(head) < 8 and MAGIC.startswith(head):
             raise r.error(f"truncated: {r.size} bytes, too short for a fastnn model file")
@@ -261,14 +269,37 @@ def _check_tensor_table(r, table, data_size):
     return out
 
 
+def _text_mode(name):
+    return ParameterError(f"{name}: the file object is open in text mode; model files are binary, "
+                          f"open it with open(path, 'rb')")
+
+
+def _check_file_object(f, name):
+    """A caller's file object: binary, and (when it has a descriptor) on a regular file, not a pipe."""
+    if isinstance(f, io.TextIOBase):
+        raise _text_mode(name)
+    try:
+        mode = os.fstat(f.fileno()).st_mode
+    except (OSError, AttributeError, ValueError, io.UnsupportedOperation):
+        return  # BytesIO and the like: in memory, nothing can block
+    if not stat.S_ISREG(mode):
+        raise NotRegularFileError(f"{name}: the file object reads from something that is not a regular file "
+                                  f"(a pipe, device or socket); a model file must be a regular file")
+
+
 @contextlib.contextmanager
 def _open_validated(path_or_file, max_header_bytes=MAX_HEADER_BYTES):
     if hasattr(path_or_file, "read"):
-        r, owned = _Reader(path_or_file, str(getattr(path_or_file, "name", "<file>"))), None
+        name = str(getattr(path_or_file, "name", "<file>"))
+        _check_file_object(path_or_file, name)
+        r, owned = _Reader(path_or_file, name), None
     else:
+        if not isinstance(path_or_file, (str, bytes, os.PathLike)):
+            raise ParameterError(f"path must be a str, os.PathLike or binary file object, "
+                                 f"not {type(path_or_file).__name__}")
         path = os.fspath(path_or_file)
-        owned = open(path, "rb")
-        r = _Reader(owned, path)
+        owned = open_regular(path, NotRegularFileError)
+        r = _Reader(owned, os.fsdecode(path))
     try:
         header, data_start = _read_prefix_and_header(r, max_header_bytes)
         keys = set(header)

@@ -5,7 +5,8 @@ import numpy as np
 
 from .container import DTYPES, NETWORK_DTYPES, TASKS, _open_validated, _read_into, read_tensor, write_file
 
-__all__ = ["save_network", "load_network", "read_header", "network_config", "param_tensors", "build_layers"]
+__all__ = ["save_network", "load_network", "read_header", "network_config", "param_tensors", "build_layers",
+           "check_values"]
 
 
 def network_config(network):
@@ -175,6 +176,38 @@ def _check_params_table(r, table, expected, dtype, extra_allowed=()):
         raise r.error(f"unexpected tensor(s) {sorted(unexpected)[:5]} for this architecture")
 
 
+def check_values(r, layers, tensors):
+    """Refuse loaded values a layer cannot hold (NaN/Inf, a negative variance...): ``Layer.check_state``
+    of each layer gets its tensors (``{file tensor name: array}``) before any of them is used."""
+    per_layer = [({}, {}) for _ in layers]
+    for name, arr in tensors.items():
+        kind, i, key = name.split(".", 2)
+        per_layer[int(i)][0 if kind == "layers" else 1][key] = arr
+    for i, (layer, (params, buffers)) in enumerate(zip(layers, per_layer)):
+        try:
+            layer.check_state(params, buffers)
+        except ValueError as exc:
+            raise r.error(f"invalid tensor value in layer {i} ({type(layer).__name__}): {exc}"[:500]) from None
+
+
+def _check_optimizer_state(r, optimizer, state):
+    """The optimizer's own rule for its state (finite moments, non-negative squared-gradient sums);
+    ``optimizer`` is an instance, or the class name from the file (unknown names: finite values only)."""
+    from ..optimizers import CLASSES
+
+    if isinstance(optimizer, str):
+        cls = CLASSES.get(optimizer)
+        if cls is None:
+            if state.size and not np.isfinite(state).all():
+                raise r.error("invalid tensor value: 'optimizer.state' holds NaN or Inf")
+            return
+        optimizer = cls()
+    try:
+        optimizer.check_state(state)
+    except ValueError as exc:
+        raise r.error(f"invalid tensor value: 'optimizer.state': {exc}") from None
+
+
 def _load_network_from(r, header, table, data_start, backend=None, seed=None, extra_tensors=()):
     from ..network import Network
 
@@ -196,6 +229,7 @@ def _load_network_from(r, header, table, data_start, backend=None, seed=None, ex
             _read_into(r, data_start, spec[2], view)
         else:
             view[...] = read_tensor(r, data_start, spec)
+    check_values(r, layers, {name: flat[off:off + _size(shape)].reshape(shape) for name, flat, off, shape in slots})
     net.task = task
     return net
 
@@ -224,7 +258,15 @@ def load_network(path, *, backend=None, seed=None):
     """
     with _open_validated(path) as (r, header, table, data_start):
         extra = ("optimizer.state",) if header["kind"] == "checkpoint" else ()
-        return _load_network_from(r, header, table, data_start, backend, seed, extra)
+        net = _load_network_from(r, header, table, data_start, backend, seed, extra)
+        if "optimizer.state" in table and header["kind"] == "checkpoint":
+            # the network does not use the moments, but a file with poisoned ones is not a sound file
+            training = header.get("training")
+            opt = training.get("optimizer") if isinstance(training, dict) else None
+            name = opt.get("name") if isinstance(opt, dict) else None
+            _check_optimizer_state(r, name if isinstance(name, str) else "", read_tensor(r, data_start,
+                                                                                         table["optimizer.state"]))
+        return net
 
 
 def read_header(path):

@@ -70,6 +70,9 @@ class Layer:
     and returns the gradient with respect to the layer input.
     """
 
+    #: Input and output widths per sample (None until known). A layer declares each of its
+    #: hyper-parameters as a checked attribute (``fastnn._validation.Param``) so the constructor, later
+    #: assignments and model files all pass the same rule; ``get_config`` keys are their labels.
     n_inputs = None
     n_outputs = None
 
@@ -123,6 +126,20 @@ class Layer:
     def bind_buffers(self, buffers):
         """Attach views of the network's flat non-trainable state array ({name: array})."""
         self.buffers = buffers
+
+    def check_state(self, params, buffers):
+        """Raise ValueError if ``params``/``buffers`` ({name: array}) cannot be this layer's state.
+
+        Model files and checkpoints call it on every loaded value before the
+        network uses any of it. The default asks every value to be finite; a layer
+        with further rules (BatchNorm: a variance is never negative) extends it.
+        """
+        for kind, arrays in (("parameter", params), ("buffer", buffers)):
+            for name, arr in arrays.items():
+                if arr.size and not np.isfinite(arr).all():
+                    bad = int(np.argmin(np.isfinite(arr).reshape(-1)))
+                    raise ValueError(f"{kind} {name!r} holds {arr.reshape(-1)[bad]} (at flat index {bad}); "
+                                     f"every value must be finite")
 
     def forward(self, X, training=False, backend=None):
         raise NotImplementedError

@@ -1,10 +1,11 @@
 """Fully connected layer: Z = X @ W + b, A = f(Z)."""
 import math
-import numbers
 
 import numpy as np
 
 from .. import activations
+from .._validation import Integer, OneOf, Param, Real
+from ..errors import ParameterError
 from ..kernels import get_backend
 from ..kernels.codes import ACT_LINEAR, OP_DENSE
 from .base import Layer, PlanRow, register
@@ -44,38 +45,43 @@ class Dense(Layer):
         Input width by keyword (model files and ``get_config`` use ``n_in``/``n_out``).
     """
 
+    # Declared rules: checked on every assignment -- here, by users later, and when a model file is loaded
+    # (it is built through this constructor).
+    n_inputs = Param(Integer(1, optional=True), label="n_in")
+    n_outputs = Param(Integer(1), label="n_out")
+    activation = Param(activations.CONSTRAINT)
+    init = Param(OneOf(INITS))
+    alpha = Param(Real())
+    l1 = Param(Real(0))
+    l2 = Param(Real(0))
+
     def __init__(self, units=None, n_out=None, activation=None, init="auto", alpha=None, l1=0.0, l2=0.0, *,
                  n_in=None):
-        if isinstance(n_out, str):  # Dense(64, "relu")
+        if isinstance(n_out, str) and n_in is None:  # Dense(64, "relu")
             if activation is not None:
                 raise TypeError(f"Dense got two activations: {n_out!r} and {activation!r}")
             activation, n_out = n_out, None
         if n_out is not None:  # Dense(n_in, n_out) or Dense(n_in=..., n_out=...)
             if units is not None and n_in is not None:
-                raise TypeError("Dense: give the input width once (units as n_in, or n_in=)")
+                raise ParameterError("Dense: give the input width once (units as n_in, or n_in=)")
             n_in = units if n_in is None else n_in
         elif units is not None:
             n_out = units
         else:
-            raise TypeError("Dense needs its output width: Dense(units) or Dense(n_in, n_out)")
-        for name, value in (("n_in", n_in), ("n_out", n_out)):
-            if value is None and name == "n_in":
-                continue
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise ValueError(f"Dense {name} must be a positive integer, not {value!r}")
-        self.n_inputs = None if n_in is None else int(n_in)
-        self.n_outputs = int(n_out)
-        self.activation = activations.canonical_name(activation)
-        self.act_code = activations.code_of(self.activation)
-        self.alpha = float(activations.default_alpha(self.activation) if alpha is None else alpha)
-        if init not in INITS:
-            raise ValueError(f"unknown init {init!r}; choose one of {INITS}")
+            raise ParameterError("Dense n_out is missing: Dense needs its output width: Dense(units) or "
+                                 "Dense(n_in, n_out)")
+        self.n_inputs = n_in
+        self.n_outputs = n_out
+        self.activation = activation
+        self.alpha = activations.default_alpha(self.activation) if alpha is None else alpha
         self.init = init
-        for name, value in (("l1", l1), ("l2", l2)):
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value < math.inf:
-                raise ValueError(f"Dense {name} must be a non-negative number, not {value!r}")
-        self.l1 = float(l1)
-        self.l2 = float(l2)
+        self.l1 = l1
+        self.l2 = l2
+
+    @property
+    def act_code(self):
+        """Kernel code of :attr:`activation`."""
+        return activations.code_of(self.activation)
 
     @property
     def W(self):

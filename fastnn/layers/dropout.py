@@ -1,10 +1,10 @@
 """Inverted dropout: zero a random fraction of activations in training, scale the rest."""
 import hashlib
 import json
-import numbers
 
 import numpy as np
 
+from .._validation import InstanceOf, Integer, Param, Real
 from ..kernels import get_backend
 from ..kernels.codes import OP_DROPOUT
 from .base import Layer, PlanRow, register
@@ -36,10 +36,14 @@ class Dropout(Layer):
         optimizer step, standalone ``forward(training=True)`` calls count up.
     """
 
+    rate = Param(Real(0, 1, hi_open=True))
+    n_inputs = Param(Integer(1, optional=True), label="n_units")
+    n_outputs = Param(Integer(1, optional=True), label="n_outputs")
+    rng = Param(InstanceOf(np.random.Generator))
+    step = Param(Integer(0))
+
     def __init__(self, rate, n_units=None):
-        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
-            raise ValueError(f"Dropout rate must be in [0, 1), not {rate!r}")
-        self.rate = float(rate)
+        self.rate = rate
         self.n_inputs = self.n_outputs = n_units
         self.rng = np.random.default_rng()
         self.step = 0

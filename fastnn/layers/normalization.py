@@ -9,38 +9,25 @@ state of the model, not of the optimizer, so model files must store them.
 Kernels: the ``norm`` family of each backend (``fastnn/kernels/<backend>/norm.py``),
 reached through ``fastnn.kernels.get_backend``.
 """
-import math
-import numbers
-
 import numpy as np
 
+from .._validation import Integer, Param, Real
 from ..kernels import get_backend
 from ..kernels import norm as _norm
 from ..kernels.codes import OP_BATCHNORM, OP_LAYERNORM
 from .base import Layer, PlanRow, register
 
 
-def _check_units(n_units, cls):
-    if n_units is None:
-        return None
-    if isinstance(n_units, bool) or not isinstance(n_units, numbers.Integral) or n_units < 1:
-        raise ValueError(f"{cls} n_units must be a positive integer or None, not {n_units!r}")
-    return int(n_units)
-
-
-def _check_eps(eps, cls):
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not eps > 0 or not math.isfinite(eps):
-        raise ValueError(f"{cls} eps must be a positive finite number, not {eps!r}")
-    return float(eps)
-
-
 class _Normalization(Layer):
     """Shared parts: width inference, gamma/beta parameters, kernel selection."""
 
+    n_inputs = Param(Integer(1, optional=True), label="n_units")
+    n_outputs = Param(Integer(1, optional=True), label="n_outputs")
+    eps = Param(Real(0, lo_open=True))
+
     def __init__(self, n_units, eps):
-        name = type(self).__name__
-        self.n_inputs = self.n_outputs = _check_units(n_units, name)
-        self.eps = _check_eps(eps, name)
+        self.n_inputs = self.n_outputs = n_units
+        self.eps = eps
 
     def build(self, input_shape):
         """Infer the width from a flat per-sample shape."""
@@ -123,11 +110,11 @@ class BatchNorm(_Normalization):
         the parameter dtype; non-trainable state that model files must keep.
     """
 
+    momentum = Param(Real(0, 1, hi_open=True))
+
     def __init__(self, n_units=None, momentum=0.9, eps=1e-5):
         super().__init__(n_units, eps)
-        if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) or not 0 <= momentum < 1:
-            raise ValueError(f"BatchNorm momentum must be in [0, 1), not {momentum!r}")
-        self.momentum = float(momentum)
+        self.momentum = momentum
         self.buffers = None
 
     def buffer_shapes(self):
@@ -153,6 +140,13 @@ class BatchNorm(_Normalization):
                             for name, shape in self.buffer_shapes().items()):
             self.buffers = {name: np.empty(shape, dtype) for name, shape in self.buffer_shapes().items()}
             self.init_buffers(self.buffers)
+
+    def check_state(self, params, buffers):
+        """Finite values (the base rule) and a running variance that is not negative."""
+        super().check_state(params, buffers)
+        var = buffers.get("running_var")
+        if var is not None and var.size and var.min() < 0:
+            raise ValueError(f"buffer 'running_var' holds a negative variance {var.min()}")
 
     @property
     def running_mean(self):

@@ -23,7 +23,7 @@ target's argmax, which accuracy reads, stays the true class.
 
 import numpy as np
 
-from .._validation import is_int, is_real
+from .._validation import Param, Real, is_int
 from ..kernels import codes
 from .base import Loss, as_numeric_array as _as_numeric_array
 
@@ -87,11 +87,12 @@ class BinaryCrossEntropy(Loss):
         return np.ascontiguousarray(arr, dtype=dtype)
 
 
+#: the one rule of a label-smoothing factor (soft_targets and the losses' checked attribute)
+_SMOOTHING = Real(0, 1)
+
+
 def _check_smoothing(label_smoothing):
-    if not is_real(label_smoothing) \
-            or not 0 <= label_smoothing <= 1:
-        raise ValueError(f"label_smoothing must be in [0, 1], not {label_smoothing!r}")
-    return float(label_smoothing)
+    return _SMOOTHING.check(label_smoothing, "label_smoothing")
 
 
 def _check_class_weight(class_weight, n_classes):
@@ -213,10 +214,12 @@ class WeightedCrossEntropy(CrossEntropy):
     label_smoothing : float in [0, 1], default 0
     """
 
+    label_smoothing = Param(_SMOOTHING)
+
     def __init__(self, class_weight=None, label_smoothing=0.0):
         super().__init__()
         self.name = "weighted_cross_entropy"
-        self.label_smoothing = _check_smoothing(label_smoothing)
+        self.label_smoothing = label_smoothing
         if isinstance(class_weight, dict):
             class_weight = dict(class_weight)
         elif class_weight is not None:

@@ -1,9 +1,8 @@
 """Multiclass focal loss from logits."""
-import math
 
 import numpy as np
 
-from .._validation import is_real
+from .._validation import Param, Real
 from ..kernels import codes, get_backend
 from .base import GenericLoss
 from .cross_entropy import CrossEntropy
@@ -30,12 +29,11 @@ class FocalLoss(GenericLoss):
     fused_activation = "softmax"
     is_classification = True
 
+    gamma = Param(Real(0))
+
     def __init__(self, gamma=2.0, alpha=None):
         super().__init__("focal")
-        if not is_real(gamma) or not gamma >= 0 \
-                or not math.isfinite(gamma):
-            raise ValueError(f"focal gamma must be a non-negative finite number, not {gamma!r}")
-        self.gamma = float(gamma)
+        self.gamma = gamma
         if alpha is not None:
             a = np.asarray(alpha, dtype=np.float64)
             if a.ndim > 1 or not np.isfinite(a).all() or (a < 0).any():

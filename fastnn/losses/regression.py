@@ -1,7 +1,7 @@
 """Regression losses: mean squared error, mean absolute error and Huber (all on the compiled plan)."""
 import numpy as np
 
-from .._validation import check_positive_real
+from .._validation import Param, Real
 from ..kernels import codes
 from .base import GenericLoss, Loss, regression_targets
 
@@ -45,9 +45,11 @@ class Huber(GenericLoss):
     delta : float > 0, default 1.0
     """
 
+    delta = Param(Real(0, lo_open=True))
+
     def __init__(self, delta=1.0):
         super().__init__("huber")
-        self.delta = check_positive_real(delta, "Huber delta")
+        self.delta = delta
 
     def __repr__(self):
         return f"Huber(delta={self.delta})"

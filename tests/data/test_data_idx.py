@@ -254,7 +254,8 @@ def test_forged_header_below_cap_allocates_nothing_big(tmp_path, gz):
     # 1 GiB announced, under the default 2 GiB cap, but only 64 bytes present.
     data = header(0x08, [1 << 14, 1 << 14, 4]) + b"\x00" * 64
     p = write(tmp_path, gzip.compress(data) if gz else data)
-    peak = _peak_alloc(lambda: check_bad(p, "truncated"))
+    # gzip: refused at the header now (1 GiB cannot come out of a 50-byte stream), before decompressing
+    peak = _peak_alloc(lambda: check_bad(p, "max_ratio" if gz else "truncated"))
     assert peak < 8 << 20
 
 
@@ -305,3 +306,89 @@ def test_fuzz_mutations_raise_only_data_format_error(data):
     except DataFormatError:
         return
     assert out.nbytes <= 1 << 20
+
+
+# ---------------------------------------------------------------------------- decompression bombs
+
+def _gzip_bomb(n_payload, announced=None):
+    """A gzip IDX file: 1-D uint8 header announcing ``announced`` bytes, then ``n_payload`` zeros,
+    compressed chunk by chunk (the test process never holds the payload)."""
+    import struct
+    import zlib
+
+    header = bytes([0, 0, 0x08, 1]) + struct.pack(">I", n_payload if announced is None else announced)
+    comp = zlib.compressobj(9, zlib.DEFLATED, 31)  # wbits 31: a gzip container
+    parts = [comp.compress(header)]
+    zeros = bytes(1 << 20)
+    left = n_payload
+    while left:
+        parts.append(comp.compress(zeros[:min(left, len(zeros))]))
+        left -= min(left, len(zeros))
+    parts.append(comp.flush())
+    return b"".join(parts)
+
+
+class _Stream:
+    """A bare, non-seekable stream: the compressed size is unknown to the reader."""
+
+    def __init__(self, data):
+        self._f = io.BytesIO(data)
+
+    def read(self, n=-1):
+        return self._f.read(n)
+
+
+def _peak(fn):
+    tracemalloc.start()
+    try:
+        try:
+            fn()
+        except DataFormatError as exc:
+            error = exc
+        else:
+            error = None
+        return error, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("source", ["path", "bytesio", "stream"])
+def test_gzip_bomb_is_refused_with_bounded_memory(tmp_path, source):
+    """40 MiB of zeros in a ~40 KB gzip (ratio ~1000): refused, memory bounded by ratio x file size."""
+    bomb = _gzip_bomb(40 << 20)
+    assert len(bomb) < 100_000
+    p = tmp_path / "bomb.idx.gz"
+    p.write_bytes(bomb)
+    make = {"path": lambda: p, "bytesio": lambda: io.BytesIO(bomb), "stream": lambda: _Stream(bomb)}[source]
+    error, peak = _peak(lambda: read_idx(make()))
+    assert error is not None and "max_ratio" in str(error), error
+    # before allocating when the size is known; a stream stops at max_ratio x consumed + 1 MiB
+    limit = 100 * len(bomb) + (1 << 20) + (2 << 20 if source == "stream" else 0) + 200_000
+    assert peak < limit, f"peak {peak} bytes for a {len(bomb)}-byte file"
+
+
+def test_gzip_within_the_ratio_and_explicit_opt_out_load(tmp_path):
+    data = _gzip_bomb(3 << 20)  # ratio ~1000 and 3 MiB > the 1 MiB slack: over the default cap
+    with pytest.raises(DataFormatError, match="max_ratio"):
+        read_idx(io.BytesIO(data))
+    assert read_idx(io.BytesIO(data), max_ratio=None).shape == (3 << 20,)
+    assert read_idx(io.BytesIO(data), max_ratio=2000).sum() == 0
+    small = _gzip_bomb(100_000)  # tiny files: the 1 MiB slack keeps highly compressible ones loading
+    assert read_idx(io.BytesIO(small)).shape == (100_000,)
+    real = np.random.default_rng(0).integers(0, 255, (50, 28, 28)).astype(np.uint8)
+    write_idx(tmp_path / "r.idx.gz", real)
+    np.testing.assert_array_equal(read_idx(tmp_path / "r.idx.gz"), real)
+
+
+def test_gzip_header_announcing_more_than_the_ratio_is_refused_before_decompressing():
+    """A small gzip whose IDX header claims 1 GB (the data is not even there): refused at the header."""
+    forged = _gzip_bomb(1000, announced=10 ** 9)
+    error, peak = _peak(lambda: read_idx(io.BytesIO(forged), max_bytes=2 * 10 ** 9))
+    assert error is not None and "max_ratio" in str(error)
+    assert peak < 2 << 20
+
+
+@pytest.mark.parametrize("bad", [0, 0.5, -1, float("nan"), "10"])
+def test_bad_max_ratio(bad):
+    with pytest.raises(ValueError, match="max_ratio"):
+        read_idx(io.BytesIO(_gzip_bomb(10)), max_ratio=bad)

@@ -265,3 +265,15 @@ def test_one_hot():
 def test_one_hot_errors(y, kw, exc, match):
     with pytest.raises(exc, match=match):
         one_hot(np.asarray(y), **kw)
+
+
+@pytest.mark.parametrize("bad", ["x", -1, 2.5, None])
+def test_standardizer_refused_state_changes_nothing(bad):
+    s = Standardizer().fit(np.arange(12, dtype=np.float64).reshape(4, 3))
+    mean, scale = s.mean_.copy(), s.scale_.copy()
+    state = dict(s.state_dict(), mean=np.zeros(3), scale=np.ones(3), n_samples_seen=bad)
+    with pytest.raises((TypeError, ValueError)):
+        s.load_state_dict(state)
+    np.testing.assert_array_equal(s.mean_, mean)
+    np.testing.assert_array_equal(s.scale_, scale)
+    assert s.n_samples_seen_ == 4

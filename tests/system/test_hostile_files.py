@@ -204,6 +204,15 @@ def _hostile_corpus(tmp_path, marker):
             h["tensors"]["layers.0.W"].update(shape=[2 ** 62, 3], offsets=[0, 12 * 2 ** 62]))),
         "huge LayerNorm claimed by a tiny file": _with(raw, lambda h: (
             h["network"]["layers"].insert(1, {"type": "LayerNorm", "config": {"n_units": 10 ** 9}}))),
+        # --- files that lie about their values (issue 15): structure valid, values impossible
+        "NaN weight": _with(raw, lambda h: None, np.float32(np.nan).tobytes() + data[4:]),
+        "Inf bias": _with(raw, lambda h: None, data[:84] + np.float32(-np.inf).tobytes() + data[88:]),
+        "alpha the constructor refuses": _with(raw, lambda h: h["network"]["layers"][0]["config"].update(
+            activation="leaky_relu", alpha="0.1")),
+        "width the constructor refuses": _with(raw, lambda h: h["network"]["layers"][1]["config"].update(
+            n_out=-2)),
+        "init the constructor refuses": _with(raw, lambda h: h["network"]["layers"][0]["config"].update(
+            init="os.system")),
     }
     return corpus
 
@@ -250,6 +259,9 @@ EXPECTED_PHRASE = {
     "unknown layer type Conv2D": "unknown layer type", "unknown network dtype": "unknown dtype",
     "unknown top-level key with code": "unexpected key", "unsupported version": "unsupported format version",
     "zip with a pickle inside": "bad magic",
+    "NaN weight": "invalid tensor value", "Inf bias": "invalid tensor value",
+    "alpha the constructor refuses": "invalid layer", "width the constructor refuses": "invalid layer",
+    "init the constructor refuses": "invalid layer",
 }
 
 
@@ -356,7 +368,8 @@ def test_checkpoint_loader_refuses_the_corpus(tmp_path, warm):
 
 
 #: defects only visible when the weights are matched to the architecture: read_header may accept these
-_HEADER_ONLY_OK = {"missing tensor", "extra tensor", "huge LayerNorm claimed by a tiny file"}
+_HEADER_ONLY_OK = {"missing tensor", "extra tensor", "huge LayerNorm claimed by a tiny file", "NaN weight",
+                   "Inf bias"}
 
 
 @pytest.mark.parametrize("shape", [[2 ** 31, 2 ** 31], [10 ** 6, 10 ** 6], [2 ** 40, 4], [2 ** 20] * 8])
@@ -403,7 +416,8 @@ def _fuzz_module():
 
 
 def test_fuzz_short(warm):
-    """~5 s of derandomized hypothesis fuzzing of the model, checkpoint and IDX loaders."""
+    """~5 s of derandomized hypothesis fuzzing of the model, checkpoint and IDX loaders (and of restores
+    into trainers; see the oracle of scripts/fuzz_loaders.py)."""
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
@@ -412,7 +426,9 @@ def test_fuzz_short(warm):
     findings = []
     count = [0]
 
-    @settings(max_examples=2500, deadline=None, derandomize=True, database=None,
+    # FASTNN_FUZZ_EXAMPLES raises the count for a longer run (scripts/fuzz_loaders.py for >= 1M)
+    @settings(max_examples=int(os.environ.get("FASTNN_FUZZ_EXAMPLES", "2500")), deadline=None, derandomize=True,
+              database=None,
               suppress_health_check=list(HealthCheck))
     @given(st.sampled_from(sorted(seeds)), st.binary(min_size=1, max_size=64))
     def run(seed_name, choices):
@@ -484,6 +500,8 @@ HOSTILE_CHECKPOINTS = {
     "negative iterations": _ckpt_case(lambda h: _tr(h)["optimizer"].update(iterations=-1)),
     "negative learning rate": _ckpt_case(lambda h: _tr(h)["lr"].update(value=-1.0)),
     "learning rate as a string": _ckpt_case(lambda h: _tr(h)["lr"].update(value="__import__('os')")),
+    "learning rate entry without its value": _ckpt_case(lambda h: _tr(h)["lr"].pop("value")),
+    "learning rate schedule as a number": _ckpt_case(lambda h: _tr(h)["lr"].update(schedule=3)),
     "layer generator not a state": _ckpt_case(lambda h: _tr(h).update(layer_rngs={"0": 5})),
     "logs with strings": _ckpt_case(lambda h: _tr(h).update(logs={"loss": "x"})),
     "has_state false with a state tensor": _ckpt_case(lambda h: _tr(h)["optimizer"].update(has_state=False)),

@@ -7,6 +7,8 @@
 - an Inf weight or a learning rate of 1e10 makes ``fit`` raise
   ``NonFiniteError`` naming the step, on every backend and both the fused
   and the per-layer path, and leaves finite weights finite;
+- an optimizer moment overflowing to Inf under a finite loss raises too (the guard checks the
+  optimizer state and buffers, not only the loss and weights);
 - no checkpoint with non-finite weights is ever written.
 """
 import math
@@ -215,6 +217,23 @@ def test_adam_with_huge_learning_rate_stays_finite_or_raises(backend):
         assert np.isfinite(hist["loss"]).all() and np.isfinite(net.params).all()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("path", ["fused", "per-layer"])
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_optimizer_moment_overflow_with_finite_loss_raises(backend, path):
+    """Gradients of ~1e22 overflow Adam's float32 second moment to Inf while the loss (~1e24) and the
+    weights stay finite: the update becomes 0 and those weights freeze, silently. The guard sees it."""
+    net = fnn.Network([fnn.Dense(1, 1)], seed=0, backend=backend)
+    X = np.full((16, 1), 1e12, np.float32)
+    tr = fnn.Trainer(net, loss="mse", optimizer=fnn.Adam(1e-3), batch_size=16, seed=0, verbose=0, path=path)
+    before = net.params.copy()
+    with pytest.raises(NonFiniteError, match="optimizer state") as info:
+        tr.fit(X, np.zeros((16, 1), np.float32), epochs=2)
+    assert STEP.search(str(info.value))
+    np.testing.assert_array_equal(net.params, before)
+    assert np.isfinite(tr.optimizer.state).all() and tr.optimizer.iterations == 0
+
+
 # ---------------------------------------------------------------------------- no non-finite checkpoint
 
 def test_training_blow_up_writes_no_checkpoint(tmp_path):
@@ -287,3 +306,47 @@ def test_unguarded_blow_up_with_model_checkpoint_writes_no_nan(tmp_path):
     assert not np.isfinite(tr.network.params).all(), "the run was meant to blow up"
     for f in tmp_path.iterdir():
         assert np.isfinite(fnn.Network.load(f).params).all(), f"{f.name} holds non-finite weights"
+
+
+# ---------------------------------------------------------------------------- every layer type at extreme inputs
+
+def _seed_fuzz_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "fuzz_loaders.py"
+    spec = importlib.util.spec_from_file_location("fuzz_loaders", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_FZ = _seed_fuzz_module()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("seed_name", sorted(_FZ.seed_networks()))
+@pytest.mark.parametrize("big", [1e30, -1e30, 3e38])
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
+def test_every_layer_type_at_extreme_inputs_stays_finite_or_raises(backend, seed_name, big):
+    """Each seed network (together: every layer type) trained on +-1e30 inputs: the weights stay finite,
+    or NonFiniteError is raised with the weights of before the failing chunk."""
+    net = _FZ.build_seed_network(seed_name)
+    net.backend = backend
+    n_in = net.n_inputs
+    X = np.full((16, n_in), big, net.dtype).reshape((16,) + tuple(net.input_shape))
+    act = net.layers[-1].activation
+    if act == "sigmoid":
+        loss, y = "binary_cross_entropy", np.eye(2)[np.arange(16) % 2]
+    elif act in ("linear", "softmax"):
+        loss, y = "cross_entropy", np.arange(16) % net.n_outputs
+    else:
+        loss, y = "mse", np.zeros((16, net.n_outputs))
+    tr = fnn.Trainer(net, loss=loss, optimizer=fnn.Adam(1e-3), batch_size=8, seed=0, verbose=0)
+    before = net.params.copy()
+    try:
+        tr.fit(X, y, epochs=1)
+    except NonFiniteError:
+        np.testing.assert_array_equal(net.params, before)  # one chunk: restored to the start
+    assert np.isfinite(net.params).all() and np.isfinite(net.buffers).all()
+    assert np.isfinite(tr.optimizer.state).all()
