@@ -216,3 +216,6 @@ include "optim.pxi"
 include "norm.pxi"
 include "driver.pxi"
 include "plan.pxi"
+# Convolutional networks (issue 11): im2col/col2im and pooling.
+include "conv.pxi"
+include "pool.pxi"
