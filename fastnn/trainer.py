@@ -274,6 +274,11 @@ class Trainer:
         # 'auto' without shards runs on one thread: for tiny networks threaded BLAS costs more in
         # wake-ups than it gives (measured 20x slower), and small batches are what 'auto' keeps whole.
         blas_threads = 1 if (n_shards > 1 or self.parallel == "auto") else n_threads
+        if plan.path != "fused" and self.parallel == "auto" and \
+                any(getattr(layer, "compute_bound", False) for layer in net.layers):
+            # Conv layers on the per-layer path: each batch's GEMMs are 1e8+ flops, which threaded
+            # BLAS splits well (issue 11; the wake-up cost above matters for small GEMMs only).
+            blas_threads = n_threads
         self.optimizer.build(net.n_params, net.dtype)
         net.task = "classification" if self.loss.is_classification else "regression"
         steps_per_call = 1 if cbs.needs_every_batch else _CHUNK_BATCHES
