@@ -3,6 +3,27 @@
 # For one window (ho, wo) and kernel row i, the valid kernel columns j0..j1-1 read kw*C... values that
 # are contiguous in NHWC: each patch row is one memcpy (plus a memset for the padding).
 
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static void fastnn_conv_set_omp_threads(int n) { omp_set_num_threads(n); }
+    #else
+    static void fastnn_conv_set_omp_threads(int n) { (void) n; }
+    #endif
+    """
+    void fastnn_conv_set_omp_threads(int n) noexcept nogil
+
+
+def set_omp_threads(int n):
+    """Threads of the OpenMP loops (im2col, col2im, pooling) started from the calling thread.
+
+    The row-shard threads of the per-layer path (fastnn.engine.sharded) set 1: each shard
+    already has a core; nested teams would oversubscribe it. Other threads are unaffected.
+    """
+    fastnn_conv_set_omp_threads(max(1, n))
+
+
 cdef inline void _col_span(Py_ssize_t wo, Py_ssize_t sw, Py_ssize_t pw, Py_ssize_t kw, Py_ssize_t W,
                            Py_ssize_t* j0, Py_ssize_t* j1) noexcept nogil:
     """Kernel columns j0 <= j < j1 of window wo that fall inside the image (0 <= wo*sw - pw + j < W)."""

@@ -274,11 +274,15 @@ class Trainer:
         # 'auto' without shards runs on one thread: for tiny networks threaded BLAS costs more in
         # wake-ups than it gives (measured 20x slower), and small batches are what 'auto' keeps whole.
         blas_threads = 1 if (n_shards > 1 or self.parallel == "auto") else n_threads
-        if plan.path != "fused" and self.parallel == "auto" and \
-                any(getattr(layer, "compute_bound", False) for layer in net.layers):
-            # Conv layers on the per-layer path: each batch's GEMMs are 1e8+ flops, which threaded
-            # BLAS splits well (issue 11; the wake-up cost above matters for small GEMMs only).
-            blas_threads = n_threads
+        # Conv nets on the per-layer path (issue 11): row shards, one thread each, one-thread BLAS
+        # (fastnn.engine.sharded says why not threaded BLAS); parallel='blas' keeps threaded BLAS.
+        layer_shards = 1
+        if plan.path != "fused" and self.path == "auto" and kern.NAME != "reference" \
+                and self.parallel in ("auto", "shards") \
+                and n_threads > 1 and not _engine.can_shard(net, self.loss):
+            layer_shards = max(1, min(n_threads, batch_size // _engine.MIN_SHARD_ROWS))
+            if layer_shards > 1:
+                n_shards, blas_threads = layer_shards, 1
         self.optimizer.build(net.n_params, net.dtype)
         net.task = "classification" if self.loss.is_classification else "regression"
         steps_per_call = 1 if cbs.needs_every_batch else _CHUNK_BATCHES
@@ -301,6 +305,9 @@ class Trainer:
         else:
             run = _engine.layerwise_runner(kern, self.backend, net, self.loss, self.optimizer, X_run, Y,
                                            batch_size, hyper, self.clip_norm, self.clip_value)
+            if layer_shards > 1:
+                run = _engine.sharded_runner(kern, self.backend, net, self.loss, self.optimizer, X_run, Y,
+                                             batch_size, hyper, self.clip_norm, self.clip_value, layer_shards)
         run_batches = run if not self.check_finite else _engine.guarded(
             run, net, self.optimizer,
             lambda start: f"epoch {self.epoch + 1}, batch {start // batch_size + 1}")

@@ -36,6 +36,9 @@ class Dropout(Layer):
         optimizer step, standalone ``forward(training=True)`` calls count up.
     """
 
+    #: row of the batch that X's first row is: a row shard (fastnn.engine.sharded) draws its rows' masks
+    row0 = 0
+
     def __init__(self, rate, n_units=None):
         if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate < 1:
             raise ValueError(f"Dropout rate must be in [0, 1), not {rate!r}")
@@ -69,7 +72,7 @@ class Dropout(Layer):
         mask = self._buffer("mask", X.shape, X.dtype)
         out = self._buffer("out", X.shape, X.dtype)
         # mask holds 0 or 1/keep, so backward is one multiply.
-        get_backend(backend).dropout_forward(X, self.key, self.step, 0, self.rate, mask, out)
+        get_backend(backend).dropout_forward(X, self.key, self.step, self.row0, self.rate, mask, out)
         self.step += 1
         self._mask = mask
         return out
