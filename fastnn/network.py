@@ -170,8 +170,19 @@ class Network:
         logits : bool, default False
             Skip the last layer's activation (its pre-activation is returned).
         """
-        X = check_array_X(X, self.n_inputs, self.dtype, sample_shape=self.input_shape)
+        X = self._check_input(X)
         return self._forward_checked(X, training, logits)
+
+    def _check_input(self, X, name="X"):
+        """``check_array_X`` for this network; a shape error names the first layer and its input shape."""
+        try:
+            return check_array_X(X, self.n_inputs, self.dtype, name=name, sample_shape=self.input_shape)
+        except ValueError as exc:
+            if len(self.input_shape) > 1 and "shape" in str(exc):  # image input (issue 11)
+                first = self.layers[0]
+                raise ValueError(f"{exc}: layer 0 ({type(first).__name__}) takes samples of shape "
+                                 f"{self.input_shape} (the network's input_shape)") from None
+            raise
 
     __call__ = forward
 

@@ -9,7 +9,7 @@ import numpy as np
 from . import losses as _losses
 from . import optimizers as _optimizers
 from ._config import apply_numba_threads, get_num_threads, thread_limits
-from ._validation import check_array_X, check_batch_size, check_positive_int
+from ._validation import check_batch_size, check_positive_int
 from .callbacks import CallbackList, EpochLogger, ProgressBar
 from . import engine as _engine
 from .errors import FastnnWarning
@@ -158,7 +158,7 @@ class Trainer:
     # ------------------------------------------------------------------ validation
     def _prepare(self, X, y, name="X"):
         net = self.network
-        Xc = check_array_X(X, net.n_inputs, net.dtype, name=name, sample_shape=net.input_shape)
+        Xc = net._check_input(X, name)
         raw = np.asarray(X)
         top = raw.max() if raw.dtype.kind in "iu" and name == "X" else 0  # Xc is not empty: checked above
         if top > 1:

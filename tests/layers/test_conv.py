@@ -161,7 +161,8 @@ def test_image_of_the_wrong_shape_is_refused_before_anything_changes():
     tr = fnn.Trainer(net, batch_size=4, verbose=0)
     before = net.params.copy()
     for bad in (np.zeros((5, 8, 8)), np.zeros((5, 8, 7, 1)), np.zeros((5, 64)), np.zeros((5, 8, 8, 3))):
-        with pytest.raises(ValueError, match=r"must have shape \(n_samples, 8, 8, 1\), got"):
+        with pytest.raises(ValueError, match=r"must have shape \(n_samples, 8, 8, 1\), got .*: layer 0 \(Conv2D\) "
+                                             r"takes samples of shape \(8, 8, 1\)"):
             tr.fit(bad, np.zeros(5, int))
         with pytest.raises(ValueError, match=r"must have shape \(n_samples, 8, 8, 1\)"):
             net.predict(bad)
