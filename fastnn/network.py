@@ -7,6 +7,7 @@ from .kernels import codes, get_backend
 from .layers import Dense, Layer
 
 _PREDICT_CHUNK = 4096  # rows per forward chunk in predict: bounds memory, keeps GEMMs large
+_PREDICT_CHUNK_CONV = 256  # the same for networks with a compute-bound (conv) layer
 
 
 def _softmax(Z):
@@ -188,11 +189,15 @@ class Network:
 
     def _forward_checked(self, X, training=False, logits=False):
         """forward() for an X already validated and converted to the network dtype."""
-        if X.shape[0] <= _PREDICT_CHUNK:
+        # Conv layers (issue 11) hold ~100x more values per sample than their input (im2col columns,
+        # feature maps): smaller chunks bound the memory (4096 MNIST images would need ~1.5 GB).
+        chunk = _PREDICT_CHUNK_CONV if any(getattr(l, "compute_bound", False) for l in self.layers) \
+            else _PREDICT_CHUNK
+        if X.shape[0] <= chunk:
             return self._forward_chunk(X, training, logits)
         out = np.empty((X.shape[0], self.n_outputs), self.dtype)
-        for lo in range(0, X.shape[0], _PREDICT_CHUNK):
-            out[lo:lo + _PREDICT_CHUNK] = self._forward_chunk(X[lo:lo + _PREDICT_CHUNK], training, logits)
+        for lo in range(0, X.shape[0], chunk):
+            out[lo:lo + chunk] = self._forward_chunk(X[lo:lo + chunk], training, logits)
         return out
 
     def _forward_chunk(self, X, training, logits):

@@ -264,3 +264,20 @@ def test_summary_shows_output_shapes():
     for shape in ("(None, 8, 8, 4)", "(None, 4, 4, 4)", "(None, 2, 2, 6)", "(None, 24)", "(None, 3)"):
         assert shape in text
     assert "Conv2D(filters=4, kernel_size=[3, 3]" in text
+
+
+def test_predict_runs_in_bounded_chunks(monkeypatch):
+    import fastnn.network as network_module
+
+    monkeypatch.setattr(network_module, "_PREDICT_CHUNK_CONV", 7)
+    net = _cnn()
+    X, _ = _blobs(30)
+    calls = []
+    first = net.layers[0]
+    original = first.forward
+    monkeypatch.setattr(first, "forward", lambda A, **kw: calls.append(len(A)) or original(A, **kw))
+    out = net.forward(X)
+    assert calls == [7, 7, 7, 7, 2]
+    monkeypatch.setattr(first, "forward", original)
+    np.testing.assert_allclose(out, np.concatenate([net.forward(X[i:i + 5]) for i in range(0, 30, 5)]),
+                               rtol=1e-6, atol=1e-6)
