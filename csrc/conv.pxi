@@ -7,21 +7,38 @@ cdef extern from *:
     """
     #ifdef _OPENMP
     #include <omp.h>
-    static void fastnn_conv_set_omp_threads(int n) { omp_set_num_threads(n); }
+    static int fastnn_conv_set_omp_threads(int n) { int old = omp_get_max_threads(); omp_set_num_threads(n); return old; }
     #else
-    static void fastnn_conv_set_omp_threads(int n) { (void) n; }
+    static int fastnn_conv_set_omp_threads(int n) { (void) n; return 1; }
     #endif
     """
-    void fastnn_conv_set_omp_threads(int n) noexcept nogil
+    int fastnn_conv_set_omp_threads(int n) noexcept nogil
 
 
 def set_omp_threads(int n):
-    """Threads of the OpenMP loops (im2col, col2im, pooling) started from the calling thread.
+    """Set the threads of the OpenMP loops (im2col, col2im, pooling) started from the calling thread;
+    return the previous setting.
 
     The row-shard threads of the per-layer path (fastnn.engine.sharded) set 1: each shard
     already has a core; nested teams would oversubscribe it. Other threads are unaffected.
     """
-    fastnn_conv_set_omp_threads(max(1, n))
+    return fastnn_conv_set_omp_threads(max(1, n))
+
+
+cdef extern from *:
+    """
+    /* dst += src over n values, `restrict` + AVX2/AVX-512 clones: col2im's inner run. Without them
+       GCC keeps the loop scalar (the pointers might alias), measured 8 ms vs Numba's 1.8 ms for
+       one batch-128 col2im of the example CNN's second layer. */
+    #define FASTNN_ADD_RUN(T, S) \
+    static FASTNN_CLONES void fastnn_add_run_##S(T* restrict dst, const T* restrict src, Py_ssize_t n) { \
+        for (Py_ssize_t t = 0; t < n; t++) dst[t] += src[t]; \
+    }
+    FASTNN_ADD_RUN(float, f)
+    FASTNN_ADD_RUN(double, d)
+    """
+    void fastnn_add_run_f(float* dst, const float* src, Py_ssize_t n) noexcept nogil
+    void fastnn_add_run_d(double* dst, const double* src, Py_ssize_t n) noexcept nogil
 
 
 cdef inline void _col_span(Py_ssize_t wo, Py_ssize_t sw, Py_ssize_t pw, Py_ssize_t kw, Py_ssize_t W,
@@ -61,7 +78,7 @@ cdef void _col2im_image(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t kh,
                         Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
                         Py_ssize_t Ho, Py_ssize_t Wo, const floating* cols, floating* dX) noexcept nogil:
     """One image: dX (H, W, C) = the adjoint of im2col applied to cols (Ho*Wo, kh*kw*C)."""
-    cdef Py_ssize_t ho, wo, i, h, j0, j1, t, m, K = kh * kw * C
+    cdef Py_ssize_t ho, wo, i, h, j0, j1, m, K = kh * kw * C
     cdef const floating* src
     cdef floating* dst
     memset(dX, 0, H * W * C * sizeof(floating))
@@ -75,8 +92,10 @@ cdef void _col2im_image(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t kh,
                 src = cols + (ho * Wo + wo) * K + (i * kw + j0) * C
                 dst = dX + (h * W + wo * sw - pw + j0) * C
                 m = (j1 - j0) * C
-                for t in range(m):
-                    dst[t] += src[t]
+                if floating is float:
+                    fastnn_add_run_f(dst, src, m)
+                else:
+                    fastnn_add_run_d(dst, src, m)
 
 
 # --------------------------------------------------------------------------- Python wrappers

@@ -2,52 +2,58 @@
 # (contracts in fastnn/kernels/reference/pool.py). Included by _kernels.pyx (one compile unit).
 # Channels innermost (contiguous); one image per OpenMP iteration.
 
-cdef inline void _max_update(const floating* x, floating* o, int64_t* a, Py_ssize_t C,
-                             int64_t idx) noexcept nogil:
-    """o = max(o, x), a = idx where x won, over C channels; branch-free selects so GCC vectorizes it.
-    NaN wins (as numpy's argmax): the first NaN is kept."""
-    cdef Py_ssize_t c
-    cdef floating v, cur
-    cdef bint take
-    for c in range(C):
-        v = x[c]
-        cur = o[c]
-        take = (v > cur) | ((v != v) & (cur == cur))
-        o[c] = v if take else cur
-        a[c] = idx if take else a[c]
+cdef extern from *:
+    """
+    /* One image of max pooling in C with AVX2/AVX-512 clones (FASTNN_CLONES, activations.pxi) and
+       `restrict`: the per-channel max + argmax update is a branch-free select that GCC vectorizes
+       only for those targets; the SSE2 baseline build of the same loop in Cython ran 10x slower
+       (measured: 128 x 26 x 26 x 32 float32, 9 ms -> 0.9 ms; Numba's LLVM build 0.95 ms).
+       NaN wins, as numpy's argmax: the first NaN is kept. */
+    #define FASTNN_MAXPOOL(T, S) \
+    static FASTNN_CLONES void fastnn_maxpool_image_##S(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, \
+            Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, \
+            Py_ssize_t Ho, Py_ssize_t Wo, const T* restrict X, T* restrict out, int64_t* restrict am) { \
+        for (Py_ssize_t ho = 0; ho < Ho; ho++) { \
+            Py_ssize_t h0 = ho * sh - ph, h1 = h0 + kh; if (h0 < 0) h0 = 0; if (h1 > H) h1 = H; \
+            for (Py_ssize_t wo = 0; wo < Wo; wo++) { \
+                Py_ssize_t w0 = wo * sw - pw, w1 = w0 + kw; if (w0 < 0) w0 = 0; if (w1 > W) w1 = W; \
+                T* restrict o = out + (ho * Wo + wo) * C; \
+                int64_t* restrict a = am + (ho * Wo + wo) * C; \
+                const T* restrict x0 = X + (h0 * W + w0) * C; \
+                int64_t i0 = h0 * W + w0; \
+                for (Py_ssize_t c = 0; c < C; c++) { o[c] = x0[c]; a[c] = i0; } \
+                for (Py_ssize_t h = h0; h < h1; h++) for (Py_ssize_t w = w0; w < w1; w++) { \
+                    const T* restrict x = X + (h * W + w) * C; \
+                    int64_t idx = h * W + w; \
+                    for (Py_ssize_t c = 0; c < C; c++) { \
+                        T v = x[c], cur = o[c]; \
+                        int take = (v > cur) | ((v != v) & (cur == cur)); \
+                        o[c] = take ? v : cur; \
+                        a[c] = take ? idx : a[c]; \
+                    } \
+                } \
+            } \
+        } \
+    }
+    FASTNN_MAXPOOL(float, f)
+    FASTNN_MAXPOOL(double, d)
+    """
+    void fastnn_maxpool_image_f(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t kh, Py_ssize_t kw,
+                                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Ho,
+                                Py_ssize_t Wo, const float* X, float* out, int64_t* am) noexcept nogil
+    void fastnn_maxpool_image_d(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t kh, Py_ssize_t kw,
+                                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Ho,
+                                Py_ssize_t Wo, const double* X, double* out, int64_t* am) noexcept nogil
 
 
-cdef void _maxpool_image(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t kh, Py_ssize_t kw,
-                         Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
-                         Py_ssize_t Ho, Py_ssize_t Wo, const floating* X, floating* out,
-                         int64_t* am) noexcept nogil:
-    cdef Py_ssize_t ho, wo, h, w, c, h0, h1, w0, w1
-    cdef floating* o
-    cdef int64_t* a
-    cdef const floating* x
-    for ho in range(Ho):
-        h0 = ho * sh - ph
-        h1 = h0 + kh
-        if h0 < 0:
-            h0 = 0
-        if h1 > H:
-            h1 = H
-        for wo in range(Wo):
-            w0 = wo * sw - pw
-            w1 = w0 + kw
-            if w0 < 0:
-                w0 = 0
-            if w1 > W:
-                w1 = W
-            o = out + (ho * Wo + wo) * C
-            a = am + (ho * Wo + wo) * C
-            x = X + (h0 * W + w0) * C
-            for c in range(C):
-                o[c] = x[c]
-                a[c] = h0 * W + w0
-            for h in range(h0, h1):
-                for w in range(w0, w1):
-                    _max_update(X + (h * W + w) * C, o, a, C, h * W + w)
+cdef inline void _maxpool_image(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t kh, Py_ssize_t kw,
+                                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
+                                Py_ssize_t Ho, Py_ssize_t Wo, const floating* X, floating* out,
+                                int64_t* am) noexcept nogil:
+    if floating is float:
+        fastnn_maxpool_image_f(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, X, out, am)
+    else:
+        fastnn_maxpool_image_d(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, X, out, am)
 
 
 cdef void _avgpool_image(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t kh, Py_ssize_t kw,

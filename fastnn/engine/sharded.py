@@ -40,13 +40,14 @@ def can_shard(network, loss):
     return ""
 
 
-def _set_omp_threads_1():
-    """Keep the Cython kernels' OpenMP loops on the calling shard thread (no nested teams)."""
+def _set_omp_threads(n):
+    """Set the Cython kernels' OpenMP loop threads of the calling thread (1 on a shard: no nested
+    teams); return the previous setting (None without the extension, which then runs nothing)."""
     try:
         from .._ext._kernels import set_omp_threads
-    except ImportError:  # no extension: nothing of it runs
-        return
-    set_omp_threads(1)
+    except ImportError:
+        return None
+    return set_omp_threads(n)
 
 
 def _shard_layers(network, grads):
@@ -109,7 +110,7 @@ def sharded_runner(kern, backend, network, loss, optimizer, X, Y, batch_size, hy
         errors = []
 
         def worker(s):
-            _set_omp_threads_1()
+            _set_omp_threads(1)
             while True:
                 start_b.wait()
                 if job.get("stop"):
@@ -128,6 +129,7 @@ def sharded_runner(kern, backend, network, loss, optimizer, X, Y, batch_size, hy
         threads = [threading.Thread(target=worker, args=(s,), daemon=True) for s in range(1, n_shards)]
         for t in threads:
             t.start()
+        omp_before = _set_omp_threads(1)  # the caller runs shard 0
         try:
             for j, start in enumerate(starts):
                 m = min(batch_size, len(perm) - int(start))
@@ -165,6 +167,8 @@ def sharded_runner(kern, backend, network, loss, optimizer, X, Y, batch_size, hy
                 pass
             for t in threads:
                 t.join(timeout=10)
+            if omp_before is not None:
+                _set_omp_threads(omp_before)
         for layer in originals:
             layer.step = opt.iterations + 1
     return run

@@ -69,3 +69,16 @@ def test_an_error_in_a_shard_is_raised_and_threads_end():
     with pytest.raises(fnn.NonFiniteError):
         tr.fit(X, y, epochs=1)
     assert threading.active_count() == before
+
+
+def test_the_callers_openmp_setting_is_restored():
+    k = pytest.importorskip("fastnn._ext._kernels")
+    X, y = _data()
+    before = k.set_omp_threads(3)
+    try:
+        tr = fnn.Trainer(_cnn(), verbose=0, n_threads=2, batch_size=32)
+        tr.fit(X, y, epochs=1)
+        assert tr.last_plan["n_shards"] == 2
+        assert k.set_omp_threads(3) == 3   # shard 0 ran on this thread with 1, then put 3 back
+    finally:
+        k.set_omp_threads(before)
