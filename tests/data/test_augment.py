@@ -298,7 +298,8 @@ def test_backend_selection(monkeypatch):
 # ------------------------------------------------------------------ validation
 @pytest.mark.parametrize("X, error, match", [
     (np.zeros(784, np.float32), ValueError, "must be"),
-    (np.zeros((2, 28, 28, 1), np.float32), ValueError, "must be"),
+    (np.zeros((2, 28, 28, 1, 1), np.float32), ValueError, "must be"),
+    (np.zeros((2, 28, 28, 3), np.float32), ValueError, "3 channels"),  # (n, H, W, 1) is fine (issue 11)
     (np.zeros((2, 780), np.float32), ValueError, "not a square"),
     (np.zeros((2, 784), np.uint8), TypeError, "floating-point"),
     (np.zeros((2, 784), np.int64), TypeError, "scale_to_unit"),
