@@ -217,3 +217,6 @@ include "norm.pxi"
 include "driver.pxi"
 include "plan.pxi"
 include "plan_cols.pxi"
+# Convolutional networks (issue 11): im2col/col2im and pooling.
+include "conv.pxi"
+include "pool.pxi"

@@ -18,6 +18,8 @@ from .errors import (BackendUnavailableError, DataFormatError, FastnnError, Mode
                      NonFiniteError, NotRegularFileError, ParameterError)
 from .kernels import available_backends, get_backend
 from .layers import BatchNorm, Dense, Dropout, Flatten, Layer, LayerNorm
+# Convolutional networks (issue 11).
+from .layers import AveragePooling2D, Conv2D, GlobalAveragePooling2D, MaxPool2D, MaxPooling2D
 from .losses import (BinaryCrossEntropy, CrossEntropy, FocalLoss, Huber, LabelSmoothingCrossEntropy, Loss,
                      MeanAbsoluteError, MeanSquaredError, WeightedCrossEntropy, balanced_class_weight, soft_targets)
 from .network import Network
@@ -54,3 +56,4 @@ __all__ = [
     "ParameterError", "NotRegularFileError",
     "get_backend", "available_backends", "set_num_threads", "get_num_threads", "show_config", "export_onnx",
 ]
+__all__ += ["Conv2D", "MaxPool2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D"]  # issue 11

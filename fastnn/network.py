@@ -12,6 +12,7 @@ _PREDICT_CHUNK = 4096  # rows per forward chunk in predict: bounds memory, keeps
 _CHAIN_SIZES = 4       # batch sizes whose inference buffers each thread keeps (least recently used dropped)
 _CHAIN_PASS = (Dropout, Flatten)  # identity at inference: no chain row
 _LOGITS, _RAW, _PROBA = 0, 1, 2    # what the chain's last row applies (see Network._chain)
+_PREDICT_CHUNK_CONV = 256  # the same for networks with a compute-bound (conv) layer
 
 
 def _softmax(Z):
@@ -187,8 +188,19 @@ class Network:
         logits : bool, default False
             Skip the last layer's activation (its pre-activation is returned).
         """
-        X = check_array_X(X, self.n_inputs, self.dtype, sample_shape=self.input_shape)
+        X = self._check_input(X)
         return self._forward_checked(X, training, logits)
+
+    def _check_input(self, X, name="X"):
+        """``check_array_X`` for this network; a shape error names the first layer and its input shape."""
+        try:
+            return check_array_X(X, self.n_inputs, self.dtype, name=name, sample_shape=self.input_shape)
+        except ValueError as exc:
+            if len(self.input_shape) > 1 and "shape" in str(exc):  # image input (issue 11)
+                first = self.layers[0]
+                raise ValueError(f"{exc}: layer 0 ({type(first).__name__}) takes samples of shape "
+                                 f"{self.input_shape} (the network's input_shape)") from None
+            raise
 
     __call__ = forward
 
@@ -196,11 +208,15 @@ class Network:
         """forward() for an X already validated and converted to the network dtype."""
         if not training and self._chain(_LOGITS if logits else _RAW) is not None:
             return self._infer(X, _LOGITS if logits else _RAW, copy=True)
-        if X.shape[0] <= _PREDICT_CHUNK:
+        # Conv layers (issue 11) hold ~100x more values per sample than their input (im2col columns,
+        # feature maps): smaller chunks bound the memory (4096 MNIST images would need ~1.5 GB).
+        chunk = _PREDICT_CHUNK_CONV if any(getattr(l, "compute_bound", False) for l in self.layers) \
+            else _PREDICT_CHUNK
+        if X.shape[0] <= chunk:
             return self._forward_chunk(X, training, logits)
         out = np.empty((X.shape[0], self.n_outputs), self.dtype)
-        for lo in range(0, X.shape[0], _PREDICT_CHUNK):
-            out[lo:lo + _PREDICT_CHUNK] = self._forward_chunk(X[lo:lo + _PREDICT_CHUNK], training, logits)
+        for lo in range(0, X.shape[0], chunk):
+            out[lo:lo + chunk] = self._forward_chunk(X[lo:lo + chunk], training, logits)
         return out
 
     def _forward_chunk(self, X, training, logits):

@@ -196,7 +196,7 @@ class Trainer:
     # ------------------------------------------------------------------ validation
     def _prepare(self, X, y, name="X"):
         net = self.network
-        Xc = check_array_X(X, net.n_inputs, net.dtype, name=name, sample_shape=net.input_shape)
+        Xc = net._check_input(X, name)
         raw = np.asarray(X)
         top = raw.max() if raw.dtype.kind in "iu" and name == "X" else 0  # Xc is not empty: checked above
         if top > 1:
@@ -357,6 +357,15 @@ class Trainer:
         # wake-ups than it gives (measured 20x slower), and small batches are what 'auto' keeps whole.
         col_threads = plan.col_threads if plan.path == "fused" else 1
         blas_threads = 1 if (n_shards > 1 or col_threads > 1 or self.parallel in ("auto", "columns")) else n_threads
+        # Conv nets on the per-layer path (issue 11): row shards, one thread each, one-thread BLAS
+        # (fastnn.engine.sharded says why not threaded BLAS); parallel='blas' keeps threaded BLAS.
+        layer_shards = 1
+        if plan.path != "fused" and self.path == "auto" and kern.NAME != "reference" \
+                and self.parallel in ("auto", "shards") \
+                and n_threads > 1 and not _engine.can_shard(net, self.loss):
+            layer_shards = max(1, min(n_threads, batch_size // _engine.MIN_SHARD_ROWS))
+            if layer_shards > 1:
+                n_shards, blas_threads = layer_shards, 1
         self.optimizer.build(net.n_params, net.dtype)
         net.task = "classification" if self.loss.is_classification else "regression"
         steps_per_call = 1 if cbs.needs_every_batch else _CHUNK_BATCHES
@@ -374,7 +383,7 @@ class Trainer:
         X_run = Xc if augment is None else np.empty_like(Xc)  # refilled every epoch
         self.batch_size_in_use = batch_size
         hyper = self.optimizer.hyper_vector(self.clip_norm, self.clip_value)
-        run = self._make_runner(kern, plan, X_run, Y, batch_size, hyper)
+        run = self._make_runner(kern, plan, X_run, Y, batch_size, hyper, layer_shards)
         run_batches = run if not self.check_finite else _engine.guarded(
             run, net, self.optimizer,
             lambda start: f"epoch {self.epoch + 1}, batch {start // batch_size + 1}")
@@ -435,7 +444,7 @@ class Trainer:
         self.history = history
         return history
 
-    def _make_runner(self, kern, plan, X, Y, batch_size, hyper):
+    def _make_runner(self, kern, plan, X, Y, batch_size, hyper, layer_shards=1):
         """The runner of one fit, ``run(perm, starts, batch_loss, batch_correct)`` (see :mod:`fastnn.engine.runners`).
 
         The one hook a trainer that runs the steps elsewhere overrides (``fastnn.distributed.RayTrainer``):
@@ -444,6 +453,9 @@ class Trainer:
         net = self.network
         if plan.path == "fused":
             return _engine.fused_runner(kern, plan, net, self.loss, self.optimizer, X, Y, hyper)
+        if layer_shards > 1:  # conv nets on the per-layer path: one row shard per thread
+            return _engine.sharded_runner(kern, self.backend, net, self.loss, self.optimizer, X, Y,
+                                          batch_size, hyper, self.clip_norm, self.clip_value, layer_shards)
         return _engine.layerwise_runner(kern, self.backend, net, self.loss, self.optimizer, X, Y,
                                         batch_size, hyper, self.clip_norm, self.clip_value)
 

@@ -10,7 +10,8 @@ still the same digit::
     X_aug = augment(X_train)            # same shape and dtype, a new random draw every call
 
 Images are rows of ``X``: ``(n, H*W)`` flat (as :func:`fastnn.data.load_mnist`
-gives them) or ``(n, H, W)``; the output has the same shape and dtype.
+gives them), ``(n, H, W)`` or one-channel NHWC ``(n, H, W, 1)`` (``load_mnist(flatten=False)``,
+what ``Conv2D`` takes); the output has the same shape and dtype.
 ``image_shape`` defaults to ``X.shape[1:]`` for 3-D input and to a square
 for flat input (784 features -> 28 x 28). The images must be floating point
 (scale 8-bit pixels first, e.g. :func:`fastnn.data.scale_to_unit`) and finite.
@@ -108,10 +109,13 @@ def _check_images(X, image_shape):
         hint = (" (scale 8-bit pixels to [0, 1] first, e.g. fastnn.data.scale_to_unit)"
                 if X.dtype.kind in "biu" else "")
         raise TypeError(f"X must hold floating-point images, got dtype {X.dtype}{hint}")
-    if X.ndim == 3:
-        shape = X.shape[1:] if image_shape is None else _check_image_shape(image_shape)
-        if tuple(X.shape[1:]) != tuple(shape):
-            raise ValueError(f"X has images of shape {X.shape[1:]} but image_shape is {tuple(shape)}")
+    if X.ndim == 4 and X.shape[3] != 1:
+        raise ValueError(f"X has images of {X.shape[3]} channels (shape {X.shape}); the transforms take "
+                         f"one-channel images (n, H, W, 1), (n, H, W) or (n, H*W)")
+    if X.ndim in (3, 4):  # (n, H, W) or NHWC with one channel, as load_mnist(flatten=False) gives
+        shape = X.shape[1:3] if image_shape is None else _check_image_shape(image_shape)
+        if tuple(X.shape[1:3]) != tuple(shape):
+            raise ValueError(f"X has images of shape {X.shape[1:3]} but image_shape is {tuple(shape)}")
     elif X.ndim == 2:
         if image_shape is None:
             side = int(round(np.sqrt(X.shape[1])))
@@ -124,7 +128,7 @@ def _check_images(X, image_shape):
                 raise ValueError(f"X has {X.shape[1]} features but image_shape {shape} has "
                                  f"{shape[0] * shape[1]} pixels")
     else:
-        raise ValueError(f"X must be (n, H*W) flat images or (n, H, W), got shape {X.shape}")
+        raise ValueError(f"X must be (n, H*W) flat images, (n, H, W) or (n, H, W, 1), got shape {X.shape}")
     shape = (int(shape[0]), int(shape[1]))
     return X, X.reshape(X.shape[0], shape[0] * shape[1]), shape
 

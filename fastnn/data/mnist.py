@@ -424,7 +424,8 @@ def load_mnist(path=None, *, kind="mnist", flatten=True, scale=True, dtype=np.fl
     kind : {"mnist", "fashion_mnist", "kmnist"}, optional
         Which dataset (see :data:`DATASETS`).
     flatten : bool, optional
-        Images as ``(n, 784)`` rows (default) or ``(n, 28, 28)``.
+        Images as ``(n, 784)`` rows (default) or NHWC images ``(n, 28, 28, 1)`` for
+        convolutional networks (``Network(..., input_shape=(28, 28, 1))``).
     scale : bool, optional
         If True (default), images are ``dtype`` in ``[0, 1]`` (pixel / 255);
         if False, the raw ``uint8`` pixels (``dtype`` is then ignored).
@@ -472,6 +473,8 @@ def load_mnist(path=None, *, kind="mnist", flatten=True, scale=True, dtype=np.fl
         _check_pair(images, labels, files, split, spec)
         if flatten:
             images = images.reshape(len(images), -1)
+        else:  # NHWC with one channel, what Conv2D takes (issue 11)
+            images = images.reshape(*images.shape[:3], 1)
         if scale:
             X = images.astype(dtype)
             X /= dtype.type(255)

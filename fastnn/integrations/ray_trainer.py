@@ -396,7 +396,7 @@ class RayTrainer(Trainer):
                               worker=late[0] if late else None, step=step, kind="timeout") from first
         raise first
 
-    def _make_runner(self, kern, plan, X, Y, batch_size, hyper):
+    def _make_runner(self, kern, plan, X, Y, batch_size, hyper, layer_shards=1):
         self._check_plan(plan)
         if self.data == "sharded" and batch_size % self.num_workers:  # fit clips the batch to the samples
             raise ValueError(f"data='sharded' needs the batch ({batch_size}: batch_size clipped to the number of "

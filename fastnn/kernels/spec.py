@@ -81,6 +81,19 @@ OPS = (
     _op("grad_steps", "plan", "plan X Y perm batch_starts step0 batch_loss batch_correct",
         "forward + backward of each batch into plan.grads (their sum), no update"),
     _op("apply_update", "plan", "plan lr step", "clip plan.grads as plan.hyper says, then one optimizer step"),
+    # --- convolutional networks (issue 11): NHWC images, (ph, pw) = top/left padding, output size from the out shape
+    _op("im2col", "conv", "X kh kw sh sw ph pw cols_out",
+        "cols[n, ho, wo, (i*kw + j)*C + c] = X[n, ho*sh - ph + i, wo*sw - pw + j, c], 0 in the padding"),
+    _op("col2im", "conv", "cols kh kw sh sw ph pw dX_out",
+        "dX = the adjoint of im2col: each patch entry's gradient summed at the input it came from"),
+    _op("maxpool_forward", "pool", "X kh kw sh sw ph pw out argmax_out",
+        "out = max of each window (padding ignored); argmax_out = flat h*W + w of the first maximum (int64)"),
+    _op("maxpool_backward", "pool", "dout argmax dX_out",
+        "dX = 0, then dX[n, argmax // W, argmax % W, c] += dout[n, ho, wo, c]"),
+    _op("avgpool_forward", "pool", "X kh kw sh sw ph pw out",
+        "out = mean of each window over its valid (non-padding) entries"),
+    _op("avgpool_backward", "pool", "dout kh kw sh sw ph pw dX_out",
+        "dX = sum over the windows holding each input of dout / (valid entries of that window)"),
 )
 
 #: name -> Op

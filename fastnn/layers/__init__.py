@@ -7,3 +7,10 @@ from .reshape import Flatten
 
 __all__ = ["Layer", "PlanRow", "Dense", "Dropout", "BatchNorm", "LayerNorm", "Flatten", "LAYER_TYPES",
            "layer_from_config"]
+
+# Convolutional networks (issue 11).
+from .conv import Conv2D
+from .pooling import AveragePooling2D, GlobalAveragePooling2D, MaxPool2D
+
+MaxPooling2D = MaxPool2D  # the Keras alias
+__all__ += ["Conv2D", "MaxPool2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D"]

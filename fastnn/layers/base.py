@@ -75,6 +75,9 @@ class Layer:
     #: assignments and model files all pass the same rule; ``get_config`` keys are their labels.
     n_inputs = None
     n_outputs = None
+    #: True for layers whose per-sample work is large GEMMs (Conv2D): the per-layer path then
+    #: lets BLAS use every thread under ``Trainer(parallel='auto')``
+    compute_bound = False
 
     def output_shape(self, input_shape):
         """Per-sample output shape for a per-sample ``input_shape`` tuple (default: unchanged)."""

@@ -42,6 +42,9 @@ class Dropout(Layer):
     rng = Param(InstanceOf(np.random.Generator))
     step = Param(Integer(0))
 
+    #: row of the batch that X's first row is: a row shard (fastnn.engine.sharded) draws its rows' masks
+    row0 = 0
+
     def __init__(self, rate, n_units=None):
         self.rate = rate
         self.n_inputs = self.n_outputs = n_units
@@ -73,7 +76,7 @@ class Dropout(Layer):
         mask = self._buffer("mask", X.shape, X.dtype)
         out = self._buffer("out", X.shape, X.dtype)
         # mask holds 0 or 1/keep, so backward is one multiply.
-        get_backend(backend).dropout_forward(X, self.key, self.step, 0, self.rate, mask, out)
+        get_backend(backend).dropout_forward(X, self.key, self.step, self.row0, self.rate, mask, out)
         self.step += 1
         self._mask = mask
         return out

@@ -116,6 +116,28 @@ class BatchNorm(_Normalization):
         super().__init__(n_units, eps)
         self.momentum = momentum
         self.buffers = None
+        self.channels = None  # feature maps (issue 11): statistics per channel over batch and positions
+
+    # --- feature maps (issue 11): a per-sample shape (..., C) normalises each of the C channels over
+    # the batch and every position, as Keras BatchNormalization(axis=-1) and PyTorch BatchNorm2d.
+    def build(self, input_shape):
+        """Flat samples: one statistic per feature; ``(H, W, C)`` feature maps: one per channel."""
+        if len(input_shape) == 1:
+            self.channels = None
+            return super().build(input_shape)
+        self.channels = int(input_shape[-1])
+        self.n_inputs = self.n_outputs = int(np.prod(input_shape))
+
+    def _width(self):
+        return self.channels if self.channels is not None else super()._width()
+
+    def _channel_rows(self, X):
+        """Rows ``(n, H*W*C)`` as ``(n*H*W, C)``: one row per position, the kernels' layout."""
+        if self.channels is None:
+            return X
+        if X.ndim != 2 or X.shape[1] != self.n_inputs:
+            raise ValueError(f"BatchNorm expects input of shape (n, {self.n_inputs}), got {X.shape}")
+        return np.ascontiguousarray(X, dtype=self.params["gamma"].dtype).reshape(-1, self.channels)
 
     def buffer_shapes(self):
         """Ordered ``{name: shape}`` of non-trainable state (saved with the model, never optimized)."""
@@ -157,7 +179,8 @@ class BatchNorm(_Normalization):
         return self.buffers["running_var"]
 
     def forward(self, X, training=False, backend=None):
-        X = self._check_input(X)
+        n_samples = X.shape[0]
+        X = self._check_input(self._channel_rows(X))
         kern = self._kernels(backend)
         n, k = X.shape
         dtype = X.dtype
@@ -166,12 +189,13 @@ class BatchNorm(_Normalization):
                                self.buffers["running_mean"], self.buffers["running_var"], self.momentum,
                                Xhat, inv_std, out)
         self._cache = (Xhat, inv_std, bool(training))
-        return out
+        return out.reshape(n_samples, -1) if self.channels is not None else out
 
     def backward(self, dA, backend=None, need_dX=True):
         """Write dgamma, dbeta into the gradient views; return dX (None if ``need_dX`` is False)."""
         Xhat, inv_std, training = self._cache
-        dA = np.ascontiguousarray(dA, dtype=Xhat.dtype)
+        n_samples = dA.shape[0]
+        dA = np.ascontiguousarray(dA, dtype=Xhat.dtype).reshape(Xhat.shape)
         dX = self._buffer("dX", Xhat.shape, Xhat.dtype) if need_dX else None
         gamma, dgamma, dbeta = self.params["gamma"], self.grads["gamma"], self.grads["beta"]
         if training:
@@ -181,17 +205,25 @@ class BatchNorm(_Normalization):
             dgamma[...] = (dA * Xhat).sum(axis=0)
             if dX is not None:
                 np.multiply(dA, gamma * inv_std, out=dX)
+        if dX is not None and self.channels is not None:
+            return dX.reshape(n_samples, -1)
         return dX
 
     def plan_rows(self, fuse_activation=None):
-        """One OP_BATCHNORM row: batch statistics over all shards, running statistics updated."""
+        """One OP_BATCHNORM row: batch statistics over all shards, running statistics updated.
+
+        None (the per-layer path) on feature maps: the plan row normalises per row feature."""
+        if self.channels is not None:
+            return None
         k = self._width()
         return [PlanRow(op=OP_BATCHNORM, n_in=k, n_out=k, params=("gamma", "beta"),
                         buffers=("running_mean", "running_var"),
                         floats={"eps": self.eps, "momentum": self.momentum})]
 
     def get_config(self):
-        return {"n_units": self.n_inputs, "momentum": self.momentum, "eps": self.eps}
+        # On feature maps the channel count comes from the input shape (and gamma's stored shape is checked).
+        n_units = None if self.channels is not None else self.n_inputs
+        return {"n_units": n_units, "momentum": self.momentum, "eps": self.eps}
 
 
 @register

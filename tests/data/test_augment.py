@@ -298,7 +298,8 @@ def test_backend_selection(monkeypatch):
 # ------------------------------------------------------------------ validation
 @pytest.mark.parametrize("X, error, match", [
     (np.zeros(784, np.float32), ValueError, "must be"),
-    (np.zeros((2, 28, 28, 1), np.float32), ValueError, "must be"),
+    (np.zeros((2, 28, 28, 1, 1), np.float32), ValueError, "must be"),
+    (np.zeros((2, 28, 28, 3), np.float32), ValueError, "3 channels"),  # (n, H, W, 1) is fine (issue 11)
     (np.zeros((2, 780), np.float32), ValueError, "not a square"),
     (np.zeros((2, 784), np.uint8), TypeError, "floating-point"),
     (np.zeros((2, 784), np.int64), TypeError, "scale_to_unit"),
@@ -419,3 +420,26 @@ def test_public_names():
     assert set(A.__all__) <= set(dir(A))
     assert repr(Augmenter([RandomShift(2), RandomRotation(10), GaussianNoise(0.05)])) == \
         "Augmenter([RandomShift(2), RandomRotation(10), GaussianNoise(0.05, clip=(0.0, 1.0))])"
+
+
+# --- image-shaped input for convolutional networks (issue 11)
+def test_nhwc_one_channel_images_augment_like_flat_ones():
+    X = _images(12)
+    X4 = X.reshape(12, 28, 28, 1)
+    aug = lambda: Augmenter([RandomShift(2), RandomRotation(8), GaussianNoise(0.05)], seed=3)  # noqa: E731
+    out4 = aug()(X4)
+    assert out4.shape == X4.shape and out4.dtype == X4.dtype
+    np.testing.assert_array_equal(out4.reshape(12, -1), aug()(X))
+    with pytest.raises(ValueError, match="3 channels"):
+        aug()(np.zeros((2, 28, 28, 3), np.float32))
+
+
+def test_fit_with_augmentation_trains_a_cnn():
+    import fastnn as fnn
+
+    X, y = _images(48), np.arange(48) % 3
+    net = fnn.Network([fnn.Conv2D(2, 3), fnn.MaxPool2D(2), fnn.Flatten(), fnn.Dense(3)], input_shape=(28, 28, 1),
+                      seed=0)
+    tr = fnn.Trainer(net, batch_size=16, verbose=0, seed=0)
+    h = tr.fit(X.reshape(48, 28, 28, 1), y, epochs=2, augment=Augmenter([RandomShift(1)], seed=0))
+    assert len(h["loss"]) == 2 and all(np.isfinite(h["loss"])) and h["augment_time"][0] >= 0

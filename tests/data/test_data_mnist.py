@@ -110,7 +110,7 @@ def test_real_mnist_shapes_dtypes(real):
 def test_real_mnist_raw_matches_scaled(real, mnist_dir):
     ((X, y), _), _ = real
     (Xr, yr), (Xtr, _) = load_mnist(mnist_dir, scale=False, flatten=False, verify=False)
-    assert Xr.dtype == np.uint8 and Xr.shape == (60000, 28, 28) and Xtr.shape == (10000, 28, 28)
+    assert Xr.dtype == np.uint8 and Xr.shape == (60000, 28, 28, 1) and Xtr.shape == (10000, 28, 28, 1)
     np.testing.assert_array_equal(yr, y)
     np.testing.assert_array_equal(Xr[:100].reshape(100, -1) / np.float32(255), X[:100])
 
@@ -282,7 +282,7 @@ def test_output_options(offline, tmp_path):
     assert X.shape == (12, 784) and X.dtype == np.float32 and y.dtype == np.int64
     np.testing.assert_array_equal(X, arrays["train_images"].reshape(12, -1) / np.float32(255))
     (X, _), _ = load_mnist(tmp_path / "d", verify=False, flatten=False, dtype=np.float64)
-    assert X.shape == (12, 28, 28) and X.dtype == np.float64
+    assert X.shape == (12, 28, 28, 1) and X.dtype == np.float64
     (X, _), _ = load_mnist(tmp_path / "d", verify=False, scale=False)
     assert X.dtype == np.uint8 and X.shape == (12, 784)
     with pytest.raises(TypeError, match="floating"):

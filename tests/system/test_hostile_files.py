@@ -143,7 +143,7 @@ def _hostile_corpus(tmp_path, marker):
         "layer type of an importable module": _with(raw, _set_layer_type("antigravity")),
         "layer type base class Layer": _with(raw, _set_layer_type("Layer")),
         "layer type dunder attribute": _with(raw, _set_layer_type("Dense.__init__")),
-        "unknown layer type Conv2D": _with(raw, _set_layer_type("Conv2D")),
+        "unknown layer type Conv3D": _with(raw, _set_layer_type("Conv3D")),  # Conv2D is registered (issue 11)
         "layer config smuggles a class": _with(raw, lambda h: h["network"]["layers"][0]["config"].update(
             activation={"py/object": "os.system", "__reduce__": ["os.system", ["touch x"]]})),
         "layer config names a callable activation": _with(raw, lambda h: h["network"]["layers"][0]["config"]
@@ -256,7 +256,7 @@ EXPECTED_PHRASE = {
     "trailing bytes": "trailing bytes", "trailing pickle": "trailing bytes",
     "unknown dtype big-endian >f4": "unknown dtype", "unknown dtype float16": "unknown dtype",
     "unknown dtype numpy type string O": "unknown dtype", "unknown dtype object": "unknown dtype",
-    "unknown layer type Conv2D": "unknown layer type", "unknown network dtype": "unknown dtype",
+    "unknown layer type Conv3D": "unknown layer type", "unknown network dtype": "unknown dtype",
     "unknown top-level key with code": "unexpected key", "unsupported version": "unsupported format version",
     "zip with a pickle inside": "bad magic",
     "NaN weight": "invalid tensor value", "Inf bias": "invalid tensor value",

@@ -21,5 +21,8 @@ from .losses import (count_correct, focal_forward_backward, huber_forward_backwa
 from .norm import batchnorm_backward, batchnorm_forward, layernorm_backward, layernorm_forward
 from .optim import clip_gradients, optimizer_update
 from .plan import apply_update, dropout_forward, grad_steps, train_steps
+# Convolutional networks (issue 11).
+from .conv import col2im, im2col
+from .pool import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
 
 NAME = "reference"

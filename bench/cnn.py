@@ -1,0 +1,266 @@
+"""CNN epochs (issue 11): fastnn vs PyTorch vs JAX vs the im2col-GEMM floor, same models, same optimizer.
+
+Models (28x28x1 MNIST, 10 classes, SGD lr 0.01 momentum 0.9, softmax cross-entropy, float32):
+
+- ``example``: the CNN of ``examples/train_mnist_cnn.py`` -- Conv(32, 3x3, relu), MaxPool 2,
+  Conv(64, 3x3, relu), MaxPool 2, Flatten, Dense(128, relu), Dense(10);
+- ``lenet5``: LeNet-5 sized -- Conv(6, 5x5 same, relu), MaxPool 2, Conv(16, 5x5, relu), MaxPool 2,
+  Flatten, Dense(120, relu), Dense(84, relu), Dense(10).
+
+Every factory has the shape of :mod:`bench.peers`' (``X (n, 784), y, batch_size, threads``) plus
+``model`` and returns a :class:`bench.peers.PeerRun` of ONE epoch. Interleaved comparison (what the
+README reports; each round runs every contender once, in turn, so load drift hits all alike)::
+
+    FASTNN_DATA=../shared/data/mnist python -m bench.cnn --rounds 3 --batch-sizes 32,128
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import time
+
+import numpy as np
+
+from bench.peers import PeerRun, _check_xy, blas_limit
+
+MODELS = {
+    # (conv layers as (filters, kernel, padding), dense hidden widths)
+    "example": ([(32, 3, "valid"), (64, 3, "valid")], (128,)),
+    "lenet5": ([(6, 5, "same"), (16, 5, "valid")], (120, 84)),
+}
+LR, MOMENTUM = 0.01, 0.9
+
+
+def _geometry(model):
+    """Per conv layer (H_in, W_in, C_in, Ho, Wo, F, k, pad); the flattened width; dense widths."""
+    convs, hidden = MODELS[model]
+    H, C, out = 28, 1, []
+    for F, k, padding in convs:
+        Ho = H if padding == "same" else H - k + 1
+        out.append((H, H, C, Ho, Ho, F, k, (k - 1) // 2 if padding == "same" else 0))
+        H, C = Ho // 2, F
+    return out, H * H * C, hidden
+
+
+def gemm_flops_per_sample(model):
+    """FLOPs of one training step's GEMMs per sample: forward, weight and input gradients (not the first input)."""
+    convs, flat, hidden = _geometry(model)
+    flops = 0
+    for q, (H, W, C, Ho, Wo, F, k, _) in enumerate(convs):
+        mac = Ho * Wo * k * k * C * F
+        flops += 2 * mac * (2 if q == 0 else 3)
+    sizes = [flat, *hidden, 10]
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        flops += 2 * a * b * 3
+    return flops
+
+
+def _images(X):
+    return np.ascontiguousarray(X, np.float32).reshape(-1, 28, 28, 1)
+
+
+def make_fastnn_cnn_epoch(X, y, batch_size, threads, model="example", backend="cython", seed=0):
+    import fastnn as fnn
+
+    convs, hidden = MODELS[model]
+    layers = []
+    for F, k, padding in convs:
+        layers += [fnn.Conv2D(F, k, padding=padding, activation="relu"), fnn.MaxPool2D(2)]
+    layers.append(fnn.Flatten())
+    layers += [fnn.Dense(u, "relu") for u in hidden] + [fnn.Dense(10)]
+    net = fnn.Network(layers, input_shape=(28, 28, 1), seed=seed, backend=backend)
+    trainer = fnn.Trainer(net, optimizer=fnn.SGD(LR, momentum=MOMENTUM), batch_size=batch_size, seed=seed,
+                          n_threads=threads, verbose=0)
+    X, y = _images(X), np.asarray(y)
+
+    def epoch():
+        return trainer.fit(X, y, epochs=1)["loss"][-1]
+
+    run = PeerRun(epoch, f"fastnn-{backend}-{model}", X.shape[0], batch_size, threads)
+    return run
+
+
+def make_torch_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
+    import torch
+
+    X, y = _check_xy(X, y, batch_size, threads)
+    torch.manual_seed(seed)
+    convs, flat, hidden = _geometry(model)
+    mods, c_in = [], 1
+    for (_, _, _, _, _, F, k, pad) in convs:
+        mods += [torch.nn.Conv2d(c_in, F, k, padding=pad), torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
+        c_in = F
+    mods.append(torch.nn.Flatten())
+    width = flat
+    for u in hidden:
+        mods += [torch.nn.Linear(width, u), torch.nn.ReLU()]
+        width = u
+    mods.append(torch.nn.Linear(width, 10))
+    net = torch.nn.Sequential(*mods)
+    opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    Xt = torch.from_numpy(X.reshape(-1, 1, 28, 28).copy())
+    yt = torch.from_numpy(y.copy())
+    gen = torch.Generator().manual_seed(seed)
+    n, bs = X.shape[0], int(batch_size)
+
+    def epoch():
+        torch.set_num_threads(threads)
+        perm = torch.randperm(n, generator=gen)
+        loss = None
+        for s in range(0, n, bs):
+            idx = perm[s:s + bs]
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(net(Xt.index_select(0, idx)), yt.index_select(0, idx))
+            loss.backward()
+            opt.step()
+        return float(loss.detach())
+
+    return PeerRun(epoch, f"torch-{model}", n, bs, threads)
+
+
+def make_jax_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
+    """A jitted step per batch (NHWC convolutions through ``lax.conv_general_dilated``); optax SGD + momentum."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    X, y = _check_xy(X, y, batch_size, threads)
+    convs, flat, hidden = _geometry(model)
+    key = jax.random.PRNGKey(seed)
+    params = []
+    for (_, _, C, _, _, F, k, _) in convs:
+        key, sub = jax.random.split(key)
+        params.append((jax.random.normal(sub, (k, k, C, F)) * math.sqrt(2.0 / (k * k * C)), jnp.zeros(F)))
+    sizes = [flat, *hidden, 10]
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        key, sub = jax.random.split(key)
+        params.append((jax.random.normal(sub, (a, b)) * math.sqrt(2.0 / a), jnp.zeros(b)))
+    n_conv = len(convs)
+    pads = [("SAME" if pad else "VALID") for (*_, pad) in convs]
+    opt = optax.sgd(LR, momentum=MOMENTUM)
+    state = {"params": params, "opt": opt.init(params)}
+
+    def loss_fn(p, xb, yb):
+        h = xb
+        for q in range(n_conv):
+            W, b = p[q]
+            h = jax.lax.conv_general_dilated(h, W, (1, 1), pads[q], dimension_numbers=("NHWC", "HWIO", "NHWC"))
+            h = jax.nn.relu(h + b)
+            h = jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+        h = h.reshape(h.shape[0], -1)
+        for W, b in p[n_conv:-1]:
+            h = jax.nn.relu(h @ W + b)
+        logits = h @ p[-1][0] + p[-1][1]
+        return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean()
+
+    @jax.jit
+    def step(p, s, xb, yb):
+        loss, g = jax.value_and_grad(loss_fn)(p, xb, yb)
+        updates, s = opt.update(g, s, p)
+        return optax.apply_updates(p, updates), s, loss
+
+    Xj, yj = jnp.asarray(X.reshape(-1, 28, 28, 1)), jnp.asarray(y.astype(np.int32))
+    rng = np.random.default_rng(seed)
+    n, bs = X.shape[0], int(batch_size)
+
+    def epoch():
+        p, s = state["params"], state["opt"]
+        perm = jnp.asarray(rng.permutation(n))
+        loss = None
+        for lo in range(0, n, bs):
+            idx = perm[lo:lo + bs]
+            p, s, loss = step(p, s, Xj[idx], yj[idx])
+        state["params"], state["opt"] = p, s
+        return float(loss)
+
+    return PeerRun(epoch, f"jax-jit-{model}", n, bs, threads)
+
+
+def make_gemm_floor_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
+    """Only the step's GEMMs, on preallocated float32 im2col-shaped operands: no im2col, pooling,
+    activation or update. Per conv layer (rows m = batch * Ho * Wo, K = k*k*C): cols @ W, cols.T @ dZ,
+    and dZ @ W.T except for the first layer; per dense layer the same three."""
+    X, _ = _check_xy(X, y, batch_size, threads)
+    convs, flat, hidden = _geometry(model)
+    rng = np.random.default_rng(seed)
+    f32 = np.float32
+    bs, n = int(batch_size), X.shape[0]
+    shapes = [(Ho * Wo, k * k * C, F) for (_, _, C, Ho, Wo, F, k, _) in convs]
+    sizes = [flat, *hidden, 10]
+    shapes += [(1, a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    bufs = []
+    for q, (p, K, F) in enumerate(shapes):
+        m = bs * p
+        bufs.append(dict(cols=rng.random((m, K), dtype=f32), W=rng.random((K, F), dtype=f32),
+                         Z=np.empty((m, F), f32), dZ=rng.random((m, F), dtype=f32), dW=np.empty((K, F), f32),
+                         dcols=np.empty((m, K), f32) if q > 0 else None, p=p))
+    spans = [(s, min(s + bs, n)) for s in range(0, n, bs)]
+    mm = np.matmul
+
+    def epoch():
+        with blas_limit(threads):
+            for s, e in spans:
+                rows = e - s
+                for b in bufs:
+                    m = rows * b["p"]
+                    mm(b["cols"][:m], b["W"], out=b["Z"][:m])
+                    mm(b["cols"][:m].T, b["dZ"][:m], out=b["dW"])
+                    if b["dcols"] is not None:
+                        mm(b["dZ"][:m], b["W"].T, out=b["dcols"][:m])
+
+    return PeerRun(epoch, f"gemm-floor-{model}", n, bs, threads)
+
+
+FACTORIES = {"fastnn": make_fastnn_cnn_epoch, "torch": make_torch_cnn_epoch, "jax": make_jax_cnn_epoch,
+             "gemm-floor": make_gemm_floor_cnn_epoch}
+
+
+def _available(name):
+    import importlib.util
+
+    need = {"torch": ("torch",), "jax": ("jax", "optax")}.get(name, ())
+    return all(importlib.util.find_spec(m) is not None for m in need)
+
+
+def main(argv=None):
+    from bench import data
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="example,lenet5")
+    ap.add_argument("--batch-sizes", default="32,128")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--n", type=int, default=60000, help="samples per epoch")
+    ap.add_argument("--peers", default="fastnn,torch,jax,gemm-floor")
+    args = ap.parse_args(argv)
+    X, y = data.mnist_like(args.n)
+    print(f"data: {data.data_source()}, {args.n} samples; threads {args.threads}; median of {args.rounds} "
+          f"interleaved rounds (after one warm-up epoch each)")
+    for model in args.models.split(","):
+        for bs in (int(b) for b in args.batch_sizes.split(",")):
+            runs = [FACTORIES[p](X, y, bs, args.threads, model=model) for p in args.peers.split(",") if _available(p)]
+            for r in runs:
+                r()  # warm-up: compilation, caches
+            times = {r.impl: [] for r in runs}
+            for _ in range(args.rounds):
+                for r in runs:
+                    t0 = time.perf_counter()
+                    r()
+                    times[r.impl].append(time.perf_counter() - t0)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            print(f"\n{model}, batch {bs} ({gemm_flops_per_sample(model) / 1e6:.1f} MFLOP of GEMMs per sample)")
+            for impl, t in med.items():
+                print(f"  {impl:28s} {args.n / t:10,.0f} samples/s  {t:7.2f} s/epoch  (rounds: "
+                      + ", ".join(f"{v:.2f}" for v in times[impl]) + ")")
+            fast = [v for k, v in med.items() if k.startswith("fastnn")]
+            for peer in ("torch", "jax-jit", "gemm-floor"):
+                other = [v for k, v in med.items() if k.startswith(peer)]
+                if fast and other:
+                    label = "share of the im2col-GEMM floor" if peer == "gemm-floor" else f"fastnn / {peer}"
+                    print(f"  {label}: {other[0] / fast[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""CNN epoch benchmarks (issue 11): the example CNN and a LeNet-5-sized CNN, batch 32 and 128, one epoch,
+fastnn vs PyTorch vs JAX vs the im2col-GEMM floor (peers skipped when not installed).
+
+Run:  FASTNN_DATA=/path/to/mnist pytest bench/test_bench_cnn.py --benchmark-only
+Interleaved table with ratios:  python -m bench.cnn
+"""
+import importlib.util
+import math
+
+import pytest
+
+from bench import cnn
+
+BATCH_SIZES = (32, 128)
+MODELS = tuple(cnn.MODELS)
+
+
+@pytest.fixture
+def bench_cnn_epoch(benchmark, train_data, bench_rounds, bench_record):
+    def run_epoch(peer, model, batch_size, threads=2):
+        X, y = train_data
+        run = cnn.FACTORIES[peer](X, y, batch_size, threads, model=model)
+        benchmark.group = f"cnn-epoch-{model}"
+        result = benchmark.pedantic(run, rounds=bench_rounds, iterations=1, warmup_rounds=1)
+        return bench_record(run, result=result, gemm_flops_per_sample=cnn.gemm_flops_per_sample(model))
+    return run_epoch
+
+
+@pytest.mark.parametrize("batch_size", BATCH_SIZES)
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("peer", ["fastnn", "torch", "jax", "gemm-floor"])
+def test_cnn_epoch(bench_cnn_epoch, peer, model, batch_size):
+    for module in {"torch": ("torch",), "jax": ("jax", "optax")}.get(peer, ()):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"{module} is not installed")
+    info = bench_cnn_epoch(peer, model, batch_size)
+    result = info["result"]
+    assert result is None or math.isfinite(result)
