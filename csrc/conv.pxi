@@ -41,7 +41,7 @@ cdef extern from *:
     void fastnn_add_run_d(double* dst, const double* src, Py_ssize_t n) noexcept nogil
 
 
-cdef inline void _col_span(Py_ssize_t wo, Py_ssize_t sw, Py_ssize_t pw, Py_ssize_t kw, Py_ssize_t W,
+cdef inline void _im2col_span(Py_ssize_t wo, Py_ssize_t sw, Py_ssize_t pw, Py_ssize_t kw, Py_ssize_t W,
                            Py_ssize_t* j0, Py_ssize_t* j1) noexcept nogil:
     """Kernel columns j0 <= j < j1 of window wo that fall inside the image (0 <= wo*sw - pw + j < W)."""
     cdef Py_ssize_t w = wo * sw - pw
@@ -60,7 +60,7 @@ cdef void _im2col_image(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t kh,
     for ho in range(Ho):
         for wo in range(Wo):
             dst = cols + (ho * Wo + wo) * K
-            _col_span(wo, sw, pw, kw, W, &j0, &j1)
+            _im2col_span(wo, sw, pw, kw, W, &j0, &j1)
             for i in range(kh):
                 h = ho * sh - ph + i
                 if h < 0 or h >= H or j1 == j0:
@@ -84,7 +84,7 @@ cdef void _col2im_image(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t kh,
     memset(dX, 0, H * W * C * sizeof(floating))
     for ho in range(Ho):
         for wo in range(Wo):
-            _col_span(wo, sw, pw, kw, W, &j0, &j1)
+            _im2col_span(wo, sw, pw, kw, W, &j0, &j1)
             for i in range(kh):
                 h = ho * sh - ph + i
                 if h < 0 or h >= H or j1 == j0:

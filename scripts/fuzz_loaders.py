@@ -86,6 +86,10 @@ def seed_networks():
                               None, "float64"),
         "model-f32-flatten": (lambda: [fnn.Flatten(), fnn.Dense(6, 3, "leaky_relu", alpha=0.2, l1=0.01, l2=0.01),
                                        fnn.Dense(3, 2, "elu", init="he_uniform")], (2, 3), "float32"),
+        "model-f32-conv": (lambda: [fnn.Conv2D(3, 3, padding="same", activation="relu"), fnn.BatchNorm(),
+                                    fnn.MaxPool2D(2), fnn.AveragePooling2D(2, strides=1),
+                                    fnn.Conv2D(4, 1, use_bias=False), fnn.GlobalAveragePooling2D(), fnn.Dense(2)],
+                           (6, 6, 2), "float32"),
     }
 
 

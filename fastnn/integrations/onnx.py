@@ -20,7 +20,8 @@ inputs, **attributes)`` (one output, returned), ``constant(value, hint)``.
 import numpy as np
 
 from ..errors import FastnnError
-from ..layers import BatchNorm, Dense, Dropout, Flatten, LayerNorm
+from ..layers import (AveragePooling2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAveragePooling2D, LayerNorm,
+                      MaxPool2D)
 
 __all__ = ["export_onnx", "register_converter", "CONVERTERS", "GraphBuilder", "OnnxConversionError",
            "OPSET", "IR_VERSION"]
@@ -147,12 +148,59 @@ def _flatten(layer, g, x):
 
 @register_converter(BatchNorm)
 def _batchnorm(layer, g, x):
-    # inference: the running statistics (2-D input (N, C) is what BatchNormalization's C axis wants)
-    return g.node("BatchNormalization",
-                  [x, g.initializer(layer.params["gamma"], "gamma"), g.initializer(layer.params["beta"], "beta"),
-                   g.initializer(layer.buffers["running_mean"], "running_mean"),
-                   g.initializer(layer.buffers["running_var"], "running_var")],
-                  epsilon=float(layer.eps))
+    # inference: the running statistics. BatchNormalization normalises axis 1: (N, C) rows as they
+    # are, NHWC feature maps (BatchNorm per channel after a conv layer) through NCHW and back
+    nchw = getattr(layer, "channels", None) is not None
+    if nchw:
+        x = g.node("Transpose", [x], perm=[0, 3, 1, 2], hint="nchw")
+    y = g.node("BatchNormalization",
+               [x, g.initializer(layer.params["gamma"], "gamma"), g.initializer(layer.params["beta"], "beta"),
+                g.initializer(layer.buffers["running_mean"], "running_mean"),
+                g.initializer(layer.buffers["running_var"], "running_var")],
+               epsilon=float(layer.eps))
+    return g.node("Transpose", [y], perm=[0, 2, 3, 1], hint="nhwc") if nchw else y
+
+
+# Images: fastnn's tensors are NHWC (one image = one row), ONNX's Conv and pooling want NCHW, so each
+# windowed layer transposes in and out; Flatten then sees fastnn's own (h, w, c) order.
+def _window_pads(layer, window, strides):
+    """ONNX ``pads`` [top, left, bottom, right] of fastnn's 'valid'/'same' rule (Keras: extra row/column after)."""
+    H, W, _, Ho, Wo, ph, pw = layer._geometry()
+    bottom = max((Ho - 1) * strides[0] + window[0] - H - ph, 0)
+    right = max((Wo - 1) * strides[1] + window[1] - W - pw, 0)
+    return [ph, pw, bottom, right]
+
+
+def _windowed(g, x, op, layer, window, inputs=(), **attributes):
+    t = g.node("Transpose", [x], perm=[0, 3, 1, 2], hint="nchw")
+    y = g.node(op, [t, *inputs], kernel_shape=list(window), strides=list(layer.strides),
+               pads=_window_pads(layer, window, layer.strides), **attributes)
+    return g.node("Transpose", [y], perm=[0, 2, 3, 1], hint="nhwc")
+
+
+@register_converter(Conv2D)
+def _conv2d(layer, g, x):
+    inputs = [g.initializer(layer.params["W"].transpose(3, 2, 0, 1), "W")]  # (kh, kw, C, F) -> (F, C, kh, kw)
+    if layer.use_bias:
+        inputs.append(g.initializer(layer.params["b"], "b"))
+    z = _windowed(g, x, "Conv", layer, layer.kernel_size, inputs)
+    return _activation(g, z, layer.activation, layer.alpha)
+
+
+@register_converter(MaxPool2D)
+def _maxpool2d(layer, g, x):
+    return _windowed(g, x, "MaxPool", layer, layer.pool_size)  # padding never wins a window (as fastnn)
+
+
+@register_converter(AveragePooling2D)
+def _avgpool2d(layer, g, x):
+    # count_include_pad=0: 'same' border windows average their valid entries only (as fastnn and Keras)
+    return _windowed(g, x, "AveragePool", layer, layer.pool_size, count_include_pad=0)
+
+
+@register_converter(GlobalAveragePooling2D)
+def _global_avgpool2d(layer, g, x):
+    return g.node("ReduceMean", [x], axes=[1, 2], keepdims=0)  # opset 17: axes is an attribute
 
 
 @register_converter(LayerNorm)

@@ -9,6 +9,8 @@ before (top/left).
 import math
 import numbers
 
+from .._validation import Custom
+
 PADDINGS = ("valid", "same")
 
 
@@ -68,3 +70,25 @@ def as_images(X, shape, layer):
     if X.ndim == 2 and X.shape[1] == H * W * C:
         return X.reshape(X.shape[0], H, W, C)
     raise ValueError(f"{layer} expects images of shape (n, {H}, {W}, {C}) or rows (n, {H * W * C}), got {X.shape}")
+
+
+def _as_pair(value):
+    """``value`` (an int or a pair of ints, each >= 1) as a tuple of two ints, or ValueError."""
+    try:
+        return check_pair(value, "", "")
+    except ValueError:
+        raise ValueError(f"got {value!r}") from None
+
+
+#: the declared rule of a window size or stride (``Param(PAIR_RULE)``): an int or a pair, each >= 1
+PAIR_RULE = Custom(_as_pair, "a positive integer or a pair of them", invalid=[0, -2, (3, 0), (1, 2, 3), "3", 2.5, True])
+
+
+def _as_padding(value):
+    if not isinstance(value, str) or value.lower() not in PADDINGS:
+        raise ValueError(f"got {value!r}")
+    return value.lower()
+
+
+#: the declared rule of a ``padding`` setting
+PADDING_RULE = Custom(_as_padding, "'valid' or 'same'", invalid=["full", 3, None])

@@ -7,14 +7,14 @@ run in the GEMM's epilogue pass and the backward pass is the Dense backward
 on the columns followed by ``col2im`` for the input gradient.
 """
 import math
-import numbers
 
 import numpy as np
 
 from .. import activations
+from .._validation import Boolean, Integer, OneOf, Param, Real
 from ..kernels import get_backend
 from ..kernels.codes import ACT_LINEAR, ACT_RELU
-from ._spatial import as_images, check_padding, check_pair, image_geometry
+from ._spatial import PADDING_RULE, as_images, image_geometry, PAIR_RULE
 from .base import Layer, register
 from .dense import _HE_FAMILY
 
@@ -52,24 +52,32 @@ class Conv2D(Layer):
 
     compute_bound = True  # big GEMMs per sample: the per-layer path threads BLAS for it
 
+    # declared rules: checked in the constructor, on every later assignment and in model files
+    filters = Param(Integer(1))
+    kernel_size = Param(PAIR_RULE)
+    strides = Param(PAIR_RULE)
+    padding = Param(PADDING_RULE)
+    activation = Param(activations.CONSTRAINT)
+    use_bias = Param(Boolean())
+    init = Param(OneOf(INITS))
+    alpha = Param(Real())
+
     def __init__(self, filters, kernel_size, strides=1, padding="valid", activation=None, use_bias=True,
                  init="auto", alpha=None):
-        if isinstance(filters, bool) or not isinstance(filters, numbers.Integral) or filters < 1:
-            raise ValueError(f"Conv2D filters must be a positive integer, not {filters!r}")
-        self.filters = int(filters)
-        self.kernel_size = check_pair(kernel_size, "kernel_size", "Conv2D")
-        self.strides = check_pair(strides, "strides", "Conv2D")
-        self.padding = check_padding(padding, "Conv2D")
-        self.activation = activations.canonical_name(activation)
-        self.act_code = activations.code_of(self.activation)
-        self.alpha = float(activations.default_alpha(self.activation) if alpha is None else alpha)
-        if not isinstance(use_bias, (bool, np.bool_)):
-            raise ValueError(f"Conv2D use_bias must be True or False, not {use_bias!r}")
-        self.use_bias = bool(use_bias)
-        if init not in INITS:
-            raise ValueError(f"Conv2D: unknown init {init!r}; choose one of {INITS}")
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.padding = padding
+        self.activation = activation
+        self.alpha = activations.default_alpha(self.activation) if alpha is None else alpha
+        self.use_bias = use_bias
         self.init = init
         self.geometry = None
+
+    @property
+    def act_code(self):
+        """Kernel code of :attr:`activation`."""
+        return activations.code_of(self.activation)
 
     def build(self, input_shape):
         """Fix the input image shape; ValueError if the kernel does not fit it."""

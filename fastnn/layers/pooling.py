@@ -7,7 +7,8 @@ int64 argmax mask that the backward pass routes the gradient through;
 import numpy as np
 
 from ..kernels import get_backend
-from ._spatial import as_images, check_image_shape, check_padding, check_pair, image_geometry
+from .._validation import Param
+from ._spatial import PADDING_RULE, as_images, check_image_shape, image_geometry, PAIR_RULE
 from .base import Layer, register
 
 
@@ -15,12 +16,15 @@ class _Pool2D(Layer):
     """Shared parts of the windowed pooling layers."""
 
     _kind = None
+    # declared rules: checked in the constructor, on every later assignment and in model files
+    pool_size = Param(PAIR_RULE)
+    strides = Param(PAIR_RULE)
+    padding = Param(PADDING_RULE)
 
     def __init__(self, pool_size=2, strides=None, padding="valid"):
-        name = type(self).__name__
-        self.pool_size = check_pair(pool_size, "pool_size", name)
-        self.strides = self.pool_size if strides is None else check_pair(strides, "strides", name)
-        self.padding = check_padding(padding, name)
+        self.pool_size = pool_size
+        self.strides = self.pool_size if strides is None else strides
+        self.padding = padding
         self.geometry = None
 
     def output_shape(self, input_shape):
@@ -128,6 +132,8 @@ class GlobalAveragePooling2D(_Pool2D):
     """Mean of each channel over the whole image: ``(H, W, C) -> (C,)`` (Keras ``GlobalAveragePooling2D``)."""
 
     _kind = "avg"
+    # the window is the whole image, fixed at build time: plain attributes, not settings
+    pool_size = strides = padding = None
 
     def __init__(self):
         self.pool_size = self.strides = None

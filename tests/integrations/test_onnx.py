@@ -66,6 +66,43 @@ def test_every_activation_and_layer_matches_predict_proba(activation, dtype):
     assert not np.allclose(out, out[:1])  # the inputs are not all mapped to one output
 
 
+#: conv nets: strides, 'same'/'valid' padding with uneven borders, odd sizes, 1x1 and 5x5 kernels, no bias,
+#: every pooling layer, BatchNorm per channel on feature maps
+CNN_CASES = {
+    "same-stride2-maxpool": lambda: [fnn.Conv2D(4, 3, strides=2, padding="same", activation="relu"),
+                                     fnn.MaxPool2D(2, padding="same"), fnn.Flatten(), fnn.Dense(5)],
+    "valid-5x5-avgpool-bn": lambda: [fnn.Conv2D(3, 5, activation="tanh", use_bias=False), fnn.BatchNorm(),
+                                     fnn.AveragePooling2D(3, strides=2, padding="same"), fnn.Flatten(), fnn.Dense(4)],
+    "1x1-gap-dropout": lambda: [fnn.Conv2D(6, 1, activation="elu"), fnn.Dropout(0.2),
+                                fnn.Conv2D(5, (3, 2), strides=(2, 1), activation="softmax"),
+                                fnn.GlobalAveragePooling2D(), fnn.Dense(3)],
+}
+
+
+@pytest.mark.parametrize("case", sorted(CNN_CASES))
+def test_conv_networks_match_predict_proba(case, dtype="float32"):
+    rng = np.random.default_rng(3)
+    net = fnn.Network(CNN_CASES[case](), input_shape=(9, 7, 2), seed=0, dtype=dtype)
+    _randomise_norm_layers(net, rng)
+    for layer in net.layers:  # non-zero biases, so a bias dropped or misplaced shows
+        if isinstance(layer, fnn.Conv2D) and layer.use_bias:
+            layer.params["b"][...] = rng.normal(size=layer.params["b"].shape)
+    X = rng.normal(size=(16, 9, 7, 2)).astype(dtype)
+    out = _run(export_onnx(net), X)
+    assert out.shape == (16, net.n_outputs)
+    np.testing.assert_allclose(out, net.predict_proba(X), rtol=RTOL, atol=1e-6)
+    assert not np.allclose(out, out[:1])
+
+
+def test_float64_conv_network_is_valid_onnx():
+    # ONNX's Conv takes doubles, onnxruntime's CPU provider has no float64 Conv kernel: the model is
+    # checked (export_onnx runs onnx.checker) and typed float64 throughout, but not run here
+    net = fnn.Network(CNN_CASES["valid-5x5-avgpool-bn"](), input_shape=(9, 7, 2), seed=0, dtype="float64")
+    model = export_onnx(net)
+    assert {n.op_type for n in model.graph.node} >= {"Conv", "AveragePool", "BatchNormalization", "Transpose"}
+    assert {t.data_type for t in model.graph.initializer} == {11}  # TensorProto.DOUBLE
+
+
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("head", ["binary-logit", "binary-sigmoid", "softmax", "multi-sigmoid", "regression"])
 def test_output_heads_follow_predict_proba_and_forward(head, dtype):

@@ -130,7 +130,7 @@ def test_float32_matches_float64():
 # --------------------------------------------------------------------------- bad input
 @pytest.mark.parametrize("make,pattern", [
     (lambda: fnn.Conv2D(0, 3), r"Conv2D filters must be a positive integer, not 0"),
-    (lambda: fnn.Conv2D(4, 3, strides=-1), r"Conv2D strides must be an integer >= 1"),
+    (lambda: fnn.Conv2D(4, 3, strides=-1), r"Conv2D strides must be a positive integer or a pair of them: got -1"),
     (lambda: fnn.Conv2D(4, 0), r"Conv2D kernel_size"),
     (lambda: fnn.Conv2D(4, (3, 3, 3)), r"Conv2D kernel_size"),
     (lambda: fnn.Conv2D(4, 3, padding="full"), r"Conv2D padding must be 'valid' or 'same'"),
