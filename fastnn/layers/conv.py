@@ -14,7 +14,7 @@ from .. import activations
 from .._validation import Boolean, Integer, OneOf, Param, Real
 from ..kernels import get_backend
 from ..kernels.codes import ACT_LINEAR, ACT_RELU
-from ._spatial import PADDING_RULE, as_images, image_geometry, PAIR_RULE
+from ._spatial import PADDING_RULE, PAIR_RULE, as_images, image_geometry
 from .base import Layer, register
 from .dense import _HE_FAMILY
 

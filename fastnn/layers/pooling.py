@@ -8,7 +8,7 @@ import numpy as np
 
 from ..kernels import get_backend
 from .._validation import Param
-from ._spatial import PADDING_RULE, as_images, check_image_shape, image_geometry, PAIR_RULE
+from ._spatial import PADDING_RULE, PAIR_RULE, as_images, check_image_shape, image_geometry
 from .base import Layer, register
 
 
