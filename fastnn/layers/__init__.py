@@ -4,6 +4,8 @@ from .dense import Dense
 from .dropout import Dropout
 from .normalization import BatchNorm, LayerNorm
 from .reshape import Flatten
+from .recurrent import GRU, LSTM, SimpleRNN  # sequence models (issue 12)
 
 __all__ = ["Layer", "PlanRow", "Dense", "Dropout", "BatchNorm", "LayerNorm", "Flatten", "LAYER_TYPES",
-           "layer_from_config"]
+           "layer_from_config",
+           "SimpleRNN", "LSTM", "GRU"]

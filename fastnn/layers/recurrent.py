@@ -1,0 +1,306 @@
+"""Recurrent layers: SimpleRNN, LSTM and GRU over sequences ``(timesteps, features)``, one sequence per row.
+
+Each layer runs a whole batch of sequences in two kernel calls (the ``rnn``
+family: :mod:`fastnn.kernels.reference.rnn` states the contract): forward,
+with the input projection of the whole sequence as one GEMM and the
+recurrence step by step; backward, backpropagation through time inside the
+kernel. The kernels work time-major ``(T, n, .)``; the layer transposes its
+sample rows in and out (cached buffers in training, so no per-batch
+allocation). Parameters follow Keras: ``W`` (the input kernel, ``(F, g*units)``),
+``U`` (the recurrent kernel, ``(units, g*units)``) and ``b``, with ``g`` gate
+blocks side by side -- LSTM ``i, f, c, o`` (the same as PyTorch's ``i, f, g, o``),
+GRU ``z, r, h`` (Keras; PyTorch orders ``r, z, n``). The initial state is zero.
+"""
+import math
+import numbers
+
+import numpy as np
+
+from ..kernels import get_backend
+from .base import Layer, register
+
+
+def _check_units(units, cls):
+    if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units < 1:
+        raise ValueError(f"{cls} units must be a positive integer, not {units!r}")
+    return int(units)
+
+
+def _check_bool(value, name, cls):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{cls} {name} must be True or False, not {value!r}")
+    return bool(value)
+
+
+def _orthogonal(rng, shape):
+    """Keras's orthogonal initializer: a (semi-)orthogonal matrix of ``shape`` from the QR of a normal one."""
+    rows, cols = shape
+    a = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))
+    return q if rows >= cols else q.T
+
+
+class _Recurrent(Layer):
+    """Shared parts: shapes, parameters, the sample-rows <-> time-major moves, the input check."""
+
+    n_gates = 1
+
+    def __init__(self, units, return_sequences=False):
+        name = type(self).__name__
+        self.units = _check_units(units, name)
+        self.return_sequences = _check_bool(return_sequences, "return_sequences", name)
+        self.timesteps = self.features = None
+
+    # ------------------------------------------------------------------ shapes
+    def output_shape(self, input_shape):
+        """``(timesteps, units)`` with ``return_sequences``, else ``(units,)``."""
+        self._check_shape(input_shape)
+        return (int(input_shape[0]), self.units) if self.return_sequences else (self.units,)
+
+    def _check_shape(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(f"{type(self).__name__} takes sequences: a per-sample shape (timesteps, features), "
+                             f"got {tuple(input_shape)}; give the Network input_shape=(T, F) and data of shape "
+                             f"(n, T, F)")
+
+    def build(self, input_shape):
+        """Fix ``timesteps`` and ``features`` from the per-sample shape ``(T, F)``."""
+        self._check_shape(input_shape)
+        self.timesteps, self.features = int(input_shape[0]), int(input_shape[1])
+        self.n_inputs = self.timesteps * self.features
+        self.n_outputs = int(np.prod(self.output_shape(input_shape)))
+
+    def _check_built(self):
+        if self.features is None:
+            raise ValueError(f"{type(self).__name__} input shape is unknown: build it into a Network with "
+                             f"input_shape=(timesteps, features)")
+
+    def param_shapes(self):
+        self._check_built()
+        g = self.n_gates * self.units
+        return {"W": (self.features, g), "U": (self.units, g), "b": (g,)}
+
+    def init_params(self, params, rng):
+        """Keras defaults: W Glorot-uniform, U orthogonal, b zeros."""
+        W = params["W"]
+        lim = math.sqrt(6.0 / (W.shape[0] + W.shape[1]))
+        W[...] = rng.uniform(-lim, lim, W.shape)
+        params["U"][...] = _orthogonal(rng, params["U"].shape)
+        params["b"][...] = 0
+
+    # ------------------------------------------------------------------ data movement
+    def _time_major(self, X, training):
+        """Validated ``X`` as a time-major (T, n, F) array of the parameter dtype."""
+        self._check_built()
+        T, F = self.timesteps, self.features
+        X = np.asarray(X)
+        if X.ndim == 3 and X.shape[1:] == (T, F):
+            pass
+        elif X.ndim == 2 and X.shape[1] == T * F:
+            X = X.reshape(X.shape[0], T, F)
+        else:
+            raise ValueError(f"{type(self).__name__} expects sequences of shape (n, {T}, {F}) (or rows of "
+                             f"{T * F} values), got an array of shape {X.shape}")
+        n = X.shape[0]
+        dtype = self.params["W"].dtype
+        Xt = self._work("Xt", (T, n, F), dtype, training)
+        Xt[...] = X.transpose(1, 0, 2)
+        return Xt
+
+    def _work(self, key, shape, dtype, training):
+        """A cached buffer in training (reused every batch); a fresh array at inference (thread-safe predict)."""
+        return self._buffer(key, shape, dtype) if training else np.empty(shape, dtype)
+
+    def _output(self, Hs, training):
+        """Rows (n, T*units) of every hidden state, or the last state (n, units)."""
+        T, n, k = Hs.shape
+        if not self.return_sequences:
+            return Hs[T - 1] if training else Hs[T - 1].copy()
+        out = self._work("out", (n, T * k), Hs.dtype, training)
+        out.reshape(n, T, k)[...] = Hs.transpose(1, 0, 2)
+        return out
+
+    def _dH(self, dA, shape, dtype):
+        """The time-major gradient w.r.t. every hidden state, from the gradient of the output rows."""
+        T, n, k = shape
+        dH = self._buffer("dH", shape, dtype)
+        dA = np.asarray(dA)
+        if self.return_sequences:
+            dH[...] = dA.reshape(n, T, k).transpose(1, 0, 2)
+        else:
+            dH[:T - 1] = 0
+            dH[T - 1] = dA.reshape(n, k)
+        return dH
+
+    def _dX_rows(self, dXt):
+        T, n, F = dXt.shape
+        dX = self._buffer("dX", (n, T * F), dXt.dtype)
+        dX.reshape(n, T, F)[...] = dXt.transpose(1, 0, 2)
+        return dX
+
+    def get_config(self):
+        return {"units": self.units, "return_sequences": self.return_sequences}
+
+
+@register
+class SimpleRNN(_Recurrent):
+    """Fully connected recurrent layer (Keras ``SimpleRNN``): ``h_t = tanh(x_t W + h_{t-1} U + b)``.
+
+    Parameters
+    ----------
+    units : int
+        Width of the hidden state.
+    return_sequences : bool, default False
+        Output every step's state, ``(T, units)`` per sample, instead of the last one, ``(units,)``.
+    """
+
+    def forward(self, X, training=False, backend=None):
+        kern = get_backend(backend)
+        Xt = self._time_major(X, training)
+        T, n, _ = Xt.shape
+        dtype = Xt.dtype
+        Hs = self._work("H", (T, n, self.units), dtype, training)
+        scratch = self._work("scratch", (n, self.units), dtype, training)
+        kern.simple_rnn_forward(Xt, self.params["W"], self.params["U"], self.params["b"], Hs, scratch)
+        self._cache = (Xt, Hs)
+        return self._output(Hs, training)
+
+    def backward(self, dA, backend=None, need_dX=True):
+        """Write dW, dU, db into the gradient views; return dX rows (None if ``need_dX`` is False)."""
+        kern = get_backend(backend)
+        Xt, Hs = self._cache
+        dtype = Xt.dtype
+        dH = self._dH(dA, Hs.shape, dtype)
+        dXt = self._buffer("dXt", Xt.shape, dtype) if need_dX else None
+        g = self.grads
+        kern.simple_rnn_backward(Xt, self.params["W"], self.params["U"], Hs, dH, g["W"], g["U"], g["b"], dXt,
+                                 self._buffer("dZ", Hs.shape, dtype), self._buffer("dh", Hs.shape[1:], dtype))
+        return self._dX_rows(dXt) if need_dX else None
+
+
+@register
+class LSTM(_Recurrent):
+    """Long short-term memory layer (Hochreiter & Schmidhuber, 1997; Keras ``LSTM``, PyTorch ``nn.LSTM``).
+
+    Gates ``i, f, g, o`` = sigmoid, sigmoid, tanh, sigmoid of ``x W + h U + b``;
+    ``c_t = f c_{t-1} + i g``, ``h_t = o tanh(c_t)``. The forget-gate bias starts
+    at 1 (Keras ``unit_forget_bias``), the rest of ``b`` at 0.
+
+    Parameters
+    ----------
+    units : int
+        Width of the hidden (and cell) state.
+    return_sequences : bool, default False
+        Output every step's hidden state, ``(T, units)`` per sample, instead of the last one.
+    """
+
+    n_gates = 4
+
+    def init_params(self, params, rng):
+        super().init_params(params, rng)
+        params["b"][self.units:2 * self.units] = 1  # unit_forget_bias
+
+    def forward(self, X, training=False, backend=None):
+        kern = get_backend(backend)
+        Xt = self._time_major(X, training)
+        T, n, _ = Xt.shape
+        dtype = Xt.dtype
+        k = self.units
+        Hs = self._work("H", (T, n, k), dtype, training)
+        Cs = self._work("C", (T, n, k), dtype, training)
+        Gs = self._work("G", (T, n, 4 * k), dtype, training)
+        scratch = self._work("scratch", (n, 4 * k), dtype, training)
+        kern.lstm_forward(Xt, self.params["W"], self.params["U"], self.params["b"], Hs, Cs, Gs, scratch)
+        self._cache = (Xt, Hs, Cs, Gs)
+        return self._output(Hs, training)
+
+    def backward(self, dA, backend=None, need_dX=True):
+        """Write dW, dU, db into the gradient views; return dX rows (None if ``need_dX`` is False)."""
+        kern = get_backend(backend)
+        Xt, Hs, Cs, Gs = self._cache
+        dtype = Xt.dtype
+        dH = self._dH(dA, Hs.shape, dtype)
+        dXt = self._buffer("dXt", Xt.shape, dtype) if need_dX else None
+        g = self.grads
+        kern.lstm_backward(Xt, self.params["W"], self.params["U"], Hs, Cs, Gs, dH, g["W"], g["U"], g["b"], dXt,
+                           self._buffer("dG", Gs.shape, dtype), self._buffer("dh", Hs.shape[1:], dtype),
+                           self._buffer("dc", Hs.shape[1:], dtype))
+        return self._dX_rows(dXt) if need_dX else None
+
+
+@register
+class GRU(_Recurrent):
+    """Gated recurrent unit (Cho et al., 2014; Keras ``GRU``, PyTorch ``nn.GRU``).
+
+    ``z, r = sigmoid(...)``, ``h_t = z h_{t-1} + (1 - z) n``; gate blocks in
+    Keras order ``z, r, h``.
+
+    Parameters
+    ----------
+    units : int
+        Width of the hidden state.
+    return_sequences : bool, default False
+        Output every step's state, ``(T, units)`` per sample, instead of the last one.
+    reset_after : bool, default True
+        Keras's flag: True applies the reset gate after the recurrent matrix product,
+        ``n = tanh(x W_h + b_h + r * (h U_h + bh_h))`` (Keras's default, PyTorch's and
+        cuDNN's form; ``b`` then has shape ``(2, 3*units)``: input and recurrent
+        biases); False is the original GRU, ``n = tanh(x W_h + b_h + (r * h) U_h)``
+        with one bias ``(3*units,)``.
+    """
+
+    n_gates = 3
+
+    def __init__(self, units, return_sequences=False, reset_after=True):
+        super().__init__(units, return_sequences)
+        self.reset_after = _check_bool(reset_after, "reset_after", "GRU")
+
+    def param_shapes(self):
+        shapes = super().param_shapes()
+        if self.reset_after:
+            shapes["b"] = (2, 3 * self.units)
+        return shapes
+
+    def _biases(self, dtype):
+        b = self.params["b"]
+        if self.reset_after:
+            return b[0], b[1]
+        return b, self._buffer("zero_bh", (3 * self.units,), dtype)  # unused by the kernels' other form
+
+    def forward(self, X, training=False, backend=None):
+        kern = get_backend(backend)
+        Xt = self._time_major(X, training)
+        T, n, _ = Xt.shape
+        dtype = Xt.dtype
+        k = self.units
+        Hs = self._work("H", (T, n, k), dtype, training)
+        Gs = self._work("G", (T, n, 3 * k), dtype, training)
+        HH = self._work("HH", (T, n, k), dtype, training)
+        scratch = self._work("scratch", (n, 3 * k), dtype, training)
+        b, b_h = self._biases(dtype)
+        if not self.reset_after:
+            b_h[...] = 0
+        kern.gru_forward(Xt, self.params["W"], self.params["U"], b, b_h, self.reset_after, Hs, Gs, HH, scratch)
+        self._cache = (Xt, Hs, Gs, HH)
+        return self._output(Hs, training)
+
+    def backward(self, dA, backend=None, need_dX=True):
+        """Write dW, dU, db into the gradient views; return dX rows (None if ``need_dX`` is False)."""
+        kern = get_backend(backend)
+        Xt, Hs, Gs, HH = self._cache
+        dtype = Xt.dtype
+        dH = self._dH(dA, Hs.shape, dtype)
+        dXt = self._buffer("dXt", Xt.shape, dtype) if need_dX else None
+        g = self.grads
+        if self.reset_after:
+            db, db_h = g["b"][0], g["b"][1]
+        else:
+            db, db_h = g["b"], self._buffer("db_h_unused", (3 * self.units,), dtype)
+        kern.gru_backward(Xt, self.params["W"], self.params["U"], Hs, Gs, HH, dH, self.reset_after,
+                          g["W"], g["U"], db, db_h, dXt, self._buffer("dGx", Gs.shape, dtype),
+                          self._buffer("dGh", Gs.shape, dtype), self._buffer("dh", (2,) + Hs.shape[1:], dtype))
+        return self._dX_rows(dXt) if need_dX else None
+
+    def get_config(self):
+        return {**super().get_config(), "reset_after": self.reset_after}
