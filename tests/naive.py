@@ -92,3 +92,30 @@ def gru(X, W, U, b, b_h=None, reset_after=True):
             h = new_h
             out[s, t] = h
     return out
+
+
+# --------------------------------------------------------------------------- attention
+
+
+def self_attention(X, Wqkv, bqkv, Wo, bo, num_heads, causal=False):
+    """Multi-head self-attention outputs (n, T, D), one sample, head, query and key at a time."""
+    n, T, D = X.shape
+    dk = D // num_heads
+    out = np.zeros((n, T, D))
+    for s in range(n):
+        qkv = [[bqkv[c] + sum(X[s, t, f] * Wqkv[f, c] for f in range(D)) for c in range(3 * D)] for t in range(T)]
+        heads = [[0.0] * D for _ in range(T)]
+        for h in range(num_heads):
+            cols = range(h * dk, (h + 1) * dk)
+            for a in range(T):
+                keys = range(a + 1) if causal else range(T)
+                scores = [sum(qkv[a][c] * qkv[b][D + c] for c in cols) / math.sqrt(dk) for b in keys]
+                top = max(scores)
+                weights = [math.exp(v - top) for v in scores]
+                total = sum(weights)
+                for c in cols:
+                    heads[a][c] = sum(w / total * qkv[b][2 * D + c] for w, b in zip(weights, keys))
+        for t in range(T):
+            for j in range(D):
+                out[s, t, j] = bo[j] + sum(heads[t][c] * Wo[c, j] for c in range(D))
+    return out

@@ -4,8 +4,12 @@ from .dense import Dense
 from .dropout import Dropout
 from .normalization import BatchNorm, LayerNorm
 from .reshape import Flatten
-from .recurrent import GRU, LSTM, SimpleRNN  # sequence models (issue 12)
+# sequence models (issue 12)
+from .recurrent import GRU, LSTM, SimpleRNN
+from .sequence import Embedding, GlobalAveragePooling1D, PositionalEncoding, TimeDistributed
+from .attention import MultiHeadAttention, TransformerBlock
 
 __all__ = ["Layer", "PlanRow", "Dense", "Dropout", "BatchNorm", "LayerNorm", "Flatten", "LAYER_TYPES",
            "layer_from_config",
-           "SimpleRNN", "LSTM", "GRU"]
+           "SimpleRNN", "LSTM", "GRU", "Embedding", "GlobalAveragePooling1D", "PositionalEncoding",
+           "TimeDistributed", "MultiHeadAttention", "TransformerBlock"]

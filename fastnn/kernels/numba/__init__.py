@@ -15,6 +15,8 @@ from .norm import batchnorm_backward, batchnorm_forward, layernorm_backward, lay
 from .optim import clip_gradients, optimizer_update
 from .rnn import (gru_backward, gru_forward, lstm_backward, lstm_forward, simple_rnn_backward,
                   simple_rnn_forward)
+from .embedding import embedding_backward, embedding_forward
+from .attention import attention_backward, attention_forward
 from .plan import apply_update, dropout_forward, grad_steps, train_steps
 
 NAME = "numba"
