@@ -77,7 +77,8 @@ def _run_in_process(namespace, argv):
 
 
 def test_every_example_is_covered():
-    scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"_common", "train_mnist", "mnist_augmented"}
+    scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"_common", "train_mnist", "mnist_augmented",
+                                                        "train_mnist_rnn"}  # own tests below (issue 12)
     assert scripts == set(FAST_ARGS)
 
 
@@ -162,3 +163,21 @@ def test_circles_moons_plots_one_file_per_problem(tmp_path, load_example):
     status, text = _run_in_process(load_example("circles_moons"), ["--plot", str(tmp_path / "cm.png")])
     assert status == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cm-circles.png", "cm-moons.png"]
+
+
+# --------------------------------------------------------------------------- train_mnist_rnn.py (issue 12)
+def test_mnist_rnn_example_one_epoch_reports_its_path_and_target(load_example):
+    status, text = _run_in_process(load_example("train_mnist_rnn"),
+                                   ["--dataset", "digits", "--model", "lstm", "--epochs", "1", "--threads", "1"])
+    assert "8 steps x 8 features" in text and "per-layer path" in text and "for 1 epochs" in text
+    assert [t[2] for t in _targets(text)] == [0.95]
+    assert status == (0 if "-> target reached" in text else 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["gru", "transformer"])
+def test_mnist_rnn_example_on_digits_reaches_its_target(load_example, model):
+    status, text = _run_in_process(load_example("train_mnist_rnn"),
+                                   ["--dataset", "digits", "--model", model, "--threads", "1"])
+    _check_reached(text)
+    assert status == 0, text
