@@ -5,11 +5,11 @@ from .dropout import Dropout
 from .normalization import BatchNorm, LayerNorm
 from .reshape import Flatten
 # sequence models (issue 12)
-from .recurrent import GRU, LSTM, SimpleRNN
+from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
 from .sequence import Embedding, GlobalAveragePooling1D, PositionalEncoding, TimeDistributed
 from .attention import MultiHeadAttention, TransformerBlock
 
 __all__ = ["Layer", "PlanRow", "Dense", "Dropout", "BatchNorm", "LayerNorm", "Flatten", "LAYER_TYPES",
            "layer_from_config",
-           "SimpleRNN", "LSTM", "GRU", "Embedding", "GlobalAveragePooling1D", "PositionalEncoding",
+           "SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding", "GlobalAveragePooling1D", "PositionalEncoding",
            "TimeDistributed", "MultiHeadAttention", "TransformerBlock"]

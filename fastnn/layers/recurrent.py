@@ -304,3 +304,116 @@ class GRU(_Recurrent):
 
     def get_config(self):
         return {**super().get_config(), "reset_after": self.reset_after}
+
+
+@register
+class Bidirectional(Layer):
+    """Run a recurrent layer forwards and a copy of it backwards in time; concatenate both (Keras ``Bidirectional``).
+
+    Output per sample: ``(2 * units,)`` (the forward layer's last state, then the
+    backward layer's, which has read the whole sequence from its end), or
+    ``(T, 2 * units)`` with ``return_sequences`` (step ``t`` of both directions
+    side by side). The two directions have their own weights.
+
+    Parameters
+    ----------
+    layer : SimpleRNN, LSTM or GRU
+        The forward layer; the backward one is a fresh layer of the same configuration.
+    """
+
+    def __init__(self, layer=None, *, layer_type=None, layer_config=None):
+        if layer_type is not None or layer_config is not None:  # model files: the constructor is the validator
+            if layer is not None:
+                raise TypeError("Bidirectional: give a layer, or layer_type and layer_config, not both")
+            if layer_type not in ("SimpleRNN", "LSTM", "GRU") or not isinstance(layer_config, list) or \
+                    not all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in layer_config):
+                raise ValueError("Bidirectional config needs layer_type (SimpleRNN, LSTM or GRU) and layer_config "
+                                 "(a list of [name, value] pairs)")
+            layer = {"SimpleRNN": SimpleRNN, "LSTM": LSTM, "GRU": GRU}[layer_type](**dict(layer_config))
+        if not isinstance(layer, _Recurrent):
+            raise TypeError(f"Bidirectional wraps a SimpleRNN, LSTM or GRU, not {type(layer).__name__}")
+        self.forward_layer = layer
+        self.backward_layer = type(layer)(**layer.get_config())
+        self.return_sequences = layer.return_sequences
+        self.timesteps = self.features = None
+
+    def output_shape(self, input_shape):
+        inner = self.forward_layer.output_shape(input_shape)
+        return inner[:-1] + (2 * inner[-1],)
+
+    def build(self, input_shape):
+        self.forward_layer.build(input_shape)
+        self.backward_layer.build(input_shape)
+        self.timesteps, self.features = self.forward_layer.timesteps, self.forward_layer.features
+        self.n_inputs = self.forward_layer.n_inputs
+        self.n_outputs = 2 * self.forward_layer.n_outputs
+
+    def _parts(self):
+        return (("forward", self.forward_layer), ("backward", self.backward_layer))
+
+    def param_shapes(self):
+        return {f"{d}.{name}": shape for d, part in self._parts() for name, shape in part.param_shapes().items()}
+
+    def _split(self, flat):
+        return {d: {name: flat[f"{d}.{name}"] for name in part.param_shapes()} for d, part in self._parts()}
+
+    def init_params(self, params, rng):
+        split = self._split(params)
+        for d, part in self._parts():
+            part.init_params(split[d], rng)
+
+    def bind(self, params, grads):
+        super().bind(params, grads)
+        ps, gs = self._split(params), self._split(grads)
+        for d, part in self._parts():
+            part.bind(ps[d], gs[d])
+
+    def _reversed(self, A, width, key):
+        """Rows (n, T*width) with the time axis reversed, into a cached buffer."""
+        n = A.shape[0]
+        out = self._buffer(key, (n, self.timesteps * width), A.dtype)
+        out.reshape(n, self.timesteps, width)[...] = np.asarray(A).reshape(n, self.timesteps, width)[:, ::-1]
+        return out
+
+    def forward(self, X, training=False, backend=None):
+        Xt = self.forward_layer._time_major(X, False)  # validates the shape; rows below
+        n = Xt.shape[1]
+        rows = np.ascontiguousarray(Xt.transpose(1, 0, 2)).reshape(n, -1)
+        a = self.forward_layer.forward(rows, training=training, backend=backend)
+        b = self.backward_layer.forward(self._reversed(rows, self.features, "Xrev"), training=training,
+                                        backend=backend)
+        k = self.forward_layer.units
+        out = np.empty((n, self.n_outputs), a.dtype)
+        if self.return_sequences:
+            o = out.reshape(n, self.timesteps, 2 * k)
+            o[:, :, :k] = a.reshape(n, self.timesteps, k)
+            o[:, :, k:] = b.reshape(n, self.timesteps, k)[:, ::-1]
+        else:
+            out[:, :k], out[:, k:] = a, b
+        return out
+
+    def backward(self, dA, backend=None, need_dX=True):
+        """Write both directions' gradients; return dX rows (None if ``need_dX`` is False)."""
+        n = dA.shape[0]
+        k = self.forward_layer.units
+        dA = np.asarray(dA)
+        if self.return_sequences:
+            d = dA.reshape(n, self.timesteps, 2 * k)
+            da = np.ascontiguousarray(d[:, :, :k]).reshape(n, -1)
+            db = np.ascontiguousarray(d[:, ::-1, k:]).reshape(n, -1)
+        else:
+            da, db = np.ascontiguousarray(dA[:, :k]), np.ascontiguousarray(dA[:, k:])
+        dXa = self.forward_layer.backward(da, backend=backend, need_dX=need_dX)
+        dXb = self.backward_layer.backward(db, backend=backend, need_dX=need_dX)
+        if not need_dX:
+            return None
+        dX = self._buffer("dX", dXa.shape, dXa.dtype)
+        np.add(dXa, self._reversed(dXb, self.features, "dXrev"), out=dX)
+        return dX
+
+    def get_config(self):
+        return {"layer_type": type(self.forward_layer).__name__,
+                "layer_config": [[key, value] for key, value in self.forward_layer.get_config().items()]}
+
+    def __repr__(self):
+        return f"Bidirectional({self.forward_layer!r})"

@@ -13,7 +13,7 @@ def _every_sequence_layer(dtype):
     return fnn.Network([fnn.Embedding(7, 8), fnn.PositionalEncoding(), fnn.TransformerBlock(2, 12, dropout=0.1),
                         fnn.MultiHeadAttention(4, causal=True), fnn.TimeDistributed(fnn.Dense(6, "tanh")),
                         fnn.GRU(5, return_sequences=True, reset_after=False), fnn.GRU(5, return_sequences=True),
-                        fnn.SimpleRNN(4, return_sequences=True), fnn.LSTM(3, return_sequences=True),
+                        fnn.SimpleRNN(4, return_sequences=True), fnn.Bidirectional(fnn.LSTM(3, return_sequences=True)),
                         fnn.GlobalAveragePooling1D(), fnn.Dense(2)], input_shape=(9,), seed=0, dtype=dtype)
 
 
@@ -49,7 +49,8 @@ def _tamper(path, layer_index, config):
     (4, {"layer_type": "Nope", "layer_config": []}),
     (4, {"layer_type": "Dense", "layer_config": "n_out=6"}),
     (5, {"units": -5, "return_sequences": True, "reset_after": False}),
-    (8, {"units": 3, "return_sequences": "yes"}),
+    (8, {"layer_type": "LSTM", "layer_config": [["units", 0]]}),
+    (8, {"layer_type": "Dense", "layer_config": [["units", 3]]}),
 ])
 def test_loaded_configs_are_validated_like_constructor_arguments(tmp_path, index, config):
     net = _every_sequence_layer("float32")

@@ -238,3 +238,52 @@ def test_model_file_configs_are_validated():
         layer_from_config("GRU", {"units": 3, "return_sequences": False, "reset_after": "no"})
     layer = layer_from_config("LSTM", fnn.LSTM(7, return_sequences=True).get_config())
     assert layer.units == 7 and layer.return_sequences
+
+
+# --------------------------------------------------------------------------- Bidirectional
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("n,T", [(1, 1), (1, 7), (2, 4)])
+def test_bidirectional_gradients(n, T, return_sequences, backend):
+    F = 3
+    bi = fnn.Bidirectional(fnn.GRU(3, return_sequences=return_sequences))
+    layers = [bi, fnn.Flatten(), fnn.Dense(2)] if return_sequences else [bi, fnn.Dense(2)]
+    net = fnn.Network(layers, input_shape=(T, F), seed=0, dtype="float64", backend=backend)
+    rng = np.random.default_rng(T)
+    net.params[...] = rng.standard_normal(net.n_params) * 0.5
+    X, y = rng.standard_normal((n, T, F)), rng.standard_normal((n, 2))
+    _, analytic, dX = _loss_and_grads(net, X, y, backend)
+    np.testing.assert_allclose(analytic, _numeric(lambda: _loss_and_grads(net, X, y, backend)[0], net.params),
+                               rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(dX.reshape(X.shape), _numeric(lambda: _loss_and_grads(net, X, y, backend)[0], X),
+                               rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bidirectional_parity_with_torch(backend):
+    torch = pytest.importorskip("torch")
+    n, T, F, k = 3, 5, 4, 6
+    net = fnn.Network([fnn.Bidirectional(fnn.LSTM(k, return_sequences=True))], input_shape=(T, F), seed=0,
+                      dtype="float64", backend=backend)
+    net.params[...] = np.random.default_rng(1).standard_normal(net.n_params) * 0.4
+    bi = net.layers[0]
+    X = np.random.default_rng(2).standard_normal((n, T, F))
+    mod = torch.nn.LSTM(F, k, batch_first=True, bidirectional=True, dtype=torch.float64)
+    with torch.no_grad():
+        for suffix, part in (("", bi.forward_layer), ("_reverse", bi.backward_layer)):
+            getattr(mod, "weight_ih_l0" + suffix).copy_(torch.tensor(part.params["W"].T))
+            getattr(mod, "weight_hh_l0" + suffix).copy_(torch.tensor(part.params["U"].T))
+            getattr(mod, "bias_ih_l0" + suffix).copy_(torch.tensor(part.params["b"]))
+            getattr(mod, "bias_hh_l0" + suffix).zero_()
+    expected, _ = mod(torch.tensor(X))
+    np.testing.assert_allclose(net.forward(X).reshape(n, T, 2 * k), expected.detach().numpy(), rtol=1e-10,
+                               atol=1e-12)
+
+
+def test_bidirectional_errors_and_config():
+    with pytest.raises(TypeError, match="wraps a SimpleRNN, LSTM or GRU"):
+        fnn.Bidirectional(fnn.Dense(3))
+    with pytest.raises(ValueError, match="Bidirectional config"):
+        fnn.Bidirectional(layer_type="Dense", layer_config=[])
+    bi = fnn.Bidirectional(layer_type="GRU", layer_config=[["units", 4], ["reset_after", False]])
+    assert bi.backward_layer.units == 4 and not bi.backward_layer.reset_after
