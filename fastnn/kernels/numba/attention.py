@@ -3,8 +3,8 @@
 One (sample, head) pair per ``prange`` iteration: pairs write disjoint columns, so
 threads never share an output and the result does not depend on the thread count.
 Per pair the T x T scores, the stable softmax (row maximum subtracted) and the
-products with the values are fused loops over contiguous head slices; sums
-accumulate in float64. Nothing is allocated.
+products with the values are fused loops over contiguous head slices. Nothing
+is allocated.
 """
 import math
 
@@ -13,7 +13,9 @@ from numba import njit, prange
 
 from ._common import OPTS
 
-_PAR = dict(OPTS, parallel=True)
+# 'reassoc' + 'contract' only (no nnan/ninf: NaN still propagates): lets LLVM vectorize the dot products
+# over a head's dk columns. Sums accumulate in the array dtype, as the reference's BLAS GEMMs do.
+_PAR = dict(OPTS, parallel=True, fastmath={"reassoc", "contract"})
 
 
 @njit(**_PAR)
@@ -21,40 +23,48 @@ def attention_forward(QKV, n_heads, causal, P_out, O_out):
     """P = softmax(q k.T / sqrt(dk)) per head (causal: no look-ahead), O = P v, heads concatenated."""
     n, T, D = O_out.shape
     dk = D // n_heads
-    scale = 1.0 / math.sqrt(dk)
+    t = O_out.dtype.type
+    scale = t(1.0 / math.sqrt(dk))
     for pair in prange(n * n_heads):
         i = pair // n_heads
         h = pair % n_heads
-        qo = h * dk
-        ko = D + h * dk
-        vo = 2 * D + h * dk
+        Q = QKV[i, :, h * dk:(h + 1) * dk]   # (T, dk) views: slice first, then loop (vectorizes)
+        K = QKV[i, :, D + h * dk:D + (h + 1) * dk]
+        V = QKV[i, :, 2 * D + h * dk:2 * D + (h + 1) * dk]
+        O = O_out[i, :, h * dk:(h + 1) * dk]
+        Pi = P_out[i, h]
         for a in range(T):
             lim = a + 1 if causal else T
-            top = -np.inf
+            q = Q[a]
+            p = Pi[a]
+            top = t(-np.inf)
             for c in range(lim):
-                s = 0.0
+                k = K[c]
+                s = t(0)
                 for d in range(dk):
-                    s += QKV[i, a, qo + d] * QKV[i, c, ko + d]
+                    s += q[d] * k[d]
                 s *= scale
-                P_out[i, h, a, c] = s
+                p[c] = s
                 if s > top:
                     top = s
-            tot = 0.0
+            tot = t(0)
             for c in range(lim):
-                e = math.exp(P_out[i, h, a, c] - top)
-                P_out[i, h, a, c] = e
+                e = math.exp(p[c] - top)
+                p[c] = e
                 tot += e
-            inv = 1.0 / tot
+            inv = t(1) / tot
             for c in range(lim):
-                P_out[i, h, a, c] *= inv
+                p[c] *= inv
             for c in range(lim, T):
-                P_out[i, h, a, c] = 0
+                p[c] = 0
+            o = O[a]
             for d in range(dk):
-                O_out[i, a, qo + d] = 0
+                o[d] = 0
             for c in range(lim):
-                p = P_out[i, h, a, c]
+                w = p[c]
+                v = V[c]
                 for d in range(dk):
-                    O_out[i, a, qo + d] += p * QKV[i, c, vo + d]
+                    o[d] += w * v[d]
 
 
 @njit(**_PAR)
@@ -62,34 +72,60 @@ def attention_backward(QKV, P, dO, n_heads, causal, dS_buf, dQKV_out):
     """Gradients of attention_forward w.r.t. the queries, keys and values, into dQKV_out (n, T, 3*D)."""
     n, T, D = dO.shape
     dk = D // n_heads
-    scale = 1.0 / math.sqrt(dk)
+    t = dO.dtype.type
+    scale = t(1.0 / math.sqrt(dk))
     for pair in prange(n * n_heads):
         i = pair // n_heads
         h = pair % n_heads
-        qo = h * dk
-        ko = D + h * dk
-        vo = 2 * D + h * dk
-        for a in range(T):
-            for d in range(dk):
-                dQKV_out[i, a, qo + d] = 0
-                dQKV_out[i, a, ko + d] = 0
-                dQKV_out[i, a, vo + d] = 0
-        for a in range(T):
+        Q = QKV[i, :, h * dk:(h + 1) * dk]
+        K = QKV[i, :, D + h * dk:D + (h + 1) * dk]
+        V = QKV[i, :, 2 * D + h * dk:2 * D + (h + 1) * dk]
+        dQ = dQKV_out[i, :, h * dk:(h + 1) * dk]
+        dK = dQKV_out[i, :, D + h * dk:D + (h + 1) * dk]
+        dV = dQKV_out[i, :, 2 * D + h * dk:2 * D + (h + 1) * dk]
+        dOh = dO[i, :, h * dk:(h + 1) * dk]
+        Pi = P[i, h]
+        dS = dS_buf[i, h]
+        for a in range(T):  # dS = P * (dO v.T - rowsum(dO v.T * P)) * scale
             lim = a + 1 if causal else T
-            row = 0.0
+            g = dOh[a]
+            p = Pi[a]
+            ds = dS[a]
+            row = t(0)
             for c in range(lim):
-                dp = 0.0
+                v = V[c]
+                dp = t(0)
                 for d in range(dk):
-                    dp += dO[i, a, qo + d] * QKV[i, c, vo + d]
-                dS_buf[i, h, a, c] = dp
-                row += dp * P[i, h, a, c]
+                    dp += g[d] * v[d]
+                ds[c] = dp
+                row += dp * p[c]
             for c in range(lim):
-                p = P[i, h, a, c]
-                ds = p * (dS_buf[i, h, a, c] - row) * scale
-                dS_buf[i, h, a, c] = ds
-                for d in range(dk):
-                    dQKV_out[i, a, qo + d] += ds * QKV[i, c, ko + d]
-                    dQKV_out[i, c, ko + d] += ds * QKV[i, a, qo + d]
-                    dQKV_out[i, c, vo + d] += p * dO[i, a, qo + d]
+                ds[c] = p[c] * (ds[c] - row) * scale
             for c in range(lim, T):
-                dS_buf[i, h, a, c] = 0
+                ds[c] = 0
+        for a in range(T):  # dq = dS k
+            dq = dQ[a]
+            ds = dS[a]
+            for d in range(dk):
+                dq[d] = 0
+            lim = a + 1 if causal else T
+            for c in range(lim):
+                w = ds[c]
+                k = K[c]
+                for d in range(dk):
+                    dq[d] += w * k[d]
+        for c in range(T):  # dk = dS.T q, dv = P.T dO
+            dkc = dK[c]
+            dvc = dV[c]
+            for d in range(dk):
+                dkc[d] = 0
+                dvc[d] = 0
+            first = c if causal else 0
+            for a in range(first, T):
+                w = dS[a, c]
+                p = Pi[a, c]
+                q = Q[a]
+                g = dOh[a]
+                for d in range(dk):
+                    dkc[d] += w * q[d]
+                    dvc[d] += p * g[d]
