@@ -30,6 +30,7 @@ FAST_ARGS = {
     "rgb_colors": ["--epochs", "400"],
     "circles_moons": [],
     "regression_weights": [],
+    "sine_forecast": ["--epochs", "15"],  # issue 12
 }
 
 _TARGET = re.compile(r"^target: (?P<metric>.+?) (?P<op>>=|<=) (?P<goal>[0-9.eE+-]+) -> target (?P<status>reached|NOT reached)$",
