@@ -19,7 +19,8 @@ from .errors import (BackendUnavailableError, DataFormatError, FastnnError, Mode
 from .kernels import available_backends, get_backend
 from .layers import BatchNorm, Dense, Dropout, Flatten, Layer, LayerNorm
 from .layers import (GRU, LSTM, Bidirectional, Embedding, GlobalAveragePooling1D,  # sequence models, issue 12
-                     MultiHeadAttention, PositionalEncoding, SimpleRNN, TimeDistributed, TransformerBlock)
+                     Masking, MultiHeadAttention, PositionalEncoding, SimpleRNN, TimeDistributed,
+                     TransformerBlock)
 from .losses import (BinaryCrossEntropy, CrossEntropy, FocalLoss, Huber, LabelSmoothingCrossEntropy, Loss,
                      MeanAbsoluteError, MeanSquaredError, WeightedCrossEntropy, balanced_class_weight, soft_targets)
 from .network import Network
@@ -42,6 +43,6 @@ __all__ = [
     "Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "OneCycle", "data", "metrics",
     "FastnnError", "DataFormatError", "ModelFormatError", "NonFiniteError", "BackendUnavailableError",
     "get_backend", "available_backends", "set_num_threads", "get_num_threads", "show_config",
-    "SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding", "GlobalAveragePooling1D", "PositionalEncoding",
-    "TimeDistributed", "MultiHeadAttention", "TransformerBlock",
+    "SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding", "GlobalAveragePooling1D", "Masking",
+    "PositionalEncoding", "TimeDistributed", "MultiHeadAttention", "TransformerBlock",
 ]

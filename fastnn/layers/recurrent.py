@@ -32,6 +32,16 @@ def _check_bool(value, name, cls):
     return bool(value)
 
 
+def check_mask(mask, n, T, cls):
+    """A padding mask as an (n, T) array of 0/1, or ValueError naming the layer and the sizes."""
+    m = np.asarray(mask)
+    if m.shape != (n, T):
+        raise ValueError(f"{cls} mask must have shape (n, T) = ({n}, {T}), one flag per step, got {m.shape}")
+    if m.dtype.kind not in "biuf" or not np.isin(m, (0, 1)).all():
+        raise ValueError(f"{cls} mask must hold 0/1 (or booleans): 1 for a real step, 0 for padding")
+    return m
+
+
 def _orthogonal(rng, shape):
     """Keras's orthogonal initializer: a (semi-)orthogonal matrix of ``shape`` from the QR of a normal one."""
     rows, cols = shape
@@ -108,6 +118,20 @@ class _Recurrent(Layer):
         Xt[...] = X.transpose(1, 0, 2)
         return Xt
 
+    def _time_major_mask(self, mask, n, dtype, training):
+        """The kernels' (T, n) mask from ``mask`` or the previous layer's output mask (None: no padding).
+        Sets :attr:`output_mask` for the next layer (the mask goes on with ``return_sequences``)."""
+        if mask is None:
+            mask = self.incoming_mask()
+        if mask is not None:
+            mask = check_mask(mask, n, self.timesteps, type(self).__name__)
+        self.output_mask = mask if self.return_sequences else None
+        if mask is None:
+            return None
+        mt = self._work("mask", (self.timesteps, n), dtype, training)
+        mt[...] = mask.T
+        return mt
+
     def _work(self, key, shape, dtype, training):
         """A cached buffer in training (reused every batch); a fresh array at inference (thread-safe predict)."""
         return self._buffer(key, shape, dtype) if training else np.empty(shape, dtype)
@@ -155,27 +179,29 @@ class SimpleRNN(_Recurrent):
         Output every step's state, ``(T, units)`` per sample, instead of the last one, ``(units,)``.
     """
 
-    def forward(self, X, training=False, backend=None):
+    def forward(self, X, training=False, backend=None, mask=None):
+        """Run every step; ``mask`` (n, T) of 0/1 marks padding (default: the previous layer's mask)."""
         kern = get_backend(backend)
         Xt = self._time_major(X, training)
         T, n, _ = Xt.shape
         dtype = Xt.dtype
+        mt = self._time_major_mask(mask, n, dtype, training)
         Hs = self._work("H", (T, n, self.units), dtype, training)
         scratch = self._work("scratch", (n, self.units), dtype, training)
-        kern.simple_rnn_forward(Xt, self.params["W"], self.params["U"], self.params["b"], Hs, scratch)
-        self._cache = (Xt, Hs)
+        kern.simple_rnn_forward(Xt, self.params["W"], self.params["U"], self.params["b"], mt, Hs, scratch)
+        self._cache = (Xt, Hs, mt)
         return self._output(Hs, training)
 
     def backward(self, dA, backend=None, need_dX=True):
         """Write dW, dU, db into the gradient views; return dX rows (None if ``need_dX`` is False)."""
         kern = get_backend(backend)
-        Xt, Hs = self._cache
+        Xt, Hs, mt = self._cache
         dtype = Xt.dtype
         dH = self._dH(dA, Hs.shape, dtype)
         dXt = self._buffer("dXt", Xt.shape, dtype) if need_dX else None
         g = self.grads
-        kern.simple_rnn_backward(Xt, self.params["W"], self.params["U"], Hs, dH, g["W"], g["U"], g["b"], dXt,
-                                 self._buffer("dZ", Hs.shape, dtype), self._buffer("dh", Hs.shape[1:], dtype))
+        kern.simple_rnn_backward(Xt, self.params["W"], self.params["U"], Hs, dH, mt, g["W"], g["U"], g["b"], dXt,
+                                 self._buffer("dZ", Hs.shape, dtype), self._buffer("dh", (2,) + Hs.shape[1:], dtype))
         return self._dX_rows(dXt) if need_dX else None
 
 
@@ -201,30 +227,32 @@ class LSTM(_Recurrent):
         super().init_params(params, rng)
         params["b"][self.units:2 * self.units] = 1  # unit_forget_bias
 
-    def forward(self, X, training=False, backend=None):
+    def forward(self, X, training=False, backend=None, mask=None):
+        """Run every step; ``mask`` (n, T) of 0/1 marks padding (default: the previous layer's mask)."""
         kern = get_backend(backend)
         Xt = self._time_major(X, training)
         T, n, _ = Xt.shape
         dtype = Xt.dtype
         k = self.units
+        mt = self._time_major_mask(mask, n, dtype, training)
         Hs = self._work("H", (T, n, k), dtype, training)
         Cs = self._work("C", (T, n, k), dtype, training)
         Gs = self._work("G", (T, n, 4 * k), dtype, training)
         scratch = self._work("scratch", (n, 4 * k), dtype, training)
-        kern.lstm_forward(Xt, self.params["W"], self.params["U"], self.params["b"], Hs, Cs, Gs, scratch)
-        self._cache = (Xt, Hs, Cs, Gs)
+        kern.lstm_forward(Xt, self.params["W"], self.params["U"], self.params["b"], mt, Hs, Cs, Gs, scratch)
+        self._cache = (Xt, Hs, Cs, Gs, mt)
         return self._output(Hs, training)
 
     def backward(self, dA, backend=None, need_dX=True):
         """Write dW, dU, db into the gradient views; return dX rows (None if ``need_dX`` is False)."""
         kern = get_backend(backend)
-        Xt, Hs, Cs, Gs = self._cache
+        Xt, Hs, Cs, Gs, mt = self._cache
         dtype = Xt.dtype
         dH = self._dH(dA, Hs.shape, dtype)
         dXt = self._buffer("dXt", Xt.shape, dtype) if need_dX else None
         g = self.grads
-        kern.lstm_backward(Xt, self.params["W"], self.params["U"], Hs, Cs, Gs, dH, g["W"], g["U"], g["b"], dXt,
-                           self._buffer("dG", Gs.shape, dtype), self._buffer("dh", Hs.shape[1:], dtype),
+        kern.lstm_backward(Xt, self.params["W"], self.params["U"], Hs, Cs, Gs, dH, mt, g["W"], g["U"], g["b"], dXt,
+                           self._buffer("dG", Gs.shape, dtype), self._buffer("dh", (2,) + Hs.shape[1:], dtype),
                            self._buffer("dc", Hs.shape[1:], dtype))
         return self._dX_rows(dXt) if need_dX else None
 
@@ -268,12 +296,14 @@ class GRU(_Recurrent):
             return b[0], b[1]
         return b, self._buffer("zero_bh", (3 * self.units,), dtype)  # unused by the kernels' other form
 
-    def forward(self, X, training=False, backend=None):
+    def forward(self, X, training=False, backend=None, mask=None):
+        """Run every step; ``mask`` (n, T) of 0/1 marks padding (default: the previous layer's mask)."""
         kern = get_backend(backend)
         Xt = self._time_major(X, training)
         T, n, _ = Xt.shape
         dtype = Xt.dtype
         k = self.units
+        mt = self._time_major_mask(mask, n, dtype, training)
         Hs = self._work("H", (T, n, k), dtype, training)
         Gs = self._work("G", (T, n, 3 * k), dtype, training)
         HH = self._work("HH", (T, n, k), dtype, training)
@@ -281,14 +311,14 @@ class GRU(_Recurrent):
         b, b_h = self._biases(dtype)
         if not self.reset_after:
             b_h[...] = 0
-        kern.gru_forward(Xt, self.params["W"], self.params["U"], b, b_h, self.reset_after, Hs, Gs, HH, scratch)
-        self._cache = (Xt, Hs, Gs, HH)
+        kern.gru_forward(Xt, self.params["W"], self.params["U"], b, b_h, self.reset_after, mt, Hs, Gs, HH, scratch)
+        self._cache = (Xt, Hs, Gs, HH, mt)
         return self._output(Hs, training)
 
     def backward(self, dA, backend=None, need_dX=True):
         """Write dW, dU, db into the gradient views; return dX rows (None if ``need_dX`` is False)."""
         kern = get_backend(backend)
-        Xt, Hs, Gs, HH = self._cache
+        Xt, Hs, Gs, HH, mt = self._cache
         dtype = Xt.dtype
         dH = self._dH(dA, Hs.shape, dtype)
         dXt = self._buffer("dXt", Xt.shape, dtype) if need_dX else None
@@ -297,7 +327,7 @@ class GRU(_Recurrent):
             db, db_h = g["b"][0], g["b"][1]
         else:
             db, db_h = g["b"], self._buffer("db_h_unused", (3 * self.units,), dtype)
-        kern.gru_backward(Xt, self.params["W"], self.params["U"], Hs, Gs, HH, dH, self.reset_after,
+        kern.gru_backward(Xt, self.params["W"], self.params["U"], Hs, Gs, HH, dH, self.reset_after, mt,
                           g["W"], g["U"], db, db_h, dXt, self._buffer("dGx", Gs.shape, dtype),
                           self._buffer("dGh", Gs.shape, dtype), self._buffer("dh", (2,) + Hs.shape[1:], dtype))
         return self._dX_rows(dXt) if need_dX else None
@@ -375,13 +405,19 @@ class Bidirectional(Layer):
         out.reshape(n, self.timesteps, width)[...] = np.asarray(A).reshape(n, self.timesteps, width)[:, ::-1]
         return out
 
-    def forward(self, X, training=False, backend=None):
+    def forward(self, X, training=False, backend=None, mask=None):
+        """Both directions; ``mask`` (n, T) of 0/1 marks padding (default: the previous layer's mask)."""
         Xt = self.forward_layer._time_major(X, False)  # validates the shape; rows below
         n = Xt.shape[1]
+        if mask is None:
+            mask = self.incoming_mask()
+        if mask is not None:
+            mask = check_mask(mask, n, self.timesteps, "Bidirectional")
+        self.output_mask = mask if self.return_sequences else None
         rows = np.ascontiguousarray(Xt.transpose(1, 0, 2)).reshape(n, -1)
-        a = self.forward_layer.forward(rows, training=training, backend=backend)
+        a = self.forward_layer.forward(rows, training=training, backend=backend, mask=mask)
         b = self.backward_layer.forward(self._reversed(rows, self.features, "Xrev"), training=training,
-                                        backend=backend)
+                                        backend=backend, mask=None if mask is None else mask[:, ::-1])
         k = self.forward_layer.units
         out = np.empty((n, self.n_outputs), a.dtype)
         if self.return_sequences:

@@ -46,13 +46,19 @@ class Embedding(Layer):
         Vocabulary size.
     output_dim : int
         Width of each embedding vector.
+    mask_zero : bool, default False
+        Id 0 is padding: the layer's :attr:`output_mask` marks those steps, and the
+        sequence layers after it (recurrent layers, attention, pooling) skip them.
     """
 
     takes_token_ids = True  # the Trainer validates ids up front and does not warn about unscaled integers
 
-    def __init__(self, input_dim, output_dim):
+    def __init__(self, input_dim, output_dim, mask_zero=False):
         self.input_dim = _check_int(input_dim, "input_dim", "Embedding")
         self.output_dim = _check_int(output_dim, "output_dim", "Embedding")
+        if not isinstance(mask_zero, (bool, np.bool_)):
+            raise TypeError(f"Embedding mask_zero must be True or False, not {mask_zero!r}")
+        self.mask_zero = bool(mask_zero)
         self.timesteps = None
 
     def output_shape(self, input_shape):
@@ -93,6 +99,7 @@ class Embedding(Layer):
         out = self._buffer("out", (n, self.n_outputs), dtype) if training else np.empty((n, self.n_outputs), dtype)
         get_backend(backend).embedding_forward(ids, self.params["E"], out.reshape(m, self.output_dim))
         self._ids = ids
+        self.output_mask = (ids.reshape(n, self.timesteps) != 0).astype(dtype) if self.mask_zero else None
         return out
 
     def backward(self, dA, backend=None, need_dX=True):
@@ -107,7 +114,10 @@ class Embedding(Layer):
         return dX
 
     def get_config(self):
-        return {"input_dim": self.input_dim, "output_dim": self.output_dim}
+        cfg = {"input_dim": self.input_dim, "output_dim": self.output_dim}
+        if self.mask_zero:
+            cfg["mask_zero"] = True
+        return cfg
 
 
 def sinusoidal_encoding(timesteps, width):
@@ -136,6 +146,7 @@ class PositionalEncoding(Layer):
         X = _rows(X, self.n_inputs, "PositionalEncoding")
         out = self._buffer("out", X.shape, X.dtype) if training else np.empty(X.shape, X.dtype)
         np.add(X, self._table.astype(X.dtype, copy=False), out=out)
+        self.output_mask = self.incoming_mask()
         return out
 
     def backward(self, dA, backend=None, need_dX=True):
@@ -143,6 +154,47 @@ class PositionalEncoding(Layer):
 
     def get_config(self):
         return {}
+
+
+@register
+class Masking(Layer):
+    """Mark padding steps of ``(T, F)`` sequences (Keras ``Masking``): a step whose features all equal
+    ``mask_value`` is padding. Those steps come out as zeros, and the sequence layers after this one
+    (recurrent layers, attention, pooling) skip them (:attr:`output_mask`).
+
+    Parameters
+    ----------
+    mask_value : float, default 0.0
+    """
+
+    def __init__(self, mask_value=0.0):
+        if isinstance(mask_value, bool) or not isinstance(mask_value, numbers.Real) or not math.isfinite(mask_value):
+            raise ValueError(f"Masking mask_value must be a finite number, not {mask_value!r}")
+        self.mask_value = float(mask_value)
+        self.timesteps = self.features = None
+
+    def build(self, input_shape):
+        self.timesteps, self.features = _sequence_shape(input_shape, "Masking")
+        self.n_inputs = self.n_outputs = self.timesteps * self.features
+
+    def forward(self, X, training=False, backend=None):
+        X = _rows(X, self.n_inputs, "Masking")
+        n = X.shape[0]
+        X3 = X.reshape(n, self.timesteps, self.features)
+        mask = (X3 != self.mask_value).any(axis=2).astype(X.dtype)
+        out = np.multiply(X3, mask[:, :, None]).reshape(n, self.n_inputs)
+        self.output_mask = mask
+        return out
+
+    def backward(self, dA, backend=None, need_dX=True):
+        if not need_dX:
+            return None
+        n = dA.shape[0]
+        return (np.asarray(dA).reshape(n, self.timesteps, self.features) * self.output_mask[:, :, None]).reshape(
+            n, self.n_inputs)
+
+    def get_config(self):
+        return {"mask_value": self.mask_value}
 
 
 @register
@@ -160,11 +212,25 @@ class GlobalAveragePooling1D(Layer):
         self.n_inputs = self.timesteps * self.features
         self.n_outputs = self.features
 
-    def forward(self, X, training=False, backend=None):
+    def forward(self, X, training=False, backend=None, mask=None):
+        """Mean over the steps; with a padding ``mask`` (n, T) of 0/1 (default: the previous layer's), over
+        the real steps only (a sequence without any counts as one step of zeros)."""
         X = _rows(X, self.n_inputs, "GlobalAveragePooling1D")
         n = X.shape[0]
+        if mask is None:
+            mask = self.incoming_mask()
         out = self._buffer("out", (n, self.features), X.dtype) if training else np.empty((n, self.features), X.dtype)
-        np.mean(X.reshape(n, self.timesteps, self.features), axis=1, out=out)
+        X3 = X.reshape(n, self.timesteps, self.features)
+        if mask is None:
+            np.mean(X3, axis=1, out=out)
+            self._weights = None
+        else:
+            from .recurrent import check_mask
+
+            m = check_mask(mask, n, self.timesteps, "GlobalAveragePooling1D").astype(X.dtype)
+            w = m / np.maximum(m.sum(axis=1, keepdims=True), 1)  # (n, T) weight of each step
+            np.einsum("nt,ntf->nf", w, X3, out=out)
+            self._weights = w
         return out
 
     def backward(self, dA, backend=None, need_dX=True):
@@ -172,8 +238,11 @@ class GlobalAveragePooling1D(Layer):
             return None
         n = dA.shape[0]
         dX = self._buffer("dX", (n, self.n_inputs), dA.dtype)
-        np.multiply(np.asarray(dA).reshape(n, 1, self.features), dA.dtype.type(1.0 / self.timesteps),
-                    out=dX.reshape(n, self.timesteps, self.features))
+        d3 = np.asarray(dA).reshape(n, 1, self.features)
+        if self._weights is None:
+            np.multiply(d3, dA.dtype.type(1.0 / self.timesteps), out=dX.reshape(n, self.timesteps, self.features))
+        else:
+            np.multiply(d3, self._weights[:, :, None], out=dX.reshape(n, self.timesteps, self.features))
         return dX
 
     def get_config(self):
@@ -244,6 +313,7 @@ class TimeDistributed(Layer):
         X = _rows(X, self.n_inputs, "TimeDistributed")
         n = X.shape[0]
         A = self.layer.forward(X.reshape(n * self.timesteps, self.features), training=training, backend=backend)
+        self.output_mask = self.incoming_mask()
         return A.reshape(n, self.n_outputs)
 
     def backward(self, dA, backend=None, need_dX=True):

@@ -89,7 +89,7 @@ def test_round_trip_normalization_layers_with_running_stats(tmp_path, dtype):
 def test_every_registered_layer_type_is_covered():
     from fastnn.layers import LAYER_TYPES
 
-    sequence = {"SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding", "PositionalEncoding", "GlobalAveragePooling1D",
+    sequence = {"SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding", "Masking", "PositionalEncoding", "GlobalAveragePooling1D",
                 "TimeDistributed", "MultiHeadAttention", "TransformerBlock"}  # tests/io/test_io_sequence.py
     assert set(LAYER_TYPES) <= {"Dense", "Dropout", "BatchNorm", "LayerNorm", "Flatten"} | sequence, \
         "add a round-trip test for new layer types"

@@ -26,12 +26,13 @@ def _weights(rng, dtype, cell, F, H):
     return dict(W=_rand(rng, (F, g), dtype, 0.5), U=_rand(rng, (H, g), dtype, 0.5), b=_rand(rng, g, dtype, 0.3))
 
 
-def _forward_args(cell, case, reset_after=True):
+def _forward_args(cell, case, reset_after=True, masked=False):
     n, T, F, H = case
 
     def make(dtype, rng):
         g = GATES[cell] * H
-        args = dict(X=_rand(rng, (T, n, F), dtype), **_weights(rng, dtype, cell, F, H),
+        mask = (rng.random((T, n)) > 0.3).astype(dtype) if masked else None  # padding anywhere, first steps too
+        args = dict(X=_rand(rng, (T, n, F), dtype), **_weights(rng, dtype, cell, F, H), mask=mask,
                     H_out=np.empty((T, n, H), dtype), scratch=np.empty((n, g), dtype))
         if cell == "lstm":
             args.update(C_out=np.empty((T, n, H), dtype), G_out=np.empty((T, n, g), dtype))
@@ -46,14 +47,14 @@ def _backward_args(cell, need_dX):
     def make(fwd, dtype, rng):
         X, W, U, Hs = fwd["X"], fwd["W"], fwd["U"], fwd["H_out"]
         T, n, H = Hs.shape
-        args = dict(X=X, W=W, U=U, H=Hs, dH=_rand(rng, Hs.shape, dtype), dW_out=np.empty_like(W),
+        args = dict(X=X, W=W, U=U, H=Hs, dH=_rand(rng, Hs.shape, dtype), mask=fwd["mask"], dW_out=np.empty_like(W),
                     dU_out=np.empty_like(U), db_out=np.empty(W.shape[1], dtype),
                     dX_out=np.empty_like(X) if need_dX else None)
         if cell == "simple_rnn":
-            args.update(dZ_buf=np.empty_like(Hs), dh_buf=np.empty((n, H), dtype))
+            args.update(dZ_buf=np.empty_like(Hs), dh_buf=np.empty((2, n, H), dtype))
         elif cell == "lstm":
             args.update(C=fwd["C_out"], G=fwd["G_out"], dG_buf=np.empty_like(fwd["G_out"]),
-                        dh_buf=np.empty((n, H), dtype), dc_buf=np.empty((n, H), dtype))
+                        dh_buf=np.empty((2, n, H), dtype), dc_buf=np.empty((n, H), dtype))
         else:
             args.update(G=fwd["G_out"], HH=fwd["HH_out"], reset_after=fwd["reset_after"],
                         db_h_out=np.empty(W.shape[1], dtype), dGx_buf=np.empty_like(fwd["G_out"]),
@@ -69,12 +70,13 @@ BWD_OUT = {"simple_rnn": ["dW_out", "dU_out", "db_out", "dX_out"],
 VARIANTS = [("simple_rnn", True), ("lstm", True), ("gru", True), ("gru", False)]
 
 
+@pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("need_dX", [True, False])
 @pytest.mark.parametrize("case", CASES, ids=str)
 @pytest.mark.parametrize("cell,reset_after", VARIANTS, ids=lambda v: str(v))
-def test_rnn_ops(cell, reset_after, case, need_dX):
+def test_rnn_ops(cell, reset_after, case, need_dX, masked):
     T = case[1]
-    check_op(f"{cell}_forward", _forward_args(cell, case, reset_after), FWD_OUT[cell],
+    check_op(f"{cell}_forward", _forward_args(cell, case, reset_after, masked), FWD_OUT[cell],
              backward=(f"{cell}_backward", _backward_args(cell, need_dX), BWD_OUT[cell]),
              chain=2 * T * case[2])  # errors grow with the steps chained and the sums over time
 

@@ -287,3 +287,100 @@ def test_bidirectional_errors_and_config():
         fnn.Bidirectional(layer_type="Dense", layer_config=[])
     bi = fnn.Bidirectional(layer_type="GRU", layer_config=[["units", 4], ["reset_after", False]])
     assert bi.backward_layer.units == 4 and not bi.backward_layer.reset_after
+
+
+# --------------------------------------------------------------------------- padding masks
+MASKS = np.array([[1, 1, 1, 1, 0, 0, 0],    # post-padding
+                  [0, 0, 1, 1, 1, 1, 1],    # pre-padding (Keras pad_sequences' default)
+                  [1, 0, 1, 0, 0, 1, 1]])   # gaps
+
+
+def _padded(X, mask, value=0.0):
+    Xp = X.copy()
+    Xp[mask == 0] = value
+    return Xp
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_masked_steps_are_skipped(kind, backend):
+    """The last state with a mask equals the naive cell run over the real steps only."""
+    T, F = 7, 3
+    net = _net(kind, T, F, backend, return_sequences=False)
+    rnn = net.layers[0]
+    X = np.random.default_rng(4).standard_normal((3, T, F))
+    got = rnn.forward(X, backend=backend, mask=MASKS)
+    p = rnn.params
+    for s in range(3):
+        Xs = X[s:s + 1, MASKS[s] == 1]
+        if kind == "SimpleRNN":
+            expected = naive.simple_rnn(Xs, p["W"], p["U"], p["b"])
+        elif kind == "LSTM":
+            expected = naive.lstm(Xs, p["W"], p["U"], p["b"])
+        elif rnn.reset_after:
+            expected = naive.gru(Xs, p["W"], p["U"], p["b"][0], p["b"][1], True)
+        else:
+            expected = naive.gru(Xs, p["W"], p["U"], p["b"], None, False)
+        np.testing.assert_allclose(got[s], expected[0, -1], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("return_sequences", [False, True])
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_masked_gradients_match_central_differences(kind, return_sequences, backend):
+    T, F = 7, 3
+    rnn = LAYERS[kind](return_sequences=return_sequences)
+    tail = [fnn.GlobalAveragePooling1D(), fnn.Dense(2)] if return_sequences else [fnn.Dense(2)]
+    net = fnn.Network([fnn.Masking(0.0), rnn, *tail], input_shape=(T, F), seed=0, dtype="float64", backend=backend)
+    rng = np.random.default_rng(9)
+    net.params[...] = rng.standard_normal(net.n_params) * 0.5
+    X = _padded(rng.standard_normal((3, T, F)), MASKS)
+    y = rng.standard_normal((3, 2))
+    _, analytic, _ = _loss_and_grads(net, X, y, backend)
+    assert net.layers[1].output_mask is (net.layers[0].output_mask if return_sequences else None)
+    np.testing.assert_allclose(analytic, _numeric(lambda: _loss_and_grads(net, X, y, backend)[0], net.params),
+                               rtol=1e-5, atol=1e-8)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_masked_lstm_parity_with_torch_packed_sequences(backend):
+    torch = pytest.importorskip("torch")
+    T, F, k = 6, 3, 4
+    lengths = [6, 3, 1, 4]
+    net = _net("LSTM", T, F, backend, return_sequences=False)
+    rnn = net.layers[0]
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((4, T, F))
+    mask = (np.arange(T)[None, :] < np.array(lengths)[:, None]).astype(float)
+    R = rng.standard_normal((4, rnn.units))
+    out = rnn.forward(X, training=True, backend=backend, mask=mask)
+    dX = rnn.backward(R, backend=backend)
+    mod, _ = _torch_module(torch, "LSTM", rnn)
+    Xt = torch.tensor(X, requires_grad=True)
+    packed = torch.nn.utils.rnn.pack_padded_sequence(Xt, lengths, batch_first=True, enforce_sorted=False)
+    _, (h_n, _) = mod(packed)
+    (h_n[0] * torch.tensor(R)).sum().backward()
+    np.testing.assert_allclose(out, h_n[0].detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dX.reshape(X.shape), Xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(rnn.grads["W"].T, mod.weight_ih_l0.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_a_mask_of_the_wrong_shape_is_a_value_error():
+    net = fnn.Network([fnn.GRU(3)], input_shape=(7, 2), seed=0)
+    X = np.zeros((3, 7, 2), np.float32)
+    with pytest.raises(ValueError, match=r"GRU mask must have shape \(n, T\) = \(3, 7\).*got \(3, 6\)"):
+        net.layers[0].forward(X, mask=np.ones((3, 6)))
+    with pytest.raises(ValueError, match="mask must hold 0/1"):
+        net.layers[0].forward(X, mask=np.full((3, 7), 0.5))
+    with pytest.raises(ValueError, match=r"Bidirectional mask must have shape"):
+        fnn.Network([fnn.Bidirectional(fnn.LSTM(2))], input_shape=(7, 2)).layers[0].forward(X, mask=np.ones(7))
+
+
+def test_masked_bidirectional_reads_only_the_real_steps():
+    T, F = 6, 2
+    net = fnn.Network([fnn.Masking(), fnn.Bidirectional(fnn.GRU(3))], input_shape=(T, F), seed=0, dtype="float64")
+    X = np.random.default_rng(0).standard_normal((1, T, F))
+    X[0, 4:] = 0  # padding at the end
+    short = fnn.Network([fnn.Bidirectional(fnn.GRU(3))], input_shape=(4, F), dtype="float64")
+    short.params[...] = net.params
+    np.testing.assert_allclose(net.forward(X), short.forward(X[:, :4]), rtol=1e-12, atol=1e-12)

@@ -129,59 +129,89 @@ def _sig_as(x, like):
     return 0.5 + 0.5 * _tanh_as(0.5 * x, like)
 
 
+# --------------------------------------------------------------------------- masks
+_NO_MASK = {}
+
+
+def _mask_args(mask, dtype):
+    """``(mask, has_mask)`` for the kernels: a (1, 1) placeholder (never read) when there is no mask."""
+    if mask is not None:
+        return mask, True
+    key = np.dtype(dtype)
+    if key not in _NO_MASK:
+        _NO_MASK[key] = np.ones((1, 1), key)
+    return _NO_MASK[key], False
+
+
 # --------------------------------------------------------------------------- SimpleRNN
 @njit(**_PAR)
-def _simple_rnn_steps(U, H, scratch, nt):
+def _simple_rnn_steps(U, H, scratch, mask, has_mask, nt):
     T, n, k = H.shape
     per, nb = _blocks(n, nt)
     for c in prange(nb):
         lo = c * per
         hi = min(n, lo + per)
-        for i in range(lo, hi):
-            for j in range(k):
-                H[0, i, j] = _tanh_as(H[0, i, j], H)
-        for t in range(1, T):
-            np.dot(H[t - 1, lo:hi], U, scratch[lo:hi])
+        for t in range(T):
+            if t > 0:
+                np.dot(H[t - 1, lo:hi], U, scratch[lo:hi])
             for i in range(lo, hi):
+                if has_mask and mask[t, i] == 0:  # padding: keep the state
+                    for j in range(k):
+                        H[t, i, j] = H[t - 1, i, j] if t > 0 else 0
+                    continue
                 for j in range(k):
-                    H[t, i, j] = _tanh_as(H[t, i, j] + scratch[i, j], H)
+                    a = H[t, i, j]
+                    if t > 0:
+                        a += scratch[i, j]
+                    H[t, i, j] = _tanh_as(a, H)
 
 
-def simple_rnn_forward(X, W, U, b, H_out, scratch):
+def simple_rnn_forward(X, W, U, b, mask, H_out, scratch):
     """h_t = tanh(x_t W + h_{t-1} U + b) for every step; H_out (T, n, H)."""
     _project(_flat(X), W, b, _flat(H_out), get_num_threads())
-    _simple_rnn_steps(U, H_out, scratch, get_num_threads())
+    _simple_rnn_steps(U, H_out, scratch, *_mask_args(mask, X.dtype), get_num_threads())
 
 
 @njit(**_PAR)
-def _simple_rnn_bptt(U, H, dH, dZ, dh, nt):
+def _simple_rnn_bptt(U, H, dH, dZ, dh, mask, has_mask, nt):
     T, n, k = H.shape
     UT = U.T
+    carry = dh[0]
+    prod = dh[1]
     per, nb = _blocks(n, nt)
     for c in prange(nb):
         lo = c * per
         hi = min(n, lo + per)
         for t in range(T - 1, -1, -1):
             for i in range(lo, hi):
+                keep = not (has_mask and mask[t, i] == 0)
                 for j in range(k):
                     d = dH[t, i, j]
                     if t < T - 1:
-                        d += dh[i, j]
-                    h = H[t, i, j]
-                    dZ[t, i, j] = d * (1.0 - h * h)
+                        d += carry[i, j]
+                    if keep:
+                        h = H[t, i, j]
+                        dZ[t, i, j] = d * (1.0 - h * h)
+                        carry[i, j] = 0
+                    else:  # padding: the gradient passes through to h_{t-1}
+                        dZ[t, i, j] = 0
+                        carry[i, j] = d
             if t > 0:
-                np.dot(dZ[t, lo:hi], UT, dh[lo:hi])
+                np.dot(dZ[t, lo:hi], UT, prod[lo:hi])
+                for i in range(lo, hi):
+                    for j in range(k):
+                        carry[i, j] += prod[i, j]
 
 
-def simple_rnn_backward(X, W, U, H, dH, dW_out, dU_out, db_out, dX_out, dZ_buf, dh_buf):
+def simple_rnn_backward(X, W, U, H, dH, mask, dW_out, dU_out, db_out, dX_out, dZ_buf, dh_buf):
     """BPTT of simple_rnn_forward: dZ_t = (dH_t + dZ_{t+1} U.T) (1 - h_t^2); weight grads as GEMMs."""
-    _simple_rnn_bptt(U, H, dH, dZ_buf, dh_buf, get_num_threads())
+    _simple_rnn_bptt(U, H, dH, dZ_buf, dh_buf, *_mask_args(mask, X.dtype), get_num_threads())
     _weight_grads(X, W, H, dZ_buf, dW_out, dU_out, db_out, dX_out)
 
 
 # --------------------------------------------------------------------------- LSTM
 @njit(**_PAR)
-def _lstm_steps(U, H, C, G, scratch, nt):
+def _lstm_steps(U, H, C, G, scratch, mask, has_mask, nt):
     T, n, k = H.shape
     per, nb = _blocks(n, nt)
     for c in prange(nb):
@@ -214,30 +244,43 @@ def _lstm_steps(U, H, C, G, scratch, nt):
                     G[t, i, k + j] = fg
                     G[t, i, 2 * k + j] = gg
                     G[t, i, 3 * k + j] = og
+                if has_mask and mask[t, i] == 0:  # padding: keep the state (the gates stay as computed)
+                    for j in range(k):
+                        H[t, i, j] = H[t - 1, i, j] if t > 0 else 0
+                        C[t, i, j] = C[t - 1, i, j] if t > 0 else 0
 
 
-def lstm_forward(X, W, U, b, H_out, C_out, G_out, scratch):
+def lstm_forward(X, W, U, b, mask, H_out, C_out, G_out, scratch):
     """LSTM over every step; G_out (T, n, 4H) keeps the activated gates i, f, g, o for backward."""
     _project(_flat(X), W, b, _flat(G_out), get_num_threads())
-    _lstm_steps(U, H_out, C_out, G_out, scratch, get_num_threads())
+    _lstm_steps(U, H_out, C_out, G_out, scratch, *_mask_args(mask, X.dtype), get_num_threads())
 
 
 @njit(**_PAR)
-def _lstm_bptt(U, C, G, dH, dG, dh, dc, nt):
+def _lstm_bptt(U, C, G, dH, dG, dh, dc, mask, has_mask, nt):
     T, n, k = C.shape
     UT = U.T
+    carry = dh[0]
+    prod = dh[1]
     per, nb = _blocks(n, nt)
     for c in prange(nb):
         lo = c * per
         hi = min(n, lo + per)
         for t in range(T - 1, -1, -1):
             for i in range(lo, hi):
+                keep = not (has_mask and mask[t, i] == 0)
                 for j in range(k):
                     d = dH[t, i, j]
                     dcn = 0.0
                     if t < T - 1:
-                        d += dh[i, j]
+                        d += carry[i, j]
                         dcn = dc[i, j]
+                    if not keep:  # padding: the state gradients pass through to step t-1
+                        for q in range(4):
+                            dG[t, i, q * k + j] = 0
+                        carry[i, j] = d
+                        dc[i, j] = dcn
+                        continue
                     ig = G[t, i, j]
                     fg = G[t, i, k + j]
                     gg = G[t, i, 2 * k + j]
@@ -251,19 +294,23 @@ def _lstm_bptt(U, C, G, dH, dG, dh, dc, nt):
                     dG[t, i, 2 * k + j] = dcc * ig * (1.0 - gg * gg)
                     dG[t, i, 3 * k + j] = do * og * (1.0 - og)
                     dc[i, j] = dcc * fg
+                    carry[i, j] = 0
             if t > 0:
-                np.dot(dG[t, lo:hi], UT, dh[lo:hi])
+                np.dot(dG[t, lo:hi], UT, prod[lo:hi])
+                for i in range(lo, hi):
+                    for j in range(k):
+                        carry[i, j] += prod[i, j]
 
 
-def lstm_backward(X, W, U, H, C, G, dH, dW_out, dU_out, db_out, dX_out, dG_buf, dh_buf, dc_buf):
+def lstm_backward(X, W, U, H, C, G, dH, mask, dW_out, dU_out, db_out, dX_out, dG_buf, dh_buf, dc_buf):
     """BPTT of lstm_forward: gate pre-activation gradients into dG_buf, weight grads as GEMMs."""
-    _lstm_bptt(U, C, G, dH, dG_buf, dh_buf, dc_buf, get_num_threads())
+    _lstm_bptt(U, C, G, dH, dG_buf, dh_buf, dc_buf, *_mask_args(mask, X.dtype), get_num_threads())
     _weight_grads(X, W, H, dG_buf, dW_out, dU_out, db_out, dX_out)
 
 
 # --------------------------------------------------------------------------- GRU
 @njit(**_PAR)
-def _gru_steps(U, b_h, reset_after, H, G, HH, S, nt):
+def _gru_steps(U, b_h, reset_after, H, G, HH, S, mask, has_mask, nt):
     T, n, k = H.shape
     per, nb = _blocks(n, nt)
     for c in prange(nb):
@@ -309,16 +356,20 @@ def _gru_steps(U, b_h, reset_after, H, G, HH, S, nt):
                         hp = H[t - 1, i, j] if t > 0 else 0.0
                         H[t, i, j] = z * hp + (1.0 - z) * cand
                         G[t, i, 2 * k + j] = cand
+                if has_mask and mask[t, i] == 0:  # padding: keep the state (the gates stay as computed)
+                    for j in range(k):
+                        H[t, i, j] = H[t - 1, i, j] if t > 0 else 0
 
 
-def gru_forward(X, W, U, b, b_h, reset_after, H_out, G_out, HH_out, scratch):
+def gru_forward(X, W, U, b, b_h, reset_after, mask, H_out, G_out, HH_out, scratch):
     """GRU over every step; G_out (T, n, 3H) keeps z, r, n; HH_out the recurrent candidate term."""
     _project(_flat(X), W, b, _flat(G_out), get_num_threads())
-    _gru_steps(U, b_h, bool(reset_after), H_out, G_out, HH_out, scratch, get_num_threads())
+    _gru_steps(U, b_h, bool(reset_after), H_out, G_out, HH_out, scratch, *_mask_args(mask, X.dtype),
+               get_num_threads())
 
 
 @njit(**_PAR)
-def _gru_bptt(U, H, G, HH, dH, reset_after, dGx, dGh, dh, nt):
+def _gru_bptt(U, H, G, HH, dH, reset_after, dGx, dGh, dh, mask, has_mask, nt):
     T, n, k = H.shape
     UT = U.T
     carry = dh[0]
@@ -329,6 +380,16 @@ def _gru_bptt(U, H, G, HH, dH, reset_after, dGx, dGh, dh, nt):
         hi = min(n, lo + per)
         for t in range(T - 1, -1, -1):
             for i in range(lo, hi):
+                if has_mask and mask[t, i] == 0:  # padding: the gradient passes through to h_{t-1}
+                    for j in range(k):
+                        d = dH[t, i, j]
+                        if t < T - 1:
+                            d += carry[i, j]
+                        carry[i, j] = d
+                    for j in range(3 * k):
+                        dGx[t, i, j] = 0
+                        dGh[t, i, j] = 0
+                    continue
                 for j in range(k):
                     d = dH[t, i, j]
                     if t < T - 1:
@@ -369,12 +430,13 @@ def _gru_bptt(U, H, G, HH, dH, reset_after, dGx, dGh, dh, nt):
                         carry[i, j] += prod[i, j]
 
 
-def gru_backward(X, W, U, H, G, HH, dH, reset_after, dW_out, dU_out, db_out, db_h_out, dX_out,
+def gru_backward(X, W, U, H, G, HH, dH, reset_after, mask, dW_out, dU_out, db_out, db_h_out, dX_out,
                  dGx_buf, dGh_buf, dh_buf):
     """BPTT of gru_forward; ``dh_buf`` is (2, n, H): the carried gradient and a product scratch."""
     T = X.shape[0]
     k = H.shape[2]
-    _gru_bptt(U, H, G, HH, dH, bool(reset_after), dGx_buf, dGh_buf, dh_buf, get_num_threads())
+    _gru_bptt(U, H, G, HH, dH, bool(reset_after), dGx_buf, dGh_buf, dh_buf, *_mask_args(mask, X.dtype),
+              get_num_threads())
     _weight_grads(X, W, H, dGx_buf, dW_out, None, db_out, dX_out)
     if T > 1:
         np.matmul(_flat(H[:T - 1]).T, _flat(dGh_buf[1:]), out=dU_out)
