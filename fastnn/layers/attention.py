@@ -15,6 +15,7 @@ from ..kernels.codes import ACT_LINEAR
 from .base import Layer, register
 from .dense import Dense
 from .normalization import LayerNorm
+from .recurrent import check_mask
 
 
 def _check_int(value, name, cls):
@@ -100,13 +101,20 @@ class MultiHeadAttention(Layer):
         return np.ascontiguousarray(X.reshape(X.shape[0] * self.timesteps, self.width),
                                     dtype=self.params["Wqkv"].dtype)
 
-    def forward(self, X, training=False, backend=None):
+    def forward(self, X, training=False, backend=None, mask=None):
+        """Self-attention; ``mask`` (n, T) of 0/1 marks padded steps, which no query attends to (default:
+        the previous layer's mask; it is passed on)."""
         kern = get_backend(backend)
         X2 = self._rows(X)
         m, D = X2.shape
         T, h = self.timesteps, self.num_heads
         n = m // T
         dtype = X2.dtype
+        if mask is None:
+            mask = self.incoming_mask()
+        if mask is not None:
+            mask = np.ascontiguousarray(check_mask(mask, n, T, "MultiHeadAttention"), dtype=dtype)
+        self.output_mask = mask
         work = self._buffer if training else (lambda key, shape, dt: np.empty(shape, dt))
         QKV = work("QKV", (m, 3 * D), dtype)
         P = work("P", (n, h, T, T), dtype)
@@ -114,7 +122,7 @@ class MultiHeadAttention(Layer):
         out = work("out", (m, D), dtype)
         p = self.params
         kern.dense_forward(X2, p["Wqkv"], p["bqkv"], ACT_LINEAR, 0.0, QKV, QKV)
-        kern.attention_forward(QKV.reshape(n, T, 3 * D), h, self.causal, P, O.reshape(n, T, D))
+        kern.attention_forward(QKV.reshape(n, T, 3 * D), h, self.causal, mask, P, O.reshape(n, T, D))
         kern.dense_forward(O, p["Wo"], p["bo"], ACT_LINEAR, 0.0, out, out)
         self._cache = (X2, QKV, P, O, out)
         return out.reshape(n, T * D)
@@ -230,9 +238,13 @@ class TransformerBlock(Layer):
         kern.dropout_forward(A, (self.key + which) & (2 ** 63 - 1), self.step, 0, self.dropout, mask, out)
         return out, mask
 
-    def forward(self, X, training=False, backend=None):
+    def forward(self, X, training=False, backend=None, mask=None):
+        """The block; ``mask`` (n, T) of 0/1 marks padded steps, which attention skips (default: the previous
+        layer's mask; it is passed on)."""
         kern = get_backend(backend)
         self._parts()
+        if mask is None:
+            mask = self.incoming_mask()
         T, D = self.timesteps, self.width
         X = np.asarray(X)
         if X.ndim < 2 or int(np.prod(X.shape[1:])) != T * D:
@@ -242,8 +254,9 @@ class TransformerBlock(Layer):
         x = np.ascontiguousarray(X.reshape(n * T, D), dtype=self.ln1.params["gamma"].dtype)
         work = self._buffer if training else (lambda key, shape, dt: np.empty(shape, dt))
         a = self.ln1.forward(x, training=training, backend=backend)
-        m, mask1 = self._dropout(kern, self.attention.forward(a.reshape(n, T * D), training, backend).reshape(n * T, D),
-                                 1, training)
+        att = self.attention.forward(a.reshape(n, T * D), training, backend, mask=mask)
+        self.output_mask = self.attention.output_mask
+        m, mask1 = self._dropout(kern, att.reshape(n * T, D), 1, training)
         x1 = work("x1", x.shape, x.dtype)
         np.add(x, m, out=x1)
         b = self.ln2.forward(x1, training=training, backend=backend)

@@ -10,7 +10,8 @@ from fastnn.io import load_network, read_header
 
 
 def _every_sequence_layer(dtype):
-    return fnn.Network([fnn.Embedding(7, 8), fnn.PositionalEncoding(), fnn.TransformerBlock(2, 12, dropout=0.1),
+    return fnn.Network([fnn.Embedding(7, 8, mask_zero=True), fnn.Masking(0.5), fnn.PositionalEncoding(),
+                        fnn.TransformerBlock(2, 12, dropout=0.1),
                         fnn.MultiHeadAttention(4, causal=True), fnn.TimeDistributed(fnn.Dense(6, "tanh")),
                         fnn.GRU(5, return_sequences=True, reset_after=False), fnn.GRU(5, return_sequences=True),
                         fnn.SimpleRNN(4, return_sequences=True), fnn.Bidirectional(fnn.LSTM(3, return_sequences=True)),
@@ -43,14 +44,16 @@ def _tamper(path, layer_index, config):
 
 @pytest.mark.parametrize("index,config", [
     (0, {"input_dim": 0, "output_dim": 8}),
-    (2, {"num_heads": 3, "ff_dim": 12, "dropout": 0.1, "causal": False}),   # 3 heads do not split 8
-    (2, {"num_heads": 2, "ff_dim": 12, "dropout": 2.0, "causal": False}),
-    (3, {"num_heads": 4, "key_dim": 3, "causal": True}),
-    (4, {"layer_type": "Nope", "layer_config": []}),
-    (4, {"layer_type": "Dense", "layer_config": "n_out=6"}),
-    (5, {"units": -5, "return_sequences": True, "reset_after": False}),
-    (8, {"layer_type": "LSTM", "layer_config": [["units", 0]]}),
-    (8, {"layer_type": "Dense", "layer_config": [["units", 3]]}),
+    (0, {"input_dim": 7, "output_dim": 8, "mask_zero": 1}),
+    (1, {"mask_value": "zero"}),
+    (3, {"num_heads": 3, "ff_dim": 12, "dropout": 0.1, "causal": False}),   # 3 heads do not split 8
+    (3, {"num_heads": 2, "ff_dim": 12, "dropout": 2.0, "causal": False}),
+    (4, {"num_heads": 4, "key_dim": 3, "causal": True}),
+    (5, {"layer_type": "Nope", "layer_config": []}),
+    (5, {"layer_type": "Dense", "layer_config": "n_out=6"}),
+    (6, {"units": -5, "return_sequences": True, "reset_after": False}),
+    (9, {"layer_type": "LSTM", "layer_config": [["units", 0]]}),
+    (9, {"layer_type": "Dense", "layer_config": [["units", 3]]}),
 ])
 def test_loaded_configs_are_validated_like_constructor_arguments(tmp_path, index, config):
     net = _every_sequence_layer("float32")
@@ -68,5 +71,5 @@ def test_tampering_helper_keeps_a_valid_file_valid(tmp_path):
     net.task = "classification"
     path = tmp_path / "m.fnn"
     net.save(path)
-    _tamper(path, 2, net.layers[2].get_config())
+    _tamper(path, 3, net.layers[3].get_config())
     np.testing.assert_array_equal(load_network(path).params, net.params)

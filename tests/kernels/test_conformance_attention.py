@@ -9,13 +9,18 @@ def _rand(rng, shape, dtype, scale=1.0):
     return (rng.standard_normal(shape) * scale).astype(dtype)
 
 
+@pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("n,T,heads,dk", [(1, 1, 1, 3), (3, 7, 2, 4), (5, 12, 4, 8)])
-def test_attention(n, T, heads, dk, causal):
+def test_attention(n, T, heads, dk, causal, masked):
     D = heads * dk
 
     def forward(dtype, rng):
-        return dict(QKV=_rand(rng, (n, T, 3 * D), dtype, 2.0), n_heads=heads, causal=causal,
+        key_mask = None
+        if masked:
+            key_mask = (rng.random((n, T)) > 0.4).astype(dtype)
+            key_mask[0] = 0  # a fully padded sequence: P = 0, O = 0, no NaN
+        return dict(QKV=_rand(rng, (n, T, 3 * D), dtype, 2.0), n_heads=heads, causal=causal, key_mask=key_mask,
                     P_out=np.empty((n, heads, T, T), dtype), O_out=np.empty((n, T, D), dtype))
 
     def backward(fwd, dtype, rng):
@@ -33,7 +38,7 @@ def test_attention_softmax_is_stable_for_huge_scores():
     QKV[0, :, 2:4] = 1e4
     for name in available_backends():
         P, O = np.empty((1, 1, 3, 3), np.float32), np.empty((1, 3, 2), np.float32)
-        get_backend(name).attention_forward(QKV, 1, False, P, O)
+        get_backend(name).attention_forward(QKV, 1, False, None, P, O)
         assert np.isfinite(P).all() and np.allclose(P.sum(axis=-1), 1), name
 
 

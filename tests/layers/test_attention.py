@@ -226,3 +226,56 @@ def test_time_distributed_dense_is_one_dense_per_step():
     assert fnn.layers.layer_from_config("TimeDistributed", cfg).layer.n_outputs == 3
     with pytest.raises(ValueError, match="TimeDistributed config"):
         fnn.layers.layer_from_config("TimeDistributed", {"layer_type": "Dense", "layer_config": {"n_out": 3}})
+
+
+# --------------------------------------------------------------------------- padding masks
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_masked_transformer_gradients(backend):
+    net = fnn.Network([fnn.Embedding(5, 4, mask_zero=True), fnn.PositionalEncoding(), fnn.TransformerBlock(2, 6),
+                       fnn.GlobalAveragePooling1D(), fnn.Dense(2)], input_shape=(6,), seed=0, dtype="float64",
+                      backend=backend)
+    ids = np.array([[3, 1, 4, 0, 0, 0], [0, 0, 2, 2, 1, 3], [1, 0, 4, 0, 2, 0]], float)
+    _gradcheck(net, ids, np.random.default_rng(1).standard_normal((3, 2)), backend, check_dX=False)
+    np.testing.assert_array_equal(net.layers[3].incoming_mask(), ids != 0)  # the mask reached the pooling
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_padded_steps_do_not_change_the_real_ones(backend):
+    T, D = 6, 4
+    net = fnn.Network([fnn.MultiHeadAttention(2)], input_shape=(T, D), seed=0, dtype="float64", backend=backend)
+    mask = np.array([[1, 1, 1, 1, 0, 0]])
+    X = np.random.default_rng(0).standard_normal((1, T, D))
+    Y = X.copy()
+    Y[0, 4:] = 100.0
+    layer = net.layers[0]
+    a = layer.forward(X, backend=backend, mask=mask).reshape(T, D)
+    b = layer.forward(Y, backend=backend, mask=mask).reshape(T, D)
+    np.testing.assert_allclose(a[:4], b[:4], rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"MultiHeadAttention mask must have shape \(n, T\) = \(1, 6\)"):
+        layer.forward(X, mask=np.ones((6, 1)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_key_padding_mask_parity_with_torch(backend):
+    torch = pytest.importorskip("torch")
+    n, T, D, h = 3, 5, 8, 2
+    net = fnn.Network([fnn.MultiHeadAttention(h)], input_shape=(T, D), seed=4, dtype="float64", backend=backend)
+    layer = net.layers[0]
+    rng = np.random.default_rng(8)
+    X, R = rng.standard_normal((n, T, D)), rng.standard_normal((n, T, D))
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 1, 1, 1, 0]])
+    out = layer.forward(X, training=True, backend=backend, mask=mask)
+    dX = layer.backward(R.reshape(n, -1), backend=backend)
+    mha = torch.nn.MultiheadAttention(D, h, batch_first=True, dtype=torch.float64)
+    p = layer.params
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.tensor(p["Wqkv"].T))
+        mha.in_proj_bias.copy_(torch.tensor(p["bqkv"]))
+        mha.out_proj.weight.copy_(torch.tensor(p["Wo"].T))
+        mha.out_proj.bias.copy_(torch.tensor(p["bo"]))
+    Xt = torch.tensor(X, requires_grad=True)
+    out_t, _ = mha(Xt, Xt, Xt, key_padding_mask=torch.tensor(mask == 0), need_weights=False)
+    (out_t * torch.tensor(R)).sum().backward()
+    np.testing.assert_allclose(out.reshape(n, T, D), out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dX.reshape(X.shape), Xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["Wqkv"].T, mha.in_proj_weight.grad.numpy(), rtol=1e-10, atol=1e-12)

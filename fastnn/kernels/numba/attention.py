@@ -18,8 +18,16 @@ from ._common import OPTS
 _PAR = dict(OPTS, parallel=True, fastmath={"reassoc", "contract"})
 
 
+def attention_forward(QKV, n_heads, causal, key_mask, P_out, O_out):
+    """P = softmax(q k.T / sqrt(dk)) per head (causal: no look-ahead), O = P v, heads concatenated."""
+    if key_mask is None:
+        _attention_forward(QKV, n_heads, causal, P_out[0, 0], False, P_out, O_out)
+    else:
+        _attention_forward(QKV, n_heads, causal, key_mask, True, P_out, O_out)
+
+
 @njit(**_PAR)
-def attention_forward(QKV, n_heads, causal, P_out, O_out):
+def _attention_forward(QKV, n_heads, causal, key_mask, has_mask, P_out, O_out):
     """P = softmax(q k.T / sqrt(dk)) per head (causal: no look-ahead), O = P v, heads concatenated."""
     n, T, D = O_out.shape
     dk = D // n_heads
@@ -39,6 +47,9 @@ def attention_forward(QKV, n_heads, causal, P_out, O_out):
             p = Pi[a]
             top = t(-np.inf)
             for c in range(lim):
+                if has_mask and key_mask[i, c] == 0:  # a padded key: weight 0
+                    p[c] = -np.inf
+                    continue
                 k = K[c]
                 s = t(0)
                 for d in range(dk):
@@ -47,12 +58,14 @@ def attention_forward(QKV, n_heads, causal, P_out, O_out):
                 p[c] = s
                 if s > top:
                     top = s
+            if top == -np.inf:  # no key left (a fully padded sequence): P = 0, O = 0
+                top = t(0)
             tot = t(0)
             for c in range(lim):
                 e = math.exp(p[c] - top)
                 p[c] = e
                 tot += e
-            inv = t(1) / tot
+            inv = t(1) / tot if tot > 0 else t(0)
             for c in range(lim):
                 p[c] *= inv
             for c in range(lim, T):

@@ -7,8 +7,10 @@ block, ``D = n_heads * dk``. ``P (n, n_heads, T, T)`` are the attention
 probabilities, ``O (n, T, D)`` the heads' outputs concatenated (the layer's
 output projection follows). Per head, as batched GEMMs:
 
-``S = q k.T / sqrt(dk)`` (with ``causal``, ``S[a, c] = -inf`` for ``c > a``);
-``P = softmax(S)`` row-wise, stabilised by subtracting the row maximum;
+``S = q k.T / sqrt(dk)`` (with ``causal``, ``S[a, c] = -inf`` for ``c > a``; with a
+``key_mask (n, T)`` of 0/1, ``S[a, c] = -inf`` for padded keys ``c``, None: none);
+``P = softmax(S)`` row-wise, stabilised by subtracting the row maximum (a row
+without any key left gets ``P = 0``, so ``O = 0``);
 ``O = P v``. Backward: ``dv = P.T dO``, ``dP = dO v.T``,
 ``dS = P * (dP - sum_c dP * P)``, ``dq = dS k / sqrt(dk)``, ``dk = dS.T q / sqrt(dk)``.
 ``dS_buf`` is caller-owned scratch shaped like ``P``.
@@ -24,16 +26,18 @@ def _heads(QKV, n_heads):
     return split[0], split[1], split[2], dk
 
 
-def attention_forward(QKV, n_heads, causal, P_out, O_out):
+def attention_forward(QKV, n_heads, causal, key_mask, P_out, O_out):
     """P = softmax(q k.T / sqrt(dk)) per head (causal: no look-ahead), O = P v, heads concatenated."""
     q, k, v, dk = _heads(QKV, n_heads)
     n, T, D = O_out.shape
     S = (q @ k.transpose(0, 1, 3, 2)) * (1.0 / np.sqrt(dk))
     if causal:
         S = np.where(np.triu(np.ones((T, T), bool), 1), -np.inf, S)
-    S = S - S.max(axis=-1, keepdims=True)
-    e = np.exp(S)
-    P_out[...] = e / e.sum(axis=-1, keepdims=True)
+    if key_mask is not None:
+        S = np.where(key_mask[:, None, None, :] == 0, -np.inf, S)
+    top = S.max(axis=-1, keepdims=True)
+    e = np.exp(S - np.where(np.isfinite(top), top, 0))
+    P_out[...] = e / np.maximum(e.sum(axis=-1, keepdims=True), np.finfo(e.dtype).tiny)
     O_out[...] = (P_out @ v).transpose(0, 2, 1, 3).reshape(n, T, D)
 
 
