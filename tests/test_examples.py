@@ -79,7 +79,7 @@ def _run_in_process(namespace, argv):
 
 def test_every_example_is_covered():
     scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"_common", "train_mnist", "mnist_augmented",
-                                                        "train_mnist_rnn"}  # own tests below (issue 12)
+                                                        "train_mnist_rnn", "char_lm"}  # own tests below (issue 12)
     assert scripts == set(FAST_ARGS)
 
 
@@ -180,5 +180,21 @@ def test_mnist_rnn_example_one_epoch_reports_its_path_and_target(load_example):
 def test_mnist_rnn_example_on_digits_reaches_its_target(load_example, model):
     status, text = _run_in_process(load_example("train_mnist_rnn"),
                                    ["--dataset", "digits", "--model", model, "--threads", "1"])
+    _check_reached(text)
+    assert status == 0, text
+
+
+def test_char_lm_example_smoke(load_example):
+    status, text = _run_in_process(load_example("char_lm"), ["--models", "lstm", "--limit", "3000", "--epochs", "1",
+                                                             "--sample", "20", "--threads", "1"])
+    assert re.search(r"^unigram bits/char:\s+[0-9.]+$", text, re.M)
+    assert "--- lstm continues" in text
+    assert [t[2] for t in _targets(text)] == [0.75]
+    assert status == (0 if "-> target reached" in text else 1)
+
+
+@pytest.mark.slow
+def test_char_lm_example_reaches_its_target(load_example):
+    status, text = _run_in_process(load_example("char_lm"), ["--models", "lstm", "--sample", "0"])
     _check_reached(text)
     assert status == 0, text
