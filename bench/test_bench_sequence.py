@@ -90,7 +90,7 @@ def make_torch_sequence_epoch(X, y, model, threads, seed=0):
             loss = loss_fn(net(Xt.index_select(0, idx)), yt.index_select(0, idx))
             loss.backward()
             opt.step()
-        return float(loss)
+        return float(loss.detach())
     return PeerRun(epoch, f"torch-{model}", len(X), BATCH, threads)
 
 
