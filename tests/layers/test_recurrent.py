@@ -384,3 +384,12 @@ def test_masked_bidirectional_reads_only_the_real_steps():
     short = fnn.Network([fnn.Bidirectional(fnn.GRU(3))], input_shape=(4, F), dtype="float64")
     short.params[...] = net.params
     np.testing.assert_allclose(net.forward(X), short.forward(X[:, :4]), rtol=1e-12, atol=1e-12)
+
+
+def test_the_mask_passes_through_dropout():
+    net = fnn.Network([fnn.Embedding(5, 3, mask_zero=True), fnn.Dropout(0.5), fnn.LSTM(2)], input_shape=(4,),
+                      seed=0, dtype="float64")
+    ids = np.array([[2, 3, 0, 0]])
+    trimmed = fnn.Network([fnn.Embedding(5, 3), fnn.LSTM(2)], input_shape=(2,), dtype="float64")
+    trimmed.params[...] = net.params
+    np.testing.assert_allclose(net.forward(ids), trimmed.forward(ids[:, :2]), rtol=1e-12, atol=1e-12)
