@@ -279,3 +279,18 @@ def test_key_padding_mask_parity_with_torch(backend):
     np.testing.assert_allclose(out.reshape(n, T, D), out_t.detach().numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(dX.reshape(X.shape), Xt.grad.numpy(), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(layer.grads["Wqkv"].T, mha.in_proj_weight.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_token_ids_do_not_warn_as_unscaled_integers_and_penalties_pass_through_time_distributed():
+    import warnings
+
+    X, y = _copy_task(n=64)
+    net = fnn.Network([fnn.Embedding(5, 4), fnn.TimeDistributed(fnn.Dense(3, l2=0.5)), fnn.Flatten(), fnn.Dense(5)],
+                      input_shape=(6,), seed=0)
+    assert net.layers[1].has_penalty
+    tr = fnn.Trainer(net, batch_size=64, verbose=0, optimizer=fnn.SGD(1e-12))  # ~fixed weights: loss comparable
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # integer ids up to 4 are not unscaled pixels
+        hist = tr.fit(X, y, epochs=1)
+    plain = tr.evaluate(X, y)["loss"]
+    assert hist["loss"][0] == pytest.approx(plain + net.layers[1].penalty(), rel=1e-5)
