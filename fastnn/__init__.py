@@ -20,6 +20,9 @@ from .kernels import available_backends, get_backend
 from .layers import BatchNorm, Dense, Dropout, Flatten, Layer, LayerNorm
 # Convolutional networks (issue 11).
 from .layers import AveragePooling2D, Conv2D, GlobalAveragePooling2D, MaxPool2D, MaxPooling2D
+from .layers import (GRU, LSTM, Bidirectional, Embedding, GlobalAveragePooling1D,  # sequence models, issue 12
+                     Masking, MultiHeadAttention, PositionalEncoding, SimpleRNN, TimeDistributed,
+                     TransformerBlock)
 from .losses import (BinaryCrossEntropy, CrossEntropy, FocalLoss, Huber, LabelSmoothingCrossEntropy, Loss,
                      MeanAbsoluteError, MeanSquaredError, WeightedCrossEntropy, balanced_class_weight, soft_targets)
 from .network import Network
@@ -55,5 +58,7 @@ __all__ = [
     "FastnnError", "DataFormatError", "ModelFormatError", "NonFiniteError", "BackendUnavailableError",
     "ParameterError", "NotRegularFileError",
     "get_backend", "available_backends", "set_num_threads", "get_num_threads", "show_config", "export_onnx",
+    "SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding", "GlobalAveragePooling1D", "Masking",
+    "PositionalEncoding", "TimeDistributed", "MultiHeadAttention", "TransformerBlock",
 ]
 __all__ += ["Conv2D", "MaxPool2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D"]  # issue 11

@@ -128,6 +128,9 @@ class Network:
                 raise ValueError(f"layer {i} ({type(layer).__name__}): {exc}") from None
             shape = tuple(layer.output_shape(shape))
             self.layer_shapes.append(shape)
+        # Padding masks (sequence layers) flow from each layer to the next: Layer.incoming_mask reads this link.
+        for prev, layer in zip([None] + self.layers[:-1], self.layers):
+            layer._mask_source = prev
         self.input_shape = input_shape
         self.output_shape = shape
         self.n_inputs = int(np.prod(input_shape))

@@ -198,7 +198,11 @@ class Trainer:
         net = self.network
         Xc = net._check_input(X, name)
         raw = np.asarray(X)
-        top = raw.max() if raw.dtype.kind in "iu" and name == "X" else 0  # Xc is not empty: checked above
+        first = net.layers[0]
+        if getattr(first, "takes_token_ids", False):  # an Embedding first: ids are integers by design
+            first.check_ids(Xc, name)
+        top = raw.max() if raw.dtype.kind in "iu" and name == "X" and not getattr(first, "takes_token_ids", False) \
+            else 0  # Xc is not empty: checked above
         if top > 1:
             warnings.warn(f"{name} holds unscaled integers up to {top} (dtype {raw.dtype}): such inputs train much "
                           f"worse and diverge easily; scale them first, e.g. {name} / {255 if top <= 255 else top}.0 "

@@ -90,6 +90,16 @@ def seed_networks():
                                     fnn.MaxPool2D(2), fnn.AveragePooling2D(2, strides=1),
                                     fnn.Conv2D(4, 1, use_bias=False), fnn.GlobalAveragePooling2D(), fnn.Dense(2)],
                            (6, 6, 2), "float32"),
+        "model-f32-recurrent": (lambda: [fnn.Masking(), fnn.LSTM(4, return_sequences=True),
+                                         fnn.SimpleRNN(3, return_sequences=True),
+                                         fnn.GRU(3, return_sequences=True, reset_after=False),
+                                         fnn.Bidirectional(fnn.GRU(2, return_sequences=True)),
+                                         fnn.TimeDistributed(fnn.Dense(3, "tanh")), fnn.GlobalAveragePooling1D(),
+                                         fnn.Dense(2)], (5, 3), "float32"),
+        "model-f64-transformer": (lambda: [fnn.Embedding(7, 4, mask_zero=True), fnn.PositionalEncoding(),
+                                           fnn.MultiHeadAttention(2, causal=True),
+                                           fnn.TransformerBlock(2, 8, dropout=0.1), fnn.GlobalAveragePooling1D(),
+                                           fnn.Dense(2)], (6,), "float64"),
     }
 
 

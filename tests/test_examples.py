@@ -30,6 +30,7 @@ FAST_ARGS = {
     "rgb_colors": ["--epochs", "400"],
     "circles_moons": [],
     "regression_weights": [],
+    "sine_forecast": ["--epochs", "15"],  # issue 12
 }
 
 _TARGET = re.compile(r"^target: (?P<metric>.+?) (?P<op>>=|<=) (?P<goal>[0-9.eE+-]+) -> target (?P<status>reached|NOT reached)$",
@@ -78,7 +79,8 @@ def _run_in_process(namespace, argv):
 
 def test_every_example_is_covered():
     scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"_common", "train_mnist", "mnist_augmented",
-                                                       "train_mnist_cnn"}  # tests/apps/test_mnist_cnn_example.py
+                                                       "train_mnist_cnn",  # tests/apps/test_mnist_cnn_example.py
+                                                       "train_mnist_rnn", "char_lm"}  # own tests below (issue 12)
     assert scripts == set(FAST_ARGS)
 
 
@@ -163,3 +165,37 @@ def test_circles_moons_plots_one_file_per_problem(tmp_path, load_example):
     status, text = _run_in_process(load_example("circles_moons"), ["--plot", str(tmp_path / "cm.png")])
     assert status == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cm-circles.png", "cm-moons.png"]
+
+
+# --------------------------------------------------------------------------- train_mnist_rnn.py (issue 12)
+def test_mnist_rnn_example_one_epoch_reports_its_path_and_target(load_example):
+    status, text = _run_in_process(load_example("train_mnist_rnn"),
+                                   ["--dataset", "digits", "--model", "lstm", "--epochs", "1", "--threads", "1"])
+    assert "8 steps x 8 features" in text and "per-layer path" in text and "for 1 epochs" in text
+    assert [t[2] for t in _targets(text)] == [0.95]
+    assert status == (0 if "-> target reached" in text else 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", ["gru", "transformer"])
+def test_mnist_rnn_example_on_digits_reaches_its_target(load_example, model):
+    status, text = _run_in_process(load_example("train_mnist_rnn"),
+                                   ["--dataset", "digits", "--model", model, "--threads", "1"])
+    _check_reached(text)
+    assert status == 0, text
+
+
+def test_char_lm_example_smoke(load_example):
+    status, text = _run_in_process(load_example("char_lm"), ["--models", "lstm", "--limit", "3000", "--epochs", "1",
+                                                             "--sample", "20", "--threads", "1"])
+    assert re.search(r"^unigram bits/char:\s+[0-9.]+$", text, re.M)
+    assert "--- lstm continues" in text
+    assert [t[2] for t in _targets(text)] == [0.75]
+    assert status == (0 if "-> target reached" in text else 1)
+
+
+@pytest.mark.slow
+def test_char_lm_example_reaches_its_target(load_example):
+    status, text = _run_in_process(load_example("char_lm"), ["--models", "lstm", "--sample", "0"])
+    _check_reached(text)
+    assert status == 0, text

@@ -28,7 +28,10 @@ def network_config(network):
         raise ValueError(f"network.task must be one of {TASKS}, not {task!r}")
     config = {"dtype": dtype, "task": task, "layers": layers}
     shape = tuple(network.input_shape)
-    if len(shape) != 1 or not network.layers[0].get_config():
+    first = network.layers[0]
+    # The input shape goes in unless the first layer's config pins it (Dense(n_in, ...)); an Embedding or
+    # any layer rebuilt without a known width needs it.
+    if len(shape) != 1 or not first.get_config() or type(first)(**first.get_config()).n_inputs is None:
         config["input_shape"] = list(shape)  # the first layer's config does not pin the input shape
     return config
 

@@ -4,9 +4,15 @@ from .dense import Dense
 from .dropout import Dropout
 from .normalization import BatchNorm, LayerNorm
 from .reshape import Flatten
+# sequence models (issue 12)
+from .recurrent import GRU, LSTM, Bidirectional, SimpleRNN
+from .sequence import Embedding, GlobalAveragePooling1D, Masking, PositionalEncoding, TimeDistributed
+from .attention import MultiHeadAttention, TransformerBlock
 
 __all__ = ["Layer", "PlanRow", "Dense", "Dropout", "BatchNorm", "LayerNorm", "Flatten", "LAYER_TYPES",
-           "layer_from_config"]
+           "layer_from_config",
+           "SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding", "GlobalAveragePooling1D", "Masking",
+           "PositionalEncoding", "TimeDistributed", "MultiHeadAttention", "TransformerBlock"]
 
 # Convolutional networks (issue 11).
 from .conv import Conv2D

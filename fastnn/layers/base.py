@@ -78,6 +78,14 @@ class Layer:
     #: True for layers whose per-sample work is large GEMMs (Conv2D): the per-layer path then
     #: lets BLAS use every thread under ``Trainer(parallel='auto')``
     compute_bound = False
+    #: Padding mask of the last forward's output, (n, T) of 0/1 (None: every step counts). Sequence
+    #: layers set it (Embedding(mask_zero=True), Masking, ...); the next layer reads it with incoming_mask().
+    output_mask = None
+
+    def incoming_mask(self):
+        """The padding mask the previous layer of the Network produced in its last forward (or None)."""
+        source = getattr(self, "_mask_source", None)
+        return None if source is None else source.output_mask
 
     def output_shape(self, input_shape):
         """Per-sample output shape for a per-sample ``input_shape`` tuple (default: unchanged)."""

@@ -70,6 +70,7 @@ class Dropout(Layer):
                         seed=self.key)]
 
     def forward(self, X, training=False, backend=None):
+        self.output_mask = self.incoming_mask()  # a padding mask (sequence layers) passes through
         if not training or self.rate == 0:
             self._mask = None
             return X

@@ -92,6 +92,9 @@ def test_every_registered_layer_type_is_covered():
     known = {"Dense", "Dropout", "BatchNorm", "LayerNorm", "Flatten"}
     # issue 11: round trips in tests/layers/test_conv.py (test_model_file_and_checkpoint_round_trip)
     known |= {"Conv2D", "MaxPool2D", "AveragePooling2D", "GlobalAveragePooling2D"}
+    # issue 12: tests/io/test_io_sequence.py
+    known |= {"SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding", "Masking", "PositionalEncoding",
+              "GlobalAveragePooling1D", "TimeDistributed", "MultiHeadAttention", "TransformerBlock"}
     assert set(LAYER_TYPES) <= known, "add a round-trip test for new layer types"
 
 

@@ -1,0 +1,1 @@
+"""Cython embedding kernels: none yet; the spec declares ``fallback="numba"`` (see ``cython/rnn.py``)."""

@@ -1,0 +1,449 @@
+"""Numba recurrent kernels (SimpleRNN, LSTM, GRU); contracts in :mod:`fastnn.kernels.reference.rnn`.
+
+What is compiled: the recurrence. The batch's rows are split into one block
+per Numba thread (``prange``); each thread runs every step of its block --
+one ``h_{t-1} @ U`` GEMM (BLAS through ``np.dot(a, b, out)`` on contiguous
+time-major rows) followed by the fused gate math in one pass -- forward, and
+the same backwards through time. Rows never interact, so the result does not
+depend on the thread count. The whole-sequence input projection and the
+input gradient are GEMMs over ``T*n`` rows, split across the threads the same
+way; the weight gradients are single whole-sequence GEMMs (numpy's BLAS) and
+the column sums of the gate gradients. Nothing is allocated: every buffer is
+the caller's.
+"""
+import math
+
+import numpy as np
+from numba import get_num_threads, njit, prange, types
+from numba.extending import overload
+
+from ._common import OPTS
+
+_PAR = dict(OPTS, parallel=True)
+
+
+@njit(**OPTS)
+def _blocks(n, nt):
+    """(rows per block, number of blocks): one block per thread (``nt`` threads; Numba's
+    get_num_threads() inside a kernel would make it uncacheable, so the wrappers pass it)."""
+    nt = max(1, nt)
+    per = (n + nt - 1) // nt
+    return per, (n + per - 1) // per
+
+
+@njit(**_PAR)
+def _project(X2, W, b, G2, nt):
+    """G2 = X2 @ W + b over the T*n rows, one row block per thread."""
+    m = X2.shape[0]
+    kk = G2.shape[1]
+    per, nb = _blocks(m, nt)
+    for c in prange(nb):
+        lo = c * per
+        hi = min(m, lo + per)
+        np.dot(X2[lo:hi], W, G2[lo:hi])
+        for i in range(lo, hi):
+            for j in range(kk):
+                G2[i, j] += b[j]
+
+
+@njit(**_PAR)
+def _input_grad(dG2, W, dX2, nt):
+    """dX2 = dG2 @ W.T over the T*n rows, one row block per thread."""
+    m = dG2.shape[0]
+    WT = W.T
+    per, nb = _blocks(m, nt)
+    for c in prange(nb):
+        lo = c * per
+        hi = min(m, lo + per)
+        np.dot(dG2[lo:hi], WT, dX2[lo:hi])
+
+
+def _flat(a):
+    """(T, n, k) -> (T*n, k) view (the buffers are contiguous)."""
+    return a.reshape(a.shape[0] * a.shape[1], a.shape[2])
+
+
+def _weight_grads(X, W, Hs, dG, dW_out, dU_out, db_out, dX_out):
+    """dW, db, dU (whole-sequence GEMMs) and dX (threaded) from the gate gradients dG."""
+    T = X.shape[0]
+    dG2 = _flat(dG)
+    np.matmul(_flat(X).T, dG2, out=dW_out)
+    np.sum(dG2, axis=0, out=db_out)
+    if dU_out is not None:
+        if T > 1:
+            np.matmul(_flat(Hs[:T - 1]).T, _flat(dG[1:]), out=dU_out)
+        else:
+            dU_out[...] = 0
+    if dX_out is not None:
+        _input_grad(dG2, W, _flat(dX_out), get_num_threads())
+
+
+# Gate nonlinearities. Scalar libm tanh/exp calls do not vectorize (Numba has no SIMD math library
+# without Intel's SVML) and cost 2.8x the reference's whole forward at LSTM(128), batch 64 (27 vs 9.6
+# ms, measured). For float32 a rational minimax tanh (Eigen's generic_fast_tanh_float: pure
+# arithmetic, vectorizes, error a few ulp) replaces it; float64 (the gradient checks) keeps math.tanh.
+# sigmoid(x) = (1 + tanh(x / 2)) / 2 exactly, so both gates share it.
+_A = [np.float32(v) for v in (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05,
+                              5.12229709037114e-08, -8.60467152213735e-11, 2.00018790482477e-13,
+                              -2.76076847742355e-16)]
+_B = [np.float32(v) for v in (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04,
+                              1.19825839466702e-06)]
+_A1, _A3, _A5, _A7, _A9, _A11, _A13 = _A
+_B0, _B2, _B4, _B6 = _B
+_CLAMP = np.float32(7.90531110763549805)
+_TINY = np.float32(0.0004)
+
+
+@njit(**OPTS)
+def _tanh_f32(v):
+    x = np.float32(v)
+    x = min(max(x, -_CLAMP), _CLAMP)
+    x2 = x * x
+    p = x2 * _A13 + _A11
+    p = x2 * p + _A9
+    p = x2 * p + _A7
+    p = x2 * p + _A5
+    p = x2 * p + _A3
+    p = x2 * p + _A1
+    p = x * p
+    q = x2 * _B6 + _B4
+    q = x2 * q + _B2
+    q = x2 * q + _B0
+    return x if abs(x) < _TINY else p / q
+
+
+def _tanh_as(x, like):
+    """tanh(x), at the precision of the array ``like``'s dtype (a Numba overload picks the form)."""
+    return math.tanh(x)
+
+
+@overload(_tanh_as, jit_options=OPTS)
+def _tanh_as_overload(x, like):
+    if getattr(like, "dtype", None) == types.float32:
+        return lambda x, like: _tanh_f32(x)
+    return lambda x, like: math.tanh(x)
+
+
+@njit(**OPTS)
+def _sig_as(x, like):
+    return 0.5 + 0.5 * _tanh_as(0.5 * x, like)
+
+
+# --------------------------------------------------------------------------- masks
+_NO_MASK = {}
+
+
+def _mask_args(mask, dtype):
+    """``(mask, has_mask)`` for the kernels: a (1, 1) placeholder (never read) when there is no mask."""
+    if mask is not None:
+        return mask, True
+    key = np.dtype(dtype)
+    if key not in _NO_MASK:
+        _NO_MASK[key] = np.ones((1, 1), key)
+    return _NO_MASK[key], False
+
+
+# --------------------------------------------------------------------------- SimpleRNN
+@njit(**_PAR)
+def _simple_rnn_steps(U, H, scratch, mask, has_mask, nt):
+    T, n, k = H.shape
+    per, nb = _blocks(n, nt)
+    for c in prange(nb):
+        lo = c * per
+        hi = min(n, lo + per)
+        for t in range(T):
+            if t > 0:
+                np.dot(H[t - 1, lo:hi], U, scratch[lo:hi])
+            for i in range(lo, hi):
+                if has_mask and mask[t, i] == 0:  # padding: keep the state
+                    for j in range(k):
+                        H[t, i, j] = H[t - 1, i, j] if t > 0 else 0
+                    continue
+                for j in range(k):
+                    a = H[t, i, j]
+                    if t > 0:
+                        a += scratch[i, j]
+                    H[t, i, j] = _tanh_as(a, H)
+
+
+def simple_rnn_forward(X, W, U, b, mask, H_out, scratch):
+    """h_t = tanh(x_t W + h_{t-1} U + b) for every step; H_out (T, n, H)."""
+    _project(_flat(X), W, b, _flat(H_out), get_num_threads())
+    _simple_rnn_steps(U, H_out, scratch, *_mask_args(mask, X.dtype), get_num_threads())
+
+
+@njit(**_PAR)
+def _simple_rnn_bptt(U, H, dH, dZ, dh, mask, has_mask, nt):
+    T, n, k = H.shape
+    UT = U.T
+    carry = dh[0]
+    prod = dh[1]
+    per, nb = _blocks(n, nt)
+    for c in prange(nb):
+        lo = c * per
+        hi = min(n, lo + per)
+        for t in range(T - 1, -1, -1):
+            for i in range(lo, hi):
+                keep = not (has_mask and mask[t, i] == 0)
+                for j in range(k):
+                    d = dH[t, i, j]
+                    if t < T - 1:
+                        d += carry[i, j]
+                    if keep:
+                        h = H[t, i, j]
+                        dZ[t, i, j] = d * (1.0 - h * h)
+                        carry[i, j] = 0
+                    else:  # padding: the gradient passes through to h_{t-1}
+                        dZ[t, i, j] = 0
+                        carry[i, j] = d
+            if t > 0:
+                np.dot(dZ[t, lo:hi], UT, prod[lo:hi])
+                for i in range(lo, hi):
+                    for j in range(k):
+                        carry[i, j] += prod[i, j]
+
+
+def simple_rnn_backward(X, W, U, H, dH, mask, dW_out, dU_out, db_out, dX_out, dZ_buf, dh_buf):
+    """BPTT of simple_rnn_forward: dZ_t = (dH_t + dZ_{t+1} U.T) (1 - h_t^2); weight grads as GEMMs."""
+    _simple_rnn_bptt(U, H, dH, dZ_buf, dh_buf, *_mask_args(mask, X.dtype), get_num_threads())
+    _weight_grads(X, W, H, dZ_buf, dW_out, dU_out, db_out, dX_out)
+
+
+# --------------------------------------------------------------------------- LSTM
+@njit(**_PAR)
+def _lstm_steps(U, H, C, G, scratch, mask, has_mask, nt):
+    T, n, k = H.shape
+    per, nb = _blocks(n, nt)
+    for c in prange(nb):
+        lo = c * per
+        hi = min(n, lo + per)
+        for t in range(T):
+            if t > 0:
+                np.dot(H[t - 1, lo:hi], U, scratch[lo:hi])
+            for i in range(lo, hi):
+                for j in range(k):
+                    ai = G[t, i, j]
+                    af = G[t, i, k + j]
+                    ag = G[t, i, 2 * k + j]
+                    ao = G[t, i, 3 * k + j]
+                    if t > 0:
+                        ai += scratch[i, j]
+                        af += scratch[i, k + j]
+                        ag += scratch[i, 2 * k + j]
+                        ao += scratch[i, 3 * k + j]
+                    ig = _sig_as(ai, H)
+                    fg = _sig_as(af, H)
+                    gg = _tanh_as(ag, H)
+                    og = _sig_as(ao, H)
+                    cc = ig * gg
+                    if t > 0:
+                        cc += fg * C[t - 1, i, j]
+                    C[t, i, j] = cc
+                    H[t, i, j] = og * _tanh_as(cc, H)
+                    G[t, i, j] = ig
+                    G[t, i, k + j] = fg
+                    G[t, i, 2 * k + j] = gg
+                    G[t, i, 3 * k + j] = og
+                if has_mask and mask[t, i] == 0:  # padding: keep the state (the gates stay as computed)
+                    for j in range(k):
+                        H[t, i, j] = H[t - 1, i, j] if t > 0 else 0
+                        C[t, i, j] = C[t - 1, i, j] if t > 0 else 0
+
+
+def lstm_forward(X, W, U, b, mask, H_out, C_out, G_out, scratch):
+    """LSTM over every step; G_out (T, n, 4H) keeps the activated gates i, f, g, o for backward."""
+    _project(_flat(X), W, b, _flat(G_out), get_num_threads())
+    _lstm_steps(U, H_out, C_out, G_out, scratch, *_mask_args(mask, X.dtype), get_num_threads())
+
+
+@njit(**_PAR)
+def _lstm_bptt(U, C, G, dH, dG, dh, dc, mask, has_mask, nt):
+    T, n, k = C.shape
+    UT = U.T
+    carry = dh[0]
+    prod = dh[1]
+    per, nb = _blocks(n, nt)
+    for c in prange(nb):
+        lo = c * per
+        hi = min(n, lo + per)
+        for t in range(T - 1, -1, -1):
+            for i in range(lo, hi):
+                keep = not (has_mask and mask[t, i] == 0)
+                for j in range(k):
+                    d = dH[t, i, j]
+                    dcn = 0.0
+                    if t < T - 1:
+                        d += carry[i, j]
+                        dcn = dc[i, j]
+                    if not keep:  # padding: the state gradients pass through to step t-1
+                        for q in range(4):
+                            dG[t, i, q * k + j] = 0
+                        carry[i, j] = d
+                        dc[i, j] = dcn
+                        continue
+                    ig = G[t, i, j]
+                    fg = G[t, i, k + j]
+                    gg = G[t, i, 2 * k + j]
+                    og = G[t, i, 3 * k + j]
+                    tc = _tanh_as(C[t, i, j], C)
+                    cp = C[t - 1, i, j] if t > 0 else 0.0
+                    do = d * tc
+                    dcc = dcn + d * og * (1.0 - tc * tc)
+                    dG[t, i, j] = dcc * gg * ig * (1.0 - ig)
+                    dG[t, i, k + j] = dcc * cp * fg * (1.0 - fg)
+                    dG[t, i, 2 * k + j] = dcc * ig * (1.0 - gg * gg)
+                    dG[t, i, 3 * k + j] = do * og * (1.0 - og)
+                    dc[i, j] = dcc * fg
+                    carry[i, j] = 0
+            if t > 0:
+                np.dot(dG[t, lo:hi], UT, prod[lo:hi])
+                for i in range(lo, hi):
+                    for j in range(k):
+                        carry[i, j] += prod[i, j]
+
+
+def lstm_backward(X, W, U, H, C, G, dH, mask, dW_out, dU_out, db_out, dX_out, dG_buf, dh_buf, dc_buf):
+    """BPTT of lstm_forward: gate pre-activation gradients into dG_buf, weight grads as GEMMs."""
+    _lstm_bptt(U, C, G, dH, dG_buf, dh_buf, dc_buf, *_mask_args(mask, X.dtype), get_num_threads())
+    _weight_grads(X, W, H, dG_buf, dW_out, dU_out, db_out, dX_out)
+
+
+# --------------------------------------------------------------------------- GRU
+@njit(**_PAR)
+def _gru_steps(U, b_h, reset_after, H, G, HH, S, mask, has_mask, nt):
+    T, n, k = H.shape
+    per, nb = _blocks(n, nt)
+    for c in prange(nb):
+        lo = c * per
+        hi = min(n, lo + per)
+        for t in range(T):
+            if t > 0:
+                np.dot(H[t - 1, lo:hi], U, S[lo:hi])
+            else:
+                for i in range(lo, hi):
+                    for j in range(3 * k):
+                        S[i, j] = 0.0
+            for i in range(lo, hi):
+                if reset_after:
+                    for j in range(k):
+                        z = _sig_as(G[t, i, j] + S[i, j] + b_h[j], H)
+                        r = _sig_as(G[t, i, k + j] + S[i, k + j] + b_h[k + j], H)
+                        hh = S[i, 2 * k + j] + b_h[2 * k + j]
+                        cand = _tanh_as(G[t, i, 2 * k + j] + r * hh, H)
+                        hp = H[t - 1, i, j] if t > 0 else 0.0
+                        HH[t, i, j] = hh
+                        H[t, i, j] = z * hp + (1.0 - z) * cand
+                        G[t, i, j] = z
+                        G[t, i, k + j] = r
+                        G[t, i, 2 * k + j] = cand
+                else:
+                    for j in range(k):
+                        z = _sig_as(G[t, i, j] + S[i, j], H)
+                        r = _sig_as(G[t, i, k + j] + S[i, k + j], H)
+                        hp = H[t - 1, i, j] if t > 0 else 0.0
+                        HH[t, i, j] = r * hp
+                        G[t, i, j] = z
+                        G[t, i, k + j] = r
+                        S[i, 2 * k + j] = 0.0
+                    # (r * h) @ U_h, accumulated in the unused candidate block of S (rows of U contiguous)
+                    for m in range(k):
+                        a = HH[t, i, m]
+                        for j in range(k):
+                            S[i, 2 * k + j] += a * U[m, 2 * k + j]
+                    for j in range(k):
+                        z = G[t, i, j]
+                        cand = _tanh_as(G[t, i, 2 * k + j] + S[i, 2 * k + j], H)
+                        hp = H[t - 1, i, j] if t > 0 else 0.0
+                        H[t, i, j] = z * hp + (1.0 - z) * cand
+                        G[t, i, 2 * k + j] = cand
+                if has_mask and mask[t, i] == 0:  # padding: keep the state (the gates stay as computed)
+                    for j in range(k):
+                        H[t, i, j] = H[t - 1, i, j] if t > 0 else 0
+
+
+def gru_forward(X, W, U, b, b_h, reset_after, mask, H_out, G_out, HH_out, scratch):
+    """GRU over every step; G_out (T, n, 3H) keeps z, r, n; HH_out the recurrent candidate term."""
+    _project(_flat(X), W, b, _flat(G_out), get_num_threads())
+    _gru_steps(U, b_h, bool(reset_after), H_out, G_out, HH_out, scratch, *_mask_args(mask, X.dtype),
+               get_num_threads())
+
+
+@njit(**_PAR)
+def _gru_bptt(U, H, G, HH, dH, reset_after, dGx, dGh, dh, mask, has_mask, nt):
+    T, n, k = H.shape
+    UT = U.T
+    carry = dh[0]
+    prod = dh[1]
+    per, nb = _blocks(n, nt)
+    for c in prange(nb):
+        lo = c * per
+        hi = min(n, lo + per)
+        for t in range(T - 1, -1, -1):
+            for i in range(lo, hi):
+                if has_mask and mask[t, i] == 0:  # padding: the gradient passes through to h_{t-1}
+                    for j in range(k):
+                        d = dH[t, i, j]
+                        if t < T - 1:
+                            d += carry[i, j]
+                        carry[i, j] = d
+                    for j in range(3 * k):
+                        dGx[t, i, j] = 0
+                        dGh[t, i, j] = 0
+                    continue
+                for j in range(k):
+                    d = dH[t, i, j]
+                    if t < T - 1:
+                        d += carry[i, j]
+                    z = G[t, i, j]
+                    r = G[t, i, k + j]
+                    cand = G[t, i, 2 * k + j]
+                    hp = H[t - 1, i, j] if t > 0 else 0.0
+                    da_n = d * (1.0 - z) * (1.0 - cand * cand)
+                    da_z = d * (hp - cand) * z * (1.0 - z)
+                    dGx[t, i, j] = da_z
+                    dGh[t, i, j] = da_z
+                    dGx[t, i, 2 * k + j] = da_n
+                    carry[i, j] = d * z
+                    if reset_after:
+                        da_r = da_n * HH[t, i, j] * r * (1.0 - r)
+                        dGx[t, i, k + j] = da_r
+                        dGh[t, i, k + j] = da_r
+                        dGh[t, i, 2 * k + j] = da_n * r
+                    else:
+                        dGh[t, i, 2 * k + j] = 0.0
+                if not reset_after:
+                    # d(r * h) = da_n @ U_h.T, one dot per unit over contiguous rows of U
+                    for m in range(k):
+                        s = 0.0
+                        for j in range(k):
+                            s += dGx[t, i, 2 * k + j] * U[m, 2 * k + j]
+                        r = G[t, i, k + m]
+                        hp = H[t - 1, i, m] if t > 0 else 0.0
+                        da_r = s * hp * r * (1.0 - r)
+                        dGx[t, i, k + m] = da_r
+                        dGh[t, i, k + m] = da_r
+                        carry[i, m] += s * r
+            if t > 0:
+                np.dot(dGh[t, lo:hi], UT, prod[lo:hi])
+                for i in range(lo, hi):
+                    for j in range(k):
+                        carry[i, j] += prod[i, j]
+
+
+def gru_backward(X, W, U, H, G, HH, dH, reset_after, mask, dW_out, dU_out, db_out, db_h_out, dX_out,
+                 dGx_buf, dGh_buf, dh_buf):
+    """BPTT of gru_forward; ``dh_buf`` is (2, n, H): the carried gradient and a product scratch."""
+    T = X.shape[0]
+    k = H.shape[2]
+    _gru_bptt(U, H, G, HH, dH, bool(reset_after), dGx_buf, dGh_buf, dh_buf, *_mask_args(mask, X.dtype),
+              get_num_threads())
+    _weight_grads(X, W, H, dGx_buf, dW_out, None, db_out, dX_out)
+    if T > 1:
+        np.matmul(_flat(H[:T - 1]).T, _flat(dGh_buf[1:]), out=dU_out)
+    else:
+        dU_out[...] = 0
+    if reset_after:
+        np.sum(_flat(dGh_buf), axis=0, out=db_h_out)
+    else:
+        db_h_out[...] = 0
+        np.matmul(_flat(HH).T, _flat(dGx_buf)[:, 2 * k:], out=dU_out[:, 2 * k:])
