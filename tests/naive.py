@@ -15,6 +15,21 @@ import math
 
 import numpy as np
 
+
+def numeric_grad(f, x, eps=1e-6):
+    """Central differences of the scalar ``f()`` with respect to every entry of ``x`` (changed in place, restored)."""
+    g = np.zeros_like(x)
+    for i in range(x.size):
+        old = x.flat[i]
+        x.flat[i] = old + eps
+        fp = f()
+        x.flat[i] = old - eps
+        fm = f()
+        x.flat[i] = old
+        g.flat[i] = (fp - fm) / (2 * eps)
+    return g
+
+
 # --------------------------------------------------------------------------- convolution and pooling
 
 

@@ -6,6 +6,7 @@ import pytest
 
 import fastnn as fnn
 import naive  # tests/naive.py
+from naive import numeric_grad as _numeric  # tests/naive.py
 from fastnn import losses
 
 BACKENDS = [b for b in ("reference", "numba") if b in fnn.available_backends()]
@@ -23,19 +24,6 @@ def _loss_and_grads(net, X, y, backend):
     for layer in reversed(net.layers):
         dA = layer.backward(dA, backend=backend, need_dX=True)
     return value, net.grads.copy(), None if dA is None else dA.copy()
-
-
-def _numeric(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for i in range(x.size):
-        old = x.flat[i]
-        x.flat[i] = old + eps
-        fp = f()
-        x.flat[i] = old - eps
-        fm = f()
-        x.flat[i] = old
-        g.flat[i] = (fp - fm) / (2 * eps)
-    return g
 
 
 def _gradcheck(net, X, y, backend, check_dX=True):

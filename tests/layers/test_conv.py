@@ -8,6 +8,7 @@ import pytest
 
 import fastnn as fnn
 import naive
+from naive import numeric_grad as _numeric  # tests/naive.py
 from fastnn import losses
 from fastnn.errors import ModelFormatError
 from fastnn.io import load_network
@@ -26,19 +27,6 @@ def _loss_and_grads(net, X, G, backend):
     for i in range(len(net.layers) - 1, -1, -1):
         dA = net.layers[i].backward(dA, backend=backend, need_dX=True)
     return value, net.grads.copy(), dA.reshape(X.shape).copy()
-
-
-def _numeric(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for i in range(x.size):
-        old = x.flat[i]
-        x.flat[i] = old + eps
-        fp = f()
-        x.flat[i] = old - eps
-        fm = f()
-        x.flat[i] = old
-        g.flat[i] = (fp - fm) / (2 * eps)
-    return g
 
 
 def _gradcheck(layers, input_shape, batch, backend, seed=0):

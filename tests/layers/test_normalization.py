@@ -7,6 +7,7 @@ from fastnn import losses
 from fastnn.kernels import available_backends, get_backend
 from fastnn.kernels import norm
 from fastnn.layers import LAYER_TYPES, BatchNorm, LayerNorm
+from naive import numeric_grad  # tests/naive.py
 
 BACKENDS = available_backends()
 DTYPES = [np.float32, np.float64]
@@ -90,19 +91,6 @@ def loss_and_grads(net, loss, X, y, backend):
     for i in range(len(net.layers) - 1, -1, -1):
         dA = net.layers[i].backward(dA, backend=backend, need_dX=True)
     return value, net.grads.copy(), dA.copy()
-
-
-def numeric_grad(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for i in range(x.size):
-        old = x.flat[i]
-        x.flat[i] = old + eps
-        fp = f()
-        x.flat[i] = old - eps
-        fm = f()
-        x.flat[i] = old
-        g.flat[i] = (fp - fm) / (2 * eps)
-    return g
 
 
 def _randomise_affine(net, rng):

@@ -9,6 +9,7 @@ from fastnn import losses
 from fastnn import losses_extra as LE
 from fastnn.kernels import available_backends, codes, get_backend
 from fastnn.kernels import losses_extra as K
+from naive import numeric_grad  # tests/naive.py
 
 BACKENDS = available_backends()
 DTYPES = [np.float32, np.float64]
@@ -102,19 +103,6 @@ def test_focal_saturated_probabilities_are_finite():
 
 
 # --------------------------------------------------------------------------- gradient checks
-def numeric_grad(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for i in range(x.size):
-        old = x.flat[i]
-        x.flat[i] = old + eps
-        fp = f()
-        x.flat[i] = old - eps
-        fm = f()
-        x.flat[i] = old
-        g.flat[i] = (fp - fm) / (2 * eps)
-    return g
-
-
 def loss_and_grads(net, loss, X, target, backend):
     """Mean loss and flat parameter gradient; generic losses through forward_backward, others fused kernels."""
     A = X

@@ -5,6 +5,7 @@ import pytest
 import fastnn as fnn
 from fastnn import activations, losses
 from fastnn.kernels import available_backends, get_backend
+from naive import numeric_grad  # tests/naive.py
 
 BACKENDS = available_backends()
 SHAPES = [(1, 3, 4), (5, 4, 3), (17, 6, 5)]  # (batch, n_in, n_out)
@@ -26,19 +27,6 @@ def loss_and_grads(net, loss, X, y, backend):
     for i in range(len(net.layers) - 1, -1, -1):
         dA = net.layers[i].backward(dA, backend=backend, need_dX=True)
     return value, net.grads.copy(), dA.copy()
-
-
-def numeric_grad(f, x, eps=1e-6):
-    g = np.zeros_like(x)
-    for i in range(x.size):
-        old = x.flat[i]
-        x.flat[i] = old + eps
-        fp = f()
-        x.flat[i] = old - eps
-        fm = f()
-        x.flat[i] = old
-        g.flat[i] = (fp - fm) / (2 * eps)
-    return g
 
 
 def _targets(loss_name, rng, n, k):
