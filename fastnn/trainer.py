@@ -7,7 +7,7 @@ import numpy as np
 from . import losses as _losses
 from . import optimizers as _optimizers
 from ._config import apply_numba_threads, get_num_threads, thread_limits
-from ._validation import (Boolean, Custom, Integer, OneOf, Param, Real, check_array_X, check_batch_size,
+from ._validation import (Boolean, Custom, Integer, OneOf, Param, Real, check_batch_size,
                           check_positive_int, check_seed)
 from .callbacks import CallbackList, EpochLogger, ProgressBar
 from . import engine as _engine

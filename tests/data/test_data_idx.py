@@ -328,7 +328,7 @@ def _gzip_bomb(n_payload, announced=None):
     return b"".join(parts)
 
 
-class _Stream:
+class _BareStream:
     """A bare, non-seekable stream: the compressed size is unknown to the reader."""
 
     def __init__(self, data):
@@ -359,7 +359,7 @@ def test_gzip_bomb_is_refused_with_bounded_memory(tmp_path, source):
     assert len(bomb) < 100_000
     p = tmp_path / "bomb.idx.gz"
     p.write_bytes(bomb)
-    make = {"path": lambda: p, "bytesio": lambda: io.BytesIO(bomb), "stream": lambda: _Stream(bomb)}[source]
+    make = {"path": lambda: p, "bytesio": lambda: io.BytesIO(bomb), "stream": lambda: _BareStream(bomb)}[source]
     error, peak = _peak(lambda: read_idx(make()))
     assert error is not None and "max_ratio" in str(error), error
     # before allocating when the size is known; a stream stops at max_ratio x consumed + 1 MiB

@@ -9,10 +9,9 @@ import pytest
 import fastnn as fnn
 import naive
 from naive import numeric_grad as _numeric  # tests/naive.py
-from fastnn import losses
 from fastnn.errors import ModelFormatError
 from fastnn.io import load_network
-from fastnn.kernels import available_backends, get_backend
+from fastnn.kernels import available_backends
 
 BACKENDS = available_backends()
 

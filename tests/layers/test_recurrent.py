@@ -333,7 +333,7 @@ def test_masked_gradients_match_central_differences(kind, return_sequences, back
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_masked_lstm_parity_with_torch_packed_sequences(backend):
     torch = pytest.importorskip("torch")
-    T, F, k = 6, 3, 4
+    T, F = 6, 3
     lengths = [6, 3, 1, 4]
     net = _net("LSTM", T, F, backend, return_sequences=False)
     rnn = net.layers[0]
