@@ -36,14 +36,16 @@ cdef extern from *:
         float q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
         q = x2 * q + 2.26843463243900e-03f;
         q = x2 * q + 4.89352518554385e-03f;
-        return (y < 0.0004f && y > -0.0004f) ? y : p / q;
+        return fabsf(y) < 0.0004f ? y : p / q;
     }
     static inline double fastnn_rnn_tanh_d(double x) { return tanh(x); }
     /* One LSTM row, forward: g holds a = x W + h U + b (i f g o blocks of k); writes the activated
-       gates back into g, c_t and h_t. cp (c_{t-1}) is NULL at the first step. */
+       gates back into g, c_t and h_t. cp (c_{t-1}) is NULL at the first step. The loop bodies are
+       always-inline helpers called with constant flags, so each clone gets branch-free loops that
+       vectorize (a test inside the loop kept GCC from vectorizing it). */
     #define FASTNN_LSTM_CELL(T, S) \
-    static FASTNN_CLONES void fastnn_lstm_fwd_##S(Py_ssize_t k, T* restrict g, const T* restrict cp, \
-            T* restrict c, T* restrict h) { \
+    static inline __attribute__((always_inline)) void fastnn_lstm_fwd_body_##S(Py_ssize_t k, \
+            T* restrict g, const T* restrict cp, T* restrict c, T* restrict h, const int has_cp) { \
         const T half = (T) 0.5; \
         for (Py_ssize_t j = 0; j < k; j++) { \
             T ig = half + half * fastnn_rnn_tanh_##S(half * g[j]); \
@@ -51,24 +53,29 @@ cdef extern from *:
             T gg = fastnn_rnn_tanh_##S(g[2 * k + j]); \
             T og = half + half * fastnn_rnn_tanh_##S(half * g[3 * k + j]); \
             T cc = ig * gg; \
-            if (cp) cc += fg * cp[j]; \
+            if (has_cp) cc += fg * cp[j]; \
             c[j] = cc; \
             h[j] = og * fastnn_rnn_tanh_##S(cc); \
             g[j] = ig; g[k + j] = fg; g[2 * k + j] = gg; g[3 * k + j] = og; \
         } \
     } \
+    static FASTNN_CLONES void fastnn_lstm_fwd_##S(Py_ssize_t k, T* restrict g, const T* restrict cp, \
+            T* restrict c, T* restrict h) { \
+        if (cp) fastnn_lstm_fwd_body_##S(k, g, cp, c, h, 1); \
+        else fastnn_lstm_fwd_body_##S(k, g, cp, c, h, 0); \
+    } \
     /* One LSTM row, backward: d = dH (+ carry when `later`), dc_next = dc (when `later`); writes the gate \
        pre-activation gradients dg, dc = dc_t * f, and carry = 0 (the dG_t @ U.T GEMM adds into it). */ \
-    static FASTNN_CLONES void fastnn_lstm_bwd_##S(Py_ssize_t k, int later, const T* restrict dH, \
-            T* restrict carry, T* restrict dc, const T* restrict g, const T* restrict c, \
-            const T* restrict cp, T* restrict dg) { \
+    static inline __attribute__((always_inline)) void fastnn_lstm_bwd_body_##S(Py_ssize_t k, \
+            const T* restrict dH, T* restrict carry, T* restrict dc, const T* restrict g, \
+            const T* restrict c, const T* restrict cp, T* restrict dg, const int later, const int has_cp) { \
         const T one = (T) 1; \
         for (Py_ssize_t j = 0; j < k; j++) { \
             T d = dH[j], dcn = (T) 0; \
             if (later) { d += carry[j]; dcn = dc[j]; } \
             T ig = g[j], fg = g[k + j], gg = g[2 * k + j], og = g[3 * k + j]; \
             T tc = fastnn_rnn_tanh_##S(c[j]); \
-            T cpv = cp ? cp[j] : (T) 0; \
+            T cpv = has_cp ? cp[j] : (T) 0; \
             T dcc = dcn + d * og * (one - tc * tc); \
             dg[j] = dcc * gg * ig * (one - ig); \
             dg[k + j] = dcc * cpv * fg * (one - fg); \
@@ -77,6 +84,14 @@ cdef extern from *:
             dc[j] = dcc * fg; \
             carry[j] = (T) 0; \
         } \
+    } \
+    static FASTNN_CLONES void fastnn_lstm_bwd_##S(Py_ssize_t k, int later, const T* restrict dH, \
+            T* restrict carry, T* restrict dc, const T* restrict g, const T* restrict c, \
+            const T* restrict cp, T* restrict dg) { \
+        if (later && cp) fastnn_lstm_bwd_body_##S(k, dH, carry, dc, g, c, cp, dg, 1, 1); \
+        else if (later) fastnn_lstm_bwd_body_##S(k, dH, carry, dc, g, c, cp, dg, 1, 0); \
+        else if (cp) fastnn_lstm_bwd_body_##S(k, dH, carry, dc, g, c, cp, dg, 0, 1); \
+        else fastnn_lstm_bwd_body_##S(k, dH, carry, dc, g, c, cp, dg, 0, 0); \
     }
     FASTNN_LSTM_CELL(float, f)
     FASTNN_LSTM_CELL(double, d)
