@@ -197,6 +197,16 @@ cdef inline void _rnn_keep_state(Py_ssize_t t, Py_ssize_t n, Py_ssize_t k, Py_ss
         memset(S + i * k, 0, k * sizeof(floating))
 
 
+cdef void _rnn_transpose(Py_ssize_t rows, Py_ssize_t cols, const floating* src, floating* dst) noexcept nogil:
+    """dst (cols, rows) = src (rows, cols).T. Backward multiplies by U.T every step: OpenBLAS's
+    transposed packing of U (sgemm_itcopy) cost a third of its GEMM kernel time in an LSTM(128)
+    epoch (perf); transposed once per call, every step packs the plain layout."""
+    cdef Py_ssize_t i, j
+    for i in range(rows):
+        for j in range(cols):
+            dst[j * rows + i] = src[i * cols + j]
+
+
 # --------------------------------------------------------------------------- SimpleRNN
 cdef void _simple_rnn_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
                                 const floating* U, const floating* mask, bint has_mask,
@@ -220,7 +230,7 @@ cdef void _simple_rnn_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ss
 
 
 cdef void _simple_rnn_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
-                                const floating* U, const floating* H, const floating* dH,
+                                const floating* UT, const floating* H, const floating* dH,
                                 const floating* mask, bint has_mask, floating* dZ,
                                 floating* carry) noexcept nogil:
     cdef Py_ssize_t lo, hi, t, i, j, o
@@ -247,8 +257,8 @@ cdef void _simple_rnn_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ss
                 dZ[o + j] = d * (<floating> 1 - hv * hv)
                 carry[i * k + j] = 0
         if t > 0:
-            _gemm(c'N', c'T', <int> (hi - lo), <int> k, <int> k, <floating> 1, dZ + (t * n + lo) * k, <int> k,
-                  U, <int> k, <floating> 1, carry + lo * k, <int> k)
+            _gemm(c'N', c'N', <int> (hi - lo), <int> k, <int> k, <floating> 1, dZ + (t * n + lo) * k, <int> k,
+                  UT, <int> k, <floating> 1, carry + lo * k, <int> k)
 
 
 # --------------------------------------------------------------------------- LSTM
@@ -276,7 +286,7 @@ cdef void _lstm_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t 
 
 
 cdef void _lstm_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
-                          const floating* U, const floating* C, const floating* G, const floating* dH,
+                          const floating* UT, const floating* C, const floating* G, const floating* dH,
                           const floating* mask, bint has_mask, floating* dG, floating* carry,
                           floating* dc) noexcept nogil:
     cdef Py_ssize_t lo, hi, t, i, j, o, g4 = 4 * k
@@ -306,8 +316,8 @@ cdef void _lstm_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t 
                 fastnn_lstm_bwd_d(k, t < T - 1, dH + o * k, carry + i * k, dc + i * k, G + o * g4, C + o * k,
                                   cp, dG + o * g4)
         if t > 0:
-            _gemm(c'N', c'T', <int> (hi - lo), <int> k, <int> g4, <floating> 1, dG + (t * n + lo) * g4,
-                  <int> g4, U, <int> g4, <floating> 1, carry + lo * k, <int> k)
+            _gemm(c'N', c'N', <int> (hi - lo), <int> k, <int> g4, <floating> 1, dG + (t * n + lo) * g4,
+                  <int> g4, UT, <int> k, <floating> 1, carry + lo * k, <int> k)
 
 
 # --------------------------------------------------------------------------- GRU
@@ -368,7 +378,7 @@ cdef void _gru_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n
 
 
 cdef void _gru_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
-                         const floating* U, const floating* H, const floating* G, const floating* HH,
+                         const floating* UT, const floating* H, const floating* G, const floating* HH,
                          const floating* dH, bint reset_after, const floating* mask, bint has_mask,
                          floating* dGx, floating* dGh, floating* carry, floating* prod) noexcept nogil:
     cdef Py_ssize_t lo, hi, t, i, j, g3 = 3 * k, o
@@ -411,8 +421,8 @@ cdef void _gru_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n
                     dGh[o * g3 + 2 * k + j] = 0
         if not reset_after:
             # d(r * h_{t-1}) = da_n @ U_h.T for the block's rows (padded rows: da_n = 0, skipped below)
-            _gemm(c'N', c'T', <int> (hi - lo), <int> k, <int> k, <floating> 1, dGx + (t * n + lo) * g3 + 2 * k,
-                  <int> g3, U + 2 * k, <int> g3, <floating> 0, prod + lo * k, <int> k)
+            _gemm(c'N', c'N', <int> (hi - lo), <int> k, <int> k, <floating> 1, dGx + (t * n + lo) * g3 + 2 * k,
+                  <int> g3, UT + 2 * k * k, <int> k, <floating> 0, prod + lo * k, <int> k)
             for i in range(lo, hi):
                 o = t * n + i
                 if has_mask and mask[o] == 0:
@@ -426,8 +436,8 @@ cdef void _gru_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n
                     dGh[o * g3 + k + j] = da_r
                     carry[i * k + j] += s * r
         if t > 0:
-            _gemm(c'N', c'T', <int> (hi - lo), <int> k, <int> g3, <floating> 1, dGh + (t * n + lo) * g3,
-                  <int> g3, U, <int> g3, <floating> 1, carry + lo * k, <int> k)
+            _gemm(c'N', c'N', <int> (hi - lo), <int> k, <int> g3, <floating> 1, dGh + (t * n + lo) * g3,
+                  <int> g3, UT, <int> k, <floating> 1, carry + lo * k, <int> k)
 
 
 cdef void _gru_extra_grads_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
@@ -511,7 +521,7 @@ def simple_rnn_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, c
                         const floating[:, :, ::1] H, const floating[:, :, ::1] dH, const floating[:, ::1] mask,
                         bint has_mask, floating[:, ::1] dW_out, floating[:, ::1] dU_out, floating[::1] db_out,
                         floating[:, :, ::1] dX_out, bint need_dX, floating[:, :, ::1] dZ_buf,
-                        floating[:, :, ::1] dh_buf, int nt):
+                        floating[:, :, ::1] dh_buf, floating[:, ::1] UT_buf, int nt):
     """BPTT of simple_rnn_forward; dX_out is written only when need_dX."""
     cdef Py_ssize_t T = X.shape[0], n = X.shape[1], F = X.shape[2], k = U.shape[0], c, nb
     _rnn_check_common(X, W, U, mask, has_mask, k, k)
@@ -524,6 +534,7 @@ def simple_rnn_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, c
     _rnn_check(db_out.shape[0], k, "db_out")
     if need_dX:
         _rnn_check_seq(dX_out, T, n, F, "dX_out")
+    _rnn_check(UT_buf.shape[0] * UT_buf.shape[1], k * k, "UT_buf")
     if T * n == 0 or k == 0:
         dW_out[...] = 0
         dU_out[...] = 0
@@ -533,8 +544,9 @@ def simple_rnn_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, c
         return
     nb = _rnn_blocks(n, nt)
     with nogil:
+        _rnn_transpose(k, k, &U[0, 0], &UT_buf[0, 0])
         for c in prange(nb, num_threads=nt, schedule="static"):
-            _simple_rnn_bwd_block(c, nb, T, n, k, &U[0, 0], &H[0, 0, 0], &dH[0, 0, 0], &mask[0, 0], has_mask,
+            _simple_rnn_bwd_block(c, nb, T, n, k, &UT_buf[0, 0], &H[0, 0, 0], &dH[0, 0, 0], &mask[0, 0], has_mask,
                                   &dZ_buf[0, 0, 0], &dh_buf[0, 0, 0])
         for c in prange(nt if nt > 0 else 1, num_threads=nt, schedule="static"):
             _rnn_grads_block(c, nt if nt > 0 else 1, T, n, F, k, k, &X[0, 0, 0], &W[0, 0], &H[0, 0, 0],
@@ -569,7 +581,7 @@ def lstm_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const f
                   const floating[:, :, ::1] dH, const floating[:, ::1] mask, bint has_mask,
                   floating[:, ::1] dW_out, floating[:, ::1] dU_out, floating[::1] db_out,
                   floating[:, :, ::1] dX_out, bint need_dX, floating[:, :, ::1] dG_buf,
-                  floating[:, :, ::1] dh_buf, floating[:, ::1] dc_buf, int nt):
+                  floating[:, :, ::1] dh_buf, floating[:, ::1] dc_buf, floating[:, ::1] UT_buf, int nt):
     """BPTT of lstm_forward; dX_out is written only when need_dX."""
     cdef Py_ssize_t T = X.shape[0], n = X.shape[1], F = X.shape[2], k = U.shape[0], c, nb
     _rnn_check_common(X, W, U, mask, has_mask, k, 4 * k)
@@ -585,6 +597,7 @@ def lstm_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const f
     _rnn_check(db_out.shape[0], 4 * k, "db_out")
     if need_dX:
         _rnn_check_seq(dX_out, T, n, F, "dX_out")
+    _rnn_check(UT_buf.shape[0] * UT_buf.shape[1], 4 * k * k, "UT_buf")
     if T * n == 0 or k == 0:
         dW_out[...] = 0
         dU_out[...] = 0
@@ -594,8 +607,9 @@ def lstm_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const f
         return
     nb = _rnn_blocks(n, nt)
     with nogil:
+        _rnn_transpose(k, 4 * k, &U[0, 0], &UT_buf[0, 0])
         for c in prange(nb, num_threads=nt, schedule="static"):
-            _lstm_bwd_block(c, nb, T, n, k, &U[0, 0], &C[0, 0, 0], &G[0, 0, 0], &dH[0, 0, 0], &mask[0, 0],
+            _lstm_bwd_block(c, nb, T, n, k, &UT_buf[0, 0], &C[0, 0, 0], &G[0, 0, 0], &dH[0, 0, 0], &mask[0, 0],
                             has_mask, &dG_buf[0, 0, 0], &dh_buf[0, 0, 0], &dc_buf[0, 0])
         for c in prange(nt if nt > 0 else 1, num_threads=nt, schedule="static"):
             _rnn_grads_block(c, nt if nt > 0 else 1, T, n, F, k, 4 * k, &X[0, 0, 0], &W[0, 0], &H[0, 0, 0],
@@ -633,7 +647,7 @@ def gru_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const fl
                  const floating[:, :, ::1] dH, bint reset_after, const floating[:, ::1] mask, bint has_mask,
                  floating[:, ::1] dW_out, floating[:, ::1] dU_out, floating[::1] db_out, floating[::1] db_h_out,
                  floating[:, :, ::1] dX_out, bint need_dX, floating[:, :, ::1] dGx_buf,
-                 floating[:, :, ::1] dGh_buf, floating[:, :, ::1] dh_buf, int nt):
+                 floating[:, :, ::1] dGh_buf, floating[:, :, ::1] dh_buf, floating[:, ::1] UT_buf, int nt):
     """BPTT of gru_forward; dX_out is written only when need_dX."""
     cdef Py_ssize_t T = X.shape[0], n = X.shape[1], F = X.shape[2], k = U.shape[0], c, nb
     _rnn_check_common(X, W, U, mask, has_mask, k, 3 * k)
@@ -650,6 +664,7 @@ def gru_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const fl
     _rnn_check(db_h_out.shape[0], 3 * k, "db_h_out")
     if need_dX:
         _rnn_check_seq(dX_out, T, n, F, "dX_out")
+    _rnn_check(UT_buf.shape[0] * UT_buf.shape[1], 3 * k * k, "UT_buf")
     if T * n == 0 or k == 0:
         dW_out[...] = 0
         dU_out[...] = 0
@@ -660,8 +675,9 @@ def gru_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const fl
         return
     nb = _rnn_blocks(n, nt)
     with nogil:
+        _rnn_transpose(k, 3 * k, &U[0, 0], &UT_buf[0, 0])
         for c in prange(nb, num_threads=nt, schedule="static"):
-            _gru_bwd_block(c, nb, T, n, k, &U[0, 0], &H[0, 0, 0], &G[0, 0, 0], &HH[0, 0, 0], &dH[0, 0, 0],
+            _gru_bwd_block(c, nb, T, n, k, &UT_buf[0, 0], &H[0, 0, 0], &G[0, 0, 0], &HH[0, 0, 0], &dH[0, 0, 0],
                            reset_after, &mask[0, 0], has_mask, &dGx_buf[0, 0, 0], &dGh_buf[0, 0, 0],
                            &dh_buf[0, 0, 0], &dh_buf[1, 0, 0])
         for c in prange(nt if nt > 0 else 1, num_threads=nt, schedule="static"):

@@ -35,7 +35,7 @@ def _lstm_run(case, nt):
     K.lstm_forward(X, W, U, b, mask, False, H, C, G, nt)
     dW, dU, db, dX = np.empty_like(W), np.empty_like(U), np.empty_like(b), np.empty_like(X)
     K.lstm_backward(X, W, U, H, C, G, dH, mask, False, dW, dU, db, dX, True, np.empty_like(G),
-                    np.empty((2, n, k), dt), np.empty((n, k), dt), nt)
+                    np.empty((2, n, k), dt), np.empty((n, k), dt), np.empty((4 * k, k), dt), nt)
     return H, C, G, dW, dU, db, dX
 
 

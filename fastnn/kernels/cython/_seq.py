@@ -6,6 +6,8 @@ Inputs already in that form pass through untouched (no copy); anything else
 is copied in, and outputs that are not are computed into a contiguous buffer
 and copied back, so every op accepts what the reference accepts.
 """
+import threading
+
 import numpy as np
 
 from ..._config import get_num_threads
@@ -13,6 +15,7 @@ from ._adapt import _k
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _PLACEHOLDERS = {}
+_WORKSPACES = threading.local()  # per calling thread: concurrent calls (predict threads) never share one
 
 
 def threads():
@@ -33,6 +36,21 @@ def placeholder(dt, ndim):
     if key not in _PLACEHOLDERS:
         _PLACEHOLDERS[key] = np.zeros((1,) * ndim, dt)
     return _PLACEHOLDERS[key]
+
+
+def workspace(shape, dt):
+    """A C-contiguous ``dt`` scratch array of ``shape`` for the calling thread, kept between calls
+    (allocated once per shape, not per batch); its contents are undefined."""
+    cache = getattr(_WORKSPACES, "arrays", None)
+    if cache is None:
+        cache = _WORKSPACES.arrays = {}
+    key = (tuple(int(s) for s in shape), np.dtype(dt))
+    buf = cache.get(key)
+    if buf is None:
+        if len(cache) >= 8:  # a few layer shapes per model: do not keep every shape ever seen
+            cache.clear()
+        buf = cache[key] = np.empty(key[0], key[1])
+    return buf
 
 
 def inp(a, dt):

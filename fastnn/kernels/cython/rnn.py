@@ -6,11 +6,13 @@ fused gate math), forward and backward through time; the weight gradients are
 whole-sequence GEMMs split by output columns across the threads. BLAS is called
 from every thread, so it must run one thread itself (the trainer limits it).
 Threads: :func:`fastnn.set_num_threads`, capped by the calling thread's OpenMP
-setting. ``scratch`` of ``lstm_forward`` / ``simple_rnn_forward`` and the product
-half of ``dh_buf`` (LSTM, SimpleRNN) are not needed: the GEMMs accumulate in place.
+setting. Backward transposes ``U`` once per call into a per-thread workspace kept between calls
+(:func:`fastnn.kernels.cython._seq.workspace`; the spec's buffers have no room for it). ``scratch``
+of ``lstm_forward`` / ``simple_rnn_forward`` and the product half of ``dh_buf`` (LSTM, SimpleRNN)
+are not needed: the GEMMs accumulate in place.
 """
 from ._adapt import _k
-from ._seq import Outs, dtype_of, inp, mask_args, threads
+from ._seq import Outs, dtype_of, inp, mask_args, threads, workspace
 
 
 def simple_rnn_forward(X, W, U, b, mask, H_out, scratch):
@@ -28,7 +30,7 @@ def simple_rnn_backward(X, W, U, H, dH, mask, dW_out, dU_out, db_out, dX_out, dZ
     out = Outs(dt, dW_out, dU_out, db_out, dX_out, dZ_buf, dh_buf)
     dW, dU, db, dX, dZ, dh = out.bufs
     _k.simple_rnn_backward(inp(X, dt), inp(W, dt), inp(U, dt), inp(H, dt), inp(dH, dt), *mask_args(mask, dt),
-                           dW, dU, db, dX, dX_out is not None, dZ, dh, threads())
+                           dW, dU, db, dX, dX_out is not None, dZ, dh, workspace(U.shape[::-1], dt), threads())
     out.back()
 
 
@@ -46,7 +48,8 @@ def lstm_backward(X, W, U, H, C, G, dH, mask, dW_out, dU_out, db_out, dX_out, dG
     out = Outs(dt, dW_out, dU_out, db_out, dX_out, dG_buf, dh_buf, dc_buf)
     dW, dU, db, dX, dG, dh, dc = out.bufs
     _k.lstm_backward(inp(X, dt), inp(W, dt), inp(U, dt), inp(H, dt), inp(C, dt), inp(G, dt), inp(dH, dt),
-                     *mask_args(mask, dt), dW, dU, db, dX, dX_out is not None, dG, dh, dc, threads())
+                     *mask_args(mask, dt), dW, dU, db, dX, dX_out is not None, dG, dh, dc,
+                     workspace(U.shape[::-1], dt), threads())
     out.back()
 
 
@@ -67,5 +70,5 @@ def gru_backward(X, W, U, H, G, HH, dH, reset_after, mask, dW_out, dU_out, db_ou
     dW, dU, db, db_h, dX, dGx, dGh, dh = out.bufs
     _k.gru_backward(inp(X, dt), inp(W, dt), inp(U, dt), inp(H, dt), inp(G, dt), inp(HH, dt), inp(dH, dt),
                     bool(reset_after), *mask_args(mask, dt), dW, dU, db, db_h, dX, dX_out is not None, dGx, dGh,
-                    dh, threads())
+                    dh, workspace(U.shape[::-1], dt), threads())
     out.back()
