@@ -95,6 +95,79 @@ cdef extern from *:
     }
     FASTNN_LSTM_CELL(float, f)
     FASTNN_LSTM_CELL(double, d)
+    /* GRU rows, the same way (flags constant in each always-inline body). g: the x projection
+       (z r h blocks), s: h_{t-1} @ U, bh: the recurrent bias; hp (h_{t-1}) NULL at the first step. */
+    #define FASTNN_GRU_CELL(T, S) \
+    static inline __attribute__((always_inline)) void fastnn_gru_fwd_body_##S(Py_ssize_t k, T* restrict g, \
+            const T* restrict s, const T* restrict bh, const T* restrict hp, T* restrict hh, T* restrict h, \
+            const int has_hp) { \
+        const T half = (T) 0.5, one = (T) 1; \
+        for (Py_ssize_t j = 0; j < k; j++) { \
+            T z = half + half * fastnn_rnn_tanh_##S(half * (g[j] + s[j] + bh[j])); \
+            T r = half + half * fastnn_rnn_tanh_##S(half * (g[k + j] + s[k + j] + bh[k + j])); \
+            T hv = s[2 * k + j] + bh[2 * k + j]; \
+            T cand = fastnn_rnn_tanh_##S(g[2 * k + j] + r * hv); \
+            T hpv = has_hp ? hp[j] : (T) 0; \
+            hh[j] = hv; h[j] = z * hpv + (one - z) * cand; \
+            g[j] = z; g[k + j] = r; g[2 * k + j] = cand; \
+        } \
+    } \
+    /* reset_after: the whole cell of one row */ \
+    static FASTNN_CLONES void fastnn_gru_fwd_##S(Py_ssize_t k, T* restrict g, const T* restrict s, \
+            const T* restrict bh, const T* restrict hp, T* restrict hh, T* restrict h) { \
+        if (hp) fastnn_gru_fwd_body_##S(k, g, s, bh, hp, hh, h, 1); \
+        else fastnn_gru_fwd_body_##S(k, g, s, bh, hp, hh, h, 0); \
+    } \
+    static inline __attribute__((always_inline)) void fastnn_gru_bwd_body_##S(Py_ssize_t k, \
+            const T* restrict dH, T* restrict carry, const T* restrict g, const T* restrict hh, \
+            const T* restrict hp, T* restrict dgx, T* restrict dgh, const int later, const int reset_after, \
+            const int has_hp) { \
+        const T one = (T) 1; \
+        for (Py_ssize_t j = 0; j < k; j++) { \
+            T d = dH[j]; \
+            if (later) d += carry[j]; \
+            T z = g[j], r = g[k + j], cand = g[2 * k + j]; \
+            T hpv = has_hp ? hp[j] : (T) 0; \
+            T da_n = d * (one - z) * (one - cand * cand); \
+            T da_z = d * (hpv - cand) * z * (one - z); \
+            dgx[j] = da_z; dgh[j] = da_z; dgx[2 * k + j] = da_n; carry[j] = d * z; \
+            if (reset_after) { \
+                T da_r = da_n * hh[j] * r * (one - r); \
+                dgx[k + j] = da_r; dgh[k + j] = da_r; dgh[2 * k + j] = da_n * r; \
+            } else { \
+                dgh[2 * k + j] = (T) 0; \
+            } \
+        } \
+    } \
+    /* one row of BPTT: d = dH (+ carry when `later`); gate gradients into dgx / dgh; carry = d * z \
+       (without reset_after the r gradients follow, after the block's d(r * h) GEMM) */ \
+    static FASTNN_CLONES void fastnn_gru_bwd_##S(Py_ssize_t k, int later, int reset_after, \
+            const T* restrict dH, T* restrict carry, const T* restrict g, const T* restrict hh, \
+            const T* restrict hp, T* restrict dgx, T* restrict dgh) { \
+        if (hp) { \
+            if (later) { \
+                if (reset_after) fastnn_gru_bwd_body_##S(k, dH, carry, g, hh, hp, dgx, dgh, 1, 1, 1); \
+                else fastnn_gru_bwd_body_##S(k, dH, carry, g, hh, hp, dgx, dgh, 1, 0, 1); \
+            } else { \
+                if (reset_after) fastnn_gru_bwd_body_##S(k, dH, carry, g, hh, hp, dgx, dgh, 0, 1, 1); \
+                else fastnn_gru_bwd_body_##S(k, dH, carry, g, hh, hp, dgx, dgh, 0, 0, 1); \
+            } \
+        } else { \
+            if (later) { \
+                if (reset_after) fastnn_gru_bwd_body_##S(k, dH, carry, g, hh, hp, dgx, dgh, 1, 1, 0); \
+                else fastnn_gru_bwd_body_##S(k, dH, carry, g, hh, hp, dgx, dgh, 1, 0, 0); \
+            } else { \
+                if (reset_after) fastnn_gru_bwd_body_##S(k, dH, carry, g, hh, hp, dgx, dgh, 0, 1, 0); \
+                else fastnn_gru_bwd_body_##S(k, dH, carry, g, hh, hp, dgx, dgh, 0, 0, 0); \
+            } \
+        } \
+    } \
+    /* SimpleRNN: h = tanh(h) over one block of rows, and the BPTT row dZ = d * (1 - h^2) */ \
+    static FASTNN_CLONES void fastnn_rnn_tanh_run_##S(Py_ssize_t m, T* restrict h) { \
+        for (Py_ssize_t j = 0; j < m; j++) h[j] = fastnn_rnn_tanh_##S(h[j]); \
+    }
+    FASTNN_GRU_CELL(float, f)
+    FASTNN_GRU_CELL(double, d)
     """
     int fastnn_rnn_omp_max_threads() noexcept nogil
     float fastnn_rnn_tanh_f(float x) noexcept nogil
@@ -105,6 +178,17 @@ cdef extern from *:
                            const float* c, const float* cp, float* dg) noexcept nogil
     void fastnn_lstm_bwd_d(Py_ssize_t k, int later, const double* dH, double* carry, double* dc,
                            const double* g, const double* c, const double* cp, double* dg) noexcept nogil
+    void fastnn_gru_fwd_f(Py_ssize_t k, float* g, const float* s, const float* bh, const float* hp, float* hh,
+                          float* h) noexcept nogil
+    void fastnn_gru_fwd_d(Py_ssize_t k, double* g, const double* s, const double* bh, const double* hp,
+                          double* hh, double* h) noexcept nogil
+    void fastnn_gru_bwd_f(Py_ssize_t k, int later, int reset_after, const float* dH, float* carry, const float* g,
+                          const float* hh, const float* hp, float* dgx, float* dgh) noexcept nogil
+    void fastnn_gru_bwd_d(Py_ssize_t k, int later, int reset_after, const double* dH, double* carry,
+                          const double* g, const double* hh, const double* hp, double* dgx,
+                          double* dgh) noexcept nogil
+    void fastnn_rnn_tanh_run_f(Py_ssize_t m, float* h) noexcept nogil
+    void fastnn_rnn_tanh_run_d(Py_ssize_t m, double* h) noexcept nogil
 
 
 def omp_max_threads():
@@ -211,8 +295,7 @@ cdef void _rnn_transpose(Py_ssize_t rows, Py_ssize_t cols, const floating* src, 
 cdef void _simple_rnn_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
                                 const floating* U, const floating* mask, bint has_mask,
                                 floating* H) noexcept nogil:
-    cdef Py_ssize_t lo, hi, t, i, j
-    cdef floating* h
+    cdef Py_ssize_t lo, hi, t, i
     _rnn_span(n, nb, c, 1, &lo, &hi)
     if hi <= lo:
         return
@@ -220,13 +303,14 @@ cdef void _simple_rnn_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ss
         if t > 0:
             _gemm(c'N', c'N', <int> (hi - lo), <int> k, <int> k, <floating> 1, H + ((t - 1) * n + lo) * k,
                   <int> k, U, <int> k, <floating> 1, H + (t * n + lo) * k, <int> k)
-        for i in range(lo, hi):
-            if has_mask and mask[t * n + i] == 0:
-                _rnn_keep_state(t, n, k, i, H)
-                continue
-            h = H + (t * n + i) * k
-            for j in range(k):
-                h[j] = _rnn_tanh(h[j])
+        if floating is float:
+            fastnn_rnn_tanh_run_f((hi - lo) * k, H + (t * n + lo) * k)
+        else:
+            fastnn_rnn_tanh_run_d((hi - lo) * k, H + (t * n + lo) * k)
+        if has_mask:
+            for i in range(lo, hi):
+                if mask[t * n + i] == 0:
+                    _rnn_keep_state(t, n, k, i, H)
 
 
 cdef void _simple_rnn_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
@@ -325,7 +409,7 @@ cdef void _gru_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n
                          const floating* U, const floating* b_h, bint reset_after, const floating* mask,
                          bint has_mask, floating* H, floating* G, floating* HH, floating* S) noexcept nogil:
     cdef Py_ssize_t lo, hi, t, i, j, g3 = 3 * k, o
-    cdef floating z, r, hh, cand, hp
+    cdef floating z, r, cand, hp
     cdef floating* Gr
     cdef floating* Sr
     _rnn_span(n, nb, c, 1, &lo, &hi)
@@ -341,20 +425,17 @@ cdef void _gru_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n
             o = t * n + i
             Gr = G + o * g3
             Sr = S + i * g3
+            if reset_after:
+                if floating is float:
+                    fastnn_gru_fwd_f(k, Gr, Sr, b_h, H + (o - n) * k if t > 0 else NULL, HH + o * k, H + o * k)
+                else:
+                    fastnn_gru_fwd_d(k, Gr, Sr, b_h, H + (o - n) * k if t > 0 else NULL, HH + o * k, H + o * k)
+                continue
             for j in range(k):
                 hp = H[(o - n) * k + j] if t > 0 else 0
-                if reset_after:
-                    z = _rnn_sig(Gr[j] + Sr[j] + b_h[j])
-                    r = _rnn_sig(Gr[k + j] + Sr[k + j] + b_h[k + j])
-                    hh = Sr[2 * k + j] + b_h[2 * k + j]
-                    cand = _rnn_tanh(Gr[2 * k + j] + r * hh)
-                    HH[o * k + j] = hh
-                    H[o * k + j] = z * hp + (<floating> 1 - z) * cand
-                    Gr[2 * k + j] = cand
-                else:
-                    z = _rnn_sig(Gr[j] + Sr[j])
-                    r = _rnn_sig(Gr[k + j] + Sr[k + j])
-                    HH[o * k + j] = r * hp
+                z = _rnn_sig(Gr[j] + Sr[j])
+                r = _rnn_sig(Gr[k + j] + Sr[k + j])
+                HH[o * k + j] = r * hp
                 Gr[j] = z
                 Gr[k + j] = r
         if not reset_after:
@@ -382,7 +463,7 @@ cdef void _gru_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n
                          const floating* dH, bint reset_after, const floating* mask, bint has_mask,
                          floating* dGx, floating* dGh, floating* carry, floating* prod) noexcept nogil:
     cdef Py_ssize_t lo, hi, t, i, j, g3 = 3 * k, o
-    cdef floating d, z, r, cand, hp, da_n, da_z, da_r, s
+    cdef floating d, r, hp, da_r, s
     _rnn_span(n, nb, c, 1, &lo, &hi)
     if hi <= lo:
         return
@@ -398,27 +479,12 @@ cdef void _gru_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n
                 memset(dGx + o * g3, 0, g3 * sizeof(floating))
                 memset(dGh + o * g3, 0, g3 * sizeof(floating))
                 continue
-            for j in range(k):
-                d = dH[o * k + j]
-                if t < T - 1:
-                    d = d + carry[i * k + j]
-                z = G[o * g3 + j]
-                r = G[o * g3 + k + j]
-                cand = G[o * g3 + 2 * k + j]
-                hp = H[(o - n) * k + j] if t > 0 else 0
-                da_n = d * (<floating> 1 - z) * (<floating> 1 - cand * cand)
-                da_z = d * (hp - cand) * z * (<floating> 1 - z)
-                dGx[o * g3 + j] = da_z
-                dGh[o * g3 + j] = da_z
-                dGx[o * g3 + 2 * k + j] = da_n
-                carry[i * k + j] = d * z
-                if reset_after:
-                    da_r = da_n * HH[o * k + j] * r * (<floating> 1 - r)
-                    dGx[o * g3 + k + j] = da_r
-                    dGh[o * g3 + k + j] = da_r
-                    dGh[o * g3 + 2 * k + j] = da_n * r
-                else:
-                    dGh[o * g3 + 2 * k + j] = 0
+            if floating is float:
+                fastnn_gru_bwd_f(k, t < T - 1, reset_after, dH + o * k, carry + i * k, G + o * g3, HH + o * k,
+                                 H + (o - n) * k if t > 0 else NULL, dGx + o * g3, dGh + o * g3)
+            else:
+                fastnn_gru_bwd_d(k, t < T - 1, reset_after, dH + o * k, carry + i * k, G + o * g3, HH + o * k,
+                                 H + (o - n) * k if t > 0 else NULL, dGx + o * g3, dGh + o * g3)
         if not reset_after:
             # d(r * h_{t-1}) = da_n @ U_h.T for the block's rows (padded rows: da_n = 0, skipped below)
             _gemm(c'N', c'N', <int> (hi - lo), <int> k, <int> k, <floating> 1, dGx + (t * n + lo) * g3 + 2 * k,
