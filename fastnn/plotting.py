@@ -394,6 +394,8 @@ def plot_gradient_flow(flow, path=None, *, metrics=("grad_norm", "update_ratio")
     names = list(flow.names)
     picked = [i for i in range(len(names)) if flow.weights[i] or not weights_only]
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.9), squeeze=False)
     cmap = plt.get_cmap("viridis")
     initial = getattr(flow, "initial_grad_norm", None)
@@ -406,6 +408,7 @@ def plot_gradient_flow(flow, path=None, *, metrics=("grad_norm", "update_ratio")
             y = np.where(y > 0, y, np.nan)  # log scale: zero has no place
             ax.plot(x, y, marker="o", markersize=3, color=cmap(rank / max(len(picked) - 1, 1)), label=names[i])
         ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(metric.replace("_", " "))
         ax.grid(True, which="both", alpha=0.3)
