@@ -21,7 +21,7 @@ of the ReLU net >= 0.01 (GradientFlow's vanishing threshold).
 """
 import sys
 
-import _common as ex  # noqa: F401  (puts the source checkout on sys.path)
+import _common as ex
 import _guides as g
 import numpy as np
 
@@ -69,7 +69,7 @@ def first_last(flow, norms):
 
 def main(argv=None):
     p = g.parser(__doc__, quick_help="digits, 3 epochs, 1 seed (a few seconds)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 5; 3 with --quick)")
+    p.add_argument("--epochs", type=ex._positive_int, default=None, help="epochs per run (default 5; 3 with --quick)")
     args = p.parse_args(argv)
     epochs = args.epochs or (3 if args.quick else 5)
     seeds = args.seeds or (1 if args.quick else 3)

@@ -74,7 +74,7 @@ def run_one(factory, config, seed, data, epochs):
 
 def main(argv=None):
     p = g.parser(__doc__, quick_help="digits, 20 epochs, 1 seed (a few seconds)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs per run (default 40; 20 with --quick)")
+    p.add_argument("--epochs", type=ex._positive_int, default=None, help="epochs per run (default 40; 20 with --quick)")
     args = p.parse_args(argv)
     epochs = args.epochs or (20 if args.quick else 40)
     seeds = list(range(args.seeds or (1 if args.quick else 2)))
