@@ -48,6 +48,11 @@ GUIDE = [  # 003 "Common Issues", then 002 "Regularization - Fighting Overfittin
 CONFIGS = {"none": {}, "early stopping": {"early_stopping": True}, "dropout 0.3": {"dropout": 0.3},
            "dropout 0.5": {"dropout": 0.5}, "L2 0.01": {"l2": 0.01}, "augmentation": {"augment": True},
            "batch norm": {"batch_norm": True}}
+#: the guide's words beside each row of the table (quoted in full, with their source, below it)
+CLAIM_OF = {"none": "Val loss increases", "early stopping": "the easiest and most effective",
+            "dropout 0.3": "Add dropout (0.3-0.5)", "dropout 0.5": "standard for large layers",
+            "L2 0.01": "moderate regularization (default)", "augmentation": "More data = less overfitting",
+            "batch norm": "Regularizes (adds beneficial noise)"}
 HIDDEN = (256, 256)
 N_TRAIN = 2000
 
@@ -95,8 +100,9 @@ def main(argv=None):
         runs = [run_one(factory, config, seed, data, epochs) for seed in seeds]
         res[name] = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
     print(g.format_table(
-        ["regularization", "train accuracy", "val accuracy", "train - val gap", "val loss", "epochs", "seconds"],
-        [[name, f"{r['train']:.4f}", f"{r['val']:.4f}", f"{r['gap']:+.4f}", f"{r['val_loss']:.4f}", f"{r['epochs']:g}",
+        ["regularization", "guide's claim", "train accuracy", "val accuracy", "train - val gap", "val loss", "epochs",
+         "seconds"],
+        [[name, CLAIM_OF[name], f"{r['train']:.4f}", f"{r['val']:.4f}", f"{r['gap']:+.4f}", f"{r['val_loss']:.4f}", f"{r['epochs']:g}",
           f"{r['seconds']:.1f}"] for name, r in res.items()]))
     none = res["none"]
     shrinks = {name: none["gap"] - r["gap"] for name, r in res.items()}
@@ -117,7 +123,7 @@ def main(argv=None):
          f"gap shrinks by {shrinks['dropout 0.3']:+.4f} (0.3), {shrinks['dropout 0.5']:+.4f} (0.5); val accuracy "
          f"{res['dropout 0.3']['val']:.4f}, {res['dropout 0.5']['val']:.4f} vs {none['val']:.4f}"),
         ("L2 'Lambda = 0.01: moderate'", shrinks["L2 0.01"] > 0 and res["L2 0.01"]["val"] >= none["val"] - 0.01,
-         f"gap {shrinks['L2 0.01']:+.4f}, val accuracy {res['L2 0.01']['val']:.4f} vs {none['val']:.4f} "
+         f"gap shrinks by {shrinks['L2 0.01']:+.4f}, val accuracy {res['L2 0.01']['val']:.4f} vs {none['val']:.4f} "
          f"(moderate: the gap shrinks and val accuracy loses at most 1 point)"),
         ("Augmentation: 'More data = less overfitting'", shrinks["augmentation"] > 0,
          f"gap shrinks by {shrinks['augmentation']:+.4f}, val accuracy {res['augmentation']['val']:.4f}"),
