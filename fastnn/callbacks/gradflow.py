@@ -59,6 +59,14 @@ class GradientFlow(Callback):
     probe_path : str
         ``'fused'`` or ``'per-layer'``: how the probe computes its gradient.
 
+    Notes
+    -----
+    The probe rows come from the data given to ``fit`` as the trainer prepared it
+    (``trainer.fit_data``: before any ``augment``). With ``Trainer(check_finite=True)``, the
+    default, a NaN/Inf batch loss stops training with
+    :class:`~fastnn.errors.NonFiniteError` before the epoch ends: the NaN branch of the
+    exploding check then only fires for ``check_finite=False``, the growth branch always.
+
     See Also
     --------
     fastnn.plotting.plot_gradient_flow : the norms against the epoch, one line per layer.
