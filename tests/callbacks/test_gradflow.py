@@ -42,10 +42,12 @@ def mean_loss(net, X, y):
     return -logp[np.arange(len(y)), y].mean()
 
 
-def test_norms_equal_numpy_and_central_differences():
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_norms_equal_numpy_and_central_differences(backend):
     X, y = blobs(40)
     flow, trainer, _ = fit_flow([fnn.Dense(6, 5, "tanh"), fnn.Dense(5, 3)], X, y, epochs=2, dtype="float64",
-                                probe_size=1000)  # probe = every row: the gradient of the training objective
+                                backend=backend, probe_size=1000)  # every row: the training objective's gradient
+    assert flow.probe_path == "fused" and trainer.last_plan["path"] == "fused"
     net = trainer.network
     assert flow.names == ["0.W", "0.b", "1.W", "1.b"]
     assert list(flow.sizes) == [30, 5, 15, 3] and list(flow.weights) == [True, False, True, False]
@@ -168,10 +170,11 @@ def test_training_is_unchanged_by_the_callback():
         net = fnn.Network(layers, seed=0, backend="reference")
         trainer = fnn.Trainer(net, optimizer=fnn.Adam(1e-2), batch_size=16, verbose=0, seed=0, callbacks=callbacks)
         hist = trainer.fit(X, y, epochs=3)
-        return net, hist
+        return net, hist, trainer.last_plan
 
-    plain, h_plain = run([])
-    probed, h_probed = run([GradientFlow(probe_size=32)])
+    plain, h_plain, _ = run([])
+    probed, h_probed, plan = run([GradientFlow(probe_size=32)])
+    assert plan["path"] == "fused" and plan["steps_per_call"] > 1  # the compiled loop keeps its chunks
     np.testing.assert_array_equal(plain.params, probed.params)
     np.testing.assert_array_equal(plain.buffers, probed.buffers)
     assert h_plain["loss"] == h_probed["loss"]
