@@ -134,9 +134,10 @@ class GradientFlow(Callback):
         self._start = np.empty_like(net.params)
         self._reported = set()
         grad, _ = self._probe(self._grad)
+        now = self._norms(grad)
         if self.initial_grad_norm is None:
-            self.initial_grad_norm = self._norms(grad)
-        self._check(self.initial_grad_norm)
+            self.initial_grad_norm = now
+        self._check(now)  # a network that starts with vanishing gradients is reported before its first epoch
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start[...] = self.trainer.network.params
