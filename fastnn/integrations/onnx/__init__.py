@@ -5,9 +5,14 @@ call, not with this module. Opset 17 with ``ir_version=8`` loads in older
 onnxruntime builds too; Softmax has its opset >= 13 meaning (along one axis).
 
 Converters: one function per layer class, in :data:`CONVERTERS` (keyed by the
-exact class: a subclass may compute something else, so it needs its own). A
-layer type without one raises :class:`OnnxConversionError` naming it. A new
-layer adds its converter next to the others::
+exact class: a subclass may compute something else, so it needs its own), one
+module per family: :mod:`.dense` (Dense, Dropout, Flatten, BatchNorm, LayerNorm),
+:mod:`.conv` (Conv2D, pooling), :mod:`.sequence` (Embedding, PositionalEncoding,
+Masking, GlobalAveragePooling1D, TimeDistributed), :mod:`.recurrent` (SimpleRNN,
+LSTM, GRU, Bidirectional), :mod:`.attention` (MultiHeadAttention, TransformerBlock);
+:mod:`._graph` holds the builder and the registry. A layer type without a
+converter raises :class:`OnnxConversionError` naming it. A new layer adds its
+converter next to the others::
 
     @register_converter(Conv2D)
     def _conv2d(layer, g, x):
@@ -15,7 +20,9 @@ layer adds its converter next to the others::
         return g.node("Conv", [x, W], kernel_shape=[3, 3])   # returns the output name
 
 ``g`` is a :class:`GraphBuilder`: ``initializer(array, hint)``, ``node(op,
-inputs, **attributes)`` (one output, returned), ``constant(value, hint)``.
+inputs, **attributes)`` (one output, returned), ``constant(value, hint)``; a
+layer that reads fastnn's padding masks finds the incoming one in ``g.mask_in``
+and passes one on in ``g.mask_out`` (see :mod:`._graph`).
 """
 import numpy as np
 
@@ -84,6 +91,10 @@ def export_onnx(network, path=None, *, output="auto", input_name="input", output
         :meth:`Network.predict`), else ``'forward'`` (for an estimator: its own head).
     input_name, output_name : str
         Names of the graph's input ``(N, *network.input_shape)`` and output ``(N, k)``.
+        The input has the network dtype, except for a network that starts with an
+        :class:`~fastnn.layers.Embedding`: it takes the token ids as ``int64`` ``(N, T)``
+        (ids outside ``[0, input_dim)`` fail in the runtime, as fastnn refuses them).
+        Sequence and image outputs come out as fastnn's rows ``(N, prod(output_shape))``.
 
     Returns
     -------

@@ -17,11 +17,6 @@ def per_step(g, x, T, F, F_out, step_fn):
     return g.reshape(y, [-1, T, F_out], hint="sequences")
 
 
-def mask_as_bool(g, mask):
-    """The (N, T) 0/1 mask of the network dtype as booleans."""
-    return g.node("Cast", [mask], to=g.onnx.TensorProto.BOOL, hint="keep")
-
-
 @register_converter(Embedding)
 def _embedding(layer, g, x):
     ids = x if x in g.int64 else g.node("Cast", [x], to=g.onnx.TensorProto.INT64, hint="ids")
