@@ -54,7 +54,6 @@ def _attention(layer, g, x):
 def _transformer_block(layer, g, x):
     # pre-LayerNorm: x1 = x + attention(ln1(x)); out = x1 + ff2(relu(ff1(ln2(x1)))); dropout: identity
     T, D = layer.timesteps, layer.width
-    g.sample_shape = (D,)  # the block's LayerNorms normalise each step
     steps = g.reshape(x, [-1, D], hint="steps")
     a = g.reshape(_layernorm(layer.ln1, g, steps), [-1, T, D])
     x1 = g.node("Add", [x, _attention(layer.attention, g, a)], hint="residual1")

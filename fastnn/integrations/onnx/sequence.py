@@ -61,11 +61,10 @@ def _global_avgpool1d(layer, g, x):
 
 @register_converter(TimeDistributed)
 def _time_distributed(layer, g, x):
-    mask, shape = g.mask_in, g.sample_shape
+    mask = g.mask_in
     T, F = layer.timesteps, layer.features
     g.mask_in = None  # the wrapped layer sees flat steps without a mask (as in fastnn)
-    F_out = layer.n_outputs // T
-    y = per_step(g, x, T, F, F_out, lambda g, rows: convert_layer(layer.layer, g, rows, (F,)))
-    g.mask_out, g.sample_shape = mask, shape  # the mask goes on (as TimeDistributed.forward)
+    y = per_step(g, x, T, F, layer.n_outputs // T, lambda g, rows: convert_layer(layer.layer, g, rows, (F,)))
+    g.mask_out = mask  # the mask goes on (as TimeDistributed.forward)
     return y
 
