@@ -261,8 +261,7 @@ class RayTrainer(Trainer):
         # Workers draw the dropout masks of their rows of the whole batch: a layer whose masks are
         # not keyed by the row in the batch would draw different ones on every split.
         for i, layer in enumerate(self.network.layers):
-            random = hasattr(layer, "key") and hasattr(layer, "step") and getattr(layer, "dropout", 0)
-            if random and not hasattr(layer, "row0"):
+            if getattr(layer, "dropout", 0) and hasattr(layer, "step") and not hasattr(layer, "row0"):
                 raise ValueError(f"layer {i} ({type(layer).__name__}) draws dropout masks that do not follow "
                                  f"a row split, so workers would not reproduce serial training; set its "
                                  f"dropout to 0 or use Trainer")
