@@ -73,8 +73,8 @@ class RayTrainer(Trainer):
     seed, same permutation, same dropout masks; the gradient is reduced in worker order 0..N-1, so
     results are deterministic for a given worker count) -- for every network the engine trains,
     on the fused or the per-layer path, except with BatchNorm: its batch statistics are each
-    worker's part's (see Notes), so serial training on the combined batch differs. ``fit``, ``evaluate`` (run on the
-    driver), callbacks, checkpoints and ``resume_from`` are the Trainer's.
+    worker's part's (see Notes), so serial training on the combined batch differs. ``fit``,
+    ``evaluate`` (run on the driver), callbacks, checkpoints and ``resume_from`` are the Trainer's.
 
     Parameters
     ----------
@@ -213,7 +213,7 @@ class RayTrainer(Trainer):
         return history
 
     def profile_report(self, X, y, *, n_steps=64, batch_size=None):
-        """Per-step compute vs communication of a short fit, as a table: what ``fastnn.profile`` returns for a RayTrainer.
+        """Per-step compute vs communication of a short fit as a table (``fastnn.profile`` of a RayTrainer).
 
         Fits one epoch of at most ``n_steps`` steps on the first rows of ``X``/``y`` and reports
         :attr:`profile` (the first sync, which carries the workers' first-call costs, left out);
@@ -228,10 +228,11 @@ class RayTrainer(Trainer):
 
         n_steps = check_int_min(n_steps, "n_steps", 1)
         bs = self.batch_size if batch_size is None else check_batch_size(batch_size)
-        n = min(len(X), (n_steps + 1) * bs)
+        X, y = np.asarray(X), np.asarray(y)
+        n = min(len(X), (n_steps + 1) * bs)  # one step more: the first sync is left out
         saved = _snapshot(self)
         try:
-            self.fit(X[:n], np.asarray(y)[:n], epochs=1, batch_size=bs, verbose=0)
+            self.fit(X[:n], y[:n], epochs=1, batch_size=bs, verbose=0)
             return self.profile.report(skip=1, **self._profile_config(min(bs, n)))
         finally:
             _restore(self, saved)
