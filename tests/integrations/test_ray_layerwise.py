@@ -77,13 +77,16 @@ def test_lstm_on_two_workers_equals_serial_training():
 
 
 def test_cnn_parameter_averaging_on_one_worker_is_serial_training():
-    # local steps on the per-layer path: with one worker averaging is the identity
+    # local steps on the per-layer path: with one worker averaging is the identity, and the running
+    # statistics travel with the parameters and optimizer state
     X, y = _data((8, 8, 1), "float64", 160)
-    net, ref = _cnn("float64"), _cnn("float64")
+    net, ref = _cnn("float64", batchnorm=True), _cnn("float64", batchnorm=True)
     RayTrainer(net, optimizer=fnn.Adam(3e-3), batch_size=32, seed=3, verbose=0, num_workers=1,
                sync_every=3).fit(X, y, epochs=2)
     fnn.Trainer(ref, optimizer=fnn.Adam(3e-3), batch_size=32, seed=3, verbose=0, n_threads=1).fit(X, y, epochs=2)
     np.testing.assert_allclose(net.params, ref.params, rtol=1e-10, atol=1e-13)
+    assert not np.allclose(net.buffers, _cnn("float64", batchnorm=True).buffers)
+    np.testing.assert_allclose(net.buffers, ref.buffers, rtol=1e-10, atol=1e-13)
 
 
 @pytest.mark.parametrize("make, shape", [
