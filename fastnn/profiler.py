@@ -49,6 +49,11 @@ faster of BLAS threaded over them and one thread's time split perfectly.
 The network, the optimizer and the trainer are left as they were: weights,
 buffers, optimizer state and step count, the shuffling generator, the epoch
 counter and the history are saved first and restored afterwards.
+
+A :class:`fastnn.distributed.RayTrainer` profiles itself: its workers time
+every call, so ``profile`` runs a short fit and returns the per-step compute
+vs communication table of :mod:`fastnn.integrations.ray_profile` instead of a
+replay.
 """
 import time
 
