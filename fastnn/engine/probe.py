@@ -4,7 +4,7 @@ Diagnostics (:class:`fastnn.callbacks.GradientFlow`) need the gradient the optim
 once per epoch, without touching the compiled training loop. The probe runs the same code as
 training: the backend's ``grad_steps`` entry point on a fused plan of its own (built once, sized
 for the probe batch), else each layer's forward/backward
-(:func:`~fastnn.engine.runners.layerwise_gradient`). Training-mode behaviour (dropout masks of the
+(:func:`~fastnn.engine.runners.layerwise_grad`). Training-mode behaviour (dropout masks of the
 next step, batch statistics) and L1/L2 penalty gradients are included, gradient clipping is not
 (the probe shows the raw gradient). The probe changes no state: ``network.grads`` and the
 non-trainable buffers (BatchNorm running statistics, which a training forward updates) are restored.
@@ -13,7 +13,7 @@ import numpy as np
 
 from ..kernels import get_backend
 from .plan import build_plan
-from .runners import _dropout_layers, layerwise_gradient, penalized_layers, uses_logits
+from .runners import layerwise_grad
 
 __all__ = ["GradientProbe"]
 
@@ -55,7 +55,8 @@ class GradientProbe:
         self._perm = np.arange(m, dtype=np.int64)
         self._start = np.zeros(1, np.int64)
         self._loss, self._correct = np.zeros(1), np.zeros(1)
-        self._dout = np.empty((m, network.n_outputs), network.dtype)
+        self._layerwise = None if self.plan is not None else layerwise_grad(self.kern, self.backend, network, loss,
+                                                                            X, Y, m)
 
     def __call__(self, out=None):
         """The gradient (flat, in :attr:`Network.params` order) into ``out`` (allocated if None).
@@ -75,11 +76,8 @@ class GradientProbe:
                 self.kern.grad_steps(self.plan, self.X, self.Y, self._perm, self._start, opt.iterations,
                                      self._loss, self._correct)
                 loss = float(self._loss[0])
-            else:
-                for layer in _dropout_layers(net):  # the masks of the next step, as the runners set them
-                    layer.step = opt.iterations + 1
-                loss, _ = layerwise_gradient(self.kern, self.backend, net, self.loss, self.X, self.Y, self._dout,
-                                             uses_logits(net, self.loss), penalized_layers(net))
+            else:  # the dropout masks of the next step, as the runners draw them
+                loss, _ = self._layerwise(self._perm, opt.iterations + 1)
             out[...] = net.grads
         finally:
             net.grads[...] = saved_grads
