@@ -162,19 +162,26 @@ def test_exploding_warning_fires_once_for_a_blown_up_setup():
     assert "learning rate" in exploding[0] and "clip_norm" in exploding[0]
 
 
-def test_training_is_unchanged_by_the_callback():
+@pytest.mark.parametrize("path", ["fused", "per-layer"])
+def test_training_is_unchanged_by_the_callback(path):
     X, y = blobs(96)
+    shape = (6,) if path == "fused" else (3, 2)
+    Xs = X.reshape(-1, *shape)
 
     def run(callbacks):
-        layers = [fnn.Dense(6, 16, "relu"), fnn.BatchNorm(), fnn.Dropout(0.3), fnn.Dense(16, 3)]
-        net = fnn.Network(layers, seed=0, backend="reference")
+        first = fnn.Dense(6, 16, "relu") if path == "fused" else fnn.LSTM(16)
+        layers = [first, fnn.BatchNorm(), fnn.Dropout(0.3), fnn.Dense(16, 3)]
+        net = fnn.Network(layers, input_shape=shape, seed=0, backend="reference")
         trainer = fnn.Trainer(net, optimizer=fnn.Adam(1e-2), batch_size=16, verbose=0, seed=0, callbacks=callbacks)
-        hist = trainer.fit(X, y, epochs=3)
+        hist = trainer.fit(Xs, y, epochs=3)
         return net, hist, trainer.last_plan
 
     plain, h_plain, _ = run([])
-    probed, h_probed, plan = run([GradientFlow(probe_size=32)])
-    assert plan["path"] == "fused" and plan["steps_per_call"] > 1  # the compiled loop keeps its chunks
+    flow = GradientFlow(probe_size=32)
+    probed, h_probed, plan = run([flow])
+    assert flow.probe_path == plan["path"] == path
+    if path == "fused":
+        assert plan["steps_per_call"] > 1  # the compiled loop keeps its chunks
     np.testing.assert_array_equal(plain.params, probed.params)
     np.testing.assert_array_equal(plain.buffers, probed.buffers)
     assert h_plain["loss"] == h_probed["loss"]
