@@ -11,8 +11,9 @@ Quick start::
 __version__ = "0.1.0"
 
 from ._config import get_num_threads, set_num_threads
-from .callbacks import (Callback, CSVLogger, Diagnostics, EarlyStopping, EpochLogger, LearningRateScheduler,
-                        LivePlot, ModelCheckpoint, ProgressBar, ReduceLROnPlateau, TerminateOnNaN)
+from .callbacks import (Callback, CSVLogger, Diagnostics, EarlyStopping, EpochLogger, GradientFlow,
+                        LearningRateScheduler, LivePlot, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
+                        TerminateOnNaN)
 from .diagnostics import FastnnWarning
 from .errors import (BackendUnavailableError, DataFormatError, FastnnError, ModelFormatError,
                      NonFiniteError, NotRegularFileError, ParameterError)
@@ -52,7 +53,8 @@ __all__ = [
     "Loss", "CrossEntropy", "BinaryCrossEntropy", "MeanSquaredError", "MeanAbsoluteError", "Huber", "FocalLoss",
     "WeightedCrossEntropy", "LabelSmoothingCrossEntropy", "soft_targets", "balanced_class_weight",
     "Callback", "ProgressBar", "EpochLogger", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN",
-    "CSVLogger", "LearningRateScheduler", "ReduceLROnPlateau", "LivePlot", "Diagnostics", "FastnnWarning",
+    "CSVLogger", "LearningRateScheduler", "ReduceLROnPlateau", "LivePlot", "Diagnostics", "GradientFlow",
+    "FastnnWarning",
     "save_checkpoint", "load_checkpoint", "lr_find", "LRFinderResult", "profile", "ProfileReport",
     "Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "OneCycle", "data", "metrics",
     "FastnnError", "DataFormatError", "ModelFormatError", "NonFiniteError", "BackendUnavailableError",

@@ -81,6 +81,7 @@ def test_every_example_is_covered():
     scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"_common", "train_mnist", "mnist_augmented",
                                                        "train_mnist_cnn",  # tests/apps/test_mnist_cnn_example.py
                                                        "train_mnist_rnn", "char_lm"}  # own tests below (issue 12)
+    scripts -= {"_guides", *GUIDE_EXAMPLES}  # guide_*.py: their --quick runs below (issue 16)
     assert scripts == set(FAST_ARGS)
 
 
@@ -199,3 +200,41 @@ def test_char_lm_example_reaches_its_target(load_example):
     status, text = _run_in_process(load_example("char_lm"), ["--models", "lstm", "--sample", "0"])
     _check_reached(text)
     assert status == 0, text
+
+
+# --------------------------------------------------------------------------- guide_*.py (issue 16)
+GUIDE_EXAMPLES = ("guide_activations", "guide_regularization", "guide_sequence_models")
+_VERDICT = re.compile(r"^  - (?P<claim>.+): (?P<word>AGREES|DISAGREES|NOT MEASURED) -- (?P<evidence>.+)$", re.M)
+
+
+@pytest.mark.parametrize("name", GUIDE_EXAMPLES)
+def test_guide_example_quick_run_quotes_the_guide_and_checks_its_targets(name, load_example):
+    ns = load_example(name)
+    doc = ns["__doc__"]
+    assert re.search(r"^Targets?:", doc, re.M), f"{name}.py must state its target in the module docstring"
+    t0 = time.perf_counter()
+    status, text = _run_in_process(ns, ["--quick"])
+    took = time.perf_counter() - t0
+    _check_reached(text)
+    assert status == 0, text
+    for metric, op, goal, _, _ in _targets(text):
+        assert re.search(rf"{op}\s*{goal:g}\b", doc), f"docstring of {name}.py does not state {op} {goal:g}"
+    # the measured table, the guide's words verbatim, and a verdict per claim
+    assert re.search(r"^\| .+ \|$", text, re.M) and "The guide says (" in text
+    quoted = re.search(r"The guide says \(.+\):\n((?:    .+\n)+)", text)
+    assert quoted, text
+    seeds = "".join(open(p, encoding="utf-8").read() for p in sorted((REPO.parent / "shared" / "seeds").glob("*.txt"))) \
+        if (REPO.parent / "shared" / "seeds").is_dir() else None
+    for line in quoted.group(1).splitlines():
+        claim = line.strip()
+        if seeds is not None:  # the seed files store ∞ and ⚡ mis-decoded (mac-roman): compare like for like
+            fixed = claim.replace("∞", "∞".encode().decode("mac_roman")).replace("⚡", "⚡".encode().decode("mac_roman"))
+            assert claim in seeds or fixed in seeds, f"not a verbatim quote of the guides: {claim!r}"
+    verdicts = _VERDICT.findall(text)
+    assert len(verdicts) >= 4, text
+    assert took < 30, f"{name} --quick took {took:.1f} s"
+
+
+def test_guide_example_missed_target_exits_1(load_example):
+    status, text = _run_in_process(load_example("guide_activations"), ["--quick", "--epochs", "1"])
+    assert status == 1 and "-> target NOT reached" in text
