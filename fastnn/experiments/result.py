@@ -114,14 +114,19 @@ class SweepResult:
         sign = 1 if lower_is_better(self.metric) else -1
         return min(rows, key=lambda r: sign * r["final_mean"])
 
-    def table(self):
-        """The summary as aligned plain text: one line per configuration, mean ± std over seeds."""
+    def table(self, *, timings=True):
+        """The summary as aligned plain text: one line per configuration, mean ± std over seeds.
+
+        ``timings=False`` leaves out the columns measured in seconds (time to target, samples/s),
+        which vary from run to run: what is left is the same for the same seeds on any machine
+        with the same backend.
+        """
         keys = list(dict.fromkeys(k for c in self.configs for k in c))
         op = "<=" if lower_is_better(self.metric) else ">="
         header = [*keys, "runs", f"final {self.metric}", f"best {self.metric}"]
         if self.target is not None:
-            header.append(f"time to {op} {self.target:g}")
-        header += ["epochs", "samples/s"]
+            header.append(f"time to {op} {self.target:g}" if timings else f"epochs to {op} {self.target:g}")
+        header += ["epochs", "samples/s"] if timings else ["epochs"]
         lines = []
         for row in self.rows:
             cells = [format_value(row.get(k, "")) for k in keys]
@@ -133,12 +138,14 @@ class SweepResult:
             if self.target is not None:
                 if row["reached"]:
                     part = "" if row["reached"] == row["runs"] else f" ({row['reached']}/{row['runs']})"
-                    cells.append(f"{_num(row['time_to_target_mean'], 3)} s{part}")
+                    cells.append(f"{_num(row['time_to_target_mean'], 3)} s{part}" if timings else
+                                 f"{row['epochs_to_target_mean']:g}{part}")
                 else:
                     cells.append("not reached")
             cells.append(f"{row['epochs_mean']:g}")
-            sps = row["samples_per_s_mean"]
-            cells.append("-" if math.isnan(sps) else f"{sps:,.0f}")
+            if timings:
+                sps = row["samples_per_s_mean"]
+                cells.append("-" if math.isnan(sps) else f"{sps:,.0f}")
             lines.append(cells)
         widths = [max(len(h), *(len(c[i]) for c in lines)) if lines else len(h) for i, h in enumerate(header)]
         text = [f"{len(self.configs)} configurations x {len(self.seeds)} seeds, {self.budget}; "
