@@ -29,7 +29,14 @@ def _std(values):
 def _num(x, digits=4):
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
+    if 0.01 <= abs(x) < 100 and digits == 4:  # accuracies and most losses: aligned decimals
+        return f"{x:.4f}"
     return f"{x:.{digits}g}"
+
+
+def _mean_std(mean, std, n):
+    """``0.9612 ± 0.0031`` (the spread only when there were several runs)."""
+    return _num(mean) if n < 2 else f"{_num(mean)} ± {_num(std, 2)}"
 
 
 class SweepResult:
@@ -132,9 +139,9 @@ class SweepResult:
             cells = [format_value(row.get(k, "")) for k in keys]
             cells.append(str(row["runs"]) if not row["diverged"] else
                          ("diverged" if not row["ok"] else f"{row['diverged']}/{row['runs']} diverged"))
-            cells.append(f"{_num(row['final_mean'])} ± {_num(row['final_std'], 2)}" if row["ok"] else "-")
-            cells.append(f"{_num(row['best_mean'])} ± {_num(row['best_std'], 2)}"
-                         if not math.isnan(row["best_mean"]) else "-")
+            cells.append(_mean_std(row["final_mean"], row["final_std"], row["ok"]) if row["ok"] else "-")
+            n_best = sum(1 for r in self.runs_of(row_config(row, keys)) if not math.isnan(r["best"]))
+            cells.append(_mean_std(row["best_mean"], row["best_std"], n_best) if n_best else "-")
             if self.target is not None:
                 if row["reached"]:
                     part = "" if row["reached"] == row["runs"] else f" ({row['reached']}/{row['runs']})"
@@ -148,8 +155,8 @@ class SweepResult:
                 cells.append("-" if math.isnan(sps) else f"{sps:,.0f}")
             lines.append(cells)
         widths = [max(len(h), *(len(c[i]) for c in lines)) if lines else len(h) for i, h in enumerate(header)]
-        text = [f"{len(self.configs)} configurations x {len(self.seeds)} seeds, {self.budget}; "
-                f"mean ± std over seeds"]
+        text = [f"{_count(len(self.configs), 'configuration')} x {_count(len(self.seeds), 'seed')}, "
+                f"{self.budget}" + ("; mean ± std over seeds" if len(self.seeds) > 1 else "")]
         if self.interrupted:
             text.append(f"INTERRUPTED: {len(self.runs)} of {len(self.configs) * len(self.seeds)} runs finished")
         text.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
@@ -187,6 +194,15 @@ class SweepResult:
         from .plot import plot_sweep
 
         return plot_sweep(self, path=path, metrics=metrics, x=x, title=title)
+
+
+def _count(n, noun):
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def row_config(row, keys):
+    """The configuration a summary row belongs to."""
+    return {k: row[k] for k in keys if k in row}
 
 
 def _csv_value(value):
