@@ -106,7 +106,7 @@ class Claim:
 
 def print_claims(claims, source=GUIDE):
     """The guide's claims beside the measurements, one block per claim."""
-    print(f"\nWhat {source} claims, measured:")
+    print(f"\nThe claims of {source}, measured:")
     for i, c in enumerate(claims, 1):
         print(f"{i}. guide:    {textwrap.shorten(c.says, 200)}")
         for j, line in enumerate(textwrap.wrap(c.measured, 96)):
