@@ -13,9 +13,10 @@ The guide (../shared/seeds/002, "Quick Start Guide") recommends:
     "This configuration works for 80% of cases!"
 
 Here: hidden layers 256-128, ReLU, softmax (in the cross-entropy), Adam lr
-0.001, batch 32, dropout 0.3, early stopping on validation accuracy with
+0.001, batch 32, dropout 0.3, early stopping on the validation loss with
 patience 15 (best weights kept), at most 100 epochs (MNIST: 10,000
-samples and at most 10 epochs, to stay within the time budget). "Works"
+samples and at most 5 epochs, to stay within the time budget); the
+score of a run is its best validation accuracy over the epochs. "Works"
 is measured against two references on the same split: a logistic
 regression (scikit-learn, the linear baseline) and the best of two
 nearby configurations (no dropout; lr 0.01): the default works on a
@@ -37,8 +38,9 @@ from fastnn.experiments import MLPFactory, load_dataset, sweep
 
 TARGET = 0.9
 TOLERANCE = 0.02
-DEFAULT = {"optimizer": "adam", "lr": 0.001, "batch_size": 32, "dropout": 0.3}
-ALTERNATIVES = [{"dropout": 0.0}, {"lr": 0.01}]
+FIXED = {"optimizer": "adam", "batch_size": 32}
+DEFAULT = {"dropout": 0.3, "lr": 0.001}
+ALTERNATIVES = [{"dropout": 0.0, "lr": 0.001}, {"dropout": 0.3, "lr": 0.01}]
 SMALL = ("digits", "iris", "wine", "breast_cancer")
 
 
@@ -54,14 +56,16 @@ def measure(name, args):
     """``(data, default best accuracy row, best alternative row or None, logistic accuracy)`` of one dataset."""
     if name == "mnist":
         data = load_dataset("mnist", path=args.data, limit=args.limit)
-        epochs = min(args.epochs, 10)
+        epochs = min(args.epochs, 5)
     else:
         data = load_dataset(name, seed=args.seed)
         epochs = args.epochs
-    grid = [{}] if args.quick else [{}, *ALTERNATIVES]
-    stop = fnn.EarlyStopping(monitor="val_accuracy", patience=15, restore_best_weights=True)
+    grid = [DEFAULT] if args.quick else [DEFAULT, *ALTERNATIVES]
+    # val_loss, as Keras's EarlyStopping: the validation accuracy of the small sets (30 samples for iris)
+    # moves in steps and can stay flat for 15 epochs while the network is still learning
+    stop = fnn.EarlyStopping(monitor="val_loss", patience=15, restore_best_weights=True)
     result = sweep(MLPFactory(data.n_inputs, data.n_outputs, hidden=(256, 128)), grid, data.X, data.y,
-                   validation_data=(data.X_val, data.y_val), fixed=DEFAULT, epochs=epochs, seeds=args.seed_list,
+                   validation_data=(data.X_val, data.y_val), fixed=FIXED, epochs=epochs, seeds=args.seed_list,
                    callbacks=[stop], n_jobs=args.jobs)
     print(f"-- {data.describe()}, at most {epochs} epochs")
     print(result.table())
@@ -102,7 +106,7 @@ def main(argv=None):
                 share >= 0.8),
         g.Claim("'Epochs: 100-200' with 'Early stopping (patience 15)'",
                 "epochs run before early stopping (mean of the seeds): " + ", ".join(
-                    f"{data.name} {default['epochs_mean']:g}" for data, default, _, _ in measured),
+                    f"{data.name} {default['epochs_mean']:.3g}" for data, default, _, _ in measured),
                 None),
     ])
     mean_acc = float(np.mean([default["best_mean"] for _, default, _, _ in measured]))

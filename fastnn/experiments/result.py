@@ -23,7 +23,8 @@ def _std(values):
     if len(values) < 2:
         return 0.0 if values else math.nan
     m = _mean(values)
-    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+    std = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+    return 0.0 if std <= 1e-12 * max(1.0, abs(m)) else std  # equal values, summed in another order
 
 
 def _num(x, digits=4):
@@ -149,7 +150,7 @@ class SweepResult:
                                  f"{row['epochs_to_target_mean']:g}{part}")
                 else:
                     cells.append("not reached")
-            cells.append(f"{row['epochs_mean']:g}")
+            cells.append(f"{row['epochs_mean']:.3g}")
             if timings:
                 sps = row["samples_per_s_mean"]
                 cells.append("-" if math.isnan(sps) else f"{sps:,.0f}")

@@ -262,7 +262,8 @@ def sweep(make_network, grid, X, y, *, validation_data=None, loss="cross_entropy
                 for i, j, config, seed in rest:
                     on_done(i, j, run_one(make_network, config, seed, data, settings))
         if threaded:
-            execution = f"{len(threaded)} runs threaded over {get_num_threads()} threads here; " + execution
+            here = f"{len(threaded)} runs threaded over {get_num_threads()} threads here"
+            execution = here if not single else f"{here}; the one-thread runs: {execution}"
     except KeyboardInterrupt:
         interrupted = True
     runs = [records[key] for key in sorted(records)]
