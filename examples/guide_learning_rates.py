@@ -29,11 +29,17 @@ import _guide as g
 from fastnn.experiments import MLPFactory, sweep
 
 TARGET = 0.9
+CHANCE = 0.1  # 10 classes: MNIST and the digits
 RATES = [10.0, 1.0, 0.1, 0.01, 0.001, 0.0001, 0.00001]  # the guide's five, and 1 and 10: where does it diverge?
 
 
 def _ok(row):
     return row["ok"] == row["runs"]
+
+
+def _fails(row):
+    """Diverged, or ended no better than twice chance (10 classes): it never learned."""
+    return not _ok(row) or row["final_mean"] < 2 * CHANCE
 
 
 def _acc(row):
@@ -72,17 +78,20 @@ def claims(result):
                        "; ".join(f"{opt} at 0.00001: {_acc(r)} (best {best[opt]['final_mean']:.4f}), loss "
                                  f"{'still falling' if falling else 'not falling'}" for opt, r, falling, _ in slow),
                        all(falling and far for _, _, falling, far in slow)))
-    fixes = []
+    fixed = []
     for opt in ("sgd", "adam"):
-        bad = [lr for lr in RATES if not _ok(rows[opt, lr])]
+        # too high = above the best rate, and the run fails: NaN (diverged) or no better than chance
+        # ('the model never improves')
+        bad = [lr for lr in RATES if lr > best[opt]["lr"] and _fails(rows[opt, lr])]
         if bad:
             lr = min(bad)
-            fixes.append((opt, lr, _ok(rows[opt, lr / 10]) if lr / 10 in [x for x in RATES] else None))
-    fixed = [f for f in fixes if f[2] is not None]
-    out.append(g.Claim("too high: 'loss becomes NaN ... Solution: divide by 10'",
-                       "; ".join(f"{opt} diverges at {lr:g}, {'not' if ok else 'still'} at {lr / 10:g}"
-                                 for opt, lr, ok in fixed) or "no learning rate diverged",
-                       all(ok for _, _, ok in fixed) if fixed else None))
+            fixed.append((opt, lr, rows[opt, lr], not _fails(rows[opt, lr / 10])))
+    out.append(g.Claim("too high: 'loss becomes NaN ... the model never improves. Solution: divide by 10'",
+                       "; ".join(f"{opt} fails at {lr:g} ({_acc(r)}: "
+                                 f"{'NaN' if not _ok(r) else 'no better than chance'}), "
+                                 f"{'not' if ok else 'still'} at {lr / 10:g}" for opt, lr, r, ok in fixed)
+                       or "no learning rate failed",
+                       all(ok for *_, ok in fixed) if fixed else None))
     in_range = {opt: 0.001 <= best[opt]["lr"] <= 0.1 for opt in best}
     out.append(g.Claim("003: 'Learning Rate | 0.001 - 0.1 | Speed vs stability'",
                        f"best lr: SGD {best['sgd']['lr']:g}, Adam {best['adam']['lr']:g}", all(in_range.values())))
