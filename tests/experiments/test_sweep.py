@@ -121,6 +121,7 @@ def test_interrupt_keeps_the_finished_runs(factory, digits):
     ({"activation": [object()]}, "grid['activation'][0] must be a plain value"),
     ({"optimizer": ["adam"], "momentum": [0.9]}, "momentum applies to optimizer 'sgd' only"),
     ({"lr": [0.1, 0.1]}, "repeats the configuration"),
+    ({"seed": [0, 1]}, "seed is not a grid key"),
     ([{"lr": 0.1}, "adam"], "grid[1] must be a dict"),
     ("lr=0.1", "grid must be a dict of lists or a list of dicts"),
 ])
@@ -194,9 +195,33 @@ def test_auto_stays_serial_for_short_runs_and_unpicklable_factories(factory, dig
     local = lambda seed=None, **kw: factory(seed=seed, **kw)  # noqa: E731 (a lambda does not pickle)
     with pytest.raises(ParameterError, match="needs a picklable make_network"):
         _sweep(local, digits, {"lr": [0.01, 0.001]}, n_jobs=2)
-    choice = sweep_module._choose_workers("auto", 10, 1.0, local, [])
-    assert choice[0] == 1 and "cannot be sent to worker processes" in choice[1]
-    assert sweep_module._choose_workers("auto", 10, 1.0, factory, [])[0] == min(10, fnn.get_num_threads())
+
+
+def test_the_auto_rule(factory, monkeypatch):
+    """Workers when the work left is long enough, cores are idle and the factory pickles; else serial."""
+    monkeypatch.setattr(sweep_module, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(sweep_module, "idle_cores", lambda cores: float(cores))
+    choose = sweep_module._choose_workers
+    long_enough = sweep_module.MIN_PARALLEL_SECONDS  # 10 runs left x this / 10 s each
+    n, why = choose("auto", 10, long_enough / 10, factory, [])
+    assert n == 2 and why.startswith("2 worker processes, one thread each"), why
+    assert choose("auto", 10, long_enough / 20, factory, [])[0] == 1  # half as long: not worth the start-up
+    local = lambda seed=None, **kw: factory(seed=seed, **kw)  # noqa: E731 (a lambda does not pickle)
+    n, why = choose("auto", 10, 5.0, local, [])
+    assert n == 1 and "cannot be sent to worker processes" in why
+    monkeypatch.setattr(sweep_module, "idle_cores", lambda cores: 0.4)  # a busy machine
+    n, why = choose("auto", 10, 5.0, factory, [])
+    assert n == 1 and "load average leaves 0.4 of 2 cores idle" in why
+    assert choose(3, 10, 0.001, factory, []) == (3, "3 worker processes: n_jobs=3")  # forced: no rule
+    assert choose("auto", 0, 5.0, factory, [])[0] == 1
+    monkeypatch.setattr(sweep_module, "get_num_threads", lambda: 1)
+    assert choose("auto", 10, 5.0, factory, []) == (1, "serial: one thread")
+
+
+def test_idle_cores_from_the_load_average(monkeypatch):
+    for load, idle in ((1.0, 2.0), (1.5, 1.5), (3.0, 0.0), (9.0, 0.0), (0.2, 2.0)):
+        monkeypatch.setattr(sweep_module.os, "getloadavg", lambda load=load: (load, 0.0, 0.0))
+        assert sweep_module.idle_cores(2) == idle
 
 
 @pytest.mark.skipif(fnn.get_num_threads() < 2, reason="the split rule needs two threads")
