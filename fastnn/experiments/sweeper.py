@@ -136,23 +136,24 @@ def _run_pool(tasks, n_workers, make_network, data, settings, on_done):
     """Run ``tasks`` on ``n_workers`` spawn processes; ``on_done(index, seed_index, record)`` per run.
 
     A KeyboardInterrupt cancels what has not started, waits for the runs in flight (at most one
-    per worker; they are kept) and is re-raised.
+    per worker), reports every run that finished -- those too -- and is re-raised.
     """
     pool = ProcessPoolExecutor(n_workers, mp_context=get_context("spawn"), initializer=_init_worker,
                                initargs=(make_network, data, settings))
-    pending = set()
+    unreported = set()
     try:
         with _OneThreadEnv():  # the workers start as the tasks are submitted
-            pending = {pool.submit(_work, task) for task in tasks}
+            unreported = {pool.submit(_work, task) for task in tasks}
+        pending = set(unreported)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
-                on_done(*fut.result())
+                result = fut.result()
+                unreported.discard(fut)
+                on_done(*result)
     except KeyboardInterrupt:
-        for fut in pending:
-            fut.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
-        for fut in pending:
+        for fut in unreported:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 on_done(*fut.result())
         raise
