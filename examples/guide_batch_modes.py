@@ -75,7 +75,7 @@ def claims(reg, mnist):
         g.Claim("batch GD: one step per epoch, so the slowest progress per epoch",
                 f"regression, epochs to MSE {MSE_TARGET}: " + ", ".join(f"{MODES[bs]} {fmt_epochs(bs)}"
                                                                        for bs in MODES)
-                + f"; training loss after epoch 1: " + ", ".join(f"{MODES[bs]} {per_epoch[bs][1]:.3g}"
+                + "; training loss after epoch 1: " + ", ".join(f"{MODES[bs]} {per_epoch[bs][1]:.3g}"
                                                                 for bs in MODES),
                 reached["full"] >= max(reached[32], reached[1]) and per_epoch["full"][1] >= per_epoch[32][1]),
         g.Claim("SGD (batch 1): the most steps per epoch, so the fastest progress per epoch",
@@ -91,7 +91,7 @@ def claims(reg, mnist):
                 f"samples/s on {mnist.data_name}: " + ", ".join(f"{MODES[bs]} {m[bs]['samples_per_s_mean']:,.0f}" for bs in MODES),
                 m[1]["samples_per_s_mean"] < m[32]["samples_per_s_mean"]),
         g.Claim("mini-batch is the practical compromise: the fastest per second",
-                f"seconds to the regression target: " + ", ".join(f"{MODES[bs]} {fmt_time(r[bs])}" for bs in MODES)
+                "seconds to the regression target: " + ", ".join(f"{MODES[bs]} {fmt_time(r[bs])}" for bs in MODES)
                 + f"; to {ACC_TARGET:.0%} on {mnist.data_name}: "
                 + ", ".join(f"{MODES[bs]} {fmt_time(m[bs])}" for bs in MODES),
                 times[32] <= min(times.values()) * 1.5 and mnist_time[32] <= min(mnist_time.values()) * 1.5),
