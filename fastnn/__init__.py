@@ -34,6 +34,7 @@ from .lr_finder import LRFinderResult, lr_find
 from .profiler import ProfileReport, profile
 from .io import load_checkpoint, save_checkpoint
 from . import data, metrics
+from . import experiments  # issue 16: sweeps that measure the guides' rules of thumb
 from ._info import show_config
 
 
@@ -57,6 +58,7 @@ __all__ = [
     "FastnnWarning",
     "save_checkpoint", "load_checkpoint", "lr_find", "LRFinderResult", "profile", "ProfileReport",
     "Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "OneCycle", "data", "metrics",
+    "experiments",
     "FastnnError", "DataFormatError", "ModelFormatError", "NonFiniteError", "BackendUnavailableError",
     "ParameterError", "NotRegularFileError",
     "get_backend", "available_backends", "set_num_threads", "get_num_threads", "show_config", "export_onnx",

@@ -31,6 +31,12 @@ FAST_ARGS = {
     "circles_moons": [],
     "regression_weights": [],
     "sine_forecast": ["--epochs", "15"],  # issue 12
+    # issue 16: the guides' tables, measured; --quick trains on the bundled digits with fewer epochs/seeds
+    "guide_optimizers": ["--quick"],
+    "guide_learning_rates": ["--quick"],
+    "guide_batch_modes": ["--quick"],
+    "guide_batch_sizes": ["--quick"],
+    "guide_default_config": ["--quick"],
 }
 
 _TARGET = re.compile(r"^target: (?P<metric>.+?) (?P<op>>=|<=) (?P<goal>[0-9.eE+-]+) -> target (?P<status>reached|NOT reached)$",
@@ -78,7 +84,7 @@ def _run_in_process(namespace, argv):
 
 
 def test_every_example_is_covered():
-    scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"_common", "train_mnist", "mnist_augmented",
+    scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"_common", "_guide", "train_mnist", "mnist_augmented",
                                                        "train_mnist_cnn",  # tests/apps/test_mnist_cnn_example.py
                                                        "train_mnist_rnn", "char_lm"}  # own tests below (issue 12)
     scripts -= {"_guides", *GUIDE_EXAMPLES}  # guide_*.py: their --quick runs below (issue 16)
@@ -95,6 +101,9 @@ def test_example_reaches_its_target(name, load_example):
     took = time.perf_counter() - t0
     _check_reached(text)
     assert status == 0, text
+    if name.startswith("guide_"):  # the guide's claims beside the measurement, each with a verdict
+        assert "The claims of " in text and ", measured:" in text, text
+        assert re.search(r"^   -> (agrees|DISAGREES|cannot tell)$", text, re.M), text
     # the stated goal is the one the docstring states
     for metric, op, goal, _, _ in _targets(text):
         assert re.search(rf"{op}\s*{goal:g}\b", doc), f"docstring of {name}.py does not state {op} {goal:g}"

@@ -17,7 +17,7 @@ from .datasets import DATASETS, load_dataset
 from .grid import OPTIMIZER_NAMES, TRAINING_KEYS
 from .networks import MLPFactory
 from .result import SweepResult, read_csv
-from .sweep import MIN_PARALLEL_SECONDS, sweep
+from .sweeper import MIN_PARALLEL_SECONDS, sweep
 
 __all__ = ["sweep", "SweepResult", "read_csv", "MLPFactory", "load_dataset", "DATASETS", "TRAINING_KEYS",
            "OPTIMIZER_NAMES", "MIN_PARALLEL_SECONDS"]

@@ -79,6 +79,8 @@ def network_keys(make_network):
 
 
 def _check_value(key, value, where, known_net, takes_any):
+    if key == "seed":
+        raise ParameterError("seed is not a grid key: give the seeds of every configuration with sweep(seeds=...)")
     if key in TRAINING_KEYS:
         return TRAINING_KEYS[key].check(value, where)
     if key not in known_net and not takes_any:

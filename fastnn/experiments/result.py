@@ -23,13 +23,21 @@ def _std(values):
     if len(values) < 2:
         return 0.0 if values else math.nan
     m = _mean(values)
-    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+    std = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+    return 0.0 if std <= 1e-12 * max(1.0, abs(m)) else std  # equal values, summed in another order
 
 
 def _num(x, digits=4):
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "-"
+    if 0.01 <= abs(x) < 100 and digits == 4:  # accuracies and most losses: aligned decimals
+        return f"{x:.4f}"
     return f"{x:.{digits}g}"
+
+
+def _mean_std(mean, std, n):
+    """``0.9612 ± 0.0031`` (the spread only when there were several runs)."""
+    return _num(mean) if n < 2 else f"{_num(mean)} ± {_num(std, 2)}"
 
 
 class SweepResult:
@@ -114,35 +122,42 @@ class SweepResult:
         sign = 1 if lower_is_better(self.metric) else -1
         return min(rows, key=lambda r: sign * r["final_mean"])
 
-    def table(self):
-        """The summary as aligned plain text: one line per configuration, mean ± std over seeds."""
+    def table(self, *, timings=True):
+        """The summary as aligned plain text: one line per configuration, mean ± std over seeds.
+
+        ``timings=False`` leaves out the columns measured in seconds (time to target, samples/s),
+        which vary from run to run: what is left is the same for the same seeds on any machine
+        with the same backend.
+        """
         keys = list(dict.fromkeys(k for c in self.configs for k in c))
         op = "<=" if lower_is_better(self.metric) else ">="
         header = [*keys, "runs", f"final {self.metric}", f"best {self.metric}"]
         if self.target is not None:
-            header.append(f"time to {op} {self.target:g}")
-        header += ["epochs", "samples/s"]
+            header.append(f"time to {op} {self.target:g}" if timings else f"epochs to {op} {self.target:g}")
+        header += ["epochs", "samples/s"] if timings else ["epochs"]
         lines = []
         for row in self.rows:
             cells = [format_value(row.get(k, "")) for k in keys]
             cells.append(str(row["runs"]) if not row["diverged"] else
                          ("diverged" if not row["ok"] else f"{row['diverged']}/{row['runs']} diverged"))
-            cells.append(f"{_num(row['final_mean'])} ± {_num(row['final_std'], 2)}" if row["ok"] else "-")
-            cells.append(f"{_num(row['best_mean'])} ± {_num(row['best_std'], 2)}"
-                         if not math.isnan(row["best_mean"]) else "-")
+            cells.append(_mean_std(row["final_mean"], row["final_std"], row["ok"]) if row["ok"] else "-")
+            n_best = sum(1 for r in self.runs_of(row_config(row, keys)) if not math.isnan(r["best"]))
+            cells.append(_mean_std(row["best_mean"], row["best_std"], n_best) if n_best else "-")
             if self.target is not None:
                 if row["reached"]:
                     part = "" if row["reached"] == row["runs"] else f" ({row['reached']}/{row['runs']})"
-                    cells.append(f"{_num(row['time_to_target_mean'], 3)} s{part}")
+                    cells.append(f"{_num(row['time_to_target_mean'], 3)} s{part}" if timings else
+                                 f"{row['epochs_to_target_mean']:g}{part}")
                 else:
                     cells.append("not reached")
-            cells.append(f"{row['epochs_mean']:g}")
-            sps = row["samples_per_s_mean"]
-            cells.append("-" if math.isnan(sps) else f"{sps:,.0f}")
+            cells.append(f"{row['epochs_mean']:.3g}")
+            if timings:
+                sps = row["samples_per_s_mean"]
+                cells.append("-" if math.isnan(sps) else f"{sps:,.0f}")
             lines.append(cells)
         widths = [max(len(h), *(len(c[i]) for c in lines)) if lines else len(h) for i, h in enumerate(header)]
-        text = [f"{len(self.configs)} configurations x {len(self.seeds)} seeds, {self.budget}; "
-                f"mean ± std over seeds"]
+        text = [f"{_count(len(self.configs), 'configuration')} x {_count(len(self.seeds), 'seed')}, "
+                f"{self.budget}" + ("; mean ± std over seeds" if len(self.seeds) > 1 else "")]
         if self.interrupted:
             text.append(f"INTERRUPTED: {len(self.runs)} of {len(self.configs) * len(self.seeds)} runs finished")
         text.append("  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip())
@@ -180,6 +195,15 @@ class SweepResult:
         from .plot import plot_sweep
 
         return plot_sweep(self, path=path, metrics=metrics, x=x, title=title)
+
+
+def _count(n, noun):
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def row_config(row, keys):
+    """The configuration a summary row belongs to."""
+    return {k: row[k] for k in keys if k in row}
 
 
 def _csv_value(value):

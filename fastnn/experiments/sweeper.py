@@ -31,9 +31,23 @@ from .result import SweepResult
 from .runner import DEFAULT_TRAINING, as_seed_list, default_metric, run_one
 
 #: Worker processes pay for themselves only when the one-thread runs left after the first one would take
-#: at least this long one after another: starting a spawn worker (interpreter, numpy, fastnn, the compiled
-#: kernels) and sending it the data costs about a second. Measured: see bench/sweep.py.
-MIN_PARALLEL_SECONDS = 3.0
+#: at least this long one after another. Starting two spawn workers (interpreter, numpy, fastnn, the
+#: compiled kernels) and sending them the data was measured at 4.0 s on the shared 2-core machine at load
+#: average 10 (``python -m bench.sweep``, A); two workers can at best halve the work, so the work must be
+#: well above twice that.
+MIN_PARALLEL_SECONDS = 10.0
+#: Workers only help on idle cores: at load average 10 on 2 cores, 8 small runs took 3.5 s serially and
+#: 8.1 s on two workers (bench.sweep, B), 4.1 s of it after the start-up.
+MIN_IDLE_CORES = 1.5
+
+
+def idle_cores(cores):
+    """Cores the 1-minute load average leaves idle, counting this process's own load as ours."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # not available on this platform: assume an idle machine
+        return float(cores)
+    return max(0.0, cores - max(0.0, load - 1.0))
 
 
 def _check_budget(epochs, seconds):
@@ -122,23 +136,24 @@ def _run_pool(tasks, n_workers, make_network, data, settings, on_done):
     """Run ``tasks`` on ``n_workers`` spawn processes; ``on_done(index, seed_index, record)`` per run.
 
     A KeyboardInterrupt cancels what has not started, waits for the runs in flight (at most one
-    per worker; they are kept) and is re-raised.
+    per worker), reports every run that finished -- those too -- and is re-raised.
     """
     pool = ProcessPoolExecutor(n_workers, mp_context=get_context("spawn"), initializer=_init_worker,
                                initargs=(make_network, data, settings))
-    pending = set()
+    unreported = set()
     try:
         with _OneThreadEnv():  # the workers start as the tasks are submitted
-            pending = {pool.submit(_work, task) for task in tasks}
+            unreported = {pool.submit(_work, task) for task in tasks}
+        pending = set(unreported)
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
-                on_done(*fut.result())
+                result = fut.result()
+                unreported.discard(fut)
+                on_done(*result)
     except KeyboardInterrupt:
-        for fut in pending:
-            fut.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
-        for fut in pending:
+        for fut in unreported:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 on_done(*fut.result())
         raise
@@ -188,9 +203,10 @@ def sweep(make_network, grid, X, y, *, validation_data=None, loss="cross_entropy
     n_jobs : 'auto' or int, default 'auto'
         Worker processes for the runs that train on one thread. ``'auto'``: several (one per thread
         of :func:`fastnn.get_num_threads`) when there is more than one run and more than one core,
-        ``make_network`` and the callbacks pickle, and the first such run -- trained here -- shows
-        that the rest would take at least :data:`MIN_PARALLEL_SECONDS` one after another; otherwise
-        all train here. Runs the trainer would thread (its plan splits the batch) always train here
+        ``make_network`` and the callbacks pickle, the first such run -- trained here -- shows
+        that the rest would take at least :data:`MIN_PARALLEL_SECONDS` one after another, and the
+        load average leaves at least :data:`MIN_IDLE_CORES` cores idle (one worker per idle core);
+        otherwise all train here. ``SweepResult.execution`` says which rule decided. Runs the trainer would thread (its plan splits the batch) always train here
         with all threads. A run gives the same numbers wherever it trains.
     callbacks : list of Callback, optional
         Added to every run's trainer (e.g. to stop early).
@@ -262,7 +278,8 @@ def sweep(make_network, grid, X, y, *, validation_data=None, loss="cross_entropy
                 for i, j, config, seed in rest:
                     on_done(i, j, run_one(make_network, config, seed, data, settings))
         if threaded:
-            execution = f"{len(threaded)} runs threaded over {get_num_threads()} threads here; " + execution
+            here = f"{len(threaded)} runs threaded over {get_num_threads()} threads here"
+            execution = here if not single else f"{here}; the one-thread runs: {execution}"
     except KeyboardInterrupt:
         interrupted = True
     runs = [records[key] for key in sorted(records)]
@@ -290,9 +307,13 @@ def _choose_workers(n_jobs, n_left, first_seconds, make_network, callbacks):
     if estimate < MIN_PARALLEL_SECONDS:
         return 1, (f"serial: the {n_left} one-thread runs left take about {estimate:.1f} s, less than the "
                    f"{MIN_PARALLEL_SECONDS:g} s worker processes need to pay for their start")
+    idle = idle_cores(cores)
+    if idle < MIN_IDLE_CORES:
+        return 1, (f"serial: the load average leaves {idle:.1f} of {cores} cores idle (worker processes "
+                   f"need {MIN_IDLE_CORES:g})")
     problem = _picklable(make_network, callbacks)
     if problem:
         return 1, f"serial: make_network or the callbacks cannot be sent to worker processes ({problem})"
-    n = min(cores, n_left)
+    n = min(cores, n_left, int(idle))
     return n, (f"{n} worker processes, one thread each: {n_left} one-thread runs left, about "
                f"{estimate:.1f} s one after another")
