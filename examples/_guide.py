@@ -29,6 +29,7 @@ epoch counts)::
     --out DIR        write the tables (CSV) and figures (needs matplotlib) into DIR
 """
 import argparse
+import functools
 import os
 import platform
 import time
@@ -47,7 +48,12 @@ _VERDICT_WORDS = {True: "AGREES", False: "DISAGREES", None: "CANNOT TELL"}
 
 # --------------------------------------------------------------------------- options
 def _jobs(text):
-    return text if text == "auto" else ex._positive_int(text)
+    if text == "auto":
+        return text
+    try:
+        return ex._positive_int(text)
+    except ValueError:  # not a number at all
+        raise argparse.ArgumentTypeError(f"must be 'auto' or a positive integer, got {text}") from None
 
 
 def parser(doc, *, epochs, quick_epochs, seeds, quick_seeds, limit, jobs=True):
@@ -209,8 +215,9 @@ def out_dir(args):
     return args.out
 
 
+@functools.cache
 def has_matplotlib():
-    """Whether figures can be drawn; says so once when not."""
+    """Whether figures can be drawn; says so (once) when not."""
     try:
         import matplotlib  # noqa: F401
     except ImportError:

@@ -254,6 +254,27 @@ def test_guide_example_quick_run_quotes_the_guide_and_checks_its_targets(name, l
                 f"{name}: not a verbatim quote of the guides: {quote!r}"
 
 
+def test_guide_example_writes_its_tables_and_figures_into_out(tmp_path, load_example):
+    status, text = _run_in_process(load_example("guide_batch_sizes"), ["--quick", "--out", str(tmp_path / "out")])
+    assert status == 0, text
+    header, *rows = (tmp_path / "out" / "batch_sizes.csv").read_text().splitlines()
+    assert header.startswith("batch_size,") and [r.split(",")[0] for r in rows] == ["8", "32", "128", "256", "512"]
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "--out: matplotlib is not installed" in text
+    else:
+        assert (tmp_path / "out" / "batch_sizes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_guide_example_rejects_bad_options(load_example):
+    ns = load_example("guide_optimizers")
+    for argv in (["--seeds", "0"], ["--epochs", "-1"], ["--jobs", "x"], ["--limit", "many"]):
+        with pytest.raises(SystemExit) as exc, contextlib.redirect_stderr(io.StringIO()) as err:
+            ns["main"](argv)
+        assert exc.value.code == 2 and "error: argument" in err.getvalue()
+
+
 def test_guide_example_missed_target_exits_1(load_example):
     status, text = _run_in_process(load_example("guide_activations"), ["--quick", "--epochs", "1"])
     assert status == 1 and "-> target NOT reached" in text
