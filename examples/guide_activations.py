@@ -1,7 +1,7 @@
 """Activations at depth 8: sigmoid vs tanh vs ReLU vs GELU, measured against the guide's table.
 
     FASTNN_DATA=../shared/data/mnist python examples/guide_activations.py
-    python examples/guide_activations.py --plots flow/      # + one gradient-flow figure per activation
+    python examples/guide_activations.py --out flow/        # + one gradient-flow figure per activation
     python examples/guide_activations.py --quick            # digits, 3 epochs: a few seconds
 
 Eight Dense layers (7 hidden of 64 units + the output layer), the same for
@@ -21,14 +21,13 @@ of the ReLU net >= 0.01 (GradientFlow's vanishing threshold).
 """
 import sys
 
-import _common as ex
-import _guides as g
+import _guide as g
 import numpy as np
 
 import fastnn as fnn
 import fastnn.diagnostics  # noqa: F401  (fnn.diagnostics.VANISHING_FACTOR)
 from fastnn.callbacks import GradientFlow
-from fastnn.experiments import MLPFactory, load_dataset, sweep
+from fastnn.experiments import MLPFactory, sweep
 
 # 002 "Summary Table of Activation Functions" (the seed file stores ∞ and ⚡ mis-decoded as ‚àû and ‚ö°)
 GUIDE_ROWS = {
@@ -51,11 +50,11 @@ def label(config):
     return config["activation"] + (" + BatchNorm" if config.get("batch_norm") else "")
 
 
-def gradient_flow(factory, config, data, epochs):
-    """Train seed 0 of ``config`` once more with a GradientFlow; return the callback."""
-    net = factory(seed=0, **config)
+def gradient_flow(factory, config, data, epochs, seed):
+    """Train the first seed of ``config`` once more with a GradientFlow; return the callback."""
+    net = factory(seed=seed, **config)
     flow = GradientFlow(warn=False)
-    trainer = fnn.Trainer(net, optimizer=fnn.Adam(TRAINING["lr"]), batch_size=TRAINING["batch_size"], seed=0,
+    trainer = fnn.Trainer(net, optimizer=fnn.Adam(TRAINING["lr"]), batch_size=TRAINING["batch_size"], seed=seed,
                           n_threads=1, verbose=0, callbacks=[flow])
     trainer.fit(data.X, data.y, epochs=epochs)
     return flow
@@ -68,23 +67,17 @@ def first_last(flow, norms):
 
 
 def main(argv=None):
-    p = g.parser(__doc__, quick_help="digits, 3 epochs, 1 seed (a few seconds)")
-    p.add_argument("--epochs", type=ex._positive_int, default=None, help="epochs per run (default 5; 3 with --quick)")
-    args = p.parse_args(argv)
-    epochs = args.epochs or (3 if args.quick else 5)
-    seeds = args.seeds or (1 if args.quick else 3)
-    try:
-        data = load_dataset("digits" if args.quick else "mnist", path=args.data, limit=12000)
-    except (OSError, ValueError) as exc:  # no MNIST here: the offline stand-in
-        print(f"MNIST not available ({str(exc).splitlines()[0]}); using scikit-learn's digits")
-        data = load_dataset("digits")
+    p = g.parser(__doc__, epochs=5, quick_epochs=3, seeds=3, quick_seeds=1, limit=12000)
+    args = g.parse(p, argv)
+    epochs, seeds = args.epochs, args.seed_list
+    data = g.classification_data(args)
     goal = 0.8 if data.name == "digits" else 0.9
-    print(f"== activations at depth {DEPTH}: {data.describe()}")
-    print(f"   measured on {g.machine()}")
+    g.header(f"activations at depth {DEPTH}: sigmoid, tanh, ReLU, GELU, sigmoid + BatchNorm", data, args,
+             f"{epochs} epochs, {DEPTH} Dense layers ({DEPTH - 1} x {WIDTH} hidden), Adam 1e-3, batch 64")
     factory = MLPFactory(data.n_inputs, data.n_classes, hidden=(WIDTH,) * (DEPTH - 1))
     result = sweep(factory, CONFIGS, data.X, data.y, validation_data=(data.X_val, data.y_val), fixed=TRAINING,
-                   epochs=epochs, seeds=seeds, metric="val_accuracy")
-    flows = {label(c): gradient_flow(factory, c, data, epochs) for c in CONFIGS}
+                   epochs=epochs, seeds=seeds, metric="val_accuracy", n_jobs=args.jobs)
+    flows = {label(c): gradient_flow(factory, c, data, epochs, seeds[0]) for c in CONFIGS}
     rows = {label(r): r for r in result.rows}
 
     table = []
@@ -97,7 +90,7 @@ def main(argv=None):
                       f"{first_last(flow, flow.initial_grad_norm):.1e}",
                       f"{first_last(flow, flow.history['grad_norm'][-1]):.1e}",
                       ", ".join(f.kind for f in flow.findings) or "-"])
-    print(g.format_table(["hidden activation", "guide's claim", f"val accuracy ({seeds} seeds)", "samples/s",
+    print(g.format_table(["hidden activation", "guide's claim", f"val accuracy ({len(seeds)} seeds)", "samples/s",
                           "grad first/last, start", "after training", "GradientFlow finding"], table))
     print(f"({epochs} epochs, Adam 1e-3, batch 64; grad first/last = RMS gradient of the first weight matrix "
           f"over the last one's; below {fnn.diagnostics.VANISHING_FACTOR:g}: vanishing)")
@@ -111,39 +104,41 @@ def main(argv=None):
     speed_ok = all(speed[a] >= speed[b] for a in plain for b in plain if SPEED[a] > SPEED[b])
     bn_fixes = ratio0["sigmoid + BatchNorm"] > fnn.diagnostics.VANISHING_FACTOR and \
         acc["sigmoid + BatchNorm"] > acc["sigmoid"]
-    g.print_claims("002 'Summary Table of Activation Functions', 003 'Common Issues'",
-                   [GUIDE_ROWS[a] for a in ("relu", "sigmoid", "tanh", "gelu")] + [GUIDE_VANISHING])
-    g.print_verdicts([
-        ("ReLU 'Default choice' for 'Hidden layers'", acc["relu"] >= acc[best] - 0.01,
-         f"ReLU {acc['relu']:.4f}, best hidden activation {best} {acc[best]:.4f} (agreement: within 1 point)"),
-        ("Sigmoid 'Only in output'; vanishing gradients: 'Early layers don't learn'",
-         ratio0["sigmoid"] < fnn.diagnostics.VANISHING_FACTOR and acc["sigmoid"] == min(acc[a] for a in plain),
-         f"sigmoid's first layer gets {ratio0['sigmoid']:.1e} of the last layer's gradient before training and "
-         f"it ends last ({acc['sigmoid']:.4f})"),
-        ("'ReLU, batch norm' fix vanishing gradients", bn_fixes and ratio0["relu"] > fnn.diagnostics.VANISHING_FACTOR,
-         f"first/last before training: ReLU {ratio0['relu']:.2g}, sigmoid + BatchNorm "
-         f"{ratio0['sigmoid + BatchNorm']:.2g} (sigmoid {ratio0['sigmoid']:.1e}); accuracy sigmoid + BatchNorm "
-         f"{acc['sigmoid + BatchNorm']:.4f}"),
-        ("Speed ReLU ⚡⚡⚡ > sigmoid, tanh ⚡⚡ > GELU ⚡", speed_ok,
-         "measured fastest first: " + " > ".join(f"{a} {speed[a]:,.0f}/s" for a in by_speed)
-         + " (whole training steps of this net, so the activation is only part of the time)"),
-        ("Tanh 'Less common' (for hidden layers)", None,
-         f"a habit, not a measurement; at depth 8 tanh reached {acc['tanh']:.4f}"),
+    g.print_claims("002 'Summary Table of Activation Functions'; 003 'Common Issues'",
+                   [GUIDE_ROWS[a] for a in ("relu", "sigmoid", "tanh", "gelu")] + [GUIDE_VANISHING], [
+        g.Claim("ReLU 'Default choice' for 'Hidden layers'",
+                f"ReLU {acc['relu']:.4f}, best hidden activation {best} {acc[best]:.4f} (agreement: within 1 point)",
+                acc["relu"] >= acc[best] - 0.01),
+        g.Claim("Sigmoid 'Only in output'; vanishing gradients: 'Early layers don't learn'",
+                f"sigmoid's first layer gets {ratio0['sigmoid']:.1e} of the last layer's gradient before training and "
+                f"it ends last ({acc['sigmoid']:.4f})",
+                ratio0["sigmoid"] < fnn.diagnostics.VANISHING_FACTOR and acc["sigmoid"] == min(acc[a] for a in plain)),
+        g.Claim("'ReLU, batch norm' fix vanishing gradients",
+                f"first/last before training: ReLU {ratio0['relu']:.2g}, sigmoid + BatchNorm "
+                f"{ratio0['sigmoid + BatchNorm']:.2g} (sigmoid {ratio0['sigmoid']:.1e}); accuracy sigmoid + BatchNorm "
+                f"{acc['sigmoid + BatchNorm']:.4f}",
+                bn_fixes and ratio0["relu"] > fnn.diagnostics.VANISHING_FACTOR),
+        g.Claim("Speed ReLU ⚡⚡⚡ > sigmoid, tanh ⚡⚡ > GELU ⚡",
+                "measured fastest first: " + " > ".join(f"{a} {speed[a]:,.0f}/s" for a in by_speed)
+                + " (whole training steps of this net, so the activation is only part of the time)",
+                speed_ok),
+        g.Claim("Tanh 'Less common' (for hidden layers)",
+                f"a habit, not a measurement; at depth 8 tanh reached {acc['tanh']:.4f}",
+                None),
     ])
-    if (directory := g.plot_dir(args)) is not None:
+    g.save_sweep(result, args, "activations")
+    if (directory := g.out_dir(args)) is not None and g.has_matplotlib():
         from fastnn.plotting import plot_gradient_flow
 
         for name, flow in flows.items():
             path = f"{directory}/gradient_flow_{name.replace(' + ', '_').lower()}.png"
             plot_gradient_flow(flow, path=path, title=f"depth {DEPTH}, {name}")
             print(f"plot written to {path}")
-        result.plot(f"{directory}/activations_loss.png", metrics=("loss", "val_accuracy"))
-        print(f"plot written to {directory}/activations_loss.png")
-    return g.finish([
+    return g.finish("activations", [
         g.Target("relu val_accuracy", acc["relu"], goal),
         g.Target("sigmoid gradient first/last before training", ratio0["sigmoid"], 0.01, lower_is_better=True),
         g.Target("relu gradient first/last before training", ratio0["relu"], 0.01),
-    ])
+    ], args)
 
 
 if __name__ == "__main__":

@@ -27,12 +27,20 @@ Measured (2 cores): see the README section "What the guides claim, measured".
 """
 import sys
 
-import _common as ex
 import _guide as g
 from fastnn.experiments import MLPFactory, load_dataset, sweep
 
 MSE_TARGET = 0.0125
 ACC_TARGET = 0.85
+SOURCE = "003 'Training & Optimization' contents, 'Critical Hyperparameters'; 002 'Batch Size'"
+QUOTES = [
+    "| [03-GD-Variants.md](03-GD-Variants.md) | GD Variants | Batch vs Mini-Batch vs SGD, batch size selection |",
+    "| Batch Size | 32 - 256 | Memory vs noise |",
+    "- ❌ Slower training",
+    "- ❌ Noisy gradient (less stable)",
+    "- ✅ Faster training",
+    "- ✅ More stable gradient",
+]
 MODES = {"full": "batch GD", 32: "mini-batch (32)", 1: "SGD (batch 1)"}
 
 
@@ -99,7 +107,7 @@ def claims(reg, mnist):
 
 
 def main(argv=None):
-    p = g.parser(__doc__, epochs=60, quick_epochs=30, seeds=3, limit=10000)
+    p = g.parser(__doc__, epochs=60, quick_epochs=30, seeds=3, quick_seeds=2, limit=10000)
     p.add_argument("--seconds", type=float, default=None,
                    help="seconds of training per MNIST run (default 8; quick: 0.3 on digits)")
     args = g.parse(p, argv)
@@ -127,14 +135,14 @@ def main(argv=None):
     mnist.data_name = data.name
     print(mnist.table())
     print(f"runs: {mnist.execution}")
-    g.print_claims(claims(reg, mnist), source="the training notes (003) and the guide (002)")
-    g.save_outputs(mnist, args, x="time")
+    g.print_claims(SOURCE, QUOTES, claims(reg, mnist))
+    g.save_sweep(reg, args, "batch_modes_regression", metrics=("loss", "val_loss"))
+    g.save_sweep(mnist, args, "batch_modes", x="time")
     mse = g.row(reg, batch_size=32)["final_mean"]
     acc = g.row(mnist, batch_size=32)["final_mean"]
-    return ex.report("batch modes", [ex.Target("mini-batch regression validation MSE", mse, MSE_TARGET,
-                                               lower_is_better=True),
-                                     ex.Target("mini-batch validation accuracy", acc, ACC_TARGET)],
-                     seconds=g.time.perf_counter() - args.t0, epochs=args.epochs)
+    return g.finish("batch modes", [g.Target("mini-batch regression validation MSE", mse, MSE_TARGET,
+                                             lower_is_better=True),
+                                    g.Target("mini-batch validation accuracy", acc, ACC_TARGET)], args)
 
 
 if __name__ == "__main__":

@@ -21,11 +21,26 @@ Measured (2 cores): see the README section "What the guides claim, measured".
 """
 import sys
 
-import _common as ex
 import _guide as g
 from fastnn.experiments import MLPFactory, sweep
 
 TARGET = 0.93
+SOURCE = "002 'Batch Size'; 003 'Critical Hyperparameters'; 002 'Recommended Default Configuration'"
+QUOTES = [
+    "**Small batch (8-32):**",
+    "- ✅ Better generalization",
+    "- ✅ Less memory required",
+    "- ❌ Slower training",
+    "- ❌ Noisy gradient (less stable)",
+    "**Large batch (128-512):**",
+    "- ✅ Faster training",
+    "- ✅ More stable gradient",
+    "- ❌ Requires a lot of memory",
+    "- ❌ Risk of poorer generalization",
+    "**Advice**: use the largest batch your GPU can support.",
+    "| Batch Size | 32 - 256 | Memory vs noise |",
+    "- Batch size: 32 (adjust based on memory)",
+]
 SIZES = [8, 32, 128, 256, 512]
 
 
@@ -72,7 +87,7 @@ def claims(result, n_inputs):
 
 
 def main(argv=None):
-    p = g.parser(__doc__, epochs=5, quick_epochs=6, limit=20000)
+    p = g.parser(__doc__, epochs=5, quick_epochs=6, seeds=3, quick_seeds=2, limit=20000)
     args = g.parse(p, argv)
     data = g.classification_data(args)
     g.header("batch sizes 8 ... 512", data, args, f"{args.epochs} epochs, MLP {data.n_inputs}-128-10 ReLU, "
@@ -82,11 +97,10 @@ def main(argv=None):
                    epochs=args.epochs, seeds=args.seed_list, target=0.95, n_jobs=args.jobs)
     print(result.table())
     print(f"runs: {result.execution}")
-    g.print_claims(claims(result, data.n_inputs), source="the guide (002) and the training notes (003)")
-    g.save_outputs(result, args, x="time")
+    g.print_claims(SOURCE, QUOTES, claims(result, data.n_inputs))
+    g.save_sweep(result, args, "batch_sizes", x="time")
     acc = g.row(result, batch_size=32)["final_mean"]
-    return ex.report("batch sizes", [ex.Target("batch 32 validation accuracy", acc, TARGET)],
-                     seconds=g.time.perf_counter() - args.t0, epochs=args.epochs)
+    return g.finish("batch sizes", [g.Target("batch 32 validation accuracy", acc, TARGET)], args)
 
 
 if __name__ == "__main__":

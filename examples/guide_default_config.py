@@ -31,7 +31,6 @@ import sys
 
 import numpy as np
 
-import _common as ex
 import _guide as g
 import fastnn as fnn
 from fastnn.experiments import MLPFactory, load_dataset, sweep
@@ -41,6 +40,13 @@ TOLERANCE = 0.02
 FIXED = {"optimizer": "adam", "batch_size": 32}
 DEFAULT = {"dropout": 0.3, "lr": 0.001}
 ALTERNATIVES = [{"dropout": 0.0, "lr": 0.001}, {"dropout": 0.3, "lr": 0.01}]
+SOURCE = "002 'Recommended Default Configuration'"
+QUOTES = [
+    "- 2-3 hidden layers", "- 128-256 neurons per layer", "- ReLU activation", "- Softmax or Sigmoid output",
+    "- Optimizer: Adam", "- Learning rate: 0.001", "- Batch size: 32 (adjust based on memory)", "- Epochs: 100-200",
+    "- Early stopping (patience 15)", "- Dropout 0.3-0.5",
+    "**This configuration works for 80% of cases!**",
+]
 SMALL = ("digits", "iris", "wine", "breast_cancer")
 
 
@@ -69,6 +75,7 @@ def measure(name, args):
                    callbacks=[stop], n_jobs=args.jobs)
     print(f"-- {data.describe()}, at most {epochs} epochs")
     print(result.table())
+    g.save_sweep(result, args, f"default_config_{name}")
     default = result.rows[0]
     alternatives = result.rows[1:]
     best_alt = max(alternatives, key=lambda r: r["best_mean"]) if alternatives else None
@@ -76,29 +83,30 @@ def measure(name, args):
 
 
 def main(argv=None):
-    p = g.parser(__doc__, epochs=100, quick_epochs=20, seeds=3, limit=10000)
+    p = g.parser(__doc__, epochs=100, quick_epochs=20, seeds=3, quick_seeds=2, limit=10000)
     p.add_argument("--datasets", default=None,
                    help="comma-separated subset of digits,iris,wine,breast_cancer,mnist (default: all; quick: "
                         "the four small ones)")
     args = g.parse(p, argv)
     names = args.datasets.split(",") if args.datasets else list(SMALL) + ([] if args.quick else ["mnist"])
-    print("== the recommended default configuration: 256-128 ReLU, Adam 0.001, batch 32, dropout 0.3, "
-          "early stopping (patience 15)")
-    print(f"budget: at most {args.epochs} epochs, seeds {args.seed_list}{' (--quick)' if args.quick else ''}\n")
+    g.header("the recommended default configuration: 256-128 ReLU, Adam 0.001, batch 32, dropout 0.3, "
+             "early stopping (patience 15)", ", ".join(names), args, f"at most {args.epochs} epochs")
     measured = [measure(name, args) for name in names]
 
-    print(f"\n{'dataset':<14} {'default':>8} {'alternative':>12} {'logistic':>9}  works?")
     works = []
     lines = []
+    table = []
     for data, default, alt, logistic in measured:
         reference = max(logistic, alt["best_mean"] if alt else 0.0)
         ok = default["best_mean"] >= reference - TOLERANCE
         works.append(ok)
-        alt_text = f"{alt['best_mean']:.4f}" if alt else "-"
-        print(f"{data.name:<14} {default['best_mean']:>8.4f} {alt_text:>12} {logistic:>9.4f}  {'yes' if ok else 'NO'}")
+        table.append([data.name, f"{default['best_mean']:.4f}", f"{alt['best_mean']:.4f}" if alt else "-",
+                      f"{logistic:.4f}", "yes" if ok else "NO"])
         lines.append(f"{data.name} {default['best_mean']:.4f} ({'works' if ok else 'does not work'})")
+    print()
+    print(g.format_table(["dataset", "default", "alternative", "logistic", "works?"], table))
     share = sum(works) / len(works)
-    g.print_claims([
+    g.print_claims(SOURCE, QUOTES, [
         g.Claim("'This configuration works for 80% of cases!'",
                 f"within {TOLERANCE} of the better of a logistic regression and the best nearby configuration on "
                 f"{sum(works)} of {len(works)} datasets ({share:.0%}): " + "; ".join(lines)
@@ -110,10 +118,8 @@ def main(argv=None):
                 None),
     ])
     mean_acc = float(np.mean([default["best_mean"] for _, default, _, _ in measured]))
-    return ex.report("the recommended default configuration",
-                     [ex.Target("mean validation accuracy of the default", mean_acc, TARGET)],
-                     seconds=g.time.perf_counter() - args.t0, epochs=args.epochs)
-
+    return g.finish("the recommended default configuration",
+                    [g.Target("mean validation accuracy of the default", mean_acc, TARGET)], args)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -24,12 +24,22 @@ Measured (2 cores): see the README section "What the guides claim, measured".
 import math
 import sys
 
-import _common as ex
 import _guide as g
 from fastnn.experiments import MLPFactory, sweep
 
 TARGET = 0.9
 CHANCE = 0.1  # 10 classes: MNIST and the digits
+SOURCE = "002 'Learning Rate - THE MOST IMPORTANT'; 003 'Critical Hyperparameters'"
+QUOTES = [
+    "- **0.1**: very high, risk of divergence",
+    "- **0.01**: high, for SGD",
+    "- **0.001**: **standard for Adam** (recommended starting point)",
+    "- **0.00001**: very low, very slow convergence",
+    "- Loss becomes NaN (Not a Number)",
+    "- The model never improves",
+    "- **Solution**: divide by 10",
+    "| Learning Rate | 0.001 - 0.1 | Speed vs stability |",
+]
 RATES = [10.0, 1.0, 0.1, 0.01, 0.001, 0.0001, 0.00001]  # the guide's five, and 1 and 10: where does it diverge?
 
 
@@ -99,7 +109,7 @@ def claims(result):
 
 
 def main(argv=None):
-    p = g.parser(__doc__, epochs=5, quick_epochs=5, limit=10000)
+    p = g.parser(__doc__, epochs=5, quick_epochs=5, seeds=3, quick_seeds=2, limit=10000)
     args = g.parse(p, argv)
     data = g.classification_data(args)
     g.header("learning rates 10 ... 0.00001, SGD and Adam", data, args,
@@ -110,12 +120,11 @@ def main(argv=None):
                    n_jobs=args.jobs)
     print(result.table())
     print(f"runs: {result.execution}")
-    g.print_claims(claims(result))
-    g.save_outputs(result, args, metrics=("loss",))
+    g.print_claims(SOURCE, QUOTES, claims(result))
+    g.save_sweep(result, args, "learning_rates", metrics=("loss",))
     adam = g.row(result, optimizer="adam", lr=0.001)["final_mean"]
     adam = 0.0 if math.isnan(adam) else adam
-    return ex.report("learning rates", [ex.Target("Adam lr 0.001 validation accuracy", adam, TARGET)],
-                     seconds=g.time.perf_counter() - args.t0, epochs=args.epochs)
+    return g.finish("learning rates", [g.Target("Adam lr 0.001 validation accuracy", adam, TARGET)], args)
 
 
 if __name__ == "__main__":

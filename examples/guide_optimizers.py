@@ -26,11 +26,23 @@ Measured (2 cores): see the README section "What the guides claim, measured".
 """
 import sys
 
-import _common as ex
 import _guide as g
 from fastnn.experiments import MLPFactory, sweep
 
 TARGET = 0.93
+SOURCE = "002 'Optimizers - How the Model Learns', 'Optimizer Comparison Table'"
+QUOTES = [
+    "- Slow to converge",
+    "- Very sensitive to learning rate",
+    "- Converges faster than simple SGD",
+    "- Not very sensitive to initial learning rate choice",
+    "| **SGD** | ❌ | Slow | Difficult | Baseline |",
+    "| **SGD + Momentum** | ❌ | Medium | Difficult | Vision (ResNet) |",
+    "| **Adam** | ✅ | Fast | **Easy** | **Everything (default)** |",
+    "| **AdamW** | ✅ | Fast | Easy | Transformers |",
+    "| **RMSprop** | ✅ | Fast | Easy | RNN/LSTM |",
+    "- **Don't know what to choose?** → Adam (lr=0.001)",
+]
 CONFIGS = [
     {"optimizer": "sgd", "lr": 0.1}, {"optimizer": "sgd", "lr": 0.01}, {"optimizer": "sgd", "lr": 0.001},
     {"optimizer": "sgd_momentum", "lr": 0.01},
@@ -82,7 +94,7 @@ def claims(result):
 
 
 def main(argv=None):
-    p = g.parser(__doc__, epochs=5, quick_epochs=8, limit=20000)
+    p = g.parser(__doc__, epochs=5, quick_epochs=8, seeds=3, quick_seeds=2, limit=20000)
     args = g.parse(p, argv)
     data = g.classification_data(args)
     g.header("optimizers, each at the guide's learning rate (SGD and Adam also at x10 and x0.1)", data, args,
@@ -92,12 +104,11 @@ def main(argv=None):
                    target=0.95, n_jobs=args.jobs)
     print(result.table())
     print(f"runs: {result.execution}")
-    g.print_claims(claims(result))
-    g.save_outputs(result, args)
+    g.print_claims(SOURCE, QUOTES, claims(result))
+    g.save_sweep(result, args, "optimizers")
     adam = g.row(result, optimizer="adam", lr=0.001)["final_mean"]
-    return ex.report("Adam (lr 0.001), the guide's default", [ex.Target("Adam validation accuracy", adam, TARGET)],
-                     seconds=g.time.perf_counter() - args.t0, epochs=args.epochs)
-
+    return g.finish("Adam (lr 0.001), the guide's default", [g.Target("Adam validation accuracy", adam, TARGET)],
+                    args)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -26,15 +26,16 @@ import sys
 import time
 
 import _common as ex
-import _guides as g
+import _guide as g
 import numpy as np
 
 import fastnn as fnn
 from fastnn.callbacks import EarlyStopping
 from fastnn.data.augment import Augmenter, RandomRotation, RandomShift
-from fastnn.experiments import MLPFactory, load_dataset
+from fastnn.experiments import MLPFactory
 
-GUIDE = [  # 003 "Common Issues", then 002 "Regularization - Fighting Overfitting"
+SOURCE = "003 'Common Issues'; 002 'Regularization - Fighting Overfitting', 'Phase 4'"
+QUOTES = [  # 003 "Common Issues", then 002 "Regularization - Fighting Overfitting"
     "| Overfitting | Val loss increases | Early stopping, dropout |",
     "Early Stopping automatically stops training when the model starts to overfit. It's the easiest and most "
     "effective regularization technique.",
@@ -78,22 +79,15 @@ def run_one(factory, config, seed, data, epochs):
 
 
 def main(argv=None):
-    p = g.parser(__doc__, quick_help="digits, 20 epochs, 1 seed (a few seconds)")
-    p.add_argument("--epochs", type=ex._positive_int, default=None, help="epochs per run (default 40; 20 with --quick)")
-    args = p.parse_args(argv)
-    epochs = args.epochs or (20 if args.quick else 40)
-    seeds = list(range(args.seeds or (1 if args.quick else 2)))
-    try:
-        data = load_dataset("digits" if args.quick else "mnist", path=args.data, limit=12000)
-        data.X, data.y = data.X[:N_TRAIN], data.y[:N_TRAIN]
-    except (OSError, ValueError) as exc:  # no MNIST here: the offline stand-in
-        print(f"MNIST not available ({str(exc).splitlines()[0]}); using scikit-learn's digits")
-        data = load_dataset("digits")
+    p = g.parser(__doc__, epochs=40, quick_epochs=20, seeds=2, quick_seeds=1, limit=12000, jobs=False)
+    args = g.parse(p, argv)
+    epochs, seeds = args.epochs, args.seed_list
+    data = g.classification_data(args)
+    data.X, data.y = data.X[:N_TRAIN], data.y[:N_TRAIN]
     quick = data.name == "digits"
-    print(f"== regularization: {len(data.X):,} training / {len(data.X_val):,} validation images "
-          f"({data.name}), {data.n_inputs}-{'-'.join(map(str, HIDDEN))}-10 ReLU, {epochs} epochs, "
-          f"{len(seeds)} seed(s)")
-    print(f"   measured on {g.machine()}")
+    g.header("regularization: the train/validation gap of an overfitting MLP, one remedy per row", data, args,
+             f"{len(data.X):,} training images, {data.n_inputs}-{'-'.join(map(str, HIDDEN))}-10 ReLU, "
+             f"{epochs} epochs, Adam 1e-3, batch 64")
     factory = MLPFactory(data.n_inputs, data.n_classes, hidden=HIDDEN)
     res = {}
     for name, config in CONFIGS.items():
@@ -107,33 +101,39 @@ def main(argv=None):
     none = res["none"]
     shrinks = {name: none["gap"] - r["gap"] for name, r in res.items()}
     best_val = max(res, key=lambda name: res[name]["val"])
-    g.print_claims("003 'Common Issues'; 002 'Regularization - Fighting Overfitting', 'Phase 4'", GUIDE)
-    g.print_verdicts([
-        ("Overfitting: 'Val loss increases'", none["val_loss_rise"] > 1.1 and none["gap"] > 0,
-         f"without regularisation the final val loss is {none['val_loss_rise']:.2f}x its minimum and the "
-         f"train/val gap {none['gap']:.4f}"),
-        ("'Early stopping, dropout' shrink the gap", shrinks["early stopping"] > 0 and shrinks["dropout 0.5"] > 0,
-         f"gap shrinks by {shrinks['early stopping']:+.4f} (early stopping), {shrinks['dropout 0.5']:+.4f} "
-         f"(dropout 0.5)"),
-        ("Early stopping is 'the easiest and most effective'", best_val == "early stopping",
-         f"best validation accuracy: {best_val} {res[best_val]['val']:.4f}; early stopping "
-         f"{res['early stopping']['val']:.4f} after {res['early stopping']['epochs']:g} epochs (the easiest: "
-         f"it also saved {epochs - res['early stopping']['epochs']:g} epochs)"),
-        ("'Add dropout (0.3-0.5)' when the gap is large", shrinks["dropout 0.3"] > 0 and shrinks["dropout 0.5"] > 0,
-         f"gap shrinks by {shrinks['dropout 0.3']:+.4f} (0.3), {shrinks['dropout 0.5']:+.4f} (0.5); val accuracy "
-         f"{res['dropout 0.3']['val']:.4f}, {res['dropout 0.5']['val']:.4f} vs {none['val']:.4f}"),
-        ("L2 'Lambda = 0.01: moderate'", shrinks["L2 0.01"] > 0 and res["L2 0.01"]["val"] >= none["val"] - 0.01,
-         f"gap shrinks by {shrinks['L2 0.01']:+.4f}, val accuracy {res['L2 0.01']['val']:.4f} vs {none['val']:.4f} "
-         f"(moderate: the gap shrinks and val accuracy loses at most 1 point)"),
-        ("Augmentation: 'More data = less overfitting'", shrinks["augmentation"] > 0,
-         f"gap shrinks by {shrinks['augmentation']:+.4f}, val accuracy {res['augmentation']['val']:.4f}"),
-        ("BatchNorm 'Regularizes'", shrinks["batch norm"] > 0,
-         f"gap shrinks by {shrinks['batch norm']:+.4f}, val accuracy {res['batch norm']['val']:.4f}"),
+    g.print_claims(SOURCE, QUOTES, [
+        g.Claim("Overfitting: 'Val loss increases'",
+                f"without regularisation the final val loss is {none['val_loss_rise']:.2f}x its minimum and the "
+                f"train/val gap {none['gap']:.4f}",
+                none["val_loss_rise"] > 1.1 and none["gap"] > 0),
+        g.Claim("'Early stopping, dropout' shrink the gap",
+                f"gap shrinks by {shrinks['early stopping']:+.4f} (early stopping), {shrinks['dropout 0.5']:+.4f} "
+                f"(dropout 0.5)",
+                shrinks["early stopping"] > 0 and shrinks["dropout 0.5"] > 0),
+        g.Claim("Early stopping is 'the easiest and most effective'",
+                f"best validation accuracy: {best_val} {res[best_val]['val']:.4f}; early stopping "
+                f"{res['early stopping']['val']:.4f} after {res['early stopping']['epochs']:g} epochs (the easiest: "
+                f"it also saved {epochs - res['early stopping']['epochs']:g} epochs)",
+                best_val == "early stopping"),
+        g.Claim("'Add dropout (0.3-0.5)' when the gap is large",
+                f"gap shrinks by {shrinks['dropout 0.3']:+.4f} (0.3), {shrinks['dropout 0.5']:+.4f} (0.5); "
+                f"val accuracy {res['dropout 0.3']['val']:.4f}, {res['dropout 0.5']['val']:.4f} vs {none['val']:.4f}",
+                shrinks["dropout 0.3"] > 0 and shrinks["dropout 0.5"] > 0),
+        g.Claim("L2 'Lambda = 0.01: moderate'",
+                f"gap shrinks by {shrinks['L2 0.01']:+.4f}, val accuracy {res['L2 0.01']['val']:.4f} vs "
+                f"{none['val']:.4f} (moderate: the gap shrinks and val accuracy loses at most 1 point)",
+                shrinks["L2 0.01"] > 0 and res["L2 0.01"]["val"] >= none["val"] - 0.01),
+        g.Claim("Augmentation: 'More data = less overfitting'",
+                f"gap shrinks by {shrinks['augmentation']:+.4f}, val accuracy {res['augmentation']['val']:.4f}",
+                shrinks["augmentation"] > 0),
+        g.Claim("BatchNorm 'Regularizes'",
+                f"gap shrinks by {shrinks['batch norm']:+.4f}, val accuracy {res['batch norm']['val']:.4f}",
+                shrinks["batch norm"] > 0),
     ])
-    return g.finish([
+    return g.finish("regularization", [
         g.Target("none train-val gap", none["gap"], 0.02 if quick else 0.05),
         g.Target("best remedy val accuracy gain", res[best_val]["val"] - none["val"], 0.002 if quick else 0.02),
-    ])
+    ], args)
 
 
 if __name__ == "__main__":

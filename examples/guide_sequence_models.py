@@ -25,12 +25,11 @@ gives 0.0025, repeating the last value ~0.036).
 """
 import sys
 
-import _common as ex  # noqa: F401  (puts the source checkout on sys.path)
-import _guides as g
+import _guide as g
 import numpy as np
 
 import fastnn as fnn
-from fastnn.experiments import load_dataset, sweep
+from fastnn.experiments import sweep
 
 GUIDE_ROWS = {  # 002 "Quick Comparison of Sequence Models"
     "rnn": "| **RNN** | Short | Slow | Simple | Short sequences |",
@@ -79,20 +78,16 @@ def warm_up(make_network, X, y, loss="cross_entropy"):
 
 
 def main(argv=None):
-    p = g.parser(__doc__, quick_help="digits as 8x8 sequences, a short sine, 1 seed (a few seconds)")
-    args = p.parse_args(argv)
-    seeds = args.seeds or (1 if args.quick else 2)
-    try:
-        data = load_dataset("digits" if args.quick else "mnist", path=args.data, limit=6000)
-    except (OSError, ValueError) as exc:  # no MNIST here: the offline stand-in
-        print(f"MNIST not available ({str(exc).splitlines()[0]}); using scikit-learn's digits")
-        data = load_dataset("digits")
+    p = g.parser(__doc__, epochs=None, quick_epochs=None, seeds=2, quick_seeds=1, limit=6000, jobs=False)
+    args = g.parse(p, argv)
+    seeds = args.seed_list
+    data = g.classification_data(args)
     side = int(round(np.sqrt(data.n_inputs)))
     quick = data.name == "digits"
     X, X_val = data.X.reshape(-1, side, side), data.X_val.reshape(-1, side, side)
-    print(f"== sequence models: {data.name} read row by row ({side} steps of {side} pixels), "
-          f"{len(X):,} training / {len(X_val):,} validation images; the sine task")
-    print(f"   measured on {g.machine()}")
+    g.header(f"sequence models: RNN, LSTM, GRU, transformer on {data.name} read row by row ({side} steps of {side} "
+             f"pixels) and on the sine task", data, args,
+             f"6 epochs on {data.name}, {10 if quick else 20} on the sine task, one thread per run")
     grid = {"model": list(MODELS)}
     image_net = SequenceNet(side, side, 10, 32 if quick else 64)
     warm_up(image_net, X, data.y)
@@ -114,41 +109,50 @@ def main(argv=None):
         [[m, g.cells(GUIDE_ROWS[m]), f"{params[m]:,}", f"{img[m]['final_mean']:.4f} ± {img[m]['final_std']:.4f}",
           f"{img[m]['samples_per_s_mean']:,.0f}", f"{sin[m]['final_mean']:.5f} ± {sin[m]['final_std']:.5f}",
           f"{sin[m]['samples_per_s_mean']:,.0f}"] for m in MODELS]))
-    print(f"(mean ± std over {seeds} seed(s); {images.budget} on {data.name}, {sine.budget} on the sine task; "
+    print(f"(mean ± std over {len(seeds)} seed(s); {images.budget} on {data.name}, {sine.budget} on the sine task; "
           f"one thread per run)")
 
     acc = {m: img[m]["final_mean"] for m in MODELS}
     mse = {m: sin[m]["final_mean"] for m in MODELS}
     speed = {m: img[m]["samples_per_s_mean"] for m in MODELS}
     fastest = max(MODELS, key=speed.get)
-    g.print_claims("002 'Quick Comparison of Sequence Models'", list(GUIDE_ROWS.values()))
-    g.print_verdicts([
-        ("RNN memory 'Short', LSTM/GRU 'Long'", acc["rnn"] < min(acc["lstm"], acc["gru"]),
-         f"over {side} steps: RNN {acc['rnn']:.4f}, LSTM {acc['lstm']:.4f}, GRU {acc['gru']:.4f}"),
-        ("Transformer memory 'Very long'", acc["transformer"] >= max(acc["lstm"], acc["gru"]),
-         f"transformer {acc['transformer']:.4f} vs best recurrent {max(acc['lstm'], acc['gru']):.4f} "
-         f"(this budget is small for a transformer: the guide says 'large datasets')"),
-        ("GRU 'Medium' speed beats LSTM 'Slow'", speed["gru"] > speed["lstm"],
-         f"{data.name} samples/s: GRU {speed['gru']:,.0f}, LSTM {speed['lstm']:,.0f}"),
-        ("Transformer speed 'Fast'", fastest == "transformer",
-         "fastest first: " + " > ".join(f"{m} {speed[m]:,.0f}/s" for m in sorted(MODELS, key=speed.get, reverse=True))
-         + " (one thread per run: the guide's reason, 'All words processed AT THE SAME TIME (parallel, "
-         "fast)', needs parallel hardware to show)"),
-        ("RNN complexity 'Simple'", params["rnn"] < min(params["lstm"], params["gru"], params["transformer"]),
-         "parameters at the same width: " + ", ".join(f"{m} {params[m]:,}" for m in MODELS)),
-        ("Transformer complexity 'High'", None,
-         f"parameters do not measure it (the transformer has {params['transformer']:,}, fewer than the LSTM); "
-         f"it has the most parts: 5 layer kinds against 2"),
-        ("RNN for 'Short sequences'", mse["rnn"] <= 0.01,
-         f"30-step sine windows: RNN mse {mse['rnn']:.5f} (LSTM {mse['lstm']:.5f}, GRU {mse['gru']:.5f}, "
-         f"transformer {mse['transformer']:.5f})"),
+    g.print_claims("002 'Quick Comparison of Sequence Models'", list(GUIDE_ROWS.values()), [
+        g.Claim("RNN memory 'Short', LSTM/GRU 'Long'",
+                f"over {side} steps: RNN {acc['rnn']:.4f}, LSTM {acc['lstm']:.4f}, GRU {acc['gru']:.4f}",
+                acc["rnn"] < min(acc["lstm"], acc["gru"])),
+        g.Claim("Transformer memory 'Very long'",
+                f"transformer {acc['transformer']:.4f} vs best recurrent {max(acc['lstm'], acc['gru']):.4f} "
+                f"(this budget is small for a transformer: the guide says 'large datasets')",
+                acc["transformer"] >= max(acc["lstm"], acc["gru"])),
+        g.Claim("GRU 'Medium' speed beats LSTM 'Slow'",
+                f"{data.name} samples/s: GRU {speed['gru']:,.0f}, LSTM {speed['lstm']:,.0f}",
+                speed["gru"] > speed["lstm"]),
+        g.Claim("Transformer speed 'Fast'",
+                "fastest first: "
+                + " > ".join(f"{m} {speed[m]:,.0f}/s" for m in sorted(MODELS, key=speed.get, reverse=True))
+                + " (one thread per run: the guide's reason, 'All words processed AT THE SAME TIME (parallel, "
+                "fast)', needs parallel hardware to show)",
+                fastest == "transformer"),
+        g.Claim("RNN complexity 'Simple'",
+                "parameters at the same width: " + ", ".join(f"{m} {params[m]:,}" for m in MODELS),
+                params["rnn"] < min(params["lstm"], params["gru"], params["transformer"])),
+        g.Claim("Transformer complexity 'High'",
+                f"parameters do not measure it (the transformer has {params['transformer']:,}, fewer than the LSTM); "
+                f"it has the most parts: 5 layer kinds against 2",
+                None),
+        g.Claim("RNN for 'Short sequences'",
+                f"30-step sine windows: RNN mse {mse['rnn']:.5f} (LSTM {mse['lstm']:.5f}, GRU {mse['gru']:.5f}, "
+                f"transformer {mse['transformer']:.5f})",
+                mse["rnn"] <= 0.01),
     ])
+    g.save_sweep(images, args, f"sequence_models_{data.name}")
+    g.save_sweep(sine, args, "sequence_models_sine", metrics=("loss", "val_loss"))
     best = max(MODELS, key=acc.get)
-    return g.finish([
+    return g.finish("sequence models", [
         g.Target(f"best {data.name} val accuracy", acc[best], 0.8 if quick else 0.88),
         g.Target("lstm sine val mse", mse["lstm"], 0.01, lower_is_better=True),
         g.Target("gru sine val mse", mse["gru"], 0.01, lower_is_better=True),
-    ])
+    ], args)
 
 
 if __name__ == "__main__":
