@@ -11,8 +11,9 @@ Quick start::
 __version__ = "0.1.0"
 
 from ._config import get_num_threads, set_num_threads
-from .callbacks import (Callback, CSVLogger, Diagnostics, EarlyStopping, EpochLogger, LearningRateScheduler,
-                        LivePlot, ModelCheckpoint, ProgressBar, ReduceLROnPlateau, TerminateOnNaN)
+from .callbacks import (Callback, CSVLogger, Diagnostics, EarlyStopping, EpochLogger, GradientFlow,
+                        LearningRateScheduler, LivePlot, ModelCheckpoint, ProgressBar, ReduceLROnPlateau,
+                        TerminateOnNaN)
 from .diagnostics import FastnnWarning
 from .errors import (BackendUnavailableError, DataFormatError, FastnnError, ModelFormatError,
                      NonFiniteError, NotRegularFileError, ParameterError)
@@ -33,6 +34,7 @@ from .lr_finder import LRFinderResult, lr_find
 from .profiler import ProfileReport, profile
 from .io import load_checkpoint, save_checkpoint
 from . import data, metrics
+from . import experiments  # issue 16: sweeps that measure the guides' rules of thumb
 from ._info import show_config
 
 
@@ -52,9 +54,11 @@ __all__ = [
     "Loss", "CrossEntropy", "BinaryCrossEntropy", "MeanSquaredError", "MeanAbsoluteError", "Huber", "FocalLoss",
     "WeightedCrossEntropy", "LabelSmoothingCrossEntropy", "soft_targets", "balanced_class_weight",
     "Callback", "ProgressBar", "EpochLogger", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN",
-    "CSVLogger", "LearningRateScheduler", "ReduceLROnPlateau", "LivePlot", "Diagnostics", "FastnnWarning",
+    "CSVLogger", "LearningRateScheduler", "ReduceLROnPlateau", "LivePlot", "Diagnostics", "GradientFlow",
+    "FastnnWarning",
     "save_checkpoint", "load_checkpoint", "lr_find", "LRFinderResult", "profile", "ProfileReport",
     "Schedule", "Constant", "StepDecay", "ExponentialDecay", "CosineDecay", "OneCycle", "data", "metrics",
+    "experiments",
     "FastnnError", "DataFormatError", "ModelFormatError", "NonFiniteError", "BackendUnavailableError",
     "ParameterError", "NotRegularFileError",
     "get_backend", "available_backends", "set_num_threads", "get_num_threads", "show_config", "export_onnx",

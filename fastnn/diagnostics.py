@@ -15,6 +15,10 @@ val_loss rising while loss falls        overfitting → EarlyStopping, Dropout, 
 all predictions one class               learning rate too high or imbalanced classes
 negative loss                           loss does not match the target format
 targets that fit another loss better    e.g. mse on one-hot rows → cross_entropy
+first layer's gradient ≪ last layer's   vanishing gradients → ReLU/GELU instead of sigmoid/tanh,
+                                        He init, BatchNorm, residual connections
+gradient norms grow by orders of        exploding gradients → lower the learning rate, clip_norm
+magnitude, or turn NaN/Inf
 ======================================  ==========================================================
 
 Each ``check_*`` function is pure and returns a :class:`Finding` (or
@@ -31,7 +35,8 @@ import numpy as np
 
 __all__ = ["FastnnWarning", "Finding", "check_loss_trend", "check_worse_than_chance", "chance_loss",
            "check_overfitting", "check_non_finite",
-           "check_negative_loss", "check_targets", "check_predictions", "diagnose", "emit"]
+           "check_negative_loss", "check_targets", "check_predictions", "check_gradient_flow", "diagnose",
+           "emit", "VANISHING_FACTOR", "EXPLODING_FACTOR"]
 
 
 from .errors import FastnnWarning  # noqa: E402  (defined low in the layers: the trainer warns too)
@@ -299,6 +304,78 @@ def check_predictions(network, X, y, *, max_samples=4096, data_name="the data"):
     return Finding("one_class",
                    f"all {len(pred)} predictions on {data_name} are class {k} although it holds "
                    f"{len(classes)} classes", hint)
+
+
+# ---------------------------------------------------------------------- gradient flow
+#: ``first / last`` RMS weight gradient below this: vanishing. Measured on 784-64x7-10 MNIST nets
+#: (10k images, Adam 1e-3, batch 64; 2026-12-01) before training and after each of 5 epochs:
+#: sigmoid 8e-6 before training, 0.007..0.04 after (Adam rescales the steps and it starts to learn);
+#: tanh 0.39..0.62, ReLU/He 0.18..0.40, GELU 0.18..0.47: the healthy nets sit 20x above it.
+VANISHING_FACTOR = 1e-2
+#: the global gradient norm this many times its value before training: exploding
+EXPLODING_FACTOR = 1e3
+
+
+def check_gradient_flow(grad_norms, sizes, *, weights=None, initial_norm=None,
+                        vanishing_factor=VANISHING_FACTOR, exploding_factor=EXPLODING_FACTOR):
+    """Vanishing or exploding gradients, from one epoch's per-tensor gradient norms.
+
+    Parameters
+    ----------
+    grad_norms : sequence of float
+        L2 norm of each parameter tensor's gradient, in network order (first layer first).
+    sizes : sequence of int
+        Number of entries of each tensor: norms are compared as RMS values
+        (``norm / sqrt(size)``), so a wide first layer and a narrow last one compare fairly.
+    weights : sequence of bool, optional
+        Which tensors are weight matrices/kernels (default: all). Only these are compared for
+        vanishing: biases and normalisation scales do not carry a gradient through the depth.
+    initial_norm : float, optional
+        The global gradient norm before training (the exploding check's baseline).
+    vanishing_factor : float, default :data:`VANISHING_FACTOR` (1e-2)
+        Vanishing: the first weight tensor's RMS gradient is below ``vanishing_factor`` times the
+        last one's (needs two weight tensors, and a last-layer gradient that is not zero).
+    exploding_factor : float, default :data:`EXPLODING_FACTOR` (1e3)
+        Exploding: a NaN/Inf norm, or the global norm above ``exploding_factor * initial_norm``.
+
+    Returns
+    -------
+    list of Finding
+        kinds ``'vanishing_gradients'`` and ``'exploding_gradients'``.
+    """
+    norms = np.asarray(grad_norms, dtype=np.float64)
+    sizes = np.asarray(sizes, dtype=np.float64)
+    if norms.shape != sizes.shape or norms.ndim != 1:
+        raise ValueError(f"grad_norms ({norms.shape}) and sizes ({sizes.shape}) must be 1-D of one length")
+    picked = np.ones(len(norms), bool) if weights is None else np.asarray(weights, bool)
+    found = []
+    total = float(np.sqrt(np.square(norms).sum()))
+    if not np.isfinite(norms).all():
+        found.append(Finding("exploding_gradients", "the gradient norm is NaN/Inf: the gradients exploded",
+                             _EXPLODING_HINT))
+        return found
+    if initial_norm is not None and initial_norm > 0 and total > exploding_factor * initial_norm:
+        found.append(Finding("exploding_gradients",
+                             f"the gradient norm grew from {initial_norm:.3g} before training to {total:.3g} "
+                             f"(more than {exploding_factor:g}x): the gradients are exploding", _EXPLODING_HINT))
+    idx = np.flatnonzero(picked)
+    if len(idx) >= 2:
+        rms = norms[idx] / np.sqrt(np.maximum(sizes[idx], 1))
+        first, last = rms[0], rms[-1]
+        if last > 0 and first < vanishing_factor * last:
+            found.append(Finding(
+                "vanishing_gradients",
+                f"the first layer's gradient (RMS {first:.2e}) is {first / last:.1e} times the last layer's "
+                f"(RMS {last:.2e}; below {vanishing_factor:g}): the early layers are not learning "
+                f"(vanishing gradients)",
+                "use ReLU or GELU instead of sigmoid/tanh in the hidden layers, with He initialisation "
+                "(Dense(init='he_normal'), the default for ReLU); add BatchNorm between layers, "
+                "or residual connections"))
+    return found
+
+
+_EXPLODING_HINT = ("lower the learning rate (divide it by 10) and clip the gradient norm "
+                   "(Trainer(clip_norm=1.0)); BatchNorm also keeps activations in range")
 
 
 # ---------------------------------------------------------------------- post hoc

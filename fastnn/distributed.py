@@ -2,6 +2,6 @@
 
 Importing this module does not import Ray; a :class:`RayTrainer` does at its first ``fit``.
 """
-from .integrations.ray_trainer import RayProfile, RayTrainer, WorkerError, scaling_estimate
+from .integrations.ray_trainer import RayProfile, RayProfileReport, RayTrainer, WorkerError, scaling_estimate
 
-__all__ = ["RayTrainer", "RayProfile", "WorkerError", "scaling_estimate"]
+__all__ = ["RayTrainer", "RayProfile", "RayProfileReport", "WorkerError", "scaling_estimate"]

@@ -1,4 +1,4 @@
-"""Plots of training: curves, confusion matrices, decision boundaries, lr range tests.
+"""Plots of training: curves, confusion matrices, decision boundaries, lr range tests, gradient flow.
 
 Needs matplotlib, an optional extra: ``pip install fastnn[plot]``. It is
 imported only when a plot is made, so ``import fastnn`` stays light.
@@ -18,7 +18,7 @@ import numpy as np
 
 from ._validation import is_int
 
-__all__ = ["plot_history", "plot_confusion_matrix", "plot_decision_boundary", "plot_lr_find"]
+__all__ = ["plot_history", "plot_confusion_matrix", "plot_decision_boundary", "plot_lr_find", "plot_gradient_flow"]
 
 _INSTALL_HINT = "plotting needs matplotlib: pip install fastnn[plot]  (or: pip install matplotlib)"
 _SKIP_KEYS = ("epoch_time", "samples_per_s", "samples", "batches")
@@ -357,5 +357,62 @@ def plot_lr_find(result, path=None):
     ax.set_title("learning-rate range test")
     ax.grid(True, alpha=0.3)
     ax.legend()
+    fig.tight_layout()
+    return _finish(fig, path, plt)
+
+
+# ---------------------------------------------------------------------- gradient flow
+def plot_gradient_flow(flow, path=None, *, metrics=("grad_norm", "update_ratio"), weights_only=True, title=None):
+    """Per-layer norms against the epoch (log scale) from a :class:`fastnn.callbacks.GradientFlow`.
+
+    Parameters
+    ----------
+    flow : GradientFlow
+        Anything with ``names``, ``weights`` (bool per tensor) and ``history`` (``'epoch'`` and the
+        ``(n_epochs, n_tensors)`` arrays named in ``metrics``); ``initial_grad_norm`` is drawn at
+        epoch 0 of ``grad_norm`` when present.
+    path : str or path, optional
+    metrics : sequence of str, default ('grad_norm', 'update_ratio')
+        One panel each, from ``grad_norm``, ``update_norm``, ``weight_norm``, ``update_ratio``.
+    weights_only : bool, default True
+        Draw only weight matrices/kernels (biases and normalisation scales clutter the picture).
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    hist = flow.history
+    unknown = [m for m in metrics if m not in hist or m in ("epoch", "probe_loss")]
+    if not metrics or unknown:
+        raise ValueError(f"unknown gradient-flow metric(s) {unknown}; choose from grad_norm, update_norm, "
+                         f"weight_norm, update_ratio")
+    epochs = np.asarray(hist["epoch"]) + 1  # values after epoch k are drawn at k + 1; before training at 0
+    if epochs.size == 0:
+        raise ValueError("the gradient flow holds no epochs to plot (train with the callback first)")
+    names = list(flow.names)
+    picked = [i for i in range(len(names)) if flow.weights[i] or not weights_only]
+    plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 3.9), squeeze=False)
+    cmap = plt.get_cmap("viridis")
+    initial = getattr(flow, "initial_grad_norm", None)
+    for ax, metric in zip(axes[0], metrics):
+        values = np.asarray(hist[metric], dtype=np.float64)
+        for rank, i in enumerate(picked):
+            x, y = epochs, values[:, i]
+            if metric == "grad_norm" and initial is not None:
+                x, y = np.concatenate([[0], x]), np.concatenate([[initial[i]], y])
+            y = np.where(y > 0, y, np.nan)  # log scale: zero has no place
+            ax.plot(x, y, marker="o", markersize=3, color=cmap(rank / max(len(picked) - 1, 1)), label=names[i])
+        ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric.replace("_", " "))
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=7, title="layer (first: dark)", title_fontsize=7)
+    fig.suptitle(title or "gradient flow per layer")
     fig.tight_layout()
     return _finish(fig, path, plt)

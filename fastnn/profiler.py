@@ -49,6 +49,11 @@ faster of BLAS threaded over them and one thread's time split perfectly.
 The network, the optimizer and the trainer are left as they were: weights,
 buffers, optimizer state and step count, the shuffling generator, the epoch
 counter and the history are saved first and restored afterwards.
+
+A :class:`fastnn.distributed.RayTrainer` profiles itself: its workers time
+every call, so ``profile`` runs a short fit and returns the per-step compute
+vs communication table of :mod:`fastnn.integrations.ray_profile` instead of a
+replay.
 """
 import time
 
@@ -360,12 +365,15 @@ def profile(trainer, X, y, *, n_steps=64, batch_size=None, repeats=20):
     batch_size : int, optional
         Default: the trainer's.
     repeats : int, default 20
-        Replayed steps per phase (the median is taken).
+        Replayed steps per phase (the median is taken); unused for a distributed trainer.
 
     Returns
     -------
-    ProfileReport
+    ProfileReport or RayProfileReport
         ``print(report)`` for the table; ``report.rows``, ``report.as_dict()``, ``report.plot()``.
+        For a :class:`fastnn.distributed.RayTrainer` it is the Ray run's per-step compute vs
+        communication (serialisation, transfer and wait, reduce, update) from the timings its
+        workers send (:meth:`RayTrainer.profile_report`): a short fit, no replay.
 
     Raises
     ------
@@ -376,6 +384,8 @@ def profile(trainer, X, y, *, n_steps=64, batch_size=None, repeats=20):
 
     if not isinstance(trainer, Trainer):
         raise TypeError(f"profile needs a fastnn.Trainer, not {type(trainer).__name__}")
+    if hasattr(trainer, "profile_report"):  # a distributed trainer times its own steps (RayTrainer)
+        return trainer.profile_report(X, y, n_steps=n_steps, batch_size=batch_size)
     n_steps = check_int_min(n_steps, "n_steps", 1)
     repeats = check_int_min(repeats, "repeats", 1)
     bs = trainer.batch_size if batch_size is None else check_batch_size(batch_size)

@@ -212,3 +212,30 @@ def test_one_class_on_training_data_when_the_trainer_exposes_it(data):
     with pytest.warns(FastnnWarning, match="predictions on the training data are class 1"):
         trainer.fit(X, y, epochs=2, callbacks=[diag])
     assert trainer.fit_data is None  # not kept alive after fit
+
+
+# ---------------------------------------------------------------------- gradient flow (pure)
+def test_check_gradient_flow_vanishing_is_relative_rms_of_first_and_last_weights():
+    sizes = [100, 10, 400, 20, 100, 10]
+    weights = [True, False, True, False, True, False]
+    # first W: RMS 1e-4, last W: RMS 1e-1 -> 1e-3 < 1e-2; the tiny biases do not count
+    norms = [1e-4 * 10, 0.0, 0.5, 0.0, 1e-1 * 10, 0.0]
+    (f,) = d.check_gradient_flow(norms, sizes, weights=weights)
+    assert f.kind == "vanishing_gradients" and "1.0e-03 times" in f.message and "ReLU" in f.hint
+    assert d.check_gradient_flow([1e-2 * 10, 0, 0.5, 0, 1e-1 * 10, 0], sizes, weights=weights) == []  # 0.1: fine
+    # the same norms over wider first tensors are smaller per entry: RMS decides, not the raw norm
+    assert d.check_gradient_flow([1.0, 1.0], [10 ** 6, 1])[0].kind == "vanishing_gradients"
+    assert d.check_gradient_flow([1.0, 1.0], [100, 1]) == []
+    assert d.check_gradient_flow([1e-9, 0.0], [10, 10]) == []  # a zero last gradient proves nothing
+
+
+def test_check_gradient_flow_exploding():
+    (f,) = d.check_gradient_flow([3e3, 1.0], [10, 10], initial_norm=1.0)
+    assert f.kind == "exploding_gradients" and "clip_norm" in f.hint and "learning rate" in f.hint
+    assert d.check_gradient_flow([5e2, 500.0], [10, 10], initial_norm=1.0) == []  # 707x < 1e3
+    assert d.check_gradient_flow([5e2, 5e2], [10, 10], initial_norm=1.0, exploding_factor=100)[0].kind \
+        == "exploding_gradients"
+    (f,) = d.check_gradient_flow([np.nan, 1.0], [10, 10])
+    assert f.kind == "exploding_gradients" and "NaN" in f.message
+    with pytest.raises(ValueError, match="one length"):
+        d.check_gradient_flow([1.0, 2.0], [3])

@@ -78,9 +78,10 @@ def _run_in_process(namespace, argv):
 
 
 def test_every_example_is_covered():
-    scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"_common", "train_mnist", "mnist_augmented",
+    scripts = {p.stem for p in EXAMPLES.glob("*.py")} - {"_common", "_guide", "train_mnist", "mnist_augmented",
                                                        "train_mnist_cnn",  # tests/apps/test_mnist_cnn_example.py
                                                        "train_mnist_rnn", "char_lm"}  # own tests below (issue 12)
+    scripts -= set(GUIDE_EXAMPLES)  # guide_*.py: their --quick runs below (issue 16)
     assert scripts == set(FAST_ARGS)
 
 
@@ -199,3 +200,81 @@ def test_char_lm_example_reaches_its_target(load_example):
     status, text = _run_in_process(load_example("char_lm"), ["--models", "lstm", "--sample", "0"])
     _check_reached(text)
     assert status == 0, text
+
+
+# --------------------------------------------------------------------------- guide_*.py (issue 16)
+#: every guide example; each prints the same blocks through examples/_guide.py
+GUIDE_EXAMPLES = tuple(sorted(p.stem for p in EXAMPLES.glob("guide_*.py")))
+SEEDS = REPO.parent / "shared" / "seeds"  # the guides the examples quote (not part of the repository)
+_HEADER = re.compile(r"^== .+\ndata: .+\nbudget: .+, seeds \[[0-9, ]+\] \(--quick\)\nmeasured on: .+, load average ",
+                     re.M)
+_CLAIMS = re.compile(r"^The guide says \((?P<source>.+)\):\n(?P<quotes>(?:    .+\n)+)Verdicts:\n"
+                     r"(?P<verdicts>(?:  - .+\n)+)(?P<agree>\d+) of (?P<n>\d+) claims agree with the measurement\.$",
+                     re.M)
+_VERDICT = re.compile(r"^  - (?P<claim>.+): (?P<word>AGREES|DISAGREES|CANNOT TELL) -- (?P<evidence>.+)$")
+_RESULT = re.compile(r"^== result: .+\n(?:.+: .+\n)+time: [0-9.]+ s\n(?:target: .+\n?)+\Z", re.M)
+
+
+@pytest.fixture(scope="module")
+def guides_text():
+    """The seed guides as one string, or None where ../shared/seeds is not checked out."""
+    if not SEEDS.is_dir():
+        return None
+    return "".join(p.read_text(encoding="utf-8") for p in sorted(SEEDS.glob("*.txt")))
+
+
+def test_there_are_eight_guide_examples():
+    assert len(GUIDE_EXAMPLES) == 8, GUIDE_EXAMPLES
+
+
+@pytest.mark.parametrize("name", GUIDE_EXAMPLES)
+def test_guide_example_quick_run_quotes_the_guide_and_checks_its_targets(name, load_example, guides_text):
+    ns = load_example(name)
+    doc = ns["__doc__"]
+    assert re.search(r"^Targets?:", doc, re.M), f"{name}.py must state its target in the module docstring"
+    status, text = _run_in_process(ns, ["--quick"])
+    _check_reached(text)
+    assert status == 0, text
+    for metric, op, goal, _, _ in _targets(text):
+        assert re.search(rf"{op}\s*{goal:g}\b", doc), f"docstring of {name}.py does not state {op} {goal:g}"
+    # the same blocks in every guide example: header, claims with verdicts, result
+    assert _HEADER.search(text), text
+    assert _RESULT.search(text), text
+    block = _CLAIMS.search(text)
+    assert block, text
+    verdicts = [_VERDICT.match(line) for line in block["verdicts"].splitlines()]
+    assert all(verdicts) and len(verdicts) >= 2, block["verdicts"]
+    assert int(block["n"]) == len(verdicts)
+    assert int(block["agree"]) == sum(v["word"] == "AGREES" for v in verdicts)
+    if guides_text is not None:
+        for line in block["quotes"].splitlines():
+            quote = line[4:]
+            # the seed files store non-ASCII characters (∞, ⚡, ✅, →) UTF-8-encoded but decoded as Mac Roman
+            assert quote in guides_text or quote.encode("utf-8").decode("mac_roman") in guides_text, \
+                f"{name}: not a verbatim quote of the guides: {quote!r}"
+
+
+def test_guide_example_writes_its_tables_and_figures_into_out(tmp_path, load_example):
+    status, text = _run_in_process(load_example("guide_batch_sizes"), ["--quick", "--out", str(tmp_path / "out")])
+    assert status == 0, text
+    header, *rows = (tmp_path / "out" / "batch_sizes.csv").read_text().splitlines()
+    assert header.startswith("batch_size,") and [r.split(",")[0] for r in rows] == ["8", "32", "128", "256", "512"]
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        assert "--out: matplotlib is not installed" in text
+    else:
+        assert (tmp_path / "out" / "batch_sizes.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_guide_example_rejects_bad_options(load_example):
+    ns = load_example("guide_optimizers")
+    for argv in (["--seeds", "0"], ["--epochs", "-1"], ["--jobs", "x"], ["--limit", "many"]):
+        with pytest.raises(SystemExit) as exc, contextlib.redirect_stderr(io.StringIO()) as err:
+            ns["main"](argv)
+        assert exc.value.code == 2 and "error: argument" in err.getvalue()
+
+
+def test_guide_example_missed_target_exits_1(load_example):
+    status, text = _run_in_process(load_example("guide_activations"), ["--quick", "--epochs", "1"])
+    assert status == 1 and "-> target NOT reached" in text

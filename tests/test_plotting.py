@@ -162,3 +162,37 @@ def test_headless_detection(monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
     assert not plotting._headless()  # an explicit choice is respected
     assert plotting.is_interactive_backend() is False  # Agg in this test session
+
+
+def test_plot_gradient_flow(tmp_path):
+    from fastnn.callbacks import GradientFlow
+
+    X, y = moons(200, noise=0.15, seed=0)
+    net = fnn.Network([fnn.Dense(2, 16, "sigmoid"), fnn.Dense(16, 16, "sigmoid"), fnn.Dense(16, 2)], seed=0,
+                      backend="reference")
+    flow = GradientFlow(warn=False)
+    fnn.Trainer(net, optimizer=fnn.Adam(0.01), batch_size=32, verbose=0, seed=0, callbacks=[flow]).fit(X, y, epochs=4)
+    fig = plotting.plot_gradient_flow(flow, path=tmp_path / "flow.png")
+    assert_png(tmp_path / "flow.png", min_w=600)
+    grad_ax, ratio_ax = fig.axes[:2]
+    assert grad_ax.get_yscale() == "log" and ratio_ax.get_yscale() == "log"
+    assert [line.get_label() for line in grad_ax.get_lines()] == ["0.W", "1.W", "2.W"]  # weights only
+    assert len(grad_ax.get_lines()[0].get_xdata()) == 5  # before training + 4 epochs
+    fig = plotting.plot_gradient_flow(flow, metrics="update_norm", weights_only=False)
+    assert len(fig.axes[0].get_lines()) == 6
+    plt.close(fig)
+    with pytest.raises(ValueError, match="unknown gradient-flow metric"):
+        plotting.plot_gradient_flow(flow, metrics=["loss"])
+    with pytest.raises(ValueError, match="no epochs"):
+        plotting.plot_gradient_flow(GradientFlow())
+
+
+def test_plot_gradient_flow_without_matplotlib_gives_install_hint(monkeypatch):
+    from fastnn.callbacks import GradientFlow
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    flow = GradientFlow()
+    flow.names, flow.weights, flow._epochs = ["0.W"], np.array([True]), [0]
+    flow._rows = {k: [[1.0]] for k in flow._rows}
+    with pytest.raises(ImportError, match=r"pip install fastnn\[plot\]"):
+        plotting.plot_gradient_flow(flow)

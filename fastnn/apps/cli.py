@@ -1,4 +1,4 @@
-"""The ``fastnn`` command: ``fastnn train``, ``fastnn evaluate``, ``fastnn info``.
+"""The ``fastnn`` command: ``fastnn train``, ``fastnn evaluate``, ``fastnn sweep``, ``fastnn info``.
 
 Also reachable as ``python -m fastnn``. Run ``fastnn --help`` or
 ``fastnn train --help`` for the options.
@@ -14,6 +14,8 @@ commands:
              model and print its test-set report
   evaluate   print accuracy, confusion matrix and per-class scores of a saved model
   export     convert a saved model to ONNX (needs the onnx package)
+  sweep      train a grid of configurations (optimizers, learning rates, batch
+             sizes...) with several seeds and print the comparison table
   info       show the fastnn version, compute backends and thread settings
 
 Run 'fastnn COMMAND --help' for the options of a command.
@@ -26,6 +28,7 @@ examples:
   fastnn train --resume                                    # continue an interrupted run
   fastnn evaluate out/mnist/best.fnn --data ../shared/data/mnist
   fastnn export out/mnist/best.fnn out/mnist/best.onnx
+  fastnn sweep --grid optimizer=sgd,adam --grid lr=0.1,0.001   # on the bundled digits
 """
 
 
@@ -65,6 +68,12 @@ def build_parser():
     export.add_argument("out", help="ONNX file to write (written atomically)")
     export.add_argument("--output", choices=("auto", "proba", "forward"), default="auto",
                         help="graph output: probabilities (proba), raw outputs (forward), or by task (auto)")
+    from . import sweep_cli
+
+    sweep = sub.add_parser("sweep", help="compare a grid of training configurations",
+                           description=sweep_cli.SWEEP_DESCRIPTION, epilog=sweep_cli.SWEEP_EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    sweep_cli.add_sweep_arguments(sweep)
     sub.add_parser("info", help="show version, backends, threads and BLAS",
                    description="Show the fastnn version, which compute backends are available, "
                                "thread settings and the BLAS libraries in use.")
@@ -99,6 +108,10 @@ def main(argv=None):
             mp.run_evaluate(args)
         elif args.command == "export":
             run_export(args)
+        elif args.command == "sweep":
+            from .sweep_cli import run_sweep
+
+            return run_sweep(args)
         elif args.command == "info":
             from .._info import show_config
 

@@ -8,7 +8,13 @@ of a global batch, and the training data as the object store hands it over (a re
 zero-copy view; the whole set shared by every worker of a node, or only this worker's shard).
 Each call names global batches by their start in the epoch's permutation; the worker takes rows
 ``row0 .. row0 + m - 1`` of each (its part, split as the engine splits a batch into shards), or
-the explicit part the driver gives for sharded data, and runs the compiled entry points on them.
+the explicit part the driver gives for sharded data, and runs the engine's entry points on them:
+the compiled ``grad_steps`` / ``train_steps`` on the fused path, or the per-layer path's
+:func:`~fastnn.engine.layerwise_grad` (conv and sequence nets, user-defined layers), as the
+driver's engine decided.
+
+BatchNorm normalises with the statistics of the worker's part of the batch; the worker returns its
+running statistics (``network.buffers``) with every result, and the driver averages them.
 """
 import os
 import socket
@@ -17,7 +23,7 @@ import time
 import numpy as np
 
 from .. import _config
-from ..engine import build_plan, shard_rows
+from ..engine import Plan, build_plan, layerwise_grad, shard_rows
 from ..kernels import codes as C
 from ..kernels import get_backend
 from ..kernels.dropout_ref import GOLDEN
@@ -49,12 +55,14 @@ class ShardWorker:
     hyper : ndarray
         The optimizer's hyper-parameter vector (clipping included).
     backend : str
+    path : {'fused', 'per-layer'}, default 'fused'
+        The driver's engine decision for this network: the worker builds its own plan of that path.
     pin_threads : bool, default False
         Set this process to one thread (fastnn, BLAS, Numba): what the Ray actor does.
     """
 
     def __init__(self, rank, num_workers, network, loss, optimizer, X, Y, batch_size, hyper, backend, *,
-                 pin_threads=False):
+                 path="fused", pin_threads=False):
         if pin_threads:
             # One thread per worker process: N workers on N CPUs would oversubscribe with threaded
             # kernels or BLAS. Process-wide, hence only in a worker's own process (the Ray actor).
@@ -64,24 +72,36 @@ class ShardWorker:
             if backend == "numba":
                 _config.apply_numba_threads(1)
         self.rank, self.num_workers = int(rank), int(num_workers)
-        # Arrays that arrive through the object store are read-only views: the worker writes its own.
-        # (Only the flat buffers matter: the plan drivers never read the layers' views of them.)
+        # Arrays that arrive through the object store are read-only views: the worker writes its own,
+        # and re-points the layers' views at them (the per-layer path reads and writes through those).
         for name in ("params", "grads", "buffers"):
             setattr(network, name, np.array(getattr(network, name)))
+        network._bind()
         optimizer.state = np.array(optimizer.state)
         self.net, self.loss, self.opt = network, loss, optimizer
         self.X, self.Y = X, Y
         self.batch_size = int(batch_size)
         self.kern = get_backend(backend)
         cap = shard_rows(self.batch_size, self.num_workers)
-        self.plan = build_plan(network, loss, cap, 1, Y.shape[1], backend_has_driver=hasattr(self.kern, "grad_steps"))
-        if self.plan.path != "fused":
-            raise ValueError(f"the distributed trainer needs the fused path: {self.plan.reason}")
-        self.plan.bind(network, optimizer, np.array(hyper, np.float64))
+        hyper = np.array(hyper, np.float64)
+        if path == "fused":
+            self.plan = build_plan(network, loss, cap, 1, Y.shape[1],
+                                   backend_has_driver=hasattr(self.kern, "grad_steps"))
+            if self.plan.path != "fused":
+                raise ValueError(f"the driver planned the fused path but this worker cannot: {self.plan.reason}")
+            self._grad = None
+        elif path == "per-layer":
+            self.plan = Plan(path="per-layer", reason="the driver's engine chose the per-layer path")
+            self._grad = layerwise_grad(self.kern, backend, network, loss, X, Y, cap)
+        else:
+            raise ValueError(f"path must be 'fused' or 'per-layer', not {path!r}")
+        self.plan.bind(network, optimizer, hyper)  # apply_update reads only the bound arrays
         # Dropout masks hash (key, step, row in the batch): a worker's rows start at 0 in its own
         # plan, so its keys are shifted by row0 * GOLDEN, which is exactly the hash of rows
-        # row0.. of the whole batch (dropout_ref.row_keys) -- the masks of serial training.
-        self._dropout_rows = [q for q in range(len(self.plan.ops)) if self.plan.ops[q, C.P_OP] == C.OP_DROPOUT]
+        # row0.. of the whole batch (dropout_ref.row_keys) -- the masks of serial training. The
+        # per-layer path passes row0 to the Dropout layers instead.
+        self._dropout_rows = [] if self._grad is not None else \
+            [q for q in range(len(self.plan.ops)) if self.plan.ops[q, C.P_OP] == C.OP_DROPOUT]
         self._dropout_keys = [int(self.plan.ops[q, C.P_SEED]) for q in self._dropout_rows]
         self._row0 = 0
         self.perm = None
@@ -123,7 +143,7 @@ class ShardWorker:
                 shifted = (key + row0 * GOLDEN) & _MASK64
                 self.plan.ops[q, C.P_SEED] = shifted - (1 << 64) if shifted >= 1 << 63 else shifted
             self._row0 = row0
-        return self.perm[lo:lo + m], m
+        return self.perm[lo:lo + m], m, row0
 
     def _check_fault(self):
         if self._fault is not None:
@@ -132,46 +152,64 @@ class ShardWorker:
             if message is not None:
                 raise ValueError(message)
 
-    def grad_step(self, params, start, m_total, step, part=None):
+    def _gradient(self, idx, row0, step):
+        """Forward + backward of rows ``idx`` into ``net.grads`` at optimizer step ``step``: ``(loss, correct)``."""
+        if self._grad is not None:
+            return self._grad(idx, step, row0)
+        self.kern.grad_steps(self.plan, self.X, self.Y, idx, self._start1, step - 1, self._loss1, self._correct1)
+        return float(self._loss1[0]), float(self._correct1[0])
+
+    def grad_step(self, params, start, m_total, step, part=None, buffers=None):
         """Gradient of this worker's part of one global batch at ``params`` (``part``: see ``_rows``).
 
-        Returns ``(grads, mean loss, correct, rows, compute seconds)``; ``grads`` is None
-        when the worker has no rows in this (short, last) batch.
+        ``buffers`` (the driver's running statistics, or None without any) replace the worker's.
+        Returns ``(grads, mean loss, correct, rows, compute seconds, buffers)``; ``grads`` and
+        ``buffers`` are None when the worker has no rows in this (short, last) batch, ``buffers``
+        also for a network without any.
         """
         t0 = time.perf_counter()
         self._check_fault()
-        idx, m = self._rows(int(start), int(m_total), part)
+        idx, m, row0 = self._rows(int(start), int(m_total), part)
         if m == 0:
-            return None, 0.0, 0.0, 0, time.perf_counter() - t0
+            return None, 0.0, 0.0, 0, time.perf_counter() - t0, None
         np.copyto(self.net.params, params)
-        self.kern.grad_steps(self.plan, self.X, self.Y, idx, self._start1, int(step) - 1, self._loss1, self._correct1)
-        return self.net.grads, float(self._loss1[0]), float(self._correct1[0]), m, time.perf_counter() - t0
+        if buffers is not None:
+            np.copyto(self.net.buffers, buffers)
+        loss, correct = self._gradient(idx, row0, int(step))
+        bufs = self.net.buffers if self.net.buffers.size else None
+        return self.net.grads, loss, correct, m, time.perf_counter() - t0, bufs
 
     def local_steps(self, params_state, starts, m_totals, step0, lrs, sync, parts=None):
         """Optimizer steps on this worker's parts of several global batches (parameter averaging).
 
-        ``params_state`` (the flat parameters followed by the flat optimizer state) replaces the
-        worker's own after a sync; None continues from them. Returns ``(params_state or None,
-        per-batch mean losses, per-batch correct counts, per-batch rows, compute seconds)``; the
-        parameters and state come back only when ``sync``.
+        ``params_state`` (the flat parameters, then the flat optimizer state, then the flat
+        buffers) replaces the worker's own after a sync; None continues from them. Returns
+        ``(params_state or None, per-batch mean losses, per-batch correct counts, per-batch rows,
+        compute seconds)``; the parameters, state and buffers come back only when ``sync``.
         """
         t0 = time.perf_counter()
         self._check_fault()
-        n_p = self.net.n_params
+        n_p, n_s = self.net.n_params, self.opt.state.size
         if params_state is not None:
             np.copyto(self.net.params, params_state[:n_p])
-            self.opt.state.reshape(-1)[...] = params_state[n_p:]
+            self.opt.state.reshape(-1)[...] = params_state[n_p:n_p + n_s]
+            np.copyto(self.net.buffers, params_state[n_p + n_s:])
         k = len(starts)
         losses, correct, rows = np.zeros(k), np.zeros(k), np.zeros(k, np.int64)
         lr1 = np.zeros(1)
         for j in range(k):
-            idx, m = self._rows(int(starts[j]), int(m_totals[j]), None if parts is None else parts[j])
+            idx, m, row0 = self._rows(int(starts[j]), int(m_totals[j]), None if parts is None else parts[j])
             rows[j] = m
             if m == 0:
                 continue
+            step = int(step0) + j + 1
+            if self._grad is not None:
+                losses[j], correct[j] = self._grad(idx, step, row0)
+                self.kern.apply_update(self.plan, lrs[j], step)
+                continue
             lr1[0] = lrs[j]
-            self.kern.train_steps(self.plan, self.X, self.Y, idx, self._start1, lr1, int(step0) + j,
+            self.kern.train_steps(self.plan, self.X, self.Y, idx, self._start1, lr1, step - 1,
                                   self._loss1, self._correct1)
             losses[j], correct[j] = self._loss1[0], self._correct1[0]
-        out = np.concatenate([self.net.params, self.opt.state.reshape(-1)]) if sync else None
+        out = np.concatenate([self.net.params, self.opt.state.reshape(-1), self.net.buffers]) if sync else None
         return out, losses, correct, rows, time.perf_counter() - t0

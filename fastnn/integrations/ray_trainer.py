@@ -6,8 +6,9 @@ How a step runs (``sync_every=1``, the default):
    its reference to every worker with the batch's start (the epoch's permutation went to every
    worker once, at the start of the epoch; the training data once, when the workers started);
 2. worker ``k`` copies the parameters in, takes its part of the global batch (rows split as the
-   engine splits a batch into shards) and runs the compiled ``grad_steps`` entry point on it,
-   single-threaded;
+   engine splits a batch into shards) and runs the engine's ``grad_steps`` on it, single-threaded:
+   the compiled entry point on the fused path, :func:`fastnn.engine.layerwise_grad` on the
+   per-layer path (conv and sequence nets) -- whichever the engine's plan for the network chose;
 3. the driver sums the workers' gradients in worker order 0..N-1 (each weighted by its share of
    the batch's rows, accumulated in float64) and applies the update once with ``apply_update``
    -- clipping and the optimizer see the gradient of the whole batch, as in serial training.
@@ -21,21 +22,26 @@ the end of every epoch, so callbacks and checkpoints at epoch ends see the avera
 With ``data='sharded'`` worker ``k`` holds only rows ``k, k + N, ...``, gets the epoch's permutation
 filtered to them, and gives the next ``batch_size / N`` of them to every batch.
 
+BatchNorm normalises each worker's part with that part's statistics (as PyTorch's
+DistributedDataParallel does without SyncBatchNorm): synchronising them would cost two round
+trips per BatchNorm layer per step. The workers return their running statistics with every
+result, and the driver averages them (weighted by rows) into the network's: with equal parts the
+running mean is the combined batch's, the running variance the mean of the parts' variances.
+
 Everything else is the :class:`~fastnn.Trainer`'s: argument checks, shuffling (same seed, same
 permutation), callbacks, history, the non-finite guard, checkpoints and ``resume_from``.
 """
-import math
 import time
 
 import numpy as np
 
 from .._validation import check_batch_size, check_int_min, check_positive_real
 from ..errors import FastnnError
-from ..kernels import codes as C
 from ..trainer import Trainer
 from ._ray_worker import ShardWorker
+from .ray_profile import RayProfile, RayProfileReport, scaling_estimate
 
-__all__ = ["RayTrainer", "WorkerError", "RayProfile", "scaling_estimate"]
+__all__ = ["RayTrainer", "WorkerError", "RayProfile", "RayProfileReport", "scaling_estimate"]
 
 
 class WorkerError(FastnnError, RuntimeError):
@@ -60,111 +66,15 @@ def _ray():
     return ray
 
 
-class RayProfile:
-    """Per-sync timing of a Ray fit: what a profiler reads (``trainer.profile``).
-
-    One record per synchronisation (every step with ``sync_every=1``), in seconds:
-
-    - ``steps``: optimizer steps the record covers (``sync_every``, fewer at an epoch's end);
-    - ``wall``: the driver's time from sending the parameters to having applied the update;
-    - ``compute``: the slowest worker's time inside its call (copy-in + forward/backward or local steps);
-    - ``communication``: ``wall - compute - reduce - update``: object-store puts and gets,
-      (de)serialisation, scheduling and waiting -- everything that is not computing;
-    - ``reduce``: the driver summing the workers' gradients (or averaging their parameters);
-    - ``update``: the driver's ``apply_update`` (0 with parameter averaging: the workers update).
-    """
-
-    FIELDS = ("steps", "wall", "compute", "communication", "reduce", "update")
-
-    def __init__(self):
-        self.records = {f: [] for f in self.FIELDS}
-
-    def add(self, steps, wall, compute, reduce, update):
-        comm = max(0.0, wall - compute - reduce - update)
-        for f, v in zip(self.FIELDS, (steps, wall, compute, comm, reduce, update)):
-            self.records[f].append(v)
-
-    def __len__(self):
-        return len(self.records["wall"])
-
-    def arrays(self):
-        """``{field: ndarray}`` of every record."""
-        return {f: np.asarray(v, np.int64 if f == "steps" else np.float64) for f, v in self.records.items()}
-
-    def summary(self, skip=1):
-        """Median seconds per *step* of each phase and the communication share, skipping ``skip`` first records.
-
-        The first record carries the workers' first-call costs (page faults, caches), hence ``skip``.
-        """
-        a = self.arrays()
-        if len(a["wall"]) <= skip:
-            skip = 0
-        if len(a["wall"]) == 0:
-            return {}
-        steps = np.maximum(a["steps"][skip:], 1)
-        out = {f: float(np.median(a[f][skip:] / steps)) for f in self.FIELDS if f != "steps"}
-        out["communication_share"] = out["communication"] / out["wall"] if out["wall"] > 0 else 0.0
-        out["records"] = int(len(steps))
-        return out
-
-
-def scaling_estimate(compute_step, comm_per_sync, workers=(8, 32, 128), *, comm_per_worker=0.0, sync_every=1,
-                     strong=False, averaging_cost=1.0, target=0.8):
-    """Estimated efficiency of ``N`` workers from measured per-step costs (a model, not a measurement).
-
-    Model: each step costs ``compute`` on every worker in parallel -- ``compute_step`` when every
-    worker keeps its rows per step (weak scaling: the global batch grows with ``N``), or
-    ``compute_step / N`` with ``strong=True`` (``compute_step`` is then the whole global batch on
-    one worker). Every sync costs ``comm_per_sync + comm_per_worker * N``: the driver sends to and
-    receives from every worker, so its share is linear in ``N`` (a star, not a ring all-reduce).
-    Efficiency = compute / (compute + communication per step); a parameter-averaging sync every
-    ``k`` steps costs ``averaging_cost`` times a gradient sync (it ships parameters *and*
-    optimizer state: 3x the bytes for Adam).
-
-    Parameters
-    ----------
-    compute_step : float
-        Seconds of compute of one step on one worker (see ``strong``).
-    comm_per_sync, comm_per_worker : float
-        Fixed and per-worker seconds of one gradient synchronisation.
-    workers : sequence of int
-    sync_every : int
-        Steps per synchronisation for ``efficiency`` (1: gradient averaging).
-    strong : bool, default False
-    averaging_cost : float, default 1
-        Cost of one parameter-averaging sync relative to one gradient sync.
-    target : float
-        Efficiency to stay above: ``needed_sync_every`` is the smallest ``k`` of parameter
-        averaging that reaches it (1 when gradient averaging already does).
-
-    Returns
-    -------
-    list of dict
-        ``{'workers', 'compute', 'comm', 'efficiency', 'speedup', 'needed_sync_every'}`` per worker count;
-        ``speedup`` is ``N * efficiency`` (weak: samples/s against one worker).
-    """
-    rows = []
-    for n in workers:
-        compute = compute_step / n if strong else compute_step
-        comm = comm_per_sync + comm_per_worker * n
-        per_step = comm / sync_every * (averaging_cost if sync_every > 1 else 1.0)
-        eff = compute / (compute + per_step)
-        if compute / (compute + comm) >= target:
-            need = 1
-        else:  # c / (c + a * comm / k) >= target  <=>  k >= a * comm * target / (c * (1 - target))
-            need = max(2, math.ceil(averaging_cost * comm * target / (compute * (1.0 - target)) - 1e-9))
-        rows.append({"workers": n, "compute": compute, "comm": comm, "efficiency": eff, "speedup": n * eff,
-                     "needed_sync_every": need})
-    return rows
-
-
 class RayTrainer(Trainer):
     """Data-parallel :class:`~fastnn.Trainer` on Ray actors (``pip install "fastnn[ray]"``).
 
     With ``sync_every=1`` the weights equal those of serial training on the combined batch (same
     seed, same permutation, same dropout masks; the gradient is reduced in worker order 0..N-1, so
-    results are deterministic for a given worker count). ``fit``, ``evaluate`` (run on the
-    driver), callbacks, checkpoints and ``resume_from`` are the Trainer's.
+    results are deterministic for a given worker count) -- for every network the engine trains,
+    on the fused or the per-layer path, except with BatchNorm: its batch statistics are each
+    worker's part's (see Notes), so serial training on the combined batch differs. ``fit``,
+    ``evaluate`` (run on the driver), callbacks, checkpoints and ``resume_from`` are the Trainer's.
 
     Parameters
     ----------
@@ -206,7 +116,8 @@ class RayTrainer(Trainer):
     Attributes
     ----------
     profile : RayProfile
-        Per-sync compute / communication / reduce / update times of the last fit (``profile.summary()``).
+        Per-sync compute / communication / reduce / update times of the last fit (``profile.summary()``;
+        ``profile.report()`` for a table, as :meth:`profile_report` and ``fastnn.profile`` give).
     workers : list
         The Ray actor handles during ``fit`` (empty outside it).
     restarts, restart_log
@@ -216,8 +127,15 @@ class RayTrainer(Trainer):
     -----
     The training data goes into the object store once per fit (see ``data``), each epoch's
     permutation once per epoch; every step then ships only the parameters (one flat buffer) out
-    and the gradients back. BatchNorm (needs statistics across workers), per-layer networks
-    (user-defined layers) and ``augment=`` are not supported yet and raise ValueError.
+    and the gradients back.
+
+    BatchNorm: every worker normalises its part of a batch with its part's statistics, and the
+    running statistics are averaged over the workers (weighted by rows) at every sync. So with
+    ``sync_every=1`` a BatchNorm network trains as serial training would if each batch's
+    statistics came from its ``num_workers`` parts ("ghost batches" of ``batch_size /
+    num_workers`` rows) -- not as on the combined batch, which would need the statistics
+    synchronised inside every forward and backward pass. ``augment=``, and layers that draw
+    random masks without a row key (attention dropout), are not supported and raise ValueError.
     """
 
     def __init__(self, network, loss="cross_entropy", optimizer="adam", batch_size=32, *, num_workers=2,
@@ -225,7 +143,7 @@ class RayTrainer(Trainer):
                  clip_value=None, callbacks=None, seed=None, check_finite=True, backend=None, verbose=1, metrics=None):
         super().__init__(network, loss, optimizer, batch_size, clip_norm=clip_norm, clip_value=clip_value,
                          callbacks=callbacks, seed=seed, n_threads=1, parallel="blas", check_finite=check_finite,
-                         backend=backend, verbose=verbose, metrics=metrics, path="fused")
+                         backend=backend, verbose=verbose, metrics=metrics, path="auto")
         self.num_workers = check_int_min(num_workers, "num_workers", 1)
         self.sync_every = check_int_min(sync_every, "sync_every", 1)
         if address is not None and not isinstance(address, str):
@@ -259,8 +177,8 @@ class RayTrainer(Trainer):
         WorkerError
             A worker died, raised (its exception is the ``__cause__``) or did not answer within ``timeout``.
         ValueError
-            Bad input (as :meth:`Trainer.fit`), ``num_workers`` above the cluster's CPUs, BatchNorm,
-            a network without a fused plan, ``augment``; with ``data='sharded'`` a batch not divisible
+            Bad input (as :meth:`Trainer.fit`), ``num_workers`` above the cluster's CPUs, a layer
+            with row-unkeyed random masks, ``augment``; with ``data='sharded'`` a batch not divisible
             by ``num_workers`` or ``samples_per_epoch``.
         """
         if augment is not None:
@@ -294,6 +212,36 @@ class RayTrainer(Trainer):
             history.history[key] = [float(a[field][lo:hi].sum()) for lo, hi in zip(bounds[:-1], bounds[1:])]
         return history
 
+    def profile_report(self, X, y, *, n_steps=64, batch_size=None):
+        """Per-step compute vs communication of a short fit as a table (``fastnn.profile`` of a RayTrainer).
+
+        Fits one epoch of at most ``n_steps`` steps on the first rows of ``X``/``y`` and reports
+        :attr:`profile` (the first sync, which carries the workers' first-call costs, left out);
+        the network, optimizer and trainer are restored afterwards, as :func:`fastnn.profile` does.
+        ``self.profile.report()`` gives the same table for the last real fit.
+
+        Returns
+        -------
+        RayProfileReport
+        """
+        from ..profiler import _restore, _snapshot
+
+        n_steps = check_int_min(n_steps, "n_steps", 1)
+        bs = self.batch_size if batch_size is None else check_batch_size(batch_size)
+        X, y = np.asarray(X), np.asarray(y)
+        n = min(len(X), (n_steps + 1) * bs)  # one step more: the first sync is left out
+        saved = _snapshot(self)
+        try:
+            self.fit(X[:n], y[:n], epochs=1, batch_size=bs, verbose=0)
+            return self.profile.report(skip=1, **self._profile_config(min(bs, n)))
+        finally:
+            _restore(self, saved)
+
+    def _profile_config(self, batch_size):
+        plan = self.last_plan or {}
+        return {"workers": self.num_workers, "sync_every": self.sync_every, "batch": batch_size,
+                "path": plan.get("path"), "backend": plan.get("backend")}
+
     def _plan_shards(self, n_threads, batch_size):
         return 1  # the driver only applies updates; the workers plan their own single shard
 
@@ -311,14 +259,15 @@ class RayTrainer(Trainer):
         return ray
 
     def _check_plan(self, plan):
-        if plan.path != "fused":
-            raise ValueError(f"RayTrainer needs the fused path: {plan.reason}")
-        for q in range(len(plan.ops)):
-            if plan.ops[q, C.P_OP] == C.OP_BATCHNORM:
-                raise ValueError(f"layer {plan.layers_of_rows[q]} (BatchNorm) needs batch statistics across "
-                                 f"workers, which RayTrainer does not synchronise yet; use LayerNorm or Trainer")
+        # Workers draw the dropout masks of their rows of the whole batch: a layer whose masks are
+        # not keyed by the row in the batch would draw different ones on every split.
+        for i, layer in enumerate(self.network.layers):
+            if getattr(layer, "dropout", 0) and hasattr(layer, "step") and not hasattr(layer, "row0"):
+                raise ValueError(f"layer {i} ({type(layer).__name__}) draws dropout masks that do not follow "
+                                 f"a row split, so workers would not reproduce serial training; set its "
+                                 f"dropout to 0 or use Trainer")
 
-    def _start_workers(self, ray, X, Y, batch_size, hyper):
+    def _start_workers(self, ray, X, Y, batch_size, hyper, path):
         # Once per fit: every step ships only parameters and gradients. Shared: one object (one copy per
         # node, mapped by every worker there); sharded: worker k's rows k, k + N, ... only.
         n_w = self.num_workers
@@ -329,7 +278,8 @@ class RayTrainer(Trainer):
             refs = [(ray.put(X), ray.put(Y))] * n_w
         remote = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(ShardWorker)
         self._new_worker = lambda k: remote.remote(k, n_w, self.network, self.loss, self.optimizer, refs[k][0],
-                                                   refs[k][1], batch_size, hyper, self.backend, pin_threads=True)
+                                                   refs[k][1], batch_size, hyper, self.backend, path=path,
+                                                   pin_threads=True)
         self.workers = [self._new_worker(k) for k in range(self.num_workers)]
         # start-up (a new process, imports) may take longer than a step on a busy machine
         self._get([w.ready.remote() for w in self.workers], "start", timeout=max(self.timeout, 60.0))
@@ -404,13 +354,15 @@ class RayTrainer(Trainer):
         ray = self._connect()
         net, opt = self.network, self.optimizer
         plan.bind(net, opt, hyper)
-        self._start_workers(ray, X, Y, batch_size, hyper)
+        self._start_workers(ray, X, Y, batch_size, hyper, plan.path)
         workers, n_w = self.workers, self.num_workers
         self.last_plan.update({"num_workers": n_w, "sync_every": self.sync_every,
                                "mode": "gradient averaging" if self.sync_every == 1 else "parameter averaging"})
         dropouts = [layer for layer in net.layers if hasattr(layer, "step") and hasattr(layer, "key")]
-        acc = np.zeros(net.n_params if self.sync_every == 1 else net.n_params + opt.state.size)
+        n_bufs = net.buffers.size  # BatchNorm running statistics: averaged over the workers at every sync
+        acc = np.zeros(net.n_params if self.sync_every == 1 else net.n_params + opt.state.size + n_bufs)
         tmp = np.empty_like(acc)
+        bacc, btmp = np.zeros(n_bufs), np.empty(n_bufs)
         state = {"perm": None, "perm_refs": [None] * n_w, "n": 0, "since": 0, "fresh": True, "rows": np.zeros(n_w),
                  "local_n": None}
         sharded = self.data == "sharded"
@@ -454,10 +406,12 @@ class RayTrainer(Trainer):
                 m_total = min(batch_size, n - int(start))
                 lr = opt.learning_rates(opt.iterations, 1)[0]
                 p_ref = ray.put(net.params)
+                b_ref = ray.put(net.buffers) if n_bufs else None
+                t_put = time.perf_counter() - t0
                 while True:
                     try:
                         parts = parts_of(start) if sharded else [None] * n_w
-                        res = self._get([w.grad_step.remote(p_ref, int(start), m_total, step, part)
+                        res = self._get([w.grad_step.remote(p_ref, int(start), m_total, step, part, b_ref)
                                          for w, part in zip(workers, parts)], "a gradient step", step)
                         break
                     except WorkerError as err:
@@ -467,21 +421,28 @@ class RayTrainer(Trainer):
                 t1 = time.perf_counter()
                 loss = correct = 0.0
                 first = True
-                for g, l_k, c_k, m_k, _ in res:  # fixed order 0..N-1: deterministic
+                for g, l_k, c_k, m_k, _, bufs in res:  # fixed order 0..N-1: deterministic
                     if m_k:  # the row-weighted mean, accumulated in float64 without temporaries
                         np.multiply(g, m_k / m_total, out=acc if first else tmp)
+                        if n_bufs:
+                            np.multiply(bufs, m_k / m_total, out=bacc if first else btmp)
                         if not first:
                             np.add(acc, tmp, out=acc)
+                            if n_bufs:
+                                np.add(bacc, btmp, out=bacc)
                         first = False
                         loss += l_k * (m_k / m_total)
                         correct += c_k
                 net.grads[...] = acc
+                if n_bufs:
+                    net.buffers[...] = bacc
                 t2 = time.perf_counter()
                 kern.apply_update(plan, lr, step)
                 opt.iterations += 1
                 batch_loss[j], batch_correct[j] = loss, correct
                 t3 = time.perf_counter()
-                self.profile.add(1, t3 - t0, max(r[4] for r in res), t2 - t1, t3 - t2)
+                times = [r[4] for r in res]
+                self.profile.add(1, t3 - t0, max(times), t2 - t1, t3 - t2, t_put, max(times) - min(times))
             finish_epoch(starts)
 
         def run_avg(perm, starts, batch_loss, batch_correct):
@@ -499,7 +460,9 @@ class RayTrainer(Trainer):
                 m_tot = [min(batch_size, n - s) for s in seg]
                 lrs = opt.learning_rates(opt.iterations, take)
                 # after a sync the driver's parameters and state are the newest: broadcast them once
-                ps_ref = ray.put(np.concatenate([net.params, opt.state.reshape(-1)])) if state["fresh"] else None
+                ps_ref = ray.put(np.concatenate([net.params, opt.state.reshape(-1), net.buffers])) \
+                    if state["fresh"] else None
+                t_put = time.perf_counter() - t0
                 parts = [[parts_of(s)[kk] for s in seg] for kk in range(n_w)] if sharded else [None] * n_w
                 res = self._get([w.local_steps.remote(ps_ref, seg, m_tot, opt.iterations, lrs, sync, parts[kk])
                                  for kk, w in enumerate(workers)], "local steps", opt.iterations + 1)
@@ -516,15 +479,18 @@ class RayTrainer(Trainer):
                         if w_k > 0:
                             np.multiply(r[0], w_k, out=tmp)
                             np.add(acc, tmp, out=acc)
+                    n_ps = net.n_params + opt.state.size
                     net.params[...] = acc[:net.n_params]
-                    opt.state.reshape(-1)[...] = acc[net.n_params:]
+                    opt.state.reshape(-1)[...] = acc[net.n_params:n_ps]
+                    net.buffers[...] = acc[n_ps:]
                     state["since"], state["fresh"], state["rows"] = 0, True, np.zeros(n_w)
                 else:
                     state["since"], state["fresh"] = state["since"] + take, False
                 opt.iterations += take
                 i += take
                 t2 = time.perf_counter()
-                self.profile.add(take, t2 - t0, max(r[4] for r in res), t2 - t1, 0.0)
+                times = [r[4] for r in res]
+                self.profile.add(take, t2 - t0, max(times), t2 - t1, 0.0, t_put, max(times) - min(times))
             finish_epoch(starts)
 
         return run_sync if self.sync_every == 1 else run_avg

@@ -37,19 +37,9 @@ def _randomise_norm_layers(net, rng):
             layer.buffers["running_var"][...] = rng.uniform(0.5, 2.0, k)
 
 
-#: layer type -> why it has no converter yet (the issue that adds a layer adds its converter; a layer
-#: merged before its converter is listed here with the issue that will write it, so the gap stays visible)
-_SEQUENCE = "issue 12 (sequence models): the recurrent, attention and sequence layers landed before their converters"
-NO_CONVERTER_YET = {name: _SEQUENCE for name in (
-    "SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding", "Masking", "PositionalEncoding",
-    "GlobalAveragePooling1D", "TimeDistributed", "MultiHeadAttention", "TransformerBlock")}
-
-
 def test_every_layer_type_has_a_converter():
-    with_converter = {cls.__name__ for cls in CONVERTERS}
-    missing = set(LAYER_TYPES) - with_converter - set(NO_CONVERTER_YET)
-    assert not missing, f"layer types without an ONNX converter: {sorted(missing)} (fastnn/integrations/onnx.py)"
-    assert not set(NO_CONVERTER_YET) & with_converter, "NO_CONVERTER_YET lists a layer that has a converter now"
+    missing = set(LAYER_TYPES) - {cls.__name__ for cls in CONVERTERS}
+    assert not missing, f"layer types without an ONNX converter: {sorted(missing)} (fastnn/integrations/onnx/)"
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -104,6 +94,160 @@ def test_float64_conv_network_is_valid_onnx():
     model = export_onnx(net)
     assert {n.op_type for n in model.graph.node} >= {"Conv", "AveragePool", "BatchNormalization", "Transpose"}
     assert {t.data_type for t in model.graph.initializer} == {11}  # TensorProto.DOUBLE
+
+
+# ------------------------------------------------------------------------------ sequence layers
+T, F, V = 5, 4, 7  # steps, features, vocabulary of the sequence cases
+
+
+def _ids_head(mask_zero=False):
+    return [fnn.Embedding(V, F, mask_zero=mask_zero)]
+
+
+#: one network per case: every sequence layer type, return_sequences both ways, every recurrent cell
+#: alone and in a Bidirectional (fastnn merges the directions by concatenation only), causal and
+#: non-causal attention, padding masks from Masking and from Embedding(mask_zero=True) into every layer
+#: that reads one (recurrent cells, Bidirectional, pooling, attention, the block). Input: "float"
+#: sequences (n, T, F), "padded" ones (steps of zeros, Masking(0.0)), or token "ids" (n, T) with id 0
+SEQUENCE_CASES = {
+    "SimpleRNN-last": ("float", lambda: [fnn.SimpleRNN(5)]),
+    "SimpleRNN-seq-masked": ("padded", lambda: [fnn.Masking(), fnn.SimpleRNN(5, return_sequences=True)]),
+    "LSTM-last": ("float", lambda: [fnn.LSTM(5)]),
+    "LSTM-seq": ("float", lambda: [fnn.LSTM(5, return_sequences=True)]),
+    "LSTM-last-masked": ("padded", lambda: [fnn.Masking(), fnn.LSTM(5)]),
+    "GRU-seq": ("float", lambda: [fnn.GRU(5, return_sequences=True)]),
+    "GRU-reset-before-last": ("float", lambda: [fnn.GRU(5, reset_after=False)]),
+    "GRU-reset-before-seq-masked": ("padded", lambda: [fnn.Masking(), fnn.GRU(5, return_sequences=True,
+                                                                                reset_after=False)]),
+    "Bidirectional-LSTM-seq": ("float", lambda: [fnn.Bidirectional(fnn.LSTM(3, return_sequences=True))]),
+    "Bidirectional-GRU-last": ("float", lambda: [fnn.Bidirectional(fnn.GRU(3))]),
+    "Bidirectional-SimpleRNN-last": ("float", lambda: [fnn.Bidirectional(fnn.SimpleRNN(3))]),
+    "Bidirectional-LSTM-last-masked": ("padded", lambda: [fnn.Masking(), fnn.Bidirectional(fnn.LSTM(3))]),
+    "Bidirectional-GRU-seq-masked-pooled": ("padded", lambda: [
+        fnn.Masking(), fnn.Bidirectional(fnn.GRU(3, return_sequences=True)), fnn.GlobalAveragePooling1D()]),
+    "Embedding-pooled": ("ids", lambda: _ids_head() + [fnn.GlobalAveragePooling1D()]),
+    "Embedding-mask_zero-dropout-LSTM": ("ids", lambda: _ids_head(True) + [fnn.Dropout(0.5), fnn.LSTM(5)]),
+    "PositionalEncoding-TimeDistributed": ("float", lambda: [
+        fnn.PositionalEncoding(), fnn.TimeDistributed(fnn.Dense(6, "gelu")), fnn.TimeDistributed(fnn.BatchNorm()),
+        fnn.Flatten()]),
+    "BatchNorm-per-feature-LSTM": ("float", lambda: [fnn.BatchNorm(), fnn.LSTM(3)]),
+    "MultiHeadAttention": ("float", lambda: [fnn.MultiHeadAttention(2)]),
+    "MultiHeadAttention-causal": ("float", lambda: [fnn.MultiHeadAttention(4, causal=True)]),
+    "MultiHeadAttention-causal-masked": ("padded", lambda: [fnn.Masking(), fnn.MultiHeadAttention(2, causal=True),
+                                                            fnn.GlobalAveragePooling1D()]),
+    "TransformerBlock": ("float", lambda: [fnn.PositionalEncoding(), fnn.TransformerBlock(2, 8, dropout=0.2)]),
+    "TransformerBlock-causal-mask_zero": ("ids", lambda: _ids_head(True) + [
+        fnn.PositionalEncoding(), fnn.TransformerBlock(2, 8, causal=True), fnn.GlobalAveragePooling1D()]),
+}
+
+
+def _randomise(net, rng):
+    """Random weights everywhere (biases too) and running statistics, so a misplaced block shows."""
+    net.params[...] = rng.normal(scale=0.6, size=net.params.shape)
+    for layer in net.layers:
+        inner = getattr(layer, "layer", layer)
+        if isinstance(inner, fnn.BatchNorm):
+            k = inner.buffers["running_mean"].shape
+            inner.buffers["running_mean"][...] = rng.normal(size=k)
+            inner.buffers["running_var"][...] = rng.uniform(0.5, 2.0, k)
+
+
+def _sequence_inputs(kind, rng, n=9, dtype="float32"):
+    """Inputs of a case; padded/ids rows: 0 leading steps padded, 1 trailing, 2 all, 3 one in the middle."""
+    if kind == "ids":
+        X = rng.integers(1, V, (n, T))
+    else:
+        X = rng.normal(size=(n, T, F)).astype(dtype)
+    if kind != "float":
+        X[0, :2] = 0
+        X[1, 3:] = 0
+        X[2] = 0
+        X[3, 2] = 0
+    return X
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("case", sorted(SEQUENCE_CASES))
+def test_sequence_layers_match_forward_and_predict_proba(case, dtype):
+    kind, layers = SEQUENCE_CASES[case]
+    rng = np.random.default_rng(4)
+    net = fnn.Network(layers(), input_shape=(T,) if kind == "ids" else (T, F), seed=0, dtype=dtype)
+    _randomise(net, rng)
+    X = _sequence_inputs(kind, rng, dtype=dtype)
+    model = export_onnx(net, output="forward")
+    assert model.opset_import[0].version == 17 and model.ir_version == 8
+    assert model.graph.input[0].type.tensor_type.elem_type == (7 if kind == "ids" else 1 if dtype == "float32" else 11)
+    out = _run(model, X)  # int64 ids / floats as they are: onnxruntime checks the input type
+    want = net.forward(X)
+    assert out.dtype == np.dtype(dtype) and out.shape == want.shape
+    np.testing.assert_allclose(out, want, rtol=RTOL, atol=1e-6)
+    assert not np.allclose(out, out[:1])
+    np.testing.assert_allclose(_run(export_onnx(net, output="proba"), X), net.predict_proba(X), rtol=RTOL, atol=1e-7)
+
+
+def test_sequence_cases_cover_every_sequence_layer_type():
+    from fastnn.layers import attention, recurrent, sequence
+
+    def types(layer):
+        inner = [getattr(layer, "layer", None), getattr(layer, "forward_layer", None)]
+        return {type(layer).__name__} | {type(i).__name__ for i in inner if i is not None}
+
+    covered = set().union(*(types(l) for _, make in SEQUENCE_CASES.values() for l in make()))
+    declared = {name for name, cls in LAYER_TYPES.items() if cls.__module__ in
+                (attention.__name__, recurrent.__name__, sequence.__name__)}
+    assert declared and declared <= covered, f"sequence layers without an export case: {sorted(declared - covered)}"
+
+
+def test_recurrent_layers_use_the_onnx_ops_unless_masked_or_float64():
+    # the fast path: onnxruntime's own RNN/LSTM/GRU kernels; the Scan of fastnn's cell where they cannot say it
+    def ops(layers, dtype="float32"):
+        net = fnn.Network(layers, input_shape=(T, F), seed=0, dtype=dtype)
+        return {n.op_type for n in export_onnx(net).graph.node}
+
+    assert {"RNN", "LSTM", "GRU"} <= ops([fnn.SimpleRNN(3, return_sequences=True), fnn.LSTM(3, return_sequences=True),
+                                           fnn.Bidirectional(fnn.GRU(2))]) and "Scan" not in ops([fnn.LSTM(3)])
+    assert "Scan" in ops([fnn.Masking(), fnn.LSTM(3)]) and "LSTM" not in ops([fnn.Masking(), fnn.LSTM(3)])
+    assert "Scan" in ops([fnn.GRU(3)], "float64")
+
+
+def test_token_ids_are_int64_and_bad_ids_fail_in_onnxruntime():
+    net = fnn.Network(_ids_head() + [fnn.GlobalAveragePooling1D(), fnn.Dense(3)], input_shape=(T,), seed=0)
+    model = export_onnx(net)
+    ids = np.random.default_rng(5).integers(0, V, (4, T))
+    np.testing.assert_allclose(_run(model, ids), net.predict_proba(ids), rtol=RTOL, atol=1e-7)
+    for bad in (-1, V):  # fastnn refuses both; Gather would read -1 from the end of the table
+        wrong = ids.copy()
+        wrong[2, 1] = bad
+        with pytest.raises(ValueError, match="ids must be integers"):
+            net.predict_proba(wrong)
+        with pytest.raises(Exception, match="out of data bounds"):
+            _run(model, wrong)
+    with pytest.raises(Exception, match="(?i)type"):  # float ids: the graph input says int64
+        _run(model, ids.astype(np.float32))
+
+
+def _padded_tokens(n, rng):
+    """Label = the first real token of a sequence that starts with 0-3 padding ids (Keras' pre-padding)."""
+    X = rng.integers(1, V, (n, T))
+    pad = rng.integers(0, 4, n)
+    X[np.arange(T) < pad[:, None]] = 0
+    return X, X[np.arange(n), pad]
+
+
+@pytest.mark.parametrize("model", ["lstm", "transformer"])
+def test_short_trained_sequence_models_give_the_same_predictions(model):
+    rng = np.random.default_rng(6)
+    X, y = _padded_tokens(256, rng)
+    layers = {"lstm": lambda: _ids_head(True) + [fnn.Bidirectional(fnn.LSTM(8)), fnn.Dense(V, "softmax")],
+              "transformer": lambda: _ids_head(True) + [fnn.PositionalEncoding(), fnn.TransformerBlock(2, 16),
+                                                         fnn.GlobalAveragePooling1D(), fnn.Dense(V)]}[model]
+    net = fnn.Network(layers(), input_shape=(T,), seed=0)
+    hist = fnn.Trainer(net, optimizer=fnn.Adam(1e-2), batch_size=64, verbose=0, seed=0).fit(X, y, epochs=3)
+    assert hist["loss"][-1] < hist["loss"][0]
+    X_test, _ = _padded_tokens(200, rng)
+    proba = _run(export_onnx(net), X_test)
+    np.testing.assert_allclose(proba, net.predict_proba(X_test), rtol=RTOL, atol=1e-6)
+    np.testing.assert_array_equal(proba.argmax(axis=1), net.predict(X_test))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -168,6 +312,13 @@ def test_cli_export(tmp_path):
     assert "m.onnx" in proc.stdout and "opset 17" in proc.stdout
     X = rng.normal(size=(10, 5)).astype(np.float32)
     np.testing.assert_allclose(_run(tmp_path / "m.onnx", X), net.predict_proba(X), rtol=RTOL, atol=1e-7)
+    from fastnn.apps.cli import main  # a sequence model through the same command, in-process (no second start-up)
+
+    seq = fnn.Network(_ids_head(True) + [fnn.GRU(4), fnn.Dense(3)], input_shape=(T,), seed=0)
+    seq.save(tmp_path / "seq.fnn")
+    assert main(["export", str(tmp_path / "seq.fnn"), str(tmp_path / "seq.onnx")]) == 0
+    ids = rng.integers(0, V, (10, T))
+    np.testing.assert_allclose(_run(tmp_path / "seq.onnx", ids), seq.predict_proba(ids), rtol=RTOL, atol=1e-7)
     proc = subprocess.run([sys.executable, "-m", "fastnn", "export", "missing.fnn", "x.onnx"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 1 and "missing.fnn" in proc.stderr and "Traceback" not in proc.stderr

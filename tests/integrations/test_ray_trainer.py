@@ -230,9 +230,10 @@ def test_bad_arguments_name_themselves(kwargs, match):
 
 def test_unsupported_models_and_options_are_refused():
     X, y = _data("float32", n=128)
-    bn = fnn.Network([fnn.Dense(8, activation="relu"), fnn.BatchNorm(), fnn.Dense(4)], input_shape=(20,), seed=0)
-    with pytest.raises(ValueError, match="BatchNorm"):
-        RayTrainer(bn, batch_size=32, verbose=0).fit(X, y)
+    attn = fnn.Network([fnn.TransformerBlock(1, 8, dropout=0.1), fnn.Flatten(), fnn.Dense(4)],
+                       input_shape=(4, 5), seed=0)  # its masks are keyed by the row of the worker's part
+    with pytest.raises(ValueError, match="layer 0 .TransformerBlock. draws dropout masks"):
+        RayTrainer(attn, batch_size=32, verbose=0).fit(X.reshape(-1, 4, 5), y)
     with pytest.raises(ValueError, match="augment"):
         RayTrainer(_net("float32"), batch_size=32, verbose=0).fit(X, y, augment=lambda X, out: None)
 

@@ -103,9 +103,10 @@ def _arg_order(cell):
 
 
 def test_numba_float32_tanh_is_accurate_and_saturates():
-    """The float32 gates use a rational tanh (vectorizable); it must stay within a few ulp of tanh."""
-    numba_rnn = pytest.importorskip("fastnn.kernels.numba.rnn")
+    """The float32 gates and tanh/GELU activations use a rational tanh (vectorizable); it must stay
+    within a few ulp of tanh."""
+    numba_math = pytest.importorskip("fastnn.kernels.numba._math")
     xs = np.concatenate([np.linspace(-12, 12, 20001), [0.0, 1e-5, -3e-4, 50.0, -50.0]]).astype(np.float32)
-    got = np.array([numba_rnn._tanh_f32(x) for x in xs])
+    got = np.array([numba_math.tanh_f32(x) for x in xs])
     np.testing.assert_allclose(got, np.tanh(xs.astype(np.float64)), rtol=0, atol=3e-7)
     assert got[-2] <= 1.0 and got[-1] >= -1.0

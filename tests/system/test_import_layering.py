@@ -25,8 +25,10 @@ LAYERS = [
     {"engine"},
     {"trainer"},
     # the toolkit (DESIGN rule 7); ``checkpoint`` is the re-export shim of ``io.checkpoint`` and
-    # ``callbacks.checkpoint``; ``_info`` is ``show_config`` (reads kernels and the extension)
-    {"callbacks", "metrics", "diagnostics", "io", "checkpoint", "plotting", "lr_finder", "profiler", "_info"},
+    # ``callbacks.checkpoint``; ``_info`` is ``show_config`` (reads kernels and the extension);
+    # ``experiments`` (issue 16: sweeps) trains through Trainer and draws through ``plotting``
+    {"callbacks", "metrics", "diagnostics", "io", "checkpoint", "plotting", "lr_finder", "profiler", "_info",
+     "experiments"},
     # the public facade: ``fastnn/__init__.py`` re-exports the core, never integrations or apps
     {""},
     # optional-dependency adapters and their public modules, thin re-exports: ``sklearn``

@@ -263,7 +263,7 @@ SCHEDULES = [lambda: fnn.Constant(0.1), lambda: fnn.StepDecay(0.1, 5), lambda: f
              lambda: fnn.CosineDecay(0.1, 100, warmup_steps=5), lambda: fnn.OneCycle(0.1, 100)]
 LOSSES = [lambda: fnn.FocalLoss(), lambda: fnn.Huber(), lambda: fnn.LabelSmoothingCrossEntropy(0.1),
           lambda: fnn.WeightedCrossEntropy(label_smoothing=0.2)]
-CALLBACKS = [lambda: fnn.EarlyStopping(), lambda: fnn.ReduceLROnPlateau()]
+CALLBACKS = [lambda: fnn.EarlyStopping(), lambda: fnn.ReduceLROnPlateau(), lambda: fnn.GradientFlow()]
 
 
 @pytest.mark.parametrize("make", SCHEDULES + LOSSES + CALLBACKS, ids=lambda m: type(m()).__name__)

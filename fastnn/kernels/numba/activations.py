@@ -8,6 +8,7 @@ from ..codes import (
     ACT_SOFTMAX, ACT_TANH,
 )
 from ._common import OPTS, SQRT_2_OVER_PI
+from ._math import tanh_as
 
 
 @njit(**OPTS)
@@ -48,9 +49,9 @@ def activation_forward(Z, act, alpha, A_out):
                 e = math.exp(-abs(z))
                 r = one / (one + e) if z >= zero else e / (one + e)
             elif act == ACT_TANH:
-                r = math.tanh(z)
+                r = tanh_as(z, Z)
             elif act == ACT_GELU:
-                r = half * z * (one + math.tanh(c0 * (z + c1 * z * z * z)))
+                r = half * z * (one + tanh_as(c0 * (z + c1 * z * z * z), Z))
             elif act == ACT_SILU:
                 e = math.exp(-abs(z))
                 s = one / (one + e) if z >= zero else e / (one + e)
@@ -76,13 +77,13 @@ def _dact(z, a_val, g, act, alpha, zero, one, half, c0, c1, three):
     if act == ACT_TANH:
         return g * (one - a_val * a_val)
     if act == ACT_GELU:
-        t = math.tanh(c0 * (z + c1 * z * z * z))
+        t = tanh_as(c0 * (z + c1 * z * z * z), zero)
         return g * (half * (one + t) + half * z * (one - t * t) * c0 * (one + three * c1 * z * z))
     if act == ACT_SILU:
         e = math.exp(-abs(z))
         s = one / (one + e) if z >= zero else e / (one + e)
         return g * (s + z * s * (one - s))
-    raise ValueError("unknown activation code")
+    return g  # unreachable: the caller checks the code once, so the loop has no exception path
 
 
 @njit(**OPTS)
@@ -93,6 +94,8 @@ def _activation_backward_db(Z, A, dA, act, alpha, dZ_out, db_out, want_db):
     zero, one, half, three = t(0), t(1), t(0.5), t(3)
     a = t(alpha)
     c0, c1 = t(SQRT_2_OVER_PI), t(0.044715)
+    if act < ACT_LINEAR or act > ACT_SOFTMAX:
+        raise ValueError("unknown activation code")
     if want_db:
         for j in range(k):
             db_out[j] = zero
@@ -103,6 +106,17 @@ def _activation_backward_db(Z, A, dA, act, alpha, dZ_out, db_out, want_db):
                 s += dA[i, j] * A[i, j]
             for j in range(k):
                 dZ_out[i, j] = A[i, j] * (dA[i, j] - s)
+    elif act == ACT_RELU:  # its own loop: the common case, branch-free so it vectorizes
+        for i in range(n):
+            for j in range(k):
+                dZ_out[i, j] = dA[i, j] if Z[i, j] > zero else zero
+    elif act == ACT_GELU:  # its own loop too, so the float32 tanh vectorizes (transformer blocks)
+        for i in range(n):
+            for j in range(k):
+                z = Z[i, j]
+                th = tanh_as(c0 * (z + c1 * z * z * z), Z)
+                dZ_out[i, j] = dA[i, j] * (half * (one + th)
+                                           + half * z * (one - th * th) * c0 * (one + three * c1 * z * z))
     else:
         for i in range(n):
             for j in range(k):

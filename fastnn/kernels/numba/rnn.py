@@ -11,13 +11,11 @@ way; the weight gradients are single whole-sequence GEMMs (numpy's BLAS) and
 the column sums of the gate gradients. Nothing is allocated: every buffer is
 the caller's.
 """
-import math
-
 import numpy as np
-from numba import get_num_threads, njit, prange, types
-from numba.extending import overload
+from numba import get_num_threads, njit, prange
 
 from ._common import OPTS
+from ._math import sig_as as _sig_as, tanh_as as _tanh_as
 
 _PAR = dict(OPTS, parallel=True)
 
@@ -76,57 +74,6 @@ def _weight_grads(X, W, Hs, dG, dW_out, dU_out, db_out, dX_out):
             dU_out[...] = 0
     if dX_out is not None:
         _input_grad(dG2, W, _flat(dX_out), get_num_threads())
-
-
-# Gate nonlinearities. Scalar libm tanh/exp calls do not vectorize (Numba has no SIMD math library
-# without Intel's SVML) and cost 2.8x the reference's whole forward at LSTM(128), batch 64 (27 vs 9.6
-# ms, measured). For float32 a rational minimax tanh (Eigen's generic_fast_tanh_float: pure
-# arithmetic, vectorizes, error a few ulp) replaces it; float64 (the gradient checks) keeps math.tanh.
-# sigmoid(x) = (1 + tanh(x / 2)) / 2 exactly, so both gates share it.
-_A = [np.float32(v) for v in (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05,
-                              5.12229709037114e-08, -8.60467152213735e-11, 2.00018790482477e-13,
-                              -2.76076847742355e-16)]
-_B = [np.float32(v) for v in (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04,
-                              1.19825839466702e-06)]
-_A1, _A3, _A5, _A7, _A9, _A11, _A13 = _A
-_B0, _B2, _B4, _B6 = _B
-_CLAMP = np.float32(7.90531110763549805)
-_TINY = np.float32(0.0004)
-
-
-@njit(**OPTS)
-def _tanh_f32(v):
-    x = np.float32(v)
-    x = min(max(x, -_CLAMP), _CLAMP)
-    x2 = x * x
-    p = x2 * _A13 + _A11
-    p = x2 * p + _A9
-    p = x2 * p + _A7
-    p = x2 * p + _A5
-    p = x2 * p + _A3
-    p = x2 * p + _A1
-    p = x * p
-    q = x2 * _B6 + _B4
-    q = x2 * q + _B2
-    q = x2 * q + _B0
-    return x if abs(x) < _TINY else p / q
-
-
-def _tanh_as(x, like):
-    """tanh(x), at the precision of the array ``like``'s dtype (a Numba overload picks the form)."""
-    return math.tanh(x)
-
-
-@overload(_tanh_as, jit_options=OPTS)
-def _tanh_as_overload(x, like):
-    if getattr(like, "dtype", None) == types.float32:
-        return lambda x, like: _tanh_f32(x)
-    return lambda x, like: math.tanh(x)
-
-
-@njit(**OPTS)
-def _sig_as(x, like):
-    return 0.5 + 0.5 * _tanh_as(0.5 * x, like)
 
 
 # --------------------------------------------------------------------------- masks
