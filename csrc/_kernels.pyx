@@ -222,5 +222,6 @@ include "conv.pxi"
 include "pool.pxi"
 # Sequence models (issue 12): recurrent cells, attention, embeddings.
 include "rnn.pxi"
+include "gru.pxi"
 include "attention.pxi"
 include "embedding.pxi"
