@@ -30,7 +30,6 @@ def _op(name, family, args, contract, backends=ALL, fallback=None, codes=None):
     return Op(name, family, tuple(args.split()), contract, tuple(backends), fallback, codes)
 
 
-
 OPS = (
     _op("activation_forward", "activations", "Z act alpha A_out",
         "A = f(Z), row-wise for softmax", codes="act"),

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from fastnn.kernels import get_backend
-from fastnn.kernels import reference as R
 
 try:
     from fastnn._ext import _kernels as K
