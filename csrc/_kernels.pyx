@@ -220,3 +220,8 @@ include "plan_cols.pxi"
 # Convolutional networks (issue 11): im2col/col2im and pooling.
 include "conv.pxi"
 include "pool.pxi"
+# Sequence models (issue 12): recurrent cells, attention, embeddings.
+include "rnn.pxi"
+include "gru.pxi"
+include "attention.pxi"
+include "embedding.pxi"

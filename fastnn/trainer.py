@@ -1,4 +1,5 @@
 """Trainer: the fit loop; the engine (:mod:`fastnn.engine`) decides and runs the path of every step."""
+import contextlib
 import time
 import warnings
 
@@ -395,7 +396,13 @@ class Trainer:
         # Read-only views for callbacks (fastnn.callbacks.Diagnostics): the prepared data of this fit.
         self.fit_data = (Xc, Y)
         self.validation_data = val
-        with thread_limits(blas_threads):
+        # The per-layer path's parallel kernels (recurrent, attention) take the thread count; with threaded
+        # BLAS (parallel='blas') they run one thread and BLAS splits each GEMM instead.
+        kernel_threads = n_threads if blas_threads == 1 else 1
+        if plan.path == "fused" or n_shards > 1 or layer_shards > 1:
+            kernel_threads = None
+        with thread_limits(blas_threads), \
+                (_engine.layer_threads(kern, kernel_threads) if kernel_threads else contextlib.nullcontext()):
             if n_shards > 1:
                 apply_numba_threads(n_shards)
             cbs.on_train_begin({})

@@ -9,8 +9,8 @@ driver; otherwise *per-layer*, with the reason in ``Plan.reason``.
 from .guard import guarded
 from .plan import Plan, build_plan, shard_rows
 from .probe import GradientProbe
-from .runners import fused_runner, layerwise_grad, layerwise_runner
+from .runners import fused_runner, layer_threads, layerwise_grad, layerwise_runner
 from .sharded import MIN_SHARD_ROWS, can_shard, sharded_runner  # issue 11: row shards on the per-layer path
 
-__all__ = ["Plan", "build_plan", "shard_rows", "guarded", "fused_runner", "layerwise_runner", "layerwise_grad", "sharded_runner",
-           "can_shard", "GradientProbe"]
+__all__ = ["Plan", "build_plan", "shard_rows", "guarded", "fused_runner", "layerwise_runner", "layerwise_grad",
+           "layer_threads", "sharded_runner", "can_shard", "GradientProbe"]

@@ -8,6 +8,8 @@ fused path, and the path of user-defined layers); :func:`layerwise_grad` is its
 ``grad_steps`` (forward + backward without the update), which distributed
 workers run on their part of a batch.
 """
+import contextlib
+
 import numpy as np
 
 from ..kernels import codes
@@ -30,6 +32,37 @@ def fused_runner(kern, plan, network, loss, optimizer, X, Y, hyper):
         for layer in dropouts:  # a later standalone training forward continues the step count
             layer.step = opt.iterations + 1
     return run
+
+
+@contextlib.contextmanager
+def layer_threads(kern, n):
+    """Run the per-layer path's own parallel kernels (recurrent, attention) on ``n`` threads, then restore.
+
+    The one thread knob (``Trainer(n_threads=)`` / :func:`fastnn.set_num_threads`) reaches them here:
+    Numba's pool for the numba backend, the calling thread's OpenMP setting for the cython one. Their
+    threads call BLAS themselves, so BLAS runs one thread alongside (the trainer's ``thread_limits``).
+    """
+    name = getattr(kern, "NAME", None)
+    if name == "numba":
+        import numba
+
+        before = numba.get_num_threads()
+        numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+        try:
+            yield
+        finally:
+            numba.set_num_threads(before)
+    elif name == "cython":
+        from .sharded import _set_omp_threads
+
+        before = _set_omp_threads(n)
+        try:
+            yield
+        finally:
+            if before is not None:
+                _set_omp_threads(before)
+    else:
+        yield
 
 
 def layerwise_grad(kern, backend, network, loss, X, Y, batch_size):

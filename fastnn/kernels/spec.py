@@ -30,10 +30,6 @@ def _op(name, family, args, contract, backends=ALL, fallback=None, codes=None):
     return Op(name, family, tuple(args.split()), contract, tuple(backends), fallback, codes)
 
 
-# Sequence kernels (issue 12): Cython serves the Numba kernels for now (declared, shown by show_config).
-_RNN_BACKENDS = ("reference", "numba")
-_RNN_FALLBACK = "numba"
-
 OPS = (
     _op("activation_forward", "activations", "Z act alpha A_out",
         "A = f(Z), row-wise for softmax", codes="act"),
@@ -79,34 +75,24 @@ OPS = (
     # --- sequence models (issue 12): recurrent cells, time-major (T, n, .) arrays ---------------
     _op("simple_rnn_forward", "rnn", "X W U b mask H_out scratch",
         "H_t = tanh(X_t W + H_{t-1} U + b), input projection of all steps as one GEMM; padded steps "
-        "(mask 0) keep the state",
-        backends=_RNN_BACKENDS, fallback=_RNN_FALLBACK),
+        "(mask 0) keep the state"),
     _op("simple_rnn_backward", "rnn", "X W U H dH mask dW_out dU_out db_out dX_out dZ_buf dh_buf",
-        "BPTT of simple_rnn_forward (dX skipped if dX_out is None)",
-        backends=_RNN_BACKENDS, fallback=_RNN_FALLBACK),
+        "BPTT of simple_rnn_forward (dX skipped if dX_out is None)"),
     _op("lstm_forward", "rnn", "X W U b mask H_out C_out G_out scratch",
-        "LSTM (gates i f g o) over every step; G_out keeps the activated gates",
-        backends=_RNN_BACKENDS, fallback=_RNN_FALLBACK),
+        "LSTM (gates i f g o) over every step; G_out keeps the activated gates"),
     _op("lstm_backward", "rnn", "X W U H C G dH mask dW_out dU_out db_out dX_out dG_buf dh_buf dc_buf",
-        "BPTT of lstm_forward (dX skipped if dX_out is None)",
-        backends=_RNN_BACKENDS, fallback=_RNN_FALLBACK),
+        "BPTT of lstm_forward (dX skipped if dX_out is None)"),
     _op("gru_forward", "rnn", "X W U b b_h reset_after mask H_out G_out HH_out scratch",
-        "GRU (gates z r h, Keras reset_after) over every step; G_out keeps z r n",
-        backends=_RNN_BACKENDS, fallback=_RNN_FALLBACK),
+        "GRU (gates z r h, Keras reset_after) over every step; G_out keeps z r n"),
     _op("gru_backward", "rnn",
         "X W U H G HH dH reset_after mask dW_out dU_out db_out db_h_out dX_out dGx_buf dGh_buf dh_buf",
-        "BPTT of gru_forward (dX skipped if dX_out is None)",
-        backends=_RNN_BACKENDS, fallback=_RNN_FALLBACK),
-    _op("embedding_forward", "embedding", "ids E out", "out[i] = E[ids[i]] (ids validated by the layer)",
-        backends=_RNN_BACKENDS, fallback=_RNN_FALLBACK),
-    _op("embedding_backward", "embedding", "ids dout dE_out", "dE = 0; dE[ids[i]] += dout[i], in row order",
-        backends=_RNN_BACKENDS, fallback=_RNN_FALLBACK),
+        "BPTT of gru_forward (dX skipped if dX_out is None)"),
+    _op("embedding_forward", "embedding", "ids E out", "out[i] = E[ids[i]] (ids validated by the layer)"),
+    _op("embedding_backward", "embedding", "ids dout dE_out", "dE = 0; dE[ids[i]] += dout[i], in row order"),
     _op("attention_forward", "attention", "QKV n_heads causal key_mask P_out O_out",
-        "per head P = softmax(q k.T / sqrt(dk)) (stable; causal: no look-ahead; padded keys weigh 0), O = P v",
-        backends=_RNN_BACKENDS, fallback=_RNN_FALLBACK),
+        "per head P = softmax(q k.T / sqrt(dk)) (stable; causal: no look-ahead; padded keys weigh 0), O = P v"),
     _op("attention_backward", "attention", "QKV P dO n_heads causal dS_buf dQKV_out",
-        "gradients of attention_forward w.r.t. q, k, v into dQKV_out",
-        backends=_RNN_BACKENDS, fallback=_RNN_FALLBACK),
+        "gradients of attention_forward w.r.t. q, k, v into dQKV_out"),
     # --- end of sequence models -------------------------------------------------------------
     _op("gather_rows", "driver", "X idx out", "out[i] = X[idx[i]]"),
     _op("dropout_forward", "plan", "X key step row0 rate mask_out out",

@@ -22,6 +22,11 @@ from .plan import apply_update, dropout_forward, grad_steps, train_steps
 # Convolutional networks (issue 11).
 from .conv import col2im, im2col
 from .pool import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
+# Sequence models (issue 12).
+from .attention import attention_backward, attention_forward
+from .embedding import embedding_backward, embedding_forward
+from .rnn import (gru_backward, gru_forward, lstm_backward, lstm_forward, simple_rnn_backward,
+                  simple_rnn_forward)
 
 NAME = "cython"
 #: True when the extension was compiled with OpenMP (``n_shards > 1`` really runs in parallel).

@@ -1,11 +1,74 @@
-"""Cython recurrent kernels: none yet.
+"""Cython recurrent kernels (SimpleRNN, LSTM, GRU): ``csrc/rnn.pxi``; contracts in :mod:`fastnn.kernels.reference.rnn`.
 
-:mod:`fastnn.kernels.spec` declares ``fallback="numba"`` for the ``rnn``
-family (``simple_rnn_*``, ``lstm_*``, ``gru_*``), so ``get_backend("cython")``
-serves the Numba kernels for them and says so (``backend.fallbacks()``,
-``fastnn.show_config()``). The Numba kernels already call BLAS for every GEMM
-and compile only the per-step gate math, so a Cython port would mainly save
-Numba's dispatch per call. To add one: ``csrc/rnn.pxi`` (included by
-``_kernels.pyx``), wrap it here, export it from ``__init__.py`` and add
-``"cython"`` to ``_RNN_BACKENDS`` in the spec.
+The batch's rows run in one OpenMP block per thread through every step (per
+step one ``h_{t-1} @ U`` GEMM accumulated into the projected gates, then the
+fused gate math), forward and backward through time; the weight gradients are
+whole-sequence GEMMs split by output columns across the threads. BLAS is called
+from every thread, so it must run one thread itself (the trainer limits it).
+Threads: :func:`fastnn.set_num_threads`, capped by the calling thread's OpenMP
+setting. Backward transposes ``U`` once per call into a per-thread workspace kept between calls
+(:func:`fastnn.kernels.cython._seq.workspace`; the spec's buffers have no room for it). ``scratch``
+of ``lstm_forward`` / ``simple_rnn_forward`` and the product half of ``dh_buf`` (LSTM, SimpleRNN)
+are not needed: the GEMMs accumulate in place.
 """
+from ._adapt import _k
+from ._seq import Outs, dtype_of, inp, mask_args, threads, workspace
+
+
+def simple_rnn_forward(X, W, U, b, mask, H_out, scratch):
+    """h_t = tanh(x_t W + h_{t-1} U + b) for every step; H_out (T, n, H)."""
+    dt = dtype_of(H_out)
+    out = Outs(dt, H_out)
+    _k.simple_rnn_forward(inp(X, dt), inp(W, dt), inp(U, dt), inp(b, dt), *mask_args(mask, dt), *out.bufs,
+                          threads())
+    out.back()
+
+
+def simple_rnn_backward(X, W, U, H, dH, mask, dW_out, dU_out, db_out, dX_out, dZ_buf, dh_buf):
+    """BPTT of simple_rnn_forward (dX skipped if dX_out is None)."""
+    dt = dtype_of(dW_out)
+    out = Outs(dt, dW_out, dU_out, db_out, dX_out, dZ_buf, dh_buf)
+    dW, dU, db, dX, dZ, dh = out.bufs
+    _k.simple_rnn_backward(inp(X, dt), inp(W, dt), inp(U, dt), inp(H, dt), inp(dH, dt), *mask_args(mask, dt),
+                           dW, dU, db, dX, dX_out is not None, dZ, dh, workspace(U.shape[::-1], dt), threads())
+    out.back()
+
+
+def lstm_forward(X, W, U, b, mask, H_out, C_out, G_out, scratch):
+    """LSTM over every step; G_out (T, n, 4H) keeps the activated gates i, f, g, o for backward."""
+    dt = dtype_of(H_out)
+    out = Outs(dt, H_out, C_out, G_out)
+    _k.lstm_forward(inp(X, dt), inp(W, dt), inp(U, dt), inp(b, dt), *mask_args(mask, dt), *out.bufs, threads())
+    out.back()
+
+
+def lstm_backward(X, W, U, H, C, G, dH, mask, dW_out, dU_out, db_out, dX_out, dG_buf, dh_buf, dc_buf):
+    """BPTT of lstm_forward: gate pre-activation gradients into dG_buf, weight grads as GEMMs."""
+    dt = dtype_of(dW_out)
+    out = Outs(dt, dW_out, dU_out, db_out, dX_out, dG_buf, dh_buf, dc_buf)
+    dW, dU, db, dX, dG, dh, dc = out.bufs
+    _k.lstm_backward(inp(X, dt), inp(W, dt), inp(U, dt), inp(H, dt), inp(C, dt), inp(G, dt), inp(dH, dt),
+                     *mask_args(mask, dt), dW, dU, db, dX, dX_out is not None, dG, dh, dc,
+                     workspace(U.shape[::-1], dt), threads())
+    out.back()
+
+
+def gru_forward(X, W, U, b, b_h, reset_after, mask, H_out, G_out, HH_out, scratch):
+    """GRU over every step; G_out (T, n, 3H) keeps z, r, n; HH_out the recurrent candidate term."""
+    dt = dtype_of(H_out)
+    out = Outs(dt, H_out, G_out, HH_out, scratch)
+    _k.gru_forward(inp(X, dt), inp(W, dt), inp(U, dt), inp(b, dt), inp(b_h, dt), bool(reset_after),
+                   *mask_args(mask, dt), *out.bufs, threads())
+    out.back()
+
+
+def gru_backward(X, W, U, H, G, HH, dH, reset_after, mask, dW_out, dU_out, db_out, db_h_out, dX_out,
+                 dGx_buf, dGh_buf, dh_buf):
+    """BPTT of gru_forward; ``dh_buf`` is (2, n, H): the carried gradient and a product scratch."""
+    dt = dtype_of(dW_out)
+    out = Outs(dt, dW_out, dU_out, db_out, db_h_out, dX_out, dGx_buf, dGh_buf, dh_buf)
+    dW, dU, db, db_h, dX, dGx, dGh, dh = out.bufs
+    _k.gru_backward(inp(X, dt), inp(W, dt), inp(U, dt), inp(H, dt), inp(G, dt), inp(HH, dt), inp(dH, dt),
+                    bool(reset_after), *mask_args(mask, dt), dW, dU, db, db_h, dX, dX_out is not None, dGx, dGh,
+                    dh, workspace(U.shape[::-1], dt), threads())
+    out.back()

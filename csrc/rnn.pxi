@@ -1,0 +1,477 @@
+# Recurrent cells (SimpleRNN, LSTM; GRU in gru.pxi) and their shared helpers: contracts in
+# fastnn/kernels/reference/rnn.py. Included by _kernels.pyx (one compile unit); names here start with
+# _rnn / _simple_rnn / _lstm / fastnn_rnn / fastnn_lstm.
+#
+# Time-major buffers (T, n, .). The batch's rows are split into one block per thread; each thread runs
+# every step of its block inside one parallel region (rows never interact, so no barrier and no
+# dependence of a row's result on the thread count): per step one h_{t-1} @ U GEMM accumulated straight
+# into the step's projected gates (beta = 1: no scratch, no extra add pass), then the fused gate math in
+# one pass. Backward the same, the carried gradient accumulated by dG_t @ U.T into itself. The weight
+# gradients are whole-sequence GEMMs split by output columns across the threads (one copy of each
+# gradient, no reduction), the input gradient by rows. BLAS is called from every thread: it must run
+# one thread itself (the trainer limits it; fastnn.kernels.cython.rnn says how many threads run here).
+
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static int fastnn_rnn_omp_max_threads(void) { return omp_get_max_threads(); }
+    #else
+    static int fastnn_rnn_omp_max_threads(void) { return 1; }
+    #endif
+    /* float32 gates: a rational minimax tanh (Eigen's generic_fast_tanh_float; a few ulp, pure
+       arithmetic, so the gate loop vectorizes -- libm tanhf is a scalar call per element, the same
+       choice and constants as the numba backend). float64 (the gradient checks) keeps libm tanh.
+       sigmoid(x) = (1 + tanh(x / 2)) / 2 exactly, so all gates share it. NaN propagates. */
+    static inline float fastnn_rnn_tanh_f(float x) {
+        const float clamp = 7.90531110763549805f;
+        float y = x < -clamp ? -clamp : (x > clamp ? clamp : x);
+        float x2 = y * y;
+        float p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+        p = x2 * p + -8.60467152213735e-11f;
+        p = x2 * p + 5.12229709037114e-08f;
+        p = x2 * p + 1.48572235717979e-05f;
+        p = x2 * p + 6.37261928875436e-04f;
+        p = x2 * p + 4.89352455891786e-03f;
+        p = y * p;
+        float q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+        q = x2 * q + 2.26843463243900e-03f;
+        q = x2 * q + 4.89352518554385e-03f;
+        return fabsf(y) < 0.0004f ? y : p / q;
+    }
+    static inline double fastnn_rnn_tanh_d(double x) { return tanh(x); }
+    /* One LSTM row, forward: g holds a = x W + h U + b (i f g o blocks of k); writes the activated
+       gates back into g, c_t and h_t. cp (c_{t-1}) is NULL at the first step. The loop bodies are
+       always-inline helpers called with constant flags, so each clone gets branch-free loops that
+       vectorize (a test inside the loop kept GCC from vectorizing it). */
+    #define FASTNN_LSTM_CELL(T, S) \
+    static inline __attribute__((always_inline)) void fastnn_lstm_fwd_body_##S(Py_ssize_t k, \
+            T* restrict g, const T* restrict cp, T* restrict c, T* restrict h, const int has_cp) { \
+        const T half = (T) 0.5; \
+        for (Py_ssize_t j = 0; j < k; j++) { \
+            T ig = half + half * fastnn_rnn_tanh_##S(half * g[j]); \
+            T fg = half + half * fastnn_rnn_tanh_##S(half * g[k + j]); \
+            T gg = fastnn_rnn_tanh_##S(g[2 * k + j]); \
+            T og = half + half * fastnn_rnn_tanh_##S(half * g[3 * k + j]); \
+            T cc = ig * gg; \
+            if (has_cp) cc += fg * cp[j]; \
+            c[j] = cc; \
+            h[j] = og * fastnn_rnn_tanh_##S(cc); \
+            g[j] = ig; g[k + j] = fg; g[2 * k + j] = gg; g[3 * k + j] = og; \
+        } \
+    } \
+    static FASTNN_CLONES void fastnn_lstm_fwd_##S(Py_ssize_t k, T* restrict g, const T* restrict cp, \
+            T* restrict c, T* restrict h) { \
+        if (cp) fastnn_lstm_fwd_body_##S(k, g, cp, c, h, 1); \
+        else fastnn_lstm_fwd_body_##S(k, g, cp, c, h, 0); \
+    } \
+    /* One LSTM row, backward: d = dH (+ carry when `later`), dc_next = dc (when `later`); writes the gate \
+       pre-activation gradients dg, dc = dc_t * f, and carry = 0 (the dG_t @ U.T GEMM adds into it). */ \
+    static inline __attribute__((always_inline)) void fastnn_lstm_bwd_body_##S(Py_ssize_t k, \
+            const T* restrict dH, T* restrict carry, T* restrict dc, const T* restrict g, \
+            const T* restrict c, const T* restrict cp, T* restrict dg, const int later, const int has_cp) { \
+        const T one = (T) 1; \
+        for (Py_ssize_t j = 0; j < k; j++) { \
+            T d = dH[j], dcn = (T) 0; \
+            if (later) { d += carry[j]; dcn = dc[j]; } \
+            T ig = g[j], fg = g[k + j], gg = g[2 * k + j], og = g[3 * k + j]; \
+            T tc = fastnn_rnn_tanh_##S(c[j]); \
+            T cpv = has_cp ? cp[j] : (T) 0; \
+            T dcc = dcn + d * og * (one - tc * tc); \
+            dg[j] = dcc * gg * ig * (one - ig); \
+            dg[k + j] = dcc * cpv * fg * (one - fg); \
+            dg[2 * k + j] = dcc * ig * (one - gg * gg); \
+            dg[3 * k + j] = d * tc * og * (one - og); \
+            dc[j] = dcc * fg; \
+            carry[j] = (T) 0; \
+        } \
+    } \
+    static FASTNN_CLONES void fastnn_lstm_bwd_##S(Py_ssize_t k, int later, const T* restrict dH, \
+            T* restrict carry, T* restrict dc, const T* restrict g, const T* restrict c, \
+            const T* restrict cp, T* restrict dg) { \
+        if (later && cp) fastnn_lstm_bwd_body_##S(k, dH, carry, dc, g, c, cp, dg, 1, 1); \
+        else if (later) fastnn_lstm_bwd_body_##S(k, dH, carry, dc, g, c, cp, dg, 1, 0); \
+        else if (cp) fastnn_lstm_bwd_body_##S(k, dH, carry, dc, g, c, cp, dg, 0, 1); \
+        else fastnn_lstm_bwd_body_##S(k, dH, carry, dc, g, c, cp, dg, 0, 0); \
+    }
+    FASTNN_LSTM_CELL(float, f)
+    FASTNN_LSTM_CELL(double, d)
+    /* SimpleRNN: h = tanh(h) over one block of rows */
+    #define FASTNN_RNN_TANH_RUN(T, S) \
+    static FASTNN_CLONES void fastnn_rnn_tanh_run_##S(Py_ssize_t m, T* restrict h) { \
+        for (Py_ssize_t j = 0; j < m; j++) h[j] = fastnn_rnn_tanh_##S(h[j]); \
+    }
+    FASTNN_RNN_TANH_RUN(float, f)
+    FASTNN_RNN_TANH_RUN(double, d)
+    """
+    int fastnn_rnn_omp_max_threads() noexcept nogil
+    float fastnn_rnn_tanh_f(float x) noexcept nogil
+    double fastnn_rnn_tanh_d(double x) noexcept nogil
+    void fastnn_lstm_fwd_f(Py_ssize_t k, float* g, const float* cp, float* c, float* h) noexcept nogil
+    void fastnn_lstm_fwd_d(Py_ssize_t k, double* g, const double* cp, double* c, double* h) noexcept nogil
+    void fastnn_lstm_bwd_f(Py_ssize_t k, int later, const float* dH, float* carry, float* dc, const float* g,
+                           const float* c, const float* cp, float* dg) noexcept nogil
+    void fastnn_lstm_bwd_d(Py_ssize_t k, int later, const double* dH, double* carry, double* dc,
+                           const double* g, const double* c, const double* cp, double* dg) noexcept nogil
+    void fastnn_rnn_tanh_run_f(Py_ssize_t m, float* h) noexcept nogil
+    void fastnn_rnn_tanh_run_d(Py_ssize_t m, double* h) noexcept nogil
+
+
+def omp_max_threads():
+    """OpenMP threads a parallel loop started from the calling thread would get (1 without OpenMP)."""
+    return fastnn_rnn_omp_max_threads()
+
+
+cdef inline floating _rnn_tanh(floating x) noexcept nogil:
+    if floating is float:
+        return fastnn_rnn_tanh_f(x)
+    else:
+        return fastnn_rnn_tanh_d(x)
+
+
+cdef inline floating _rnn_sig(floating x) noexcept nogil:
+    return <floating> 0.5 + <floating> 0.5 * _rnn_tanh(<floating> 0.5 * x)
+
+
+cdef inline void _rnn_span(Py_ssize_t n, Py_ssize_t nb, Py_ssize_t c, Py_ssize_t align,
+                           Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """Block c of nb over range(n): [lo, hi), block sizes rounded up to a multiple of ``align``."""
+    cdef Py_ssize_t per = (n + nb - 1) // nb
+    per = (per + align - 1) // align * align
+    lo[0] = c * per if c * per < n else n
+    hi[0] = lo[0] + per if lo[0] + per < n else n
+
+
+cdef inline Py_ssize_t _rnn_blocks(Py_ssize_t n, int nt) noexcept nogil:
+    """Number of row blocks: one per thread, none empty."""
+    if nt < 1:
+        nt = 1
+    return nt if nt < n else (n if n > 0 else 1)
+
+
+cdef void _rnn_project_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t m, Py_ssize_t F, Py_ssize_t g,
+                             const floating* X, const floating* W, const floating* b,
+                             floating* G) noexcept nogil:
+    """Rows [lo, hi) of block c: G = X @ W + b (the input projection of every step at once)."""
+    cdef Py_ssize_t lo, hi, i, j
+    _rnn_span(m, nb, c, 1, &lo, &hi)
+    if hi <= lo:
+        return
+    if F > 0:
+        _gemm(c'N', c'N', <int> (hi - lo), <int> g, <int> F, <floating> 1, X + lo * F, <int> F, W, <int> g,
+              <floating> 0, G + lo * g, <int> g)
+    else:
+        memset(G + lo * g, 0, (hi - lo) * g * sizeof(floating))
+    for i in range(lo, hi):
+        for j in range(g):
+            G[i * g + j] += b[j]
+
+
+cdef void _rnn_grads_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t F,
+                           Py_ssize_t k, Py_ssize_t g, const floating* X, const floating* W,
+                           const floating* Hs, const floating* dG, const floating* dGu,
+                           floating* dW, floating* dU, floating* db, floating* dX) noexcept nogil:
+    """Block c's share of the weight gradients (whole-sequence GEMMs): columns [c0, c1) of
+    dW = X2.T @ dG2, db = sum dG2 and (dU not NULL) dU = H_{<T-1}.T @ dGu_{>0}; rows of dX = dG2 @ W.T."""
+    cdef Py_ssize_t m = T * n, c0, c1, r0, r1, i, j
+    _rnn_span(g, nb, c, 16, &c0, &c1)
+    if c1 > c0:
+        if F > 0:
+            _gemm(c'T', c'N', <int> F, <int> (c1 - c0), <int> m, <floating> 1, X, <int> F, dG + c0, <int> g,
+                  <floating> 0, dW + c0, <int> g)
+        for j in range(c0, c1):
+            db[j] = 0
+        for i in range(m):  # row order fixed: the sums do not depend on the thread count
+            for j in range(c0, c1):
+                db[j] += dG[i * g + j]
+        if dU != NULL:
+            if T > 1:
+                _gemm(c'T', c'N', <int> k, <int> (c1 - c0), <int> ((T - 1) * n), <floating> 1, Hs, <int> k,
+                      dGu + n * g + c0, <int> g, <floating> 0, dU + c0, <int> g)
+            else:
+                for i in range(k):
+                    memset(dU + i * g + c0, 0, (c1 - c0) * sizeof(floating))
+    if dX != NULL and F > 0:
+        _rnn_span(m, nb, c, 1, &r0, &r1)
+        if r1 > r0:
+            _gemm(c'N', c'T', <int> (r1 - r0), <int> F, <int> g, <floating> 1, dG + r0 * g, <int> g, W, <int> g,
+                  <floating> 0, dX + r0 * F, <int> F)
+
+
+cdef inline void _rnn_keep_state(Py_ssize_t t, Py_ssize_t n, Py_ssize_t k, Py_ssize_t i,
+                                 floating* S) noexcept nogil:
+    """A padded step of row i: its state S[t, i] = S[t-1, i] (0 at the first step)."""
+    if t > 0:
+        memcpy(S + (t * n + i) * k, S + ((t - 1) * n + i) * k, k * sizeof(floating))
+    else:
+        memset(S + i * k, 0, k * sizeof(floating))
+
+
+cdef void _rnn_transpose(Py_ssize_t rows, Py_ssize_t cols, const floating* src, floating* dst) noexcept nogil:
+    """dst (cols, rows) = src (rows, cols).T. Backward multiplies by U.T every step: OpenBLAS's
+    transposed packing of U (sgemm_itcopy) cost a third of its GEMM kernel time in an LSTM(128)
+    epoch (perf); transposed once per call, every step packs the plain layout."""
+    cdef Py_ssize_t i, j
+    for i in range(rows):
+        for j in range(cols):
+            dst[j * rows + i] = src[i * cols + j]
+
+
+# --------------------------------------------------------------------------- SimpleRNN
+cdef void _simple_rnn_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
+                                const floating* U, const floating* mask, bint has_mask,
+                                floating* H) noexcept nogil:
+    cdef Py_ssize_t lo, hi, t, i
+    _rnn_span(n, nb, c, 1, &lo, &hi)
+    if hi <= lo:
+        return
+    for t in range(T):
+        if t > 0:
+            _gemm(c'N', c'N', <int> (hi - lo), <int> k, <int> k, <floating> 1, H + ((t - 1) * n + lo) * k,
+                  <int> k, U, <int> k, <floating> 1, H + (t * n + lo) * k, <int> k)
+        if floating is float:
+            fastnn_rnn_tanh_run_f((hi - lo) * k, H + (t * n + lo) * k)
+        else:
+            fastnn_rnn_tanh_run_d((hi - lo) * k, H + (t * n + lo) * k)
+        if has_mask:
+            for i in range(lo, hi):
+                if mask[t * n + i] == 0:
+                    _rnn_keep_state(t, n, k, i, H)
+
+
+cdef void _simple_rnn_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
+                                const floating* UT, const floating* H, const floating* dH,
+                                const floating* mask, bint has_mask, floating* dZ,
+                                floating* carry) noexcept nogil:
+    cdef Py_ssize_t lo, hi, t, i, j, o
+    cdef floating d, hv
+    _rnn_span(n, nb, c, 1, &lo, &hi)
+    if hi <= lo:
+        return
+    for t in range(T - 1, -1, -1):
+        for i in range(lo, hi):
+            o = (t * n + i) * k
+            if has_mask and mask[t * n + i] == 0:  # padding: the gradient passes through to h_{t-1}
+                for j in range(k):
+                    d = dH[o + j]
+                    if t < T - 1:
+                        d = d + carry[i * k + j]
+                    carry[i * k + j] = d
+                    dZ[o + j] = 0
+                continue
+            for j in range(k):
+                d = dH[o + j]
+                if t < T - 1:
+                    d = d + carry[i * k + j]
+                hv = H[o + j]
+                dZ[o + j] = d * (<floating> 1 - hv * hv)
+                carry[i * k + j] = 0
+        if t > 0:
+            _gemm(c'N', c'N', <int> (hi - lo), <int> k, <int> k, <floating> 1, dZ + (t * n + lo) * k, <int> k,
+                  UT, <int> k, <floating> 1, carry + lo * k, <int> k)
+
+
+# --------------------------------------------------------------------------- LSTM
+cdef void _lstm_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
+                          const floating* U, const floating* mask, bint has_mask,
+                          floating* H, floating* C, floating* G) noexcept nogil:
+    cdef Py_ssize_t lo, hi, t, i, g4 = 4 * k
+    cdef const floating* cp
+    _rnn_span(n, nb, c, 1, &lo, &hi)
+    if hi <= lo:
+        return
+    for t in range(T):
+        if t > 0:
+            _gemm(c'N', c'N', <int> (hi - lo), <int> g4, <int> k, <floating> 1, H + ((t - 1) * n + lo) * k,
+                  <int> k, U, <int> g4, <floating> 1, G + (t * n + lo) * g4, <int> g4)
+        for i in range(lo, hi):
+            cp = C + ((t - 1) * n + i) * k if t > 0 else NULL
+            if floating is float:
+                fastnn_lstm_fwd_f(k, G + (t * n + i) * g4, cp, C + (t * n + i) * k, H + (t * n + i) * k)
+            else:
+                fastnn_lstm_fwd_d(k, G + (t * n + i) * g4, cp, C + (t * n + i) * k, H + (t * n + i) * k)
+            if has_mask and mask[t * n + i] == 0:  # padding: keep the state (the gates stay as computed)
+                _rnn_keep_state(t, n, k, i, H)
+                _rnn_keep_state(t, n, k, i, C)
+
+
+cdef void _lstm_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
+                          const floating* UT, const floating* C, const floating* G, const floating* dH,
+                          const floating* mask, bint has_mask, floating* dG, floating* carry,
+                          floating* dc) noexcept nogil:
+    cdef Py_ssize_t lo, hi, t, i, j, o, g4 = 4 * k
+    cdef const floating* cp
+    cdef floating d
+    _rnn_span(n, nb, c, 1, &lo, &hi)
+    if hi <= lo:
+        return
+    for t in range(T - 1, -1, -1):
+        for i in range(lo, hi):
+            o = t * n + i
+            if has_mask and mask[o] == 0:  # padding: the state gradients pass through to step t-1
+                memset(dG + o * g4, 0, g4 * sizeof(floating))
+                for j in range(k):
+                    d = dH[o * k + j]
+                    if t < T - 1:
+                        d = d + carry[i * k + j]
+                    else:
+                        dc[i * k + j] = 0
+                    carry[i * k + j] = d
+                continue
+            cp = C + (o - n) * k if t > 0 else NULL
+            if floating is float:
+                fastnn_lstm_bwd_f(k, t < T - 1, dH + o * k, carry + i * k, dc + i * k, G + o * g4, C + o * k,
+                                  cp, dG + o * g4)
+            else:
+                fastnn_lstm_bwd_d(k, t < T - 1, dH + o * k, carry + i * k, dc + i * k, G + o * g4, C + o * k,
+                                  cp, dG + o * g4)
+        if t > 0:
+            _gemm(c'N', c'N', <int> (hi - lo), <int> k, <int> g4, <floating> 1, dG + (t * n + lo) * g4,
+                  <int> g4, UT, <int> k, <floating> 1, carry + lo * k, <int> k)
+
+
+# --------------------------------------------------------------------------- Python wrappers
+# C-contiguous buffers of one float type (fastnn.kernels.cython.rnn adapts anything else and passes a
+# (1, 1) mask placeholder with has_mask=False when there is no mask); nt threads (the caller's knob).
+
+cdef int _rnn_check(Py_ssize_t got, Py_ssize_t want, str what) except -1:
+    if got != want:
+        raise ValueError(f"{what}: size {got}, expected {want}")
+    return 0
+
+
+cdef int _rnn_check_seq(const floating[:, :, ::1] A, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
+                        str name) except -1:
+    if A.shape[0] != T or A.shape[1] != n or A.shape[2] != k:
+        raise ValueError(f"{name} has shape {tuple(A.shape)[:3]}, expected {(T, n, k)}")
+    return 0
+
+
+cdef int _rnn_check_common(const floating[:, :, ::1] X, const floating[:, ::1] W, const floating[:, ::1] U,
+                           const floating[:, ::1] mask, bint has_mask, Py_ssize_t k, Py_ssize_t g) except -1:
+    _rnn_check(W.shape[0], X.shape[2], "W rows (the input features)")
+    _rnn_check(W.shape[1], g, "W columns")
+    _rnn_check(U.shape[0], k, "U rows")
+    _rnn_check(U.shape[1], g, "U columns")
+    if has_mask and (mask.shape[0] != X.shape[0] or mask.shape[1] != X.shape[1]):
+        raise ValueError(f"mask has shape {tuple(mask.shape)[:2]}, expected (T, n) = {tuple(X.shape)[:2]}")
+    return 0
+
+
+def simple_rnn_forward(const floating[:, :, ::1] X, const floating[:, ::1] W, const floating[:, ::1] U,
+                       const floating[::1] b, const floating[:, ::1] mask, bint has_mask,
+                       floating[:, :, ::1] H_out, int nt):
+    """h_t = tanh(x_t W + h_{t-1} U + b) for every step."""
+    cdef Py_ssize_t T = X.shape[0], n = X.shape[1], F = X.shape[2], k = U.shape[0], c, nb
+    _rnn_check_common(X, W, U, mask, has_mask, k, k)
+    _rnn_check(b.shape[0], k, "b")
+    _rnn_check_seq(H_out, T, n, k, "H_out")
+    if T * n == 0 or k == 0:
+        return
+    nb = _rnn_blocks(n, nt)
+    with nogil:
+        for c in prange(_rnn_blocks(T * n, nt), num_threads=nt, schedule="static"):
+            _rnn_project_block(c, _rnn_blocks(T * n, nt), T * n, F, k, &X[0, 0, 0], &W[0, 0], &b[0],
+                               &H_out[0, 0, 0])
+        for c in prange(nb, num_threads=nt, schedule="static"):
+            _simple_rnn_fwd_block(c, nb, T, n, k, &U[0, 0], &mask[0, 0], has_mask, &H_out[0, 0, 0])
+
+
+def simple_rnn_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const floating[:, ::1] U,
+                        const floating[:, :, ::1] H, const floating[:, :, ::1] dH, const floating[:, ::1] mask,
+                        bint has_mask, floating[:, ::1] dW_out, floating[:, ::1] dU_out, floating[::1] db_out,
+                        floating[:, :, ::1] dX_out, bint need_dX, floating[:, :, ::1] dZ_buf,
+                        floating[:, :, ::1] dh_buf, floating[:, ::1] UT_buf, int nt):
+    """BPTT of simple_rnn_forward; dX_out is written only when need_dX."""
+    cdef Py_ssize_t T = X.shape[0], n = X.shape[1], F = X.shape[2], k = U.shape[0], c, nb
+    _rnn_check_common(X, W, U, mask, has_mask, k, k)
+    _rnn_check_seq(H, T, n, k, "H")
+    _rnn_check_seq(dH, T, n, k, "dH")
+    _rnn_check_seq(dZ_buf, T, n, k, "dZ_buf")
+    _rnn_check_seq(dh_buf, 2, n, k, "dh_buf")
+    _rnn_check(dW_out.shape[0] * dW_out.shape[1], F * k, "dW_out")
+    _rnn_check(dU_out.shape[0] * dU_out.shape[1], k * k, "dU_out")
+    _rnn_check(db_out.shape[0], k, "db_out")
+    if need_dX:
+        _rnn_check_seq(dX_out, T, n, F, "dX_out")
+    _rnn_check(UT_buf.shape[0] * UT_buf.shape[1], k * k, "UT_buf")
+    if T * n == 0 or k == 0:
+        dW_out[...] = 0
+        dU_out[...] = 0
+        db_out[...] = 0
+        if need_dX:
+            dX_out[...] = 0
+        return
+    nb = _rnn_blocks(n, nt)
+    with nogil:
+        _rnn_transpose(k, k, &U[0, 0], &UT_buf[0, 0])
+        for c in prange(nb, num_threads=nt, schedule="static"):
+            _simple_rnn_bwd_block(c, nb, T, n, k, &UT_buf[0, 0], &H[0, 0, 0], &dH[0, 0, 0], &mask[0, 0], has_mask,
+                                  &dZ_buf[0, 0, 0], &dh_buf[0, 0, 0])
+        for c in prange(nt if nt > 0 else 1, num_threads=nt, schedule="static"):
+            _rnn_grads_block(c, nt if nt > 0 else 1, T, n, F, k, k, &X[0, 0, 0], &W[0, 0], &H[0, 0, 0],
+                             &dZ_buf[0, 0, 0], &dZ_buf[0, 0, 0], &dW_out[0, 0], &dU_out[0, 0], &db_out[0],
+                             &dX_out[0, 0, 0] if need_dX else NULL)
+
+
+def lstm_forward(const floating[:, :, ::1] X, const floating[:, ::1] W, const floating[:, ::1] U,
+                 const floating[::1] b, const floating[:, ::1] mask, bint has_mask, floating[:, :, ::1] H_out,
+                 floating[:, :, ::1] C_out, floating[:, :, ::1] G_out, int nt):
+    """LSTM over every step; G_out keeps the activated gates i, f, g, o."""
+    cdef Py_ssize_t T = X.shape[0], n = X.shape[1], F = X.shape[2], k = U.shape[0], c, nb
+    _rnn_check_common(X, W, U, mask, has_mask, k, 4 * k)
+    _rnn_check(b.shape[0], 4 * k, "b")
+    _rnn_check_seq(H_out, T, n, k, "H_out")
+    _rnn_check_seq(C_out, T, n, k, "C_out")
+    _rnn_check_seq(G_out, T, n, 4 * k, "G_out")
+    if T * n == 0 or k == 0:
+        return
+    nb = _rnn_blocks(n, nt)
+    with nogil:
+        for c in prange(_rnn_blocks(T * n, nt), num_threads=nt, schedule="static"):
+            _rnn_project_block(c, _rnn_blocks(T * n, nt), T * n, F, 4 * k, &X[0, 0, 0], &W[0, 0], &b[0],
+                               &G_out[0, 0, 0])
+        for c in prange(nb, num_threads=nt, schedule="static"):
+            _lstm_fwd_block(c, nb, T, n, k, &U[0, 0], &mask[0, 0], has_mask, &H_out[0, 0, 0], &C_out[0, 0, 0],
+                            &G_out[0, 0, 0])
+
+
+def lstm_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const floating[:, ::1] U,
+                  const floating[:, :, ::1] H, const floating[:, :, ::1] C, const floating[:, :, ::1] G,
+                  const floating[:, :, ::1] dH, const floating[:, ::1] mask, bint has_mask,
+                  floating[:, ::1] dW_out, floating[:, ::1] dU_out, floating[::1] db_out,
+                  floating[:, :, ::1] dX_out, bint need_dX, floating[:, :, ::1] dG_buf,
+                  floating[:, :, ::1] dh_buf, floating[:, ::1] dc_buf, floating[:, ::1] UT_buf, int nt):
+    """BPTT of lstm_forward; dX_out is written only when need_dX."""
+    cdef Py_ssize_t T = X.shape[0], n = X.shape[1], F = X.shape[2], k = U.shape[0], c, nb
+    _rnn_check_common(X, W, U, mask, has_mask, k, 4 * k)
+    _rnn_check_seq(H, T, n, k, "H")
+    _rnn_check_seq(C, T, n, k, "C")
+    _rnn_check_seq(G, T, n, 4 * k, "G")
+    _rnn_check_seq(dH, T, n, k, "dH")
+    _rnn_check_seq(dG_buf, T, n, 4 * k, "dG_buf")
+    _rnn_check_seq(dh_buf, 2, n, k, "dh_buf")
+    _rnn_check(dc_buf.shape[0] * dc_buf.shape[1], n * k, "dc_buf")
+    _rnn_check(dW_out.shape[0] * dW_out.shape[1], F * 4 * k, "dW_out")
+    _rnn_check(dU_out.shape[0] * dU_out.shape[1], k * 4 * k, "dU_out")
+    _rnn_check(db_out.shape[0], 4 * k, "db_out")
+    if need_dX:
+        _rnn_check_seq(dX_out, T, n, F, "dX_out")
+    _rnn_check(UT_buf.shape[0] * UT_buf.shape[1], 4 * k * k, "UT_buf")
+    if T * n == 0 or k == 0:
+        dW_out[...] = 0
+        dU_out[...] = 0
+        db_out[...] = 0
+        if need_dX:
+            dX_out[...] = 0
+        return
+    nb = _rnn_blocks(n, nt)
+    with nogil:
+        _rnn_transpose(k, 4 * k, &U[0, 0], &UT_buf[0, 0])
+        for c in prange(nb, num_threads=nt, schedule="static"):
+            _lstm_bwd_block(c, nb, T, n, k, &UT_buf[0, 0], &C[0, 0, 0], &G[0, 0, 0], &dH[0, 0, 0], &mask[0, 0],
+                            has_mask, &dG_buf[0, 0, 0], &dh_buf[0, 0, 0], &dc_buf[0, 0])
+        for c in prange(nt if nt > 0 else 1, num_threads=nt, schedule="static"):
+            _rnn_grads_block(c, nt if nt > 0 else 1, T, n, F, k, 4 * k, &X[0, 0, 0], &W[0, 0], &H[0, 0, 0],
+                             &dG_buf[0, 0, 0], &dG_buf[0, 0, 0], &dW_out[0, 0], &dU_out[0, 0], &db_out[0],
+                             &dX_out[0, 0, 0] if need_dX else NULL)
