@@ -72,7 +72,7 @@ cdef extern from *:
     unsigned int fastnn_ftz_on() noexcept nogil
     void fastnn_ftz_restore(unsigned int old) noexcept nogil
     int FASTNN_HAS_FTZ
-from libc.math cimport (exp, expf, expm1, expm1f, tanh, tanhf, log, log1p, sqrt, sqrtf,
+from libc.math cimport (exp, expf, expm1, expm1f, tanh, log, log1p, sqrt, sqrtf,
                         fabs, fabsf, pow)
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy, memset
@@ -116,13 +116,6 @@ cdef inline floating _expm1(floating x) noexcept nogil:
         return expm1f(x)
     else:
         return expm1(x)
-
-
-cdef inline floating _tanh(floating x) noexcept nogil:
-    if floating is float:
-        return tanhf(x)
-    else:
-        return tanh(x)
 
 
 cdef inline floating _sqrt(floating x) noexcept nogil:

@@ -23,6 +23,54 @@ cdef extern from *:
     }
     FASTNN_RELU_BWD(float, f)
     FASTNN_RELU_BWD(double, d)
+    /* float32 tanh (recurrent gates, tanh and GELU layers): a rational minimax tanh (Eigen's
+       generic_fast_tanh_float; a few ulp, pure arithmetic, so the loops vectorize -- libm tanhf is a
+       scalar call per element; the same choice and constants as the numba backend's _math.py).
+       float64 (the gradient checks) keeps libm tanh. sigmoid(x) = (1 + tanh(x / 2)) / 2 exactly, so
+       the gates share it. NaN propagates. */
+    static inline float fastnn_tanh_f(float x) {
+        const float clamp = 7.90531110763549805f;
+        float y = x < -clamp ? -clamp : (x > clamp ? clamp : x);
+        float x2 = y * y;
+        float p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
+        p = x2 * p + -8.60467152213735e-11f;
+        p = x2 * p + 5.12229709037114e-08f;
+        p = x2 * p + 1.48572235717979e-05f;
+        p = x2 * p + 6.37261928875436e-04f;
+        p = x2 * p + 4.89352455891786e-03f;
+        p = y * p;
+        float q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
+        q = x2 * q + 2.26843463243900e-03f;
+        q = x2 * q + 4.89352518554385e-03f;
+        return fabsf(y) < 0.0004f ? y : p / q;
+    }
+    static inline double fastnn_tanh_d(double x) { return tanh(x); }
+    /* tanh and GELU over a row through fastnn_tanh_*: vectorized clones (libm's scalar tanhf made a
+       tanh or GELU layer 130x slower than a ReLU one). a may be z; dz may be g. */
+    #define FASTNN_TANH_FWD(T, S) \
+    static FASTNN_CLONES void fastnn_tanh_fwd_##S(const T* z, T* a, Py_ssize_t k) { \
+        for (Py_ssize_t j = 0; j < k; j++) a[j] = fastnn_tanh_##S(z[j]); \
+    }
+    FASTNN_TANH_FWD(float, f)
+    FASTNN_TANH_FWD(double, d)
+    #define FASTNN_GELU_FWD(T, S) \
+    static FASTNN_CLONES void fastnn_gelu_fwd_##S(const T* z, T* a, Py_ssize_t k, T c0, T c1) { \
+        for (Py_ssize_t j = 0; j < k; j++) { \
+            T v = z[j]; a[j] = (T) 0.5 * v * ((T) 1 + fastnn_tanh_##S(c0 * (v + c1 * v * v * v))); \
+        } \
+    }
+    FASTNN_GELU_FWD(float, f)
+    FASTNN_GELU_FWD(double, d)
+    #define FASTNN_GELU_BWD(T, S) \
+    static FASTNN_CLONES void fastnn_gelu_bwd_##S(const T* z, const T* g, T* dz, Py_ssize_t k, T c0, T c1) { \
+        for (Py_ssize_t j = 0; j < k; j++) { \
+            T v = z[j]; T t = fastnn_tanh_##S(c0 * (v + c1 * v * v * v)); \
+            dz[j] = g[j] * ((T) 0.5 * ((T) 1 + t) \
+                            + (T) 0.5 * v * ((T) 1 - t * t) * (c0 * ((T) 1 + (T) 3 * c1 * v * v))); \
+        } \
+    }
+    FASTNN_GELU_BWD(float, f)
+    FASTNN_GELU_BWD(double, d)
     /* ReLU forward, branch-free (a may be z); NaN propagates, as np.maximum. */
     #define FASTNN_RELU_FWD(T, S) \
     static FASTNN_CLONES void fastnn_relu_fwd_##S(const T* z, T* a, Py_ssize_t k) { \
@@ -35,6 +83,16 @@ cdef extern from *:
     void fastnn_relu_fwd_d(const double* z, double* a, Py_ssize_t k) noexcept nogil
     void fastnn_relu_bwd_f(const float* z, const float* g, float* dz, Py_ssize_t k) noexcept nogil
     void fastnn_relu_bwd_d(const double* z, const double* g, double* dz, Py_ssize_t k) noexcept nogil
+    float fastnn_tanh_f(float x) noexcept nogil
+    double fastnn_tanh_d(double x) noexcept nogil
+    void fastnn_tanh_fwd_f(const float* z, float* a, Py_ssize_t k) noexcept nogil
+    void fastnn_tanh_fwd_d(const double* z, double* a, Py_ssize_t k) noexcept nogil
+    void fastnn_gelu_fwd_f(const float* z, float* a, Py_ssize_t k, float c0, float c1) noexcept nogil
+    void fastnn_gelu_fwd_d(const double* z, double* a, Py_ssize_t k, double c0, double c1) noexcept nogil
+    void fastnn_gelu_bwd_f(const float* z, const float* g, float* dz, Py_ssize_t k, float c0,
+                           float c1) noexcept nogil
+    void fastnn_gelu_bwd_d(const double* z, const double* g, double* dz, Py_ssize_t k, double c0,
+                           double c1) noexcept nogil
 
 cdef int _act_row(const floating* z, floating* a, Py_ssize_t k, int act,
                   floating alpha) noexcept nogil:
@@ -68,12 +126,15 @@ cdef int _act_row(const floating* z, floating* a, Py_ssize_t k, int act,
             e = _exp(-_fabs(v))
             a[j] = one / (one + e) if v >= zero else e / (one + e)
     elif act == ACT_TANH:
-        for j in range(k):
-            a[j] = _tanh(z[j])
+        if floating is float:
+            fastnn_tanh_fwd_f(z, a, k)
+        else:
+            fastnn_tanh_fwd_d(z, a, k)
     elif act == ACT_GELU:
-        for j in range(k):
-            v = z[j]
-            a[j] = half * v * (one + _tanh(c0 * (v + c1 * v * v * v)))
+        if floating is float:
+            fastnn_gelu_fwd_f(z, a, k, c0, c1)
+        else:
+            fastnn_gelu_fwd_d(z, a, k, c0, c1)
     elif act == ACT_SILU:
         for j in range(k):
             v = z[j]
@@ -123,7 +184,6 @@ cdef int _act_bwd_row(const floating* z, const floating* a, const floating* g, f
     cdef floating v, t, e, s
     cdef floating zero = 0, one = 1, half = 0.5
     cdef floating c0 = <floating> SQRT_2_OVER_PI, c1 = <floating> GELU_C
-    cdef floating c3 = <floating> (3 * GELU_C)
     if act == ACT_LINEAR:
         if dz != g:
             for j in range(k):
@@ -146,10 +206,10 @@ cdef int _act_bwd_row(const floating* z, const floating* a, const floating* g, f
         for j in range(k):
             dz[j] = g[j] * (one - a[j] * a[j])
     elif act == ACT_GELU:
-        for j in range(k):
-            v = z[j]
-            t = _tanh(c0 * (v + c1 * v * v * v))
-            dz[j] = g[j] * (half * (one + t) + half * v * (one - t * t) * (c0 * (one + c3 * v * v)))
+        if floating is float:
+            fastnn_gelu_bwd_f(z, g, dz, k, c0, c1)
+        else:
+            fastnn_gelu_bwd_d(z, g, dz, k, c0, c1)
     elif act == ACT_SILU:
         for j in range(k):
             v = z[j]

@@ -14,10 +14,10 @@ cdef extern from *:
             const int has_hp) { \
         const T half = (T) 0.5, one = (T) 1; \
         for (Py_ssize_t j = 0; j < k; j++) { \
-            T z = half + half * fastnn_rnn_tanh_##S(half * (g[j] + s[j] + bh[j])); \
-            T r = half + half * fastnn_rnn_tanh_##S(half * (g[k + j] + s[k + j] + bh[k + j])); \
+            T z = half + half * fastnn_tanh_##S(half * (g[j] + s[j] + bh[j])); \
+            T r = half + half * fastnn_tanh_##S(half * (g[k + j] + s[k + j] + bh[k + j])); \
             T hv = s[2 * k + j] + bh[2 * k + j]; \
-            T cand = fastnn_rnn_tanh_##S(g[2 * k + j] + r * hv); \
+            T cand = fastnn_tanh_##S(g[2 * k + j] + r * hv); \
             T hpv = has_hp ? hp[j] : (T) 0; \
             hh[j] = hv; h[j] = z * hpv + (one - z) * cand; \
             g[j] = z; g[k + j] = r; g[2 * k + j] = cand; \

@@ -19,27 +19,6 @@ cdef extern from *:
     #else
     static int fastnn_rnn_omp_max_threads(void) { return 1; }
     #endif
-    /* float32 gates: a rational minimax tanh (Eigen's generic_fast_tanh_float; a few ulp, pure
-       arithmetic, so the gate loop vectorizes -- libm tanhf is a scalar call per element, the same
-       choice and constants as the numba backend). float64 (the gradient checks) keeps libm tanh.
-       sigmoid(x) = (1 + tanh(x / 2)) / 2 exactly, so all gates share it. NaN propagates. */
-    static inline float fastnn_rnn_tanh_f(float x) {
-        const float clamp = 7.90531110763549805f;
-        float y = x < -clamp ? -clamp : (x > clamp ? clamp : x);
-        float x2 = y * y;
-        float p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
-        p = x2 * p + -8.60467152213735e-11f;
-        p = x2 * p + 5.12229709037114e-08f;
-        p = x2 * p + 1.48572235717979e-05f;
-        p = x2 * p + 6.37261928875436e-04f;
-        p = x2 * p + 4.89352455891786e-03f;
-        p = y * p;
-        float q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
-        q = x2 * q + 2.26843463243900e-03f;
-        q = x2 * q + 4.89352518554385e-03f;
-        return fabsf(y) < 0.0004f ? y : p / q;
-    }
-    static inline double fastnn_rnn_tanh_d(double x) { return tanh(x); }
     /* One LSTM row, forward: g holds a = x W + h U + b (i f g o blocks of k); writes the activated
        gates back into g, c_t and h_t. cp (c_{t-1}) is NULL at the first step. The loop bodies are
        always-inline helpers called with constant flags, so each clone gets branch-free loops that
@@ -49,14 +28,14 @@ cdef extern from *:
             T* restrict g, const T* restrict cp, T* restrict c, T* restrict h, const int has_cp) { \
         const T half = (T) 0.5; \
         for (Py_ssize_t j = 0; j < k; j++) { \
-            T ig = half + half * fastnn_rnn_tanh_##S(half * g[j]); \
-            T fg = half + half * fastnn_rnn_tanh_##S(half * g[k + j]); \
-            T gg = fastnn_rnn_tanh_##S(g[2 * k + j]); \
-            T og = half + half * fastnn_rnn_tanh_##S(half * g[3 * k + j]); \
+            T ig = half + half * fastnn_tanh_##S(half * g[j]); \
+            T fg = half + half * fastnn_tanh_##S(half * g[k + j]); \
+            T gg = fastnn_tanh_##S(g[2 * k + j]); \
+            T og = half + half * fastnn_tanh_##S(half * g[3 * k + j]); \
             T cc = ig * gg; \
             if (has_cp) cc += fg * cp[j]; \
             c[j] = cc; \
-            h[j] = og * fastnn_rnn_tanh_##S(cc); \
+            h[j] = og * fastnn_tanh_##S(cc); \
             g[j] = ig; g[k + j] = fg; g[2 * k + j] = gg; g[3 * k + j] = og; \
         } \
     } \
@@ -75,7 +54,7 @@ cdef extern from *:
             T d = dH[j], dcn = (T) 0; \
             if (later) { d += carry[j]; dcn = dc[j]; } \
             T ig = g[j], fg = g[k + j], gg = g[2 * k + j], og = g[3 * k + j]; \
-            T tc = fastnn_rnn_tanh_##S(c[j]); \
+            T tc = fastnn_tanh_##S(c[j]); \
             T cpv = has_cp ? cp[j] : (T) 0; \
             T dcc = dcn + d * og * (one - tc * tc); \
             dg[j] = dcc * gg * ig * (one - ig); \
@@ -99,14 +78,12 @@ cdef extern from *:
     /* SimpleRNN: h = tanh(h) over one block of rows */
     #define FASTNN_RNN_TANH_RUN(T, S) \
     static FASTNN_CLONES void fastnn_rnn_tanh_run_##S(Py_ssize_t m, T* restrict h) { \
-        for (Py_ssize_t j = 0; j < m; j++) h[j] = fastnn_rnn_tanh_##S(h[j]); \
+        for (Py_ssize_t j = 0; j < m; j++) h[j] = fastnn_tanh_##S(h[j]); \
     }
     FASTNN_RNN_TANH_RUN(float, f)
     FASTNN_RNN_TANH_RUN(double, d)
     """
     int fastnn_rnn_omp_max_threads() noexcept nogil
-    float fastnn_rnn_tanh_f(float x) noexcept nogil
-    double fastnn_rnn_tanh_d(double x) noexcept nogil
     void fastnn_lstm_fwd_f(Py_ssize_t k, float* g, const float* cp, float* c, float* h) noexcept nogil
     void fastnn_lstm_fwd_d(Py_ssize_t k, double* g, const double* cp, double* c, double* h) noexcept nogil
     void fastnn_lstm_bwd_f(Py_ssize_t k, int later, const float* dH, float* carry, float* dc, const float* g,
@@ -124,9 +101,9 @@ def omp_max_threads():
 
 cdef inline floating _rnn_tanh(floating x) noexcept nogil:
     if floating is float:
-        return fastnn_rnn_tanh_f(x)
+        return fastnn_tanh_f(x)
     else:
-        return fastnn_rnn_tanh_d(x)
+        return fastnn_tanh_d(x)
 
 
 cdef inline floating _rnn_sig(floating x) noexcept nogil:
