@@ -17,8 +17,11 @@ from bench import peers
 from bench.fastnn_runs import make_fastnn_epoch
 
 #: shapes the epoch benchmark does not name: tiny, the benchmark MLP, wide, very wide, deep
-DEFAULT_SHAPES = ("100:50:16", "784:256,128:32", "784:256,128:128", "3072:1024:128", "2048:2048:64",
-                  "784:4096:512", "512:512,512,512,512,512:32")
+DEFAULT_SHAPES = ("100:50:16", "784:256,128:32", "784:256,128:64", "784:256,128:128", "784:256,128:256",
+                  "784:256,128:1024", "3072:1024:128", "2048:2048:64", "784:4096:512", "512:512,512,512,512,512:32",
+                  "256:64:16", "784:64:256")
+#: the fastnn plans compared: what auto chose, and each of its candidates forced ("one": a single thread)
+OPTIONS = ("auto", "shards", "columns", "blas", "one")
 
 
 def _parse(shape):
@@ -32,14 +35,15 @@ def _samples(n_in, hidden, batch, seconds=1.0, rate=50e9):
     return int(max(8 * batch, min(60000, seconds * rate / flops)) // batch * batch)
 
 
-def measure(shape, threads=2, rounds=3, options=("auto", "shards", "columns")):
+def measure(shape, threads=2, rounds=3, options=OPTIONS):
     """Median samples/s of each fastnn plan and of PyTorch (fused Adam) on one shape, and auto's plan."""
     n_in, hidden, batch = _parse(shape)
     n = _samples(n_in, hidden, batch)
     rng = np.random.default_rng(0)
     X = rng.random((n, n_in), dtype=np.float32)
     y = rng.integers(0, peers.N_CLASSES, n)
-    runs = {f"fastnn-{o}": make_fastnn_epoch(X, y, batch, threads, hidden=hidden, parallel=o) for o in options}
+    runs = {f"fastnn-{o}": make_fastnn_epoch(X, y, batch, 1 if o == "one" else threads, hidden=hidden,
+                                             parallel="auto" if o == "one" else o) for o in options}
     plan = runs["fastnn-auto"].plan if "fastnn-auto" in runs else None
     try:
         runs["torch-fused"] = peers.make_torch_epoch(X, y, batch, threads, hidden=hidden)
@@ -62,13 +66,13 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    head = f"{'shape':28s}{'auto':>10s}{'shards':>10s}{'columns':>10s}{'torch':>10s}{'auto/torch':>11s}  auto's plan"
+    head = f"{'shape':28s}" + "".join(f"{o:>10s}" for o in OPTIONS) + f"{'torch':>10s}{'auto/torch':>11s}  auto's plan"
     print(head)
     print("-" * len(head))
     for shape in args.shape or DEFAULT_SHAPES:
         med, plan = measure(shape, args.threads, args.rounds)
         cells = "".join(f"{med[k]:10,.0f}" if k in med else f"{'-':>10s}"
-                        for k in ("fastnn-auto", "fastnn-shards", "fastnn-columns", "torch-fused"))
+                        for k in [f"fastnn-{o}" for o in OPTIONS] + ["torch-fused"])
         ratio = med["fastnn-auto"] / med["torch-fused"] if "torch-fused" in med else float("nan")
         why = plan["reason"] if plan else ""
         print(f"{shape:28s}{cells}{ratio:11.2f}  {why}", flush=True)

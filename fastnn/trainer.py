@@ -34,12 +34,14 @@ class History:
     ``history.history`` maps a metric name (``loss``, ``accuracy``,
     ``val_loss``, ``val_accuracy``, ``epoch_time``, ``samples_per_s``, ``lr``,
     and any extra metrics) to a list with one value per epoch; ``history[name]``
-    is a shortcut.
+    is a shortcut. ``history.profile`` is the :class:`~fastnn.profiler.ProfileReport` of
+    ``fit(profile=True)``, else None.
     """
 
     def __init__(self):
         self.history = {}
         self.epoch = []
+        self.profile = None  # the ProfileReport of fit(profile=True)
 
     def append(self, epoch, logs):
         self.epoch.append(epoch)
@@ -252,7 +254,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, epochs=1, batch_size=None, *, validation_data=None, shuffle=True, seed=None,
-            callbacks=None, verbose=None, resume_from=None, augment=None, samples_per_epoch=None):
+            callbacks=None, verbose=None, resume_from=None, augment=None, samples_per_epoch=None, profile=False):
         """Train for ``epochs`` more epochs and return the :class:`History`.
 
         Parameters
@@ -283,6 +285,14 @@ class Trainer:
         augment : callable, optional
             ``augment(X, out=buffer)`` run at the start of every epoch to fill a fresh augmented
             copy of ``X`` (e.g. :class:`fastnn.data.augment.Augmenter`); labels are unchanged.
+        profile : bool, default False
+            After training, profile the trained step with :func:`fastnn.profile` (same data,
+            batch size, threads and plan) and attach the :class:`~fastnn.profiler.ProfileReport`
+            as ``history.profile`` (None when False). Profiling runs extra, untimed-by-the-history
+            steps (a warm-up and three fits of up to 64 steps, then a phase-by-phase replay,
+            typically well under a second for an MLP) and restores the weights, optimizer state,
+            shuffling generator and epoch counter afterwards: the trained result is the same
+            as without it.
 
         Raises
         ------
@@ -304,6 +314,7 @@ class Trainer:
         batch_size = self.batch_size if batch_size is None else check_batch_size(batch_size)
         verbose = self.verbose if verbose is None else type(self).verbose.constraint.check(verbose, "fit verbose")
         seed = check_seed(seed, "fit seed")
+        profile = Boolean().check(profile, "fit profile")
         old_rng = self.rng
         if seed is not None:
             self.rng = np.random.default_rng(seed)
@@ -445,6 +456,10 @@ class Trainer:
                     break
             cbs.on_train_end({})
         self.fit_data = self.validation_data = None  # do not keep the data alive after fit
+        if profile:
+            from .profiler import profile as _profile  # the toolkit, lazily (it imports the trainer)
+
+            history.profile = _profile(self, X, y, batch_size=batch_size)
         self.history = history
         return history
 
