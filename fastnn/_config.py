@@ -86,6 +86,21 @@ def thread_limits(blas_threads):
     return threadpool_limits(limits=blas_threads, user_api="blas")
 
 
+_blas_controller = []
+
+
+def blas_single_thread():
+    """Context manager putting every loaded BLAS on one thread, cheaply (~10 us, against ~2 ms for
+    :func:`thread_limits`, which looks the libraries up again at every call): for compiled code that
+    runs its own threads, each calling BLAS. The libraries are looked up at the first call; the
+    Cython backend has loaded scipy's BLAS by then."""
+    if not _blas_controller:
+        from threadpoolctl import ThreadpoolController
+
+        _blas_controller.append(ThreadpoolController().select(user_api="blas"))
+    return _blas_controller[0].limit(limits=1)
+
+
 def apply_numba_threads(n):
     """Set Numba's thread count to ``n`` (capped at its pool size); return the value set."""
     import numba
