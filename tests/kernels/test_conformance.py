@@ -175,6 +175,13 @@ def test_dense(act, name, need_dX):
              backward=("dense_backward", _dense_bwd_args(need_dX), ["dW_out", "db_out", "dX_out"]))
 
 
+@pytest.mark.parametrize("n,n_in,n_out", [(1, 20, 7), (1, 1, 7), (5, 1, 7), (1, 20, 1)])
+def test_dense_one_row_or_column(n, n_in, n_out):
+    """One row of a GEMM's output goes to GEMV in the cython backend (either operand transposed)."""
+    check_op("dense_forward", _dense_args(1, n=n, n_in=n_in, n_out=n_out), ["Z_out", "A_out"],
+             backward=("dense_backward", _dense_bwd_args(True), ["dW_out", "db_out", "dX_out"]))
+
+
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("act,name", ACTS, ids=_ids(ACTS))
 def test_dense_chain(act, name, bias):
