@@ -35,10 +35,10 @@ def _samples(n_in, hidden, batch, seconds=1.0, rate=50e9):
     return int(max(8 * batch, min(60000, seconds * rate / flops)) // batch * batch)
 
 
-def measure(shape, threads=2, rounds=3, options=OPTIONS):
+def measure(shape, threads=2, rounds=3, options=OPTIONS, seconds=1.0):
     """Median samples/s of each fastnn plan and of PyTorch (fused Adam) on one shape, and auto's plan."""
     n_in, hidden, batch = _parse(shape)
-    n = _samples(n_in, hidden, batch)
+    n = _samples(n_in, hidden, batch, seconds)
     rng = np.random.default_rng(0)
     X = rng.random((n, n_in), dtype=np.float32)
     y = rng.integers(0, peers.N_CLASSES, n)
@@ -65,12 +65,13 @@ def main(argv=None):
     parser.add_argument("--shape", action="append", help="n_in:hidden[,hidden]:batch (repeatable)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=1.0, help="epoch length at 50 GFLOP/s")
     args = parser.parse_args(argv)
     head = f"{'shape':28s}" + "".join(f"{o:>10s}" for o in OPTIONS) + f"{'torch':>10s}{'auto/torch':>11s}  auto's plan"
     print(head)
     print("-" * len(head))
     for shape in args.shape or DEFAULT_SHAPES:
-        med, plan = measure(shape, args.threads, args.rounds)
+        med, plan = measure(shape, args.threads, args.rounds, seconds=args.seconds)
         cells = "".join(f"{med[k]:10,.0f}" if k in med else f"{'-':>10s}"
                         for k in [f"fastnn-{o}" for o in OPTIONS] + ["torch-fused"])
         ratio = med["fastnn-auto"] / med["torch-fused"] if "torch-fused" in med else float("nan")

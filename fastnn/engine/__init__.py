@@ -9,7 +9,8 @@ driver; otherwise *per-layer*, with the reason in ``Plan.reason``.
 from .guard import guarded
 from .plan import Plan, build_plan, shard_rows
 from .runners import fused_runner, layerwise_runner
+from .split import Split, choose_split
 from .sharded import MIN_SHARD_ROWS, can_shard, sharded_runner  # issue 11: row shards on the per-layer path
 
 __all__ = ["Plan", "build_plan", "shard_rows", "guarded", "fused_runner", "layerwise_runner", "sharded_runner",
-           "can_shard"]
+           "can_shard", "Split", "choose_split"]
