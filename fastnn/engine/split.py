@@ -12,17 +12,24 @@ The four ways (``Trainer(parallel=...)``):
 The rule for ``'auto'`` (``p`` parameters, ``rows`` = batch / threads), from interleaved sweeps
 of ``python -m bench.shapes`` (samples/s, 2 threads, cython, float32, Adam; medians):
 
-=========================== ======== ======== ======== ======== =========================
+=========================== ======== ======== ======== ======== ==============
 shape : batch                  one   shards  columns     blas   load average
-=========================== ======== ======== ======== ======== =========================
-100-50-10 : 16               1,177k     229k      68k   1,149k   3 (tiny: one thread)
-784-256-128-10 : 32           53.6k    36.4k    33.1k     3.9k   13 (loaded: one thread)
-784-256-128-10 : 64           75.0k    77.6k    91.3k    84.5k   13
-=========================== ======== ======== ======== ======== =========================
+=========================== ======== ======== ======== ======== ==============
+100-50-10 : 16               1,177k     229k      68k   1,149k   3
+784-256-128-10 : 32           53.6k    36.4k    33.1k     3.9k   3-13
+784-256-128-10 : 64           75.0k    77.6k    91.3k    84.5k   3-13
+784-256-128-10 : 32           14.2k     9.2k    13.7k     2.2k   10
+784-256-128-10 : 64           43.0k    21.8k    27.0k    16.3k   10
+784-256-128-10 : 128          91.4k    37.3k    44.8k    20.8k   10
+784-256-128-10 : 256          93.9k    89.5k    85.0k    33.3k   10
+256-64-10 : 64                 715k     730k     574k     598k   10
+=========================== ======== ======== ======== ======== ==============
 
-and the quieter measurement recorded in issue 10 (auto = shards at 64+ rows, one thread below):
+and the quiet measurement recorded in issue 10 (then: shards from 32 rows, else one thread):
 batch 32: one 55.5k, columns 63.4k; batch 64: shards 83.3k, blas 93.1k; batch 128/256: shards
-121.6k / 157.9k. So:
+121.6k / 157.9k. The rule is for a machine whose cores are free: with other processes keeping
+both cores busy (load 10 on 2 cores) every split, PyTorch's threads too, loses to one thread,
+as the rows at load 10 show; ``Trainer(n_threads=1)`` is the setting for such a machine. So:
 
 1. One thread asked for: ``'one'``.
 2. Wide networks (``p >= 2**20``, ``batch * p >= 2**22``) on Cython, Dense only: ``'columns'`` --
