@@ -297,7 +297,9 @@ class Network:
                 del bufs[next(iter(bufs))]
         bufs[n] = got
         work, out = got
-        if n < _SPLIT_ROWS:  # small batches: no thread wake-up, no BLAS setting touched (latency)
+        if n < _SPLIT_ROWS or kern.NAME != "cython":
+            # Small batches: no thread wake-up, no BLAS setting touched (latency). The other backends'
+            # chains run on one thread: their BLAS keeps threading each GEMM instead.
             kern.dense_chain_forward(X, self.params, layers, alphas, work, out, 1)
         else:
             # Rows split over fastnn's threads, each with one-thread BLAS: measured faster than BLAS
