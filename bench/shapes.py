@@ -35,8 +35,31 @@ def _samples(n_in, hidden, batch, seconds=1.0, rate=50e9):
     return int(max(8 * batch, min(60000, seconds * rate / flops)) // batch * batch)
 
 
-def measure(shape, threads=2, rounds=3, options=OPTIONS, seconds=1.0):
-    """Median samples/s of each fastnn plan and of PyTorch (fused Adam) on one shape, and auto's plan."""
+def _peer_runs(X, y, batch, threads, hidden):
+    """The rest of bench.compare's interleaved table: fastnn with Dropout / BatchNorm after each hidden
+    layer, PyTorch fused Adam on one thread, JAX (jit and lax.scan), the GEMM floor on ``threads`` and
+    on one thread; peers not installed are left out."""
+    runs = {"fastnn-dropout": lambda: make_fastnn_epoch(X, y, batch, threads, hidden=hidden, variant="dropout"),
+            "fastnn-batchnorm": lambda: make_fastnn_epoch(X, y, batch, threads, hidden=hidden, variant="batchnorm"),
+            "torch-fused-1t": lambda: peers.make_torch_epoch(X, y, batch, 1, hidden=hidden),
+            "jax-jit": lambda: peers.make_jax_epoch(X, y, batch, threads, hidden=hidden, mode="jit"),
+            "jax-scan": lambda: peers.make_jax_epoch(X, y, batch, threads, hidden=hidden, mode="scan")}
+    if len(hidden) == 2:  # the floor is written for two hidden layers
+        runs["gemm-floor"] = lambda: peers.make_gemm_floor_epoch(X, y, batch, threads, hidden=hidden)
+        runs["gemm-floor-1t"] = lambda: peers.make_gemm_floor_epoch(X, y, batch, 1, hidden=hidden)
+    made = {}
+    for name, make in runs.items():
+        try:
+            made[name] = make()
+        except ImportError:
+            pass
+    return made
+
+
+def measure(shape, threads=2, rounds=3, options=OPTIONS, seconds=1.0, with_peers=False):
+    """Median samples/s of each fastnn plan and of PyTorch (fused Adam) on one shape, and auto's plan.
+
+    ``with_peers`` adds the other implementations of :func:`_peer_runs` to the interleaved rounds."""
     n_in, hidden, batch = _parse(shape)
     n = _samples(n_in, hidden, batch, seconds)
     rng = np.random.default_rng(0)
@@ -49,6 +72,8 @@ def measure(shape, threads=2, rounds=3, options=OPTIONS, seconds=1.0):
         runs["torch-fused"] = peers.make_torch_epoch(X, y, batch, threads, hidden=hidden)
     except ImportError:
         pass
+    if with_peers:
+        runs.update(_peer_runs(X, y, batch, threads, hidden))
     for run in runs.values():
         run()
     times = {k: [] for k in runs}
