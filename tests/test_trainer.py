@@ -107,7 +107,7 @@ def test_compiled_backends_take_the_fused_sharded_path(backend):
 
     trainer.fit(*_data(), epochs=1, callbacks=[Recorder()])
     assert trainer.last_plan["steps_per_call"] == 1
-    assert seen == [1] * int(np.ceil(300 / 64))
+    assert seen == [1] * int(np.ceil(300 / 128))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
