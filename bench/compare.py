@@ -4,6 +4,7 @@ fastnn's best to PyTorch's best, and fastnn's share of the GEMM floor.
     python -m bench.compare                 # runs the epoch benchmarks, prints the table, writes JSON
     python -m bench.compare --from results.json   # only formats an earlier pytest-benchmark JSON
     python -m bench.compare -k "bs-64"      # extra arguments go to pytest
+    python -m bench.compare --interleaved   # every implementation in one interleaved run (bench.shapes)
 
 The JSON it writes (``--out``, default ``.benchmarks/compare-<time>.json``) holds one row per
 (impl, threads, batch size) plus the machine's BLAS, so results can be tracked over commits.
@@ -58,6 +59,31 @@ def epoch_table(rows):
     return "\n".join(lines)
 
 
+#: bench.shapes' names -> (impl as the epoch benchmark names it, threads: None = the run's)
+_SHAPES_IMPLS = {"fastnn-auto": ("fastnn-cython-auto", None), "fastnn-shards": ("fastnn-cython-shards", None),
+                 "fastnn-columns": ("fastnn-cython-columns", None), "fastnn-blas": ("fastnn-cython-blas", None),
+                 "fastnn-one": ("fastnn-cython-auto", 1), "torch-fused": ("torch-adam-fused", None),
+                 "torch-fused-1t": ("torch-adam-fused", 1), "jax-jit": ("jax-jit", None),
+                 "jax-scan": ("jax-scan", None), "gemm-floor": ("gemm-floor", None), "gemm-floor-1t": ("gemm-floor", 1),
+                 "fastnn-dropout": ("fastnn-cython-auto-dropout", None),
+                 "fastnn-batchnorm": ("fastnn-cython-auto-batchnorm", None)}
+
+
+def interleaved_rows(batch_sizes=(32, 64, 128, 256), threads=2, rounds=3, seconds=0.5, n_in=784, hidden="256,128"):
+    """Epoch rows of the benchmark MLP from :func:`bench.shapes.measure` with every peer: for each
+    batch size, all implementations run in turn, round after round (random data, medians)."""
+    from bench import shapes
+
+    rows = []
+    for bs in batch_sizes:
+        med, _ = shapes.measure(f"{n_in}:{hidden}:{bs}", threads, rounds, seconds=seconds, with_peers=True)
+        for name, value in med.items():
+            impl, thr = _SHAPES_IMPLS[name]
+            rows.append({"group": "epoch", "impl": impl, "threads": thr or threads, "batch_size": bs,
+                         "samples_per_s": value})
+    return rows
+
+
 def _rows_from_json(path):
     doc = json.loads(Path(path).read_text())
     rows = []
@@ -74,15 +100,24 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--from", dest="source", help="format this pytest-benchmark JSON instead of running")
     parser.add_argument("--out", help="where to write the summary JSON")
+    parser.add_argument("--interleaved", action="store_true",
+                        help="time every implementation in one interleaved run instead of the pytest benchmarks")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (--interleaved)")
+    parser.add_argument("--seconds", type=float, default=0.5, help="epoch length at 50 GFLOP/s (--interleaved)")
     args, pytest_args = parser.parse_known_args(argv)
     source = args.source
-    if source is None:
+    if args.interleaved:
+        rows = interleaved_rows(rounds=args.rounds, seconds=args.seconds)
+        machine = {"load_average": os.getloadavg(), "cpu_count": os.cpu_count()}
+        print(f"load average (1, 5, 15 min): {machine['load_average']}")
+    elif source is None:
         source = tempfile.NamedTemporaryFile(suffix=".json", delete=False).name
         cmd = [sys.executable, "-m", "pytest", "bench", "--benchmark-only", "-q", "-k", "epoch",
                f"--benchmark-json={source}", *pytest_args]
         print("running:", " ".join(cmd), flush=True)
         subprocess.run(cmd, check=False)
-    rows, machine = _rows_from_json(source)
+    if not args.interleaved:
+        rows, machine = _rows_from_json(source)
     print(epoch_table(rows))
     out = Path(args.out or Path(".benchmarks") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

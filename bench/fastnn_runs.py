@@ -48,8 +48,13 @@ def make_fastnn_predict(X, batch=1000, threads=1, backend="cython", seed=0):
     X = np.ascontiguousarray(X, np.float32)
 
     def predict():
-        with fnn._config.thread_limits(threads):
+        # fastnn's one thread knob: predict splits large batches over it, with one-thread BLAS
+        old = fnn.get_num_threads()
+        fnn.set_num_threads(threads)
+        try:
             return np.concatenate([net.predict(X[i:i + batch]) for i in range(0, len(X), batch)])
+        finally:
+            fnn.set_num_threads(old)
 
     return PeerRun(predict, f"fastnn-{backend}-predict", X.shape[0], batch, threads)
 

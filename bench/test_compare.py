@@ -16,3 +16,14 @@ def test_variants_with_more_layers_are_not_fastnn_best():
     assert lines["fastnn best / JAX best"] == ["1.25"]
     assert lines["fastnn best / GEMM floor best"] == ["0.50"]
     assert "fastnn-cython-auto-dropout" in table  # still listed, only not counted as fastnn's best
+
+
+def test_interleaved_rows_name_every_implementation():
+    from bench.compare import interleaved_rows
+
+    rows = interleaved_rows(batch_sizes=(8,), rounds=1, seconds=1e-6, n_in=12, hidden="16,8")
+    impls = {(r["impl"], r["threads"]) for r in rows}
+    assert {("fastnn-cython-auto", 2), ("fastnn-cython-auto", 1), ("fastnn-cython-columns", 2),
+            ("gemm-floor", 1), ("gemm-floor", 2), ("fastnn-cython-auto-dropout", 2)} <= impls
+    assert all(r["samples_per_s"] > 0 and r["batch_size"] == 8 for r in rows)
+    assert "fastnn best / GEMM floor best" in epoch_table(rows)

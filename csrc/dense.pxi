@@ -136,12 +136,23 @@ cdef int _dense_chain(Py_ssize_t m, Py_ssize_t L, const floating* X, Py_ssize_t 
     return STATUS_OK
 
 
+cdef enum:
+    CHAIN_SPLIT_ROWS = 128  # rows per thread below which the chain stays on one thread (no wake-up)
+
+
 def dense_chain_forward(const floating[:, :] X, const floating[::1] params, const int64_t[:, ::1] layers,
-                        const double[::1] alphas, floating[:, ::1] work, floating[:, :] out):
+                        const double[::1] alphas, floating[:, ::1] work, floating[:, :] out, int n_threads):
     """Dense layers one after another on X: A = f(A @ W + b) per row of ``layers``; out = the last A.
-    Checks every width and offset (in C, a few comparisons per layer) before any work."""
-    cdef Py_ssize_t m = X.shape[0], L = layers.shape[0], q, n_in, n_out, w, b
-    cdef Py_ssize_t P = params.shape[0], sz = sizeof(floating)
+    Checks every width and offset (in C, a few comparisons per layer) before any work.
+
+    With ``n_threads`` > 1 and at least CHAIN_SPLIT_ROWS rows per thread, the rows are split into one
+    contiguous block per thread, each running the whole chain on its block (its rows of work, and
+    one-thread BLAS calls: the caller limits BLAS to one thread, or the two pools fight). Each output
+    row is computed the same way whatever the split (GEMM rows are independent), so results do not
+    depend on the thread count beyond what the BLAS kernel does for a different m."""
+    cdef Py_ssize_t m = X.shape[0], L = layers.shape[0], q, n_in, n_out, w, b, width = 1, per, t, lo, hi
+    cdef Py_ssize_t P = params.shape[0], sz = sizeof(floating), ldx, ldo, ldw
+    cdef int nt
     _check_rows(X, "X")
     _check_rows(out, "out")
     if layers.shape[1] != 5 or L < 1 or alphas.shape[0] < L or X.shape[1] != layers[0, 0] \
@@ -158,9 +169,27 @@ def dense_chain_forward(const floating[:, :] X, const floating[::1] params, cons
     if m == 0:
         return
     cdef floating* wp = &work[0, 0] if work.shape[0] > 0 and work.shape[1] > 0 else NULL
-    cdef int status
-    with nogil:
-        status = _dense_chain(m, L, &X[0, 0], _ld(m, X.shape[1], X.strides[0], sz), &params[0], &layers[0, 0],
-                              &alphas[0], wp, work.shape[1] if work.shape[0] > 0 else 0, &out[0, 0],
-                              _ld(m, out.shape[1], out.strides[0], sz))
-    _check_status(status, layers[0, 4])
+    cdef int status = STATUS_OK
+    for q in range(L):  # unknown activations refused here, before any thread starts
+        status = _act_row(<floating*> NULL, <floating*> NULL, 0, <int> layers[q, 4], 0)
+        if status != STATUS_OK:
+            _check_status(status, layers[q, 4])
+    for q in range(L - 1):
+        width = max(width, layers[q, 1])
+    ldx = _ld(m, X.shape[1], X.strides[0], sz)
+    ldo = _ld(m, out.shape[1], out.strides[0], sz)
+    ldw = work.shape[1] if work.shape[0] > 0 else 0
+    nt = <int> max(1, min(<Py_ssize_t> n_threads, m // CHAIN_SPLIT_ROWS))
+    if nt == 1:
+        with nogil:
+            _dense_chain(m, L, &X[0, 0], ldx, &params[0], &layers[0, 0], &alphas[0], wp, ldw, &out[0, 0], ldo)
+        return
+    per = (m + nt - 1) // nt
+    # Block t: rows lo..hi-1 of X and out, and work[:, lo * width : hi * width] (the check above asked
+    # for m * width per work row; a block's hidden layers use (hi - lo) * n_out <= its share).
+    for t in prange(nt, nogil=True, num_threads=nt, schedule="static", chunksize=1):
+        lo = t * per
+        hi = min(m, lo + per)
+        if hi > lo:
+            _dense_chain(hi - lo, L, &X[0, 0] + lo * ldx, ldx, &params[0], &layers[0, 0], &alphas[0],
+                         wp + lo * width if wp != NULL else NULL, ldw, &out[0, 0] + lo * ldo, ldo)

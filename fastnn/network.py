@@ -3,13 +3,14 @@ import threading
 
 import numpy as np
 
-from ._config import default_dtype
+from ._config import blas_single_thread, default_dtype, get_num_threads
 from ._validation import Custom, OneOf, Param, check_array_X, check_seed, check_shape
 from .kernels import codes, get_backend
 from .layers import Dense, Dropout, Flatten, Layer
 
 _PREDICT_CHUNK = 4096  # rows per forward chunk in predict: bounds memory, keeps GEMMs large
 _CHAIN_SIZES = 4       # batch sizes whose inference buffers each thread keeps (least recently used dropped)
+_SPLIT_ROWS = 256      # from this many rows predict splits the rows over fastnn's threads (one-thread BLAS)
 _CHAIN_PASS = (Dropout, Flatten)  # identity at inference: no chain row
 _LOGITS, _RAW, _PROBA = 0, 1, 2    # what the chain's last row applies (see Network._chain)
 _PREDICT_CHUNK_CONV = 256  # the same for networks with a compute-bound (conv) layer
@@ -296,7 +297,15 @@ class Network:
                 del bufs[next(iter(bufs))]
         bufs[n] = got
         work, out = got
-        kern.dense_chain_forward(X, self.params, layers, alphas, work, out)
+        if n < _SPLIT_ROWS or kern.NAME != "cython":
+            # Small batches: no thread wake-up, no BLAS setting touched (latency). The other backends'
+            # chains run on one thread: their BLAS keeps threading each GEMM instead.
+            kern.dense_chain_forward(X, self.params, layers, alphas, work, out, 1)
+        else:
+            # Rows split over fastnn's threads, each with one-thread BLAS: measured faster than BLAS
+            # threading each GEMM (bench/inference.py), and it honours fastnn.set_num_threads.
+            with blas_single_thread():
+                kern.dense_chain_forward(X, self.params, layers, alphas, work, out, get_num_threads())
         return out.copy() if copy else out
 
     def _last_activation(self):

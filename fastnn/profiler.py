@@ -7,6 +7,9 @@
     report.rows                   # the same as a list of dicts
     report.plot("profile.png")    # a bar chart (needs matplotlib)
 
+    history = trainer.fit(X_train, y_train, epochs=5, profile=True)
+    print(history.profile)        # the same report, of the trained step, after the fit
+
 How it measures, and what that distorts
 ---------------------------------------
 The fused path runs a whole chunk of steps inside one compiled call, so a

@@ -17,16 +17,6 @@ from .kernels import get_backend
 from .layers import Dense, Flatten
 
 _CHUNK_BATCHES = 128   # batches per compiled call when nothing needs every batch
-# Below this many rows per shard, splitting a batch costs more than it gains: measured on 2 cores
-# (784-256-128-10, Adam, passive OpenMP wait policy), one thread vs two shards, samples/s:
-# bs 32: 49k/52k (cython), 51k/37k (numba); bs 64: 66k/81k, 67k/68k; bs 128: 76k/110k, 77k/100k.
-_MIN_SHARD_ROWS = 32
-_MIN_SHARD_WORK = 1 << 20  # rows per shard x parameters: below it (tiny nets) one thread is faster
-# Column split (csrc/plan_cols.pxi) instead of row shards: row shards give each thread a copy of the
-# whole gradient and reduce the copies every step, which is cheap while the copies stay in cache and
-# memory-bound once they do not. Measured: see _column_rule.
-_COLUMN_PARAMS = 1 << 20   # parameters (4 MB of float32 gradient) from which columns beat row shards
-_COLUMN_MIN_WORK = 1 << 22  # batch x parameters below which one thread beats any split (barriers, wake-ups)
 
 
 class History:
@@ -35,12 +25,14 @@ class History:
     ``history.history`` maps a metric name (``loss``, ``accuracy``,
     ``val_loss``, ``val_accuracy``, ``epoch_time``, ``samples_per_s``, ``lr``,
     and any extra metrics) to a list with one value per epoch; ``history[name]``
-    is a shortcut.
+    is a shortcut. ``history.profile`` is the :class:`~fastnn.profiler.ProfileReport` of
+    ``fit(profile=True)``, else None.
     """
 
     def __init__(self):
         self.history = {}
         self.epoch = []
+        self.profile = None  # the ProfileReport of fit(profile=True)
 
     def append(self, epoch, logs):
         self.epoch.append(epoch)
@@ -129,11 +121,12 @@ class Trainer:
         a fixed order); ``'columns'`` (Cython backend, networks of Dense layers) splits
         each layer's GEMMs by output columns over the threads, with one gradient and no
         reduction; ``'blas'`` keeps the batch whole and lets BLAS thread each
-        GEMM; ``'auto'`` takes columns for wide networks (at least 2**20 parameters),
-        else shards when every shard gets at least 32 rows and
-        enough arithmetic (rows x parameters >= 2**20), and otherwise runs on one thread
-        (measured faster for small batches and tiny networks on a 2-core machine).
-        ``trainer.last_plan['reason']`` says which was taken and why.
+        GEMM; ``'auto'`` follows the measured rule of :func:`fastnn.engine.split.choose_split`:
+        columns for wide networks (at least 2**20 parameters), shards when every shard gets
+        at least 64 rows and enough arithmetic (rows x parameters >= 2**20), columns for
+        thinner shards of Dense networks with batch x parameters >= 2**22, shards of 32+
+        rows for the others, and otherwise one thread (faster for small batches and tiny
+        networks on a 2-core machine). ``trainer.last_plan['reason']`` says which was taken and why.
     check_finite : bool, default True
         After every compiled chunk, check the batch losses; on NaN/Inf restore
         the weights from before the chunk and raise :class:`~fastnn.errors.NonFiniteError`.
@@ -217,43 +210,21 @@ class Trainer:
         Y = self.loss.prepare_targets(y, net.n_outputs, net.dtype, name=y_name)
         return Xc, Y
 
-    def _column_rule(self, kern, n_threads, batch_size):
-        """``(threads, reason)``: how many threads split each layer by columns (1: none), and why."""
+    def _split(self, kern, n_threads, batch_size):
+        """The :class:`~fastnn.engine.split.Split` of this fit (the rule is in fastnn.engine.split)."""
         if self.parallel == "columns" and kern.NAME != "cython":
             raise ValueError(f"parallel='columns' needs the cython backend, not {kern.NAME!r}")
-        if n_threads <= 1 or self.parallel in ("shards", "blas") or kern.NAME != "cython":
-            return 1, ""
-        dense = all(type(layer) in (Dense, Flatten) for layer in self.network.layers) and \
-            all(getattr(layer, "activation", None) != "softmax" for layer in self.network.layers[:-1])
-        if not dense:
-            why = "the column split runs Dense layers (no hidden softmax) only"
-            if self.parallel == "columns":
-                raise ValueError(f"parallel='columns' is not possible: {why}")
-            return 1, ""
-        p = self.network.n_params
-        if self.parallel == "columns":
-            return n_threads, f"columns over {n_threads} threads: asked for with parallel='columns'"
-        if p >= _COLUMN_PARAMS and batch_size * p >= _COLUMN_MIN_WORK:
-            return n_threads, (f"columns over {n_threads} threads: {p:,} parameters >= {_COLUMN_PARAMS:,}, "
-                               f"so row shards would copy and reduce a {p * self.network.dtype.itemsize / 2**20:.1f}"
-                               f" MB gradient every step")
-        return 1, ""
-
-    def _plan_shards(self, n_threads, batch_size):
-        if n_threads <= 1 or self.parallel in ("blas", "columns"):
-            return 1
-        if self.parallel == "shards":
-            return min(n_threads, batch_size)
-        rows = batch_size // n_threads
-        # Shard only when each thread gets enough work to pay for the fork/join and the gradient
-        # reduction: small nets and thin shards run faster on one thread.
-        if rows >= _MIN_SHARD_ROWS and rows * self.network.n_params >= _MIN_SHARD_WORK:
-            return n_threads
-        return 1
+        dense = kern.NAME == "cython" and all(type(layer) in (Dense, Flatten) for layer in self.network.layers) \
+            and all(getattr(layer, "activation", None) != "softmax" for layer in self.network.layers[:-1])
+        if self.parallel == "columns" and not dense and n_threads > 1:
+            raise ValueError("parallel='columns' is not possible: the column split runs Dense layers "
+                             "(no hidden softmax) only")
+        return _engine.choose_split(self.parallel, n_threads, batch_size, self.network.n_params, dense,
+                                    self.network.dtype.itemsize)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, epochs=1, batch_size=None, *, validation_data=None, shuffle=True, seed=None,
-            callbacks=None, verbose=None, resume_from=None, augment=None, samples_per_epoch=None):
+            callbacks=None, verbose=None, resume_from=None, augment=None, samples_per_epoch=None, profile=False):
         """Train for ``epochs`` more epochs and return the :class:`History`.
 
         Parameters
@@ -284,6 +255,14 @@ class Trainer:
         augment : callable, optional
             ``augment(X, out=buffer)`` run at the start of every epoch to fill a fresh augmented
             copy of ``X`` (e.g. :class:`fastnn.data.augment.Augmenter`); labels are unchanged.
+        profile : bool, default False
+            After training, profile the trained step with :func:`fastnn.profile` (same data,
+            batch size, threads and plan) and attach the :class:`~fastnn.profiler.ProfileReport`
+            as ``history.profile`` (None when False). Profiling runs extra, untimed-by-the-history
+            steps (a warm-up and three fits of up to 64 steps, then a phase-by-phase replay,
+            typically well under a second for an MLP) and restores the weights, optimizer state,
+            shuffling generator and epoch counter afterwards: the trained result is the same
+            as without it.
 
         Raises
         ------
@@ -305,6 +284,7 @@ class Trainer:
         batch_size = self.batch_size if batch_size is None else check_batch_size(batch_size)
         verbose = self.verbose if verbose is None else type(self).verbose.constraint.check(verbose, "fit verbose")
         seed = check_seed(seed, "fit seed")
+        profile = Boolean().check(profile, "fit profile")
         old_rng = self.rng
         if seed is not None:
             self.rng = np.random.default_rng(seed)
@@ -335,33 +315,25 @@ class Trainer:
 
         kern = get_backend(self.backend)
         n_threads = self.n_threads or get_num_threads()
-        col_threads, split_reason = self._column_rule(kern, n_threads, batch_size)
+        split = self._split(kern, n_threads, batch_size)
         if self.path == "per-layer":
             plan = _engine.Plan(path="per-layer", reason="asked for with Trainer(path='per-layer')")
         else:
-            shards = 1 if col_threads > 1 else self._plan_shards(n_threads, batch_size)
-            plan = _engine.build_plan(net, self.loss, batch_size, shards,
+            plan = _engine.build_plan(net, self.loss, batch_size, split.threads if split.kind == "shards" else 1,
                                       Y.shape[1], backend_has_driver=hasattr(kern, "train_steps"))
-            if plan.path == "fused" and col_threads > 1:
-                plan.col_threads = col_threads
-                plan.reason = split_reason
-            elif plan.path == "fused":
-                if plan.n_shards > 1:
-                    plan.reason = f"row shards: {plan.n_shards} of {-(-batch_size // plan.n_shards)} rows"
-                elif self.parallel == "blas" and n_threads > 1:
-                    plan.reason = f"whole batch, BLAS threaded over {n_threads} threads: parallel='blas'"
-                elif n_threads <= 1:
-                    plan.reason = "one thread: one thread asked for"
-                else:
-                    plan.reason = ("one thread: the batch or the network is too small to split (row shards "
-                                   "need 32 rows each and rows x parameters >= 2**20)")
+            if plan.path == "fused":
+                plan.col_threads = split.threads if split.kind == "columns" else 1
+                plan.reason = split.reason
         if self.path == "fused" and plan.path != "fused":
             raise ValueError(f"the fused path is not possible: {plan.reason}")
         n_shards = plan.n_shards if plan.path == "fused" else 1
-        # 'auto' without shards runs on one thread: for tiny networks threaded BLAS costs more in
-        # wake-ups than it gives (measured 20x slower), and small batches are what 'auto' keeps whole.
         col_threads = plan.col_threads if plan.path == "fused" else 1
-        blas_threads = 1 if (n_shards > 1 or col_threads > 1 or self.parallel in ("auto", "columns")) else n_threads
+        # BLAS threads only for 'blas': for tiny networks threaded BLAS costs more in wake-ups than it
+        # gives (measured 20x slower), and inside shards or columns the two thread pools fight.
+        if plan.path == "fused":
+            blas_threads = split.threads if split.kind == "blas" else 1
+        else:
+            blas_threads = 1 if self.parallel in ("auto", "columns") else n_threads
         # Conv nets on the per-layer path (issue 11): row shards, one thread each, one-thread BLAS
         # (fastnn.engine.sharded says why not threaded BLAS); parallel='blas' keeps threaded BLAS.
         layer_shards = 1
@@ -452,6 +424,10 @@ class Trainer:
                     break
             cbs.on_train_end({})
         self.fit_data = self.validation_data = None  # do not keep the data alive after fit
+        if profile:
+            from .profiler import profile as _profile  # the toolkit, lazily (it imports the trainer)
+
+            history.profile = _profile(self, X, y, batch_size=batch_size)
         self.history = history
         return history
 

@@ -43,3 +43,25 @@ def test_env_overrides_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True,
                          text=True, check=True).stdout.split()
     assert out == ["1", "reference", "float64"]
+
+
+def test_blas_single_thread_restores_the_limit_when_uses_overlap():
+    """Two overlapping uses (predict from two Python threads) that leave in the order they came:
+    the BLAS limit is one while either is inside and what it was before once both have left."""
+    from threadpoolctl import threadpool_info
+
+    from fastnn._config import blas_single_thread, thread_limits
+
+    def blas_threads():
+        return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    with thread_limits(2):
+        before = blas_threads()
+        a, b = blas_single_thread(), blas_single_thread()
+        a.__enter__()
+        b.__enter__()
+        assert blas_threads() == {1}
+        a.__exit__(None, None, None)  # the first leaves while the second is still inside
+        assert blas_threads() == {1}
+        b.__exit__(None, None, None)
+        assert blas_threads() == before

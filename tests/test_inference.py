@@ -115,3 +115,23 @@ def test_pickles_without_its_caches():
     clone = pickle.loads(pickle.dumps(net))
     assert "_infer_local" not in clone.__dict__
     np.testing.assert_array_equal(clone.predict_proba(X), want)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_large_batches_split_rows_over_the_thread_knob(monkeypatch, threads):
+    """From _SPLIT_ROWS rows predict hands fastnn's thread count to the chain (cython: one row block
+    per thread); smaller batches always run on one thread. Same results as the layer loop either way."""
+    net = make_net("cython")
+    got = []
+    chain = fnn.kernels.get_backend("cython").dense_chain_forward
+    monkeypatch.setattr(fnn.kernels.get_backend("cython"), "dense_chain_forward",
+                        lambda *a: (got.append(a[-1]), chain(*a))[1])
+    old = fnn.get_num_threads()
+    expect = fnn.set_num_threads(threads)  # capped at the cores there are
+    try:
+        X = np.random.default_rng(3).standard_normal((network_module._SPLIT_ROWS + 45, 30)).astype(np.float32)
+        np.testing.assert_allclose(net.forward(X), loop_forward(net, X), rtol=1e-5, atol=1e-6)
+        net.predict(X[:network_module._SPLIT_ROWS - 1])
+    finally:
+        fnn.set_num_threads(old)
+    assert got == [expect, 1]

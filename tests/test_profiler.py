@@ -84,3 +84,27 @@ def test_plot(data, tmp_path):
     r = profile(make_trainer(), X, y, n_steps=3, repeats=2)
     fig = r.plot(tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 0 and len(fig.axes) == 1
+
+
+def test_fit_profile_attaches_the_report_and_trains_as_without(data):
+    X, y = data
+    a, b = make_trainer(), make_trainer()
+    ha = a.fit(X, y, epochs=2, profile=True)
+    hb = b.fit(X, y, epochs=2)
+    assert isinstance(ha.profile, ProfileReport) and hb.profile is None
+    assert ha.profile.batch_size == 64 and ha.profile.path == "fused"
+    assert {"batch gather", "loss", "optimizer", "python (fit loop)"} <= {row["phase"] for row in ha.profile.rows}
+    np.testing.assert_array_equal(a.network.params, b.network.params)  # profiling after training changed nothing
+    assert ha["loss"] == hb["loss"] and a.epoch == b.epoch == 2
+    h = a.fit(X, y, batch_size=32, profile=True)
+    assert h.profile.batch_size == 32  # the fit's batch size, not the trainer's
+
+
+def test_fit_profile_must_be_a_bool(data):
+    X, y = data
+    t = make_trainer()
+    before = t.network.params.copy()
+    with pytest.raises(TypeError, match="profile"):
+        t.fit(X, y, profile=1)
+    np.testing.assert_array_equal(t.network.params, before)
+    assert t.epoch == 0

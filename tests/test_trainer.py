@@ -88,7 +88,7 @@ def test_fused_path_matches_per_layer_path(backend, parallel):
 @pytest.mark.parametrize("backend", COMPILED)
 def test_compiled_backends_take_the_fused_sharded_path(backend):
     net = _mlp(backend, "float32", hidden=256)
-    trainer = fnn.Trainer(net, batch_size=64, verbose=0, n_threads=2, parallel="auto")
+    trainer = fnn.Trainer(net, batch_size=128, verbose=0, n_threads=2, parallel="auto")  # shards of 64 rows
     trainer.fit(*_data(), epochs=1)
     assert trainer.last_plan["path"] == "fused"
     assert trainer.last_plan["backend"] == backend
@@ -107,7 +107,7 @@ def test_compiled_backends_take_the_fused_sharded_path(backend):
 
     trainer.fit(*_data(), epochs=1, callbacks=[Recorder()])
     assert trainer.last_plan["steps_per_call"] == 1
-    assert seen == [1] * int(np.ceil(300 / 64))
+    assert seen == [1] * int(np.ceil(300 / 128))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -11,6 +11,7 @@ from .plan import Plan, build_plan, shard_rows
 from .probe import GradientProbe
 from .runners import fused_runner, layer_threads, layerwise_grad, layerwise_runner
 from .sharded import MIN_SHARD_ROWS, can_shard, sharded_runner  # issue 11: row shards on the per-layer path
+from .split import Split, choose_split
 
 __all__ = ["Plan", "build_plan", "shard_rows", "guarded", "fused_runner", "layerwise_runner", "layerwise_grad",
-           "layer_threads", "sharded_runner", "can_shard", "GradientProbe"]
+           "layer_threads", "sharded_runner", "can_shard", "GradientProbe", "Split", "choose_split"]

@@ -40,9 +40,10 @@ OPS = (
     _op("dense_backward", "dense", "X W Z A dA act alpha dZ_buf dW_out db_out dX_out",
         "dZ = dA*f'(Z); dW = X.T @ dZ; db = sum(dZ); dX = dZ @ W.T (skipped if dX_out is None)",
         codes="act"),
-    _op("dense_chain_forward", "dense", "X params layers alphas work out",
+    _op("dense_chain_forward", "dense", "X params layers alphas work out n_threads",
         "A = f(A @ W + b) for each (n_in, n_out, W offset, b offset, act) row of layers, A = X first; "
-        "out = the last A (work: hidden activations)", codes="act"),
+        "out = the last A (work: hidden activations); at most n_threads threads, each on a block of rows "
+        "(cython; the others run on one)", codes="act"),
     _op("loss_forward_backward", "losses", "loss out target scale dout",
         "return the sum over rows of the per-sample loss; dout = d(scale*sum)/d(out)", codes="loss"),
     _op("count_correct", "losses", "loss out target",

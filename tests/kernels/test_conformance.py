@@ -108,7 +108,7 @@ def _dense_bwd_args(need_dX):
     return make
 
 
-def _chain_args(act, n=9, widths=(20, 16, 7, 5), bias=True):
+def _chain_args(act, n=9, widths=(20, 16, 7, 5), bias=True, n_threads=1):
     def make(dtype, rng):
         rows, off = [], 0
         for q, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
@@ -116,7 +116,8 @@ def _chain_args(act, n=9, widths=(20, 16, 7, 5), bias=True):
             off += a * b + b
         return dict(X=_rand(rng, (n, widths[0]), dtype), params=_rand(rng, off, dtype, 0.3),
                     layers=np.array(rows, np.int64), alphas=np.full(len(rows), 0.2),
-                    work=np.zeros((2, n * max(widths[1:-1], default=1)), dtype), out=np.empty((n, widths[-1]), dtype))
+                    work=np.zeros((2, n * max(widths[1:-1], default=1)), dtype), out=np.empty((n, widths[-1]), dtype),
+                    n_threads=n_threads)
     return make
 
 
@@ -174,11 +175,20 @@ def test_dense(act, name, need_dX):
              backward=("dense_backward", _dense_bwd_args(need_dX), ["dW_out", "db_out", "dX_out"]))
 
 
+@pytest.mark.parametrize("n,n_in,n_out", [(1, 20, 7), (1, 1, 7), (5, 1, 7), (1, 20, 1)])
+def test_dense_one_row_or_column(n, n_in, n_out):
+    """One row of a GEMM's output goes to GEMV in the cython backend (either operand transposed)."""
+    check_op("dense_forward", _dense_args(1, n=n, n_in=n_in, n_out=n_out), ["Z_out", "A_out"],
+             backward=("dense_backward", _dense_bwd_args(True), ["dW_out", "db_out", "dX_out"]))
+
+
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("act,name", ACTS, ids=_ids(ACTS))
 def test_dense_chain(act, name, bias):
     check_op("dense_chain_forward", _chain_args(act, bias=bias), ["out"], chain=3)
     check_op("dense_chain_forward", _chain_args(act, n=1, widths=(3, 4)), ["out"])  # one row, one layer
+    # 301 rows on 2 threads: the cython row split (blocks of 151 and 150), checked against the oracle
+    check_op("dense_chain_forward", _chain_args(act, n=301, bias=bias, n_threads=2), ["out"], chain=3)
 
 
 def test_dense_chain_refuses_what_does_not_fit():

@@ -49,6 +49,7 @@ ALLOWED_BACK_EDGES = [
      "Trainer.fit(resume_from=...) loads a checkpoint lazily through the fastnn.checkpoint shim"),
     ("fastnn.trainer", "fastnn.plotting", "History.plot() draws lazily with fastnn.plotting"),
     ("fastnn.trainer", "fastnn.metrics", "Trainer.evaluate(metrics=...) resolves metric names lazily"),
+    ("fastnn.trainer", "fastnn.profiler", "Trainer.fit(profile=True) calls fastnn.profile lazily after training"),
     ("fastnn", "fastnn.integrations.onnx",
      "fastnn.export_onnx (issue 13) is a function-level wrapper: the ONNX adapter loads at the first call, "
      "never with import fastnn (test_import_fastnn_loads_no_adapter)"),

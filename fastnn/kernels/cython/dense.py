@@ -36,13 +36,16 @@ def dense_backward(X, W, Z, A, dA, act, alpha, dZ_buf, dW_out, db_out, dX_out):
 
 
 @_fast_path(_k.dense_chain_forward)
-def dense_chain_forward(X, params, layers, alphas, work, out):
-    """Dense layers one after another on X: A = f(A @ W + b) per row of ``layers``; out = the last A."""
+def dense_chain_forward(X, params, layers, alphas, work, out, n_threads):
+    """Dense layers one after another on X: A = f(A @ W + b) per row of ``layers``; out = the last A.
+
+    ``n_threads`` > 1 splits the rows into one block per thread (at least 128 rows each); the caller
+    limits BLAS to one thread for the call."""
     obuf, odest = _out(out)
     dt = obuf.dtype
     wbuf = np.ascontiguousarray(work, dt)
     _k.dense_chain_forward(_in(X, dt), np.ascontiguousarray(params, dt), np.ascontiguousarray(layers, np.int64),
-                           np.ascontiguousarray(alphas, np.float64), wbuf, obuf)
+                           np.ascontiguousarray(alphas, np.float64), wbuf, obuf, int(n_threads))
     if wbuf is not work:
         work[...] = wbuf
     _back(obuf, odest)

@@ -51,8 +51,10 @@ def _chain_layer(A_in, params, n_in, n_out, w, b, act, alpha, Z):
         activation_forward(Z, act, alpha, Z)
 
 
-def dense_chain_forward(X, params, layers, alphas, work, out):
-    """Dense layers one after another on X: A = f(A @ W + b) per row of ``layers``; out = the last A."""
+def dense_chain_forward(X, params, layers, alphas, work, out, n_threads):
+    """Dense layers one after another on X: A = f(A @ W + b) per row of ``layers``; out = the last A.
+
+    Runs on one thread whatever ``n_threads`` (the row split is the Cython backend's)."""
     if out.flags.c_contiguous:
         _dense_chain(np.ascontiguousarray(X), params, layers, alphas, work, out)
     else:  # np.dot in Numba writes only contiguous outputs

@@ -21,12 +21,13 @@ def dense_backward(X, W, Z, A, dA, act, alpha, dZ_buf, dW_out, db_out, dX_out):
 
 
 
-def dense_chain_forward(X, params, layers, alphas, work, out):
+def dense_chain_forward(X, params, layers, alphas, work, out, n_threads):
     """Dense layers one after another on X: A = f(A @ W + b) per row of ``layers``; out = the last A.
 
     ``layers`` is int64 ``(L, 5)``: n_in, n_out, W offset, b offset (-1: no bias), activation
     code; ``params`` the flat parameters; ``alphas`` float64 ``(L,)``; ``work`` ``(2, >= m * width)``
     holds the hidden activations (layer q writes ``work[q % 2]``); ``out`` is ``(m, n_out of the last)``.
+    ``n_threads`` is a bound: the oracle runs on one.
     """
     _check_chain(X, params, layers, alphas, work, out)
     m, A = X.shape[0], X

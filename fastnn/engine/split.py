@@ -1,0 +1,124 @@
+"""How a fused fit uses several cores: :func:`choose_split`, the documented rule of ``parallel='auto'``.
+
+The four ways (``Trainer(parallel=...)``):
+
+- ``'one'``: the serial driver, one-thread BLAS.
+- ``'shards'``: one row shard of the batch per thread, each with its own copy of the gradient,
+  summed in a fixed order every step.
+- ``'columns'``: every layer's GEMMs split by output columns over the threads, one gradient, a
+  barrier between layers (``csrc/plan_cols.pxi``: the Cython backend, Dense-only networks).
+- ``'blas'``: the serial driver with BLAS threading each GEMM.
+
+The rule for ``'auto'`` (``p`` parameters, ``rows`` = batch / threads), from interleaved sweeps
+of ``python -m bench.shapes`` (samples/s, 2 threads, cython, float32, Adam; medians):
+
+=========================== ======== ======== ======== ======== ==============
+shape : batch                  one   shards  columns     blas   load average
+=========================== ======== ======== ======== ======== ==============
+100-50-10 : 16               1,177k     229k      68k   1,149k   3
+784-256-128-10 : 32           53.6k    36.4k    33.1k     3.9k   3-13
+784-256-128-10 : 64           75.0k    77.6k    91.3k    84.5k   3-13
+784-256-128-10 : 32           14.2k     9.2k    13.7k     2.2k   10
+784-256-128-10 : 64           43.0k    21.8k    27.0k    16.3k   10
+784-256-128-10 : 128          91.4k    37.3k    44.8k    20.8k   10
+784-256-128-10 : 256          93.9k    89.5k    85.0k    33.3k   10
+256-64-10 : 64                 715k     730k     574k     598k   10
+=========================== ======== ======== ======== ======== ==============
+
+and the quiet measurement recorded in issue 10 (then: shards from 32 rows, else one thread):
+batch 32: one 55.5k, columns 63.4k; batch 64: shards 83.3k, blas 93.1k; batch 128/256: shards
+121.6k / 157.9k. The rule is for a machine whose cores are free: with other processes keeping
+both cores busy (load 10 on 2 cores) every split, PyTorch's threads too, loses to one thread,
+as the rows at load 10 show; ``Trainer(n_threads=1)`` is the setting for such a machine. So:
+
+1. One thread asked for: ``'one'``.
+2. Wide networks (``p >= 2**20``, ``batch * p >= 2**22``) on Cython, Dense only: ``'columns'`` --
+   row shards would copy and reduce a >= 4 MB gradient every step (memory-bound).
+3. ``rows >= 64`` and ``rows * p >= 2**20``: ``'shards'`` (each thread's GEMMs are big enough, the
+   gradient copies stay in cache).
+4. Thinner shards on Cython, Dense only, ``batch * p >= 2**22``: ``'columns'`` (both cores on the
+   whole batch without a gradient reduction).
+5. Otherwise ``rows >= 32`` and ``rows * p >= 2**20``: ``'shards'`` (networks the column split
+   cannot run: Dropout, BatchNorm, LayerNorm).
+6. Otherwise ``'one'``: a tiny network or batch pays more for wake-ups and barriers than a
+   second core gives.
+
+``'blas'`` is never chosen by the rule (it lost or tied to the best of the others at every
+measured point but batch 64, where columns beat it); it stays available by name.
+"""
+from dataclasses import dataclass
+
+#: rows per shard from which row shards are the first choice (rule 3)
+SHARD_ROWS = 64
+#: rows per shard below which row shards are never taken (rule 5)
+MIN_SHARD_ROWS = 32
+#: rows per shard x parameters below which a shard's GEMMs are too small to split
+MIN_SHARD_WORK = 1 << 20
+#: parameters (4 MB of float32 gradient) from which columns beat row shards at any batch (rule 2)
+COLUMN_PARAMS = 1 << 20
+#: batch x parameters below which one thread beats any split (barriers, wake-ups)
+COLUMN_MIN_WORK = 1 << 22
+
+
+@dataclass(frozen=True)
+class Split:
+    """The outcome of :func:`choose_split`.
+
+    Attributes
+    ----------
+    kind : {'one', 'shards', 'columns', 'blas'}
+    threads : int
+        Threads of that kind: shards, column threads or BLAS threads (1 for ``'one'``).
+    reason : str
+        Why, for ``trainer.last_plan['reason']``.
+    """
+
+    kind: str
+    threads: int
+    reason: str
+
+
+def choose_split(parallel, n_threads, batch_size, n_params, columns_ok, itemsize=4):
+    """How a fused fit splits its steps over ``n_threads`` (the module docstring has the rule).
+
+    Parameters
+    ----------
+    parallel : {'auto', 'shards', 'columns', 'blas'}
+        The trainer's setting; anything but ``'auto'`` is taken as asked (``'columns'`` must be
+        possible: the caller checks ``columns_ok`` first and raises).
+    n_threads, batch_size, n_params : int
+    columns_ok : bool
+        Whether the column-split driver can run this network (Cython backend, Dense layers only).
+    itemsize : int, default 4
+        Bytes per parameter, for the reason's gradient size.
+
+    Returns
+    -------
+    Split
+    """
+    n_threads, batch_size, p = int(n_threads), int(batch_size), int(n_params)
+    rows = batch_size // max(n_threads, 1)
+    if n_threads <= 1:
+        return Split("one", 1, "one thread: one thread asked for")
+    if parallel == "columns":
+        return Split("columns", n_threads, f"columns over {n_threads} threads: asked for with parallel='columns'")
+    if parallel == "blas":
+        return Split("blas", n_threads, f"whole batch, BLAS threaded over {n_threads} threads: parallel='blas'")
+    if parallel == "shards":
+        shards = min(n_threads, batch_size)
+        return Split("shards", shards, f"row shards: {shards} of {-(-batch_size // shards)} rows")
+    work = batch_size * p
+    if columns_ok and p >= COLUMN_PARAMS and work >= COLUMN_MIN_WORK:
+        return Split("columns", n_threads, f"columns over {n_threads} threads: {p:,} parameters >= "
+                     f"{COLUMN_PARAMS:,}, so row shards would copy and reduce a {p * itemsize / 2**20:.1f} MB "
+                     f"gradient every step")
+    if rows >= SHARD_ROWS and rows * p >= MIN_SHARD_WORK:
+        return Split("shards", n_threads, f"row shards: {n_threads} of {-(-batch_size // n_threads)} rows")
+    if columns_ok and work >= COLUMN_MIN_WORK:
+        return Split("columns", n_threads, f"columns over {n_threads} threads: shards of {rows} rows < "
+                     f"{SHARD_ROWS} would be thin, and batch x parameters = {work:,} >= {COLUMN_MIN_WORK:,}")
+    if rows >= MIN_SHARD_ROWS and rows * p >= MIN_SHARD_WORK:
+        return Split("shards", n_threads, f"row shards: {n_threads} of {-(-batch_size // n_threads)} rows")
+    return Split("one", 1, f"one thread: the batch or the network is too small to split (batch x parameters "
+                 f"= {work:,}; row shards need {MIN_SHARD_ROWS} rows each and rows x parameters >= "
+                 f"{MIN_SHARD_WORK:,})")

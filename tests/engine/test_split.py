@@ -1,0 +1,61 @@
+"""parallel='auto' picks what the documented rule of fastnn.engine.split says (structure, not timings)."""
+import numpy as np
+import pytest
+
+import fastnn as fnn
+from fastnn.engine.split import (COLUMN_MIN_WORK, COLUMN_PARAMS, MIN_SHARD_ROWS, MIN_SHARD_WORK, SHARD_ROWS,
+                                 choose_split)
+
+P = 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10  # the benchmark MLP, 235,146 parameters
+
+
+@pytest.mark.parametrize("batch,dense,kind", [
+    (16, True, "one"),        # batch x p = 3.8M < 2**22: one thread
+    (32, True, "columns"),    # shards of 16 rows would be thin; 7.5M >= 2**22
+    (64, True, "columns"),    # shards of 32 rows
+    (128, True, "shards"),    # 64 rows per shard
+    (256, True, "shards"),
+    (32, False, "one"),       # Dropout/BatchNorm networks: no column split, 16-row shards too thin
+    (64, False, "shards"),    # 32 rows each
+])
+def test_the_benchmark_mlp_on_two_threads(batch, dense, kind):
+    split = choose_split("auto", 2, batch, P, dense)
+    assert split.kind == kind and split.reason
+    assert split.threads == (1 if kind == "one" else 2)
+
+
+def test_the_thresholds_are_where_the_docstring_says():
+    assert choose_split("auto", 1, 4096, 10 ** 7, True).kind == "one"
+    wide = COLUMN_PARAMS
+    assert choose_split("auto", 2, 4096, wide, True).kind == "columns"  # wide: columns even with fat shards
+    assert choose_split("auto", 2, 4096, wide, False).kind == "shards"  # ... unless they cannot run
+    p = MIN_SHARD_WORK // SHARD_ROWS
+    assert choose_split("auto", 2, 2 * SHARD_ROWS, p, True).kind == "shards"
+    assert choose_split("auto", 2, 2 * SHARD_ROWS - 2, p, False).kind == "one"  # rows * p < MIN_SHARD_WORK
+    p = -(-COLUMN_MIN_WORK // 40)
+    assert choose_split("auto", 2, 40, p, True).kind == "columns"
+    assert choose_split("auto", 2, 39, p, True).kind == "one"
+    p = MIN_SHARD_WORK // MIN_SHARD_ROWS
+    assert choose_split("auto", 2, 2 * MIN_SHARD_ROWS, p, False).kind == "shards"
+    assert choose_split("auto", 2, 2 * MIN_SHARD_ROWS - 2, p, False).kind == "one"
+
+
+def test_named_settings_are_taken_as_asked():
+    assert choose_split("blas", 2, 16, 10, False).kind == "blas"
+    assert choose_split("shards", 2, 1, 10, False).threads == 1  # never more shards than rows
+    assert choose_split("columns", 2, 16, 10, True).kind == "columns"
+
+
+def test_the_trainer_runs_what_the_rule_chose():
+    rng = np.random.default_rng(0)
+    X, y = rng.random((256, 784), dtype=np.float32), rng.integers(0, 10, 256)
+    for batch, layers, kind in [(32, [fnn.Dense(256, "relu"), fnn.Dense(10)], "columns"),
+                                (128, [fnn.Dense(256, "relu"), fnn.Dense(10)], "shards"),
+                                (8, [fnn.Dense(16, "relu"), fnn.Dense(10)], "one")]:
+        net = fnn.Network(layers, input_shape=(784,), seed=0, backend="cython")
+        tr = fnn.Trainer(net, batch_size=batch, n_threads=2, verbose=0)
+        tr.fit(X, y)
+        expected = choose_split("auto", 2, batch, net.n_params, True)
+        assert expected.kind == kind and tr.last_plan["reason"] == expected.reason
+        assert (tr.last_plan["col_threads"], tr.last_plan["n_shards"], tr.last_plan["blas_threads"]) == \
+            {"columns": (2, 1, 1), "shards": (1, 2, 1), "one": (1, 1, 1)}[kind]
