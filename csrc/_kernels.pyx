@@ -220,3 +220,4 @@ include "plan_cols.pxi"
 # Convolutional networks (issue 11): im2col/col2im and pooling.
 include "conv.pxi"
 include "pool.pxi"
+include "plan_conv.pxi"

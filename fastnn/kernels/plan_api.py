@@ -21,7 +21,7 @@ def check_codes(plan):
     for q, (op, act) in enumerate(plan.ops[:, [codes.P_OP, codes.P_ACT]]):
         if op not in _OPS:
             raise ValueError(f"unknown op code {op} in plan row {q}")
-        if op == codes.OP_DENSE and act not in _ACTS:
+        if op in (codes.OP_DENSE, codes.OP_CONV2D) and act not in _ACTS:
             raise ValueError(f"unknown activation code {act} in plan row {q}")
     if plan.loss_code not in _LOSSES:
         raise ValueError(f"unknown loss code {plan.loss_code} in the plan")
