@@ -60,7 +60,8 @@ def _images(X):
     return np.ascontiguousarray(X, np.float32).reshape(-1, 28, 28, 1)
 
 
-def make_fastnn_cnn_epoch(X, y, batch_size, threads, model="example", backend="cython", seed=0):
+def make_fastnn_cnn_epoch(X, y, batch_size, threads, model="example", backend="cython", seed=0, path="auto"):
+    """One fastnn epoch; ``path='per-layer'`` runs the layer-by-layer path instead of the compiled plan."""
     import fastnn as fnn
 
     convs, hidden = MODELS[model]
@@ -71,13 +72,14 @@ def make_fastnn_cnn_epoch(X, y, batch_size, threads, model="example", backend="c
     layers += [fnn.Dense(u, "relu") for u in hidden] + [fnn.Dense(10)]
     net = fnn.Network(layers, input_shape=(28, 28, 1), seed=seed, backend=backend)
     trainer = fnn.Trainer(net, optimizer=fnn.SGD(LR, momentum=MOMENTUM), batch_size=batch_size, seed=seed,
-                          n_threads=threads, verbose=0)
+                          n_threads=threads, verbose=0, path=path)
     X, y = _images(X), np.asarray(y)
 
     def epoch():
         return trainer.fit(X, y, epochs=1)["loss"][-1]
 
-    run = PeerRun(epoch, f"fastnn-{backend}-{model}", X.shape[0], batch_size, threads)
+    suffix = "" if path == "auto" else f"-{path}"
+    run = PeerRun(epoch, f"fastnn-{backend}{suffix}-{model}", X.shape[0], batch_size, threads)
     return run
 
 

@@ -244,6 +244,9 @@ class Trainer:
         if self.parallel == "shards":
             return min(n_threads, batch_size)
         rows = batch_size // n_threads
+        if any(getattr(layer, "compute_bound", False) for layer in self.network.layers):
+            # conv nets: every row is millions of flops, so even thin shards pay for the hand-off
+            return n_threads if rows >= _engine.MIN_SHARD_ROWS else 1
         # Shard only when each thread gets enough work to pay for the fork/join and the gradient
         # reduction: small nets and thin shards run faster on one thread.
         if rows >= _MIN_SHARD_ROWS and rows * self.network.n_params >= _MIN_SHARD_WORK:
