@@ -46,45 +46,6 @@ cdef extern from *:
     }
     FASTNN_MAXPOOL_IDX(float, int32_t, f)
     FASTNN_MAXPOOL_IDX(double, int64_t, d)
-
-    /* Direct convolution of one image for a small reduction (a first layer: K = kh*kw*C of 9 or 25):
-       Z = conv(X, W) + b straight from the image, and dW += the adjoint, both vectorized over the
-       filters with the kernel in L1. A GEMM with K = 9 runs far from peak and needs the im2col
-       block written and read; this needs neither (see DIRECT_CONV_MAX_K in fastnn/engine/plan.py). */
-    #define FASTNN_CONV_DIRECT(T, S) \
-    static FASTNN_CLONES void fastnn_conv_direct_##S(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, \
-            Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, \
-            Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t F, const T* restrict X, const T* restrict Wt, \
-            const T* restrict b, T* restrict Z, const T* restrict dZ, T* restrict dW) { \
-        for (Py_ssize_t ho = 0; ho < Ho; ho++) for (Py_ssize_t wo = 0; wo < Wo; wo++) { \
-            Py_ssize_t p = ho * Wo + wo; \
-            if (Z) for (Py_ssize_t f = 0; f < F; f++) Z[p * F + f] = b[f]; \
-            for (Py_ssize_t i = 0; i < kh; i++) { \
-                Py_ssize_t h = ho * sh - ph + i; \
-                if (h < 0 || h >= H) continue; \
-                for (Py_ssize_t j = 0; j < kw; j++) { \
-                    Py_ssize_t w = wo * sw - pw + j; \
-                    if (w < 0 || w >= W) continue; \
-                    const T* restrict x = X + (h * W + w) * C; \
-                    Py_ssize_t k0 = (i * kw + j) * C; \
-                    for (Py_ssize_t c = 0; c < C; c++) { \
-                        T xc = x[c]; \
-                        if (Z) { \
-                            const T* restrict wr = Wt + (k0 + c) * F; \
-                            T* restrict z = Z + p * F; \
-                            for (Py_ssize_t f = 0; f < F; f++) z[f] += xc * wr[f]; \
-                        } else { \
-                            const T* restrict dz = dZ + p * F; \
-                            T* restrict dr = dW + (k0 + c) * F; \
-                            for (Py_ssize_t f = 0; f < F; f++) dr[f] += xc * dz[f]; \
-                        } \
-                    } \
-                } \
-            } \
-        } \
-    }
-    FASTNN_CONV_DIRECT(float, f)
-    FASTNN_CONV_DIRECT(double, d)
     """
     void fastnn_plan_maxpool_f(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t kh, Py_ssize_t kw,
                                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Ho,
@@ -92,14 +53,6 @@ cdef extern from *:
     void fastnn_plan_maxpool_d(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t kh, Py_ssize_t kw,
                                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Ho,
                                Py_ssize_t Wo, const double* X, double* out, int64_t* am) noexcept nogil
-    void fastnn_conv_direct_f(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t kh, Py_ssize_t kw,
-                              Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Ho,
-                              Py_ssize_t Wo, Py_ssize_t F, const float* X, const float* Wt, const float* b,
-                              float* Z, const float* dZ, float* dW) noexcept nogil
-    void fastnn_conv_direct_d(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t kh, Py_ssize_t kw,
-                              Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Ho,
-                              Py_ssize_t Wo, Py_ssize_t F, const double* X, const double* Wt, const double* b,
-                              double* Z, const double* dZ, double* dW) noexcept nogil
     void fastnn_plan_unpool_f(Py_ssize_t HW, Py_ssize_t C, Py_ssize_t n_out, const float* dout,
                               const int32_t* am, float* dX) noexcept nogil
     void fastnn_plan_unpool_d(Py_ssize_t HW, Py_ssize_t C, Py_ssize_t n_out, const double* dout,
@@ -108,16 +61,6 @@ cdef extern from *:
 
 cdef inline bint _is_image_op(int64_t op) noexcept nogil:
     return op == OP_CONV2D or op == OP_MAXPOOL2D or op == OP_AVGPOOL2D
-
-
-cdef inline bint _is_pointwise(const int64_t* r) noexcept nogil:
-    """A 1x1 kernel, stride 1, no padding: the columns are the input itself."""
-    return r[P_KH] == 1 and r[P_KW] == 1 and r[P_SH] == 1 and r[P_SW] == 1 and r[P_PH] == 0 and r[P_PW] == 0
-
-
-cdef inline bint _is_direct(const int64_t* r) noexcept nogil:
-    """A conv row without a column block that is not pointwise: the direct kernel (no input gradient)."""
-    return r[P_COLS] < 0 and not _is_pointwise(r)
 
 
 cdef void _plan_image_forward(const int64_t* r, double alpha, const floating* params, floating* wb,
@@ -130,19 +73,6 @@ cdef void _plan_image_forward(const int64_t* r, double alpha, const floating* pa
     cdef floating* cols
     if r[P_OP] == OP_CONV2D:
         F = n_out // (Ho * Wo)
-        if _is_direct(r):
-            for b in range(m):
-                if floating is float:
-                    fastnn_conv_direct_f(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, F, X + b * n_img,
-                                         params + r[P_PARAM0], params + r[P_PARAM1], wb + r[P_Z] + b * n_out,
-                                         NULL, NULL)
-                else:
-                    fastnn_conv_direct_d(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, F, X + b * n_img,
-                                         params + r[P_PARAM0], params + r[P_PARAM1], wb + r[P_Z] + b * n_out,
-                                         NULL, NULL)
-            _bias_act(m * Ho * Wo, F, wb + r[P_Z], F, <const floating*> NULL, wb + r[P_OUT], F, <int> r[P_ACT],
-                      <floating> alpha)
-            return
         if r[P_COLS] >= 0:
             cols = wb + r[P_COLS]
             for b in range(m):
@@ -175,21 +105,8 @@ cdef void _plan_image_backward(const int64_t* r, double alpha, const floating* p
     cdef bint need = r[P_NEED_DX] != 0, pointwise = r[P_COLS] < 0
     cdef int act = <int> r[P_ACT]
     cdef floating* dcols = NULL
-    cdef floating* dZ
     if r[P_OP] == OP_CONV2D:
         F = n_out // (Ho * Wo)
-        if _is_direct(r):  # no input gradient: dZ and db, then dW straight from the images
-            dZ = dA if act == ACT_LINEAR else wb + wofs[W_DZ]
-            _act_bwd(P, F, wb + r[P_Z], F, wb + r[P_OUT], F, dA, F, act, <floating> alpha, dZ, F, g + r[P_PARAM1])
-            memset(g + r[P_PARAM0], 0, K * F * sizeof(floating))
-            for b in range(m):
-                if floating is float:
-                    fastnn_conv_direct_f(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, F, wb + r[P_IN] + b * n_img,
-                                         NULL, NULL, NULL, dZ + b * n_out, g + r[P_PARAM0])
-                else:
-                    fastnn_conv_direct_d(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, F, wb + r[P_IN] + b * n_img,
-                                         NULL, NULL, NULL, dZ + b * n_out, g + r[P_PARAM0])
-            return
         if need:
             dcols = dX if pointwise else wb + wofs[W_DCOLS]
         _dense_bwd(P, K, F, wb + (r[P_IN] if pointwise else r[P_COLS]), K, params + r[P_PARAM0], F,
@@ -230,6 +147,6 @@ cdef bint _plan_image_row_ok(const int64_t* r, Py_ssize_t cap, int64_t S, int64_
         return F == C
     if not (_span_ok(r[P_PARAM0], K * F, P) and _span_ok(r[P_PARAM1], F, P)):
         return False
-    if r[P_COLS] < 0:  # a 1x1 kernel reads its input as the columns; the direct kernel computes no dX
-        return _is_pointwise(r) or not need
+    if r[P_COLS] < 0:  # a 1x1 kernel reads its input as the columns
+        return kh == 1 and kw == 1 and r[P_SH] == 1 and r[P_SW] == 1 and r[P_PH] == 0 and r[P_PW] == 0
     return _span_ok(r[P_COLS], cap * Ho * Wo * K, S) and (not need or _span_ok(wofs[W_DCOLS], cap * Ho * Wo * K, S))

@@ -39,16 +39,6 @@ def _pointwise(geometry):
     return (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0)
 
 
-#: A conv row that needs no input gradient (the first layer) and sums over at most this many
-#: inputs per output (kh * kw * C) runs the drivers' direct kernel: no im2col block, no GEMM.
-DIRECT_CONV_MAX_K = 32
-
-
-def _reduction(geometry):
-    """kh * kw * C: the inputs one conv output sums over."""
-    return geometry[5] * geometry[6] * geometry[2]
-
-
 def _cols_width(geometry):
     """Values per sample of a conv row's im2col block: Ho * Wo * kh * kw * C."""
     _, _, C_in, Ho, Wo, kh, kw = geometry[:7]
@@ -216,8 +206,7 @@ def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True)
         row[C.P_IN] = prev_out
         if r.geometry:
             row[_GEOMETRY_COLS] = r.geometry
-            direct = q <= first_grad and _reduction(r.geometry) <= DIRECT_CONV_MAX_K
-            if r.op == C.OP_CONV2D and not _pointwise(r.geometry) and not direct:
+            if r.op == C.OP_CONV2D and not _pointwise(r.geometry):
                 row[C.P_COLS] = off  # the im2col block, kept for the weight gradient
                 off += cap * _cols_width(r.geometry)
                 if q > first_grad:

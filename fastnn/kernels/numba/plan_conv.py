@@ -14,9 +14,8 @@ from numba import njit
 
 from . import conv, dense, pool
 from ._common import OPTS
-from .activations import _activation_backward_db, activation_forward
 from ..codes import (
-    ACT_LINEAR, F_ALPHA, OP_CONV2D, OP_MAXPOOL2D, P_ACT, P_C, P_COLS, P_H, P_HO, P_IN, P_KH, P_KW, P_NEED_DX, P_N_OUT,
+    F_ALPHA, OP_CONV2D, OP_MAXPOOL2D, P_ACT, P_C, P_COLS, P_H, P_HO, P_IN, P_KH, P_KW, P_NEED_DX, P_N_OUT,
     P_OUT, P_PARAM0, P_PARAM1, P_PH, P_PW, P_SH, P_SW, P_W, P_WO, P_Z, W_DCOLS, W_DZ,
 )
 
@@ -71,47 +70,6 @@ def _maxpool_backward_rescan(X, dout, kh, kw, sh, sw, ph, pw, dX_out):
 
 
 @njit(**OPTS)
-def _pointwise(r):
-    return r[P_KH] == 1 and r[P_KW] == 1 and r[P_SH] == 1 and r[P_SW] == 1 and r[P_PH] == 0 and r[P_PW] == 0
-
-
-@njit(**OPTS)
-def _conv_direct(X, Wk, b, sh, sw, ph, pw, Z, dZ, dW, forward):
-    """Direct convolution for a small reduction (no im2col, no GEMM; the first layer, see
-    DIRECT_CONV_MAX_K in fastnn.engine.plan): forward Z = conv(X, W) + b, else dW += its adjoint with dZ."""
-    n, H, W, C = X.shape
-    kh, kw, F = Wk.shape[0], Wk.shape[1], Wk.shape[3]
-    Ho, Wo = Z.shape[1], Z.shape[2]
-    for s in range(n):
-        for ho in range(Ho):
-            for wo in range(Wo):
-                if forward:
-                    z = Z[s, ho, wo]
-                    for f in range(F):
-                        z[f] = b[f]
-                else:
-                    dz = dZ[s, ho, wo]
-                for i in range(kh):
-                    h = ho * sh - ph + i
-                    if h < 0 or h >= H:
-                        continue
-                    for j in range(kw):
-                        w = wo * sw - pw + j
-                        if w < 0 or w >= W:
-                            continue
-                        for c in range(C):
-                            xc = X[s, h, w, c]
-                            if forward:
-                                wr = Wk[i, j, c]
-                                for f in range(F):
-                                    z[f] += xc * wr[f]
-                            else:
-                                dr = dW[i, j, c]
-                                for f in range(F):
-                                    dr[f] += xc * dz[f]
-
-
-@njit(**OPTS)
 def forward_row(r, alpha, params, wb, m):
     """Forward of the conv / pool plan row ``r`` (its int columns) on the shard's m rows."""
     H, W, C, Ho, Wo = r[P_H], r[P_W], r[P_C], r[P_HO], r[P_WO]
@@ -120,21 +78,14 @@ def forward_row(r, alpha, params, wb, m):
     if r[0] == OP_CONV2D:
         F = r[P_N_OUT] // (Ho * Wo)
         K = kh * kw * C
-        p0, p1 = r[P_PARAM0], r[P_PARAM1]
-        Z = wb[r[P_Z]:r[P_Z] + m * r[P_N_OUT]].reshape(m * Ho * Wo, F)
-        A = wb[r[P_OUT]:r[P_OUT] + m * r[P_N_OUT]].reshape(m * Ho * Wo, F)
-        if r[P_COLS] < 0 and not _pointwise(r):
-            Wk = params[p0:p0 + K * F].reshape(kh, kw, C, F)
-            Z4 = Z.reshape(m, Ho, Wo, F)
-            _conv_direct(X, Wk, params[p1:p1 + F], sh, sw, ph, pw, Z4, Z4, Wk, True)  # dZ, dW unused
-            if r[P_ACT] != ACT_LINEAR or r[P_OUT] != r[P_Z]:
-                activation_forward(Z, r[P_ACT], alpha, A)
-            return
         if r[P_COLS] >= 0:
             cols = wb[r[P_COLS]:r[P_COLS] + m * Ho * Wo * K]
             conv.im2col(X, kh, kw, sh, sw, ph, pw, cols.reshape(m, Ho, Wo, K))
         else:
             cols = wb[r[P_IN]:r[P_IN] + m * H * W * C]
+        p0, p1 = r[P_PARAM0], r[P_PARAM1]
+        Z = wb[r[P_Z]:r[P_Z] + m * r[P_N_OUT]].reshape(m * Ho * Wo, F)
+        A = wb[r[P_OUT]:r[P_OUT] + m * r[P_N_OUT]].reshape(m * Ho * Wo, F)
         np.dot(cols.reshape(m * Ho * Wo, K), params[p0:p0 + K * F].reshape(K, F), Z)
         dense._bias_activation(Z, params[p1:p1 + F], r[P_ACT], alpha, A)
     elif r[0] == OP_MAXPOOL2D:
@@ -158,16 +109,7 @@ def backward_row(r, alpha, params, g, wofs, wb, dA_off, dX_off, m):
         F = n_out // (Ho * Wo)
         K, P = kh * kw * C, m * Ho * Wo
         p0, p1 = r[P_PARAM0], r[P_PARAM1]
-        pointwise = _pointwise(r)
-        if r[P_COLS] < 0 and not pointwise:  # the direct kernel (no input gradient): dZ, db, then dW
-            dZ = wb[wofs[W_DZ]:wofs[W_DZ] + P * F].reshape(P, F)
-            _activation_backward_db(wb[r[P_Z]:r[P_Z] + P * F].reshape(P, F), wb[r[P_OUT]:r[P_OUT] + P * F].reshape(P, F),
-                                    dA.reshape(P, F), r[P_ACT], alpha, dZ, g[p1:p1 + F], True)
-            dW = g[p0:p0 + K * F]
-            dW[:] = 0
-            Z4 = dZ.reshape(m, Ho, Wo, F)
-            _conv_direct(X, dW.reshape(kh, kw, C, F), dW[:F], sh, sw, ph, pw, Z4, Z4, dW.reshape(kh, kw, C, F), False)
-            return
+        pointwise = r[P_COLS] < 0
         cols = wb[r[P_IN]:r[P_IN] + P * K] if pointwise else wb[r[P_COLS]:r[P_COLS] + P * K]
         dcols = dX if pointwise else wb[wofs[W_DCOLS]:wofs[W_DCOLS] + P * K] if need else cols
         dense._dense_backward(cols.reshape(P, K), params[p0:p0 + K * F].reshape(K, F),

@@ -3,8 +3,7 @@
 A conv row is the layer's own algorithm on the shard's work blocks: ``im2col``
 into the row's column block, the Dense GEMM on the columns, and in backward
 the Dense backward on the columns plus ``col2im`` (skipped when no input
-gradient is needed; the compiled drivers' direct kernel for a small first conv
-is the same arithmetic). Max pooling keeps no argmax mask: backward recomputes it
+gradient is needed). Max pooling keeps no argmax mask: backward recomputes it
 from the kept input, which gives the same winners as the forward pass.
 """
 import numpy as np
@@ -25,20 +24,11 @@ def _images(wb, off, m, h, w, c):
     return wb[off:off + m * h * w * c].reshape(m, h, w, c)
 
 
-def _pointwise(row):
-    return geometry(row)[5:] == (1, 1, 1, 1, 0, 0)
-
-
 def _columns(row, wb, A_in, m):
-    """The GEMM operand of a conv row: its im2col block, the input itself for a 1x1 kernel, or (a row the
-    compiled drivers run with their direct kernel, which keeps no block) a fresh im2col of the input."""
-    H, W, C, Ho, Wo, kh, kw, sh, sw, ph, pw = geometry(row)
-    if row[P_COLS] < 0 and _pointwise(row):
-        return A_in.reshape(m * H * W, C)
+    """The GEMM operand of a conv row: its im2col block, or the input itself for a 1x1 kernel."""
+    H, W, C, Ho, Wo, kh, kw = geometry(row)[:7]
     if row[P_COLS] < 0:
-        cols = np.empty((m, Ho, Wo, kh * kw * C), A_in.dtype)
-        conv.im2col(A_in.reshape(m, H, W, C), kh, kw, sh, sw, ph, pw, cols)
-        return cols.reshape(m * Ho * Wo, kh * kw * C)
+        return A_in.reshape(m * H * W, C)
     return wb[row[P_COLS]:row[P_COLS] + m * Ho * Wo * kh * kw * C].reshape(m * Ho * Wo, kh * kw * C)
 
 
@@ -71,7 +61,7 @@ def backward(row, alpha, params, g, wofs, wb, dA, dX, m):
         F = row[P_N_OUT] // (Ho * Wo)
         K, P = kh * kw * C, m * Ho * Wo
         p0, p1 = row[P_PARAM0], row[P_PARAM1]
-        pointwise = _pointwise(row)
+        pointwise = row[P_COLS] < 0
         dcols = None
         if dX is not None:
             dcols = dX.reshape(P, K) if pointwise else wb[wofs[W_DCOLS]:wofs[W_DCOLS] + P * K].reshape(P, K)
