@@ -215,8 +215,19 @@ def make_gemm_floor_cnn_epoch(X, y, batch_size, threads, model="example", seed=0
     return PeerRun(epoch, f"gemm-floor-{model}", n, bs, threads)
 
 
-FACTORIES = {"fastnn": make_fastnn_cnn_epoch, "torch": make_torch_cnn_epoch, "jax": make_jax_cnn_epoch,
-             "gemm-floor": make_gemm_floor_cnn_epoch}
+def make_fastnn_numba_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
+    """The fused plan on the Numba backend."""
+    return make_fastnn_cnn_epoch(X, y, batch_size, threads, model=model, backend="numba", seed=seed)
+
+
+def make_fastnn_per_layer_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
+    """The per-layer path (row shards of Python threads), what conv nets ran before their plan rows."""
+    return make_fastnn_cnn_epoch(X, y, batch_size, threads, model=model, seed=seed, path="per-layer")
+
+
+FACTORIES = {"fastnn": make_fastnn_cnn_epoch, "fastnn-numba": make_fastnn_numba_cnn_epoch,
+             "fastnn-per-layer": make_fastnn_per_layer_cnn_epoch, "torch": make_torch_cnn_epoch,
+             "jax": make_jax_cnn_epoch, "gemm-floor": make_gemm_floor_cnn_epoch}
 
 
 def _available(name):
@@ -235,7 +246,8 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n", type=int, default=60000, help="samples per epoch")
-    ap.add_argument("--peers", default="fastnn,torch,jax,gemm-floor")
+    ap.add_argument("--peers", default="fastnn,fastnn-numba,torch,jax,gemm-floor",
+                    help=f"comma-separated, of {', '.join(FACTORIES)}")
     args = ap.parse_args(argv)
     X, y = data.mnist_like(args.n)
     print(f"data: {data.data_source()}, {args.n} samples; threads {args.threads}; median of {args.rounds} "
@@ -256,12 +268,12 @@ def main(argv=None):
             for impl, t in med.items():
                 print(f"  {impl:28s} {args.n / t:10,.0f} samples/s  {t:7.2f} s/epoch  (rounds: "
                       + ", ".join(f"{v:.2f}" for v in times[impl]) + ")")
-            fast = [v for k, v in med.items() if k.startswith("fastnn")]
-            for peer in ("torch", "jax-jit", "gemm-floor"):
-                other = [v for k, v in med.items() if k.startswith(peer)]
-                if fast and other:
-                    label = "share of the im2col-GEMM floor" if peer == "gemm-floor" else f"fastnn / {peer}"
-                    print(f"  {label}: {other[0] / fast[0]:.2f}")
+            for mine in [k for k in med if k.startswith("fastnn")]:
+                for peer in ("torch", "jax-jit", "gemm-floor"):
+                    other = [v for k, v in med.items() if k.startswith(peer)]
+                    if other:  # a ratio of speeds: the peer's time over fastnn's
+                        label = "share of the im2col-GEMM floor" if peer == "gemm-floor" else f"/ {peer}"
+                        print(f"  {mine} {label}: {other[0] / med[mine]:.2f}")
 
 
 if __name__ == "__main__":
