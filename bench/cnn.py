@@ -183,34 +183,78 @@ def make_jax_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
 def make_gemm_floor_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
     """Only the step's GEMMs, on preallocated float32 im2col-shaped operands: no im2col, pooling,
     activation or update. Per conv layer (rows m = batch * Ho * Wo, K = k*k*C): cols @ W, cols.T @ dZ,
-    and dZ @ W.T except for the first layer; per dense layer the same three."""
+    and dZ @ W.T except for the first layer; per dense layer the same three.
+
+    With several threads each batch is split into row shards, one per thread, each running its
+    GEMMs with one-thread BLAS (numpy releases the GIL): threaded BLAS on these shapes collapses on
+    a loaded machine (measured 5-30x slower than one thread here), which would make the floor
+    meaningless. The floor's own hand-off between threads is included."""
+    import threading
+
     X, _ = _check_xy(X, y, batch_size, threads)
     convs, flat, hidden = _geometry(model)
     rng = np.random.default_rng(seed)
     f32 = np.float32
     bs, n = int(batch_size), X.shape[0]
+    n_shards = max(1, min(int(threads), bs))
+    cap = -(-bs // n_shards)
     shapes = [(Ho * Wo, k * k * C, F) for (_, _, C, Ho, Wo, F, k, _) in convs]
     sizes = [flat, *hidden, 10]
     shapes += [(1, a, b) for a, b in zip(sizes[:-1], sizes[1:])]
-    bufs = []
-    for q, (p, K, F) in enumerate(shapes):
-        m = bs * p
-        bufs.append(dict(cols=rng.random((m, K), dtype=f32), W=rng.random((K, F), dtype=f32),
-                         Z=np.empty((m, F), f32), dZ=rng.random((m, F), dtype=f32), dW=np.empty((K, F), f32),
-                         dcols=np.empty((m, K), f32) if q > 0 else None, p=p))
+
+    def shard_buffers():
+        bufs = []
+        for q, (p, K, F) in enumerate(shapes):
+            m = cap * p
+            bufs.append(dict(cols=rng.random((m, K), dtype=f32), W=rng.random((K, F), dtype=f32),
+                             Z=np.empty((m, F), f32), dZ=rng.random((m, F), dtype=f32),
+                             dW=np.empty((K, F), f32), dcols=np.empty((m, K), f32) if q > 0 else None, p=p))
+        return bufs
+
+    shards = [shard_buffers() for _ in range(n_shards)]
     spans = [(s, min(s + bs, n)) for s in range(0, n, bs)]
     mm = np.matmul
 
+    def gemms(bufs, rows):
+        for b in bufs:
+            m = rows * b["p"]
+            mm(b["cols"][:m], b["W"], out=b["Z"][:m])
+            mm(b["cols"][:m].T, b["dZ"][:m], out=b["dW"])
+            if b["dcols"] is not None:
+                mm(b["dZ"][:m], b["W"].T, out=b["dcols"][:m])
+
     def epoch():
-        with blas_limit(threads):
+        with blas_limit(1):
+            if n_shards == 1:
+                for s, e in spans:
+                    gemms(shards[0], e - s)
+                return
+            start, done = threading.Barrier(n_shards), threading.Barrier(n_shards)
+            job = {}
+
+            def worker(k):
+                while True:
+                    start.wait()
+                    if job["stop"]:
+                        return
+                    gemms(shards[k], job["rows"][k])
+                    done.wait()
+
+            workers = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(1, n_shards)]
+            job["stop"] = False
+            for t in workers:
+                t.start()
             for s, e in spans:
-                rows = e - s
-                for b in bufs:
-                    m = rows * b["p"]
-                    mm(b["cols"][:m], b["W"], out=b["Z"][:m])
-                    mm(b["cols"][:m].T, b["dZ"][:m], out=b["dW"])
-                    if b["dcols"] is not None:
-                        mm(b["dZ"][:m], b["W"].T, out=b["dcols"][:m])
+                m = e - s
+                per = -(-m // n_shards)
+                job["rows"] = [max(0, min(per, m - k * per)) for k in range(n_shards)]
+                start.wait()
+                gemms(shards[0], job["rows"][0])
+                done.wait()
+            job["stop"] = True
+            start.wait()
+            for t in workers:
+                t.join()
 
     return PeerRun(epoch, f"gemm-floor-{model}", n, bs, threads)
 
