@@ -10,7 +10,7 @@ import numpy as np
 
 from . import conv, dense, pool
 from ..codes import (
-    F_ALPHA, OP_CONV2D, OP_MAXPOOL2D, P_ACT, P_C, P_COLS, P_H, P_HO, P_IN, P_KH, P_KW, P_N_IN, P_N_OUT,
+    OP_CONV2D, OP_MAXPOOL2D, P_ACT, P_C, P_COLS, P_H, P_HO, P_IN, P_KH, P_KW, P_N_OUT,
     P_OUT, P_PARAM0, P_PARAM1, P_PH, P_PW, P_SH, P_SW, P_W, P_WO, P_Z, W_DCOLS, W_DZ,
 )
 
