@@ -60,7 +60,8 @@ def _images(X):
     return np.ascontiguousarray(X, np.float32).reshape(-1, 28, 28, 1)
 
 
-def make_fastnn_cnn_epoch(X, y, batch_size, threads, model="example", backend="cython", seed=0):
+def make_fastnn_cnn_epoch(X, y, batch_size, threads, model="example", backend="cython", seed=0, path="auto"):
+    """One fastnn epoch; ``path='per-layer'`` runs the layer-by-layer path instead of the compiled plan."""
     import fastnn as fnn
 
     convs, hidden = MODELS[model]
@@ -71,13 +72,14 @@ def make_fastnn_cnn_epoch(X, y, batch_size, threads, model="example", backend="c
     layers += [fnn.Dense(u, "relu") for u in hidden] + [fnn.Dense(10)]
     net = fnn.Network(layers, input_shape=(28, 28, 1), seed=seed, backend=backend)
     trainer = fnn.Trainer(net, optimizer=fnn.SGD(LR, momentum=MOMENTUM), batch_size=batch_size, seed=seed,
-                          n_threads=threads, verbose=0)
+                          n_threads=threads, verbose=0, path=path)
     X, y = _images(X), np.asarray(y)
 
     def epoch():
         return trainer.fit(X, y, epochs=1)["loss"][-1]
 
-    run = PeerRun(epoch, f"fastnn-{backend}-{model}", X.shape[0], batch_size, threads)
+    suffix = "" if path == "auto" else f"-{path}"
+    run = PeerRun(epoch, f"fastnn-{backend}{suffix}-{model}", X.shape[0], batch_size, threads)
     return run
 
 
@@ -181,40 +183,95 @@ def make_jax_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
 def make_gemm_floor_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
     """Only the step's GEMMs, on preallocated float32 im2col-shaped operands: no im2col, pooling,
     activation or update. Per conv layer (rows m = batch * Ho * Wo, K = k*k*C): cols @ W, cols.T @ dZ,
-    and dZ @ W.T except for the first layer; per dense layer the same three."""
+    and dZ @ W.T except for the first layer; per dense layer the same three.
+
+    With several threads each batch is split into row shards, one per thread, each running its
+    GEMMs with one-thread BLAS (numpy releases the GIL): threaded BLAS on these shapes collapses on
+    a loaded machine (measured 5-30x slower than one thread here), which would make the floor
+    meaningless. The floor's own hand-off between threads is included."""
+    import threading
+
     X, _ = _check_xy(X, y, batch_size, threads)
     convs, flat, hidden = _geometry(model)
     rng = np.random.default_rng(seed)
     f32 = np.float32
     bs, n = int(batch_size), X.shape[0]
+    n_shards = max(1, min(int(threads), bs))
+    cap = -(-bs // n_shards)
     shapes = [(Ho * Wo, k * k * C, F) for (_, _, C, Ho, Wo, F, k, _) in convs]
     sizes = [flat, *hidden, 10]
     shapes += [(1, a, b) for a, b in zip(sizes[:-1], sizes[1:])]
-    bufs = []
-    for q, (p, K, F) in enumerate(shapes):
-        m = bs * p
-        bufs.append(dict(cols=rng.random((m, K), dtype=f32), W=rng.random((K, F), dtype=f32),
-                         Z=np.empty((m, F), f32), dZ=rng.random((m, F), dtype=f32), dW=np.empty((K, F), f32),
-                         dcols=np.empty((m, K), f32) if q > 0 else None, p=p))
+
+    def shard_buffers():
+        bufs = []
+        for q, (p, K, F) in enumerate(shapes):
+            m = cap * p
+            bufs.append(dict(cols=rng.random((m, K), dtype=f32), W=rng.random((K, F), dtype=f32),
+                             Z=np.empty((m, F), f32), dZ=rng.random((m, F), dtype=f32),
+                             dW=np.empty((K, F), f32), dcols=np.empty((m, K), f32) if q > 0 else None, p=p))
+        return bufs
+
+    shards = [shard_buffers() for _ in range(n_shards)]
     spans = [(s, min(s + bs, n)) for s in range(0, n, bs)]
     mm = np.matmul
 
+    def gemms(bufs, rows):
+        for b in bufs:
+            m = rows * b["p"]
+            mm(b["cols"][:m], b["W"], out=b["Z"][:m])
+            mm(b["cols"][:m].T, b["dZ"][:m], out=b["dW"])
+            if b["dcols"] is not None:
+                mm(b["dZ"][:m], b["W"].T, out=b["dcols"][:m])
+
     def epoch():
-        with blas_limit(threads):
+        with blas_limit(1):
+            if n_shards == 1:
+                for s, e in spans:
+                    gemms(shards[0], e - s)
+                return
+            start, done = threading.Barrier(n_shards), threading.Barrier(n_shards)
+            job = {}
+
+            def worker(k):
+                while True:
+                    start.wait()
+                    if job["stop"]:
+                        return
+                    gemms(shards[k], job["rows"][k])
+                    done.wait()
+
+            workers = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(1, n_shards)]
+            job["stop"] = False
+            for t in workers:
+                t.start()
             for s, e in spans:
-                rows = e - s
-                for b in bufs:
-                    m = rows * b["p"]
-                    mm(b["cols"][:m], b["W"], out=b["Z"][:m])
-                    mm(b["cols"][:m].T, b["dZ"][:m], out=b["dW"])
-                    if b["dcols"] is not None:
-                        mm(b["dZ"][:m], b["W"].T, out=b["dcols"][:m])
+                m = e - s
+                per = -(-m // n_shards)
+                job["rows"] = [max(0, min(per, m - k * per)) for k in range(n_shards)]
+                start.wait()
+                gemms(shards[0], job["rows"][0])
+                done.wait()
+            job["stop"] = True
+            start.wait()
+            for t in workers:
+                t.join()
 
     return PeerRun(epoch, f"gemm-floor-{model}", n, bs, threads)
 
 
-FACTORIES = {"fastnn": make_fastnn_cnn_epoch, "torch": make_torch_cnn_epoch, "jax": make_jax_cnn_epoch,
-             "gemm-floor": make_gemm_floor_cnn_epoch}
+def make_fastnn_numba_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
+    """The fused plan on the Numba backend."""
+    return make_fastnn_cnn_epoch(X, y, batch_size, threads, model=model, backend="numba", seed=seed)
+
+
+def make_fastnn_per_layer_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
+    """The per-layer path (row shards of Python threads), what conv nets ran before their plan rows."""
+    return make_fastnn_cnn_epoch(X, y, batch_size, threads, model=model, seed=seed, path="per-layer")
+
+
+FACTORIES = {"fastnn": make_fastnn_cnn_epoch, "fastnn-numba": make_fastnn_numba_cnn_epoch,
+             "fastnn-per-layer": make_fastnn_per_layer_cnn_epoch, "torch": make_torch_cnn_epoch,
+             "jax": make_jax_cnn_epoch, "gemm-floor": make_gemm_floor_cnn_epoch}
 
 
 def _available(name):
@@ -233,7 +290,8 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n", type=int, default=60000, help="samples per epoch")
-    ap.add_argument("--peers", default="fastnn,torch,jax,gemm-floor")
+    ap.add_argument("--peers", default="fastnn,fastnn-numba,torch,jax,gemm-floor",
+                    help=f"comma-separated, of {', '.join(FACTORIES)}")
     args = ap.parse_args(argv)
     X, y = data.mnist_like(args.n)
     print(f"data: {data.data_source()}, {args.n} samples; threads {args.threads}; median of {args.rounds} "
@@ -254,12 +312,12 @@ def main(argv=None):
             for impl, t in med.items():
                 print(f"  {impl:28s} {args.n / t:10,.0f} samples/s  {t:7.2f} s/epoch  (rounds: "
                       + ", ".join(f"{v:.2f}" for v in times[impl]) + ")")
-            fast = [v for k, v in med.items() if k.startswith("fastnn")]
-            for peer in ("torch", "jax-jit", "gemm-floor"):
-                other = [v for k, v in med.items() if k.startswith(peer)]
-                if fast and other:
-                    label = "share of the im2col-GEMM floor" if peer == "gemm-floor" else f"fastnn / {peer}"
-                    print(f"  {label}: {other[0] / fast[0]:.2f}")
+            for mine in [k for k in med if k.startswith("fastnn")]:
+                for peer in ("torch", "jax-jit", "gemm-floor"):
+                    other = [v for k, v in med.items() if k.startswith(peer)]
+                    if other:  # a ratio of speeds: the peer's time over fastnn's
+                        label = "share of the im2col-GEMM floor" if peer == "gemm-floor" else f"/ {peer}"
+                        print(f"  {mine} {label}: {other[0] / med[mine]:.2f}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ def bench_cnn_epoch(benchmark, train_data, bench_rounds, bench_record):
 
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
 @pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("peer", ["fastnn", "torch", "jax", "gemm-floor"])
+@pytest.mark.parametrize("peer", ["fastnn", "fastnn-numba", "torch", "jax", "gemm-floor"])
 def test_cnn_epoch(bench_cnn_epoch, peer, model, batch_size):
     for module in {"torch": ("torch",), "jax": ("jax", "optax")}.get(peer, ()):
         if importlib.util.find_spec(module) is None:

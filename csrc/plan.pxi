@@ -170,7 +170,9 @@ cdef void _plan_forward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const flo
     cdef floating* Z = wb + r[P_Z]
     cdef floating* A = wb + r[P_OUT]
     cdef double d, xh
-    if op == OP_DENSE:
+    if _is_image_op(op):
+        _plan_image_forward(r, f[F_ALPHA], params, wb, m)
+    elif op == OP_DENSE:
         _dense_fwd(m, n_in, n_out, A_in, n_in, params + p0, n_out, params + p1 if p1 >= 0 else NULL,
                    <int> r[P_ACT], <floating> f[F_ALPHA], Z, n_out, A, n_out)
     elif op == OP_DROPOUT:
@@ -217,7 +219,9 @@ cdef void _plan_backward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const fl
     else:
         dA = wb + c.wofs[W_DX]
         dX = wb + c.wofs[W_DA]
-    if op == OP_DENSE:
+    if _is_image_op(op):
+        _plan_image_backward(r, f[F_ALPHA], params, g, c.wofs, wb, dA, dX, m)
+    elif op == OP_DENSE:
         dZ = dA if act == ACT_LINEAR else wb + c.wofs[W_DZ]  # a linear layer's dZ is dA: no copy
         _dense_bwd(m, n_in, n_out, A_in, n_in, params + p0, n_out, Z, n_out, A, n_out, dA, n_out,
                    act, <floating> f[F_ALPHA], dZ, n_out, g + p0, n_out, g + p1 if p1 >= 0 else NULL,
@@ -586,6 +590,7 @@ cdef enum:
     PLAN_BAD_STATS = 9
     PLAN_BAD_LOSS_F = 10
     PLAN_BAD_WIDTH = 11
+    PLAN_BAD_IMAGE = 12
 
 _PLAN_ERRORS = {
     PLAN_BAD_OP: "unknown op code in the plan",
@@ -600,6 +605,8 @@ _PLAN_ERRORS = {
     PLAN_BAD_LOSS_F: "loss_f is too short for the loss (Huber: delta; focal: gamma and one alpha per class)",
     PLAN_BAD_WIDTH: "plan rows do not chain (a row's n_in differs from the previous row's n_out) "
                     "or a width is not positive",
+    PLAN_BAD_IMAGE: "a conv / pool plan row's geometry does not fit its widths, or one of its blocks "
+                    "lies outside its buffer",
 }
 
 
@@ -620,16 +627,20 @@ cdef int _plan_check(const PlanCtx* c, Py_ssize_t n_items, Py_ssize_t cap, Py_ss
         op = r[P_OP]
         n_in = r[P_N_IN]
         n_out = r[P_N_OUT]
-        if not (op == OP_DENSE or op == OP_DROPOUT or op == OP_BATCHNORM or op == OP_LAYERNORM):
+        if not (op == OP_DENSE or op == OP_DROPOUT or op == OP_BATCHNORM or op == OP_LAYERNORM
+                or _is_image_op(op)):
             return PLAN_BAD_OP
         if n_in <= 0 or n_out <= 0 or (q > 0 and n_in != c.ops[(q - 1) * N_PCOL + P_N_OUT]) \
-                or (op != OP_DENSE and n_in != n_out):
+                or (op != OP_DENSE and not _is_image_op(op) and n_in != n_out):
             return PLAN_BAD_WIDTH
         widest = max(widest, n_out, n_in if r[P_NEED_DX] != 0 else 0)  # the gradient blocks' width
         if not (_span_ok(r[P_IN], cap * n_in, S) and _span_ok(r[P_Z], cap * n_out, S)
                 and _span_ok(r[P_OUT], cap * n_out, S)):
             return PLAN_BAD_WORK
-        if op == OP_DENSE:
+        if _is_image_op(op):
+            if not _plan_image_row_ok(r, cap, S, P, c.wofs, r[P_NEED_DX] != 0):
+                return PLAN_BAD_IMAGE
+        elif op == OP_DENSE:
             if not (_span_ok(r[P_PARAM0], n_in * n_out, P) and (r[P_PARAM1] < 0 or _span_ok(r[P_PARAM1], n_out, P))):
                 return PLAN_BAD_PARAM
         elif op == OP_LAYERNORM or op == OP_BATCHNORM:
@@ -755,7 +766,7 @@ def check_plan(ops, fops, items, sections, wofs, int loss_code, loss_f, Py_ssize
             f": op code {ops[where, P_OP]}" if status == PLAN_BAD_OP else "")
         raise ValueError(_PLAN_ERRORS[status] + detail + at)
     for q in range(ops.shape[0]):  # activation codes of dense rows: no silent default in _act_row
-        if ops[q, P_OP] == OP_DENSE and ops[q, P_ACT] not in _ACT_CODES:
+        if ops[q, P_OP] in (OP_DENSE, OP_CONV2D) and ops[q, P_ACT] not in _ACT_CODES:
             raise ValueError(f"unknown activation code {ops[q, P_ACT]} in plan row {q}")
 
 

@@ -396,7 +396,9 @@ def profile(trainer, X, y, *, n_steps=64, batch_size=None, repeats=20):
     n = min(Xc.shape[0], n_steps * bs)
     bs = min(bs, n)
     steps = -(-n // bs)
-    Xs, ys = Xc[:n], np.asarray(y)[:n]
+    # fit takes samples in the network's shape (images for a CNN); _prepare gave rows
+    shape = trainer.network.input_shape or Xc.shape[1:]
+    Xs, ys = Xc[:n].reshape((n, *shape)), np.asarray(y)[:n]
     saved = _snapshot(trainer)
     try:
         trainer.fit(Xs, ys, epochs=1, batch_size=bs, verbose=0)  # warm-up: compile, first-touch buffers

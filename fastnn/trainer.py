@@ -219,8 +219,9 @@ class Trainer:
         if self.parallel == "columns" and not dense and n_threads > 1:
             raise ValueError("parallel='columns' is not possible: the column split runs Dense layers "
                              "(no hidden softmax) only")
+        compute_bound = any(getattr(layer, "compute_bound", False) for layer in self.network.layers)
         return _engine.choose_split(self.parallel, n_threads, batch_size, self.network.n_params, dense,
-                                    self.network.dtype.itemsize)
+                                    self.network.dtype.itemsize, compute_bound=compute_bound)
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, epochs=1, batch_size=None, *, validation_data=None, shuffle=True, seed=None,

@@ -108,3 +108,14 @@ def test_fit_profile_must_be_a_bool(data):
         t.fit(X, y, profile=1)
     np.testing.assert_array_equal(t.network.params, before)
     assert t.epoch == 0
+
+
+def test_a_cnn_is_profiled_on_image_samples():
+    """Image networks take (n, H, W, C) samples: the profile feeds fit the network's sample shape."""
+    rng = np.random.default_rng(0)
+    X, y = rng.random((96, 8, 8, 1), dtype=np.float32), np.arange(96) % 3
+    net = fnn.Network([fnn.Conv2D(3, 3, activation="relu"), fnn.MaxPool2D(2), fnn.Flatten(), fnn.Dense(3)],
+                      input_shape=(8, 8, 1), seed=0)
+    report = profile(fnn.Trainer(net, batch_size=32, verbose=0, n_threads=1), X, y, n_steps=2, repeats=1)
+    phases = [row["phase"] for row in report.rows]
+    assert "forward 0 Conv2D" in phases and "backward 1 MaxPool2D" in phases

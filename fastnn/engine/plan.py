@@ -30,6 +30,21 @@ _FLOAT_COLS = {"alpha": C.F_ALPHA, "eps": C.F_EPS, "rate": C.F_RATE, "momentum":
                "l1": C.F_L1, "l2": C.F_L2}
 
 
+_GEOMETRY_COLS = [C.P_H, C.P_W, C.P_C, C.P_HO, C.P_WO, C.P_KH, C.P_KW, C.P_SH, C.P_SW, C.P_PH, C.P_PW]
+
+
+def _pointwise(geometry):
+    """A 1x1 kernel with stride 1 and no padding: the im2col columns are the input itself."""
+    kh, kw, sh, sw, ph, pw = geometry[5:]
+    return (kh, kw, sh, sw, ph, pw) == (1, 1, 1, 1, 0, 0)
+
+
+def _cols_width(geometry):
+    """Values per sample of a conv row's im2col block: Ho * Wo * kh * kw * C."""
+    _, _, C_in, Ho, Wo, kh, kw = geometry[:7]
+    return Ho * Wo * kh * kw * C_in
+
+
 def shard_rows(batch_size, n_shards):
     """Rows per shard: the batch split as evenly as possible, ceil(batch / shards)."""
     return (batch_size + n_shards - 1) // n_shards
@@ -100,7 +115,8 @@ class Plan:
         if self.path != "fused":
             return f"per-layer path: {self.reason}"
         names = {C.OP_DENSE: "dense", C.OP_DROPOUT: "dropout", C.OP_BATCHNORM: "batchnorm",
-                 C.OP_LAYERNORM: "layernorm"}
+                 C.OP_LAYERNORM: "layernorm", C.OP_CONV2D: "conv2d", C.OP_MAXPOOL2D: "maxpool2d",
+                 C.OP_AVGPOOL2D: "avgpool2d"}
         split = f", columns over {self.col_threads} threads" if self.col_threads > 1 else ""
         lines = [f"fused plan: {len(self.ops)} rows, {len(self.sections)} section(s) per step, "
                  f"{self.n_shards} shard(s){split}"]
@@ -167,6 +183,7 @@ def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True)
     wofs[C.W_Y] = off
     off += cap * ny
     n_stats = 0
+    dcols = 0  # the widest input-gradient columns of a conv row that needs dX
     prev_out = wofs[C.W_X]
     first_grad = min(q for q, r in enumerate(rows) if r.params)
     # Gradient blocks hold row outputs' gradients and the input gradients backward computes: the
@@ -187,10 +204,17 @@ def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True)
         row[C.P_SEED] = r.seed
         row[C.P_NEED_DX] = int(q > first_grad)
         row[C.P_IN] = prev_out
+        if r.geometry:
+            row[_GEOMETRY_COLS] = r.geometry
+            if r.op == C.OP_CONV2D and not _pointwise(r.geometry):
+                row[C.P_COLS] = off  # the im2col block, kept for the weight gradient
+                off += cap * _cols_width(r.geometry)
+                if q > first_grad:
+                    dcols = max(dcols, _cols_width(r.geometry))
         row[C.P_Z] = off
         off += cap * r.n_out
-        if r.op == C.OP_DENSE and r.act == C.ACT_LINEAR:
-            row[C.P_OUT] = row[C.P_Z]  # a linear layer's output is its Z
+        if (r.op in (C.OP_DENSE, C.OP_CONV2D) and r.act == C.ACT_LINEAR) or not r.z_block:
+            row[C.P_OUT] = row[C.P_Z]  # a linear layer's output is its Z; pooling keeps no Z
         else:
             row[C.P_OUT] = off
             off += cap * r.n_out
@@ -209,6 +233,9 @@ def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True)
     off += cap * widest
     wofs[C.W_DZ] = off
     off += cap * widest
+    if dcols:
+        wofs[C.W_DCOLS] = off
+        off += cap * dcols
     if n_shards > 1:
         wofs[C.W_GRAD] = off
         off += network.n_params

@@ -32,6 +32,9 @@ both cores busy (load 10 on 2 cores) every split, PyTorch's threads too, loses t
 as the rows at load 10 show; ``Trainer(n_threads=1)`` is the setting for such a machine. So:
 
 1. One thread asked for: ``'one'``.
+   Compute-bound networks (conv layers: every row is millions of flops) take ``'shards'`` from
+   ``COMPUTE_SHARD_ROWS`` = 8 rows per shard: even thin shards pay for the hand-off (measured with
+   ``python -m bench.cnn``: the example CNN at batch 32 on 2 threads, shards of 16 rows).
 2. Wide networks (``p >= 2**20``, ``batch * p >= 2**22``) on Cython, Dense only: ``'columns'`` --
    row shards would copy and reduce a >= 4 MB gradient every step (memory-bound).
 3. ``rows >= 64`` and ``rows * p >= 2**20``: ``'shards'`` (each thread's GEMMs are big enough, the
@@ -52,6 +55,8 @@ from dataclasses import dataclass
 SHARD_ROWS = 64
 #: rows per shard below which row shards are never taken (rule 5)
 MIN_SHARD_ROWS = 32
+#: rows per shard from which compute-bound (conv) networks take row shards (rule 1)
+COMPUTE_SHARD_ROWS = 8
 #: rows per shard x parameters below which a shard's GEMMs are too small to split
 MIN_SHARD_WORK = 1 << 20
 #: parameters (4 MB of float32 gradient) from which columns beat row shards at any batch (rule 2)
@@ -78,7 +83,7 @@ class Split:
     reason: str
 
 
-def choose_split(parallel, n_threads, batch_size, n_params, columns_ok, itemsize=4):
+def choose_split(parallel, n_threads, batch_size, n_params, columns_ok, itemsize=4, *, compute_bound=False):
     """How a fused fit splits its steps over ``n_threads`` (the module docstring has the rule).
 
     Parameters
@@ -91,6 +96,8 @@ def choose_split(parallel, n_threads, batch_size, n_params, columns_ok, itemsize
         Whether the column-split driver can run this network (Cython backend, Dense layers only).
     itemsize : int, default 4
         Bytes per parameter, for the reason's gradient size.
+    compute_bound : bool, default False
+        Whether a layer is compute-bound per row (``Layer.compute_bound``: convolutions).
 
     Returns
     -------
@@ -108,6 +115,11 @@ def choose_split(parallel, n_threads, batch_size, n_params, columns_ok, itemsize
         shards = min(n_threads, batch_size)
         return Split("shards", shards, f"row shards: {shards} of {-(-batch_size // shards)} rows")
     work = batch_size * p
+    if compute_bound and not columns_ok:
+        if rows >= COMPUTE_SHARD_ROWS:
+            return Split("shards", n_threads, f"row shards: {n_threads} of {-(-batch_size // n_threads)} rows "
+                         f"(compute-bound layers: shards from {COMPUTE_SHARD_ROWS} rows)")
+        return Split("one", 1, f"one thread: shards of {rows} rows < {COMPUTE_SHARD_ROWS} are too thin")
     if columns_ok and p >= COLUMN_PARAMS and work >= COLUMN_MIN_WORK:
         return Split("columns", n_threads, f"columns over {n_threads} threads: {p:,} parameters >= "
                      f"{COLUMN_PARAMS:,}, so row shards would copy and reduce a {p * itemsize / 2**20:.1f} MB "

@@ -47,6 +47,9 @@ OP_DENSE = 0       # Z = A_in @ W + b, A = f(Z)
 OP_DROPOUT = 1     # A = A_in * mask, mask from a counter-based hash (seed, step, row, unit)
 OP_BATCHNORM = 2   # per feature over the whole batch (all shards): a sync point
 OP_LAYERNORM = 3   # per row over its features
+OP_CONV2D = 4      # Z = im2col(A_in) @ W + b, A = f(Z), NHWC rows (geometry in the P_H.. columns)
+OP_MAXPOOL2D = 5   # window maxima; backward rescans the kept input for each window's first maximum
+OP_AVGPOOL2D = 6   # window means over the valid entries (Keras)
 
 # Integer columns of a plan row (int64 table, one row per op).
 P_OP = 0           # OP_* code
@@ -64,7 +67,20 @@ P_AUX = 11         # work offset of per-row statistics (LayerNorm inv_std), -1: 
 P_SEED = 12        # dropout: 63-bit key of the layer's mask stream
 P_NEED_DX = 13     # 1 if backward must produce the input gradient
 P_STATS = 14       # offset in the float64 stats buffer (BatchNorm statistics, LayerNorm scratch), -1: none
-N_PCOL = 15
+# Image geometry of conv / pool rows (-1 for the others): input H, W, C, output Ho, Wo, window, stride, padding.
+P_H = 15
+P_W = 16
+P_C = 17
+P_HO = 18
+P_WO = 19
+P_KH = 20
+P_KW = 21
+P_SH = 22
+P_SW = 23
+P_PH = 24          # top padding
+P_PW = 25          # left padding
+P_COLS = 26        # conv: work offset of the im2col block (rows x Ho*Wo*kh*kw*C); -1: a 1x1 kernel reads A_in
+N_PCOL = 27
 
 # Float columns of a plan row (float64 table).
 F_ALPHA = 0        # activation parameter (leaky_relu slope, elu alpha)
@@ -85,7 +101,8 @@ W_STATS = 5        # BatchNorm partial / combined statistics (4 x n_features per
 W_GRAD = 6         # shard gradient (n_params) when n_shards > 1, else -1
 W_STRIDE = 7       # elements per shard slice
 W_ROWS = 8         # row capacity of one shard
-N_WCOL = 9
+W_DCOLS = 9        # conv input-gradient columns (rows x the widest Ho*Wo*kh*kw*C of a conv row needing dX), else -1
+N_WCOL = 10
 
 # The step schedule of a plan (fastnn.engine.plan): item kinds and section syncs.
 IT_GATHER = 0      # gather the shard's rows of X and Y

@@ -16,13 +16,34 @@ def _codes(prefix):
 _OPS, _LOSSES, _ACTS, _OPTIMIZERS = _codes("OP_"), _codes("LOSS_"), _codes("ACT_"), _codes("OPT_")
 
 
+_IMAGE_OPS = frozenset((codes.OP_CONV2D, codes.OP_MAXPOOL2D, codes.OP_AVGPOOL2D))
+
+
+def _check_image_row(q, row):
+    """The geometry of a conv / pool row must fit its widths: the drivers index images by it unchecked."""
+    H, W, C_in, Ho, Wo, kh, kw, sh, sw, ph, pw = (int(row[c]) for c in (
+        codes.P_H, codes.P_W, codes.P_C, codes.P_HO, codes.P_WO, codes.P_KH, codes.P_KW, codes.P_SH, codes.P_SW,
+        codes.P_PH, codes.P_PW))
+    ok = min(H, W, C_in, Ho, Wo, kh, kw, sh, sw) > 0 and 0 <= ph < kh and 0 <= pw < kw \
+        and (Ho - 1) * sh - ph < H and (Wo - 1) * sw - pw < W \
+        and row[codes.P_N_IN] == H * W * C_in and row[codes.P_N_OUT] % (Ho * Wo) == 0
+    if ok and row[codes.P_OP] != codes.OP_CONV2D:
+        ok = row[codes.P_N_OUT] == Ho * Wo * C_in
+    if not ok:
+        raise ValueError(f"plan row {q}: its image geometry {(H, W, C_in, Ho, Wo, kh, kw, sh, sw, ph, pw)} "
+                         f"does not fit its widths {int(row[codes.P_N_IN])} -> {int(row[codes.P_N_OUT])}")
+
+
 def check_codes(plan):
-    """Refuse unknown op, loss, activation and optimizer codes before any step (no silent default)."""
+    """Refuse unknown op, loss, activation and optimizer codes, and image rows whose geometry does not
+    fit their widths, before any step (no silent default)."""
     for q, (op, act) in enumerate(plan.ops[:, [codes.P_OP, codes.P_ACT]]):
         if op not in _OPS:
             raise ValueError(f"unknown op code {op} in plan row {q}")
-        if op == codes.OP_DENSE and act not in _ACTS:
+        if op in (codes.OP_DENSE, codes.OP_CONV2D) and act not in _ACTS:
             raise ValueError(f"unknown activation code {act} in plan row {q}")
+        if op in _IMAGE_OPS:
+            _check_image_row(q, plan.ops[q])
     if plan.loss_code not in _LOSSES:
         raise ValueError(f"unknown loss code {plan.loss_code} in the plan")
     if plan.opt_code not in _OPTIMIZERS:

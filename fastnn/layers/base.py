@@ -47,6 +47,9 @@ class PlanRow:
         a linear dense writes its output into Z itself.
     seed : int
         Key of a dropout mask stream.
+    geometry : tuple of int
+        Conv / pool rows: ``(H, W, C, Ho, Wo, kh, kw, sh, sw, ph, pw)`` of the NHWC input and
+        output images, the window, the strides and the top/left padding; empty for the others.
     """
 
     op: int
@@ -58,6 +61,7 @@ class PlanRow:
     floats: dict = field(default_factory=dict)
     z_block: bool = True
     seed: int = 0
+    geometry: tuple = ()
 
 
 class Layer:

@@ -13,9 +13,9 @@ import numpy as np
 from .. import activations
 from .._validation import Boolean, Integer, OneOf, Param, Real
 from ..kernels import get_backend
-from ..kernels.codes import ACT_LINEAR, ACT_RELU
+from ..kernels.codes import ACT_LINEAR, ACT_RELU, OP_CONV2D
 from ._spatial import PADDING_RULE, PAIR_RULE, as_images, image_geometry
-from .base import Layer, register
+from .base import Layer, PlanRow, register
 from .dense import _HE_FAMILY
 
 INITS = ("auto", "he_normal", "he_uniform", "glorot_uniform", "glorot_normal", "lecun_normal", "zeros")
@@ -142,6 +142,19 @@ class Conv2D(Layer):
     def b(self):
         """Bias, shape (filters,) (None without a bias)."""
         return self.params.get("b")
+
+    def plan_rows(self, fuse_activation=None):
+        """One OP_CONV2D row (linear when the loss applies this layer's activation); None without a bias."""
+        if not self.use_bias:
+            return None  # the plan rows read a bias; a bias-free conv runs on the per-layer path
+        H, W, C, Ho, Wo, ph, pw = self._geometry()
+        act = self.act_code
+        if fuse_activation is not None and self.activation == fuse_activation:
+            act = ACT_LINEAR
+        kh, kw = self.kernel_size
+        return [PlanRow(op=OP_CONV2D, n_in=H * W * C, n_out=Ho * Wo * self.filters, act=act, params=("W", "b"),
+                        floats={"alpha": self.alpha},
+                        geometry=(H, W, C, Ho, Wo, kh, kw, self.strides[0], self.strides[1], ph, pw))]
 
     def _is_pointwise(self):
         """A 1x1 kernel, stride 1, no padding: the columns are the input itself (no im2col)."""

@@ -9,7 +9,8 @@ import numpy as np
 from ..kernels import get_backend
 from .._validation import Param
 from ._spatial import PADDING_RULE, PAIR_RULE, as_images, check_image_shape, image_geometry
-from .base import Layer, register
+from ..kernels.codes import OP_AVGPOOL2D, OP_MAXPOOL2D
+from .base import Layer, PlanRow, register
 
 
 class _Pool2D(Layer):
@@ -47,6 +48,13 @@ class _Pool2D(Layer):
     def _window_args(self):
         H, W, C, Ho, Wo, ph, pw = self._geometry()
         return self.pool_size[0], self.pool_size[1], self.strides[0], self.strides[1], ph, pw
+
+    def plan_rows(self, fuse_activation=None):
+        """One OP_MAXPOOL2D / OP_AVGPOOL2D row; max pooling's Z block holds the drivers' argmax offsets."""
+        H, W, C, Ho, Wo, ph, pw = self._geometry()
+        kh, kw, sh, sw = *self.pool_size, *self.strides
+        return [PlanRow(op=OP_MAXPOOL2D if self._kind == "max" else OP_AVGPOOL2D, n_in=H * W * C,
+                        n_out=Ho * Wo * C, z_block=self._kind == "max", geometry=(H, W, C, Ho, Wo, kh, kw, sh, sw, ph, pw))]
 
     def _work(self, key, shape, dtype, training):
         return self._buffer(key, shape, dtype) if training else np.empty(shape, dtype)

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import fastnn as fnn
-from fastnn.engine.split import (COLUMN_MIN_WORK, COLUMN_PARAMS, MIN_SHARD_ROWS, MIN_SHARD_WORK, SHARD_ROWS,
+from fastnn.engine.split import (COLUMN_MIN_WORK, COLUMN_PARAMS, COMPUTE_SHARD_ROWS, MIN_SHARD_ROWS, MIN_SHARD_WORK, SHARD_ROWS,
                                  choose_split)
 
 P = 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10  # the benchmark MLP, 235,146 parameters
@@ -22,6 +22,19 @@ def test_the_benchmark_mlp_on_two_threads(batch, dense, kind):
     split = choose_split("auto", 2, batch, P, dense)
     assert split.kind == kind and split.reason
     assert split.threads == (1 if kind == "one" else 2)
+
+
+def test_compute_bound_networks_shard_from_thin_shards():
+    """Conv nets: row shards from COMPUTE_SHARD_ROWS rows per shard, whatever the parameter count."""
+    assert choose_split("auto", 2, 2 * COMPUTE_SHARD_ROWS, 5000, False, compute_bound=True).kind == "shards"
+    assert choose_split("auto", 2, 2 * COMPUTE_SHARD_ROWS - 2, 5000, False, compute_bound=True).kind == "one"
+    assert choose_split("auto", 2, 2 * COMPUTE_SHARD_ROWS, 5000, False).kind == "one"  # not compute-bound
+    net = fnn.Network([fnn.Conv2D(4, 3, activation="relu"), fnn.MaxPool2D(2), fnn.Flatten(), fnn.Dense(3)],
+                      input_shape=(8, 8, 1), seed=0)
+    t = fnn.Trainer(net, batch_size=32, n_threads=2, verbose=0)
+    rng = np.random.default_rng(0)
+    t.fit(rng.random((64, 8, 8, 1), dtype=np.float32), np.arange(64) % 3)
+    assert t.last_plan["path"] == "fused" and t.last_plan["n_shards"] == 2
 
 
 def test_the_thresholds_are_where_the_docstring_says():

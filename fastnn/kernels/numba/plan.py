@@ -14,12 +14,12 @@ import math
 import numpy as np
 from numba import njit, prange, uint64
 
-from . import _common, dense, driver, losses, norm, optim
+from . import _common, dense, driver, losses, norm, optim, plan_conv
 from ..plan_api import check_codes, entry_points
 from ..codes import (
     F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, H_CLIP_NORM, H_CLIP_VALUE, H_LR, IT_BACKWARD, IT_FORWARD,
-    IT_GATHER, IT_LOSS, IT_PENALTY, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_SOFTMAX_CE, OP_BATCHNORM,
-    OP_DENSE, OP_DROPOUT, OP_LAYERNORM, P_ACT, P_AUX, P_BUF0, P_BUF1, P_IN, P_NEED_DX, P_N_IN, P_N_OUT, P_OP,
+    IT_GATHER, IT_LOSS, IT_PENALTY, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_SOFTMAX_CE, OP_AVGPOOL2D,
+    OP_BATCHNORM, OP_CONV2D, OP_DENSE, OP_MAXPOOL2D, OP_DROPOUT, OP_LAYERNORM, P_ACT, P_AUX, P_BUF0, P_BUF1, P_IN, P_NEED_DX, P_N_IN, P_N_OUT, P_OP,
     P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_STATS, P_Z, SYNC_BN_BACKWARD, SYNC_BN_FORWARD, W_DA, W_DX, W_DZ,
     W_GRAD, W_X, W_Y,
 )
@@ -79,7 +79,9 @@ def _forward_row(q, phase, ops, fops, params, wb, st, st0, m, row0, step):
     A = _view(wb, ops[q, P_OUT], m, n_out)
     op = ops[q, P_OP]
     p0, p1 = ops[q, P_PARAM0], ops[q, P_PARAM1]
-    if op == OP_DENSE:
+    if op == OP_CONV2D or op == OP_MAXPOOL2D or op == OP_AVGPOOL2D:
+        plan_conv.forward_row(ops[q], fops[q, F_ALPHA], params, wb, m)
+    elif op == OP_DENSE:
         np.dot(A_in, params[p0:p0 + n_in * n_out].reshape(n_in, n_out), Z)
         dense._bias_activation(Z, params[p1:p1 + n_out], ops[q, P_ACT], fops[q, F_ALPHA], A)
     elif op == OP_DROPOUT:
@@ -131,7 +133,9 @@ def _backward_row(q, phase, ops, fops, params, g, wofs, wb, st, st0, m, m_total)
     A = _view(wb, ops[q, P_OUT], m, n_out)
     op = ops[q, P_OP]
     p0, p1 = ops[q, P_PARAM0], ops[q, P_PARAM1]
-    if op == OP_DENSE:
+    if op == OP_CONV2D or op == OP_MAXPOOL2D or op == OP_AVGPOOL2D:
+        plan_conv.backward_row(ops[q], fops[q, F_ALPHA], params, g, wofs, wb, dA_off, dX_off, m)
+    elif op == OP_DENSE:
         dense._dense_backward(A_in, params[p0:p0 + n_in * n_out].reshape(n_in, n_out), Z, A, dA, ops[q, P_ACT],
                             fops[q, F_ALPHA], _view(wb, wofs[W_DZ], m, n_out),
                             g[p0:p0 + n_in * n_out].reshape(n_in, n_out), g[p1:p1 + n_out], dX, need)

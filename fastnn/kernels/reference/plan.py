@@ -6,11 +6,12 @@ reference kernels. Same entry points as :mod:`fastnn.kernels.numba.plan`.
 """
 import numpy as np
 
-from . import dense, losses, norm, optim
+from . import dense, losses, norm, optim, plan_conv
 from ..plan_api import check_codes, entry_points
 from ..codes import (
     F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, IT_BACKWARD, IT_FORWARD, IT_GATHER, IT_LOSS, IT_PENALTY,
-    LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_SOFTMAX_CE, OP_DENSE, OP_DROPOUT, OP_LAYERNORM, P_ACT, P_AUX,
+    LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_SOFTMAX_CE, OP_AVGPOOL2D, OP_CONV2D, OP_DENSE, OP_DROPOUT,
+    OP_LAYERNORM, OP_MAXPOOL2D, P_ACT, P_AUX,
     P_BUF0, P_BUF1, P_IN, P_NEED_DX, P_N_IN, P_N_OUT, P_OP, P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_STATS, P_Z,
     SYNC_BN_BACKWARD, SYNC_BN_FORWARD, W_DA, W_DX, W_DZ, W_GRAD, W_X, W_Y,
 )
@@ -28,7 +29,9 @@ def _forward(q, phase, plan, wb, st, st0, m, row0, step):
     A_in, Z, A = _view(wb, ops[q, P_IN], m, n_in), _view(wb, ops[q, P_Z], m, n_out), _view(wb, ops[q, P_OUT], m, n_out)
     op, p0, p1 = ops[q, P_OP], ops[q, P_PARAM0], ops[q, P_PARAM1]
     a = ops[q, P_AUX] if op == OP_LAYERNORM else ops[q, P_STATS]  # LayerNorm: work; BatchNorm: stats
-    if op == OP_DENSE:
+    if op in (OP_CONV2D, OP_MAXPOOL2D, OP_AVGPOOL2D):
+        plan_conv.forward(ops[q], fops[q, F_ALPHA], params, wb, m)
+    elif op == OP_DENSE:
         W = params[p0:p0 + n_in * n_out].reshape(n_in, n_out)
         dense.dense_forward(A_in, W, params[p1:p1 + n_out], ops[q, P_ACT], fops[q, F_ALPHA], Z, A)
     elif op == OP_DROPOUT:
@@ -56,7 +59,9 @@ def _backward(q, phase, plan, g, wb, st, st0, m, m_total):
     A_in, Z, A = _view(wb, ops[q, P_IN], m, n_in), _view(wb, ops[q, P_Z], m, n_out), _view(wb, ops[q, P_OUT], m, n_out)
     op, p0, p1 = ops[q, P_OP], ops[q, P_PARAM0], ops[q, P_PARAM1]
     a = ops[q, P_AUX] if op == OP_LAYERNORM else ops[q, P_STATS]  # LayerNorm: work; BatchNorm: stats
-    if op == OP_DENSE:
+    if op in (OP_CONV2D, OP_MAXPOOL2D, OP_AVGPOOL2D):
+        plan_conv.backward(ops[q], fops[q, F_ALPHA], params, g, wofs, wb, dA, dX, m)
+    elif op == OP_DENSE:
         W = params[p0:p0 + n_in * n_out].reshape(n_in, n_out)
         dense.dense_backward(A_in, W, Z, A, dA, ops[q, P_ACT], fops[q, F_ALPHA], _view(wb, wofs[W_DZ], m, n_out),
                          g[p0:p0 + n_in * n_out].reshape(n_in, n_out), g[p1:p1 + n_out], dX)
