@@ -80,10 +80,11 @@ def _would_split(make_network, config, seed, fixed, loss, X, y):
     net = make_network(seed=seed, **network_kw)
     trainer = Trainer(net, loss=loss, batch_size=batch_size, verbose=0)
     kern = get_backend(trainer.backend)
-    if trainer._column_rule(kern, n_threads, batch_size)[0] > 1:
+    split = trainer._split(kern, n_threads, batch_size)
+    if split.kind in ("columns", "blas"):
         return True
     ny = 1 if np.ndim(y) == 1 else np.shape(y)[1]
-    plan = build_plan(net, trainer.loss, batch_size, trainer._plan_shards(n_threads, batch_size), ny,
+    plan = build_plan(net, trainer.loss, batch_size, split.threads if split.kind == "shards" else 1, ny,
                       backend_has_driver=hasattr(kern, "train_steps"))
     if plan.path == "fused":
         return plan.n_shards > 1
