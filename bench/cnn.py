@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-import time
 
 import numpy as np
 
 from bench.peers import PeerRun, _check_xy, blas_limit
+from bench.timing import interleaved_times
 
 MODELS = {
     # (conv layers as (filters, kernel, padding), dense hidden widths)
@@ -299,14 +299,7 @@ def main(argv=None):
     for model in args.models.split(","):
         for bs in (int(b) for b in args.batch_sizes.split(",")):
             runs = [FACTORIES[p](X, y, bs, args.threads, model=model) for p in args.peers.split(",") if _available(p)]
-            for r in runs:
-                r()  # warm-up: compilation, caches
-            times = {r.impl: [] for r in runs}
-            for _ in range(args.rounds):
-                for r in runs:
-                    t0 = time.perf_counter()
-                    r()
-                    times[r.impl].append(time.perf_counter() - t0)
+            times = interleaved_times({r.impl: r for r in runs}, args.rounds)
             med = {k: statistics.median(v) for k, v in times.items()}
             print(f"\n{model}, batch {bs} ({gemm_flops_per_sample(model) / 1e6:.1f} MFLOP of GEMMs per sample)")
             for impl, t in med.items():

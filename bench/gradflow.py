@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 
 from bench.peers import PeerRun
+from bench.timing import interleaved_times
 
 MODELS = ("mlp", "lstm")
 
@@ -62,12 +62,7 @@ def main(argv=None):
           f"median of {args.rounds} interleaved rounds")
     for model in args.models.split(","):
         runs = [make_epoch(X, y, args.batch_size, args.threads, model=model, gradflow=g) for g in (False, True)]
-        times = {r.impl: [] for r in runs}
-        for _ in range(args.rounds):
-            for r in runs:
-                t0 = time.perf_counter()
-                r()
-                times[r.impl].append(time.perf_counter() - t0)
+        times = interleaved_times({r.impl: r for r in runs}, args.rounds, warmup=False)
         med = {k: statistics.median(v) for k, v in times.items()}
         for impl, t in med.items():
             print(f"  {impl:24s} {args.n / t:10,.0f} samples/s  {t:7.3f} s/epoch  (rounds: "

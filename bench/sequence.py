@@ -19,11 +19,11 @@ import math
 import os
 import statistics
 import sys
-import time
 
 import numpy as np
 
 from bench.peers import PeerRun
+from bench.timing import interleaved_times
 
 BATCH = 64
 STEPS = FEATURES = 28
@@ -244,14 +244,7 @@ def main(argv=None):
           f"{os.getloadavg()[0]:.2f}; median of {args.rounds} interleaved rounds (after one warm-up epoch each)")
     for model in args.models.split(","):
         runs = [make(X, y) for make in _factories(model, args.threads, args.backends.split(","))]
-        for r in runs:
-            r()  # warm-up: compilation, caches
-        times = {r.impl: [] for r in runs}
-        for _ in range(args.rounds):
-            for r in runs:
-                t0 = time.perf_counter()
-                r()
-                times[r.impl].append(time.perf_counter() - t0)
+        times = interleaved_times({r.impl: r for r in runs}, args.rounds)
         med = {r.impl: (statistics.median(times[r.impl]), r.n_samples) for r in runs}
         print(f"\n{model}, batch {BATCH}, {args.threads} thread(s), load average now {os.getloadavg()[0]:.2f}")
         torch_rate = next((n / t for impl, (t, n) in med.items() if impl.startswith("torch")), None)

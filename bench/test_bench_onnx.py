@@ -15,12 +15,12 @@ Interleaved ratios (one process, the variants alternate round by round):
 """
 import argparse
 import os
-import time
 
 import numpy as np
 import pytest
 
 from bench.peers import PeerRun
+from bench.timing import interleaved_times
 
 STEPS = FEATURES = 28
 THREADS = 2
@@ -91,12 +91,7 @@ def main(argv=None):
     print(f"data: {data.data_source()}, n={len(X)}, threads={args.threads}, load average {os.getloadavg()}")
     for model in ("lstm", "transformer"):
         runs = {v: make_inference(X, model, v, args.threads) for v in VARIANTS}
-        times = {v: [] for v in VARIANTS}
-        for _ in range(args.rounds):
-            for v, run in runs.items():
-                t0 = time.perf_counter()
-                run.fn()
-                times[v].append(time.perf_counter() - t0)
+        times = interleaved_times({v: run.fn for v, run in runs.items()}, args.rounds, warmup=False)
         base = np.median(times["fastnn"])
         for v in VARIANTS:
             med = np.median(times[v])

@@ -6,6 +6,7 @@ import fastnn as fnn
 from fastnn import engine
 from fastnn.kernels import available_backends, codes, get_backend
 from fastnn.kernels import dropout_ref
+from naive import numeric_grad  # tests/naive.py (tests/ is on sys.path: its conftest.py)
 
 COMPILED = available_backends()  # the reference backend's plan driver is the numpy oracle of the schedule
 RNG = np.random.default_rng(0)
@@ -203,15 +204,7 @@ def test_fused_gradients_pass_a_central_difference_check(backend):
 
         f()
         analytic = net.grads.copy()
-        numeric = np.zeros_like(analytic)
-        for i in range(net.n_params):
-            old = net.params[i]
-            net.params[i] = old + 1e-6
-            fp = f()
-            net.params[i] = old - 1e-6
-            fm = f()
-            net.params[i] = old
-            numeric[i] = (fp - fm) / 2e-6
+        numeric = numeric_grad(f, net.params)
         np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)
 
 

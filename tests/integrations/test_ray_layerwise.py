@@ -1,10 +1,9 @@
 """RayTrainer beyond the fused path: conv and recurrent nets, BatchNorm across workers, the Ray profile.
 
-The workers run whichever path the engine's plan picks for the network (the per-layer path for
-Conv2D and LSTM today); each test states the path it ran, so it keeps its meaning if conv nets
-join the fused path. One module-scoped 2-CPU cluster; skipped without Ray.
+The workers run whichever path the engine's plan picks for the network (fused for a conv net of
+biased Conv2D and pooling rows, per-layer for LSTM or BatchNorm on feature maps); each test states
+the path it ran. One module-scoped 2-CPU cluster (tests/integrations/conftest.py); skipped without Ray.
 """
-import copy
 
 import numpy as np
 import pytest
@@ -15,14 +14,7 @@ import fastnn as fnn  # noqa: E402
 from fastnn.distributed import RayProfileReport, RayTrainer  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cluster():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    if started:
-        ray.shutdown()
+pytestmark = pytest.mark.usefixtures("ray_cluster")  # tests/integrations/conftest.py
 
 
 def _cnn(dtype, seed=1, batchnorm=False, dropout=0.25):

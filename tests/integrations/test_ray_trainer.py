@@ -17,14 +17,7 @@ from fastnn.callbacks import Callback, ModelCheckpoint  # noqa: E402
 from fastnn.distributed import RayTrainer, WorkerError, scaling_estimate  # noqa: E402
 
 
-@pytest.fixture(scope="module", autouse=True)
-def cluster():
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    if started:
-        ray.shutdown()
+pytestmark = pytest.mark.usefixtures("ray_cluster")  # tests/integrations/conftest.py
 
 
 def _data(dtype, n=64 * 49 + 10, d=20, classes=4, seed=0):
