@@ -338,10 +338,10 @@ class Trainer:
         # Conv nets on the per-layer path (issue 11): row shards, one thread each, one-thread BLAS
         # (fastnn.engine.sharded says why not threaded BLAS); parallel='blas' keeps threaded BLAS.
         layer_shards = 1
-        if plan.path != "fused" and self.path == "auto" and kern.NAME != "reference" \
-                and self.parallel in ("auto", "shards") \
-                and n_threads > 1 and not _engine.can_shard(net, self.loss):
-            layer_shards = max(1, min(n_threads, batch_size // _engine.MIN_SHARD_ROWS))
+        if plan.path != "fused" and self.path == "auto":
+            layer_shards, why = _engine.choose_layer_shards(net, self.loss, kern.NAME, n_threads, batch_size,
+                                                            self.parallel)
+            plan.reason = f"{plan.reason}; {why}"
             if layer_shards > 1:
                 n_shards, blas_threads = layer_shards, 1
         self.optimizer.build(net.n_params, net.dtype)
