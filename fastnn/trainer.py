@@ -127,8 +127,8 @@ class Trainer:
         thinner shards of Dense networks with batch x parameters >= 2**22, shards of 32+
         rows for the others, and otherwise one thread (faster for small batches and tiny
         networks on a 2-core machine). Networks on the per-layer path follow
-        :func:`fastnn.engine.sharded.choose_layer_shards` instead: row shards for conv and
-        attention networks, the kernels' own threads for recurrent ones. ``trainer.last_plan['reason']``
+        :func:`fastnn.engine.sharded.choose_layer_shards` instead: row shards for conv, recurrent
+        and attention networks, else the kernels' own threads. ``trainer.last_plan['reason']``
         says which was taken and why.
     check_finite : bool, default True
         After every compiled chunk, check the batch losses; on NaN/Inf restore

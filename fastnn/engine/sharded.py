@@ -24,44 +24,45 @@ the batch (``row0``), so a shard draws its rows' masks of the whole batch.
 When shards are taken (:func:`choose_layer_shards`, ``Trainer(parallel='auto')``)
 ---------------------------------------------------------------------------------
 The alternative is the kernels' own threads (``fastnn.engine.runners.layer_threads``):
-the recurrent kernels split the batch's rows over the threads for every step and
-the weight gradients by columns, the attention kernel its (sample, head) pairs;
-every other kernel (Dense, LayerNorm, the projections inside attention) runs on one
-thread. So what the kernels thread decides. Measured (``python -m bench.sequence
---threads 2 --splits kernels,shards``; and, because the shared machine was loaded,
-from one-thread CPU times: the share of a step inside self-threading kernels, and
-a 2-core estimate of both ways = one thread's time minus half that share, vs
-a half batch's time plus the gradient reduction and update), cython, float32, Adam:
+the recurrent kernels split the batch's rows over the threads and the weight
+gradients by columns, the attention kernel its (sample, head) pairs; every other
+kernel (Dense, LayerNorm, the projections inside attention) runs on one thread.
+Measured on the shared 2-core machine at load 6-7, where wall-clock rates of either
+way tie within their noise (every core is busy with other jobs), so the figures
+below are the free-core estimate: the epoch's samples over the CPU time of its
+busiest thread (a thread that waits sleeps, so on free cores that thread's time is
+the epoch's; the method reads the quiet-machine 1-thread -> 2-thread gain of the
+transformer with the kernels' threads, 1.03x in README "Sequence models", as 1.05-1.15x).
+``bench.sequence``'s models, float32, Adam, samples/s, 3,200 MNIST sequences
+(CPU times in 10 ms ticks: +-4%):
 
-============================ ========== ========== ========== ==================
-network : batch              threaded   kernels x2  shards x2  interleaved, load 6-7
-                             share      (estimate)  (estimate) kernels / shards
-============================ ========== ========== ========== ==================
-transformer block : 32          24%       7,964      14,843    2,527 / 2,566
-transformer block : 64          26%       9,863      13,918    2,130 / 2,034
-transformer block : 128         25%       8,437      17,069    1,870 / 2,018
-LSTM(128) : 32                  96%      12,233      10,102    2,255 / 2,323
-LSTM(128) : 64                  96%      13,515      12,478    2,078 / 2,093
-LSTM(128) : 128                 96%      11,659      13,903    1,755 / 1,677
-============================ ========== ========== ========== ==================
+========================= ========== ============ =========== ================
+network : batch           one thread  kernels x2   shards x2   numba: shards /
+(cython)                                                       kernels x2
+========================= ========== ============ =========== ================
+transformer block : 32       7,111       8,205       12,308       1.57x
+transformer block : 64       6,809       7,442       12,308       1.64x
+transformer block : 128      6,531       7,442       12,308       1.76x
+LSTM(128) : 32               5,714       7,619        8,000       1.16x
+LSTM(128) : 64               5,517       9,143        9,697       1.28x
+LSTM(128) : 128              5,614       9,412       10,000       1.22x
+========================= ========== ============ =========== ================
 
-(samples/s; the transformer is ``bench.sequence``'s: TimeDistributed(Dense(64)),
-PositionalEncoding, TransformerBlock(4, 128), GlobalAveragePooling1D, Dense(10);
-the quiet 2-thread run of README "Sequence models", kernels' threads, read
-9,500/s, the estimate 9,863.) At load 6-7 on 2 cores neither way gains from a
-second core and the interleaved figures tie within their noise; on free cores a
-network whose step is mostly unthreaded kernels (attention networks: three
-quarters of the step) gains ~1.4-2x from shards, while a recurrent network's
-kernels thread ~96% of the step themselves and shards only add the gradient
-reduction and thinner per-step GEMMs (0.83-0.92x up to batch 64). The rule:
+The transformer step is three quarters kernels that do not thread themselves
+(projections, LayerNorm, feed-forward): the kernels' threads give it 1.05-1.15x
+over one thread, shards 1.7-1.9x. The LSTM's kernels thread ~96% of its step, so
+both ways are close there (cython shards 1.05x; Numba's recurrent kernels scale
+less, shards 1.2x); the interleaved wall-clock runs agreed (cython LSTM: shards
+ahead in 7 of 9 pairs, by 1-14%). The rule:
 
 1. One thread, the reference backend, ``parallel='blas'`` (threaded BLAS) or a layer
    that is not row-local: no shards.
 2. Shards thinner than ``MIN_SHARD_ROWS`` = 8 rows: no shards (the hand-off costs more).
 3. ``parallel='shards'``: shards.
 4. Compute-bound layers (convolutions, issue 11): shards.
-5. Attention (MultiHeadAttention, TransformerBlock): shards.
-6. Otherwise (recurrent networks, small helper-only networks): the kernels' own threads.
+5. Recurrent or attention layers: shards.
+6. Otherwise (helper layers only, e.g. Embedding -> pooling -> Dense): no shards;
+   nothing there is big enough to split.
 """
 import copy
 import threading
@@ -78,8 +79,8 @@ from .runners import _dropout_layers, layer_threads
 SHARDABLE = ("Dense", "Conv2D", "MaxPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "Flatten", "Dropout",
              "Embedding", "PositionalEncoding", "Masking", "LayerNorm", "GlobalAveragePooling1D", "TimeDistributed",
              "SimpleRNN", "LSTM", "GRU", "Bidirectional", "MultiHeadAttention", "TransformerBlock")
-#: layers whose step is mostly kernels that do not thread themselves: row shards pay (rule 5)
-ATTENTION = ("MultiHeadAttention", "TransformerBlock")
+#: sequence layers whose work pays for row shards (rule 5)
+SEQUENCE_MIXING = ("SimpleRNN", "LSTM", "GRU", "Bidirectional", "MultiHeadAttention", "TransformerBlock")
 MIN_SHARD_ROWS = 8  # below this a shard's GEMMs are too small to pay for the thread hand-off
 
 
@@ -281,8 +282,7 @@ def choose_layer_shards(network, loss, backend, n_threads, batch_size, parallel=
         return most, f"{most} row shards: asked for with parallel='shards'"
     if any(getattr(layer, "compute_bound", False) for layer in network.layers):
         return most, f"{most} row shards: compute-bound layers (convolutions)"
-    attention = [type(layer).__name__ for layer in network.layers if type(layer).__name__ in ATTENTION]
-    if attention:
-        return most, (f"{most} row shards: {attention[0]} runs most of its step in one-thread kernels "
-                      f"(projections, LayerNorm, feed-forward)")
-    return 1, "no row shards: the recurrent kernels thread themselves (or nothing needs threads)"
+    mixing = [type(layer).__name__ for layer in network.layers if type(layer).__name__ in SEQUENCE_MIXING]
+    if mixing:
+        return most, f"{most} row shards: {mixing[0]} (sequence layers run faster in shards than threaded)"
+    return 1, "no row shards: no convolution, recurrent or attention layer is big enough to split"

@@ -98,8 +98,8 @@ def test_shard_copies_own_their_sub_layers_and_read_their_own_masks():
     assert copy._mask_source is copies[1] and copies[1]._mask_source is copies[0]
 
 
-def _net(layers, shape=(6, 5)):
-    return fnn.Network(layers, input_shape=shape, seed=0)
+def _net(layers):
+    return fnn.Network(layers, input_shape=(6,) if isinstance(layers[0], fnn.Embedding) else (6, 5), seed=0)
 
 
 def test_which_layers_block_row_shards():
@@ -112,24 +112,28 @@ def test_which_layers_block_row_shards():
 
 
 @pytest.mark.parametrize("layers, batch, threads, parallel, shards, why", [
-    ([fnn.TransformerBlock(1, 8), fnn.Flatten(), fnn.Dense(3)], 32, 2, "auto", 2, "TransformerBlock runs most"),
+    ([fnn.TransformerBlock(1, 8), fnn.Flatten(), fnn.Dense(3)], 32, 2, "auto", 2, "TransformerBlock (sequence"),
     ([fnn.MultiHeadAttention(1), fnn.GlobalAveragePooling1D(), fnn.Dense(3)], 16, 2, "auto", 2, "MultiHead"),
-    ([fnn.LSTM(4), fnn.Dense(3)], 128, 2, "auto", 1, "recurrent kernels thread themselves"),
-    ([fnn.LSTM(4), fnn.Dense(3)], 32, 2, "shards", 2, "asked for"),
+    ([fnn.LSTM(4), fnn.Dense(3)], 128, 2, "auto", 2, "LSTM"),
+    ([fnn.Bidirectional(fnn.GRU(4)), fnn.Dense(3)], 32, 3, "auto", 3, "3 row shards: Bidirectional"),
+    ([fnn.Embedding(9, 4), fnn.GlobalAveragePooling1D(), fnn.Dense(3)], 64, 2, "auto", 1, "no convolution"),
+    ([fnn.Embedding(9, 4), fnn.GlobalAveragePooling1D(), fnn.Dense(3)], 64, 2, "shards", 2, "asked for"),
     ([fnn.TransformerBlock(1, 8), fnn.Flatten(), fnn.Dense(3)], 15, 2, "auto", 1, "thinner than 8 rows"),
     ([fnn.TransformerBlock(1, 8), fnn.Flatten(), fnn.Dense(3)], 64, 1, "auto", 1, "one thread"),
     ([fnn.TransformerBlock(1, 8), fnn.Flatten(), fnn.Dense(3)], 64, 2, "blas", 1, "parallel='blas'"),
     ([fnn.TimeDistributed(fnn.BatchNorm()), fnn.Flatten(), fnn.Dense(3)], 64, 2, "shards", 1, "BatchNorm"),
 ])
 def test_the_rule_for_sequence_networks(layers, batch, threads, parallel, shards, why):
-    n, reason = engine.choose_layer_shards(_net(layers), CE, "cython", threads, batch, parallel)
+    net = _net(layers)
+    n, reason = engine.choose_layer_shards(net, CE, "cython", threads, batch, parallel)
     assert n == shards and why in reason
-    assert engine.choose_layer_shards(_net(layers), CE, "reference", threads, batch, parallel)[0] == 1
+    assert engine.choose_layer_shards(net, CE, "reference", threads, batch, parallel)[0] == 1
 
 
 @pytest.mark.parametrize("layers, shards, threads_knob", [
     ([fnn.TransformerBlock(1, 8), fnn.Flatten(), fnn.Dense(3)], 2, None),
-    ([fnn.LSTM(4), fnn.Dense(3)], 1, 2),
+    ([fnn.LSTM(4), fnn.Dense(3)], 2, None),
+    ([fnn.Masking(), fnn.GlobalAveragePooling1D(), fnn.Dense(3)], 1, 2),
 ])
 def test_the_trainer_takes_the_rule(layers, shards, threads_knob, monkeypatch):
     seen = []
