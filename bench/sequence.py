@@ -17,7 +17,7 @@ turn, so load drift hits all alike; XLA fixes its thread pool at start, so one p
 
     FASTNN_DATA=../shared/data/mnist python -m bench.sequence --threads 1 --n 20000 --rounds 3
     FASTNN_DATA=../shared/data/mnist python -m bench.sequence --threads 2 --splits kernels,shards --peers none \
-        --batches 32,64,128 --n 6400 --rounds 3      # the sweep behind fastnn.engine.sharded's rule
+        --batches 32,64,128 --n 3200 --rounds 2 --cpu   # the sweep behind fastnn.engine.sharded's rule
 """
 import argparse
 import math
@@ -253,6 +253,8 @@ def main(argv=None):
     ap.add_argument("--peers", default="torch,jax", help="peers to time besides fastnn ('none': fastnn only; "
                     "JAX only at batch 64)")
     ap.add_argument("--batches", default=str(BATCH), help="batch sizes, e.g. 32,64,128")
+    ap.add_argument("--cpu", action="store_true", help="also print each contender's free-core estimate: "
+                    "samples over the CPU time of the process's busiest thread (Linux; see busiest_thread_cpu)")
     args = ap.parse_args(argv)
     splits = args.splits.split(",")
     if any(s not in SPLITS for s in splits):
@@ -268,17 +270,53 @@ def main(argv=None):
             _table(model, batch, X, y, args, splits)
 
 
+def busiest_thread_cpu(fn):
+    """Call ``fn()``; return the CPU seconds of the process's busiest thread during the call.
+
+    A thread that waits (a barrier, a lock, an idle OpenMP worker past its short spin) sleeps, so on
+    free cores the busiest thread's CPU time is the call's wall time. On a loaded machine it
+    estimates what free cores would give, where wall-clock only shows who degrades least under
+    load. Threads that end during the call (row-shard workers) count as one, with the CPU time the
+    process spent beyond its living threads. Linux (``/proc/self/task``); 10 ms ticks.
+    """
+    import resource
+
+    def per_thread():
+        out = {}
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:  # the thread ended meanwhile
+                continue
+            out[tid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return out
+
+    def process():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    before, total = per_thread(), process()
+    fn()
+    after, total = per_thread(), process() - total
+    spent = [after[t] - before.get(t, 0.0) for t in after]
+    return max(max(spent), total - sum(spent))
+
+
 def _table(model, batch, X, y, args, splits):
     """One interleaved run of every contender of ``model`` at ``batch``, printed."""
     runs = [make(X, y) for make in _factories(model, args.threads, args.backends.split(","), splits,
                                                args.peers.split(","), batch)]
-    times = interleaved_times({r.impl: r for r in runs}, args.rounds)
+    cpu = {r.impl: [] for r in runs}
+    calls = {r.impl: (lambda r=r: cpu[r.impl].append(busiest_thread_cpu(r))) if args.cpu else r for r in runs}
+    times = interleaved_times(calls, args.rounds)
     med = {r.impl: (statistics.median(times[r.impl]), r.n_samples) for r in runs}
     print(f"\n{model}, batch {batch}, {args.threads} thread(s), load average now {os.getloadavg()[0]:.2f}")
     torch_rate = next((n / t for impl, (t, n) in med.items() if impl.startswith("torch")), None)
     for impl, (t, n) in med.items():
         ratio = f"  {n / t / torch_rate:5.2f}x torch" if torch_rate else ""
-        print(f"  {impl:36s} {n / t:9,.0f} samples/s  {t:7.2f} s/epoch{ratio}  (rounds: "
+        free = f"  free-core estimate {n / statistics.median(cpu[impl][1:]):9,.0f} samples/s" if args.cpu else ""
+        print(f"  {impl:36s} {n / t:9,.0f} samples/s  {t:7.2f} s/epoch{ratio}{free}  (rounds: "
               + ", ".join(f"{v:.2f}" for v in times[impl]) + ")")
 
 if __name__ == "__main__":

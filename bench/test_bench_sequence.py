@@ -9,6 +9,7 @@ Interleaved table with ratios, at 1 and 2 threads:  python -m bench.sequence --t
 Kernel threads vs row shards:  python -m bench.sequence --threads 2 --splits kernels,shards --batches 32,64,128
 """
 import math
+import os
 
 import pytest
 
@@ -59,8 +60,10 @@ def test_sequence_cli_compares_kernel_threads_with_row_shards(capsys):
 
     if "cython" not in fnn.available_backends():
         pytest.skip("cython backend not available")
+    cpu = ["--cpu"] if os.path.isdir("/proc/self/task") else []  # the free-core estimate reads Linux's /proc
     seq.main(["--models", "transformer", "--threads", "2", "--splits", "kernels,shards", "--peers", "none",
-              "--backends", "cython", "--batches", "32", "--n", "128", "--rounds", "1"])
+              "--backends", "cython", "--batches", "32", "--n", "128", "--rounds", "1"] + cpu)
     out = capsys.readouterr().out
     assert "transformer, batch 32, 2 thread(s)" in out
     assert "fastnn-cython-transformer-kernels" in out and "fastnn-cython-transformer-shards" in out
+    assert out.count("free-core estimate") == (2 if cpu else 0)

@@ -27,33 +27,37 @@ The alternative is the kernels' own threads (``fastnn.engine.runners.layer_threa
 the recurrent kernels split the batch's rows over the threads and the weight
 gradients by columns, the attention kernel its (sample, head) pairs; every other
 kernel (Dense, LayerNorm, the projections inside attention) runs on one thread.
-Measured on the shared 2-core machine at load 6-7, where wall-clock rates of either
-way tie within their noise (every core is busy with other jobs), so the figures
-below are the free-core estimate: the epoch's samples over the CPU time of its
-busiest thread (a thread that waits sleeps, so on free cores that thread's time is
-the epoch's; the method reads the quiet-machine 1-thread -> 2-thread gain of the
-transformer with the kernels' threads, 1.03x in README "Sequence models", as 1.05-1.15x).
-``bench.sequence``'s models, float32, Adam, samples/s, 3,200 MNIST sequences
-(CPU times in 10 ms ticks: +-4%):
+Measured on the shared 2-core machine at load 6-9, where the wall-clock rates of
+either way tie within their noise (other jobs keep every core busy: shards / kernels
+0.94-1.32x), so the figures below are ``bench.sequence --cpu``'s free-core estimate:
+the epoch's samples over the CPU time of its busiest thread (a waiting thread
+sleeps, so on free cores that thread's time is about the epoch's). It is an upper
+bound for both ways (it misses the wait for the slower thread at each sync and
+the lower clock of two busy cores): the quiet README "Sequence models" run's
+1 -> 2 thread gains with the kernels' threads, transformer 1.03x and LSTM 1.29x at
+batch 64, read here as 1.07x and 1.54x. ``python -m bench.sequence --threads 2
+--splits kernels,shards --peers none --batches 32,64,128 --n 3200 --rounds 3 --cpu``
+(and ``--threads 1``), float32, Adam, samples/s, medians of 3 rounds (CPU times in
+10 ms ticks: +-4%):
 
-========================= ========== ============ =========== ================
-network : batch           one thread  kernels x2   shards x2   numba: shards /
-(cython)                                                       kernels x2
-========================= ========== ============ =========== ================
-transformer block : 32       7,111       8,205       12,308       1.57x
-transformer block : 64       6,809       7,442       12,308       1.64x
-transformer block : 128      6,531       7,442       12,308       1.76x
-LSTM(128) : 32               5,714       7,619        8,000       1.16x
-LSTM(128) : 64               5,517       9,143        9,697       1.28x
-LSTM(128) : 128              5,614       9,412       10,000       1.22x
-========================= ========== ============ =========== ================
+========================= ========== ============ =========== ========= ==========
+network : batch            one thread  kernels x2   shards x2   shards /  numba:
+(cython)                                                        kernels   shards /
+                                                                          kernels
+========================= ========== ============ =========== ========= ==========
+transformer block : 32       6,667       6,809       11,429      1.68x     1.71x
+transformer block : 64       6,531       6,957       11,429      1.64x     1.55x
+transformer block : 128      6,038       7,111       11,346      1.60x     1.60x
+LSTM(128) : 32               5,517       7,442        8,205      1.10x     1.17x
+LSTM(128) : 64               5,614       8,649        9,412      1.09x     1.22x
+LSTM(128) : 128              5,614       9,697       10,000      1.03x     1.24x
+========================= ========== ============ =========== ========= ==========
 
 The transformer step is three quarters kernels that do not thread themselves
-(projections, LayerNorm, feed-forward): the kernels' threads give it 1.05-1.15x
+(projections, LayerNorm, feed-forward): the kernels' threads give it 1.02-1.18x
 over one thread, shards 1.7-1.9x. The LSTM's kernels thread ~96% of its step, so
-both ways are close there (cython shards 1.05x; Numba's recurrent kernels scale
-less, shards 1.2x); the interleaved wall-clock runs agreed (cython LSTM: shards
-ahead in 7 of 9 pairs, by 1-14%). The rule:
+both ways are closer there (cython shards 1.03-1.10x; Numba's recurrent kernels
+scale less, shards 1.2x). The rule:
 
 1. One thread, the reference backend, ``parallel='blas'`` (threaded BLAS) or a layer
    that is not row-local: no shards.
