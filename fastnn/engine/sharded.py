@@ -282,6 +282,9 @@ def choose_layer_shards(network, loss, backend, n_threads, batch_size, parallel=
         return 1, f"no row shards: {blocker}"
     if most < 2:
         return 1, f"no row shards: a batch of {batch_size} rows gives shards thinner than {MIN_SHARD_ROWS} rows"
+    if backend == "numba" and not _numba_launches_thread_safe():
+        return 1, ("no row shards: Numba's threading layer is 'workqueue', which aborts the process when "
+                   "two threads run parallel kernels at once (install tbb, or use the cython backend)")
     if parallel == "shards":
         return most, f"{most} row shards: asked for with parallel='shards'"
     if any(getattr(layer, "compute_bound", False) for layer in network.layers):
@@ -290,3 +293,17 @@ def choose_layer_shards(network, loss, backend, n_threads, batch_size, parallel=
     if mixing:
         return most, f"{most} row shards: {mixing[0]} (sequence layers run faster in shards than threaded)"
     return 1, "no row shards: no convolution, recurrent or attention layer is big enough to split"
+
+
+def _numba_launches_thread_safe():
+    """Whether two Python threads may run Numba's parallel kernels (recurrent, attention) at once: true
+    for the ``omp`` and ``tbb`` threading layers; ``workqueue`` aborts the process. Numba picks its layer
+    when it first starts its threads, which this does (a private Numba call: unknown counts as unsafe)."""
+    try:
+        import numba
+        from numba.np.ufunc.parallel import _launch_threads
+
+        _launch_threads()
+        return numba.threading_layer() in ("omp", "tbb")
+    except Exception:  # noqa: BLE001 -- any failure here means: do not risk it
+        return False

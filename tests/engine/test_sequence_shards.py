@@ -146,3 +146,16 @@ def test_the_trainer_takes_the_rule(layers, shards, threads_knob, monkeypatch):
     assert tr.last_plan["blas_threads"] == 1
     assert seen == ([] if threads_knob is None else [threads_knob])  # the kernels' own threads, or none
     assert ("row shards:" if shards > 1 else "no row shards") in tr.last_plan["reason"]
+
+
+def test_numba_shards_need_a_thread_safe_threading_layer(monkeypatch):
+    net = _net([fnn.LSTM(4), fnn.Dense(3)])
+    monkeypatch.setattr(engine.sharded, "_numba_launches_thread_safe", lambda: False)
+    n, reason = engine.choose_layer_shards(net, CE, "numba", 2, 64, "shards")
+    assert n == 1 and "workqueue" in reason
+    assert engine.choose_layer_shards(net, CE, "cython", 2, 64, "shards")[0] == 2
+    monkeypatch.undo()
+    if "numba" in COMPILED:  # this machine's layer (omp or tbb here; workqueue would abort the tests above)
+        import numba
+
+        assert engine.sharded._numba_launches_thread_safe() == (numba.threading_layer() in ("omp", "tbb"))
