@@ -6,13 +6,18 @@ Models (28 steps x 28 pixels, softmax-CE, Adam 1e-3, float32):
 - ``transformer``: TimeDistributed(Dense(64)) -> PositionalEncoding -> TransformerBlock(4 heads, ff 128,
   pre-LayerNorm) -> GlobalAveragePooling1D -> Dense(10).
 
-Contenders: fastnn per backend (per-layer path; the recurrence and attention kernels run one OpenMP /
-Numba block of rows per thread with one-thread BLAS), PyTorch (``nn.LSTM`` /
+Contenders: fastnn per backend (per-layer path) as the trainer chooses (``parallel='auto'``), and with
+``--splits kernels,shards`` both ways of using the threads side by side: ``kernels`` (the recurrence and
+attention kernels run one OpenMP / Numba block of rows per thread, the rest on one thread, one-thread
+BLAS) and ``shards`` (one row shard of each batch per thread, every kernel on one thread:
+:mod:`fastnn.engine.sharded`); PyTorch (``nn.LSTM`` /
 ``nn.TransformerEncoderLayer(norm_first=True)``, fused Adam) and JAX (jitted step, optax Adam; the LSTM
 through ``lax.scan``) when installed. Interleaved comparison (each round runs every contender once, in
 turn, so load drift hits all alike; XLA fixes its thread pool at start, so one process per thread count)::
 
     FASTNN_DATA=../shared/data/mnist python -m bench.sequence --threads 1 --n 20000 --rounds 3
+    FASTNN_DATA=../shared/data/mnist python -m bench.sequence --threads 2 --splits kernels,shards --peers none \
+        --batches 32,64,128 --n 3200 --rounds 2 --cpu   # the sweep behind fastnn.engine.sharded's rule
 """
 import argparse
 import math
@@ -34,8 +39,13 @@ def sequences(X, y):
     return np.ascontiguousarray(X.reshape(len(X), STEPS, FEATURES), dtype=np.float32), np.asarray(y, np.int64)
 
 
-def make_fastnn_sequence_epoch(X, y, model, backend, threads, seed=0):
-    """One fastnn epoch of ``model`` ('lstm' or 'transformer') on (n, 28, 28) sequences."""
+#: how a fastnn contender uses its threads: the trainer's rule, the kernels' own threads, row shards
+SPLITS = {"auto": {}, "kernels": {"path": "per-layer"}, "shards": {"parallel": "shards"}}
+
+
+def make_fastnn_sequence_epoch(X, y, model, backend, threads, seed=0, split="auto", batch=BATCH):
+    """One fastnn epoch of ``model`` ('lstm' or 'transformer') on (n, 28, 28) sequences; ``split`` is a
+    key of :data:`SPLITS` (``path='per-layer'`` is the kernel-threaded runner: no row shards)."""
     import fastnn as fnn
 
     if model == "lstm":
@@ -44,15 +54,17 @@ def make_fastnn_sequence_epoch(X, y, model, backend, threads, seed=0):
         layers = [fnn.TimeDistributed(fnn.Dense(64)), fnn.PositionalEncoding(), fnn.TransformerBlock(4, 128),
                   fnn.GlobalAveragePooling1D(), fnn.Dense(10)]
     net = fnn.Network(layers, input_shape=(STEPS, FEATURES), seed=seed, backend=backend)
-    tr = fnn.Trainer(net, optimizer=fnn.Adam(1e-3), batch_size=BATCH, seed=seed, n_threads=threads, verbose=0)
-    tr.fit(X[:2 * BATCH], y[:2 * BATCH], epochs=1)  # compile and size the buffers outside the timing
+    tr = fnn.Trainer(net, optimizer=fnn.Adam(1e-3), batch_size=batch, seed=seed, n_threads=threads, verbose=0,
+                     **SPLITS[split])
+    tr.fit(X[:2 * batch], y[:2 * batch], epochs=1)  # compile and size the buffers outside the timing
 
     def epoch():
         return tr.fit(X, y, epochs=1).history["loss"][-1]
-    return PeerRun(epoch, f"fastnn-{backend}-{model}", len(X), BATCH, threads)
+    suffix = "" if split == "auto" else f"-{split}"
+    return PeerRun(epoch, f"fastnn-{backend}-{model}{suffix}", len(X), batch, threads)
 
 
-def make_torch_sequence_epoch(X, y, model, threads, seed=0):
+def make_torch_sequence_epoch(X, y, model, threads, seed=0, batch=BATCH):
     """One PyTorch epoch of the same network (fused Adam, batches by index_select)."""
     import torch
 
@@ -90,14 +102,14 @@ def make_torch_sequence_epoch(X, y, model, threads, seed=0):
         torch.set_num_threads(threads)
         perm = torch.randperm(len(X), generator=gen)
         loss = None
-        for s in range(0, len(X), BATCH):
-            idx = perm[s:s + BATCH]
+        for s in range(0, len(X), batch):
+            idx = perm[s:s + batch]
             opt.zero_grad(set_to_none=True)
             loss = loss_fn(net(Xt.index_select(0, idx)), yt.index_select(0, idx))
             loss.backward()
             opt.step()
         return float(loss.detach())
-    return PeerRun(epoch, f"torch-{model}", len(X), BATCH, threads)
+    return PeerRun(epoch, f"torch-{model}", len(X), batch, threads)
 
 
 def make_jax_lstm_epoch(X, y, threads, seed=0):
@@ -214,13 +226,15 @@ def _jax_epoch(X, y, params, opt, state, logits, rng, impl, threads):
 FASTNN_BACKENDS = ("numba", "cython")
 
 
-def _factories(model, threads, backends):
+def _factories(model, threads, backends, splits=("auto",), peers=("torch", "jax"), batch=BATCH):
     import importlib.util
 
-    out = [lambda X, y, b=b: make_fastnn_sequence_epoch(X, y, model, b, threads) for b in backends]
-    if importlib.util.find_spec("torch") is not None:
-        out.append(lambda X, y: make_torch_sequence_epoch(X, y, model, threads))
-    if importlib.util.find_spec("jax") is not None and importlib.util.find_spec("optax") is not None:
+    out = [lambda X, y, b=b, s=s: make_fastnn_sequence_epoch(X, y, model, b, threads, split=s, batch=batch)
+           for b in backends for s in splits]
+    if "torch" in peers and importlib.util.find_spec("torch") is not None:
+        out.append(lambda X, y: make_torch_sequence_epoch(X, y, model, threads, batch=batch))
+    if batch == BATCH and "jax" in peers and importlib.util.find_spec("jax") is not None \
+            and importlib.util.find_spec("optax") is not None:
         make = make_jax_lstm_epoch if model == "lstm" else make_jax_transformer_epoch
         out.append(lambda X, y: make(X, y, threads))
     return out
@@ -235,7 +249,16 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--n", type=int, default=60000, help="samples per epoch")
     ap.add_argument("--backends", default=",".join(FASTNN_BACKENDS))
+    ap.add_argument("--splits", default="auto", help="fastnn thread use, of " + ",".join(SPLITS))
+    ap.add_argument("--peers", default="torch,jax", help="peers to time besides fastnn ('none': fastnn only; "
+                    "JAX only at batch 64)")
+    ap.add_argument("--batches", default=str(BATCH), help="batch sizes, e.g. 32,64,128")
+    ap.add_argument("--cpu", action="store_true", help="also print each contender's free-core estimate: "
+                    "samples over the CPU time of the process's busiest thread (Linux; see busiest_thread_cpu)")
     args = ap.parse_args(argv)
+    splits = args.splits.split(",")
+    if any(s not in SPLITS for s in splits):
+        ap.error(f"--splits takes {', '.join(SPLITS)}")
     if "jax" not in sys.modules and "XLA_FLAGS" not in os.environ and args.threads == 1:
         # XLA's CPU pool is fixed when JAX starts: one thread must be asked for before the import
         os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
@@ -243,16 +266,58 @@ def main(argv=None):
     print(f"data: {data.data_source()}, {args.n} samples; threads {args.threads}; load average "
           f"{os.getloadavg()[0]:.2f}; median of {args.rounds} interleaved rounds (after one warm-up epoch each)")
     for model in args.models.split(","):
-        runs = [make(X, y) for make in _factories(model, args.threads, args.backends.split(","))]
-        times = interleaved_times({r.impl: r for r in runs}, args.rounds)
-        med = {r.impl: (statistics.median(times[r.impl]), r.n_samples) for r in runs}
-        print(f"\n{model}, batch {BATCH}, {args.threads} thread(s), load average now {os.getloadavg()[0]:.2f}")
-        torch_rate = next((n / t for impl, (t, n) in med.items() if impl.startswith("torch")), None)
-        for impl, (t, n) in med.items():
-            ratio = f"  {n / t / torch_rate:5.2f}x torch" if torch_rate else ""
-            print(f"  {impl:28s} {n / t:9,.0f} samples/s  {t:7.2f} s/epoch{ratio}  (rounds: "
-                  + ", ".join(f"{v:.2f}" for v in times[impl]) + ")")
+        for batch in (int(b) for b in args.batches.split(",")):
+            _table(model, batch, X, y, args, splits)
 
+
+def busiest_thread_cpu(fn):
+    """Call ``fn()``; return the CPU seconds of the process's busiest thread during the call.
+
+    A thread that waits (a barrier, a lock, an idle OpenMP worker past its short spin) sleeps, so on
+    free cores the busiest thread's CPU time is the call's wall time. On a loaded machine it
+    estimates what free cores would give, where wall-clock only shows who degrades least under
+    load. Threads that end during the call (row-shard workers) count as one, with the CPU time the
+    process spent beyond its living threads. Linux (``/proc/self/task``); 10 ms ticks.
+    """
+    import resource
+
+    def per_thread():
+        out = {}
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:  # the thread ended meanwhile
+                continue
+            out[tid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return out
+
+    def process():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    before, total = per_thread(), process()
+    fn()
+    after, total = per_thread(), process() - total
+    spent = [after[t] - before.get(t, 0.0) for t in after]
+    return max(max(spent), total - sum(spent))
+
+
+def _table(model, batch, X, y, args, splits):
+    """One interleaved run of every contender of ``model`` at ``batch``, printed."""
+    runs = [make(X, y) for make in _factories(model, args.threads, args.backends.split(","), splits,
+                                               args.peers.split(","), batch)]
+    cpu = {r.impl: [] for r in runs}
+    calls = {r.impl: (lambda r=r: cpu[r.impl].append(busiest_thread_cpu(r))) if args.cpu else r for r in runs}
+    times = interleaved_times(calls, args.rounds)
+    med = {r.impl: (statistics.median(times[r.impl]), r.n_samples) for r in runs}
+    print(f"\n{model}, batch {batch}, {args.threads} thread(s), load average now {os.getloadavg()[0]:.2f}")
+    torch_rate = next((n / t for impl, (t, n) in med.items() if impl.startswith("torch")), None)
+    for impl, (t, n) in med.items():
+        ratio = f"  {n / t / torch_rate:5.2f}x torch" if torch_rate else ""
+        free = f"  free-core estimate {n / statistics.median(cpu[impl][1:]):9,.0f} samples/s" if args.cpu else ""
+        print(f"  {impl:36s} {n / t:9,.0f} samples/s  {t:7.2f} s/epoch{ratio}{free}  (rounds: "
+              + ", ".join(f"{v:.2f}" for v in times[impl]) + ")")
 
 if __name__ == "__main__":
     main()

@@ -6,8 +6,10 @@ failed, when missing). The goal of the issue is fastnn >= 1.5x PyTorch; this is 
 Run:    FASTNN_DATA=../shared/data/mnist pytest bench/test_bench_sequence.py --benchmark-only
 Smoke:  pytest bench -q --benchmark-disable -k sequence
 Interleaved table with ratios, at 1 and 2 threads:  python -m bench.sequence --threads 1 (and 2)
+Kernel threads vs row shards:  python -m bench.sequence --threads 2 --splits kernels,shards --batches 32,64,128
 """
 import math
+import os
 
 import pytest
 
@@ -51,3 +53,17 @@ def test_sequence_jax(benchmark, train_data, bench_rounds, bench_record, model):
     loss = _bench(benchmark, bench_rounds, run)
     assert math.isfinite(loss)
     bench_record(run, result=loss)
+
+
+def test_sequence_cli_compares_kernel_threads_with_row_shards(capsys):
+    import fastnn as fnn
+
+    if "cython" not in fnn.available_backends():
+        pytest.skip("cython backend not available")
+    cpu = ["--cpu"] if os.path.isdir("/proc/self/task") else []  # the free-core estimate reads Linux's /proc
+    seq.main(["--models", "transformer", "--threads", "2", "--splits", "kernels,shards", "--peers", "none",
+              "--backends", "cython", "--batches", "32", "--n", "128", "--rounds", "1"] + cpu)
+    out = capsys.readouterr().out
+    assert "transformer, batch 32, 2 thread(s)" in out
+    assert "fastnn-cython-transformer-kernels" in out and "fastnn-cython-transformer-shards" in out
+    assert out.count("free-core estimate") == (2 if cpu else 0)

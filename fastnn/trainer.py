@@ -126,7 +126,10 @@ class Trainer:
         at least 64 rows and enough arithmetic (rows x parameters >= 2**20), columns for
         thinner shards of Dense networks with batch x parameters >= 2**22, shards of 32+
         rows for the others, and otherwise one thread (faster for small batches and tiny
-        networks on a 2-core machine). ``trainer.last_plan['reason']`` says which was taken and why.
+        networks on a 2-core machine). Networks on the per-layer path follow
+        :func:`fastnn.engine.sharded.choose_layer_shards` instead: row shards for conv, recurrent
+        and attention networks, else the kernels' own threads. ``trainer.last_plan['reason']``
+        says which was taken and why.
     check_finite : bool, default True
         After every compiled chunk, check the batch losses; on NaN/Inf restore
         the weights from before the chunk and raise :class:`~fastnn.errors.NonFiniteError`.
@@ -335,13 +338,13 @@ class Trainer:
             blas_threads = split.threads if split.kind == "blas" else 1
         else:
             blas_threads = 1 if self.parallel in ("auto", "columns") else n_threads
-        # Conv nets on the per-layer path (issue 11): row shards, one thread each, one-thread BLAS
-        # (fastnn.engine.sharded says why not threaded BLAS); parallel='blas' keeps threaded BLAS.
+        # The per-layer path (issues 11, 12): row shards, one thread each, one-thread BLAS, or the
+        # kernels' own threads; fastnn.engine.sharded has the measured rule. parallel='blas' keeps threaded BLAS.
         layer_shards = 1
-        if plan.path != "fused" and self.path == "auto" and kern.NAME != "reference" \
-                and self.parallel in ("auto", "shards") \
-                and n_threads > 1 and not _engine.can_shard(net, self.loss):
-            layer_shards = max(1, min(n_threads, batch_size // _engine.MIN_SHARD_ROWS))
+        if plan.path != "fused" and self.path == "auto":
+            layer_shards, why = _engine.choose_layer_shards(net, self.loss, kern.NAME, n_threads, batch_size,
+                                                            self.parallel)
+            plan.reason = f"{plan.reason}; {why}"
             if layer_shards > 1:
                 n_shards, blas_threads = layer_shards, 1
         self.optimizer.build(net.n_params, net.dtype)
@@ -441,7 +444,7 @@ class Trainer:
         net = self.network
         if plan.path == "fused":
             return _engine.fused_runner(kern, plan, net, self.loss, self.optimizer, X, Y, hyper)
-        if layer_shards > 1:  # conv nets on the per-layer path: one row shard per thread
+        if layer_shards > 1:  # the per-layer path in row shards: one per thread
             return _engine.sharded_runner(kern, self.backend, net, self.loss, self.optimizer, X, Y,
                                           batch_size, hyper, self.clip_norm, self.clip_value, layer_shards)
         return _engine.layerwise_runner(kern, self.backend, net, self.loss, self.optimizer, X, Y,

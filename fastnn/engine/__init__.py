@@ -10,8 +10,9 @@ from .guard import guarded
 from .plan import Plan, build_plan, shard_rows
 from .probe import GradientProbe
 from .runners import fused_runner, layer_threads, layerwise_grad, layerwise_runner
-from .sharded import MIN_SHARD_ROWS, can_shard, sharded_runner  # issue 11: row shards on the per-layer path
+from .sharded import MIN_SHARD_ROWS, choose_layer_shards, shard_blocker, sharded_runner  # issues 11, 12
 from .split import Split, choose_split
 
 __all__ = ["Plan", "build_plan", "shard_rows", "guarded", "fused_runner", "layerwise_runner", "layerwise_grad",
-           "layer_threads", "sharded_runner", "can_shard", "GradientProbe", "Split", "choose_split"]
+           "layer_threads", "sharded_runner", "choose_layer_shards", "shard_blocker", "GradientProbe", "Split",
+           "choose_split"]

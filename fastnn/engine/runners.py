@@ -15,8 +15,10 @@ import numpy as np
 from ..kernels import codes
 
 
-def _dropout_layers(network):
-    return [layer for layer in network.layers if hasattr(layer, "step") and hasattr(layer, "key")]
+def _dropout_layers(layers):
+    """The layers of ``layers`` (a Network or a list) that draw counter-based dropout masks."""
+    layers = getattr(layers, "layers", layers)
+    return [layer for layer in layers if hasattr(layer, "step") and hasattr(layer, "key")]
 
 
 def fused_runner(kern, plan, network, loss, optimizer, X, Y, hyper):
@@ -53,16 +55,24 @@ def layer_threads(kern, n):
         finally:
             numba.set_num_threads(before)
     elif name == "cython":
-        from .sharded import _set_omp_threads
-
-        before = _set_omp_threads(n)
+        before = set_omp_threads(n)
         try:
             yield
         finally:
             if before is not None:
-                _set_omp_threads(before)
+                set_omp_threads(before)
     else:
         yield
+
+
+def set_omp_threads(n):
+    """Set the Cython kernels' OpenMP loop threads of the calling thread (1 on a row shard: no nested
+    teams); return the previous setting (None without the extension, which then runs nothing)."""
+    try:
+        from .._ext._kernels import set_omp_threads as _set
+    except ImportError:
+        return None
+    return _set(n)
 
 
 def layerwise_grad(kern, backend, network, loss, X, Y, batch_size):

@@ -22,7 +22,7 @@ from .. import losses as _losses
 from .._config import get_num_threads
 from .._validation import is_int, is_real
 from ..callbacks import Callback
-from ..engine import MIN_SHARD_ROWS, build_plan, can_shard
+from ..engine import build_plan, choose_layer_shards
 from ..errors import ParameterError
 from ..kernels import get_backend
 from ..trainer import Trainer
@@ -88,7 +88,7 @@ def _would_split(make_network, config, seed, fixed, loss, X, y):
                       backend_has_driver=hasattr(kern, "train_steps"))
     if plan.path == "fused":
         return plan.n_shards > 1
-    return kern.NAME != "reference" and not can_shard(net, trainer.loss) and batch_size // MIN_SHARD_ROWS > 1
+    return choose_layer_shards(net, trainer.loss, kern.NAME, n_threads, batch_size, trainer.parallel)[0] > 1
 
 
 def _picklable(*objects):

@@ -135,7 +135,8 @@ class RayTrainer(Trainer):
     statistics came from its ``num_workers`` parts ("ghost batches" of ``batch_size /
     num_workers`` rows) -- not as on the combined batch, which would need the statistics
     synchronised inside every forward and backward pass. ``augment=``, and layers that draw
-    random masks without a row key (attention dropout), are not supported and raise ValueError.
+    random masks without a row key (user-defined ones), are not supported and raise ValueError
+    (Dropout and TransformerBlock key theirs by the row in the batch).
     """
 
     def __init__(self, network, loss="cross_entropy", optimizer="adam", batch_size=32, *, num_workers=2,

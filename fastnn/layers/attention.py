@@ -187,6 +187,9 @@ class TransformerBlock(Layer):
         self.timesteps = self.width = None
 
     _PARTS = ("ln1", "attention", "ln2", "ff1", "ff2")
+    #: row of the batch that X's first row is: a row shard (fastnn.engine.sharded) or a distributed worker
+    #: draws the dropout masks its rows have in the whole batch
+    row0 = 0
 
     def build(self, input_shape):
         T, D = _sequence_shape(input_shape, "TransformerBlock")
@@ -236,7 +239,9 @@ class TransformerBlock(Layer):
             return A, None
         mask = self._buffer(f"mask{which}", A.shape, A.dtype)
         out = self._buffer(f"drop{which}", A.shape, A.dtype)
-        kern.dropout_forward(A, (self.key + which) & (2 ** 63 - 1), self.step, 0, self.dropout, mask, out)
+        # A is (n*T, D): step t of sample i is mask row (row0 + i)*T + t, whatever part of the batch this is.
+        kern.dropout_forward(A, (self.key + which) & (2 ** 63 - 1), self.step, self.row0 * self.timesteps,
+                             self.dropout, mask, out)
         return out, mask
 
     def forward(self, X, training=False, backend=None, mask=None):

@@ -41,10 +41,11 @@ def test_shards_match_the_per_layer_oracle(backend, batch_size):
 
 def test_when_shards_are_taken():
     ce = losses.get("cross_entropy")
-    assert engine.can_shard(_cnn(), ce) == ""
-    assert "BatchNorm" in engine.can_shard(_cnn(extra=[fnn.BatchNorm()]), ce)
+    assert engine.shard_blocker(_cnn(), ce) == ""
+    assert "BatchNorm" in engine.shard_blocker(_cnn(extra=[fnn.BatchNorm()]), ce)
+    assert engine.choose_layer_shards(_cnn(), ce, "cython", 2, 32)[0] == 2
     mlp = fnn.Network([fnn.Dense(4, 3)], seed=0)
-    assert "compute-bound" in engine.can_shard(mlp, ce)
+    assert engine.choose_layer_shards(mlp, ce, "cython", 2, 32)[0] == 1  # nothing to gain
     X, y = _data()
     for kwargs, shards in ((dict(n_threads=1), 1), (dict(n_threads=2, parallel="blas"), 1),
                            (dict(n_threads=2, batch_size=8), 1), (dict(n_threads=2), 2)):

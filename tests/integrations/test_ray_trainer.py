@@ -221,12 +221,25 @@ def test_bad_arguments_name_themselves(kwargs, match):
         RayTrainer(_net("float32"), address=6379)
 
 
-def test_unsupported_models_and_options_are_refused():
+def test_transformer_dropout_equals_serial_training():
+    # TransformerBlock keys its dropout masks by the row in the whole batch (row0, as Dropout), so each
+    # worker draws the masks its rows have in serial training (issue 12 lifted the refusal).
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((64 * 3, 4, 5)), rng.integers(0, 4, 64 * 3)
+
+    def net():
+        return fnn.Network([fnn.TransformerBlock(1, 8, dropout=0.3), fnn.Flatten(), fnn.Dense(4)],
+                           input_shape=(4, 5), seed=0, dtype="float64")
+    serial, dist = net(), net()
+    kw = dict(batch_size=64, seed=3, verbose=0)
+    fnn.Trainer(serial, optimizer=fnn.SGD(0.05, momentum=0.9), n_threads=1, **kw).fit(X, y, epochs=2)
+    RayTrainer(dist, optimizer=fnn.SGD(0.05, momentum=0.9), num_workers=2, **kw).fit(X, y, epochs=2)
+    assert not np.array_equal(dist.params, net().params)  # it trained
+    np.testing.assert_allclose(dist.params, serial.params, rtol=0, atol=1e-12)
+
+
+def test_unsupported_options_are_refused():
     X, y = _data("float32", n=128)
-    attn = fnn.Network([fnn.TransformerBlock(1, 8, dropout=0.1), fnn.Flatten(), fnn.Dense(4)],
-                       input_shape=(4, 5), seed=0)  # its masks are keyed by the row of the worker's part
-    with pytest.raises(ValueError, match="layer 0 .TransformerBlock. draws dropout masks"):
-        RayTrainer(attn, batch_size=32, verbose=0).fit(X.reshape(-1, 4, 5), y)
     with pytest.raises(ValueError, match="augment"):
         RayTrainer(_net("float32"), batch_size=32, verbose=0).fit(X, y, augment=lambda X, out: None)
 
