@@ -1,4 +1,5 @@
 """Network: an ordered stack of layers whose parameters live in one flat buffer."""
+import contextlib
 import threading
 
 import numpy as np
@@ -92,6 +93,7 @@ class Network:
         state = self.__dict__.copy()
         state.pop("_infer_local", None)
         state.pop("_chains", None)
+        state.pop("_mask_lock", None)
         return state
 
     _KERAS_HABITS = {"fit": "fastnn.Trainer(net, loss=..., optimizer=...).fit(X, y)",
@@ -216,12 +218,26 @@ class Network:
         # feature maps): smaller chunks bound the memory (4096 MNIST images would need ~1.5 GB).
         chunk = _PREDICT_CHUNK_CONV if any(getattr(l, "compute_bound", False) for l in self.layers) \
             else _PREDICT_CHUNK
-        if X.shape[0] <= chunk:
-            return self._forward_chunk(X, training, logits)
-        out = np.empty((X.shape[0], self.n_outputs), self.dtype)
-        for lo in range(0, X.shape[0], chunk):
-            out[lo:lo + chunk] = self._forward_chunk(X[lo:lo + chunk], training, logits)
-        return out
+        with contextlib.ExitStack() as stack:
+            if not training:
+                self._enter_inference(stack)
+            if X.shape[0] <= chunk:
+                return self._forward_chunk(X, training, logits)
+            out = np.empty((X.shape[0], self.n_outputs), self.dtype)
+            for lo in range(0, X.shape[0], chunk):
+                out[lo:lo + chunk] = self._forward_chunk(X[lo:lo + chunk], training, logits)
+            return out
+
+    def _enter_inference(self, stack):
+        """Enter on ``stack`` what the layer loop's inference needs: one-thread BLAS when a layer's kernels
+        split the rows over fastnn's threads themselves (recurrent, attention; as the trainer runs
+        them: BLAS threads inside those threads oversubscribed the cores, 3.3x slower LSTM predict),
+        and the network's lock when a layer starts a padding mask, which reaches the next layers
+        through layer attributes (concurrent predicts would read each other's masks)."""
+        if any(layer.splits_rows for layer in self.layers):
+            stack.enter_context(blas_single_thread())
+        if any(layer.makes_mask for layer in self.layers):
+            stack.enter_context(self.__dict__.setdefault("_mask_lock", threading.Lock()))
 
     def _forward_chunk(self, X, training, logits):
         kern = get_backend(self.backend)

@@ -52,6 +52,7 @@ class MultiHeadAttention(Layer):
     num_heads = Param(Integer(1))
     key_dim = Param(Integer(1, optional=True))
     causal = Param(Boolean())
+    splits_rows = True  # the attention kernel runs one block of (sample, head) pairs per thread
 
     def __init__(self, num_heads, key_dim=None, causal=False):
         self.num_heads = num_heads
@@ -175,6 +176,7 @@ class TransformerBlock(Layer):
     ff_dim = Param(Integer(1))
     dropout = Param(Real(0, 1, hi_open=True))
     causal = Param(Boolean())
+    splits_rows = True  # its attention
 
     def __init__(self, num_heads, ff_dim, dropout=0.0, causal=False):
         self.num_heads = num_heads

@@ -43,6 +43,7 @@ class _Recurrent(Layer):
     """Shared parts: shapes, parameters, the sample-rows <-> time-major moves, the input check."""
 
     n_gates = 1
+    splits_rows = True  # the rnn kernels run one block of rows per thread
     # declared rules: checked in the constructor, on every later assignment and in model files
     units = Param(Integer(1))
     return_sequences = Param(Boolean())
@@ -358,6 +359,8 @@ class Bidirectional(Layer):
         self.return_sequences = layer.return_sequences
         self.timesteps = self.features = None
 
+    splits_rows = True  # two recurrent layers
+
     def output_shape(self, input_shape):
         inner = self.forward_layer.output_shape(input_shape)
         return inner[:-1] + (2 * inner[-1],)
@@ -389,10 +392,12 @@ class Bidirectional(Layer):
         for d, part in self._parts():
             part.bind(ps[d], gs[d])
 
-    def _reversed(self, A, width, key):
-        """Rows (n, T*width) with the time axis reversed, into a cached buffer."""
+    def _reversed(self, A, width, key, training=True):
+        """Rows (n, T*width) with the time axis reversed: into a cached buffer in training, a fresh
+        array at inference (concurrent predicts never share one)."""
         n = A.shape[0]
-        out = self._buffer(key, (n, self.timesteps * width), A.dtype)
+        shape = (n, self.timesteps * width)
+        out = self._buffer(key, shape, A.dtype) if training else np.empty(shape, A.dtype)
         out.reshape(n, self.timesteps, width)[...] = np.asarray(A).reshape(n, self.timesteps, width)[:, ::-1]
         return out
 
@@ -407,7 +412,7 @@ class Bidirectional(Layer):
         self.output_mask = mask if self.return_sequences else None
         rows = np.ascontiguousarray(Xt.transpose(1, 0, 2)).reshape(n, -1)
         a = self.forward_layer.forward(rows, training=training, backend=backend, mask=mask)
-        b = self.backward_layer.forward(self._reversed(rows, self.features, "Xrev"), training=training,
+        b = self.backward_layer.forward(self._reversed(rows, self.features, "Xrev", training), training=training,
                                         backend=backend, mask=None if mask is None else mask[:, ::-1])
         k = self.forward_layer.units
         out = np.empty((n, self.n_outputs), a.dtype)
