@@ -226,6 +226,8 @@ class LSTM(_Recurrent):
         dtype = Xt.dtype
         k = self.units
         mt = self._time_major_mask(mask, n, dtype, training)
+        if not training:
+            return self._infer(kern, Xt, mt)
         Hs = self._work("H", (T, n, k), dtype, training)
         Cs = self._work("C", (T, n, k), dtype, training)
         Gs = self._work("G", (T, n, 4 * k), dtype, training)
@@ -233,6 +235,16 @@ class LSTM(_Recurrent):
         kern.lstm_forward(Xt, self.params["W"], self.params["U"], self.params["b"], mt, Hs, Cs, Gs, scratch)
         self._cache = (Xt, Hs, Cs, Gs, mt)
         return self._output(Hs, training)
+
+    def _infer(self, kern, Xt, mt):
+        """Inference: only h and c are kept (``lstm_infer``), nothing is cached for backward; fresh arrays,
+        so concurrent predicts share nothing."""
+        T, n, _ = Xt.shape
+        k = self.units
+        Hs = np.empty((T if self.return_sequences else 1, n, k), Xt.dtype)
+        kern.lstm_infer(Xt, self.params["W"], self.params["U"], self.params["b"], mt, Hs,
+                        np.empty((n, k), Xt.dtype), np.empty((2, n, 4 * k), Xt.dtype))
+        return self._output(Hs, False) if self.return_sequences else Hs[0]
 
     def backward(self, dA, backend=None, need_dX=True):
         """Write dW, dU, db into the gradient views; return dX rows (None if ``need_dX`` is False)."""
