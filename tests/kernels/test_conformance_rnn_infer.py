@@ -2,7 +2,7 @@
 reference, per dtype, both output forms (every step's h, or only the last), with and without padding;
 the reference against the training forward (``lstm_forward``) and the loop-level cell of tests/naive.py.
 
-Batch sizes cover one row, an odd block split and more than one 64-row tile per thread (the Cython
+Batch sizes cover one row, an odd block split and more than one 128-row tile per thread (the Cython
 kernel's tiles), so a tile boundary inside a thread block is exercised.
 """
 import numpy as np
@@ -13,7 +13,7 @@ from fastnn.kernels.reference import rnn as ref
 import naive  # tests/naive.py (tests/ is on sys.path: its conftest.py)
 from .helpers import check_op
 
-CASES = [(1, 1, 3, 4), (5, 7, 3, 4), (150, 6, 5, 9)]  # (n, T, F, H)
+CASES = [(1, 1, 3, 4), (5, 7, 3, 4), (300, 4, 5, 9)]  # (n, T, F, H)
 
 
 def _args(case, every_step, masked):
