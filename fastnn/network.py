@@ -218,6 +218,7 @@ class Network:
         # feature maps): smaller chunks bound the memory (4096 MNIST images would need ~1.5 GB).
         chunk = _PREDICT_CHUNK_CONV if any(getattr(l, "compute_bound", False) for l in self.layers) \
             else _PREDICT_CHUNK
+        chunk = min([chunk] + [l.predict_chunk for l in self.layers if l.predict_chunk]) if not training else chunk
         with contextlib.ExitStack() as stack:
             if not training:
                 self._enter_inference(stack)

@@ -88,6 +88,9 @@ class Layer:
     #: True for layers that start a padding mask (Masking, Embedding(mask_zero=True)): it reaches the
     #: next layers through :attr:`output_mask`, so concurrent predicts of such a network take turns
     makes_mask = False
+    #: The most samples one predict chunk should hold for this layer (None: no limit of its own): a
+    #: layer with wide intermediates per sample keeps them cache-sized that way
+    predict_chunk = None
     #: Padding mask of the last forward's output, (n, T) of 0/1 (None: every step counts). Sequence
     #: layers set it (Embedding(mask_zero=True), Masking, ...); the next layer reads it with incoming_mask().
     output_mask = None
