@@ -11,7 +11,7 @@ from .layers import Dense, Dropout, Flatten, Layer
 
 _PREDICT_CHUNK = 4096  # rows per forward chunk in predict: bounds memory, keeps GEMMs large
 _CHAIN_SIZES = 4       # batch sizes whose inference buffers each thread keeps (least recently used dropped)
-_SPLIT_ROWS = 256      # from this many rows predict splits the rows over fastnn's threads (one-thread BLAS)
+_SPLIT_ROWS = 64       # from this many rows predict splits the rows over fastnn's threads (one-thread BLAS)
 _CHAIN_PASS = (Dropout, Flatten)  # identity at inference: no chain row
 _LOGITS, _RAW, _PROBA = 0, 1, 2    # what the chain's last row applies (see Network._chain)
 _PREDICT_CHUNK_CONV = 256  # the same for networks with a compute-bound (conv) layer
@@ -314,15 +314,18 @@ class Network:
                 del bufs[next(iter(bufs))]
         bufs[n] = got
         work, out = got
-        if n < _SPLIT_ROWS or kern.NAME != "cython":
-            # Small batches: no thread wake-up, no BLAS setting touched (latency). The other backends'
-            # chains run on one thread: their BLAS keeps threading each GEMM instead.
+        if n == 1 or kern.NAME != "cython":
+            # One sample: GEMVs on the calling thread, no BLAS setting touched (a limit costs more than
+            # the products: 10-40 us). The other backends' chains run on one thread: their BLAS keeps
+            # threading each GEMM instead.
             kern.dense_chain_forward(X, self.params, layers, alphas, work, out, 1)
         else:
-            # Rows split over fastnn's threads, each with one-thread BLAS: measured faster than BLAS
-            # threading each GEMM (bench/inference.py), and it honours fastnn.set_num_threads.
+            # One-thread BLAS, the rows split over fastnn's threads from _SPLIT_ROWS rows: measured faster
+            # than BLAS threading each GEMM (bench/inference.py; at batch 64 under load 2.7x), and it
+            # honours fastnn.set_num_threads.
             with blas_single_thread():
-                kern.dense_chain_forward(X, self.params, layers, alphas, work, out, get_num_threads())
+                kern.dense_chain_forward(X, self.params, layers, alphas, work, out,
+                                         get_num_threads() if n >= _SPLIT_ROWS else 1)
         return out.copy() if copy else out
 
     def _last_activation(self):
