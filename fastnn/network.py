@@ -232,11 +232,12 @@ class Network:
     def _enter_inference(self, stack):
         """Enter on ``stack`` what the layer loop's inference needs: one-thread BLAS when a layer's kernels
         split the rows over fastnn's threads themselves (recurrent, attention; as the trainer runs
-        them: BLAS threads inside those threads oversubscribed the cores, 3.3x slower LSTM predict),
+        them: BLAS threads inside those threads oversubscribed the cores, 3.3x slower LSTM predict)
+        or when fastnn.set_num_threads(1) asks for one thread (a conv net's GEMMs thread otherwise),
         and the network's lock when a layer starts a padding mask, which reaches the next layers
         through layer attributes (concurrent predicts would read each other's masks)."""
-        if any(layer.splits_rows for layer in self.layers):
-            stack.enter_context(blas_single_thread())
+        if get_num_threads() == 1 or any(layer.splits_rows for layer in self.layers):
+            stack.enter_context(blas_single_thread())  # at one thread: the knob holds BLAS to it too
         if any(layer.makes_mask for layer in self.layers):
             stack.enter_context(self.__dict__.setdefault("_mask_lock", threading.Lock()))
 

@@ -189,7 +189,8 @@ def test_sequence_predict_from_two_threads_matches_the_serial_result(name):
 
 def test_sequence_predict_runs_blas_on_one_thread(monkeypatch):
     """The recurrent/attention kernels split rows over fastnn's threads and call BLAS from each:
-    predict holds BLAS to one thread around them (as training does), and only for such networks."""
+    predict holds BLAS to one thread around them (as training does); other layer-loop networks only
+    when fastnn.set_num_threads(1) asks for one thread."""
     entered = []
     real = network_module.blas_single_thread
 
@@ -201,8 +202,16 @@ def test_sequence_predict_runs_blas_on_one_thread(monkeypatch):
     _sequence_nets()["lstm"].predict(X)
     assert entered == [True]
     net = fnn.Network([fnn.Dense(30, 8), fnn.BatchNorm(), fnn.Dense(8, 2)], seed=0)  # layer loop, no such layer
-    net.predict(np.ones((3, 30), np.float32))
-    assert entered == [True]
+    old = fnn.get_num_threads()
+    try:
+        if fnn.set_num_threads(2) > 1:  # capped at the cores there are
+            net.predict(np.ones((3, 30), np.float32))
+            assert entered == [True]  # BLAS threads as the knob allows
+        fnn.set_num_threads(1)
+        net.predict(np.ones((3, 30), np.float32))
+        assert entered[1:] == [True]  # one thread asked for: BLAS too
+    finally:
+        fnn.set_num_threads(old)
 
 
 def test_lstm_predict_keeps_nothing_for_backward():
