@@ -148,12 +148,14 @@ def _sequence_nets():
                                    input_shape=(6, 5), seed=0),
         "lstm": fnn.Network([fnn.LSTM(8, return_sequences=True), fnn.LSTM(8), fnn.Dense(3)], input_shape=(6, 5),
                             seed=0),
+        "lstm-numba": fnn.Network([fnn.LSTM(8), fnn.Dense(3)], input_shape=(6, 5), seed=0,
+                                  backend="numba" if "numba" in fnn.available_backends() else None),
         "masked-bigru": fnn.Network([fnn.Masking(0.0), fnn.Bidirectional(fnn.GRU(8)), fnn.Dense(3)],
                                     input_shape=(6, 5), seed=0),
     }
 
 
-@pytest.mark.parametrize("name", ["transformer", "lstm", "masked-bigru"])
+@pytest.mark.parametrize("name", ["transformer", "lstm", "lstm-numba", "masked-bigru"])
 def test_sequence_predict_from_two_threads_matches_the_serial_result(name):
     """Two Python threads predicting different data of the same batch size on one network (the case
     shared work buffers break) get exactly the serial results."""

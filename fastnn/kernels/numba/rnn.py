@@ -15,6 +15,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from ._common import OPTS
+from .driver import _parallel_call
 from ._math import sig_as as _sig_as, tanh_as as _tanh_as
 
 _PAR = dict(OPTS, parallel=True)
@@ -449,4 +450,6 @@ def lstm_infer(X, W, U, b, mask, H_out, C_buf, G_buf):
     if T == 0:
         H_out[...] = 0
         return
-    _lstm_infer_steps(X, W, U, b, H_out, C_buf, G_buf, *_mask_args(mask, X.dtype), get_num_threads())
+    # predict may run from several Python threads: serialized unless Numba's threading layer allows it
+    _parallel_call(_lstm_infer_steps, (X, W, U, b, H_out, C_buf, G_buf, *_mask_args(mask, X.dtype),
+                                       get_num_threads()))
