@@ -9,6 +9,12 @@ Latency: one ``(1, 784)`` row per call, microseconds per call (fastnn ``predict`
 and TorchScript-frozen, one thread). Every configuration is built and warmed up first, then each
 round times every configuration in turn (interleaved, so load changes hit all alike); the table
 shows the median round.
+
+Sequence models (row-sequential MNIST, 28 steps x 28 features, float32): LSTM(128) -> Dense(10) and the
+transformer of ``bench.sequence``, ``Network.predict`` next to PyTorch eager ``inference_mode`` (the
+same architecture, its own random weights) and onnxruntime running fastnn's ONNX export (CPU provider,
+``intra_op_num_threads`` = the thread count): samples/s over ``--seq-n`` rows in batches of ``--batch``
+at each thread count, and microseconds per single-sample call (one thread). ``--seq-n 0`` skips them.
 """
 import argparse
 import os
@@ -18,6 +24,11 @@ import numpy as np
 
 from bench import data, peers
 from bench.fastnn_runs import make_fastnn_latency, make_fastnn_predict
+from bench.peers import PeerRun
+from bench.timing import interleaved_times
+
+SEQ_MODELS = ("lstm", "transformer")
+SEQ_IMPLS = ("fastnn", "torch", "onnxruntime")
 
 
 def _time(run, calls):
@@ -55,6 +66,104 @@ def measure(n=10000, batch=1000, threads=(1, 2), rounds=5, latency_calls=2000, b
     return {k: float(np.median(v)) for k, v in times.items()}, {k: r.n_samples for k, r in {**runs, **lat}.items()}
 
 
+def _sequence_predictor(model, impl, threads):
+    """``predict(Xb) -> labels`` of ``model`` for a batch ``Xb`` (n, 28, 28) float32, by ``impl``."""
+    if impl == "fastnn":
+        import fastnn as fnn
+        from bench.test_bench_onnx import make_network
+
+        net = make_network(model)
+
+        def predict(Xb):
+            old = fnn.get_num_threads()
+            fnn.set_num_threads(threads)
+            try:
+                return net.predict(Xb)
+            finally:
+                fnn.set_num_threads(old)
+        return predict
+    if impl == "torch":
+        import torch
+
+        from bench.sequence import torch_sequence_net
+
+        tnet = torch_sequence_net(model).eval()
+
+        def predict(Xb):
+            torch.set_num_threads(threads)
+            with torch.inference_mode():
+                return tnet(torch.from_numpy(Xb)).argmax(1).numpy()
+        return predict
+    import onnxruntime as ort
+
+    from bench.test_bench_onnx import make_network
+    from fastnn.integrations.onnx import export_onnx
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    session = ort.InferenceSession(export_onnx(make_network(model)).SerializeToString(), opts,
+                                   providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda Xb: session.run(None, {name: Xb})[0].argmax(1)
+
+
+def make_sequence_run(X, model, impl, batch, threads):
+    """A :class:`PeerRun` predicting ``X`` (n, 28, 28) in batches of ``batch``; at batch 1, one row a call
+    (cycling through the rows). Raises ImportError when ``impl`` is not installed."""
+    predict = _sequence_predictor(model, impl, threads)
+    if batch == 1:
+        rows = [np.ascontiguousarray(X[i:i + 1]) for i in range(min(64, len(X)))]
+        state = {"i": 0}
+
+        def one():
+            state["i"] = (state["i"] + 1) % len(rows)
+            return predict(rows[state["i"]])
+        return PeerRun(one, f"{impl}-{model}-latency", 1, 1, threads)
+
+    def run():
+        return np.concatenate([predict(X[i:i + batch]) for i in range(0, len(X), batch)])
+    return PeerRun(run, f"{impl}-{model}-predict", len(X), batch, threads)
+
+
+def measure_sequences(n=2000, batch=1000, threads=(1, 2), rounds=5, latency_calls=100, models=SEQ_MODELS):
+    """``{(model, impl, batch, threads): median seconds per sample}`` for the sequence models (median of
+    ``rounds`` interleaved rounds; a batch-1 round is ``latency_calls`` single-sample calls). An impl that
+    is not installed is left out."""
+    from bench.test_bench_onnx import _sequences
+
+    X = np.array(_sequences(data.mnist_like(n)[0]))  # writable (torch.from_numpy warns on read-only data)
+    runs = {}
+    for model in models:
+        for impl in SEQ_IMPLS:
+            try:
+                for t in threads:
+                    runs[(model, impl, batch, t)] = make_sequence_run(X, model, impl, batch, t)
+                runs[(model, impl, 1, 1)] = make_sequence_run(X, model, impl, 1, 1)
+            except ImportError:
+                continue
+
+    def timed(run, calls):
+        return lambda: [run() for _ in range(calls)]
+    times = interleaved_times({k: timed(r, latency_calls if k[2] == 1 else 1) for k, r in runs.items()}, rounds)
+    per = {k: (latency_calls if k[2] == 1 else 1) * r.n_samples for k, r in runs.items()}
+    return {k: float(np.median(v)) / per[k] for k, v in times.items()}
+
+
+def print_sequences(med, batch, threads):
+    """The sequence rows of the table: samples/s per thread count, single-sample microseconds."""
+    print(f"sequence models (28 steps x 28 features): samples/s at batch {batch}; us per single-sample call")
+    head = "".join(f"{f'{t}t b{batch}':>12s}" for t in threads)
+    print(f"  {'model':12s}{'impl':13s}{head}{'b1 us':>10s}{'fastnn/impl b' + str(batch):>18s}")
+    for model in SEQ_MODELS:
+        for impl in SEQ_IMPLS:
+            if (model, impl, 1, 1) not in med:
+                continue
+            cells = "".join(f"{1 / med[(model, impl, batch, t)]:12,.0f}" for t in threads)
+            ratios = " ".join(f"{med[(model, impl, batch, t)] / med[(model, 'fastnn', batch, t)]:5.2f}"
+                              for t in threads)
+            print(f"  {model:12s}{impl:13s}{cells}{med[(model, impl, 1, 1)] * 1e6:10.1f}    {ratios}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10000)
@@ -62,6 +171,7 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--backend", default="cython")
+    parser.add_argument("--seq-n", type=int, default=2000, help="rows for the sequence models (0: skip them)")
     args = parser.parse_args(argv)
     med, n = measure(args.n, args.batch, tuple(args.threads), args.rounds, backend=args.backend)
     print(f"load average {os.getloadavg()[0]:.2f}; batch predict of {args.n} rows in batches of {args.batch}")
@@ -75,6 +185,10 @@ def main(argv=None):
     for k in med:
         if "latency" in k:
             print(f"  {k:24s}{med[k] * 1e6:8.1f} us")
+    if args.seq_n > 0:
+        batch = min(args.batch, args.seq_n)
+        print_sequences(measure_sequences(args.seq_n, batch, tuple(args.threads), args.rounds), batch,
+                        tuple(args.threads))
 
 
 if __name__ == "__main__":

@@ -64,8 +64,8 @@ def make_fastnn_sequence_epoch(X, y, model, backend, threads, seed=0, split="aut
     return PeerRun(epoch, f"fastnn-{backend}-{model}{suffix}", len(X), batch, threads)
 
 
-def make_torch_sequence_epoch(X, y, model, threads, seed=0, batch=BATCH):
-    """One PyTorch epoch of the same network (fused Adam, batches by index_select)."""
+def torch_sequence_net(model, seed=0):
+    """The PyTorch twin of ``model`` ('lstm' or 'transformer'), an ``nn.Module`` taking (n, 28, 28)."""
     import torch
 
     torch.manual_seed(seed)
@@ -92,7 +92,14 @@ def make_torch_sequence_epoch(X, y, model, threads, seed=0, batch=BATCH):
                 return self.head(out[:, -1])
             return self.head(self.block(self.proj(x) + self.pe).mean(dim=1))
 
-    net = Net()
+    return Net()
+
+
+def make_torch_sequence_epoch(X, y, model, threads, seed=0, batch=BATCH):
+    """One PyTorch epoch of the same network (fused Adam, batches by index_select)."""
+    import torch
+
+    net = torch_sequence_net(model, seed)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
     loss_fn = torch.nn.CrossEntropyLoss()
     Xt, yt = torch.from_numpy(X.copy()), torch.from_numpy(y.copy())

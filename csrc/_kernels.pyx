@@ -228,6 +228,7 @@ include "pool.pxi"
 # Sequence models (issue 12): recurrent cells, attention, embeddings.
 include "rnn.pxi"
 include "gru.pxi"
+include "rnn_infer.pxi"
 include "attention.pxi"
 include "embedding.pxi"
 include "plan_conv.pxi"

@@ -137,7 +137,10 @@ cdef int _dense_chain(Py_ssize_t m, Py_ssize_t L, const floating* X, Py_ssize_t 
 
 
 cdef enum:
-    CHAIN_SPLIT_ROWS = 128  # rows per thread below which the chain stays on one thread (no wake-up)
+    # Rows per thread below which the chain stays on one thread: 32 rows of the benchmark MLP are ~15 MFLOP,
+    # far more than an OpenMP wake-up (batch 64 now splits over 2 threads; it used to run on one thread
+    # with threaded BLAS, which collapsed under load: bench.inference --batch 64)
+    CHAIN_SPLIT_ROWS = 32
 
 
 def dense_chain_forward(const floating[:, :] X, const floating[::1] params, const int64_t[:, ::1] layers,

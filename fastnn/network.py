@@ -1,4 +1,5 @@
 """Network: an ordered stack of layers whose parameters live in one flat buffer."""
+import contextlib
 import threading
 
 import numpy as np
@@ -10,7 +11,7 @@ from .layers import Dense, Dropout, Flatten, Layer
 
 _PREDICT_CHUNK = 4096  # rows per forward chunk in predict: bounds memory, keeps GEMMs large
 _CHAIN_SIZES = 4       # batch sizes whose inference buffers each thread keeps (least recently used dropped)
-_SPLIT_ROWS = 256      # from this many rows predict splits the rows over fastnn's threads (one-thread BLAS)
+_SPLIT_ROWS = 64       # from this many rows predict splits the rows over fastnn's threads (one-thread BLAS)
 _CHAIN_PASS = (Dropout, Flatten)  # identity at inference: no chain row
 _LOGITS, _RAW, _PROBA = 0, 1, 2    # what the chain's last row applies (see Network._chain)
 _PREDICT_CHUNK_CONV = 256  # the same for networks with a compute-bound (conv) layer
@@ -92,6 +93,7 @@ class Network:
         state = self.__dict__.copy()
         state.pop("_infer_local", None)
         state.pop("_chains", None)
+        state.pop("_mask_lock", None)
         return state
 
     _KERAS_HABITS = {"fit": "fastnn.Trainer(net, loss=..., optimizer=...).fit(X, y)",
@@ -216,12 +218,28 @@ class Network:
         # feature maps): smaller chunks bound the memory (4096 MNIST images would need ~1.5 GB).
         chunk = _PREDICT_CHUNK_CONV if any(getattr(l, "compute_bound", False) for l in self.layers) \
             else _PREDICT_CHUNK
-        if X.shape[0] <= chunk:
-            return self._forward_chunk(X, training, logits)
-        out = np.empty((X.shape[0], self.n_outputs), self.dtype)
-        for lo in range(0, X.shape[0], chunk):
-            out[lo:lo + chunk] = self._forward_chunk(X[lo:lo + chunk], training, logits)
-        return out
+        chunk = min([chunk] + [l.predict_chunk for l in self.layers if l.predict_chunk]) if not training else chunk
+        with contextlib.ExitStack() as stack:
+            if not training:
+                self._enter_inference(stack)
+            if X.shape[0] <= chunk:
+                return self._forward_chunk(X, training, logits)
+            out = np.empty((X.shape[0], self.n_outputs), self.dtype)
+            for lo in range(0, X.shape[0], chunk):
+                out[lo:lo + chunk] = self._forward_chunk(X[lo:lo + chunk], training, logits)
+            return out
+
+    def _enter_inference(self, stack):
+        """Enter on ``stack`` what the layer loop's inference needs: one-thread BLAS when a layer's kernels
+        split the rows over fastnn's threads themselves (recurrent, attention; as the trainer runs
+        them: BLAS threads inside those threads oversubscribed the cores, 3.3x slower LSTM predict)
+        or when fastnn.set_num_threads(1) asks for one thread (a conv net's GEMMs thread otherwise),
+        and the network's lock when a layer starts a padding mask, which reaches the next layers
+        through layer attributes (concurrent predicts would read each other's masks)."""
+        if get_num_threads() == 1 or any(layer.splits_rows for layer in self.layers):
+            stack.enter_context(blas_single_thread())  # at one thread: the knob holds BLAS to it too
+        if any(layer.makes_mask for layer in self.layers):
+            stack.enter_context(self.__dict__.setdefault("_mask_lock", threading.Lock()))
 
     def _forward_chunk(self, X, training, logits):
         kern = get_backend(self.backend)
@@ -297,15 +315,18 @@ class Network:
                 del bufs[next(iter(bufs))]
         bufs[n] = got
         work, out = got
-        if n < _SPLIT_ROWS or kern.NAME != "cython":
-            # Small batches: no thread wake-up, no BLAS setting touched (latency). The other backends'
-            # chains run on one thread: their BLAS keeps threading each GEMM instead.
+        if n == 1 or kern.NAME != "cython":
+            # One sample: GEMVs on the calling thread, no BLAS setting touched (a limit costs more than
+            # the products: 10-40 us). The other backends' chains run on one thread: their BLAS keeps
+            # threading each GEMM instead.
             kern.dense_chain_forward(X, self.params, layers, alphas, work, out, 1)
         else:
-            # Rows split over fastnn's threads, each with one-thread BLAS: measured faster than BLAS
-            # threading each GEMM (bench/inference.py), and it honours fastnn.set_num_threads.
+            # One-thread BLAS, the rows split over fastnn's threads from _SPLIT_ROWS rows: measured faster
+            # than BLAS threading each GEMM (bench/inference.py; at batch 64 under load 2.7x), and it
+            # honours fastnn.set_num_threads.
             with blas_single_thread():
-                kern.dense_chain_forward(X, self.params, layers, alphas, work, out, get_num_threads())
+                kern.dense_chain_forward(X, self.params, layers, alphas, work, out,
+                                         get_num_threads() if n >= _SPLIT_ROWS else 1)
         return out.copy() if copy else out
 
     def _last_activation(self):

@@ -1,6 +1,7 @@
 """Compiled inference (Network.predict / predict_proba / forward): same results as the layer loop,
 no per-call allocation of intermediates, per-thread buffers, caches never pickled."""
 import pickle
+import sys
 import threading
 import tracemalloc
 
@@ -135,3 +136,107 @@ def test_large_batches_split_rows_over_the_thread_knob(monkeypatch, threads):
     finally:
         fnn.set_num_threads(old)
     assert got == [expect, 1]
+
+
+def _sequence_nets():
+    """Networks whose predict runs the layer loop with shared-looking state: a TimeDistributed Dense and a
+    TransformerBlock (their Dense parts), an LSTM (its inference kernel), a Bidirectional GRU, and a
+    Masking front (the padding mask travels through layer attributes: predict takes the lock)."""
+    return {
+        "transformer": fnn.Network([fnn.TimeDistributed(fnn.Dense(16)), fnn.PositionalEncoding(),
+                                    fnn.TransformerBlock(2, 32), fnn.GlobalAveragePooling1D(), fnn.Dense(3)],
+                                   input_shape=(6, 5), seed=0),
+        "lstm": fnn.Network([fnn.LSTM(8, return_sequences=True), fnn.LSTM(8), fnn.Dense(3)], input_shape=(6, 5),
+                            seed=0),
+        "lstm-numba": fnn.Network([fnn.LSTM(8), fnn.Dense(3)], input_shape=(6, 5), seed=0,
+                                  backend="numba" if "numba" in fnn.available_backends() else None),
+        "masked-bigru": fnn.Network([fnn.Masking(0.0), fnn.Bidirectional(fnn.GRU(8)), fnn.Dense(3)],
+                                    input_shape=(6, 5), seed=0),
+    }
+
+
+@pytest.mark.parametrize("name", ["transformer", "lstm", "lstm-numba", "masked-bigru"])
+def test_sequence_predict_from_two_threads_matches_the_serial_result(name):
+    """Two Python threads predicting different data of the same batch size on one network (the case
+    shared work buffers break) get exactly the serial results."""
+    net = _sequence_nets()[name]
+    rng = np.random.default_rng(7)
+    Xs = [rng.standard_normal((40, 6, 5)).astype(np.float32) for _ in range(2)]
+    if name == "masked-bigru":  # padding at the ends, different per thread
+        Xs[0][:, 4:] = 0
+        Xs[1][:, :2] = 0
+    want = [net.predict_proba(X) for X in Xs]
+    errors = []
+
+    def work(k):
+        try:
+            for _ in range(150):
+                if not np.array_equal(net.predict_proba(Xs[k]), want[k]):
+                    errors.append(k)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(2)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL over often: interleave the threads' layer calls
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert not errors
+
+
+def test_sequence_predict_runs_blas_on_one_thread(monkeypatch):
+    """The recurrent/attention kernels split rows over fastnn's threads and call BLAS from each:
+    predict holds BLAS to one thread around them (as training does); other layer-loop networks only
+    when fastnn.set_num_threads(1) asks for one thread."""
+    entered = []
+    real = network_module.blas_single_thread
+
+    def spy():
+        entered.append(True)
+        return real()
+    monkeypatch.setattr(network_module, "blas_single_thread", spy)
+    X = np.random.default_rng(8).standard_normal((5, 6, 5)).astype(np.float32)
+    _sequence_nets()["lstm"].predict(X)
+    assert entered == [True]
+    net = fnn.Network([fnn.Dense(30, 8), fnn.BatchNorm(), fnn.Dense(8, 2)], seed=0)  # layer loop, no such layer
+    old = fnn.get_num_threads()
+    try:
+        if fnn.set_num_threads(2) > 1:  # capped at the cores there are
+            net.predict(np.ones((3, 30), np.float32))
+            assert entered == [True]  # BLAS threads as the knob allows
+        fnn.set_num_threads(1)
+        net.predict(np.ones((3, 30), np.float32))
+        assert entered[1:] == [True]  # one thread asked for: BLAS too
+    finally:
+        fnn.set_num_threads(old)
+
+
+def test_lstm_predict_keeps_nothing_for_backward():
+    """Inference runs lstm_infer: no per-step gates cached on the layer (training's forward keeps them)."""
+    net = _sequence_nets()["lstm"]
+    net.predict(np.zeros((4, 6, 5), np.float32))
+    assert all(getattr(layer, "_cache", None) is None for layer in net.layers[:2])
+
+
+def test_inference_forwards_share_no_buffers_between_calls():
+    """The deterministic side of thread safety: two inference forwards of the same shape return arrays
+    that share no memory (a cached layer buffer would be shared by concurrent predicts), and a
+    network with a padding mask runs its layer loop under the network's lock."""
+    nets = _sequence_nets()
+    X = np.random.default_rng(9).standard_normal((7, 6, 5)).astype(np.float32)
+    for net in nets.values():
+        A, B = X, X.copy()
+        for layer in net.layers:
+            A, B = layer.forward(A), layer.forward(B)
+            assert not np.shares_memory(A, B), type(layer).__name__
+    net = nets["masked-bigru"]
+    held = []
+    inner = net.layers[1].forward
+    net.layers[1].forward = lambda *a, **k: (held.append(net._mask_lock.locked()), inner(*a, **k))[1]
+    net.predict(X)
+    assert held == [True]

@@ -83,6 +83,9 @@ OPS = (
         "LSTM (gates i f g o) over every step; G_out keeps the activated gates"),
     _op("lstm_backward", "rnn", "X W U H C G dH mask dW_out dU_out db_out dX_out dG_buf dh_buf dc_buf",
         "BPTT of lstm_forward (dX skipped if dX_out is None)"),
+    _op("lstm_infer", "rnn", "X W U b mask H_out C_buf G_buf",
+        "lstm_forward for predict, keeping only h and c: H_out (T, n, H) every step's h or (1, n, H) "
+        "the last; C_buf ends as the last c; G_buf (2, n, 4H) scratch"),
     _op("gru_forward", "rnn", "X W U b b_h reset_after mask H_out G_out HH_out scratch",
         "GRU (gates z r h, Keras reset_after) over every step; G_out keeps z r n"),
     _op("gru_backward", "rnn",

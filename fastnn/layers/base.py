@@ -82,6 +82,15 @@ class Layer:
     #: True for layers whose per-sample work is large GEMMs (Conv2D): the per-layer path then
     #: lets BLAS use every thread under ``Trainer(parallel='auto')``
     compute_bound = False
+    #: True for layers whose kernels split the batch's rows over fastnn's threads themselves and call
+    #: BLAS from each (recurrent, attention): predict then runs BLAS on one thread, as training does
+    splits_rows = False
+    #: True for layers that start a padding mask (Masking, Embedding(mask_zero=True)): it reaches the
+    #: next layers through :attr:`output_mask`, so concurrent predicts of such a network take turns
+    makes_mask = False
+    #: The most samples one predict chunk should hold for this layer (None: no limit of its own): a
+    #: layer with wide intermediates per sample keeps them cache-sized that way
+    predict_chunk = None
     #: Padding mask of the last forward's output, (n, T) of 0/1 (None: every step counts). Sequence
     #: layers set it (Embedding(mask_zero=True), Masking, ...); the next layer reads it with incoming_mask().
     output_mask = None

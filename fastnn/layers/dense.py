@@ -156,9 +156,12 @@ class Dense(Layer):
         kern = get_backend(backend)
         n = X.shape[0]
         dtype = self.params["W"].dtype
-        Z = self._buffer("Z", (n, self.n_outputs), dtype)
+        # Cached buffers in training; fresh arrays at inference, so concurrent predicts of a network
+        # holding this layer (TimeDistributed, TransformerBlock) never share one.
+        work = self._buffer if training else (lambda key, shape, dt: np.empty(shape, dt))
+        Z = work("Z", (n, self.n_outputs), dtype)
         act = ACT_LINEAR if logits else self.act_code
-        A = Z if act == ACT_LINEAR else self._buffer("A", (n, self.n_outputs), dtype)
+        A = Z if act == ACT_LINEAR else work("A", (n, self.n_outputs), dtype)
         kern.dense_forward(X, self.params["W"], self.params["b"], act, self.alpha, Z, A)
         self._cache = (X, Z, A, act)
         return A

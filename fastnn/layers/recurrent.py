@@ -43,6 +43,7 @@ class _Recurrent(Layer):
     """Shared parts: shapes, parameters, the sample-rows <-> time-major moves, the input check."""
 
     n_gates = 1
+    splits_rows = True  # the rnn kernels run one block of rows per thread
     # declared rules: checked in the constructor, on every later assignment and in model files
     units = Param(Integer(1))
     return_sequences = Param(Boolean())
@@ -225,6 +226,8 @@ class LSTM(_Recurrent):
         dtype = Xt.dtype
         k = self.units
         mt = self._time_major_mask(mask, n, dtype, training)
+        if not training:
+            return self._infer(kern, Xt, mt)
         Hs = self._work("H", (T, n, k), dtype, training)
         Cs = self._work("C", (T, n, k), dtype, training)
         Gs = self._work("G", (T, n, 4 * k), dtype, training)
@@ -232,6 +235,16 @@ class LSTM(_Recurrent):
         kern.lstm_forward(Xt, self.params["W"], self.params["U"], self.params["b"], mt, Hs, Cs, Gs, scratch)
         self._cache = (Xt, Hs, Cs, Gs, mt)
         return self._output(Hs, training)
+
+    def _infer(self, kern, Xt, mt):
+        """Inference: only h and c are kept (``lstm_infer``), nothing is cached for backward; fresh arrays,
+        so concurrent predicts share nothing."""
+        T, n, _ = Xt.shape
+        k = self.units
+        Hs = np.empty((T if self.return_sequences else 1, n, k), Xt.dtype)
+        kern.lstm_infer(Xt, self.params["W"], self.params["U"], self.params["b"], mt, Hs,
+                        np.empty((n, k), Xt.dtype), np.empty((2, n, 4 * k), Xt.dtype))
+        return self._output(Hs, False) if self.return_sequences else Hs[0]
 
     def backward(self, dA, backend=None, need_dX=True):
         """Write dW, dU, db into the gradient views; return dX rows (None if ``need_dX`` is False)."""
@@ -358,6 +371,8 @@ class Bidirectional(Layer):
         self.return_sequences = layer.return_sequences
         self.timesteps = self.features = None
 
+    splits_rows = True  # two recurrent layers
+
     def output_shape(self, input_shape):
         inner = self.forward_layer.output_shape(input_shape)
         return inner[:-1] + (2 * inner[-1],)
@@ -389,10 +404,12 @@ class Bidirectional(Layer):
         for d, part in self._parts():
             part.bind(ps[d], gs[d])
 
-    def _reversed(self, A, width, key):
-        """Rows (n, T*width) with the time axis reversed, into a cached buffer."""
+    def _reversed(self, A, width, key, training=True):
+        """Rows (n, T*width) with the time axis reversed: into a cached buffer in training, a fresh
+        array at inference (concurrent predicts never share one)."""
         n = A.shape[0]
-        out = self._buffer(key, (n, self.timesteps * width), A.dtype)
+        shape = (n, self.timesteps * width)
+        out = self._buffer(key, shape, A.dtype) if training else np.empty(shape, A.dtype)
         out.reshape(n, self.timesteps, width)[...] = np.asarray(A).reshape(n, self.timesteps, width)[:, ::-1]
         return out
 
@@ -407,7 +424,7 @@ class Bidirectional(Layer):
         self.output_mask = mask if self.return_sequences else None
         rows = np.ascontiguousarray(Xt.transpose(1, 0, 2)).reshape(n, -1)
         a = self.forward_layer.forward(rows, training=training, backend=backend, mask=mask)
-        b = self.backward_layer.forward(self._reversed(rows, self.features, "Xrev"), training=training,
+        b = self.backward_layer.forward(self._reversed(rows, self.features, "Xrev", training), training=training,
                                         backend=backend, mask=None if mask is None else mask[:, ::-1])
         k = self.forward_layer.units
         out = np.empty((n, self.n_outputs), a.dtype)

@@ -47,6 +47,11 @@ class Embedding(Layer):
 
     takes_token_ids = True  # the Trainer validates ids up front and does not warn about unscaled integers
 
+    @property
+    def makes_mask(self):
+        """True with ``mask_zero`` (see :attr:`Layer.makes_mask`)."""
+        return self.mask_zero
+
     # declared rules: checked in the constructor, on every later assignment and in model files
     input_dim = Param(Integer(1))
     output_dim = Param(Integer(1))
@@ -165,6 +170,7 @@ class Masking(Layer):
     """
 
     mask_value = Param(Real())  # a finite number (declared rule)
+    makes_mask = True
 
     def __init__(self, mask_value=0.0):
         self.mask_value = mask_value

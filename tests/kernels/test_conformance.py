@@ -189,6 +189,8 @@ def test_dense_chain(act, name, bias):
     check_op("dense_chain_forward", _chain_args(act, n=1, widths=(3, 4)), ["out"])  # one row, one layer
     # 301 rows on 2 threads: the cython row split (blocks of 151 and 150), checked against the oracle
     check_op("dense_chain_forward", _chain_args(act, n=301, bias=bias, n_threads=2), ["out"], chain=3)
+    # 65 rows: just over the 32 rows a thread the split needs (blocks of 33 and 32)
+    check_op("dense_chain_forward", _chain_args(act, n=65, bias=bias, n_threads=2), ["out"], chain=3)
 
 
 def test_dense_chain_refuses_what_does_not_fit():

@@ -39,7 +39,7 @@ def dense_backward(X, W, Z, A, dA, act, alpha, dZ_buf, dW_out, db_out, dX_out):
 def dense_chain_forward(X, params, layers, alphas, work, out, n_threads):
     """Dense layers one after another on X: A = f(A @ W + b) per row of ``layers``; out = the last A.
 
-    ``n_threads`` > 1 splits the rows into one block per thread (at least 128 rows each); the caller
+    ``n_threads`` > 1 splits the rows into one block per thread (at least 32 rows each); the caller
     limits BLAS to one thread for the call."""
     obuf, odest = _out(out)
     dt = obuf.dtype

@@ -11,6 +11,8 @@ setting. Backward transposes ``U`` once per call into a per-thread workspace kep
 of ``lstm_forward`` / ``simple_rnn_forward`` and the product half of ``dh_buf`` (LSTM, SimpleRNN)
 are not needed: the GEMMs accumulate in place.
 """
+import numpy as np
+
 from ._adapt import _k
 from ._seq import Outs, dtype_of, inp, mask_args, threads, workspace
 
@@ -71,4 +73,15 @@ def gru_backward(X, W, U, H, G, HH, dH, reset_after, mask, dW_out, dU_out, db_ou
     _k.gru_backward(inp(X, dt), inp(W, dt), inp(U, dt), inp(H, dt), inp(G, dt), inp(HH, dt), inp(dH, dt),
                     bool(reset_after), *mask_args(mask, dt), dW, dU, db, db_h, dX, dX_out is not None, dGx, dGh,
                     dh, workspace(U.shape[::-1], dt), threads())
+    out.back()
+
+
+def lstm_infer(X, W, U, b, mask, H_out, C_buf, G_buf):
+    """LSTM forward keeping only h and c (csrc/rnn_infer.pxi): H_out (T, n, H) every step's h, or
+    (1, n, H) the last one; C_buf (n, H) ends as the last cell state; G_buf (2, n, 4H) gate scratch."""
+    dt = dtype_of(H_out)
+    out = Outs(dt, H_out, C_buf)
+    G = G_buf[0] if isinstance(G_buf, np.ndarray) and G_buf.ndim == 3 and G_buf.dtype == dt \
+        and G_buf[0].flags.c_contiguous else np.empty(G_buf.shape[1:], dt)  # scratch: never copied back
+    _k.lstm_infer(inp(X, dt), inp(W, dt), inp(U, dt), inp(b, dt), *mask_args(mask, dt), *out.bufs, G, threads())
     out.back()

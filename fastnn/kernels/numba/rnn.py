@@ -15,6 +15,7 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from ._common import OPTS
+from .driver import _parallel_call
 from ._math import sig_as as _sig_as, tanh_as as _tanh_as
 
 _PAR = dict(OPTS, parallel=True)
@@ -394,3 +395,61 @@ def gru_backward(X, W, U, H, G, HH, dH, reset_after, mask, dW_out, dU_out, db_ou
     else:
         db_h_out[...] = 0
         np.matmul(_flat(HH).T, _flat(dGx_buf)[:, 2 * k:], out=dU_out[:, 2 * k:])
+
+
+# --------------------------------------------------------------------------- inference (predict)
+@njit(**_PAR)
+def _lstm_infer_steps(X, W, U, b, H, C, G, mask, has_mask, nt):
+    """Every step, keeping only h (H: every step's, or one in place) and c; one row block per thread."""
+    T, n, _ = X.shape
+    k = U.shape[0]
+    every = H.shape[0] == T and T > 1
+    per, nb = _blocks(n, nt)
+    for c in prange(nb):
+        lo = c * per
+        hi = min(n, lo + per)
+        for t in range(T):
+            s = t if every else 0
+            sp = t - 1 if every else 0
+            np.dot(X[t, lo:hi], W, G[0, lo:hi])
+            if t > 0:
+                np.dot(H[sp, lo:hi], U, G[1, lo:hi])  # read before the cell below overwrites h
+            for i in range(lo, hi):
+                if has_mask and mask[t, i] == 0:  # padding: the state stays (zero before any real step)
+                    for j in range(k):
+                        if t == 0:
+                            H[s, i, j] = 0
+                            C[i, j] = 0
+                        elif every:
+                            H[s, i, j] = H[sp, i, j]
+                    continue
+                for j in range(k):
+                    ai = G[0, i, j] + b[j]
+                    af = G[0, i, k + j] + b[k + j]
+                    ag = G[0, i, 2 * k + j] + b[2 * k + j]
+                    ao = G[0, i, 3 * k + j] + b[3 * k + j]
+                    if t > 0:
+                        ai += G[1, i, j]
+                        af += G[1, i, k + j]
+                        ag += G[1, i, 2 * k + j]
+                        ao += G[1, i, 3 * k + j]
+                    cc = _sig_as(ai, H) * _tanh_as(ag, H)
+                    if t > 0:
+                        cc += _sig_as(af, H) * C[i, j]
+                    C[i, j] = cc
+                    H[s, i, j] = _sig_as(ao, H) * _tanh_as(cc, H)
+
+
+def lstm_infer(X, W, U, b, mask, H_out, C_buf, G_buf):
+    """LSTM forward keeping only h and c: H_out (T, n, H) every step's h, or (1, n, H) the last one."""
+    T, n = X.shape[0], X.shape[1]
+    if H_out.shape[0] not in (T, 1):
+        raise ValueError(f"H_out has {H_out.shape[0]} steps: {T} (every step) or 1 (the last state)")
+    if n == 0 or H_out.shape[2] == 0:
+        return
+    if T == 0:
+        H_out[...] = 0
+        return
+    # predict may run from several Python threads: serialized unless Numba's threading layer allows it
+    _parallel_call(_lstm_infer_steps, (X, W, U, b, H_out, C_buf, G_buf, *_mask_args(mask, X.dtype),
+                                       get_num_threads()))

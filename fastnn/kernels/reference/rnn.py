@@ -213,3 +213,27 @@ def gru_backward(X, W, U, H, G, HH, dH, reset_after, mask, dW_out, dU_out, db_ou
         db_h_out[...] = 0
         # the candidate block of U multiplies r * h_{t-1} (every step, t = 0 included: h_{-1} = 0)
         np.matmul(HH.reshape(T * n, k).T, dGx_buf[:, :, 2 * k:].reshape(T * n, k), out=dU_out[:, 2 * k:])
+
+
+# --------------------------------------------------------------------------- inference (predict)
+def lstm_infer(X, W, U, b, mask, H_out, C_buf, G_buf):
+    """LSTM forward keeping only h and c (predict: nothing for BPTT). H_out (T, n, H) gets every step's
+    h, or (1, n, H) the last one; C_buf (n, H) ends as the last cell state; G_buf (2, n, 4H) is
+    gate scratch (contents undefined)."""
+    T, n, _ = X.shape
+    k = U.shape[0]
+    if H_out.shape[0] not in (T, 1):
+        raise ValueError(f"H_out has {H_out.shape[0]} steps: {T} (every step) or 1 (the last state)")
+    h = np.zeros((n, k), H_out.dtype)
+    c = np.zeros((n, k), H_out.dtype)
+    for t in range(T):
+        a = X[t] @ W + b + h @ U
+        i, f, g, o = _sigmoid(a[:, :k]), _sigmoid(a[:, k:2 * k]), np.tanh(a[:, 2 * k:3 * k]), _sigmoid(a[:, 3 * k:])
+        c_new = f * c + i * g
+        m = _m(mask, t)
+        h = _keep(o * np.tanh(c_new), h, m)
+        c = _keep(c_new, c, m)
+        if H_out.shape[0] == T:
+            H_out[t] = h
+    H_out[-1] = h
+    C_buf[...] = c

@@ -1,0 +1,60 @@
+"""Conformance of ``lstm_infer`` (the inference-only LSTM forward of predict): every backend against the
+reference, per dtype, both output forms (every step's h, or only the last), with and without padding;
+the reference against the training forward (``lstm_forward``) and the loop-level cell of tests/naive.py.
+
+Batch sizes cover one row, an odd block split and more than one 128-row tile per thread (the Cython
+kernel's tiles), so a tile boundary inside a thread block is exercised.
+"""
+import numpy as np
+import pytest
+
+from fastnn.kernels.reference import rnn as ref
+
+import naive  # tests/naive.py (tests/ is on sys.path: its conftest.py)
+from .helpers import check_op
+
+CASES = [(1, 1, 3, 4), (5, 7, 3, 4), (300, 4, 5, 9)]  # (n, T, F, H)
+
+
+def _args(case, every_step, masked):
+    n, T, F, H = case
+
+    def make(dtype, rng):
+        def rand(shape, scale):
+            return (rng.standard_normal(shape) * scale).astype(dtype)
+        mask = (rng.random((T, n)) > 0.3).astype(dtype) if masked else None  # padding anywhere, first steps too
+        return dict(X=rand((T, n, F), 1.0), W=rand((F, 4 * H), 0.5), U=rand((H, 4 * H), 0.5), b=rand(4 * H, 0.3),
+                    mask=mask, H_out=np.full((T if every_step else 1, n, H), np.nan, dtype),
+                    C_buf=np.full((n, H), np.nan, dtype), G_buf=np.full((2, n, 4 * H), np.nan, dtype))
+    return make
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("every_step", [True, False])
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_lstm_infer(case, every_step, masked):
+    check_op("lstm_infer", _args(case, every_step, masked), ["H_out", "C_buf"], chain=2 * case[1] * case[2])
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_reference_matches_the_training_forward_and_the_naive_cell(masked):
+    n, T, F, H = 4, 6, 3, 5
+    args = _args((n, T, F, H), True, masked)(np.float64, np.random.default_rng(2))
+    Hs, C, G = np.empty((T, n, H)), np.empty((T, n, H)), np.empty((T, n, 4 * H))
+    ref.lstm_forward(args["X"], args["W"], args["U"], args["b"], args["mask"], Hs, C, G, None)
+    ref.lstm_infer(*(args[k] for k in ("X", "W", "U", "b", "mask", "H_out", "C_buf", "G_buf")))
+    np.testing.assert_allclose(args["H_out"], Hs, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(args["C_buf"], C[-1], rtol=1e-12, atol=1e-12)
+    if not masked:
+        expected = naive.lstm(args["X"].transpose(1, 0, 2), args["W"], args["U"], args["b"])
+        np.testing.assert_allclose(args["H_out"].transpose(1, 0, 2), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_h_out_must_hold_every_step_or_one():
+    args = _args((3, 4, 2, 2), True, False)(np.float32, np.random.default_rng(0))
+    args["H_out"] = np.empty((2, 3, 2), np.float32)
+    from fastnn.kernels import available_backends, get_backend
+
+    for name in available_backends():
+        with pytest.raises(ValueError, match="H_out"):
+            get_backend(name).lstm_infer(**args)
