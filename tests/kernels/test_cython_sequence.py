@@ -31,10 +31,11 @@ def _lstm_run(case, nt):
     dt = X.dtype
     H, C, G = np.empty((T, n, k), dt), np.empty((T, n, k), dt), np.empty((T, n, 4 * k), dt)
     mask = np.ones((1, 1), dt)
-    K.lstm_forward(X, W, U, b, mask, False, H, C, G, nt)
+    pack = np.empty(K.rnn_pack_size(k, 4), dt)
+    K.lstm_forward(X, W, U, b, mask, False, H, C, G, pack, nt)
     dW, dU, db, dX = np.empty_like(W), np.empty_like(U), np.empty_like(b), np.empty_like(X)
     K.lstm_backward(X, W, U, H, C, G, dH, mask, False, dW, dU, db, dX, True, np.empty_like(G),
-                    np.empty((2, n, k), dt), np.empty((n, k), dt), np.empty((4 * k, k), dt), nt)
+                    np.empty((2, n, k), dt), np.empty((n, k), dt), pack, nt)
     return H, C, G, dW, dU, db, dX
 
 
@@ -85,7 +86,12 @@ def test_bad_shapes_are_refused_before_anything_is_written():
     H = np.full((T, n, k), 7, np.float32)
     with pytest.raises(ValueError, match="G_out"):
         K.lstm_forward(case["X"], case["W"], case["U"], case["b"], np.ones((1, 1), np.float32), False, H,
-                       np.empty((T, n, k), np.float32), np.empty((T, n, 3 * k), np.float32), 1)
+                       np.empty((T, n, k), np.float32), np.empty((T, n, 3 * k), np.float32),
+                       np.empty(K.rnn_pack_size(k, 4), np.float32), 1)
+    with pytest.raises(ValueError, match="pack_buf"):
+        K.lstm_forward(case["X"], case["W"], case["U"], case["b"], np.ones((1, 1), np.float32), False, H,
+                       np.empty((T, n, k), np.float32), np.empty((T, n, 4 * k), np.float32),
+                       np.empty(K.rnn_pack_size(k, 4) - 1, np.float32), 1)
     with pytest.raises(ValueError, match="n_heads"):
         K.attention_forward(np.zeros((1, 2, 9)), 2, False, np.ones((1, 1)), False, np.empty((1, 2, 2, 2)),
                             np.empty((1, 2, 3)), 1)

@@ -15,12 +15,17 @@ from ._adapt import _k
 from ._seq import Outs, dtype_of, inp, mask_args, threads, workspace
 
 
+def _packed(U, gates, dt):
+    """The per-thread workspace for ``U`` packed once per call (``csrc/rnn_tiles.pxi``), or transposed."""
+    return workspace((max(1, _k.rnn_pack_size(U.shape[0], gates)),), dt)
+
+
 def simple_rnn_forward(X, W, U, b, mask, H_out, scratch):
     """h_t = tanh(x_t W + h_{t-1} U + b) for every step; H_out (T, n, H)."""
     dt = dtype_of(H_out)
     out = Outs(dt, H_out)
     _k.simple_rnn_forward(inp(X, dt), inp(W, dt), inp(U, dt), inp(b, dt), *mask_args(mask, dt), *out.bufs,
-                          threads())
+                          _packed(U, 1, dt), threads())
     out.back()
 
 
@@ -30,7 +35,7 @@ def simple_rnn_backward(X, W, U, H, dH, mask, dW_out, dU_out, db_out, dX_out, dZ
     out = Outs(dt, dW_out, dU_out, db_out, dX_out, dZ_buf, dh_buf)
     dW, dU, db, dX, dZ, dh = out.bufs
     _k.simple_rnn_backward(inp(X, dt), inp(W, dt), inp(U, dt), inp(H, dt), inp(dH, dt), *mask_args(mask, dt),
-                           dW, dU, db, dX, dX_out is not None, dZ, dh, workspace(U.shape[::-1], dt), threads())
+                           dW, dU, db, dX, dX_out is not None, dZ, dh, _packed(U, 1, dt), threads())
     out.back()
 
 
@@ -38,7 +43,8 @@ def lstm_forward(X, W, U, b, mask, H_out, C_out, G_out, scratch):
     """LSTM over every step; G_out (T, n, 4H) keeps the activated gates i, f, g, o for backward."""
     dt = dtype_of(H_out)
     out = Outs(dt, H_out, C_out, G_out)
-    _k.lstm_forward(inp(X, dt), inp(W, dt), inp(U, dt), inp(b, dt), *mask_args(mask, dt), *out.bufs, threads())
+    _k.lstm_forward(inp(X, dt), inp(W, dt), inp(U, dt), inp(b, dt), *mask_args(mask, dt), *out.bufs,
+                    _packed(U, 4, dt), threads())
     out.back()
 
 
@@ -49,7 +55,7 @@ def lstm_backward(X, W, U, H, C, G, dH, mask, dW_out, dU_out, db_out, dX_out, dG
     dW, dU, db, dX, dG, dh, dc = out.bufs
     _k.lstm_backward(inp(X, dt), inp(W, dt), inp(U, dt), inp(H, dt), inp(C, dt), inp(G, dt), inp(dH, dt),
                      *mask_args(mask, dt), dW, dU, db, dX, dX_out is not None, dG, dh, dc,
-                     workspace(U.shape[::-1], dt), threads())
+                     _packed(U, 4, dt), threads())
     out.back()
 
 
