@@ -194,7 +194,7 @@ cdef void _gru_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n
 
 
 cdef void _gru_extra_grads_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
-                                 bint reset_after, const floating* H, const floating* HH,
+                                 bint reset_after, bint tiles, const floating* H, const floating* HH,
                                  const floating* dGx, const floating* dGh, floating* dU,
                                  floating* db_h) noexcept nogil:
     """Columns [c0, c1) of dU (H_{<T-1}.T @ dGh_{>0}; without reset_after the candidate block is
@@ -206,15 +206,13 @@ cdef void _gru_extra_grads_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_s
     a1 = c1 if (reset_after or c1 < 2 * k) else 2 * k  # columns from the recurrent gate gradients
     if a1 > c0:
         if T > 1:
-            _gemm(c'T', c'N', <int> k, <int> (a1 - c0), <int> ((T - 1) * n), <floating> 1, H, <int> k,
-                  dGh + n * g3 + c0, <int> g3, <floating> 0, dU + c0, <int> g3)
+            _rnn_gemm_tn(k, a1 - c0, (T - 1) * n, H, k, dGh + n * g3 + c0, g3, tiles, dU + c0, g3)
         else:
             for i in range(k):
                 memset(dU + i * g3 + c0, 0, (a1 - c0) * sizeof(floating))
     a0 = c0 if c0 > a1 else a1
     if c1 > a0:  # not reset_after: the candidate columns
-        _gemm(c'T', c'N', <int> k, <int> (c1 - a0), <int> (T * n), <floating> 1, HH, <int> k,
-              dGx + a0, <int> g3, <floating> 0, dU + a0, <int> g3)
+        _rnn_gemm_tn(k, c1 - a0, T * n, HH, k, dGx + a0, g3, tiles, dU + a0, g3)
     for j in range(c0, c1):
         db_h[j] = 0
     if reset_after:
@@ -261,6 +259,7 @@ def gru_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const fl
     """BPTT of gru_forward; dX_out is written only when need_dX; pack_buf as the forward's."""
     cdef Py_ssize_t T = X.shape[0], n = X.shape[1], F = X.shape[2], k = U.shape[0], c, nb
     cdef bint tiles = _rnn_tiles_on and floating is float and reset_after
+    cdef bint wtiles = _rnn_tiles_on and floating is float  # the weight gradients: any form
     _rnn_check_common(X, W, U, mask, has_mask, k, 3 * k)
     _rnn_check_seq(H, T, n, k, "H")
     _rnn_check_seq(G, T, n, 3 * k, "G")
@@ -293,7 +292,7 @@ def gru_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const fl
                            &dh_buf[0, 0, 0], &dh_buf[1, 0, 0])
         for c in prange(nt if nt > 0 else 1, num_threads=nt, schedule="static"):
             _rnn_grads_block(c, nt if nt > 0 else 1, T, n, F, k, 3 * k, &X[0, 0, 0], &W[0, 0], &H[0, 0, 0],
-                             &dGx_buf[0, 0, 0], &dGx_buf[0, 0, 0], &dW_out[0, 0], <floating*> NULL, &db_out[0],
+                             &dGx_buf[0, 0, 0], &dGx_buf[0, 0, 0], wtiles, &dW_out[0, 0], <floating*> NULL, &db_out[0],
                              &dX_out[0, 0, 0] if need_dX else NULL)
-            _gru_extra_grads_block(c, nt if nt > 0 else 1, T, n, k, reset_after, &H[0, 0, 0], &HH[0, 0, 0],
+            _gru_extra_grads_block(c, nt if nt > 0 else 1, T, n, k, reset_after, wtiles, &H[0, 0, 0], &HH[0, 0, 0],
                                    &dGx_buf[0, 0, 0], &dGh_buf[0, 0, 0], &dU_out[0, 0], &db_h_out[0])

@@ -146,9 +146,22 @@ cdef void _rnn_project_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t m, Py_ssize
             G[i * g + j] += b[j]
 
 
+cdef inline void _rnn_gemm_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating* A, Py_ssize_t lda,
+                              const floating* B, Py_ssize_t ldb, bint tiles, floating* C,
+                              Py_ssize_t ldc) noexcept nogil:
+    """C (M x N) = A.T @ B, A (K x M) and B (K x N) row-major with strides: a weight gradient over the
+    whole sequence; rnn_tiles.pxi's micro-kernel when ``tiles`` (float32), else BLAS."""
+    if floating is float:
+        if tiles:
+            fastnn_tiles_gemm_tn_f(M, N, K, A, lda, B, ldb, C, ldc)
+            return
+    _gemm(c'T', c'N', <int> M, <int> N, <int> K, <floating> 1, A, <int> lda, B, <int> ldb, <floating> 0, C,
+          <int> ldc)
+
+
 cdef void _rnn_grads_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t F,
                            Py_ssize_t k, Py_ssize_t g, const floating* X, const floating* W,
-                           const floating* Hs, const floating* dG, const floating* dGu,
+                           const floating* Hs, const floating* dG, const floating* dGu, bint tiles,
                            floating* dW, floating* dU, floating* db, floating* dX) noexcept nogil:
     """Block c's share of the weight gradients (whole-sequence GEMMs): columns [c0, c1) of
     dW = X2.T @ dG2, db = sum dG2 and (dU not NULL) dU = H_{<T-1}.T @ dGu_{>0}; rows of dX = dG2 @ W.T."""
@@ -156,8 +169,7 @@ cdef void _rnn_grads_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t
     _rnn_span(g, nb, c, 16, &c0, &c1)
     if c1 > c0:
         if F > 0:
-            _gemm(c'T', c'N', <int> F, <int> (c1 - c0), <int> m, <floating> 1, X, <int> F, dG + c0, <int> g,
-                  <floating> 0, dW + c0, <int> g)
+            _rnn_gemm_tn(F, c1 - c0, m, X, F, dG + c0, g, tiles, dW + c0, g)
         for j in range(c0, c1):
             db[j] = 0
         for i in range(m):  # row order fixed: the sums do not depend on the thread count
@@ -165,8 +177,7 @@ cdef void _rnn_grads_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t
                 db[j] += dG[i * g + j]
         if dU != NULL:
             if T > 1:
-                _gemm(c'T', c'N', <int> k, <int> (c1 - c0), <int> ((T - 1) * n), <floating> 1, Hs, <int> k,
-                      dGu + n * g + c0, <int> g, <floating> 0, dU + c0, <int> g)
+                _rnn_gemm_tn(k, c1 - c0, (T - 1) * n, Hs, k, dGu + n * g + c0, g, tiles, dU + c0, g)
             else:
                 for i in range(k):
                     memset(dU + i * g + c0, 0, (c1 - c0) * sizeof(floating))
@@ -433,7 +444,7 @@ def simple_rnn_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, c
                                   &dZ_buf[0, 0, 0], &dh_buf[0, 0, 0])
         for c in prange(nt if nt > 0 else 1, num_threads=nt, schedule="static"):
             _rnn_grads_block(c, nt if nt > 0 else 1, T, n, F, k, k, &X[0, 0, 0], &W[0, 0], &H[0, 0, 0],
-                             &dZ_buf[0, 0, 0], &dZ_buf[0, 0, 0], &dW_out[0, 0], &dU_out[0, 0], &db_out[0],
+                             &dZ_buf[0, 0, 0], &dZ_buf[0, 0, 0], tiles, &dW_out[0, 0], &dU_out[0, 0], &db_out[0],
                              &dX_out[0, 0, 0] if need_dX else NULL)
 
 
@@ -502,5 +513,5 @@ def lstm_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const f
                             has_mask, &dG_buf[0, 0, 0], &dh_buf[0, 0, 0], &dc_buf[0, 0])
         for c in prange(nt if nt > 0 else 1, num_threads=nt, schedule="static"):
             _rnn_grads_block(c, nt if nt > 0 else 1, T, n, F, k, 4 * k, &X[0, 0, 0], &W[0, 0], &H[0, 0, 0],
-                             &dG_buf[0, 0, 0], &dG_buf[0, 0, 0], &dW_out[0, 0], &dU_out[0, 0], &db_out[0],
+                             &dG_buf[0, 0, 0], &dG_buf[0, 0, 0], tiles, &dW_out[0, 0], &dU_out[0, 0], &db_out[0],
                              &dX_out[0, 0, 0] if need_dX else NULL)

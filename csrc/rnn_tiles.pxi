@@ -47,14 +47,14 @@ cdef extern from *:
         const __m512 half = _mm512_set1_ps(0.5f);
         return _mm512_fmadd_ps(half, fastnn_tanh16(_mm512_mul_ps(half, x)), half);
     }
-    /* One tile: out[m][q*qs + j] += sum_r A[m*lda + r] * Bp[r*64 + 16q + j] (m < mr, j < 16 where mk[q]
-       has the bit), then with `lstm` the cell on the four gate vectors (q = i, f, g, o of 16 units):
+    /* One tile: out[m][q*qs + j] += sum_r A[m*sam + r*sar] * B[r*ldb + 16q + j] (m < mr, j < 16 where mk[q]
+       has the bit; B packed: ldb = 64), then with `lstm` the cell on the four gate vectors (q = i, f, g, o of 16 units):
        out <- activated gates, c = f*cp + i*g, h = o*tanh(c) (rows ldh apart). mr and lstm are
        constants in each caller's switch, so the accumulators stay in registers. */
     static inline __attribute__((always_inline)) FASTNN_AVX512 void fastnn_tile(const int mr, const int lstm,
-            Py_ssize_t K, const float* restrict A, Py_ssize_t lda, const float* restrict Bp, float* restrict out,
-            Py_ssize_t ldo, Py_ssize_t qs, const __mmask16* mk, const float* restrict cp, float* restrict c,
-            float* restrict h, Py_ssize_t ldh) {
+            Py_ssize_t K, const float* restrict A, Py_ssize_t sam, Py_ssize_t sar, const float* restrict B,
+            Py_ssize_t ldb, float* restrict out, Py_ssize_t ldo, Py_ssize_t qs, const __mmask16* mk,
+            const float* restrict cp, float* restrict c, float* restrict h, Py_ssize_t ldh) {
         __m512 acc[FASTNN_MR][4];
         #pragma GCC unroll 8
         for (int m = 0; m < mr; m++) {
@@ -62,12 +62,12 @@ cdef extern from *:
             for (int q = 0; q < 4; q++) acc[m][q] = _mm512_maskz_loadu_ps(mk[q], out + m * ldo + q * qs);
         }
         for (Py_ssize_t r = 0; r < K; r++) {
-            const float* b = Bp + r * 64;
+            const float* b = B + r * ldb;
             __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32),
                    b3 = _mm512_loadu_ps(b + 48);
             #pragma GCC unroll 8
             for (int m = 0; m < mr; m++) {
-                __m512 a = _mm512_set1_ps(A[m * lda + r]);
+                __m512 a = _mm512_set1_ps(A[m * sam + r * sar]);
                 acc[m][0] = _mm512_fmadd_ps(a, b0, acc[m][0]);
                 acc[m][1] = _mm512_fmadd_ps(a, b1, acc[m][1]);
                 acc[m][2] = _mm512_fmadd_ps(a, b2, acc[m][2]);
@@ -90,20 +90,20 @@ cdef extern from *:
     }
     #define FASTNN_TILE_CASES(LSTM) \
         switch (mr) { \
-        case 1: fastnn_tile(1, LSTM, K, A, lda, Bp, out, ldo, qs, mk, cp, c, h, ldh); break; \
-        case 2: fastnn_tile(2, LSTM, K, A, lda, Bp, out, ldo, qs, mk, cp, c, h, ldh); break; \
-        case 3: fastnn_tile(3, LSTM, K, A, lda, Bp, out, ldo, qs, mk, cp, c, h, ldh); break; \
-        case 4: fastnn_tile(4, LSTM, K, A, lda, Bp, out, ldo, qs, mk, cp, c, h, ldh); break; \
-        case 5: fastnn_tile(5, LSTM, K, A, lda, Bp, out, ldo, qs, mk, cp, c, h, ldh); break; \
-        default: fastnn_tile(6, LSTM, K, A, lda, Bp, out, ldo, qs, mk, cp, c, h, ldh); break; \
+        case 1: fastnn_tile(1, LSTM, K, A, sam, sar, B, ldb, out, ldo, qs, mk, cp, c, h, ldh); break; \
+        case 2: fastnn_tile(2, LSTM, K, A, sam, sar, B, ldb, out, ldo, qs, mk, cp, c, h, ldh); break; \
+        case 3: fastnn_tile(3, LSTM, K, A, sam, sar, B, ldb, out, ldo, qs, mk, cp, c, h, ldh); break; \
+        case 4: fastnn_tile(4, LSTM, K, A, sam, sar, B, ldb, out, ldo, qs, mk, cp, c, h, ldh); break; \
+        case 5: fastnn_tile(5, LSTM, K, A, sam, sar, B, ldb, out, ldo, qs, mk, cp, c, h, ldh); break; \
+        default: fastnn_tile(6, LSTM, K, A, sam, sar, B, ldb, out, ldo, qs, mk, cp, c, h, ldh); break; \
         }
-    static FASTNN_AVX512 void fastnn_tile_gemm(int mr, Py_ssize_t K, const float* A, Py_ssize_t lda,
-            const float* Bp, float* out, Py_ssize_t ldo, Py_ssize_t qs, const __mmask16* mk) {
+    static FASTNN_AVX512 void fastnn_tile_gemm(int mr, Py_ssize_t K, const float* A, Py_ssize_t sam, Py_ssize_t sar,
+            const float* B, Py_ssize_t ldb, float* out, Py_ssize_t ldo, Py_ssize_t qs, const __mmask16* mk) {
         const float* cp = 0; float* c = 0; float* h = 0; Py_ssize_t ldh = 0;
         FASTNN_TILE_CASES(0)
     }
-    static FASTNN_AVX512 void fastnn_tile_lstm(int mr, Py_ssize_t K, const float* A, Py_ssize_t lda,
-            const float* Bp, float* out, Py_ssize_t ldo, Py_ssize_t qs, const __mmask16* mk,
+    static FASTNN_AVX512 void fastnn_tile_lstm(int mr, Py_ssize_t K, const float* A, Py_ssize_t sam, Py_ssize_t sar,
+            const float* B, Py_ssize_t ldb, float* out, Py_ssize_t ldo, Py_ssize_t qs, const __mmask16* mk,
             const float* cp, float* c, float* h, Py_ssize_t ldh) {
         FASTNN_TILE_CASES(1)
     }
@@ -122,8 +122,34 @@ cdef extern from *:
             for (Py_ssize_t k0 = 0; k0 < K; k0 += FASTNN_KC)
                 for (Py_ssize_t r0 = 0; r0 < rows; r0 += FASTNN_MR)
                     fastnn_tile_gemm((int) (rows - r0 < FASTNN_MR ? rows - r0 : FASTNN_MR),
-                                     K - k0 < FASTNN_KC ? K - k0 : FASTNN_KC, A + r0 * lda + k0, lda,
-                                     Bp + (p * K + k0) * 64, C + r0 * ldc + p * 64, ldc, 16, mk);
+                                     K - k0 < FASTNN_KC ? K - k0 : FASTNN_KC, A + r0 * lda + k0, lda, 1,
+                                     Bp + (p * K + k0) * 64, 64, C + r0 * ldc + p * 64, ldc, 16, mk);
+        }
+    }
+    /* C (M x N, stride ldc) = A.T @ B with A (K x M, stride lda) and B (K x N, stride ldb): the
+       whole-sequence weight gradients (dW = X.T dG, dU = H.T dG). OpenBLAS's copy routines for these took
+       as long as its kernel (perf: both operands packed, the long one transposed). Here A's rows give the
+       broadcasts in place, and each chunk of FASTNN_KC rows of a 64-column panel of B is copied once into
+       a contiguous 32 KB buffer that every row tile then reads from L1 (read in place, rows 2 KB apart
+       fell into a few L1 sets and came from L2). */
+    static void fastnn_tiles_gemm_tn_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda,
+                                       const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc) {
+        float chunk[FASTNN_KC * 64] __attribute__((aligned(64)));
+        for (Py_ssize_t i = 0; i < M; i++) memset(C + i * ldc, 0, N * sizeof(float));
+        for (Py_ssize_t p = 0; p * 64 < N; p++) {
+            __mmask16 mk[4];
+            Py_ssize_t w = N - p * 64 < 64 ? N - p * 64 : 64;
+            for (int q = 0; q < 4; q++) mk[q] = fastnn_lanes(N - p * 64 - 16 * q);
+            for (Py_ssize_t k0 = 0; k0 < K; k0 += FASTNN_KC) {
+                Py_ssize_t kc = K - k0 < FASTNN_KC ? K - k0 : FASTNN_KC;
+                for (Py_ssize_t r = 0; r < kc; r++) {  /* zero past N: the tile reads all 64 columns */
+                    memcpy(chunk + r * 64, B + (k0 + r) * ldb + p * 64, w * sizeof(float));
+                    if (w < 64) memset(chunk + r * 64 + w, 0, (64 - w) * sizeof(float));
+                }
+                for (Py_ssize_t m0 = 0; m0 < M; m0 += FASTNN_MR)
+                    fastnn_tile_gemm((int) (M - m0 < FASTNN_MR ? M - m0 : FASTNN_MR), kc, A + k0 * lda + m0, 1,
+                                     lda, chunk, 64, C + m0 * ldc + p * 64, ldc, 16, mk);
+            }
         }
     }
     /* One LSTM step of a row block: G (rows x 4k) += Hp @ U (Up packed by fastnn_pack_gates), then the
@@ -134,8 +160,8 @@ cdef extern from *:
             __mmask16 m1 = fastnn_lanes(k - p * 16), mk[4] = {m1, m1, m1, m1};
             for (Py_ssize_t r0 = 0; r0 < rows; r0 += FASTNN_MR) {
                 Py_ssize_t o = r0 * k + p * 16;
-                fastnn_tile_lstm((int) (rows - r0 < FASTNN_MR ? rows - r0 : FASTNN_MR), k, Hp + r0 * k, k,
-                                 Up + p * 64 * k, G + r0 * 4 * k + p * 16, 4 * k, k, mk, Cp + o, C + o, H + o, k);
+                fastnn_tile_lstm((int) (rows - r0 < FASTNN_MR ? rows - r0 : FASTNN_MR), k, Hp + r0 * k, k, 1,
+                                 Up + p * 64 * k, 64, G + r0 * 4 * k + p * 16, 4 * k, k, mk, Cp + o, C + o, H + o, k);
             }
         }
     }
@@ -146,6 +172,8 @@ cdef extern from *:
                                     const float* Bp, float* C, Py_ssize_t ldc) {}
     static void fastnn_tiles_lstm_f(Py_ssize_t rows, Py_ssize_t k, const float* Hp, const float* Up, float* G,
                                     const float* Cp, float* C, float* H) {}
+    static void fastnn_tiles_gemm_tn_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda,
+                                       const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc) {}
     #endif
     /* B (K x N; B[r][j] = src[r*N + j], or src[j*K + r] when trans) into panels of 64 columns: panel p
        holds B[r][64p + j] at dst[p*64*K + r*64 + j], zero beyond N. */
@@ -174,6 +202,8 @@ cdef extern from *:
                              const float* Bp, float* C, Py_ssize_t ldc) noexcept nogil
     void fastnn_tiles_lstm_f(Py_ssize_t rows, Py_ssize_t k, const float* Hp, const float* Up, float* G,
                              const float* Cp, float* C, float* H) noexcept nogil
+    void fastnn_tiles_gemm_tn_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda,
+                                const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc) noexcept nogil
     void fastnn_pack64(Py_ssize_t K, Py_ssize_t N, const float* src, int trans, float* dst) noexcept nogil
     void fastnn_pack_gates(Py_ssize_t k, const float* U, float* dst) noexcept nogil
 
