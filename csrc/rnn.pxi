@@ -11,7 +11,8 @@
 # gradient, no reduction), the input gradient by rows. BLAS is called from every thread: it must run
 # one thread itself (the trainer limits it; fastnn.kernels.cython.rnn says how many threads run here).
 # In float32 on AVX-512 CPUs the per-step products (_rnn_step_gemm, and the LSTM forward's product + cell)
-# run rnn_tiles.pxi's micro-kernel on U packed once per call instead of BLAS.
+# run rnn_tiles.pxi's micro-kernel on U packed once per call instead of BLAS, and so do the weight
+# gradients (_rnn_gemm_tn).
 
 cdef extern from *:
     """
