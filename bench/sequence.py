@@ -2,7 +2,7 @@
 
 Models (28 steps x 28 pixels, softmax-CE, Adam 1e-3, float32):
 
-- ``lstm``: LSTM(128) -> Dense(10) (the last hidden state);
+- ``lstm``: LSTM(128) -> Dense(10) (the last hidden state); ``gru``: the same with GRU(128) (reset_after);
 - ``transformer``: TimeDistributed(Dense(64)) -> PositionalEncoding -> TransformerBlock(4 heads, ff 128,
   pre-LayerNorm) -> GlobalAveragePooling1D -> Dense(10).
 
@@ -12,12 +12,15 @@ attention kernels run one OpenMP / Numba block of rows per thread, the rest on o
 BLAS) and ``shards`` (one row shard of each batch per thread, every kernel on one thread:
 :mod:`fastnn.engine.sharded`); PyTorch (``nn.LSTM`` /
 ``nn.TransformerEncoderLayer(norm_first=True)``, fused Adam) and JAX (jitted step, optax Adam; the LSTM
-through ``lax.scan``) when installed. Interleaved comparison (each round runs every contender once, in
+through ``lax.scan``; no GRU) when installed. The contender ``cython-blas`` (``--backends``, not a
+default) is the Cython backend with the float32 recurrent micro-kernel switched off (per-step BLAS
+GEMMs, as before it): the micro-kernel's gain in one run. Interleaved comparison (each round runs every contender once, in
 turn, so load drift hits all alike; XLA fixes its thread pool at start, so one process per thread count)::
 
     FASTNN_DATA=../shared/data/mnist python -m bench.sequence --threads 1 --n 20000 --rounds 3
     FASTNN_DATA=../shared/data/mnist python -m bench.sequence --threads 2 --splits kernels,shards --peers none \
         --batches 32,64,128 --n 3200 --rounds 2 --cpu   # the sweep behind fastnn.engine.sharded's rule
+    python -m bench.sequence --models lstm,gru --backends cython,cython-blas --threads 2
 """
 import argparse
 import math
@@ -44,24 +47,41 @@ SPLITS = {"auto": {}, "kernels": {"path": "per-layer"}, "shards": {"parallel": "
 
 
 def make_fastnn_sequence_epoch(X, y, model, backend, threads, seed=0, split="auto", batch=BATCH):
-    """One fastnn epoch of ``model`` ('lstm' or 'transformer') on (n, 28, 28) sequences; ``split`` is a
-    key of :data:`SPLITS` (``path='per-layer'`` is the kernel-threaded runner: no row shards)."""
+    """One fastnn epoch of ``model`` ('lstm', 'gru' or 'transformer') on (n, 28, 28) sequences; ``split``
+    is a key of :data:`SPLITS` (``path='per-layer'`` is the kernel-threaded runner: no row shards);
+    ``backend`` 'cython-blas' is Cython with the recurrent micro-kernel off."""
     import fastnn as fnn
 
-    if model == "lstm":
-        layers = [fnn.LSTM(128), fnn.Dense(10)]
+    impl, tiles = f"fastnn-{backend}-{model}", backend != "cython-blas"
+    backend = "cython" if backend == "cython-blas" else backend
+    if model in ("lstm", "gru"):
+        layers = [fnn.LSTM(128) if model == "lstm" else fnn.GRU(128), fnn.Dense(10)]
     else:
         layers = [fnn.TimeDistributed(fnn.Dense(64)), fnn.PositionalEncoding(), fnn.TransformerBlock(4, 128),
                   fnn.GlobalAveragePooling1D(), fnn.Dense(10)]
     net = fnn.Network(layers, input_shape=(STEPS, FEATURES), seed=seed, backend=backend)
     tr = fnn.Trainer(net, optimizer=fnn.Adam(1e-3), batch_size=batch, seed=seed, n_threads=threads, verbose=0,
                      **SPLITS[split])
+    switch = _tiles_switch() if backend == "cython" else (lambda on: None)
+    switch(tiles)
     tr.fit(X[:2 * batch], y[:2 * batch], epochs=1)  # compile and size the buffers outside the timing
+    switch(True)
 
     def epoch():
-        return tr.fit(X, y, epochs=1).history["loss"][-1]
+        switch(tiles)
+        try:
+            return tr.fit(X, y, epochs=1).history["loss"][-1]
+        finally:
+            switch(True)
     suffix = "" if split == "auto" else f"-{split}"
-    return PeerRun(epoch, f"fastnn-{backend}-{model}{suffix}", len(X), batch, threads)
+    return PeerRun(epoch, f"{impl}{suffix}", len(X), batch, threads)
+
+
+def _tiles_switch():
+    """The Cython backend's switch of its float32 recurrent micro-kernel (a no-op on an older build)."""
+    from fastnn._ext import _kernels
+
+    return getattr(_kernels, "rnn_tiles", lambda on: None)
 
 
 def torch_sequence_net(model, seed=0):
@@ -73,8 +93,8 @@ def torch_sequence_net(model, seed=0):
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            if model == "lstm":
-                self.rnn = torch.nn.LSTM(FEATURES, 128, batch_first=True)
+            if model in ("lstm", "gru"):
+                self.rnn = (torch.nn.LSTM if model == "lstm" else torch.nn.GRU)(FEATURES, 128, batch_first=True)
                 self.head = torch.nn.Linear(128, 10)
             else:
                 self.proj = torch.nn.Linear(FEATURES, 64)
@@ -87,7 +107,7 @@ def torch_sequence_net(model, seed=0):
                 self.register_buffer("pe", torch.from_numpy(pe))
 
         def forward(self, x):
-            if model == "lstm":
+            if model in ("lstm", "gru"):
                 out, _ = self.rnn(x)
                 return self.head(out[:, -1])
             return self.head(self.block(self.proj(x) + self.pe).mean(dim=1))
@@ -241,7 +261,7 @@ def _factories(model, threads, backends, splits=("auto",), peers=("torch", "jax"
     if "torch" in peers and importlib.util.find_spec("torch") is not None:
         out.append(lambda X, y: make_torch_sequence_epoch(X, y, model, threads, batch=batch))
     if batch == BATCH and "jax" in peers and importlib.util.find_spec("jax") is not None \
-            and importlib.util.find_spec("optax") is not None:
+            and importlib.util.find_spec("optax") is not None and model != "gru":
         make = make_jax_lstm_epoch if model == "lstm" else make_jax_transformer_epoch
         out.append(lambda X, y: make(X, y, threads))
     return out

@@ -34,7 +34,7 @@ def test_sequence_fastnn(benchmark, train_data, bench_rounds, bench_record, mode
     bench_record(run, result=loss)
 
 
-@pytest.mark.parametrize("model", ["lstm", "transformer"])
+@pytest.mark.parametrize("model", ["lstm", "gru", "transformer"])
 def test_sequence_torch(benchmark, train_data, bench_rounds, bench_record, model):
     pytest.importorskip("torch")
     run = seq.make_torch_sequence_epoch(*seq.sequences(*train_data), model, threads=2)
@@ -52,6 +52,22 @@ def test_sequence_jax(benchmark, train_data, bench_rounds, bench_record, model):
     run = make(X, y, threads=2)
     loss = _bench(benchmark, bench_rounds, run)
     assert math.isfinite(loss)
+    bench_record(run, result=loss)
+
+
+@pytest.mark.parametrize("backend", ["cython", "cython-blas"])
+def test_sequence_gru(benchmark, train_data, bench_rounds, bench_record, backend):
+    """GRU(128), and the Cython backend with its float32 recurrent micro-kernel off (then back on)."""
+    import fastnn as fnn
+
+    if "cython" not in fnn.available_backends():
+        pytest.skip("cython backend not available")
+    from fastnn._ext import _kernels
+
+    was = _kernels.rnn_tiles()
+    run = seq.make_fastnn_sequence_epoch(*seq.sequences(*train_data), "gru", backend, threads=2)
+    loss = _bench(benchmark, bench_rounds, run)
+    assert math.isfinite(loss) and _kernels.rnn_tiles() == was
     bench_record(run, result=loss)
 
 

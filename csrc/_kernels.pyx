@@ -226,6 +226,7 @@ include "plan_cols.pxi"
 include "conv.pxi"
 include "pool.pxi"
 # Sequence models (issue 12): recurrent cells, attention, embeddings.
+include "rnn_tiles.pxi"
 include "rnn.pxi"
 include "gru.pxi"
 include "rnn_infer.pxi"

@@ -89,8 +89,11 @@ cdef extern from *:
 
 # --------------------------------------------------------------------------- GRU
 cdef void _gru_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
-                         const floating* U, const floating* b_h, bint reset_after, const floating* mask,
-                         bint has_mask, floating* H, floating* G, floating* HH, floating* S) noexcept nogil:
+                         const floating* U, const floating* Up, bint tiles, const floating* b_h, bint reset_after,
+                         const floating* mask, bint has_mask, floating* H, floating* G, floating* HH,
+                         floating* S) noexcept nogil:
+    """Every step of block c's rows; with ``tiles`` (float32, reset_after) h_{t-1} @ U runs rnn_tiles.pxi's
+    micro-kernel on ``Up`` (U packed by fastnn_pack64), else BLAS on U."""
     cdef Py_ssize_t lo, hi, t, i, j, g3 = 3 * k, o
     cdef floating z, r, cand, hp
     cdef floating* Gr
@@ -99,11 +102,13 @@ cdef void _gru_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n
     if hi <= lo:
         return
     for t in range(T):
-        if t > 0:
+        if t > 0 and not tiles:
             _gemm(c'N', c'N', <int> (hi - lo), <int> g3, <int> k, <floating> 1, H + ((t - 1) * n + lo) * k,
                   <int> k, U, <int> g3, <floating> 0, S + lo * g3, <int> g3)
         else:
             memset(S + lo * g3, 0, (hi - lo) * g3 * sizeof(floating))
+            if t > 0:
+                _rnn_step_gemm(hi - lo, k, g3, H + ((t - 1) * n + lo) * k, Up, tiles, S + lo * g3)
         for i in range(lo, hi):
             o = t * n + i
             Gr = G + o * g3
@@ -142,7 +147,7 @@ cdef void _gru_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n
 
 
 cdef void _gru_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
-                         const floating* UT, const floating* H, const floating* G, const floating* HH,
+                         const floating* UT, bint tiles, const floating* H, const floating* G, const floating* HH,
                          const floating* dH, bint reset_after, const floating* mask, bint has_mask,
                          floating* dGx, floating* dGh, floating* carry, floating* prod) noexcept nogil:
     cdef Py_ssize_t lo, hi, t, i, j, g3 = 3 * k, o
@@ -184,13 +189,12 @@ cdef void _gru_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n
                     dGx[o * g3 + k + j] = da_r
                     dGh[o * g3 + k + j] = da_r
                     carry[i * k + j] += s * r
-        if t > 0:
-            _gemm(c'N', c'N', <int> (hi - lo), <int> k, <int> g3, <floating> 1, dGh + (t * n + lo) * g3,
-                  <int> g3, UT, <int> k, <floating> 1, carry + lo * k, <int> k)
+        if t > 0:  # UT: U.T, packed by fastnn_pack64 when tiles
+            _rnn_step_gemm(hi - lo, g3, k, dGh + (t * n + lo) * g3, UT, tiles, carry + lo * k)
 
 
 cdef void _gru_extra_grads_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
-                                 bint reset_after, const floating* H, const floating* HH,
+                                 bint reset_after, bint tiles, const floating* H, const floating* HH,
                                  const floating* dGx, const floating* dGh, floating* dU,
                                  floating* db_h) noexcept nogil:
     """Columns [c0, c1) of dU (H_{<T-1}.T @ dGh_{>0}; without reset_after the candidate block is
@@ -202,15 +206,13 @@ cdef void _gru_extra_grads_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_s
     a1 = c1 if (reset_after or c1 < 2 * k) else 2 * k  # columns from the recurrent gate gradients
     if a1 > c0:
         if T > 1:
-            _gemm(c'T', c'N', <int> k, <int> (a1 - c0), <int> ((T - 1) * n), <floating> 1, H, <int> k,
-                  dGh + n * g3 + c0, <int> g3, <floating> 0, dU + c0, <int> g3)
+            _rnn_gemm_tn(k, a1 - c0, (T - 1) * n, H, k, dGh + n * g3 + c0, g3, tiles, dU + c0, g3)
         else:
             for i in range(k):
                 memset(dU + i * g3 + c0, 0, (a1 - c0) * sizeof(floating))
     a0 = c0 if c0 > a1 else a1
     if c1 > a0:  # not reset_after: the candidate columns
-        _gemm(c'T', c'N', <int> k, <int> (c1 - a0), <int> (T * n), <floating> 1, HH, <int> k,
-              dGx + a0, <int> g3, <floating> 0, dU + a0, <int> g3)
+        _rnn_gemm_tn(k, c1 - a0, T * n, HH, k, dGx + a0, g3, tiles, dU + a0, g3)
     for j in range(c0, c1):
         db_h[j] = 0
     if reset_after:
@@ -222,9 +224,11 @@ cdef void _gru_extra_grads_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_s
 def gru_forward(const floating[:, :, ::1] X, const floating[:, ::1] W, const floating[:, ::1] U,
                 const floating[::1] b, const floating[::1] b_h, bint reset_after, const floating[:, ::1] mask,
                 bint has_mask, floating[:, :, ::1] H_out, floating[:, :, ::1] G_out, floating[:, :, ::1] HH_out,
-                floating[:, ::1] scratch, int nt):
-    """GRU over every step; G_out keeps z, r, n; HH_out the recurrent candidate term."""
+                floating[:, ::1] scratch, floating[::1] pack_buf, int nt):
+    """GRU over every step; G_out keeps z, r, n; HH_out the recurrent candidate term; pack_buf:
+    rnn_pack_size(k, 3) elements."""
     cdef Py_ssize_t T = X.shape[0], n = X.shape[1], F = X.shape[2], k = U.shape[0], c, nb
+    cdef bint tiles = _rnn_tiles_on and floating is float and reset_after
     _rnn_check_common(X, W, U, mask, has_mask, k, 3 * k)
     _rnn_check(b.shape[0], 3 * k, "b")
     _rnn_check(b_h.shape[0], 3 * k, "b_h")
@@ -232,15 +236,17 @@ def gru_forward(const floating[:, :, ::1] X, const floating[:, ::1] W, const flo
     _rnn_check_seq(G_out, T, n, 3 * k, "G_out")
     _rnn_check_seq(HH_out, T, n, k, "HH_out")
     _rnn_check(scratch.shape[0] * scratch.shape[1], n * 3 * k, "scratch")
+    _rnn_check_pack(pack_buf, k, 3)
     if T * n == 0 or k == 0:
         return
     nb = _rnn_blocks(n, nt)
     with nogil:
+        _rnn_pack(k, 3 * k, &U[0, 0], False, tiles, &pack_buf[0])
         for c in prange(_rnn_blocks(T * n, nt), num_threads=nt, schedule="static"):
             _rnn_project_block(c, _rnn_blocks(T * n, nt), T * n, F, 3 * k, &X[0, 0, 0], &W[0, 0], &b[0],
                                &G_out[0, 0, 0])
         for c in prange(nb, num_threads=nt, schedule="static"):
-            _gru_fwd_block(c, nb, T, n, k, &U[0, 0], &b_h[0], reset_after, &mask[0, 0], has_mask,
+            _gru_fwd_block(c, nb, T, n, k, &U[0, 0], &pack_buf[0], tiles, &b_h[0], reset_after, &mask[0, 0], has_mask,
                            &H_out[0, 0, 0], &G_out[0, 0, 0], &HH_out[0, 0, 0], &scratch[0, 0])
 
 
@@ -249,9 +255,11 @@ def gru_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const fl
                  const floating[:, :, ::1] dH, bint reset_after, const floating[:, ::1] mask, bint has_mask,
                  floating[:, ::1] dW_out, floating[:, ::1] dU_out, floating[::1] db_out, floating[::1] db_h_out,
                  floating[:, :, ::1] dX_out, bint need_dX, floating[:, :, ::1] dGx_buf,
-                 floating[:, :, ::1] dGh_buf, floating[:, :, ::1] dh_buf, floating[:, ::1] UT_buf, int nt):
-    """BPTT of gru_forward; dX_out is written only when need_dX."""
+                 floating[:, :, ::1] dGh_buf, floating[:, :, ::1] dh_buf, floating[::1] pack_buf, int nt):
+    """BPTT of gru_forward; dX_out is written only when need_dX; pack_buf as the forward's."""
     cdef Py_ssize_t T = X.shape[0], n = X.shape[1], F = X.shape[2], k = U.shape[0], c, nb
+    cdef bint tiles = _rnn_tiles_on and floating is float and reset_after
+    cdef bint wtiles = _rnn_tiles_on and floating is float  # the weight gradients: any form
     _rnn_check_common(X, W, U, mask, has_mask, k, 3 * k)
     _rnn_check_seq(H, T, n, k, "H")
     _rnn_check_seq(G, T, n, 3 * k, "G")
@@ -266,7 +274,7 @@ def gru_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const fl
     _rnn_check(db_h_out.shape[0], 3 * k, "db_h_out")
     if need_dX:
         _rnn_check_seq(dX_out, T, n, F, "dX_out")
-    _rnn_check(UT_buf.shape[0] * UT_buf.shape[1], 3 * k * k, "UT_buf")
+    _rnn_check_pack(pack_buf, k, 3)
     if T * n == 0 or k == 0:
         dW_out[...] = 0
         dU_out[...] = 0
@@ -277,14 +285,14 @@ def gru_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const fl
         return
     nb = _rnn_blocks(n, nt)
     with nogil:
-        _rnn_transpose(k, 3 * k, &U[0, 0], &UT_buf[0, 0])
+        _rnn_pack(3 * k, k, &U[0, 0], True, tiles, &pack_buf[0])
         for c in prange(nb, num_threads=nt, schedule="static"):
-            _gru_bwd_block(c, nb, T, n, k, &UT_buf[0, 0], &H[0, 0, 0], &G[0, 0, 0], &HH[0, 0, 0], &dH[0, 0, 0],
+            _gru_bwd_block(c, nb, T, n, k, &pack_buf[0], tiles, &H[0, 0, 0], &G[0, 0, 0], &HH[0, 0, 0], &dH[0, 0, 0],
                            reset_after, &mask[0, 0], has_mask, &dGx_buf[0, 0, 0], &dGh_buf[0, 0, 0],
                            &dh_buf[0, 0, 0], &dh_buf[1, 0, 0])
         for c in prange(nt if nt > 0 else 1, num_threads=nt, schedule="static"):
             _rnn_grads_block(c, nt if nt > 0 else 1, T, n, F, k, 3 * k, &X[0, 0, 0], &W[0, 0], &H[0, 0, 0],
-                             &dGx_buf[0, 0, 0], &dGx_buf[0, 0, 0], &dW_out[0, 0], <floating*> NULL, &db_out[0],
+                             &dGx_buf[0, 0, 0], &dGx_buf[0, 0, 0], wtiles, &dW_out[0, 0], <floating*> NULL, &db_out[0],
                              &dX_out[0, 0, 0] if need_dX else NULL)
-            _gru_extra_grads_block(c, nt if nt > 0 else 1, T, n, k, reset_after, &H[0, 0, 0], &HH[0, 0, 0],
+            _gru_extra_grads_block(c, nt if nt > 0 else 1, T, n, k, reset_after, wtiles, &H[0, 0, 0], &HH[0, 0, 0],
                                    &dGx_buf[0, 0, 0], &dGh_buf[0, 0, 0], &dU_out[0, 0], &db_h_out[0])

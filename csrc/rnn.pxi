@@ -10,6 +10,9 @@
 # gradients are whole-sequence GEMMs split by output columns across the threads (one copy of each
 # gradient, no reduction), the input gradient by rows. BLAS is called from every thread: it must run
 # one thread itself (the trainer limits it; fastnn.kernels.cython.rnn says how many threads run here).
+# In float32 on AVX-512 CPUs the per-step products (_rnn_step_gemm, and the LSTM forward's product + cell)
+# run rnn_tiles.pxi's micro-kernel on U packed once per call instead of BLAS, and so do the weight
+# gradients (_rnn_gemm_tn).
 
 cdef extern from *:
     """
@@ -144,9 +147,22 @@ cdef void _rnn_project_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t m, Py_ssize
             G[i * g + j] += b[j]
 
 
+cdef inline void _rnn_gemm_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating* A, Py_ssize_t lda,
+                              const floating* B, Py_ssize_t ldb, bint tiles, floating* C,
+                              Py_ssize_t ldc) noexcept nogil:
+    """C (M x N) = A.T @ B, A (K x M) and B (K x N) row-major with strides: a weight gradient over the
+    whole sequence; rnn_tiles.pxi's micro-kernel when ``tiles`` (float32), else BLAS."""
+    if floating is float:
+        if tiles:
+            fastnn_tiles_gemm_tn_f(M, N, K, A, lda, B, ldb, C, ldc)
+            return
+    _gemm(c'T', c'N', <int> M, <int> N, <int> K, <floating> 1, A, <int> lda, B, <int> ldb, <floating> 0, C,
+          <int> ldc)
+
+
 cdef void _rnn_grads_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t F,
                            Py_ssize_t k, Py_ssize_t g, const floating* X, const floating* W,
-                           const floating* Hs, const floating* dG, const floating* dGu,
+                           const floating* Hs, const floating* dG, const floating* dGu, bint tiles,
                            floating* dW, floating* dU, floating* db, floating* dX) noexcept nogil:
     """Block c's share of the weight gradients (whole-sequence GEMMs): columns [c0, c1) of
     dW = X2.T @ dG2, db = sum dG2 and (dU not NULL) dU = H_{<T-1}.T @ dGu_{>0}; rows of dX = dG2 @ W.T."""
@@ -154,8 +170,7 @@ cdef void _rnn_grads_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t
     _rnn_span(g, nb, c, 16, &c0, &c1)
     if c1 > c0:
         if F > 0:
-            _gemm(c'T', c'N', <int> F, <int> (c1 - c0), <int> m, <floating> 1, X, <int> F, dG + c0, <int> g,
-                  <floating> 0, dW + c0, <int> g)
+            _rnn_gemm_tn(F, c1 - c0, m, X, F, dG + c0, g, tiles, dW + c0, g)
         for j in range(c0, c1):
             db[j] = 0
         for i in range(m):  # row order fixed: the sums do not depend on the thread count
@@ -163,8 +178,7 @@ cdef void _rnn_grads_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t
                 db[j] += dG[i * g + j]
         if dU != NULL:
             if T > 1:
-                _gemm(c'T', c'N', <int> k, <int> (c1 - c0), <int> ((T - 1) * n), <floating> 1, Hs, <int> k,
-                      dGu + n * g + c0, <int> g, <floating> 0, dU + c0, <int> g)
+                _rnn_gemm_tn(k, c1 - c0, (T - 1) * n, Hs, k, dGu + n * g + c0, g, tiles, dU + c0, g)
             else:
                 for i in range(k):
                     memset(dU + i * g + c0, 0, (c1 - c0) * sizeof(floating))
@@ -184,6 +198,29 @@ cdef inline void _rnn_keep_state(Py_ssize_t t, Py_ssize_t n, Py_ssize_t k, Py_ss
         memset(S + i * k, 0, k * sizeof(floating))
 
 
+cdef inline void _rnn_step_gemm(Py_ssize_t rows, Py_ssize_t K, Py_ssize_t N, const floating* A,
+                                const floating* B, bint tiles, floating* C) noexcept nogil:
+    """C (rows x N) += A (rows x K) @ B, rows contiguous: the per-step recurrent product. B is packed by
+    fastnn_pack64 when ``tiles`` (float32 only: rnn_tiles.pxi's micro-kernel), else plain (K x N) for BLAS."""
+    if floating is float:
+        if tiles:
+            fastnn_tiles_gemm_f(rows, K, N, A, K, B, C, N)
+            return
+    _gemm(c'N', c'N', <int> rows, <int> N, <int> K, <floating> 1, A, <int> K, B, <int> N, <floating> 1, C, <int> N)
+
+
+cdef void _rnn_pack(Py_ssize_t K, Py_ssize_t N, const floating* U, bint trans, bint tiles,
+                    floating* dst) noexcept nogil:
+    """The operand of _rnn_step_gemm from U (K x N, or N x K when ``trans``): packed for the micro-kernel
+    when ``tiles``, else U.T into dst when ``trans`` (else nothing: BLAS takes U itself)."""
+    if floating is float:
+        if tiles:
+            fastnn_pack64(K, N, U, trans, dst)
+            return
+    if trans:
+        _rnn_transpose(N, K, U, dst)
+
+
 cdef void _rnn_transpose(Py_ssize_t rows, Py_ssize_t cols, const floating* src, floating* dst) noexcept nogil:
     """dst (cols, rows) = src (rows, cols).T. Backward multiplies by U.T every step: OpenBLAS's
     transposed packing of U (sgemm_itcopy) cost a third of its GEMM kernel time in an LSTM(128)
@@ -196,7 +233,7 @@ cdef void _rnn_transpose(Py_ssize_t rows, Py_ssize_t cols, const floating* src, 
 
 # --------------------------------------------------------------------------- SimpleRNN
 cdef void _simple_rnn_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
-                                const floating* U, const floating* mask, bint has_mask,
+                                const floating* U, bint tiles, const floating* mask, bint has_mask,
                                 floating* H) noexcept nogil:
     cdef Py_ssize_t lo, hi, t, i
     _rnn_span(n, nb, c, 1, &lo, &hi)
@@ -204,8 +241,7 @@ cdef void _simple_rnn_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ss
         return
     for t in range(T):
         if t > 0:
-            _gemm(c'N', c'N', <int> (hi - lo), <int> k, <int> k, <floating> 1, H + ((t - 1) * n + lo) * k,
-                  <int> k, U, <int> k, <floating> 1, H + (t * n + lo) * k, <int> k)
+            _rnn_step_gemm(hi - lo, k, k, H + ((t - 1) * n + lo) * k, U, tiles, H + (t * n + lo) * k)
         if floating is float:
             fastnn_rnn_tanh_run_f((hi - lo) * k, H + (t * n + lo) * k)
         else:
@@ -217,7 +253,7 @@ cdef void _simple_rnn_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ss
 
 
 cdef void _simple_rnn_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
-                                const floating* UT, const floating* H, const floating* dH,
+                                const floating* UT, bint tiles, const floating* H, const floating* dH,
                                 const floating* mask, bint has_mask, floating* dZ,
                                 floating* carry) noexcept nogil:
     cdef Py_ssize_t lo, hi, t, i, j, o
@@ -244,20 +280,31 @@ cdef void _simple_rnn_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ss
                 dZ[o + j] = d * (<floating> 1 - hv * hv)
                 carry[i * k + j] = 0
         if t > 0:
-            _gemm(c'N', c'N', <int> (hi - lo), <int> k, <int> k, <floating> 1, dZ + (t * n + lo) * k, <int> k,
-                  UT, <int> k, <floating> 1, carry + lo * k, <int> k)
+            _rnn_step_gemm(hi - lo, k, k, dZ + (t * n + lo) * k, UT, tiles, carry + lo * k)
 
 
 # --------------------------------------------------------------------------- LSTM
 cdef void _lstm_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
-                          const floating* U, const floating* mask, bint has_mask,
+                          const floating* U, const floating* Up, bint tiles, const floating* mask, bint has_mask,
                           floating* H, floating* C, floating* G) noexcept nogil:
+    """Every step of block c's rows; with ``tiles`` (float32) the step's GEMM and cell are one micro-kernel
+    pass over ``Up`` (U packed by fastnn_pack_gates), else a BLAS GEMM and the cell pass."""
     cdef Py_ssize_t lo, hi, t, i, g4 = 4 * k
     cdef const floating* cp
     _rnn_span(n, nb, c, 1, &lo, &hi)
     if hi <= lo:
         return
     for t in range(T):
+        if floating is float:
+            if tiles and t > 0:
+                fastnn_tiles_lstm_f(hi - lo, k, H + ((t - 1) * n + lo) * k, Up, G + (t * n + lo) * g4,
+                                    C + ((t - 1) * n + lo) * k, C + (t * n + lo) * k, H + (t * n + lo) * k)
+                if has_mask:
+                    for i in range(lo, hi):
+                        if mask[t * n + i] == 0:
+                            _rnn_keep_state(t, n, k, i, H)
+                            _rnn_keep_state(t, n, k, i, C)
+                continue
         if t > 0:
             _gemm(c'N', c'N', <int> (hi - lo), <int> g4, <int> k, <floating> 1, H + ((t - 1) * n + lo) * k,
                   <int> k, U, <int> g4, <floating> 1, G + (t * n + lo) * g4, <int> g4)
@@ -273,7 +320,7 @@ cdef void _lstm_fwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t 
 
 
 cdef void _lstm_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t n, Py_ssize_t k,
-                          const floating* UT, const floating* C, const floating* G, const floating* dH,
+                          const floating* UT, bint tiles, const floating* C, const floating* G, const floating* dH,
                           const floating* mask, bint has_mask, floating* dG, floating* carry,
                           floating* dc) noexcept nogil:
     cdef Py_ssize_t lo, hi, t, i, j, o, g4 = 4 * k
@@ -303,8 +350,7 @@ cdef void _lstm_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t 
                 fastnn_lstm_bwd_d(k, t < T - 1, dH + o * k, carry + i * k, dc + i * k, G + o * g4, C + o * k,
                                   cp, dG + o * g4)
         if t > 0:
-            _gemm(c'N', c'N', <int> (hi - lo), <int> k, <int> g4, <floating> 1, dG + (t * n + lo) * g4,
-                  <int> g4, UT, <int> k, <floating> 1, carry + lo * k, <int> k)
+            _rnn_step_gemm(hi - lo, g4, k, dG + (t * n + lo) * g4, UT, tiles, carry + lo * k)
 
 
 # --------------------------------------------------------------------------- Python wrappers
@@ -314,6 +360,12 @@ cdef void _lstm_bwd_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t 
 cdef int _rnn_check(Py_ssize_t got, Py_ssize_t want, str what) except -1:
     if got != want:
         raise ValueError(f"{what}: size {got}, expected {want}")
+    return 0
+
+
+cdef int _rnn_check_pack(const floating[::1] pack_buf, Py_ssize_t k, Py_ssize_t gates) except -1:
+    if pack_buf.shape[0] < rnn_pack_size(k, gates) or pack_buf.shape[0] == 0:
+        raise ValueError(f"pack_buf: size {pack_buf.shape[0]}, expected at least {max(1, rnn_pack_size(k, gates))}")
     return 0
 
 
@@ -337,30 +389,36 @@ cdef int _rnn_check_common(const floating[:, :, ::1] X, const floating[:, ::1] W
 
 def simple_rnn_forward(const floating[:, :, ::1] X, const floating[:, ::1] W, const floating[:, ::1] U,
                        const floating[::1] b, const floating[:, ::1] mask, bint has_mask,
-                       floating[:, :, ::1] H_out, int nt):
-    """h_t = tanh(x_t W + h_{t-1} U + b) for every step."""
+                       floating[:, :, ::1] H_out, floating[::1] pack_buf, int nt):
+    """h_t = tanh(x_t W + h_{t-1} U + b) for every step; pack_buf: rnn_pack_size(k, 1) elements."""
     cdef Py_ssize_t T = X.shape[0], n = X.shape[1], F = X.shape[2], k = U.shape[0], c, nb
+    cdef bint tiles = _rnn_tiles_on and floating is float
+    cdef const floating* Ub
     _rnn_check_common(X, W, U, mask, has_mask, k, k)
     _rnn_check(b.shape[0], k, "b")
     _rnn_check_seq(H_out, T, n, k, "H_out")
+    _rnn_check_pack(pack_buf, k, 1)
     if T * n == 0 or k == 0:
         return
     nb = _rnn_blocks(n, nt)
+    Ub = &pack_buf[0] if tiles else &U[0, 0]
     with nogil:
+        _rnn_pack(k, k, &U[0, 0], False, tiles, &pack_buf[0])
         for c in prange(_rnn_blocks(T * n, nt), num_threads=nt, schedule="static"):
             _rnn_project_block(c, _rnn_blocks(T * n, nt), T * n, F, k, &X[0, 0, 0], &W[0, 0], &b[0],
                                &H_out[0, 0, 0])
         for c in prange(nb, num_threads=nt, schedule="static"):
-            _simple_rnn_fwd_block(c, nb, T, n, k, &U[0, 0], &mask[0, 0], has_mask, &H_out[0, 0, 0])
+            _simple_rnn_fwd_block(c, nb, T, n, k, Ub, tiles, &mask[0, 0], has_mask, &H_out[0, 0, 0])
 
 
 def simple_rnn_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const floating[:, ::1] U,
                         const floating[:, :, ::1] H, const floating[:, :, ::1] dH, const floating[:, ::1] mask,
                         bint has_mask, floating[:, ::1] dW_out, floating[:, ::1] dU_out, floating[::1] db_out,
                         floating[:, :, ::1] dX_out, bint need_dX, floating[:, :, ::1] dZ_buf,
-                        floating[:, :, ::1] dh_buf, floating[:, ::1] UT_buf, int nt):
-    """BPTT of simple_rnn_forward; dX_out is written only when need_dX."""
+                        floating[:, :, ::1] dh_buf, floating[::1] pack_buf, int nt):
+    """BPTT of simple_rnn_forward; dX_out is written only when need_dX; pack_buf as the forward's."""
     cdef Py_ssize_t T = X.shape[0], n = X.shape[1], F = X.shape[2], k = U.shape[0], c, nb
+    cdef bint tiles = _rnn_tiles_on and floating is float
     _rnn_check_common(X, W, U, mask, has_mask, k, k)
     _rnn_check_seq(H, T, n, k, "H")
     _rnn_check_seq(dH, T, n, k, "dH")
@@ -371,7 +429,7 @@ def simple_rnn_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, c
     _rnn_check(db_out.shape[0], k, "db_out")
     if need_dX:
         _rnn_check_seq(dX_out, T, n, F, "dX_out")
-    _rnn_check(UT_buf.shape[0] * UT_buf.shape[1], k * k, "UT_buf")
+    _rnn_check_pack(pack_buf, k, 1)
     if T * n == 0 or k == 0:
         dW_out[...] = 0
         dU_out[...] = 0
@@ -381,35 +439,40 @@ def simple_rnn_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, c
         return
     nb = _rnn_blocks(n, nt)
     with nogil:
-        _rnn_transpose(k, k, &U[0, 0], &UT_buf[0, 0])
+        _rnn_pack(k, k, &U[0, 0], True, tiles, &pack_buf[0])
         for c in prange(nb, num_threads=nt, schedule="static"):
-            _simple_rnn_bwd_block(c, nb, T, n, k, &UT_buf[0, 0], &H[0, 0, 0], &dH[0, 0, 0], &mask[0, 0], has_mask,
+            _simple_rnn_bwd_block(c, nb, T, n, k, &pack_buf[0], tiles, &H[0, 0, 0], &dH[0, 0, 0], &mask[0, 0], has_mask,
                                   &dZ_buf[0, 0, 0], &dh_buf[0, 0, 0])
         for c in prange(nt if nt > 0 else 1, num_threads=nt, schedule="static"):
             _rnn_grads_block(c, nt if nt > 0 else 1, T, n, F, k, k, &X[0, 0, 0], &W[0, 0], &H[0, 0, 0],
-                             &dZ_buf[0, 0, 0], &dZ_buf[0, 0, 0], &dW_out[0, 0], &dU_out[0, 0], &db_out[0],
+                             &dZ_buf[0, 0, 0], &dZ_buf[0, 0, 0], tiles, &dW_out[0, 0], &dU_out[0, 0], &db_out[0],
                              &dX_out[0, 0, 0] if need_dX else NULL)
 
 
 def lstm_forward(const floating[:, :, ::1] X, const floating[:, ::1] W, const floating[:, ::1] U,
                  const floating[::1] b, const floating[:, ::1] mask, bint has_mask, floating[:, :, ::1] H_out,
-                 floating[:, :, ::1] C_out, floating[:, :, ::1] G_out, int nt):
-    """LSTM over every step; G_out keeps the activated gates i, f, g, o."""
+                 floating[:, :, ::1] C_out, floating[:, :, ::1] G_out, floating[::1] pack_buf, int nt):
+    """LSTM over every step; G_out keeps the activated gates i, f, g, o; pack_buf: rnn_pack_size(k, 4)."""
     cdef Py_ssize_t T = X.shape[0], n = X.shape[1], F = X.shape[2], k = U.shape[0], c, nb
+    cdef bint tiles = _rnn_tiles_on and floating is float
     _rnn_check_common(X, W, U, mask, has_mask, k, 4 * k)
     _rnn_check(b.shape[0], 4 * k, "b")
     _rnn_check_seq(H_out, T, n, k, "H_out")
     _rnn_check_seq(C_out, T, n, k, "C_out")
     _rnn_check_seq(G_out, T, n, 4 * k, "G_out")
+    _rnn_check_pack(pack_buf, k, 4)
     if T * n == 0 or k == 0:
         return
     nb = _rnn_blocks(n, nt)
     with nogil:
+        if floating is float:
+            if tiles:
+                fastnn_pack_gates(k, &U[0, 0], &pack_buf[0])
         for c in prange(_rnn_blocks(T * n, nt), num_threads=nt, schedule="static"):
             _rnn_project_block(c, _rnn_blocks(T * n, nt), T * n, F, 4 * k, &X[0, 0, 0], &W[0, 0], &b[0],
                                &G_out[0, 0, 0])
         for c in prange(nb, num_threads=nt, schedule="static"):
-            _lstm_fwd_block(c, nb, T, n, k, &U[0, 0], &mask[0, 0], has_mask, &H_out[0, 0, 0], &C_out[0, 0, 0],
+            _lstm_fwd_block(c, nb, T, n, k, &U[0, 0], &pack_buf[0], tiles, &mask[0, 0], has_mask, &H_out[0, 0, 0], &C_out[0, 0, 0],
                             &G_out[0, 0, 0])
 
 
@@ -418,9 +481,10 @@ def lstm_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const f
                   const floating[:, :, ::1] dH, const floating[:, ::1] mask, bint has_mask,
                   floating[:, ::1] dW_out, floating[:, ::1] dU_out, floating[::1] db_out,
                   floating[:, :, ::1] dX_out, bint need_dX, floating[:, :, ::1] dG_buf,
-                  floating[:, :, ::1] dh_buf, floating[:, ::1] dc_buf, floating[:, ::1] UT_buf, int nt):
-    """BPTT of lstm_forward; dX_out is written only when need_dX."""
+                  floating[:, :, ::1] dh_buf, floating[:, ::1] dc_buf, floating[::1] pack_buf, int nt):
+    """BPTT of lstm_forward; dX_out is written only when need_dX; pack_buf as the forward's."""
     cdef Py_ssize_t T = X.shape[0], n = X.shape[1], F = X.shape[2], k = U.shape[0], c, nb
+    cdef bint tiles = _rnn_tiles_on and floating is float
     _rnn_check_common(X, W, U, mask, has_mask, k, 4 * k)
     _rnn_check_seq(H, T, n, k, "H")
     _rnn_check_seq(C, T, n, k, "C")
@@ -434,7 +498,7 @@ def lstm_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const f
     _rnn_check(db_out.shape[0], 4 * k, "db_out")
     if need_dX:
         _rnn_check_seq(dX_out, T, n, F, "dX_out")
-    _rnn_check(UT_buf.shape[0] * UT_buf.shape[1], 4 * k * k, "UT_buf")
+    _rnn_check_pack(pack_buf, k, 4)
     if T * n == 0 or k == 0:
         dW_out[...] = 0
         dU_out[...] = 0
@@ -444,11 +508,11 @@ def lstm_backward(const floating[:, :, ::1] X, const floating[:, ::1] W, const f
         return
     nb = _rnn_blocks(n, nt)
     with nogil:
-        _rnn_transpose(k, 4 * k, &U[0, 0], &UT_buf[0, 0])
+        _rnn_pack(4 * k, k, &U[0, 0], True, tiles, &pack_buf[0])
         for c in prange(nb, num_threads=nt, schedule="static"):
-            _lstm_bwd_block(c, nb, T, n, k, &UT_buf[0, 0], &C[0, 0, 0], &G[0, 0, 0], &dH[0, 0, 0], &mask[0, 0],
+            _lstm_bwd_block(c, nb, T, n, k, &pack_buf[0], tiles, &C[0, 0, 0], &G[0, 0, 0], &dH[0, 0, 0], &mask[0, 0],
                             has_mask, &dG_buf[0, 0, 0], &dh_buf[0, 0, 0], &dc_buf[0, 0])
         for c in prange(nt if nt > 0 else 1, num_threads=nt, schedule="static"):
             _rnn_grads_block(c, nt if nt > 0 else 1, T, n, F, k, 4 * k, &X[0, 0, 0], &W[0, 0], &H[0, 0, 0],
-                             &dG_buf[0, 0, 0], &dG_buf[0, 0, 0], &dW_out[0, 0], &dU_out[0, 0], &db_out[0],
+                             &dG_buf[0, 0, 0], &dG_buf[0, 0, 0], tiles, &dW_out[0, 0], &dU_out[0, 0], &db_out[0],
                              &dX_out[0, 0, 0] if need_dX else NULL)

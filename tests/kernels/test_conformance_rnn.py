@@ -13,7 +13,9 @@ from fastnn.kernels.reference import rnn as ref
 import naive  # tests/naive.py (tests/ is on sys.path: its conftest.py)
 from .helpers import check_op
 
-CASES = [(1, 1, 3, 4), (5, 7, 3, 4), (33, 7, 6, 9)]  # (n, T, F, H)
+# (n, T, F, H); the last: 13 rows (tiles of 6, 6, 1 in the float32 micro-kernel), H = 20 (a full and a
+# partial panel of 16 units forward, a partial one of 64 columns backward)
+CASES = [(1, 1, 3, 4), (5, 7, 3, 4), (33, 7, 6, 9), (13, 3, 5, 20)]
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 
 

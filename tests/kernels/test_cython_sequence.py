@@ -31,10 +31,11 @@ def _lstm_run(case, nt):
     dt = X.dtype
     H, C, G = np.empty((T, n, k), dt), np.empty((T, n, k), dt), np.empty((T, n, 4 * k), dt)
     mask = np.ones((1, 1), dt)
-    K.lstm_forward(X, W, U, b, mask, False, H, C, G, nt)
+    pack = np.empty(K.rnn_pack_size(k, 4), dt)
+    K.lstm_forward(X, W, U, b, mask, False, H, C, G, pack, nt)
     dW, dU, db, dX = np.empty_like(W), np.empty_like(U), np.empty_like(b), np.empty_like(X)
     K.lstm_backward(X, W, U, H, C, G, dH, mask, False, dW, dU, db, dX, True, np.empty_like(G),
-                    np.empty((2, n, k), dt), np.empty((n, k), dt), np.empty((4 * k, k), dt), nt)
+                    np.empty((2, n, k), dt), np.empty((n, k), dt), pack, nt)
     return H, C, G, dW, dU, db, dX
 
 
@@ -45,6 +46,48 @@ def test_lstm_result_does_not_depend_on_the_thread_count(dtype):
     for nt in (2, 3, 16):  # blocks of unequal size, and more threads than rows
         for a, b in zip(one, _lstm_run(case, nt)):
             np.testing.assert_allclose(a, b, rtol=1e-6 if dtype == np.float32 else 1e-13, atol=1e-7)
+
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+def test_float32_micro_kernel_matches_the_blas_path(cell):
+    """The packed AVX-512 per-step products (csrc/rnn_tiles.pxi) give BLAS's results, forward and backward,
+    with a padding mask and panels cut short (H = 70: 16-unit panels 4 x 16 + 6, 64-column ones 64 + 6)."""
+    if not K.rnn_tiles():
+        pytest.skip("no AVX-512F: the micro-kernel is not used on this CPU")
+    from fastnn.kernels.cython import rnn as C
+    rng = np.random.default_rng(1)
+    T, n, F, k, g = 4, 13, 5, 70, {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell]
+    f = np.float32
+    X, dH = rng.standard_normal((T, n, F)).astype(f), rng.standard_normal((T, n, k)).astype(f)
+    W, U = (rng.standard_normal((F, g * k)) / 3).astype(f), (rng.standard_normal((k, g * k)) / 9).astype(f)
+    b, mask = (rng.standard_normal(g * k) / 3).astype(f), (rng.random((T, n)) > 0.2).astype(f)
+
+    def run():
+        H, G, HH = np.empty((T, n, k), f), np.empty((T, n, g * k), f), np.empty((T, n, k), f)
+        grads = [np.empty_like(W), np.empty_like(U), np.empty_like(b), np.empty_like(X)]
+        if cell == "simple_rnn":
+            C.simple_rnn_forward(X, W, U, b, mask, H, None)
+            C.simple_rnn_backward(X, W, U, H, dH, mask, *grads, np.empty_like(H), np.empty((2, n, k), f))
+            return H, *grads
+        if cell == "lstm":
+            C.lstm_forward(X, W, U, b, mask, H, HH, G, None)
+            C.lstm_backward(X, W, U, H, HH, G, dH, mask, *grads, np.empty_like(G), np.empty((2, n, k), f),
+                            np.empty((n, k), f))
+            return H, HH, G, *grads
+        C.gru_forward(X, W, U, b, b, True, mask, H, G, HH, np.empty((n, g * k), f))
+        grads.insert(3, np.empty_like(b))
+        C.gru_backward(X, W, U, H, G, HH, dH, True, mask, *grads, np.empty_like(G), np.empty_like(G),
+                       np.empty((2, n, k), f))
+        return H, G, HH, *grads
+
+    tiled = run()
+    try:
+        assert not K.rnn_tiles(False)
+        blas = run()
+    finally:
+        K.rnn_tiles(True)
+    for a, b in zip(tiled, blas):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
 
 
 def test_attention_result_does_not_depend_on_the_thread_count():
@@ -85,7 +128,12 @@ def test_bad_shapes_are_refused_before_anything_is_written():
     H = np.full((T, n, k), 7, np.float32)
     with pytest.raises(ValueError, match="G_out"):
         K.lstm_forward(case["X"], case["W"], case["U"], case["b"], np.ones((1, 1), np.float32), False, H,
-                       np.empty((T, n, k), np.float32), np.empty((T, n, 3 * k), np.float32), 1)
+                       np.empty((T, n, k), np.float32), np.empty((T, n, 3 * k), np.float32),
+                       np.empty(K.rnn_pack_size(k, 4), np.float32), 1)
+    with pytest.raises(ValueError, match="pack_buf"):
+        K.lstm_forward(case["X"], case["W"], case["U"], case["b"], np.ones((1, 1), np.float32), False, H,
+                       np.empty((T, n, k), np.float32), np.empty((T, n, 4 * k), np.float32),
+                       np.empty(K.rnn_pack_size(k, 4) - 1, np.float32), 1)
     with pytest.raises(ValueError, match="n_heads"):
         K.attention_forward(np.zeros((1, 2, 9)), 2, False, np.ones((1, 1)), False, np.empty((1, 2, 2, 2)),
                             np.empty((1, 2, 3)), 1)

@@ -1,0 +1,232 @@
+# The per-step recurrent GEMM of the float32 cells as a register-blocked AVX-512 micro-kernel on a
+# weight matrix packed once per call (included by _kernels.pyx before rnn.pxi, which uses it).
+#
+# Why not BLAS: each step multiplies a thread's 32-64 rows by U (128 x 512 for LSTM(128)); OpenBLAS
+# repacks U on every such call and writes the product before a separate pass applies the gates. Here U
+# is packed once per call into panels of 64 columns, and one tile of MR rows x 64 columns accumulates in
+# 24 zmm registers over the whole reduction, starting from the values already in the output (the
+# step's input projection, or the carried gradient): no packing per step, no beta pass, and for the
+# LSTM forward the four gates of 16 units sit in one tile, so the cell (sigmoid, tanh, c, h) is applied
+# while they are still in registers. Every row runs the same instruction sequence whatever the tile,
+# block or thread count (a short tile is the same code with fewer rows), so results do not depend on
+# the thread count. Only x86-64 with AVX-512F (checked at run time) and float32; elsewhere, and for
+# float64, the cells call BLAS as before.
+
+cdef extern from *:
+    """
+    #if (defined(__x86_64__) || defined(_M_X64)) && defined(__GNUC__)
+    #include <immintrin.h>
+    #define FASTNN_TILES 1
+    #define FASTNN_AVX512 __attribute__((target("avx512f")))
+    #define FASTNN_MR 6  /* rows per tile: 6 x 4 accumulators + 4 panel vectors of the 32 zmm registers */
+
+    static int fastnn_tiles_supported(void) {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f");
+    }
+    /* fastnn_tanh_f (activations.pxi) on 16 lanes, the same rational approximation; NaN propagates
+       (max/min return their second operand when one is NaN). */
+    static inline __attribute__((always_inline)) FASTNN_AVX512 __m512 fastnn_tanh16(__m512 x) {
+        const __m512 clamp = _mm512_set1_ps(7.90531110763549805f);
+        __m512 y = _mm512_min_ps(clamp, _mm512_max_ps(_mm512_sub_ps(_mm512_setzero_ps(), clamp), x));
+        __m512 x2 = _mm512_mul_ps(y, y);
+        __m512 p = _mm512_fmadd_ps(x2, _mm512_set1_ps(-2.76076847742355e-16f), _mm512_set1_ps(2.00018790482477e-13f));
+        p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(-8.60467152213735e-11f));
+        p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(5.12229709037114e-08f));
+        p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(1.48572235717979e-05f));
+        p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(6.37261928875436e-04f));
+        p = _mm512_fmadd_ps(x2, p, _mm512_set1_ps(4.89352455891786e-03f));
+        p = _mm512_mul_ps(y, p);
+        __m512 q = _mm512_fmadd_ps(x2, _mm512_set1_ps(1.19825839466702e-06f), _mm512_set1_ps(1.18534705686654e-04f));
+        q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(2.26843463243900e-03f));
+        q = _mm512_fmadd_ps(x2, q, _mm512_set1_ps(4.89352518554385e-03f));
+        __mmask16 small = _mm512_cmp_ps_mask(_mm512_abs_ps(y), _mm512_set1_ps(0.0004f), _CMP_LT_OQ);
+        return _mm512_mask_blend_ps(small, _mm512_div_ps(p, q), y);
+    }
+    static inline __attribute__((always_inline)) FASTNN_AVX512 __m512 fastnn_sigmoid16(__m512 x) {
+        const __m512 half = _mm512_set1_ps(0.5f);
+        return _mm512_fmadd_ps(half, fastnn_tanh16(_mm512_mul_ps(half, x)), half);
+    }
+    /* One tile: out[m][q*qs + j] += sum_r A[m*sam + r*sar] * B[r*ldb + 16q + j] (m < mr, j < 16 where mk[q]
+       has the bit; B packed: ldb = 64), then with `lstm` the cell on the four gate vectors (q = i, f, g, o of 16 units):
+       out <- activated gates, c = f*cp + i*g, h = o*tanh(c) (rows ldh apart). mr and lstm are
+       constants in each caller's switch, so the accumulators stay in registers. */
+    static inline __attribute__((always_inline)) FASTNN_AVX512 void fastnn_tile(const int mr, const int lstm,
+            Py_ssize_t K, const float* restrict A, Py_ssize_t sam, Py_ssize_t sar, const float* restrict B,
+            Py_ssize_t ldb, float* restrict out, Py_ssize_t ldo, Py_ssize_t qs, const __mmask16* mk,
+            const float* restrict cp, float* restrict c, float* restrict h, Py_ssize_t ldh) {
+        __m512 acc[FASTNN_MR][4];
+        #pragma GCC unroll 8
+        for (int m = 0; m < mr; m++) {
+            #pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) acc[m][q] = _mm512_maskz_loadu_ps(mk[q], out + m * ldo + q * qs);
+        }
+        for (Py_ssize_t r = 0; r < K; r++) {
+            const float* b = B + r * ldb;
+            __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16), b2 = _mm512_loadu_ps(b + 32),
+                   b3 = _mm512_loadu_ps(b + 48);
+            #pragma GCC unroll 8
+            for (int m = 0; m < mr; m++) {
+                __m512 a = _mm512_set1_ps(A[m * sam + r * sar]);
+                acc[m][0] = _mm512_fmadd_ps(a, b0, acc[m][0]);
+                acc[m][1] = _mm512_fmadd_ps(a, b1, acc[m][1]);
+                acc[m][2] = _mm512_fmadd_ps(a, b2, acc[m][2]);
+                acc[m][3] = _mm512_fmadd_ps(a, b3, acc[m][3]);
+            }
+        }
+        #pragma GCC unroll 8
+        for (int m = 0; m < mr; m++) {
+            if (lstm) {
+                __m512 ig = fastnn_sigmoid16(acc[m][0]), fg = fastnn_sigmoid16(acc[m][1]);
+                __m512 gg = fastnn_tanh16(acc[m][2]), og = fastnn_sigmoid16(acc[m][3]);
+                __m512 cc = _mm512_fmadd_ps(fg, _mm512_maskz_loadu_ps(mk[0], cp + m * ldh), _mm512_mul_ps(ig, gg));
+                _mm512_mask_storeu_ps(c + m * ldh, mk[0], cc);
+                _mm512_mask_storeu_ps(h + m * ldh, mk[0], _mm512_mul_ps(og, fastnn_tanh16(cc)));
+                acc[m][0] = ig; acc[m][1] = fg; acc[m][2] = gg; acc[m][3] = og;
+            }
+            #pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) _mm512_mask_storeu_ps(out + m * ldo + q * qs, mk[q], acc[m][q]);
+        }
+    }
+    #define FASTNN_TILE_CASES(LSTM) \
+        switch (mr) { \
+        case 1: fastnn_tile(1, LSTM, K, A, sam, sar, B, ldb, out, ldo, qs, mk, cp, c, h, ldh); break; \
+        case 2: fastnn_tile(2, LSTM, K, A, sam, sar, B, ldb, out, ldo, qs, mk, cp, c, h, ldh); break; \
+        case 3: fastnn_tile(3, LSTM, K, A, sam, sar, B, ldb, out, ldo, qs, mk, cp, c, h, ldh); break; \
+        case 4: fastnn_tile(4, LSTM, K, A, sam, sar, B, ldb, out, ldo, qs, mk, cp, c, h, ldh); break; \
+        case 5: fastnn_tile(5, LSTM, K, A, sam, sar, B, ldb, out, ldo, qs, mk, cp, c, h, ldh); break; \
+        default: fastnn_tile(6, LSTM, K, A, sam, sar, B, ldb, out, ldo, qs, mk, cp, c, h, ldh); break; \
+        }
+    static FASTNN_AVX512 void fastnn_tile_gemm(int mr, Py_ssize_t K, const float* A, Py_ssize_t sam, Py_ssize_t sar,
+            const float* B, Py_ssize_t ldb, float* out, Py_ssize_t ldo, Py_ssize_t qs, const __mmask16* mk) {
+        const float* cp = 0; float* c = 0; float* h = 0; Py_ssize_t ldh = 0;
+        FASTNN_TILE_CASES(0)
+    }
+    static FASTNN_AVX512 void fastnn_tile_lstm(int mr, Py_ssize_t K, const float* A, Py_ssize_t sam, Py_ssize_t sar,
+            const float* B, Py_ssize_t ldb, float* out, Py_ssize_t ldo, Py_ssize_t qs, const __mmask16* mk,
+            const float* cp, float* c, float* h, Py_ssize_t ldh) {
+        FASTNN_TILE_CASES(1)
+    }
+    static inline __mmask16 fastnn_lanes(Py_ssize_t n) { return n >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << (n > 0 ? n : 0)) - 1u); }
+
+    /* C (rows x N, row stride ldc) += A (rows x K, stride lda) @ B, B packed by fastnn_pack64. Column
+       panels outside, then chunks of FASTNN_KC reduction rows, row tiles inside: a chunk of a panel
+       (32 KB) stays in L1 while every tile reads it. A tile stores its sums and reloads them for the
+       next chunk, which changes no rounding (each sum still runs over r in order). */
+    #define FASTNN_KC 128
+    static void fastnn_tiles_gemm_f(Py_ssize_t rows, Py_ssize_t K, Py_ssize_t N, const float* A, Py_ssize_t lda,
+                                    const float* Bp, float* C, Py_ssize_t ldc) {
+        for (Py_ssize_t p = 0; p * 64 < N; p++) {
+            __mmask16 mk[4];
+            for (int q = 0; q < 4; q++) mk[q] = fastnn_lanes(N - p * 64 - 16 * q);
+            for (Py_ssize_t k0 = 0; k0 < K; k0 += FASTNN_KC)
+                for (Py_ssize_t r0 = 0; r0 < rows; r0 += FASTNN_MR)
+                    fastnn_tile_gemm((int) (rows - r0 < FASTNN_MR ? rows - r0 : FASTNN_MR),
+                                     K - k0 < FASTNN_KC ? K - k0 : FASTNN_KC, A + r0 * lda + k0, lda, 1,
+                                     Bp + (p * K + k0) * 64, 64, C + r0 * ldc + p * 64, ldc, 16, mk);
+        }
+    }
+    /* C (M x N, stride ldc) = A.T @ B with A (K x M, stride lda) and B (K x N, stride ldb): the
+       whole-sequence weight gradients (dW = X.T dG, dU = H.T dG). OpenBLAS's copy routines for these took
+       as long as its kernel (perf: both operands packed, the long one transposed). Here A's rows give the
+       broadcasts in place, and each chunk of FASTNN_KC rows of a 64-column panel of B is copied once into
+       a contiguous 32 KB buffer that every row tile then reads from L1 (read in place, rows 2 KB apart
+       fell into a few L1 sets and came from L2). */
+    static void fastnn_tiles_gemm_tn_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda,
+                                       const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc) {
+        float chunk[FASTNN_KC * 64] __attribute__((aligned(64)));
+        for (Py_ssize_t i = 0; i < M; i++) memset(C + i * ldc, 0, N * sizeof(float));
+        for (Py_ssize_t p = 0; p * 64 < N; p++) {
+            __mmask16 mk[4];
+            Py_ssize_t w = N - p * 64 < 64 ? N - p * 64 : 64;
+            for (int q = 0; q < 4; q++) mk[q] = fastnn_lanes(N - p * 64 - 16 * q);
+            for (Py_ssize_t k0 = 0; k0 < K; k0 += FASTNN_KC) {
+                Py_ssize_t kc = K - k0 < FASTNN_KC ? K - k0 : FASTNN_KC;
+                for (Py_ssize_t r = 0; r < kc; r++) {  /* zero past N: the tile reads all 64 columns */
+                    memcpy(chunk + r * 64, B + (k0 + r) * ldb + p * 64, w * sizeof(float));
+                    if (w < 64) memset(chunk + r * 64 + w, 0, (64 - w) * sizeof(float));
+                }
+                for (Py_ssize_t m0 = 0; m0 < M; m0 += FASTNN_MR)
+                    fastnn_tile_gemm((int) (M - m0 < FASTNN_MR ? M - m0 : FASTNN_MR), kc, A + k0 * lda + m0, 1,
+                                     lda, chunk, 64, C + m0 * ldc + p * 64, ldc, 16, mk);
+            }
+        }
+    }
+    /* One LSTM step of a row block: G (rows x 4k) += Hp @ U (Up packed by fastnn_pack_gates), then the
+       cell: G <- activated gates, C = f*Cp + i*g, H = o*tanh(C) (Hp, Cp, C, H rows of k). */
+    static void fastnn_tiles_lstm_f(Py_ssize_t rows, Py_ssize_t k, const float* Hp, const float* Up, float* G,
+                                    const float* Cp, float* C, float* H) {
+        for (Py_ssize_t p = 0; p * 16 < k; p++) {
+            __mmask16 m1 = fastnn_lanes(k - p * 16), mk[4] = {m1, m1, m1, m1};
+            for (Py_ssize_t r0 = 0; r0 < rows; r0 += FASTNN_MR) {
+                Py_ssize_t o = r0 * k + p * 16;
+                fastnn_tile_lstm((int) (rows - r0 < FASTNN_MR ? rows - r0 : FASTNN_MR), k, Hp + r0 * k, k, 1,
+                                 Up + p * 64 * k, 64, G + r0 * 4 * k + p * 16, 4 * k, k, mk, Cp + o, C + o, H + o, k);
+            }
+        }
+    }
+    #else
+    #define FASTNN_TILES 0
+    static int fastnn_tiles_supported(void) { return 0; }
+    static void fastnn_tiles_gemm_f(Py_ssize_t rows, Py_ssize_t K, Py_ssize_t N, const float* A, Py_ssize_t lda,
+                                    const float* Bp, float* C, Py_ssize_t ldc) {}
+    static void fastnn_tiles_lstm_f(Py_ssize_t rows, Py_ssize_t k, const float* Hp, const float* Up, float* G,
+                                    const float* Cp, float* C, float* H) {}
+    static void fastnn_tiles_gemm_tn_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda,
+                                       const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc) {}
+    #endif
+    /* B (K x N; B[r][j] = src[r*N + j], or src[j*K + r] when trans) into panels of 64 columns: panel p
+       holds B[r][64p + j] at dst[p*64*K + r*64 + j], zero beyond N. */
+    static void fastnn_pack64(Py_ssize_t K, Py_ssize_t N, const float* src, int trans, float* dst) {
+        for (Py_ssize_t p = 0; p * 64 < N; p++)
+            for (Py_ssize_t r = 0; r < K; r++)
+                for (Py_ssize_t j = 0; j < 64; j++) {
+                    Py_ssize_t col = p * 64 + j;
+                    dst[(p * K + r) * 64 + j] = col >= N ? 0.0f : (trans ? src[col * K + r] : src[r * N + col]);
+                }
+    }
+    /* U (k x 4k, gate blocks i f g o) into panels of 16 units: panel p holds U[r][q*k + 16p + j] at
+       dst[p*64*k + r*64 + 16q + j], zero beyond k: one tile row is the four gates of 16 units. */
+    static void fastnn_pack_gates(Py_ssize_t k, const float* U, float* dst) {
+        for (Py_ssize_t p = 0; p * 16 < k; p++)
+            for (Py_ssize_t r = 0; r < k; r++)
+                for (int q = 0; q < 4; q++)
+                    for (Py_ssize_t j = 0; j < 16; j++) {
+                        Py_ssize_t u = p * 16 + j;
+                        dst[(p * k + r) * 64 + 16 * q + j] = u >= k ? 0.0f : U[r * 4 * k + q * k + u];
+                    }
+    }
+    """
+    int fastnn_tiles_supported() noexcept nogil
+    void fastnn_tiles_gemm_f(Py_ssize_t rows, Py_ssize_t K, Py_ssize_t N, const float* A, Py_ssize_t lda,
+                             const float* Bp, float* C, Py_ssize_t ldc) noexcept nogil
+    void fastnn_tiles_lstm_f(Py_ssize_t rows, Py_ssize_t k, const float* Hp, const float* Up, float* G,
+                             const float* Cp, float* C, float* H) noexcept nogil
+    void fastnn_tiles_gemm_tn_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda,
+                                const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc) noexcept nogil
+    void fastnn_pack64(Py_ssize_t K, Py_ssize_t N, const float* src, int trans, float* dst) noexcept nogil
+    void fastnn_pack_gates(Py_ssize_t k, const float* U, float* dst) noexcept nogil
+
+
+# Whether the float32 cells take the micro-kernel path: the CPU has it, and it is not switched off
+# (rnn_tiles(False): the benchmark's and the tests' way to run the BLAS path on the same machine).
+cdef bint _RNN_TILES_OK = fastnn_tiles_supported() != 0
+cdef bint _rnn_tiles_on = _RNN_TILES_OK
+
+
+def rnn_tiles(enabled=None):
+    """Whether float32 recurrent steps run the packed AVX-512 micro-kernel (True) or BLAS (False).
+
+    ``enabled`` switches it (for benchmarks and tests; on by default where the CPU has AVX-512F,
+    which cannot be switched on elsewhere); returns the state in effect.
+    """
+    global _rnn_tiles_on
+    if enabled is not None:
+        _rnn_tiles_on = bool(enabled) and _RNN_TILES_OK
+    return _rnn_tiles_on
+
+
+def rnn_pack_size(Py_ssize_t k, Py_ssize_t gates):
+    """Elements of the packed-weights workspace of a cell with ``gates`` blocks of ``k`` units (it also
+    holds the float64 path's transposed U)."""
+    return gates * k * ((k + 63) // 64 * 64)
