@@ -12,6 +12,8 @@ from .probe import GradientProbe
 from .runners import fused_runner, layer_threads, layerwise_grad, layerwise_runner
 from .sharded import MIN_SHARD_ROWS, can_shard, sharded_runner  # issue 11: row shards on the per-layer path
 from .split import Split, choose_split
+from .split_probe import clear_probe_cache, probe_split
 
 __all__ = ["Plan", "build_plan", "shard_rows", "guarded", "fused_runner", "layerwise_runner", "layerwise_grad",
-           "layer_threads", "sharded_runner", "can_shard", "GradientProbe", "Split", "choose_split"]
+           "layer_threads", "sharded_runner", "can_shard", "GradientProbe", "Split", "choose_split",
+           "probe_split", "clear_probe_cache"]

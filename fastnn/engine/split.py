@@ -88,9 +88,10 @@ def choose_split(parallel, n_threads, batch_size, n_params, columns_ok, itemsize
 
     Parameters
     ----------
-    parallel : {'auto', 'shards', 'columns', 'blas'}
-        The trainer's setting; anything but ``'auto'`` is taken as asked (``'columns'`` must be
-        possible: the caller checks ``columns_ok`` first and raises).
+    parallel : {'auto', 'shards', 'columns', 'blas', 'probe'}
+        The trainer's setting; ``'shards'``, ``'columns'`` and ``'blas'`` are taken as asked (``'columns'``
+        must be possible: the caller checks ``columns_ok`` first and raises); ``'probe'`` gets the rule
+        where the probe (:mod:`fastnn.engine.split_probe`) cannot run.
     n_threads, batch_size, n_params : int
     columns_ok : bool
         Whether the column-split driver can run this network (Cython backend, Dense layers only).
