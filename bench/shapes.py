@@ -8,14 +8,16 @@ Each shape is ``n_in:hidden[,hidden...]:batch[:optimizer]`` (10 classes, ReLU, s
 float32, random data; optimizer ``adam`` (1e-3, the default) or ``sgd`` (plain, 1e-2), the same for
 PyTorch). Every configuration is built and warmed up first; then each round runs one epoch of every
 configuration in turn (interleaved, so load changes hit all alike), and the table shows the median
-samples/s of fastnn ``auto``, of the best plan forced (``one``: a single thread; ``shards``,
+samples/s of fastnn ``auto`` (the static rule) and ``probe`` (``Trainer(parallel='probe')``: the
+fastest candidate timed at fit start), of the best plan forced (``one``: a single thread; ``shards``,
 ``columns``, ``blas``), of PyTorch (fused optimizer, same threads) and of the GEMM floor (only the
-step's GEMMs, same threads), with ``auto``'s plan (``last_plan['reason']``).
+step's GEMMs; the better of one thread and the run's threads, as bench.compare's "GEMM floor best"),
+with auto's plan (``last_plan['reason']``).
 
 ``--random K`` draws K shapes the suite does not name from issue 10's space: input and hidden
 widths log-uniform in 2..4096, 1..6 hidden layers, batch log-uniform in 16..1024, Adam or SGD. Rows
 that miss a goal are flagged: ``<torch`` (auto slower than PyTorch), ``<60%`` (auto under 60% of the
-GEMM floor). Epochs are capped by FLOPs (``--seconds`` at 50 GFLOP/s, at least ``MIN_BATCHES``
+GEMM floor), and ``p<torch`` / ``p<60%`` for the probe. Epochs are capped by FLOPs (``--seconds`` at 50 GFLOP/s, at least ``MIN_BATCHES``
 steps) so a run of 20 shapes takes a few minutes; shapes over ``--max-params`` are skipped (listed).
 """
 import argparse
@@ -31,8 +33,14 @@ from bench.timing import interleaved_times
 DEFAULT_SHAPES = ("100:50:16", "784:256,128:32", "784:256,128:64", "784:256,128:128", "784:256,128:256",
                   "784:256,128:1024", "3072:1024:128", "2048:2048:64", "784:4096:512", "512:512,512,512,512,512:32",
                   "256:64:16", "784:64:256", "784:256,128:64:sgd")
-#: the fastnn plans compared: what auto chose, and each of its candidates forced ("one": a single thread)
-OPTIONS = ("auto", "shards", "columns", "blas", "one")
+#: the fastnn plans compared: the rule's choice (auto), the probe's, and each candidate forced ("one": a
+#: single thread)
+OPTIONS = ("auto", "probe", "shards", "columns", "blas", "one")
+#: --random leaves out 'blas' (neither auto nor the probe takes it; under load its spinning threads make
+#: an epoch 100x slower, which would stretch the run to an hour)
+RANDOM_OPTIONS = ("auto", "probe", "shards", "columns", "one")
+#: options that are a plan chosen for the user, not a plan forced
+CHOOSERS = ("auto", "probe")
 #: learning rate per optimizer (fastnn and PyTorch alike)
 LR = {"adam": 1e-3, "sgd": 1e-2}
 #: issue 10's shape space and goals
@@ -83,14 +91,12 @@ def _samples(n_in, hidden, batch, seconds=1.0, rate=50e9, min_batches=8):
 
 def _peer_runs(X, y, batch, threads, hidden):
     """The rest of bench.compare's interleaved table: fastnn with Dropout / BatchNorm after each hidden
-    layer, PyTorch fused Adam on one thread, JAX (jit and lax.scan), the GEMM floor on one thread;
-    peers not installed are left out."""
+    layer, PyTorch fused Adam on one thread, JAX (jit and lax.scan); peers not installed are left out."""
     runs = {"fastnn-dropout": lambda: make_fastnn_epoch(X, y, batch, threads, hidden=hidden, variant="dropout"),
             "fastnn-batchnorm": lambda: make_fastnn_epoch(X, y, batch, threads, hidden=hidden, variant="batchnorm"),
             "torch-fused-1t": lambda: peers.make_torch_epoch(X, y, batch, 1, hidden=hidden),
             "jax-jit": lambda: peers.make_jax_epoch(X, y, batch, threads, hidden=hidden, mode="jit"),
-            "jax-scan": lambda: peers.make_jax_epoch(X, y, batch, threads, hidden=hidden, mode="scan"),
-            "gemm-floor-1t": lambda: peers.make_gemm_floor_epoch(X, y, batch, 1, hidden=hidden)}
+            "jax-scan": lambda: peers.make_jax_epoch(X, y, batch, threads, hidden=hidden, mode="scan")}
     made = {}
     for name, make in runs.items():
         try:
@@ -102,7 +108,7 @@ def _peer_runs(X, y, batch, threads, hidden):
 
 def measure(shape, threads=2, rounds=3, options=OPTIONS, seconds=1.0, with_peers=False, min_batches=8):
     """Median samples/s of each fastnn plan, of PyTorch (fused optimizer) and of the GEMM floor on one
-    shape, and auto's plan (``Trainer.last_plan``).
+    shape, and auto's plan (``Trainer.last_plan``; under ``'probe'`` the probe's).
 
     ``with_peers`` adds the other implementations of :func:`_peer_runs` (Adam shapes) to the rounds."""
     n_in, hidden, batch, opt = _parse(shape)
@@ -114,16 +120,22 @@ def measure(shape, threads=2, rounds=3, options=OPTIONS, seconds=1.0, with_peers
     runs = {f"fastnn-{o}": make_fastnn_epoch(X, y, batch, 1 if o == "one" else threads, hidden=hidden, lr=lr,
                                              parallel="auto" if o == "one" else o, optimizer=opt)
             for o in options}
+    probe = runs["fastnn-probe"].plan if "fastnn-probe" in runs else None
     plan = runs["fastnn-auto"].plan if "fastnn-auto" in runs else None
     try:
         runs["torch-fused"] = peers.make_torch_epoch(X, y, batch, threads, hidden=hidden, lr=lr, optimizer=opt)
     except ImportError:
         pass
     runs["gemm-floor"] = peers.make_gemm_floor_epoch(X, y, batch, threads, hidden=hidden)
+    if threads > 1:
+        runs["gemm-floor-1t"] = peers.make_gemm_floor_epoch(X, y, batch, 1, hidden=hidden)
     if with_peers:
         runs.update(_peer_runs(X, y, batch, threads, hidden))
     times = interleaved_times(runs, rounds)
-    return {k: n / float(np.median(v)) for k, v in times.items()}, plan
+    med = {k: n / float(np.median(v)) for k, v in times.items()}
+    if plan is not None:
+        plan = dict(plan, probe=probe)
+    return med, plan
 
 
 def _plan_kind(plan):
@@ -137,28 +149,39 @@ def _plan_kind(plan):
 
 
 def summarize(shape, med, plan, threads):
-    """One table row's figures: auto, the best plan forced, torch, floor, the ratios and the goals missed."""
-    forced = {o: med[f"fastnn-{o}"] for o in OPTIONS[1:] if f"fastnn-{o}" in med}
-    best = max(forced, key=forced.get) if forced else "auto"
+    """One table row's figures: auto, the probe, the best plan forced, torch, floor, ratios, goals missed."""
+    forced = {o: med[f"fastnn-{o}"] for o in OPTIONS if o not in CHOOSERS and f"fastnn-{o}" in med}
     auto = med["fastnn-auto"]
+    best = max(forced, key=forced.get) if forced else "auto"
+    best_sps = forced.get(best, auto)
     torch = med.get("torch-fused", float("nan"))
-    floor = med["gemm-floor"]
-    misses = [flag for flag, bad in (("<torch", auto < torch), (f"<{GOAL_FLOOR:.0%}", auto < GOAL_FLOOR * floor))
-              if bad]
-    return {"shape": shape, "threads": threads, "auto": auto, "auto_plan": _plan_kind(plan),
-            "best": best, "best_sps": forced.get(best, auto), "torch": torch, "floor": floor,
-            "auto_torch": auto / torch, "auto_floor": auto / floor, "auto_best": auto / forced.get(best, auto),
-            "misses": misses, "reason": plan["reason"] if plan else ""}
+    floor = max(med["gemm-floor"], med.get("gemm-floor-1t", 0.0))
+    row = {"shape": shape, "threads": threads, "auto": auto, "auto_plan": _plan_kind(plan), "best": best,
+           "best_sps": best_sps, "torch": torch, "floor": floor, "misses": [],
+           "reason": plan["reason"] if plan else ""}
+    for who, prefix in (("auto", ""), ("probe", "p")):
+        sps = med.get(f"fastnn-{who}")
+        if sps is None:
+            continue
+        row[who] = sps
+        row[f"{who}_torch"], row[f"{who}_floor"], row[f"{who}_best"] = sps / torch, sps / floor, sps / best_sps
+        row["misses"] += [prefix + flag for flag, bad in (("<torch", sps < torch),
+                                                          (f"<{GOAL_FLOOR:.0%}", sps < GOAL_FLOOR * floor)) if bad]
+    if plan and plan.get("probe"):
+        row["probe_plan"] = _plan_kind(plan["probe"])
+    return row
 
 
-HEAD = (f"{'shape (n_in:hidden:batch:opt)':40s}{'auto':>10s} {'plan':8s}{'best':>10s} {'of':8s}{'torch':>10s}"
-        f"{'floor':>10s}{'a/torch':>8s}{'a/floor':>8s}{'a/best':>7s}  goals missed")
+HEAD = (f"{'shape (n_in:hidden:batch:opt)':36s}{'auto':>10s} {'plan':8s}{'probe':>10s} {'plan':8s}{'best':>10s} "
+        f"{'of':8s}{'torch':>10s}{'floor':>10s}{'a/torch':>8s}{'a/floor':>8s}{'a/best':>7s}{'p/best':>7s}"
+        f"  goals missed")
 
 
 def format_row(s):
-    return (f"{s['shape']:40s}{s['auto']:10,.0f} {s['auto_plan']:8s}{s['best_sps']:10,.0f} {s['best']:8s}"
+    probe = f"{s['probe']:10,.0f} {s.get('probe_plan', '-'):8s}" if "probe" in s else f"{'-':>10s} {'':8s}"
+    return (f"{s['shape']:36s}{s['auto']:10,.0f} {s['auto_plan']:8s}{probe}{s['best_sps']:10,.0f} {s['best']:8s}"
             f"{s['torch']:10,.0f}{s['floor']:10,.0f}{s['auto_torch']:8.2f}{s['auto_floor']:8.2f}"
-            f"{s['auto_best']:7.2f}  {' '.join(s['misses']) or '-'}")
+            f"{s['auto_best']:7.2f}{s.get('probe_best', float('nan')):7.2f}  {' '.join(s['misses']) or '-'}")
 
 
 def main(argv=None):
@@ -178,8 +201,10 @@ def main(argv=None):
         for s in random_shapes(args.random, args.seed):
             n_in, hidden, _, _ = _parse(s)
             (skipped if n_params(n_in, hidden) > args.max_params else shapes).append(s)
-    shapes = shapes or list(DEFAULT_SHAPES)
-    options = OPTIONS if args.threads > 1 else ("auto",)  # on one thread every plan is the serial driver
+    if not args.shape and not args.random:
+        shapes = list(DEFAULT_SHAPES)
+    # on one thread every plan is the serial driver
+    options = ("auto",) if args.threads == 1 else (RANDOM_OPTIONS if args.random else OPTIONS)
     print(f"threads {args.threads}, load average at start {os.getloadavg()[0]:.1f}")
     print(HEAD)
     print("-" * len(HEAD))
@@ -192,9 +217,11 @@ def main(argv=None):
         if args.reasons:
             print(f"{'':40s}{rows[-1]['reason']}")
     print("-" * len(HEAD))
-    for flag in ("<torch", f"<{GOAL_FLOOR:.0%}"):
+    for flag in ("<torch", f"<{GOAL_FLOOR:.0%}", "p<torch", f"p<{GOAL_FLOOR:.0%}"):
         print(f"{flag}: {sum(flag in r['misses'] for r in rows)} of {len(rows)} shapes")
-    print(f"auto below 0.9x the best forced plan: {sum(r['auto_best'] < 0.9 for r in rows)} of {len(rows)}")
+    for who in CHOOSERS:
+        if all(f"{who}_best" in r for r in rows):
+            print(f"{who} below 0.9x the best forced plan: {sum(r[f'{who}_best'] < 0.9 for r in rows)} of {len(rows)}")
     if skipped:
         print(f"skipped (over {args.max_params:,.0f} parameters): {', '.join(skipped)}")
     print(f"load average at end {os.getloadavg()[0]:.1f}")
