@@ -9,6 +9,9 @@ The four ways (``Trainer(parallel=...)``):
   barrier between layers (``csrc/plan_cols.pxi``: the Cython backend, Dense-only networks).
 - ``'blas'``: the serial driver with BLAS threading each GEMM.
 
+``'probe'`` times the first three on a few real steps instead of following this rule
+(:mod:`fastnn.engine.split_probe`; the rule stays its fallback).
+
 The rule for ``'auto'`` (``p`` parameters, ``rows`` = batch / threads), from interleaved sweeps
 of ``python -m bench.shapes`` (samples/s, 2 threads, cython, float32, Adam; medians):
 
