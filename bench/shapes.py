@@ -83,10 +83,12 @@ def n_params(n_in, hidden):
     return sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
 
 
-def _samples(n_in, hidden, batch, seconds=1.0, rate=50e9, min_batches=8):
-    """Samples for an epoch of about ``seconds`` at ``rate`` FLOP/s, at least ``min_batches`` batches."""
+def _samples(n_in, hidden, batch, seconds=1.0, rate=50e9, min_batches=8, step_s=50e-6):
+    """Samples for an epoch of about ``seconds`` at ``rate`` FLOP/s plus ``step_s`` per step (what a
+    step of a tiny network costs, PyTorch's more), at most 60,000, at least ``min_batches`` batches."""
     flops = peers.gemm_flops_per_sample(n_in, hidden, peers.N_CLASSES)
-    return int(max(min_batches * batch, min(60000, seconds * rate / flops)) // batch * batch)
+    per_sample = flops / rate + step_s / batch
+    return int(max(min_batches * batch, min(60000, seconds / per_sample)) // batch * batch)
 
 
 def _peer_runs(X, y, batch, threads, hidden):

@@ -10,7 +10,7 @@ def test_shapes_table_runs(capsys):
     assert {"fastnn-auto", "fastnn-probe", "fastnn-shards", "fastnn-columns", "fastnn-blas", "fastnn-one",
             "gemm-floor", "gemm-floor-1t"} <= set(med) and plan["reason"]
     assert plan["probe"]["reason"].startswith("probe: ")
-    med, plan = shapes.measure("1100:1000:16", threads=2, rounds=1, seconds=0.01)
+    med, plan = shapes.measure("1100:1000:16", threads=2, rounds=1, seconds=0.01, options=("auto",), min_batches=1)
     assert plan["col_threads"] == 2, plan  # 1.1M parameters: auto takes the column split
     shapes.main(["--shape", "30:20:8", "--shape", "12:9,7,5:8:sgd", "--rounds", "1", "--seconds", "0.01"])
     out = capsys.readouterr().out
