@@ -62,6 +62,7 @@ def epoch_table(rows):
 #: bench.shapes' names -> (impl as the epoch benchmark names it, threads: None = the run's)
 _SHAPES_IMPLS = {"fastnn-auto": ("fastnn-cython-auto", None), "fastnn-shards": ("fastnn-cython-shards", None),
                  "fastnn-columns": ("fastnn-cython-columns", None), "fastnn-blas": ("fastnn-cython-blas", None),
+                 "fastnn-probe": ("fastnn-cython-probe", None),
                  "fastnn-one": ("fastnn-cython-auto", 1), "torch-fused": ("torch-adam-fused", None),
                  "torch-fused-1t": ("torch-adam-fused", 1), "jax-jit": ("jax-jit", None),
                  "jax-scan": ("jax-scan", None), "gemm-floor": ("gemm-floor", None), "gemm-floor-1t": ("gemm-floor", 1),

@@ -4,7 +4,7 @@
 returns a :class:`bench.peers.PeerRun` that runs ONE epoch of the
 784-256-128-10 ReLU MLP with softmax cross-entropy and Adam(1e-3) through
 ``fastnn.Trainer.fit`` — the public API a user calls, not a private kernel.
-``variant`` adds ``Dropout(0.2)`` (``'dropout'``) or ``BatchNorm()``
+``optimizer='sgd'`` trains with plain SGD instead. ``variant`` adds ``Dropout(0.2)`` (``'dropout'``) or ``BatchNorm()``
 (``'batchnorm'``) after each hidden layer: both run on the fused plan too.
 """
 from __future__ import annotations
@@ -15,8 +15,10 @@ from bench.peers import PeerRun
 
 
 def make_fastnn_epoch(X, y, batch_size, threads, hidden=(256, 128), lr=1e-3, seed=0, backend="cython",
-                      parallel="auto", variant="plain"):
+                      parallel="auto", variant="plain", optimizer="adam"):
     import fastnn as fnn
+
+    optimizers = {"adam": fnn.Adam, "sgd": fnn.SGD}
 
     extra = {"plain": lambda: [], "dropout": lambda: [fnn.Dropout(0.2)], "batchnorm": lambda: [fnn.BatchNorm()]}
     layers = []
@@ -24,7 +26,7 @@ def make_fastnn_epoch(X, y, batch_size, threads, hidden=(256, 128), lr=1e-3, see
         layers += [fnn.Dense(units, "relu")] + extra[variant]()
     layers.append(fnn.Dense(10))
     net = fnn.Network(layers, input_shape=(X.shape[1],), seed=seed, backend=backend)
-    trainer = fnn.Trainer(net, loss="cross_entropy", optimizer=fnn.Adam(lr), batch_size=batch_size, seed=seed,
+    trainer = fnn.Trainer(net, loss="cross_entropy", optimizer=optimizers[optimizer](lr), batch_size=batch_size, seed=seed,
                           n_threads=threads, parallel=parallel, verbose=0)
     X = np.ascontiguousarray(X, np.float32)
 

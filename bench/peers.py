@@ -172,7 +172,7 @@ def _torch_mlp(n_in, hidden, n_out, seed):
     return nn.Sequential(*layers)
 
 
-def make_torch_epoch(X, y, batch_size, threads, hidden=(256, 128), lr=1e-3, seed=0, adam="fused"):
+def make_torch_epoch(X, y, batch_size, threads, hidden=(256, 128), lr=1e-3, seed=0, adam="fused", optimizer="adam"):
     """One PyTorch training epoch in its best CPU configuration.
 
     Parameters
@@ -190,6 +190,9 @@ def make_torch_epoch(X, y, batch_size, threads, hidden=(256, 128), lr=1e-3, seed
         ``"fused"`` uses ``Adam(fused=True)`` (falls back to ``"foreach"`` if
         the build rejects it on CPU); ``"default"`` is what a user gets from
         ``Adam(params, lr)``, which on CPU is the per-tensor for-loop.
+    optimizer : {"adam", "sgd"}, default "adam"
+        ``"sgd"``: plain SGD (no momentum) at ``lr``, in the same ``adam`` flavour
+        (fused / foreach / default).
 
     Returns
     -------
@@ -208,15 +211,18 @@ def make_torch_epoch(X, y, batch_size, threads, hidden=(256, 128), lr=1e-3, seed
     n, bs, threads = X.shape[0], int(batch_size), int(threads)
     model = _torch_mlp(X.shape[1], hidden, N_CLASSES, seed)
     params = list(model.parameters())
+    if optimizer not in ("adam", "sgd"):
+        raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+    make = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
     if adam == "fused":
         try:
-            opt = torch.optim.Adam(params, lr=lr, fused=True)
+            opt = make(params, lr=lr, fused=True)
         except (RuntimeError, ValueError):
             adam = "foreach"
     if adam == "foreach":
-        opt = torch.optim.Adam(params, lr=lr, foreach=True)
+        opt = make(params, lr=lr, foreach=True)
     elif adam == "default":
-        opt = torch.optim.Adam(params, lr=lr)
+        opt = make(params, lr=lr)
     elif adam != "fused":
         raise ValueError(f"adam must be 'fused', 'foreach' or 'default', got {adam!r}")
     loss_fn = torch.nn.CrossEntropyLoss()
@@ -240,7 +246,7 @@ def make_torch_epoch(X, y, batch_size, threads, hidden=(256, 128), lr=1e-3, seed
             opt.step()
         return float(loss.detach())
 
-    return PeerRun(epoch, f"torch-adam-{adam}", n, bs, threads, "float32")
+    return PeerRun(epoch, f"torch-{optimizer}-{adam}", n, bs, threads, "float32")
 
 
 def make_jax_epoch(X, y, batch_size, threads, hidden=(256, 128), lr=1e-3, seed=0, mode="jit", scan_steps=32):
@@ -552,7 +558,7 @@ def make_gemm_floor_epoch(X, y, batch_size, threads, hidden=(256, 128), lr=1e-3,
 
     Per step (batch rows ``m``), with preallocated float32 outputs
     (``np.matmul(a, b, out=...)``, transposes as views so BLAS gets trans
-    flags, no copies)::
+    flags, no copies), for layers ``W1 .. WL`` (two hidden layers shown)::
 
         forward        X @ W1,      A1 @ W2,     A2 @ W3
         weight grads   X.T @ dZ1,   A1.T @ dZ2,  A2.T @ dZ3
@@ -571,38 +577,31 @@ def make_gemm_floor_epoch(X, y, batch_size, threads, hidden=(256, 128), lr=1e-3,
     """
     X, _ = _check_xy(X, y, batch_size, threads)
     n, bs, threads = X.shape[0], int(batch_size), int(threads)
-    if len(hidden) != 2:
-        raise ValueError("the GEMM floor is written for two hidden layers")
-    h1, h2 = hidden
     f32 = np.float32
     rng = np.random.default_rng(seed)
-    W1 = (rng.standard_normal((X.shape[1], h1)) * 0.05).astype(f32)
-    W2 = (rng.standard_normal((h1, h2)) * 0.05).astype(f32)
-    W3 = (rng.standard_normal((h2, N_CLASSES)) * 0.05).astype(f32)
-    A1, A2, Z3 = np.empty((bs, h1), f32), np.empty((bs, h2), f32), np.empty((bs, N_CLASSES), f32)
-    dZ1 = rng.standard_normal((bs, h1)).astype(f32)
-    dZ2 = rng.standard_normal((bs, h2)).astype(f32)
-    dZ3 = rng.standard_normal((bs, N_CLASSES)).astype(f32)
-    dA1, dA2 = np.empty((bs, h1), f32), np.empty((bs, h2), f32)
-    dW1, dW2, dW3 = np.empty_like(W1), np.empty_like(W2), np.empty_like(W3)
-    W2T, W3T = W2.T, W3.T
+    sizes = [X.shape[1], *hidden, N_CLASSES]
+    W = [(rng.standard_normal((a, b)) * 0.05).astype(f32) for a, b in zip(sizes[:-1], sizes[1:])]
+    A = [np.empty((bs, b), f32) for b in sizes[1:]]                     # layer outputs
+    dZ = [rng.standard_normal((bs, b)).astype(f32) for b in sizes[1:]]  # output gradients
+    dA = [np.empty((bs, a), f32) for a in sizes[1:-1]]                  # input gradients of layers 2..L
+    dW = [np.empty_like(w) for w in W]
+    WT = [w.T for w in W]
     mm = np.matmul
     spans = [(s, min(s + bs, n)) for s in range(0, n, bs)]
+    n_layers = len(W)
 
     def epoch():
         with blas_limit(threads):
             for s, e in spans:
                 m = e - s
                 xb = X[s:e]
-                a1, a2, d1, d2, d3 = A1[:m], A2[:m], dZ1[:m], dZ2[:m], dZ3[:m]
-                mm(xb, W1, out=a1)
-                mm(a1, W2, out=a2)
-                mm(a2, W3, out=Z3[:m])
-                mm(d3, W3T, out=dA2[:m])
-                mm(d2, W2T, out=dA1[:m])
-                mm(xb.T, d1, out=dW1)
-                mm(a1.T, d2, out=dW2)
-                mm(a2.T, d3, out=dW3)
+                inputs = [xb] + [a[:m] for a in A[:-1]]
+                for i in range(n_layers):
+                    mm(inputs[i], W[i], out=A[i][:m])
+                for i in range(n_layers - 1, 0, -1):
+                    mm(dZ[i][:m], WT[i], out=dA[i - 1][:m])
+                for i in range(n_layers):
+                    mm(inputs[i].T, dZ[i][:m], out=dW[i])
 
     return PeerRun(epoch, "gemm-floor", n, bs, threads, "float32")
 

@@ -115,7 +115,7 @@ class Trainer:
         Seeds the shuffling of each epoch.
     n_threads : int, optional
         Threads for this trainer; default :func:`fastnn.get_num_threads`.
-    parallel : {'auto', 'shards', 'columns', 'blas'}, default 'auto'
+    parallel : {'auto', 'shards', 'columns', 'blas', 'probe'}, default 'auto'
         How mini-batches use several cores: ``'shards'`` splits each batch into
         one row shard per thread (single-threaded BLAS each, gradients summed in
         a fixed order); ``'columns'`` (Cython backend, networks of Dense layers) splits
@@ -126,10 +126,13 @@ class Trainer:
         at least 64 rows and enough arithmetic (rows x parameters >= 2**20), columns for
         thinner shards of Dense networks with batch x parameters >= 2**22, shards of 32+
         rows for the others, and otherwise one thread (faster for small batches and tiny
-        networks on a 2-core machine). Networks on the per-layer path follow
-        :func:`fastnn.engine.sharded.choose_layer_shards` instead: row shards for conv, recurrent
-        and attention networks, else the kernels' own threads. ``trainer.last_plan['reason']``
-        says which was taken and why.
+        networks on a 2-core machine). ``'probe'`` times every candidate on a few real steps
+        at the first fused fit of a shape and takes the fastest (cached per shape, no trace
+        left in the weights; :mod:`fastnn.engine.split_probe`): for a busy machine or shapes
+        the rule misjudges. Networks on the per-layer path follow
+        :func:`fastnn.engine.sharded.choose_layer_shards` instead (``'probe'`` reads as
+        ``'auto'`` there): row shards for conv, recurrent and attention networks, else the
+        kernels' own threads. ``trainer.last_plan['reason']`` says which was taken and why.
     check_finite : bool, default True
         After every compiled chunk, check the batch losses; on NaN/Inf restore
         the weights from before the chunk and raise :class:`~fastnn.errors.NonFiniteError`.
@@ -152,7 +155,7 @@ class Trainer:
     clip_norm = Param(_Clip())
     clip_value = Param(_Clip())
     n_threads = Param(Integer(1, optional=True))
-    parallel = Param(OneOf(("auto", "shards", "columns", "blas")))
+    parallel = Param(OneOf(("auto", "shards", "columns", "blas", "probe")))
     path = Param(OneOf(("auto", "fused", "per-layer")))
     check_finite = Param(Boolean())
     verbose = Param(_Verbosity())
@@ -213,12 +216,16 @@ class Trainer:
         Y = self.loss.prepare_targets(y, net.n_outputs, net.dtype, name=y_name)
         return Xc, Y
 
+    def _columns_ok(self, kern):
+        """Whether the column-split driver can run this network (Cython, Dense layers, no hidden softmax)."""
+        return kern.NAME == "cython" and all(type(layer) in (Dense, Flatten) for layer in self.network.layers) \
+            and all(getattr(layer, "activation", None) != "softmax" for layer in self.network.layers[:-1])
+
     def _split(self, kern, n_threads, batch_size):
         """The :class:`~fastnn.engine.split.Split` of this fit (the rule is in fastnn.engine.split)."""
         if self.parallel == "columns" and kern.NAME != "cython":
             raise ValueError(f"parallel='columns' needs the cython backend, not {kern.NAME!r}")
-        dense = kern.NAME == "cython" and all(type(layer) in (Dense, Flatten) for layer in self.network.layers) \
-            and all(getattr(layer, "activation", None) != "softmax" for layer in self.network.layers[:-1])
+        dense = self._columns_ok(kern)
         if self.parallel == "columns" and not dense and n_threads > 1:
             raise ValueError("parallel='columns' is not possible: the column split runs Dense layers "
                              "(no hidden softmax) only")
@@ -320,6 +327,11 @@ class Trainer:
         kern = get_backend(self.backend)
         n_threads = self.n_threads or get_num_threads()
         split = self._split(kern, n_threads, batch_size)
+        if self.parallel == "probe" and n_threads > 1 and self.path != "per-layer":
+            self.optimizer.build(net.n_params, net.dtype)
+            split = _engine.probe_split(kern, net, self.loss, self.optimizer, Xc, Y, batch_size, n_threads,
+                                        self._columns_ok(kern), self.optimizer.hyper_vector(
+                                            self.clip_norm, self.clip_value)) or split
         if self.path == "per-layer":
             plan = _engine.Plan(path="per-layer", reason="asked for with Trainer(path='per-layer')")
         else:
@@ -337,13 +349,13 @@ class Trainer:
         if plan.path == "fused":
             blas_threads = split.threads if split.kind == "blas" else 1
         else:
-            blas_threads = 1 if self.parallel in ("auto", "columns") else n_threads
+            blas_threads = 1 if self.parallel in ("auto", "columns", "probe") else n_threads
         # The per-layer path (issues 11, 12): row shards, one thread each, one-thread BLAS, or the
         # kernels' own threads; fastnn.engine.sharded has the measured rule. parallel='blas' keeps threaded BLAS.
         layer_shards = 1
         if plan.path != "fused" and self.path == "auto":
             layer_shards, why = _engine.choose_layer_shards(net, self.loss, kern.NAME, n_threads, batch_size,
-                                                            self.parallel)
+                                                            "auto" if self.parallel == "probe" else self.parallel)
             plan.reason = f"{plan.reason}; {why}"
             if layer_shards > 1:
                 n_shards, blas_threads = layer_shards, 1

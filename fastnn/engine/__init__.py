@@ -12,7 +12,8 @@ from .probe import GradientProbe
 from .runners import fused_runner, layer_threads, layerwise_grad, layerwise_runner
 from .sharded import MIN_SHARD_ROWS, choose_layer_shards, shard_blocker, sharded_runner  # issues 11, 12
 from .split import Split, choose_split
+from .split_probe import clear_probe_cache, probe_split
 
 __all__ = ["Plan", "build_plan", "shard_rows", "guarded", "fused_runner", "layerwise_runner", "layerwise_grad",
            "layer_threads", "sharded_runner", "choose_layer_shards", "shard_blocker", "GradientProbe", "Split",
-           "choose_split"]
+           "choose_split", "probe_split", "clear_probe_cache"]

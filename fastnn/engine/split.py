@@ -9,6 +9,9 @@ The four ways (``Trainer(parallel=...)``):
   barrier between layers (``csrc/plan_cols.pxi``: the Cython backend, Dense-only networks).
 - ``'blas'``: the serial driver with BLAS threading each GEMM.
 
+``'probe'`` times the first three on a few real steps instead of following this rule
+(:mod:`fastnn.engine.split_probe`; the rule stays its fallback).
+
 The rule for ``'auto'`` (``p`` parameters, ``rows`` = batch / threads), from interleaved sweeps
 of ``python -m bench.shapes`` (samples/s, 2 threads, cython, float32, Adam; medians):
 
@@ -88,9 +91,10 @@ def choose_split(parallel, n_threads, batch_size, n_params, columns_ok, itemsize
 
     Parameters
     ----------
-    parallel : {'auto', 'shards', 'columns', 'blas'}
-        The trainer's setting; anything but ``'auto'`` is taken as asked (``'columns'`` must be
-        possible: the caller checks ``columns_ok`` first and raises).
+    parallel : {'auto', 'shards', 'columns', 'blas', 'probe'}
+        The trainer's setting; ``'shards'``, ``'columns'`` and ``'blas'`` are taken as asked (``'columns'``
+        must be possible: the caller checks ``columns_ok`` first and raises); ``'probe'`` gets the rule
+        where the probe (:mod:`fastnn.engine.split_probe`) cannot run.
     n_threads, batch_size, n_params : int
     columns_ok : bool
         Whether the column-split driver can run this network (Cython backend, Dense layers only).
