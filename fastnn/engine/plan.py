@@ -116,7 +116,7 @@ class Plan:
             return f"per-layer path: {self.reason}"
         names = {C.OP_DENSE: "dense", C.OP_DROPOUT: "dropout", C.OP_BATCHNORM: "batchnorm",
                  C.OP_LAYERNORM: "layernorm", C.OP_CONV2D: "conv2d", C.OP_MAXPOOL2D: "maxpool2d",
-                 C.OP_AVGPOOL2D: "avgpool2d"}
+                 C.OP_AVGPOOL2D: "avgpool2d", C.OP_ACTIVATION: "activation"}
         split = f", columns over {self.col_threads} threads" if self.col_threads > 1 else ""
         lines = [f"fused plan: {len(self.ops)} rows, {len(self.sections)} section(s) per step, "
                  f"{self.n_shards} shard(s){split}"]
@@ -204,6 +204,8 @@ def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True)
         row[C.P_SEED] = r.seed
         row[C.P_NEED_DX] = int(q > first_grad)
         row[C.P_IN] = prev_out
+        if r.channels > 0:
+            row[C.P_C] = r.channels  # BatchNorm / Activation on NHWC rows: per channel
         if r.geometry:
             row[_GEOMETRY_COLS] = r.geometry
             if r.op == C.OP_CONV2D and not _pointwise(r.geometry):
@@ -224,8 +226,8 @@ def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True)
             row[C.P_STATS] = n_stats  # float64 scratch for the dgamma/dbeta sums
             n_stats += 2 * r.n_out
         elif r.op == C.OP_BATCHNORM:
-            row[C.P_STATS] = n_stats  # BN_STATS x n_features in the float64 stats buffer
-            n_stats += BN_STATS * r.n_out
+            row[C.P_STATS] = n_stats  # BN_STATS x features (channels of feature maps) in the float64 stats
+            n_stats += BN_STATS * (r.channels if r.channels > 0 else r.n_out)
         prev_out = row[C.P_OUT]
     wofs[C.W_DA] = off
     off += cap * widest
