@@ -56,17 +56,23 @@ cdef extern from *:
         for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
             double d = x[i * k + j] - mean[j]; m2[j] += d * d; } \
     } \
+    /* relu != 0: a ReLU folded into the row (engine.plan.fuse_relu_into_batchnorm): applied to the output */ \
+    /* in the normalize pass (NaN propagates, as fastnn_relu_fwd), and dY masked in place by the kept */ \
+    /* output in the sums pass, where the input-gradient pass then reads it. */ \
     static FASTNN_CLONES void fastnn_bn_norm_##S(const T* restrict x, Py_ssize_t m, Py_ssize_t k, \
                                           const double* restrict mean, const double* restrict inv, \
                                           const T* restrict gamma, const T* restrict beta, \
-                                          T* restrict xhat, T* restrict out) { \
+                                          T* restrict xhat, T* restrict out, int relu) { \
         for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
             double xh = (x[i * k + j] - mean[j]) * inv[j]; \
-            xhat[i * k + j] = (T) xh; out[i * k + j] = (T) ((double) gamma[j] * xh + (double) beta[j]); } \
+            double y = (double) gamma[j] * xh + (double) beta[j]; \
+            xhat[i * k + j] = (T) xh; out[i * k + j] = (T) (relu && y < 0.0 ? 0.0 : y); } \
     } \
-    static FASTNN_CLONES void fastnn_bn_dsums_##S(const T* restrict dy, const T* restrict xhat, Py_ssize_t m, \
-                                           Py_ssize_t k, double* restrict sb, double* restrict sg) { \
+    static FASTNN_CLONES void fastnn_bn_dsums_##S(T* restrict dy, const T* restrict xhat, \
+                                           const T* restrict out, Py_ssize_t m, Py_ssize_t k, \
+                                           double* restrict sb, double* restrict sg, int relu) { \
         for (Py_ssize_t j = 0; j < k; j++) { sb[j] = 0.0; sg[j] = 0.0; } \
+        if (relu) for (Py_ssize_t i = 0; i < m * k; i++) dy[i] = out[i] > 0 ? dy[i] : (T) 0; \
         for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
             double d = dy[i * k + j]; sb[j] += d; sg[j] += d * xhat[i * k + j]; } \
     } \
@@ -113,13 +119,13 @@ cdef extern from *:
     void fastnn_bn_stats_f(const float* x, Py_ssize_t m, Py_ssize_t k, double* mean, double* m2) noexcept nogil
     void fastnn_bn_stats_d(const double* x, Py_ssize_t m, Py_ssize_t k, double* mean, double* m2) noexcept nogil
     void fastnn_bn_norm_f(const float* x, Py_ssize_t m, Py_ssize_t k, const double* mean, const double* inv,
-                          const float* gamma, const float* beta, float* xhat, float* out) noexcept nogil
+                          const float* gamma, const float* beta, float* xhat, float* out, int relu) noexcept nogil
     void fastnn_bn_norm_d(const double* x, Py_ssize_t m, Py_ssize_t k, const double* mean, const double* inv,
-                          const double* gamma, const double* beta, double* xhat, double* out) noexcept nogil
-    void fastnn_bn_dsums_f(const float* dy, const float* xhat, Py_ssize_t m, Py_ssize_t k, double* sb,
-                           double* sg) noexcept nogil
-    void fastnn_bn_dsums_d(const double* dy, const double* xhat, Py_ssize_t m, Py_ssize_t k, double* sb,
-                           double* sg) noexcept nogil
+                          const double* gamma, const double* beta, double* xhat, double* out, int relu) noexcept nogil
+    void fastnn_bn_dsums_f(float* dy, const float* xhat, const float* out, Py_ssize_t m, Py_ssize_t k, double* sb,
+                           double* sg, int relu) noexcept nogil
+    void fastnn_bn_dsums_d(double* dy, const double* xhat, const double* out, Py_ssize_t m, Py_ssize_t k,
+                           double* sb, double* sg, int relu) noexcept nogil
     void fastnn_bn_dx_f(const float* dy, const float* xhat, Py_ssize_t m, Py_ssize_t k, const double* c,
                         const double* cb, const double* cg, float* dx) noexcept nogil
     void fastnn_bn_dx_d(const double* dy, const double* xhat, Py_ssize_t m, Py_ssize_t k, const double* c,
@@ -203,9 +209,11 @@ cdef void _plan_forward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const flo
                 fastnn_bn_stats_d(A_in, rows, k, st + a, st + a + k)
         else:  # normalize with the batch statistics the sync left in shard 0's stats
             if floating is float:
-                fastnn_bn_norm_f(A_in, rows, k, st0 + a + 2 * k, st0 + a + 3 * k, params + p0, params + p1, Z, A)
+                fastnn_bn_norm_f(A_in, rows, k, st0 + a + 2 * k, st0 + a + 3 * k, params + p0, params + p1, Z, A,
+                                 r[P_ACT] == ACT_RELU)
             else:
-                fastnn_bn_norm_d(A_in, rows, k, st0 + a + 2 * k, st0 + a + 3 * k, params + p0, params + p1, Z, A)
+                fastnn_bn_norm_d(A_in, rows, k, st0 + a + 2 * k, st0 + a + 3 * k, params + p0, params + p1, Z, A,
+                                 r[P_ACT] == ACT_RELU)
     else:
         pass  # unknown op: refused by _plan_check before any step runs
 
@@ -258,9 +266,9 @@ cdef void _plan_backward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const fl
     elif op == OP_BATCHNORM:
         if phase == 0:  # this shard's sums of dY and dY * Xhat: its dbeta and dgamma
             if floating is float:
-                fastnn_bn_dsums_f(dA, Z, rows, k, st + a + 4 * k, st + a + 5 * k)
+                fastnn_bn_dsums_f(dA, Z, A, rows, k, st + a + 4 * k, st + a + 5 * k, act == ACT_RELU)
             else:
-                fastnn_bn_dsums_d(dA, Z, rows, k, st + a + 4 * k, st + a + 5 * k)
+                fastnn_bn_dsums_d(dA, Z, A, rows, k, st + a + 4 * k, st + a + 5 * k, act == ACT_RELU)
             for j in range(k):
                 g[p1 + j] = <floating> st[a + 4 * k + j]
                 g[p0 + j] = <floating> st[a + 5 * k + j]
@@ -800,6 +808,9 @@ def check_plan(ops, fops, items, sections, wofs, int loss_code, loss_f, Py_ssize
     for q in range(ops.shape[0]):  # activation codes of dense rows: no silent default in _act_row
         if ops[q, P_OP] in (OP_DENSE, OP_CONV2D, OP_ACTIVATION) and ops[q, P_ACT] not in _ACT_CODES:
             raise ValueError(f"unknown activation code {ops[q, P_ACT]} in plan row {q}")
+        if ops[q, P_OP] == OP_BATCHNORM and ops[q, P_ACT] not in (ACT_LINEAR, ACT_RELU):
+            raise ValueError(f"a BatchNorm plan row applies no activation or ReLU, not code {ops[q, P_ACT]} "
+                             f"(plan row {q})")
 
 
 def plan_train_steps(X, Y, perm, batch_starts, Py_ssize_t batch_size, ops, fops, items, sections, wofs,

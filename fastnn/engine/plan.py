@@ -17,7 +17,7 @@ Everything the drivers need is computed here, once per fit, in one place:
   (``wofs``, columns ``W_*``) and of BatchNorm statistics in the float64
   ``stats`` buffer. The drivers read these; they hold no layout rule.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -146,6 +146,27 @@ def plan_rows_of(network, loss):
     return rows, owners
 
 
+def fuse_relu_into_batchnorm(rows, owners):
+    """Rows and owners with each ReLU Activation row that follows a BatchNorm row folded into it.
+
+    BatchNorm -> ReLU is the Conv-BN-ReLU block: the BatchNorm row then applies the ReLU in its
+    normalize pass and masks its output gradient in its first backward pass, which saves the
+    Activation row's block and its passes over the feature maps (measured on the example CNN with
+    BatchNorm: see the README's conv section). Only ReLU: relu(y) > 0 exactly where y > 0, so the
+    kept output is all its derivative needs.
+    """
+    out_rows, out_owners = [], []
+    for r, owner in zip(rows, owners):
+        prev = out_rows[-1] if out_rows else None
+        if (r.op == C.OP_ACTIVATION and r.act == C.ACT_RELU and prev is not None and prev.op == C.OP_BATCHNORM
+                and prev.act == C.ACT_LINEAR and prev.n_out == r.n_in):
+            out_rows[-1] = replace(prev, act=C.ACT_RELU)
+            continue
+        out_rows.append(r)
+        out_owners.append(owner)
+    return out_rows, out_owners
+
+
 def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True):
     """Build the :class:`Plan` of one fit: fused when every layer and the loss have plan rows.
 
@@ -167,6 +188,7 @@ def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True)
     rows, owners = plan_rows_of(network, loss)
     if rows is None:
         return Plan(path="per-layer", reason=owners)
+    rows, owners = fuse_relu_into_batchnorm(rows, owners)
     loss_code, loss_f = plan_loss
     n_shards = max(1, min(int(n_shards), int(batch_size)))
     cap = shard_rows(batch_size, n_shards)

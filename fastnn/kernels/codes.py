@@ -54,7 +54,7 @@ OP_ACTIVATION = 7  # A = f(A_in) (the Activation layer); softmax over the last P
 
 # Integer columns of a plan row (int64 table, one row per op).
 P_OP = 0           # OP_* code
-P_ACT = 1          # activation code (OP_DENSE, OP_CONV2D, OP_ACTIVATION), else ACT_LINEAR
+P_ACT = 1          # activation code (OP_DENSE, OP_CONV2D, OP_ACTIVATION; OP_BATCHNORM: linear or relu), else ACT_LINEAR
 P_N_IN = 2         # input width per sample
 P_N_OUT = 3        # output width per sample
 P_PARAM0 = 4       # offset in params of W / gamma (-1: none)

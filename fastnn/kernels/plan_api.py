@@ -63,6 +63,8 @@ def check_codes(plan):
             raise ValueError(f"unknown op code {op} in plan row {q}")
         if op in (codes.OP_DENSE, codes.OP_CONV2D, codes.OP_ACTIVATION) and act not in _ACTS:
             raise ValueError(f"unknown activation code {act} in plan row {q}")
+        if op == codes.OP_BATCHNORM and act not in (codes.ACT_LINEAR, codes.ACT_RELU):
+            raise ValueError(f"a BatchNorm plan row applies no activation or ReLU, not code {act} (plan row {q})")
         if op in _IMAGE_OPS:
             _check_image_row(q, plan.ops[q])
         if op in _CHANNEL_OPS:

@@ -68,6 +68,11 @@ def test_bias_free_conv_and_channel_batchnorm_rows():
     assert [plan.ops[q, codes.P_N_OUT] for q in bns] == [8 * 7 * 4, 4 * 3 * 3]
     assert plan.stats.shape[1] == codes.BN_STATS * (4 + 3)  # statistics per channel, not per value
     assert len(plan.sections) == 5  # a forward and a backward sync per BatchNorm, then the update section
+    # BatchNorm -> ReLU folds into the BatchNorm row; the other activations stay rows of their own
+    assert [plan.ops[q, codes.P_ACT] for q in bns] == [codes.ACT_RELU, codes.ACT_LINEAR]
+    acts = [q for q in range(len(plan.ops)) if plan.ops[q, codes.P_OP] == codes.OP_ACTIVATION]
+    assert [plan.ops[q, codes.P_ACT] for q in acts] == [codes.ACT_TANH, codes.ACT_SOFTMAX]
+    assert [type(net.layers[plan.layers_of_rows[q]]).__name__ for q in bns] == ["BatchNorm", "BatchNorm"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -81,8 +86,9 @@ def test_results_do_not_depend_on_the_shard_count(backend):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fused_conv_bn_gradients_pass_a_central_difference_check(backend):
-    """float64: grad_steps of a bias-free conv, BatchNorm on its feature maps and ReLU-free smooth activations."""
-    layers = [fnn.Conv2D(2, 2, use_bias=False), fnn.BatchNorm(), fnn.Activation("tanh"), fnn.MaxPool2D(2, strides=1),
+    """float64: grad_steps of bias-free convs, BatchNorm on their feature maps with a folded ReLU and with
+    an Activation row after it."""
+    layers = [fnn.Conv2D(2, 2, use_bias=False), fnn.BatchNorm(), fnn.Activation("relu"), fnn.MaxPool2D(2, strides=1),
               fnn.Conv2D(2, 2, use_bias=False), fnn.BatchNorm(), fnn.Activation("softmax"), fnn.Flatten(),
               fnn.Dense(3)]
     net = fnn.Network(layers, input_shape=(5, 5, 1), seed=2, dtype="float64", backend=backend)
@@ -143,17 +149,21 @@ def test_a_forged_channel_count_is_refused_before_any_step(backend):
     loss = fnn.losses.get("cross_entropy")
     Y = loss.prepare_targets(LABELS, 3, net.dtype)
     args = (np.ascontiguousarray(IMAGES.reshape(46, -1)), Y, np.arange(46, dtype=np.int64), np.zeros(1, np.int64))
-    bn = 1  # the first BatchNorm row: 8 x 7 x 4 values, 4 channels
-    act = 2  # the ReLU row after it
-    for q, value in ((bn, 5), (bn, 0), (bn, -2), (bn, 8 * 7 * 4), (bn, 8), (act, 3)):
+    bn = 1  # the first BatchNorm row (its ReLU folded in): 8 x 7 x 4 values, 4 channels
+    act = 5  # the tanh Activation row after the second BatchNorm: 4 x 3 x 3 values
+    for q, value in ((bn, 5), (bn, 0), (bn, -2), (bn, 8 * 7 * 4), (bn, 8), (act, 5)):
         plan = engine.build_plan(net, loss, 16, 1, 1).bind(net, opt, opt.hyper_vector())
-        assert plan.ops[q, codes.P_C] == 4
+        assert plan.ops[q, codes.P_OP] in (codes.OP_BATCHNORM, codes.OP_ACTIVATION) and plan.ops[q, codes.P_C] > 0
         before, buffers = net.params.copy(), net.buffers.copy()
         plan.ops[q, codes.P_C] = value
         with pytest.raises(ValueError, match="channel|statistics|parameter"):
             get_backend(backend).train_steps(plan, *args, np.ones(1), 0, np.zeros(1), np.zeros(1))
         np.testing.assert_array_equal(net.params, before)
         np.testing.assert_array_equal(net.buffers, buffers)
+    plan = engine.build_plan(net, loss, 16, 1, 1).bind(net, opt, opt.hyper_vector())
+    plan.ops[bn, codes.P_ACT] = codes.ACT_TANH  # a BatchNorm row folds a ReLU only
+    with pytest.raises(ValueError, match="BatchNorm plan row applies no activation or ReLU"):
+        get_backend(backend).train_steps(plan, *args, np.ones(1), 0, np.zeros(1), np.zeros(1))
 
 
 def test_a_fused_step_matches_torch_conv_batchnorm2d_relu():

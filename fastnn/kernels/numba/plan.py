@@ -17,7 +17,7 @@ from numba import njit, prange, uint64
 from . import _common, activations, dense, driver, losses, norm, optim, plan_conv
 from ..plan_api import check_codes, entry_points
 from ..codes import (
-    F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, H_CLIP_NORM, H_CLIP_VALUE, H_LR, IT_BACKWARD, IT_FORWARD,
+    ACT_RELU, F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, H_CLIP_NORM, H_CLIP_VALUE, H_LR, IT_BACKWARD, IT_FORWARD,
     IT_GATHER, IT_LOSS, IT_PENALTY, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_SOFTMAX_CE, OP_ACTIVATION, OP_AVGPOOL2D,
     OP_BATCHNORM, OP_CONV2D, OP_DENSE, OP_MAXPOOL2D, OP_DROPOUT, OP_LAYERNORM, P_ACT, P_AUX, P_BUF0, P_BUF1, P_C, P_IN, P_NEED_DX, P_N_IN, P_N_OUT, P_OP,
     P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_STATS, P_Z, SYNC_BN_BACKWARD, SYNC_BN_FORWARD, W_DA, W_DX, W_DZ,
@@ -121,11 +121,13 @@ def _forward_row(q, phase, ops, fops, params, wb, st, st0, m, row0, step):
                     st[a + k + j] += d * d
         else:  # normalize with the batch statistics the sync left in shard 0's stats
             gamma, beta = params[p0:p0 + k], params[p1:p1 + k]
+            relu = ops[q, P_ACT] == ACT_RELU  # a ReLU folded into the row (engine.plan)
             for i in range(rows):
                 for j in range(k):
                     xh = (X2[i, j] - st0[a + 2 * k + j]) * st0[a + 3 * k + j]
                     Z2[i, j] = xh
-                    A2[i, j] = float(gamma[j]) * xh + float(beta[j])
+                    y = float(gamma[j]) * xh + float(beta[j])
+                    A2[i, j] = 0.0 if (relu and y <= 0.0) else y  # NaN propagates, as the ReLU kernels
     # other codes are refused by plan_api.check_codes before any step runs
 
 
@@ -176,6 +178,13 @@ def _backward_row(q, phase, ops, fops, params, g, wofs, wb, st, st0, m, m_total)
         dA2, Z2 = _view(wb, dA_off, rows, k), _view(wb, ops[q, P_Z], rows, k)
         a = ops[q, P_STATS]
         if phase == 0:  # this shard's sums of dY and dY * Xhat: its dbeta and dgamma
+            if ops[q, P_ACT] == ACT_RELU:  # the folded ReLU: mask dY in place (phase 1 reads it too)
+                A2 = _view(wb, ops[q, P_OUT], rows, k)
+                zero = dA2.dtype.type(0)
+                for i in range(rows):
+                    for j in range(k):
+                        if not A2[i, j] > 0:
+                            dA2[i, j] = zero
             for j in range(k):
                 st[a + 4 * k + j] = 0.0
                 st[a + 5 * k + j] = 0.0

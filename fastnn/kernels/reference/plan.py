@@ -10,7 +10,7 @@ from . import dense, losses, norm, optim, plan_conv
 from .activations import activation_backward, activation_forward
 from ..plan_api import check_codes, entry_points
 from ..codes import (
-    F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, IT_BACKWARD, IT_FORWARD, IT_GATHER, IT_LOSS, IT_PENALTY,
+    ACT_RELU, F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, IT_BACKWARD, IT_FORWARD, IT_GATHER, IT_LOSS, IT_PENALTY,
     LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_SOFTMAX_CE, OP_ACTIVATION, OP_AVGPOOL2D, OP_CONV2D, OP_DENSE, OP_DROPOUT,
     OP_LAYERNORM, OP_MAXPOOL2D, P_ACT, P_AUX, P_C,
     P_BUF0, P_BUF1, P_IN, P_NEED_DX, P_N_IN, P_N_OUT, P_OP, P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_STATS, P_Z,
@@ -58,7 +58,8 @@ def _forward(q, phase, plan, wb, st, st0, m, row0, step):
         k, pos = _channels(ops[q])
         xhat = (A_in.reshape(m * pos, k).astype(np.float64) - st0[a + 2 * k:a + 3 * k]) * st0[a + 3 * k:a + 4 * k]
         Z.reshape(m * pos, k)[...] = xhat
-        A.reshape(m * pos, k)[...] = params[p0:p0 + k].astype(np.float64) * xhat + params[p1:p1 + k]
+        y = params[p0:p0 + k].astype(np.float64) * xhat + params[p1:p1 + k]
+        A.reshape(m * pos, k)[...] = np.maximum(y, 0) if ops[q, P_ACT] == ACT_RELU else y  # a fused ReLU
 
 
 def _backward(q, phase, plan, g, wb, st, st0, m, m_total):
@@ -88,6 +89,8 @@ def _backward(q, phase, plan, g, wb, st, st0, m, m_total):
                                 ops[q, P_ACT], fops[q, F_ALPHA], dX.reshape(m * pos, k))
     elif phase == 0:  # BatchNorm: this shard's sums of dY and dY * Xhat, its dbeta and dgamma
         k, pos = _channels(ops[q])
+        if ops[q, P_ACT] == ACT_RELU:  # the fused ReLU: mask the output gradient in place (phase 1 reads it)
+            dA[~(A > 0)] = 0
         d = dA.reshape(m * pos, k).astype(np.float64)
         st[a + 4 * k:a + 5 * k] = d.sum(axis=0)
         st[a + 5 * k:a + 6 * k] = (d * Z.reshape(m * pos, k)).sum(axis=0)
