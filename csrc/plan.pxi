@@ -72,7 +72,9 @@ cdef extern from *:
                                            const T* restrict out, Py_ssize_t m, Py_ssize_t k, \
                                            double* restrict sb, double* restrict sg, int relu) { \
         for (Py_ssize_t j = 0; j < k; j++) { sb[j] = 0.0; sg[j] = 0.0; } \
-        if (relu) for (Py_ssize_t i = 0; i < m * k; i++) dy[i] = out[i] > 0 ? dy[i] : (T) 0; \
+        if (relu) { for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
+            T g = out[i * k + j] > 0 ? dy[i * k + j] : (T) 0; dy[i * k + j] = g; \
+            sb[j] += (double) g; sg[j] += (double) g * xhat[i * k + j]; } return; } \
         for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
             double d = dy[i * k + j]; sb[j] += d; sg[j] += d * xhat[i * k + j]; } \
     } \

@@ -178,18 +178,16 @@ def _backward_row(q, phase, ops, fops, params, g, wofs, wb, st, st0, m, m_total)
         dA2, Z2 = _view(wb, dA_off, rows, k), _view(wb, ops[q, P_Z], rows, k)
         a = ops[q, P_STATS]
         if phase == 0:  # this shard's sums of dY and dY * Xhat: its dbeta and dgamma
-            if ops[q, P_ACT] == ACT_RELU:  # the folded ReLU: mask dY in place (phase 1 reads it too)
-                A2 = _view(wb, ops[q, P_OUT], rows, k)
-                zero = dA2.dtype.type(0)
-                for i in range(rows):
-                    for j in range(k):
-                        if not A2[i, j] > 0:
-                            dA2[i, j] = zero
+            relu = ops[q, P_ACT] == ACT_RELU  # the folded ReLU: dY masked in place (phase 1 reads it too)
+            A2 = _view(wb, ops[q, P_OUT], rows, k)
+            zero = dA2.dtype.type(0)
             for j in range(k):
                 st[a + 4 * k + j] = 0.0
                 st[a + 5 * k + j] = 0.0
             for i in range(rows):
                 for j in range(k):
+                    if relu and not A2[i, j] > 0:
+                        dA2[i, j] = zero
                     d = float(dA2[i, j])
                     st[a + 4 * k + j] += d
                     st[a + 5 * k + j] += d * Z2[i, j]
