@@ -58,22 +58,27 @@ cdef extern from *:
     } \
     /* relu != 0: a ReLU folded into the row (engine.plan.fuse_relu_into_batchnorm): applied to the output */ \
     /* in the normalize pass (NaN propagates, as fastnn_relu_fwd), and dY masked in place by the kept */ \
-    /* output in the sums pass, where the input-gradient pass then reads it. */ \
+    /* output in the sums pass, where the input-gradient pass then reads it. Each in a loop of its own */ \
+    /* and the mask a multiply by (out > 0): GCC left the select forms scalar here (10-20x slower, one */ \
+    /* pass over a 32-channel feature map). A NaN dY stays NaN under the mask (the guard sees it). */ \
     static FASTNN_CLONES void fastnn_bn_norm_##S(const T* restrict x, Py_ssize_t m, Py_ssize_t k, \
                                           const double* restrict mean, const double* restrict inv, \
                                           const T* restrict gamma, const T* restrict beta, \
                                           T* restrict xhat, T* restrict out, int relu) { \
+        if (relu) { for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
+            double xh = (x[i * k + j] - mean[j]) * inv[j]; \
+            T y = (T) ((double) gamma[j] * xh + (double) beta[j]); \
+            xhat[i * k + j] = (T) xh; out[i * k + j] = y < (T) 0 ? (T) 0 : y; } return; } \
         for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
             double xh = (x[i * k + j] - mean[j]) * inv[j]; \
-            double y = (double) gamma[j] * xh + (double) beta[j]; \
-            xhat[i * k + j] = (T) xh; out[i * k + j] = (T) (relu && y < 0.0 ? 0.0 : y); } \
+            xhat[i * k + j] = (T) xh; out[i * k + j] = (T) ((double) gamma[j] * xh + (double) beta[j]); } \
     } \
     static FASTNN_CLONES void fastnn_bn_dsums_##S(T* restrict dy, const T* restrict xhat, \
                                            const T* restrict out, Py_ssize_t m, Py_ssize_t k, \
                                            double* restrict sb, double* restrict sg, int relu) { \
         for (Py_ssize_t j = 0; j < k; j++) { sb[j] = 0.0; sg[j] = 0.0; } \
         if (relu) { for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
-            T g = out[i * k + j] > 0 ? dy[i * k + j] : (T) 0; dy[i * k + j] = g; \
+            T g = dy[i * k + j] * (T) (out[i * k + j] > (T) 0); dy[i * k + j] = g; \
             sb[j] += (double) g; sg[j] += (double) g * xhat[i * k + j]; } return; } \
         for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
             double d = dy[i * k + j]; sb[j] += d; sg[j] += d * xhat[i * k + j]; } \

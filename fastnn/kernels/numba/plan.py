@@ -180,14 +180,14 @@ def _backward_row(q, phase, ops, fops, params, g, wofs, wb, st, st0, m, m_total)
         if phase == 0:  # this shard's sums of dY and dY * Xhat: its dbeta and dgamma
             relu = ops[q, P_ACT] == ACT_RELU  # the folded ReLU: dY masked in place (phase 1 reads it too)
             A2 = _view(wb, ops[q, P_OUT], rows, k)
-            zero = dA2.dtype.type(0)
+            zero, one = dA2.dtype.type(0), dA2.dtype.type(1)
             for j in range(k):
                 st[a + 4 * k + j] = 0.0
                 st[a + 5 * k + j] = 0.0
             for i in range(rows):
                 for j in range(k):
-                    if relu and not A2[i, j] > 0:
-                        dA2[i, j] = zero
+                    if relu:  # a multiply by (out > 0), as the Cython kernel: a NaN dY stays NaN
+                        dA2[i, j] = dA2[i, j] * (one if A2[i, j] > zero else zero)
                     d = float(dA2[i, j])
                     st[a + 4 * k + j] += d
                     st[a + 5 * k + j] += d * Z2[i, j]

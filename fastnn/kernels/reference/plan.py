@@ -90,7 +90,7 @@ def _backward(q, phase, plan, g, wb, st, st0, m, m_total):
     elif phase == 0:  # BatchNorm: this shard's sums of dY and dY * Xhat, its dbeta and dgamma
         k, pos = _channels(ops[q])
         if ops[q, P_ACT] == ACT_RELU:  # the fused ReLU: mask the output gradient in place (phase 1 reads it)
-            dA[~(A > 0)] = 0
+            dA *= A > 0  # a NaN dY stays NaN, as the compiled kernels
         d = dA.reshape(m * pos, k).astype(np.float64)
         st[a + 4 * k:a + 5 * k] = d.sum(axis=0)
         st[a + 5 * k:a + 6 * k] = (d * Z.reshape(m * pos, k)).sum(axis=0)
