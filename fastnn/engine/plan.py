@@ -151,9 +151,8 @@ def fuse_relu_into_batchnorm(rows, owners):
 
     BatchNorm -> ReLU is the Conv-BN-ReLU block: the BatchNorm row then applies the ReLU in its
     normalize pass and masks its output gradient in its first backward pass, which saves the
-    Activation row's block and its passes over the feature maps (measured on the example CNN with
-    BatchNorm: see the README's conv section). Only ReLU: relu(y) > 0 exactly where y > 0, so the
-    kept output is all its derivative needs.
+    Activation row's output block and its own forward and backward passes over the feature maps.
+    Only ReLU: relu(y) > 0 exactly where y > 0, so the kept output is all its derivative needs.
     """
     out_rows, out_owners = [], []
     for r, owner in zip(rows, owners):
