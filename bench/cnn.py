@@ -5,7 +5,10 @@ Models (28x28x1 MNIST, 10 classes, SGD lr 0.01 momentum 0.9, softmax cross-entro
 - ``example``: the CNN of ``examples/train_mnist_cnn.py`` -- Conv(32, 3x3, relu), MaxPool 2,
   Conv(64, 3x3, relu), MaxPool 2, Flatten, Dense(128, relu), Dense(10);
 - ``lenet5``: LeNet-5 sized -- Conv(6, 5x5 same, relu), MaxPool 2, Conv(16, 5x5, relu), MaxPool 2,
-  Flatten, Dense(120, relu), Dense(84, relu), Dense(10).
+  Flatten, Dense(120, relu), Dense(84, relu), Dense(10);
+- ``example-bn``: the example with each conv as Conv(bias-free) -> BatchNorm -> ReLU (PyTorch:
+  ``Conv2d(bias=False)`` + ``BatchNorm2d`` + ``ReLU``; no JAX peer). Its table also times the plain
+  example's fastnn rows in the same rounds and prints the ratio (BatchNorm's cost on the fused path).
 
 Every factory has the shape of :mod:`bench.peers`' (``X (n, 784), y, batch_size, threads``) plus
 ``model`` and returns a :class:`bench.peers.PeerRun` of ONE epoch. Interleaved comparison (what the
@@ -29,6 +32,8 @@ MODELS = {
     "example": ([(32, 3, "valid"), (64, 3, "valid")], (128,)),
     "lenet5": ([(6, 5, "same"), (16, 5, "valid")], (120, 84)),
 }
+MODELS["example-bn"] = MODELS["example"]  # the same GEMMs; each conv without bias, then BatchNorm + ReLU
+BN_MODELS = {"example-bn": "example"}     # model -> the plain model its table is compared with
 LR, MOMENTUM = 0.01, 0.9
 
 
@@ -67,7 +72,11 @@ def make_fastnn_cnn_epoch(X, y, batch_size, threads, model="example", backend="c
     convs, hidden = MODELS[model]
     layers = []
     for F, k, padding in convs:
-        layers += [fnn.Conv2D(F, k, padding=padding, activation="relu"), fnn.MaxPool2D(2)]
+        if model in BN_MODELS:
+            layers += [fnn.Conv2D(F, k, padding=padding, use_bias=False), fnn.BatchNorm(), fnn.Activation("relu")]
+        else:
+            layers.append(fnn.Conv2D(F, k, padding=padding, activation="relu"))
+        layers.append(fnn.MaxPool2D(2))
     layers.append(fnn.Flatten())
     layers += [fnn.Dense(u, "relu") for u in hidden] + [fnn.Dense(10)]
     net = fnn.Network(layers, input_shape=(28, 28, 1), seed=seed, backend=backend)
@@ -91,7 +100,11 @@ def make_torch_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
     convs, flat, hidden = _geometry(model)
     mods, c_in = [], 1
     for (_, _, _, _, _, F, k, pad) in convs:
-        mods += [torch.nn.Conv2d(c_in, F, k, padding=pad), torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
+        if model in BN_MODELS:
+            mods += [torch.nn.Conv2d(c_in, F, k, padding=pad, bias=False), torch.nn.BatchNorm2d(F)]
+        else:
+            mods.append(torch.nn.Conv2d(c_in, F, k, padding=pad))
+        mods += [torch.nn.ReLU(), torch.nn.MaxPool2d(2)]
         c_in = F
     mods.append(torch.nn.Flatten())
     width = flat
@@ -124,6 +137,8 @@ def make_torch_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
 
 def make_jax_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
     """A jitted step per batch (NHWC convolutions through ``lax.conv_general_dilated``); optax SGD + momentum."""
+    if model in BN_MODELS:
+        raise ValueError(f"the JAX peer has no BatchNorm model ({model!r})")
     import jax
     import jax.numpy as jnp
     import optax
@@ -274,9 +289,11 @@ FACTORIES = {"fastnn": make_fastnn_cnn_epoch, "fastnn-numba": make_fastnn_numba_
              "jax": make_jax_cnn_epoch, "gemm-floor": make_gemm_floor_cnn_epoch}
 
 
-def _available(name):
+def _available(name, model="example"):
     import importlib.util
 
+    if name == "jax" and model in BN_MODELS:
+        return False
     need = {"torch": ("torch",), "jax": ("jax", "optax")}.get(name, ())
     return all(importlib.util.find_spec(m) is not None for m in need)
 
@@ -285,7 +302,7 @@ def main(argv=None):
     from bench import data
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="example,lenet5")
+    ap.add_argument("--models", default="example,lenet5,example-bn")
     ap.add_argument("--batch-sizes", default="32,128")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
@@ -298,14 +315,21 @@ def main(argv=None):
           f"interleaved rounds (after one warm-up epoch each)")
     for model in args.models.split(","):
         for bs in (int(b) for b in args.batch_sizes.split(",")):
-            runs = [FACTORIES[p](X, y, bs, args.threads, model=model) for p in args.peers.split(",") if _available(p)]
+            peers = [p for p in args.peers.split(",") if _available(p, model)]
+            runs = [FACTORIES[p](X, y, bs, args.threads, model=model) for p in peers]
+            if model in BN_MODELS:  # the plain model's fastnn rows in the same rounds: BatchNorm's cost
+                runs += [FACTORIES[p](X, y, bs, args.threads, model=BN_MODELS[model]) for p in peers
+                         if p.startswith("fastnn")]
             times = interleaved_times({r.impl: r for r in runs}, args.rounds)
             med = {k: statistics.median(v) for k, v in times.items()}
             print(f"\n{model}, batch {bs} ({gemm_flops_per_sample(model) / 1e6:.1f} MFLOP of GEMMs per sample)")
             for impl, t in med.items():
                 print(f"  {impl:28s} {args.n / t:10,.0f} samples/s  {t:7.2f} s/epoch  (rounds: "
                       + ", ".join(f"{v:.2f}" for v in times[impl]) + ")")
-            for mine in [k for k in med if k.startswith("fastnn")]:
+            for mine in [k for k in med if k.startswith("fastnn") and k.endswith(f"-{model}")]:
+                plain = mine[:-len(model)] + BN_MODELS.get(model, "")
+                if plain in med and plain != mine:
+                    print(f"  {mine} / {plain} (samples/s): {med[plain] / med[mine]:.2f}")
                 for peer in ("torch", "jax-jit", "gemm-floor"):
                     other = [v for k, v in med.items() if k.startswith(peer)]
                     if other:  # a ratio of speeds: the peer's time over fastnn's

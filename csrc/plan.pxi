@@ -56,17 +56,30 @@ cdef extern from *:
         for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
             double d = x[i * k + j] - mean[j]; m2[j] += d * d; } \
     } \
+    /* relu != 0: a ReLU folded into the row (engine.plan.fuse_relu_into_batchnorm): applied to the output */ \
+    /* in the normalize pass (NaN propagates, as fastnn_relu_fwd), and dY masked in place by the kept */ \
+    /* output in the sums pass, where the input-gradient pass then reads it. Each in a loop of its own */ \
+    /* and the mask a multiply by (out > 0): GCC left the select forms scalar here (10-20x slower, one */ \
+    /* pass over a 32-channel feature map). A NaN dY stays NaN under the mask (the guard sees it). */ \
     static FASTNN_CLONES void fastnn_bn_norm_##S(const T* restrict x, Py_ssize_t m, Py_ssize_t k, \
                                           const double* restrict mean, const double* restrict inv, \
                                           const T* restrict gamma, const T* restrict beta, \
-                                          T* restrict xhat, T* restrict out) { \
+                                          T* restrict xhat, T* restrict out, int relu) { \
+        if (relu) { for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
+            double xh = (x[i * k + j] - mean[j]) * inv[j]; \
+            T y = (T) ((double) gamma[j] * xh + (double) beta[j]); \
+            xhat[i * k + j] = (T) xh; out[i * k + j] = y < (T) 0 ? (T) 0 : y; } return; } \
         for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
             double xh = (x[i * k + j] - mean[j]) * inv[j]; \
             xhat[i * k + j] = (T) xh; out[i * k + j] = (T) ((double) gamma[j] * xh + (double) beta[j]); } \
     } \
-    static FASTNN_CLONES void fastnn_bn_dsums_##S(const T* restrict dy, const T* restrict xhat, Py_ssize_t m, \
-                                           Py_ssize_t k, double* restrict sb, double* restrict sg) { \
+    static FASTNN_CLONES void fastnn_bn_dsums_##S(T* restrict dy, const T* restrict xhat, \
+                                           const T* restrict out, Py_ssize_t m, Py_ssize_t k, \
+                                           double* restrict sb, double* restrict sg, int relu) { \
         for (Py_ssize_t j = 0; j < k; j++) { sb[j] = 0.0; sg[j] = 0.0; } \
+        if (relu) { for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
+            T g = dy[i * k + j] * (T) (out[i * k + j] > (T) 0); dy[i * k + j] = g; \
+            sb[j] += (double) g; sg[j] += (double) g * xhat[i * k + j]; } return; } \
         for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
             double d = dy[i * k + j]; sb[j] += d; sg[j] += d * xhat[i * k + j]; } \
     } \
@@ -113,13 +126,13 @@ cdef extern from *:
     void fastnn_bn_stats_f(const float* x, Py_ssize_t m, Py_ssize_t k, double* mean, double* m2) noexcept nogil
     void fastnn_bn_stats_d(const double* x, Py_ssize_t m, Py_ssize_t k, double* mean, double* m2) noexcept nogil
     void fastnn_bn_norm_f(const float* x, Py_ssize_t m, Py_ssize_t k, const double* mean, const double* inv,
-                          const float* gamma, const float* beta, float* xhat, float* out) noexcept nogil
+                          const float* gamma, const float* beta, float* xhat, float* out, int relu) noexcept nogil
     void fastnn_bn_norm_d(const double* x, Py_ssize_t m, Py_ssize_t k, const double* mean, const double* inv,
-                          const double* gamma, const double* beta, double* xhat, double* out) noexcept nogil
-    void fastnn_bn_dsums_f(const float* dy, const float* xhat, Py_ssize_t m, Py_ssize_t k, double* sb,
-                           double* sg) noexcept nogil
-    void fastnn_bn_dsums_d(const double* dy, const double* xhat, Py_ssize_t m, Py_ssize_t k, double* sb,
-                           double* sg) noexcept nogil
+                          const double* gamma, const double* beta, double* xhat, double* out, int relu) noexcept nogil
+    void fastnn_bn_dsums_f(float* dy, const float* xhat, const float* out, Py_ssize_t m, Py_ssize_t k, double* sb,
+                           double* sg, int relu) noexcept nogil
+    void fastnn_bn_dsums_d(double* dy, const double* xhat, const double* out, Py_ssize_t m, Py_ssize_t k,
+                           double* sb, double* sg, int relu) noexcept nogil
     void fastnn_bn_dx_f(const float* dy, const float* xhat, Py_ssize_t m, Py_ssize_t k, const double* c,
                         const double* cb, const double* cg, float* dx) noexcept nogil
     void fastnn_bn_dx_d(const double* dy, const double* xhat, Py_ssize_t m, Py_ssize_t k, const double* c,
@@ -157,6 +170,15 @@ cdef inline void _dropout_fwd(Py_ssize_t n, Py_ssize_t k, const floating* X, uin
 
 
 # =========================================================================== one item on one shard
+cdef inline Py_ssize_t _channel_rows(const int64_t* r, Py_ssize_t m, Py_ssize_t* k) noexcept nogil:
+    """Rows of the (rows, k) block a BatchNorm / Activation row works on: its m rows of n_out values
+    as m * n_out / C rows of C channels (P_C = C > 0: feature maps), else m rows of k = n_out."""
+    if (r[P_OP] == OP_BATCHNORM or r[P_OP] == OP_ACTIVATION) and r[P_C] > 0:
+        k[0] = r[P_C]
+        return m * (r[P_N_OUT] // r[P_C])
+    return m
+
+
 cdef void _plan_forward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const floating* params,
                         floating* wb, double* st, const double* st0, Py_ssize_t m, int64_t row0,
                         int64_t step) noexcept nogil:
@@ -170,6 +192,7 @@ cdef void _plan_forward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const flo
     cdef floating* Z = wb + r[P_Z]
     cdef floating* A = wb + r[P_OUT]
     cdef double d, xh
+    cdef Py_ssize_t rows = _channel_rows(r, m, &k)  # BatchNorm / Activation on feature maps: per channel
     if _is_image_op(op):
         _plan_image_forward(r, f[F_ALPHA], params, wb, m)
     elif op == OP_DENSE:
@@ -179,17 +202,25 @@ cdef void _plan_forward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const flo
         _dropout_fwd(m, n_in, A_in, <uint64_t> r[P_SEED], step, row0, f[F_RATE], Z, A)
     elif op == OP_LAYERNORM:
         _ln_fwd(m, k, A_in, params + p0, params + p1, f[F_EPS], Z, wb + a, A)
+    elif op == OP_ACTIVATION:
+        if r[P_ACT] == ACT_SOFTMAX:  # per row of k channels
+            for i in range(rows):
+                _act_row(A_in + i * k, A + i * k, k, <int> r[P_ACT], <floating> f[F_ALPHA])
+        else:  # elementwise: one long vectorized row
+            _act_row(A_in, A, rows * k, <int> r[P_ACT], <floating> f[F_ALPHA])
     elif op == OP_BATCHNORM:
         if phase == 0:  # this shard's mean and sum of squared deviations (two passes, float64)
             if floating is float:
-                fastnn_bn_stats_f(A_in, m, k, st + a, st + a + k)
+                fastnn_bn_stats_f(A_in, rows, k, st + a, st + a + k)
             else:
-                fastnn_bn_stats_d(A_in, m, k, st + a, st + a + k)
+                fastnn_bn_stats_d(A_in, rows, k, st + a, st + a + k)
         else:  # normalize with the batch statistics the sync left in shard 0's stats
             if floating is float:
-                fastnn_bn_norm_f(A_in, m, k, st0 + a + 2 * k, st0 + a + 3 * k, params + p0, params + p1, Z, A)
+                fastnn_bn_norm_f(A_in, rows, k, st0 + a + 2 * k, st0 + a + 3 * k, params + p0, params + p1, Z, A,
+                                 r[P_ACT] == ACT_RELU)
             else:
-                fastnn_bn_norm_d(A_in, m, k, st0 + a + 2 * k, st0 + a + 3 * k, params + p0, params + p1, Z, A)
+                fastnn_bn_norm_d(A_in, rows, k, st0 + a + 2 * k, st0 + a + 3 * k, params + p0, params + p1, Z, A,
+                                 r[P_ACT] == ACT_RELU)
     else:
         pass  # unknown op: refused by _plan_check before any step runs
 
@@ -212,6 +243,7 @@ cdef void _plan_backward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const fl
     cdef const floating* Z = wb + r[P_Z]
     cdef const floating* A = wb + r[P_OUT]
     cdef double d, cc
+    cdef Py_ssize_t rows = _channel_rows(r, m, &k)  # BatchNorm / Activation on feature maps: per channel
     # The output gradient of row q sits in the W_DA block for the last row, then alternates.
     if (c.n_rows - 1 - q) % 2 == 0:
         dA = wb + c.wofs[W_DA]
@@ -233,20 +265,25 @@ cdef void _plan_backward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const fl
     elif op == OP_LAYERNORM:
         _ln_bwd(m, k, dA, Z, wb + a, params + p0, g + p0, g + p1, dX if need else NULL,
                 st + r[P_STATS], st + r[P_STATS] + k)
+    elif op == OP_ACTIVATION:
+        if need and act == ACT_SOFTMAX:  # per row of k channels
+            _act_bwd(rows, k, A_in, k, A, k, dA, k, act, <floating> f[F_ALPHA], dX, k, NULL)
+        elif need:  # elementwise: one long vectorized row
+            _act_bwd_row(A_in, A, dA, dX, rows * k, act, <floating> f[F_ALPHA])
     elif op == OP_BATCHNORM:
         if phase == 0:  # this shard's sums of dY and dY * Xhat: its dbeta and dgamma
             if floating is float:
-                fastnn_bn_dsums_f(dA, Z, m, k, st + a + 4 * k, st + a + 5 * k)
+                fastnn_bn_dsums_f(dA, Z, A, rows, k, st + a + 4 * k, st + a + 5 * k, act == ACT_RELU)
             else:
-                fastnn_bn_dsums_d(dA, Z, m, k, st + a + 4 * k, st + a + 5 * k)
+                fastnn_bn_dsums_d(dA, Z, A, rows, k, st + a + 4 * k, st + a + 5 * k, act == ACT_RELU)
             for j in range(k):
                 g[p1 + j] = <floating> st[a + 4 * k + j]
                 g[p0 + j] = <floating> st[a + 5 * k + j]
         else:  # input gradient from the batch sums the sync left in shard 0's stats
             if floating is float:
-                fastnn_bn_dx_f(dA, Z, m, k, st0 + a, st0 + a + k, st0 + a + 2 * k, dX)
+                fastnn_bn_dx_f(dA, Z, rows, k, st0 + a, st0 + a + k, st0 + a + 2 * k, dX)
             else:
-                fastnn_bn_dx_d(dA, Z, m, k, st0 + a, st0 + a + k, st0 + a + 2 * k, dX)
+                fastnn_bn_dx_d(dA, Z, rows, k, st0 + a, st0 + a + k, st0 + a + 2 * k, dX)
     else:
         pass  # unknown op: refused by _plan_check before any step runs
 
@@ -359,10 +396,12 @@ cdef void _plan_sync(const PlanCtx* c, int64_t kind, Py_ssize_t q, const floatin
     cdef Py_ssize_t k, a, s, j, row0, m_s, n_acc, n_t, rm, rv
     cdef const double* st
     cdef double mean_b, m2_b, delta, mom, eps, mean, m2, sb, sg, cf
+    cdef Py_ssize_t pos
     if kind == SYNC_NONE or q < 0:
         return
     r = c.ops + q * N_PCOL
     k = r[P_N_OUT]
+    pos = _channel_rows(r, 1, &k)  # feature maps: statistics per channel over m * pos rows
     a = r[P_STATS]
     if kind == SYNC_BN_FORWARD:
         n_acc = 0
@@ -370,6 +409,7 @@ cdef void _plan_sync(const PlanCtx* c, int64_t kind, Py_ssize_t q, const floatin
             _shard_span(m, n_shards, s, &row0, &m_s)
             if m_s <= 0:
                 continue
+            m_s = m_s * pos
             st = stats + s * c.n_stats
             for j in range(k):
                 mean_b = st[a + j]
@@ -383,6 +423,7 @@ cdef void _plan_sync(const PlanCtx* c, int64_t kind, Py_ssize_t q, const floatin
                     out[a + 2 * k + j] += delta * m_s / n_t
                     out[a + 3 * k + j] += m2_b + delta * delta * n_acc * m_s / n_t
             n_acc += m_s
+        m = m * pos
         mom = c.fops[q * N_FCOL + F_MOMENTUM]
         eps = c.fops[q * N_FCOL + F_EPS]
         rm = r[P_BUF0]
@@ -408,8 +449,8 @@ cdef void _plan_sync(const PlanCtx* c, int64_t kind, Py_ssize_t q, const floatin
                     sg = sg + stats[s * c.n_stats + a + 5 * k + j]
             cf = <double> params[r[P_PARAM0] + j] * out[a + 3 * k + j]  # c = gamma * inv_std
             out[a + j] = cf
-            out[a + k + j] = cf * sb / m
-            out[a + 2 * k + j] = cf * sg / m
+            out[a + k + j] = cf * sb / (m * pos)
+            out[a + 2 * k + j] = cf * sg / (m * pos)
     else:
         pass  # unknown sync: refused by _plan_check
 
@@ -591,6 +632,7 @@ cdef enum:
     PLAN_BAD_LOSS_F = 10
     PLAN_BAD_WIDTH = 11
     PLAN_BAD_IMAGE = 12
+    PLAN_BAD_CHANNELS = 13
 
 _PLAN_ERRORS = {
     PLAN_BAD_OP: "unknown op code in the plan",
@@ -607,6 +649,7 @@ _PLAN_ERRORS = {
                     "or a width is not positive",
     PLAN_BAD_IMAGE: "a conv / pool plan row's geometry does not fit its widths, or one of its blocks "
                     "lies outside its buffer",
+    PLAN_BAD_CHANNELS: "a BatchNorm / Activation plan row's channel count does not divide its width",
 }
 
 
@@ -619,7 +662,7 @@ cdef int _plan_check(const PlanCtx* c, Py_ssize_t n_items, Py_ssize_t cap, Py_ss
     """PLAN_OK, or the first problem (its row / item in where[0]): codes, then every offset."""
     cdef Py_ssize_t q, it, sec, widest = 0
     cdef const int64_t* r
-    cdef int64_t op, n_in, n_out, kind, S = c.stride, P = c.n_params
+    cdef int64_t op, n_in, n_out, k, kind, S = c.stride, P = c.n_params
     cdef int loss = c.loss_code
     for q in range(c.n_rows):
         r = c.ops + q * N_PCOL
@@ -628,7 +671,7 @@ cdef int _plan_check(const PlanCtx* c, Py_ssize_t n_items, Py_ssize_t cap, Py_ss
         n_in = r[P_N_IN]
         n_out = r[P_N_OUT]
         if not (op == OP_DENSE or op == OP_DROPOUT or op == OP_BATCHNORM or op == OP_LAYERNORM
-                or _is_image_op(op)):
+                or op == OP_ACTIVATION or _is_image_op(op)):
             return PLAN_BAD_OP
         if n_in <= 0 or n_out <= 0 or (q > 0 and n_in != c.ops[(q - 1) * N_PCOL + P_N_OUT]) \
                 or (op != OP_DENSE and not _is_image_op(op) and n_in != n_out):
@@ -637,6 +680,10 @@ cdef int _plan_check(const PlanCtx* c, Py_ssize_t n_items, Py_ssize_t cap, Py_ss
         if not (_span_ok(r[P_IN], cap * n_in, S) and _span_ok(r[P_Z], cap * n_out, S)
                 and _span_ok(r[P_OUT], cap * n_out, S)):
             return PLAN_BAD_WORK
+        if (op == OP_BATCHNORM or op == OP_ACTIVATION) and not (
+                r[P_C] == -1 or (r[P_C] > 0 and n_out % r[P_C] == 0)):
+            return PLAN_BAD_CHANNELS  # a forged channel count would index the statistics out of range
+        k = r[P_C] if op == OP_BATCHNORM and r[P_C] > 0 else n_out  # BatchNorm: features or channels
         if _is_image_op(op):
             if not _plan_image_row_ok(r, cap, S, P, c.wofs, r[P_NEED_DX] != 0):
                 return PLAN_BAD_IMAGE
@@ -644,15 +691,15 @@ cdef int _plan_check(const PlanCtx* c, Py_ssize_t n_items, Py_ssize_t cap, Py_ss
             if not (_span_ok(r[P_PARAM0], n_in * n_out, P) and (r[P_PARAM1] < 0 or _span_ok(r[P_PARAM1], n_out, P))):
                 return PLAN_BAD_PARAM
         elif op == OP_LAYERNORM or op == OP_BATCHNORM:
-            if not (_span_ok(r[P_PARAM0], n_out, P) and _span_ok(r[P_PARAM1], n_out, P)):
+            if not (_span_ok(r[P_PARAM0], k, P) and _span_ok(r[P_PARAM1], k, P)):
                 return PLAN_BAD_PARAM
             if op == OP_LAYERNORM and not (_span_ok(r[P_AUX], cap, S)
                                            and _span_ok(r[P_STATS], 2 * n_out, c.n_stats)):
                 return PLAN_BAD_WORK
             if op == OP_BATCHNORM:
-                if not (_span_ok(r[P_BUF0], n_out, n_buffers) and _span_ok(r[P_BUF1], n_out, n_buffers)):
+                if not (_span_ok(r[P_BUF0], k, n_buffers) and _span_ok(r[P_BUF1], k, n_buffers)):
                     return PLAN_BAD_BUFFER
-                if not _span_ok(r[P_STATS], BN_STATS * n_out, c.n_stats):
+                if not _span_ok(r[P_STATS], BN_STATS * k, c.n_stats):
                     return PLAN_BAD_STATS
     where[0] = -1
     if not (loss == LOSS_SOFTMAX_CE or loss == LOSS_MSE or loss == LOSS_BCE_LOGITS
@@ -766,8 +813,11 @@ def check_plan(ops, fops, items, sections, wofs, int loss_code, loss_f, Py_ssize
             f": op code {ops[where, P_OP]}" if status == PLAN_BAD_OP else "")
         raise ValueError(_PLAN_ERRORS[status] + detail + at)
     for q in range(ops.shape[0]):  # activation codes of dense rows: no silent default in _act_row
-        if ops[q, P_OP] in (OP_DENSE, OP_CONV2D) and ops[q, P_ACT] not in _ACT_CODES:
+        if ops[q, P_OP] in (OP_DENSE, OP_CONV2D, OP_ACTIVATION) and ops[q, P_ACT] not in _ACT_CODES:
             raise ValueError(f"unknown activation code {ops[q, P_ACT]} in plan row {q}")
+        if ops[q, P_OP] == OP_BATCHNORM and ops[q, P_ACT] not in (ACT_LINEAR, ACT_RELU):
+            raise ValueError(f"a BatchNorm plan row applies no activation or ReLU, not code {ops[q, P_ACT]} "
+                             f"(plan row {q})")
 
 
 def plan_train_steps(X, Y, perm, batch_starts, Py_ssize_t batch_size, ops, fops, items, sections, wofs,

@@ -79,7 +79,8 @@ cdef void _plan_image_forward(const int64_t* r, double alpha, const floating* pa
                 _im2col_image(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, X + b * n_img, cols + b * Ho * Wo * K)
         else:
             cols = wb + r[P_IN]  # a 1x1 kernel: the columns are the input
-        _dense_fwd(m * Ho * Wo, K, F, cols, K, params + r[P_PARAM0], F, params + r[P_PARAM1], <int> r[P_ACT],
+        _dense_fwd(m * Ho * Wo, K, F, cols, K, params + r[P_PARAM0], F,
+                   params + r[P_PARAM1] if r[P_PARAM1] >= 0 else NULL, <int> r[P_ACT],  # NULL: no bias
                    <floating> alpha, wb + r[P_Z], F, wb + r[P_OUT], F)
     elif r[P_OP] == OP_MAXPOOL2D:
         for b in range(m):
@@ -111,7 +112,8 @@ cdef void _plan_image_backward(const int64_t* r, double alpha, const floating* p
             dcols = dX if pointwise else wb + wofs[W_DCOLS]
         _dense_bwd(P, K, F, wb + (r[P_IN] if pointwise else r[P_COLS]), K, params + r[P_PARAM0], F,
                    wb + r[P_Z], F, wb + r[P_OUT], F, dA, F, act, <floating> alpha,
-                   dA if act == ACT_LINEAR else wb + wofs[W_DZ], F, g + r[P_PARAM0], F, g + r[P_PARAM1],
+                   dA if act == ACT_LINEAR else wb + wofs[W_DZ], F, g + r[P_PARAM0], F,
+                   g + r[P_PARAM1] if r[P_PARAM1] >= 0 else NULL,
                    dcols, K)
         if need and not pointwise:
             for b in range(m):
@@ -145,7 +147,7 @@ cdef bint _plan_image_row_ok(const int64_t* r, Py_ssize_t cap, int64_t S, int64_
     K = kh * kw * C
     if r[P_OP] != OP_CONV2D:
         return F == C
-    if not (_span_ok(r[P_PARAM0], K * F, P) and _span_ok(r[P_PARAM1], F, P)):
+    if not (_span_ok(r[P_PARAM0], K * F, P) and (r[P_PARAM1] < 0 or _span_ok(r[P_PARAM1], F, P))):
         return False
     if r[P_COLS] < 0:  # a 1x1 kernel reads its input as the columns
         return kh == 1 and kw == 1 and r[P_SH] == 1 and r[P_SW] == 1 and r[P_PH] == 0 and r[P_PW] == 0

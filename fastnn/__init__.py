@@ -18,7 +18,7 @@ from .diagnostics import FastnnWarning
 from .errors import (BackendUnavailableError, DataFormatError, FastnnError, ModelFormatError,
                      NonFiniteError, NotRegularFileError, ParameterError)
 from .kernels import available_backends, get_backend
-from .layers import BatchNorm, Dense, Dropout, Flatten, Layer, LayerNorm
+from .layers import Activation, BatchNorm, Dense, Dropout, Flatten, Layer, LayerNorm
 # Convolutional networks (issue 11).
 from .layers import AveragePooling2D, Conv2D, GlobalAveragePooling2D, MaxPool2D, MaxPooling2D
 from .layers import (GRU, LSTM, Bidirectional, Embedding, GlobalAveragePooling1D,  # sequence models, issue 12
@@ -65,4 +65,5 @@ __all__ = [
     "SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding", "GlobalAveragePooling1D", "Masking",
     "PositionalEncoding", "TimeDistributed", "MultiHeadAttention", "TransformerBlock",
 ]
-__all__ += ["Conv2D", "MaxPool2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D"]  # issue 11
+__all__ += ["Conv2D", "MaxPool2D", "MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D",  # issue 11
+            "Activation"]

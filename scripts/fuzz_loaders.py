@@ -90,6 +90,8 @@ def seed_networks():
                                     fnn.MaxPool2D(2), fnn.AveragePooling2D(2, strides=1),
                                     fnn.Conv2D(4, 1, use_bias=False), fnn.GlobalAveragePooling2D(), fnn.Dense(2)],
                            (6, 6, 2), "float32"),
+        "model-f64-convbn": (lambda: [fnn.Conv2D(3, 3, use_bias=False), fnn.BatchNorm(), fnn.Activation("relu"),
+                                      fnn.MaxPool2D(2), fnn.Flatten(), fnn.Dense(2)], (6, 6, 1), "float64"),
         "model-f32-recurrent": (lambda: [fnn.Masking(), fnn.LSTM(4, return_sequences=True),
                                          fnn.SimpleRNN(3, return_sequences=True),
                                          fnn.GRU(3, return_sequences=True, reset_after=False),

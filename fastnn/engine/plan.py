@@ -17,7 +17,7 @@ Everything the drivers need is computed here, once per fit, in one place:
   (``wofs``, columns ``W_*``) and of BatchNorm statistics in the float64
   ``stats`` buffer. The drivers read these; they hold no layout rule.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -116,7 +116,7 @@ class Plan:
             return f"per-layer path: {self.reason}"
         names = {C.OP_DENSE: "dense", C.OP_DROPOUT: "dropout", C.OP_BATCHNORM: "batchnorm",
                  C.OP_LAYERNORM: "layernorm", C.OP_CONV2D: "conv2d", C.OP_MAXPOOL2D: "maxpool2d",
-                 C.OP_AVGPOOL2D: "avgpool2d"}
+                 C.OP_AVGPOOL2D: "avgpool2d", C.OP_ACTIVATION: "activation"}
         split = f", columns over {self.col_threads} threads" if self.col_threads > 1 else ""
         lines = [f"fused plan: {len(self.ops)} rows, {len(self.sections)} section(s) per step, "
                  f"{self.n_shards} shard(s){split}"]
@@ -146,6 +146,26 @@ def plan_rows_of(network, loss):
     return rows, owners
 
 
+def fuse_relu_into_batchnorm(rows, owners):
+    """Rows and owners with each ReLU Activation row that follows a BatchNorm row folded into it.
+
+    BatchNorm -> ReLU is the Conv-BN-ReLU block: the BatchNorm row then applies the ReLU in its
+    normalize pass and masks its output gradient in its first backward pass, which saves the
+    Activation row's output block and its own forward and backward passes over the feature maps.
+    Only ReLU: relu(y) > 0 exactly where y > 0, so the kept output is all its derivative needs.
+    """
+    out_rows, out_owners = [], []
+    for r, owner in zip(rows, owners):
+        prev = out_rows[-1] if out_rows else None
+        if (r.op == C.OP_ACTIVATION and r.act == C.ACT_RELU and prev is not None and prev.op == C.OP_BATCHNORM
+                and prev.act == C.ACT_LINEAR and prev.n_out == r.n_in):
+            out_rows[-1] = replace(prev, act=C.ACT_RELU)
+            continue
+        out_rows.append(r)
+        out_owners.append(owner)
+    return out_rows, out_owners
+
+
 def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True):
     """Build the :class:`Plan` of one fit: fused when every layer and the loss have plan rows.
 
@@ -167,6 +187,7 @@ def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True)
     rows, owners = plan_rows_of(network, loss)
     if rows is None:
         return Plan(path="per-layer", reason=owners)
+    rows, owners = fuse_relu_into_batchnorm(rows, owners)
     loss_code, loss_f = plan_loss
     n_shards = max(1, min(int(n_shards), int(batch_size)))
     cap = shard_rows(batch_size, n_shards)
@@ -204,6 +225,8 @@ def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True)
         row[C.P_SEED] = r.seed
         row[C.P_NEED_DX] = int(q > first_grad)
         row[C.P_IN] = prev_out
+        if r.channels > 0:
+            row[C.P_C] = r.channels  # BatchNorm / Activation on NHWC rows: per channel
         if r.geometry:
             row[_GEOMETRY_COLS] = r.geometry
             if r.op == C.OP_CONV2D and not _pointwise(r.geometry):
@@ -224,8 +247,8 @@ def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True)
             row[C.P_STATS] = n_stats  # float64 scratch for the dgamma/dbeta sums
             n_stats += 2 * r.n_out
         elif r.op == C.OP_BATCHNORM:
-            row[C.P_STATS] = n_stats  # BN_STATS x n_features in the float64 stats buffer
-            n_stats += BN_STATS * r.n_out
+            row[C.P_STATS] = n_stats  # BN_STATS x features (channels of feature maps) in the float64 stats
+            n_stats += BN_STATS * (r.channels if r.channels > 0 else r.n_out)
         prev_out = row[C.P_OUT]
     wofs[C.W_DA] = off
     off += cap * widest

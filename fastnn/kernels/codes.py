@@ -45,19 +45,20 @@ KERNEL_LOSSES = (LOSS_SOFTMAX_CE, LOSS_MSE, LOSS_BCE_LOGITS)
 # Ops: one row of a compiled plan per op (fastnn.engine.plan builds the table).
 OP_DENSE = 0       # Z = A_in @ W + b, A = f(Z)
 OP_DROPOUT = 1     # A = A_in * mask, mask from a counter-based hash (seed, step, row, unit)
-OP_BATCHNORM = 2   # per feature over the whole batch (all shards): a sync point
+OP_BATCHNORM = 2   # per feature (P_C < 0) or per channel of NHWC rows (P_C channels) over the whole batch: a sync point
 OP_LAYERNORM = 3   # per row over its features
 OP_CONV2D = 4      # Z = im2col(A_in) @ W + b, A = f(Z), NHWC rows (geometry in the P_H.. columns)
 OP_MAXPOOL2D = 5   # window maxima; backward rescans the kept input for each window's first maximum
 OP_AVGPOOL2D = 6   # window means over the valid entries (Keras)
+OP_ACTIVATION = 7  # A = f(A_in) (the Activation layer); softmax over the last P_C values of each row (P_C < 0: all)
 
 # Integer columns of a plan row (int64 table, one row per op).
 P_OP = 0           # OP_* code
-P_ACT = 1          # activation code (OP_DENSE), else ACT_LINEAR
+P_ACT = 1          # activation code (OP_DENSE, OP_CONV2D, OP_ACTIVATION; OP_BATCHNORM: linear or relu), else ACT_LINEAR
 P_N_IN = 2         # input width per sample
 P_N_OUT = 3        # output width per sample
 P_PARAM0 = 4       # offset in params of W / gamma (-1: none)
-P_PARAM1 = 5       # offset in params of b / beta (-1: none)
+P_PARAM1 = 5       # offset in params of b / beta (-1: none, e.g. a bias-free Conv2D)
 P_BUF0 = 6         # offset in the network buffers of running_mean (-1: none)
 P_BUF1 = 7         # offset in the network buffers of running_var (-1: none)
 P_IN = 8           # work offset of the input block (rows x n_in)
@@ -70,7 +71,7 @@ P_STATS = 14       # offset in the float64 stats buffer (BatchNorm statistics, L
 # Image geometry of conv / pool rows (-1 for the others): input H, W, C, output Ho, Wo, window, stride, padding.
 P_H = 15
 P_W = 16
-P_C = 17
+P_C = 17           # also BatchNorm / Activation rows: channels of NHWC rows (statistics / softmax per channel), -1: flat
 P_HO = 18
 P_WO = 19
 P_KH = 20

@@ -34,16 +34,41 @@ def _check_image_row(q, row):
                          f"does not fit its widths {int(row[codes.P_N_IN])} -> {int(row[codes.P_N_OUT])}")
 
 
+_CHANNEL_OPS = frozenset((codes.OP_BATCHNORM, codes.OP_ACTIVATION))
+
+
+def _check_channels(q, row, plan):
+    """A BatchNorm / Activation row reads its n_out values as n_out / P_C rows of P_C channels (P_C = -1:
+    one flat row): the drivers index gamma, beta, the running and the batch statistics by it unchecked."""
+    channels, n_out = int(row[codes.P_C]), int(row[codes.P_N_OUT])
+    if not (channels == -1 or (channels > 0 and n_out % channels == 0)):
+        raise ValueError(f"plan row {q}: its channel count {channels} does not divide its width {n_out}")
+    if row[codes.P_OP] != codes.OP_BATCHNORM:
+        return
+    k = channels if channels > 0 else n_out
+    spans = ((codes.P_PARAM0, k, len(plan.params), "parameter"), (codes.P_PARAM1, k, len(plan.params), "parameter"),
+             (codes.P_BUF0, k, len(plan.buffers), "buffer"), (codes.P_BUF1, k, len(plan.buffers), "buffer"),
+             (codes.P_STATS, codes.BN_STATS * k, plan.stats.shape[1], "statistics"))
+    for col, size, limit, what in spans:
+        if not 0 <= row[col] <= limit - size:
+            raise ValueError(f"plan row {q}: its {k} channels' {what} block at {int(row[col])} lies outside "
+                             f"its buffer ({limit} values)")
+
+
 def check_codes(plan):
-    """Refuse unknown op, loss, activation and optimizer codes, and image rows whose geometry does not
-    fit their widths, before any step (no silent default)."""
+    """Refuse unknown op, loss, activation and optimizer codes, image rows whose geometry does not fit
+    their widths and channel counts that do not divide them, before any step (no silent default)."""
     for q, (op, act) in enumerate(plan.ops[:, [codes.P_OP, codes.P_ACT]]):
         if op not in _OPS:
             raise ValueError(f"unknown op code {op} in plan row {q}")
-        if op in (codes.OP_DENSE, codes.OP_CONV2D) and act not in _ACTS:
+        if op in (codes.OP_DENSE, codes.OP_CONV2D, codes.OP_ACTIVATION) and act not in _ACTS:
             raise ValueError(f"unknown activation code {act} in plan row {q}")
+        if op == codes.OP_BATCHNORM and act not in (codes.ACT_LINEAR, codes.ACT_RELU):
+            raise ValueError(f"a BatchNorm plan row applies no activation or ReLU, not code {act} (plan row {q})")
         if op in _IMAGE_OPS:
             _check_image_row(q, plan.ops[q])
+        if op in _CHANNEL_OPS:
+            _check_channels(q, plan.ops[q], plan)
     if plan.loss_code not in _LOSSES:
         raise ValueError(f"unknown loss code {plan.loss_code} in the plan")
     if plan.opt_code not in _OPTIMIZERS:

@@ -50,6 +50,9 @@ class PlanRow:
     geometry : tuple of int
         Conv / pool rows: ``(H, W, C, Ho, Wo, kh, kw, sh, sw, ph, pw)`` of the NHWC input and
         output images, the window, the strides and the top/left padding; empty for the others.
+    channels : int
+        BatchNorm / Activation rows on NHWC feature maps: the channel count (statistics, softmax
+        per channel over the row's ``n_out / channels`` positions); -1 for flat rows.
     """
 
     op: int
@@ -62,6 +65,7 @@ class PlanRow:
     z_block: bool = True
     seed: int = 0
     geometry: tuple = ()
+    channels: int = -1
 
 
 class Layer:

@@ -144,16 +144,15 @@ class Conv2D(Layer):
         return self.params.get("b")
 
     def plan_rows(self, fuse_activation=None):
-        """One OP_CONV2D row (linear when the loss applies this layer's activation); None without a bias."""
-        if not self.use_bias:
-            return None  # the plan rows read a bias; a bias-free conv runs on the per-layer path
+        """One OP_CONV2D row (linear when the loss applies this layer's activation; no bias column
+        without a bias)."""
         H, W, C, Ho, Wo, ph, pw = self._geometry()
         act = self.act_code
         if fuse_activation is not None and self.activation == fuse_activation:
             act = ACT_LINEAR
         kh, kw = self.kernel_size
-        return [PlanRow(op=OP_CONV2D, n_in=H * W * C, n_out=Ho * Wo * self.filters, act=act, params=("W", "b"),
-                        floats={"alpha": self.alpha},
+        return [PlanRow(op=OP_CONV2D, n_in=H * W * C, n_out=Ho * Wo * self.filters, act=act,
+                        params=("W", "b") if self.use_bias else ("W",), floats={"alpha": self.alpha},
                         geometry=(H, W, C, Ho, Wo, kh, kw, self.strides[0], self.strides[1], ph, pw))]
 
     def _is_pointwise(self):

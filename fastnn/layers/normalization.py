@@ -212,13 +212,13 @@ class BatchNorm(_Normalization):
     def plan_rows(self, fuse_activation=None):
         """One OP_BATCHNORM row: batch statistics over all shards, running statistics updated.
 
-        None (the per-layer path) on feature maps: the plan row normalises per row feature."""
-        if self.channels is not None:
-            return None
-        k = self._width()
-        return [PlanRow(op=OP_BATCHNORM, n_in=k, n_out=k, params=("gamma", "beta"),
+        On feature maps the row carries the channel count: statistics per channel over the batch
+        and every position, the rows of ``H*W*C`` values read as ``H*W`` rows of ``C``."""
+        width = self.n_inputs if self.channels is not None else self._width()
+        return [PlanRow(op=OP_BATCHNORM, n_in=width, n_out=width, params=("gamma", "beta"),
                         buffers=("running_mean", "running_var"),
-                        floats={"eps": self.eps, "momentum": self.momentum})]
+                        floats={"eps": self.eps, "momentum": self.momentum},
+                        channels=self.channels if self.channels is not None else -1)]
 
     def get_config(self):
         # On feature maps the channel count comes from the input shape (and gamma's stored shape is checked).

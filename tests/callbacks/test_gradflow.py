@@ -107,8 +107,18 @@ def test_fused_probe_matches_the_per_layer_oracle_on_every_backend(backend):
         np.testing.assert_array_equal(a, b)
 
 
+class _UserIdentity(fnn.Layer):
+    """A user-defined layer: no plan row, so the network takes the per-layer path."""
+
+    def forward(self, X, training=False, backend=None):
+        return X
+
+    def backward(self, dA, backend=None, need_dX=True):
+        return dA
+
+
 @pytest.mark.parametrize("make", [
-    lambda: [fnn.Conv2D(2, 3, activation="relu", use_bias=False), fnn.Flatten(), fnn.Dense(3)],  # no plan row
+    lambda: [fnn.Conv2D(2, 3, activation="relu", use_bias=False), fnn.Flatten(), _UserIdentity(), fnn.Dense(3)],
     lambda: [fnn.LSTM(4), fnn.Dense(3)],
 ], ids=["conv", "lstm"])
 def test_per_layer_networks_probe_their_true_gradient(make):

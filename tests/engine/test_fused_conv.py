@@ -59,14 +59,6 @@ def test_a_cnn_takes_the_fused_path_with_shards_and_no_input_gradient_for_the_fi
     assert flat == []                                      # Flatten is no op on NHWC rows
 
 
-def test_a_bias_free_conv_or_batchnorm_on_feature_maps_stays_on_the_per_layer_path():
-    for extra in ([fnn.Conv2D(3, 3, use_bias=False)], [fnn.BatchNorm()]):
-        def layers():
-            return [fnn.Conv2D(4, 3, activation="relu"), *extra, fnn.Flatten(), fnn.Dense(3)]
-        _, tr, _ = _train(BACKENDS[0], "float64", layers=layers)
-        assert tr.last_plan["path"] == "per-layer" and "no compiled plan row" in tr.last_plan["reason"]
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fused_conv_gradients_pass_a_central_difference_check(backend):
     """float64: the fused driver's gradient (grad_steps) of conv, max and average pooling rows."""

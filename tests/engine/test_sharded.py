@@ -53,9 +53,12 @@ def test_when_shards_are_taken():
         tr = fnn.Trainer(_cnn(extra=[] if shards else [fnn.BatchNorm()]), verbose=0, **kwargs)
         tr.fit(X, y, epochs=1)
         assert tr.last_plan["n_shards"] == shards, kwargs
-    tr = fnn.Trainer(_cnn(extra=[fnn.BatchNorm()]), verbose=0, n_threads=2, batch_size=32)
+    tr = fnn.Trainer(_cnn(extra=[fnn.BatchNorm()]), verbose=0, n_threads=2, batch_size=32, path="per-layer")
     tr.fit(X, y, epochs=1)
     assert tr.last_plan["n_shards"] == 1   # batch statistics need the whole batch
+    tr = fnn.Trainer(_cnn(extra=[fnn.BatchNorm()]), verbose=0, n_threads=2, batch_size=32)
+    tr.fit(X, y, epochs=1)
+    assert tr.last_plan["path"] == "fused" and tr.last_plan["n_shards"] == 2  # the driver syncs the statistics
 
 
 def test_an_error_in_a_shard_is_raised_and_threads_end():

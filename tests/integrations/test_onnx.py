@@ -60,7 +60,7 @@ def test_every_activation_and_layer_matches_predict_proba(activation, dtype):
 
 
 #: conv nets: strides, 'same'/'valid' padding with uneven borders, odd sizes, 1x1 and 5x5 kernels, no bias,
-#: every pooling layer, BatchNorm per channel on feature maps
+#: every pooling layer, BatchNorm per channel on feature maps, Activation layers (softmax over channels)
 CNN_CASES = {
     "same-stride2-maxpool": lambda: [fnn.Conv2D(4, 3, strides=2, padding="same", activation="relu"),
                                      fnn.MaxPool2D(2, padding="same"), fnn.Flatten(), fnn.Dense(5)],
@@ -69,6 +69,9 @@ CNN_CASES = {
     "1x1-gap-dropout": lambda: [fnn.Conv2D(6, 1, activation="elu"), fnn.Dropout(0.2),
                                 fnn.Conv2D(5, (3, 2), strides=(2, 1), activation="softmax"),
                                 fnn.GlobalAveragePooling2D(), fnn.Dense(3)],
+    "bn-relu-activation-softmax": lambda: [fnn.Conv2D(4, 3, use_bias=False), fnn.BatchNorm(), fnn.Activation("relu"),
+                                           fnn.Conv2D(3, 1), fnn.Activation("softmax"), fnn.Flatten(),
+                                           fnn.Dense(3)],
 }
 
 

@@ -92,6 +92,8 @@ def test_every_registered_layer_type_is_covered():
     known = {"Dense", "Dropout", "BatchNorm", "LayerNorm", "Flatten"}
     # issue 11: round trips in tests/layers/test_conv.py (test_model_file_and_checkpoint_round_trip)
     known |= {"Conv2D", "MaxPool2D", "AveragePooling2D", "GlobalAveragePooling2D"}
+    # tests/layers/test_activation.py (test_a_network_with_activation_layers_saves_and_loads)
+    known |= {"Activation"}
     # issue 12: tests/io/test_io_sequence.py
     known |= {"SimpleRNN", "LSTM", "GRU", "Bidirectional", "Embedding", "Masking", "PositionalEncoding",
               "GlobalAveragePooling1D", "TimeDistributed", "MultiHeadAttention", "TransformerBlock"}

@@ -182,8 +182,8 @@ def test_a_small_cnn_learns_with_sgd_momentum(backend):
     net = _cnn(backend=backend)
     tr = fnn.Trainer(net, optimizer=fnn.SGD(0.05, momentum=0.9), batch_size=16, verbose=0, seed=0)
     tr.fit(X, y, epochs=8)
-    # BatchNorm on feature maps has no plan row (conv and pooling have): the per-layer path
-    assert tr.last_plan["path"] == "per-layer" and "BatchNorm" in tr.last_plan["reason"]
+    # conv, BatchNorm on feature maps and pooling are plan rows: the fused path
+    assert tr.last_plan["path"] == "fused", tr.last_plan
     assert tr.evaluate(X, y)["accuracy"] > 0.9
 
 

@@ -1,5 +1,5 @@
-"""Converters of the flat-row layers: Dense, Dropout, Flatten, BatchNorm, LayerNorm."""
-from ...layers import BatchNorm, Dense, Dropout, Flatten, LayerNorm
+"""Converters of the flat-row layers: Dense, Dropout, Flatten, BatchNorm, LayerNorm, Activation."""
+from ...layers import Activation, BatchNorm, Dense, Dropout, Flatten, LayerNorm
 from ._graph import activation, register_converter
 
 
@@ -8,6 +8,13 @@ def _dense(layer, g, x):
     z = g.node("Gemm", [x, g.initializer(layer.params["W"], "W"), g.initializer(layer.params["b"], "b")],
                hint="z")
     return activation(g, z, layer.activation, layer.alpha)
+
+
+@register_converter(Activation)
+def _activation(layer, g, x):
+    # softmax normalises the last axis, fastnn's too: the channels of an NHWC feature map
+    return g.node("Identity", [x]) if layer.activation in (None, "linear") else \
+        activation(g, x, layer.activation, layer.alpha)
 
 
 @register_converter(Dropout)

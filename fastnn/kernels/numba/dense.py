@@ -26,8 +26,8 @@ def dense_forward(X, W, b, act, alpha, Z_out, A_out):
 
 
 @njit(**OPTS)
-def _dense_backward(X, W, Z, A, dA, act, alpha, dZ_buf, dW_out, db_out, dX_out, need_dX):
-    _activation_backward_db(Z, A, dA, act, alpha, dZ_buf, db_out, True)
+def _dense_backward(X, W, Z, A, dA, act, alpha, dZ_buf, dW_out, db_out, dX_out, need_dX, want_db=True):
+    _activation_backward_db(Z, A, dA, act, alpha, dZ_buf, db_out, want_db)  # want_db False: no bias
     np.dot(X.T, dZ_buf, dW_out)
     if need_dX:
         np.dot(dZ_buf, W.T, dX_out)

@@ -14,12 +14,12 @@ import math
 import numpy as np
 from numba import njit, prange, uint64
 
-from . import _common, dense, driver, losses, norm, optim, plan_conv
+from . import _common, activations, dense, driver, losses, norm, optim, plan_conv
 from ..plan_api import check_codes, entry_points
 from ..codes import (
-    F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, H_CLIP_NORM, H_CLIP_VALUE, H_LR, IT_BACKWARD, IT_FORWARD,
-    IT_GATHER, IT_LOSS, IT_PENALTY, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_SOFTMAX_CE, OP_AVGPOOL2D,
-    OP_BATCHNORM, OP_CONV2D, OP_DENSE, OP_MAXPOOL2D, OP_DROPOUT, OP_LAYERNORM, P_ACT, P_AUX, P_BUF0, P_BUF1, P_IN, P_NEED_DX, P_N_IN, P_N_OUT, P_OP,
+    ACT_RELU, F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, H_CLIP_NORM, H_CLIP_VALUE, H_LR, IT_BACKWARD, IT_FORWARD,
+    IT_GATHER, IT_LOSS, IT_PENALTY, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_SOFTMAX_CE, OP_ACTIVATION, OP_AVGPOOL2D,
+    OP_BATCHNORM, OP_CONV2D, OP_DENSE, OP_MAXPOOL2D, OP_DROPOUT, OP_LAYERNORM, P_ACT, P_AUX, P_BUF0, P_BUF1, P_C, P_IN, P_NEED_DX, P_N_IN, P_N_OUT, P_OP,
     P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_STATS, P_Z, SYNC_BN_BACKWARD, SYNC_BN_FORWARD, W_DA, W_DX, W_DZ,
     W_GRAD, W_X, W_Y,
 )
@@ -72,6 +72,13 @@ def _view(buf, off, rows, cols):
 
 
 @njit(**_OPTS)
+def _channels(r):
+    """``(k, positions)`` of a BatchNorm / Activation row: its n_out values are ``positions`` rows of k."""
+    k = r[P_C] if r[P_C] > 0 else r[P_N_OUT]
+    return k, r[P_N_OUT] // k
+
+
+@njit(**_OPTS)
 def _forward_row(q, phase, ops, fops, params, wb, st, st0, m, row0, step):
     n_in, n_out = ops[q, P_N_IN], ops[q, P_N_OUT]
     A_in = _view(wb, ops[q, P_IN], m, n_in)
@@ -89,29 +96,38 @@ def _forward_row(q, phase, ops, fops, params, wb, st, st0, m, row0, step):
     elif op == OP_LAYERNORM:
         aux = ops[q, P_AUX]
         _ln_forward(A_in, params[p0:p0 + n_out], params[p1:p1 + n_out], fops[q, F_EPS], Z, wb[aux:aux + m], A)
+    elif op == OP_ACTIVATION:
+        k, pos = _channels(ops[q])
+        activations.activation_forward(_view(wb, ops[q, P_IN], m * pos, k), ops[q, P_ACT], fops[q, F_ALPHA],
+                                       _view(wb, ops[q, P_OUT], m * pos, k))
     elif op == OP_BATCHNORM:
-        k = n_out
+        # per feature, or per channel of feature maps: rows of n_out values read as m * pos rows of k
+        k, pos = _channels(ops[q])
+        rows = m * pos
+        X2, Z2, A2 = _view(wb, ops[q, P_IN], rows, k), _view(wb, ops[q, P_Z], rows, k), _view(wb, ops[q, P_OUT], rows, k)
         a = ops[q, P_STATS]
         if phase == 0:  # this shard's mean and sum of squared deviations (two passes, float64)
             for j in range(k):
                 st[a + j] = 0.0
                 st[a + k + j] = 0.0
-            for i in range(m):
+            for i in range(rows):
                 for j in range(k):
-                    st[a + j] += A_in[i, j]
+                    st[a + j] += X2[i, j]
             for j in range(k):
-                st[a + j] /= m
-            for i in range(m):
+                st[a + j] /= rows
+            for i in range(rows):
                 for j in range(k):
-                    d = A_in[i, j] - st[a + j]
+                    d = X2[i, j] - st[a + j]
                     st[a + k + j] += d * d
         else:  # normalize with the batch statistics the sync left in shard 0's stats
             gamma, beta = params[p0:p0 + k], params[p1:p1 + k]
-            for i in range(m):
+            relu = ops[q, P_ACT] == ACT_RELU  # a ReLU folded into the row (engine.plan)
+            for i in range(rows):
                 for j in range(k):
-                    xh = (A_in[i, j] - st0[a + 2 * k + j]) * st0[a + 3 * k + j]
-                    Z[i, j] = xh
-                    A[i, j] = float(gamma[j]) * xh + float(beta[j])
+                    xh = (X2[i, j] - st0[a + 2 * k + j]) * st0[a + 3 * k + j]
+                    Z2[i, j] = xh
+                    y = float(gamma[j]) * xh + float(beta[j])
+                    A2[i, j] = 0.0 if (relu and y <= 0.0) else y  # NaN propagates, as the ReLU kernels
     # other codes are refused by plan_api.check_codes before any step runs
 
 
@@ -150,25 +166,39 @@ def _backward_row(q, phase, ops, fops, params, g, wofs, wb, st, st0, m, m_total)
             _ln_backward(dA, Z, wb[aux:aux + m], params[p0:p0 + n_out], g[p0:p0 + n_out], g[p1:p1 + n_out], dX)
         else:
             _ln_backward(dA, Z, wb[aux:aux + m], params[p0:p0 + n_out], g[p0:p0 + n_out], g[p1:p1 + n_out], None)
+    elif op == OP_ACTIVATION:
+        if need:
+            k, pos = _channels(ops[q])
+            activations.activation_backward(_view(wb, ops[q, P_IN], m * pos, k), _view(wb, ops[q, P_OUT], m * pos, k),
+                                            _view(wb, dA_off, m * pos, k), ops[q, P_ACT], fops[q, F_ALPHA],
+                                            _view(wb, dX_off, m * pos, k))
     elif op == OP_BATCHNORM:
-        k = n_out
+        k, pos = _channels(ops[q])  # per channel of feature maps: m * pos rows of k
+        rows = m * pos
+        dA2, Z2 = _view(wb, dA_off, rows, k), _view(wb, ops[q, P_Z], rows, k)
         a = ops[q, P_STATS]
         if phase == 0:  # this shard's sums of dY and dY * Xhat: its dbeta and dgamma
+            relu = ops[q, P_ACT] == ACT_RELU  # the folded ReLU: dY masked in place (phase 1 reads it too)
+            A2 = _view(wb, ops[q, P_OUT], rows, k)
+            zero, one = dA2.dtype.type(0), dA2.dtype.type(1)
             for j in range(k):
                 st[a + 4 * k + j] = 0.0
                 st[a + 5 * k + j] = 0.0
-            for i in range(m):
+            for i in range(rows):
                 for j in range(k):
-                    d = float(dA[i, j])
+                    if relu:  # a multiply by (out > 0), as the Cython kernel: a NaN dY stays NaN
+                        dA2[i, j] = dA2[i, j] * (one if A2[i, j] > zero else zero)
+                    d = float(dA2[i, j])
                     st[a + 4 * k + j] += d
-                    st[a + 5 * k + j] += d * Z[i, j]
+                    st[a + 5 * k + j] += d * Z2[i, j]
             for j in range(k):
                 g[p1 + j] = st[a + 4 * k + j]
                 g[p0 + j] = st[a + 5 * k + j]
         else:  # input gradient from the batch sums the sync left in shard 0's stats
-            for i in range(m):
+            dX2 = _view(wb, dX_off, rows, k)
+            for i in range(rows):
                 for j in range(k):
-                    dX[i, j] = st0[a + 2 * k + j] * dA[i, j] - st0[a + 4 * k + j] - Z[i, j] * st0[a + 5 * k + j]
+                    dX2[i, j] = st0[a + 2 * k + j] * dA2[i, j] - st0[a + 4 * k + j] - Z2[i, j] * st0[a + 5 * k + j]
 
 
 @njit(**_OPTS)
@@ -251,14 +281,18 @@ def _shard_rows_of(m, n_shards, s):
 @njit(**_OPTS)
 def _sync(kind, q, ops, fops, params, buffers, stats, m, n_shards):
     """The serial combine after a section: BatchNorm statistics across shards, in shard order."""
+    if kind != SYNC_BN_FORWARD and kind != SYNC_BN_BACKWARD:
+        return
+    k, pos = _channels(ops[q])
+    a = ops[q, P_STATS]
+    m_all = m * pos  # the statistics' count: rows x positions
     if kind == SYNC_BN_FORWARD:
-        k = ops[q, P_N_OUT]
-        a = ops[q, P_STATS]
         n_acc = 0
         for s in range(n_shards):  # Chan et al.'s pairwise combination of (count, mean, M2)
             _, m_s = _shard_rows_of(m, n_shards, s)
             if m_s <= 0:
                 continue
+            m_s *= pos
             for j in range(k):
                 mean_b, m2_b = stats[s, a + j], stats[s, a + k + j]
                 if n_acc == 0:
@@ -275,12 +309,10 @@ def _sync(kind, q, ops, fops, params, buffers, stats, m, n_shards):
         for j in range(k):
             mean, m2 = stats[0, a + 2 * k + j], stats[0, a + 3 * k + j]
             buffers[rm + j] = mom * buffers[rm + j] + (1.0 - mom) * mean
-            if m > 1:
-                buffers[rv + j] = mom * buffers[rv + j] + (1.0 - mom) * (m2 / (m - 1.0))
-            stats[0, a + 3 * k + j] = 1.0 / math.sqrt(m2 / m + eps)
-    elif kind == SYNC_BN_BACKWARD:
-        k = ops[q, P_N_OUT]
-        a = ops[q, P_STATS]
+            if m_all > 1:
+                buffers[rv + j] = mom * buffers[rv + j] + (1.0 - mom) * (m2 / (m_all - 1.0))
+            stats[0, a + 3 * k + j] = 1.0 / math.sqrt(m2 / m_all + eps)
+    else:
         for s in range(1, n_shards):
             _, m_s = _shard_rows_of(m, n_shards, s)
             if m_s <= 0:
@@ -292,8 +324,8 @@ def _sync(kind, q, ops, fops, params, buffers, stats, m, n_shards):
         for j in range(k):
             c = float(params[p0 + j]) * stats[0, a + 3 * k + j]
             stats[0, a + 2 * k + j] = c  # the batch mean is not needed any more
-            stats[0, a + 4 * k + j] *= c / m
-            stats[0, a + 5 * k + j] *= c / m
+            stats[0, a + 4 * k + j] *= c / m_all
+            stats[0, a + 5 * k + j] *= c / m_all
 
 
 @njit(**_OPTS)

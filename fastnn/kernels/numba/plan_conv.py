@@ -12,7 +12,7 @@ an int64 mask as large as the output).
 import numpy as np
 from numba import njit
 
-from . import conv, dense, pool
+from . import activations, conv, dense, pool
 from ._common import OPTS
 from ..codes import (
     OP_CONV2D, OP_MAXPOOL2D, P_ACT, P_C, P_COLS, P_H, P_HO, P_IN, P_KH, P_KW, P_NEED_DX, P_N_OUT,
@@ -87,7 +87,10 @@ def forward_row(r, alpha, params, wb, m):
         Z = wb[r[P_Z]:r[P_Z] + m * r[P_N_OUT]].reshape(m * Ho * Wo, F)
         A = wb[r[P_OUT]:r[P_OUT] + m * r[P_N_OUT]].reshape(m * Ho * Wo, F)
         np.dot(cols.reshape(m * Ho * Wo, K), params[p0:p0 + K * F].reshape(K, F), Z)
-        dense._bias_activation(Z, params[p1:p1 + F], r[P_ACT], alpha, A)
+        if p1 >= 0:
+            dense._bias_activation(Z, params[p1:p1 + F], r[P_ACT], alpha, A)
+        else:  # a bias-free conv
+            activations.activation_forward(Z, r[P_ACT], alpha, A)
     elif r[0] == OP_MAXPOOL2D:
         _maxpool_forward(X, kh, kw, sh, sw, ph, pw, _images(wb, r[P_OUT], m, Ho, Wo, C))
     else:
@@ -115,7 +118,8 @@ def backward_row(r, alpha, params, g, wofs, wb, dA_off, dX_off, m):
         dense._dense_backward(cols.reshape(P, K), params[p0:p0 + K * F].reshape(K, F),
                               wb[r[P_Z]:r[P_Z] + P * F].reshape(P, F), wb[r[P_OUT]:r[P_OUT] + P * F].reshape(P, F),
                               dA.reshape(P, F), r[P_ACT], alpha, wb[wofs[W_DZ]:wofs[W_DZ] + P * F].reshape(P, F),
-                              g[p0:p0 + K * F].reshape(K, F), g[p1:p1 + F], dcols.reshape(P, K), need)
+                              g[p0:p0 + K * F].reshape(K, F), g[p1:p1 + F] if p1 >= 0 else g[:0], dcols.reshape(P, K),
+                              need, p1 >= 0)
         if need and not pointwise:
             conv.col2im(dcols.reshape(m, Ho, Wo, K), kh, kw, sh, sw, ph, pw, dX.reshape(m, H, W, C))
     elif not need:

@@ -7,11 +7,12 @@ reference kernels. Same entry points as :mod:`fastnn.kernels.numba.plan`.
 import numpy as np
 
 from . import dense, losses, norm, optim, plan_conv
+from .activations import activation_backward, activation_forward
 from ..plan_api import check_codes, entry_points
 from ..codes import (
-    F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, IT_BACKWARD, IT_FORWARD, IT_GATHER, IT_LOSS, IT_PENALTY,
-    LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_SOFTMAX_CE, OP_AVGPOOL2D, OP_CONV2D, OP_DENSE, OP_DROPOUT,
-    OP_LAYERNORM, OP_MAXPOOL2D, P_ACT, P_AUX,
+    ACT_RELU, F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, IT_BACKWARD, IT_FORWARD, IT_GATHER, IT_LOSS, IT_PENALTY,
+    LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_SOFTMAX_CE, OP_ACTIVATION, OP_AVGPOOL2D, OP_CONV2D, OP_DENSE, OP_DROPOUT,
+    OP_LAYERNORM, OP_MAXPOOL2D, P_ACT, P_AUX, P_C,
     P_BUF0, P_BUF1, P_IN, P_NEED_DX, P_N_IN, P_N_OUT, P_OP, P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_STATS, P_Z,
     SYNC_BN_BACKWARD, SYNC_BN_FORWARD, W_DA, W_DX, W_DZ, W_GRAD, W_X, W_Y,
 )
@@ -21,6 +22,12 @@ from ..dropout_ref import dropout_forward
 
 def _view(buf, off, rows, cols):
     return buf[off:off + rows * cols].reshape(rows, cols)
+
+
+def _channels(row):
+    """``(k, positions)`` of a BatchNorm / Activation row: its n_out values are ``positions`` rows of k."""
+    k = int(row[P_C]) if row[P_C] > 0 else int(row[P_N_OUT])
+    return k, int(row[P_N_OUT]) // k
 
 
 def _forward(q, phase, plan, wb, st, st0, m, row0, step):
@@ -39,15 +46,20 @@ def _forward(q, phase, plan, wb, st, st0, m, row0, step):
     elif op == OP_LAYERNORM:
         norm.layernorm_forward(A_in, params[p0:p0 + n_out], params[p1:p1 + n_out], fops[q, F_EPS], Z,
                               wb[a:a + m], A)
-    elif phase == 0:  # BatchNorm: this shard's mean and M2
-        x = A_in.astype(np.float64)
-        st[a:a + n_out] = x.mean(axis=0)
-        st[a + n_out:a + 2 * n_out] = ((x - st[a:a + n_out]) ** 2).sum(axis=0)
+    elif op == OP_ACTIVATION:
+        k, pos = _channels(ops[q])
+        activation_forward(A_in.reshape(m * pos, k), ops[q, P_ACT], fops[q, F_ALPHA], A.reshape(m * pos, k))
+    elif phase == 0:  # BatchNorm: this shard's mean and M2 per feature (per channel of feature maps)
+        k, pos = _channels(ops[q])
+        x = A_in.reshape(m * pos, k).astype(np.float64)
+        st[a:a + k] = x.mean(axis=0)
+        st[a + k:a + 2 * k] = ((x - st[a:a + k]) ** 2).sum(axis=0)
     else:
-        k = n_out
-        xhat = (A_in.astype(np.float64) - st0[a + 2 * k:a + 3 * k]) * st0[a + 3 * k:a + 4 * k]
-        Z[...] = xhat
-        A[...] = params[p0:p0 + k].astype(np.float64) * xhat + params[p1:p1 + k]
+        k, pos = _channels(ops[q])
+        xhat = (A_in.reshape(m * pos, k).astype(np.float64) - st0[a + 2 * k:a + 3 * k]) * st0[a + 3 * k:a + 4 * k]
+        Z.reshape(m * pos, k)[...] = xhat
+        y = params[p0:p0 + k].astype(np.float64) * xhat + params[p1:p1 + k]
+        A.reshape(m * pos, k)[...] = np.maximum(y, 0) if ops[q, P_ACT] == ACT_RELU else y  # a fused ReLU
 
 
 def _backward(q, phase, plan, g, wb, st, st0, m, m_total):
@@ -70,16 +82,24 @@ def _backward(q, phase, plan, g, wb, st, st0, m, m_total):
             np.multiply(dA, Z, out=dX)
     elif op == OP_LAYERNORM:
         norm.layernorm_backward(dA, Z, wb[a:a + m], params[p0:p0 + n_out], g[p0:p0 + n_out], g[p1:p1 + n_out], dX)
+    elif op == OP_ACTIVATION:
+        k, pos = _channels(ops[q])
+        if dX is not None:
+            activation_backward(A_in.reshape(m * pos, k), A.reshape(m * pos, k), dA.reshape(m * pos, k),
+                                ops[q, P_ACT], fops[q, F_ALPHA], dX.reshape(m * pos, k))
     elif phase == 0:  # BatchNorm: this shard's sums of dY and dY * Xhat, its dbeta and dgamma
-        k = n_out
-        d = dA.astype(np.float64)
+        k, pos = _channels(ops[q])
+        if ops[q, P_ACT] == ACT_RELU:  # the fused ReLU: mask the output gradient in place (phase 1 reads it)
+            dA *= A > 0  # a NaN dY stays NaN, as the compiled kernels
+        d = dA.reshape(m * pos, k).astype(np.float64)
         st[a + 4 * k:a + 5 * k] = d.sum(axis=0)
-        st[a + 5 * k:a + 6 * k] = (d * Z).sum(axis=0)
+        st[a + 5 * k:a + 6 * k] = (d * Z.reshape(m * pos, k)).sum(axis=0)
         g[p1:p1 + k] = st[a + 4 * k:a + 5 * k]
         g[p0:p0 + k] = st[a + 5 * k:a + 6 * k]
     else:
-        k = n_out
-        dX[...] = st0[a + 2 * k:a + 3 * k] * dA - st0[a + 4 * k:a + 5 * k] - Z * st0[a + 5 * k:a + 6 * k]
+        k, pos = _channels(ops[q])
+        dX.reshape(m * pos, k)[...] = (st0[a + 2 * k:a + 3 * k] * dA.reshape(m * pos, k) - st0[a + 4 * k:a + 5 * k]
+                                       - Z.reshape(m * pos, k) * st0[a + 5 * k:a + 6 * k])
 
 
 def _loss(plan, wb, ny, m, scale):
@@ -112,12 +132,16 @@ def _penalties(plan, g):
 
 def _sync(kind, q, plan, m, splits):
     ops, fops, stats, buffers = plan.ops, plan.fops, plan.stats, plan.buffers
+    if kind in (SYNC_BN_FORWARD, SYNC_BN_BACKWARD):
+        k, pos = _channels(ops[q])
+        m = m * pos  # the statistics' count: rows x positions
+        a = ops[q, P_STATS]
     if kind == SYNC_BN_FORWARD:
-        k, a = ops[q, P_N_OUT], ops[q, P_STATS]
         n_acc, mean, m2 = 0, None, None
         for s, (_, m_s) in enumerate(splits):  # Chan et al.'s pairwise combination, in shard order
             if m_s <= 0:
                 continue
+            m_s *= pos
             mb, m2b = stats[s, a:a + k], stats[s, a + k:a + 2 * k]
             if n_acc == 0:
                 mean, m2 = mb.copy(), m2b.copy()
@@ -135,7 +159,6 @@ def _sync(kind, q, plan, m, splits):
         stats[0, a + 2 * k:a + 3 * k] = mean
         stats[0, a + 3 * k:a + 4 * k] = 1.0 / np.sqrt(m2 / m + eps)
     elif kind == SYNC_BN_BACKWARD:
-        k, a = ops[q, P_N_OUT], ops[q, P_STATS]
         for s in range(1, len(splits)):
             if splits[s][1] > 0:
                 stats[0, a + 4 * k:a + 6 * k] += stats[s, a + 4 * k:a + 6 * k]

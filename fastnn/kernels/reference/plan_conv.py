@@ -44,8 +44,8 @@ def forward(row, alpha, params, wb, m):
         p0, p1 = row[P_PARAM0], row[P_PARAM1]
         Z = wb[row[P_Z]:row[P_Z] + m * row[P_N_OUT]].reshape(m * Ho * Wo, F)
         A = wb[row[P_OUT]:row[P_OUT] + m * row[P_N_OUT]].reshape(m * Ho * Wo, F)
-        dense.dense_forward(_columns(row, wb, X, m), params[p0:p0 + K * F].reshape(K, F), params[p1:p1 + F],
-                            row[P_ACT], alpha, Z, A)
+        b = params[p1:p1 + F] if p1 >= 0 else 0  # p1 < 0: a bias-free conv
+        dense.dense_forward(_columns(row, wb, X, m), params[p0:p0 + K * F].reshape(K, F), b, row[P_ACT], alpha, Z, A)
     elif row[0] == OP_MAXPOOL2D:
         out = _images(wb, row[P_OUT], m, Ho, Wo, C)
         pool.maxpool_forward(X, kh, kw, sh, sw, ph, pw, out, np.empty(out.shape, np.int64))
@@ -69,7 +69,7 @@ def backward(row, alpha, params, g, wofs, wb, dA, dX, m):
         A = wb[row[P_OUT]:row[P_OUT] + m * row[P_N_OUT]].reshape(P, F)
         dense.dense_backward(_columns(row, wb, X, m), params[p0:p0 + K * F].reshape(K, F), Z, A, dA.reshape(P, F),
                              row[P_ACT], alpha, wb[wofs[W_DZ]:wofs[W_DZ] + P * F].reshape(P, F),
-                             g[p0:p0 + K * F].reshape(K, F), g[p1:p1 + F], dcols)
+                             g[p0:p0 + K * F].reshape(K, F), g[p1:p1 + F] if p1 >= 0 else np.empty(F, g.dtype), dcols)
         if dX is not None and not pointwise:
             conv.col2im(dcols.reshape(m, Ho, Wo, K), kh, kw, sh, sw, ph, pw, dX.reshape(m, H, W, C))
     elif dX is None:
