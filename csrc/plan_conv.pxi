@@ -3,6 +3,11 @@
 # per-image kernels these rows call on a shard's work blocks: im2col into the row's column block,
 # one GEMM with bias and activation in its epilogue (the dense kernels), and in backward the dense
 # backward on the columns plus col2im, skipped when no input gradient is needed (the first conv).
+# A conv row runs in tiles of images (_conv_tile: CONV_TILE_BYTES of columns, Z, A and input-
+# gradient columns) so that what im2col writes is still in L2 when the GEMM reads it, and what the
+# backward GEMMs write is still there for the next pass; the weight gradient accumulates over the
+# tiles. The input-gradient columns of a tile reuse the first tile's slot of the W_DCOLS block (sized
+# for a whole shard: the Numba and reference drivers run the shard as one tile).
 # Max pooling keeps each output's argmax as an offset h*W + w in the row's Z block, read as an
 # integer of the element's width (int32 for float32, int64 for float64): no extra buffer.
 
@@ -63,24 +68,109 @@ cdef inline bint _is_image_op(int64_t op) noexcept nogil:
     return op == OP_CONV2D or op == OP_MAXPOOL2D or op == OP_AVGPOOL2D
 
 
+cdef enum:
+    # Bytes of one tile's columns, Z, A and input-gradient columns: a quarter of a 2 MB L2, so
+    # the tile stays in cache from im2col through the GEMM epilogue and from dZ through col2im.
+    # Measured with bench/cnn (2048 MNIST images, cython, batch 128, load 6 on 2 cores, medians
+    # of 6 interleaved epochs, samples/s): whole shard -> 512 KB tiles, example 1,241 -> 1,453
+    # and LeNet-5 2,815 -> 2,973 at 2 threads, 1,366 -> 1,553 and 3,283 -> 4,085 at 1 thread;
+    # 256 KB / 1 MB tiles within the noise of 512 KB. The same GEMMs on a whole 64-image shard
+    # (7744 x 288 x 64, the example's second conv) ran at 43-57 GFLOP/s, on a 16-image block
+    # already in L2 at 126 GFLOP/s.
+    CONV_TILE_BYTES = 1 << 19
+
+
+cdef inline Py_ssize_t _conv_tile(const int64_t* r, Py_ssize_t m, Py_ssize_t itemsize) noexcept nogil:
+    """Images per tile of a conv row: as many as keep a tile's columns, Z, A and input-gradient
+    columns within CONV_TILE_BYTES (L2-resident from im2col to the GEMMs), at least one."""
+    cdef Py_ssize_t HoWo = r[P_HO] * r[P_WO], K = r[P_KH] * r[P_KW] * r[P_C], F = r[P_N_OUT] // HoWo
+    cdef Py_ssize_t per = HoWo * (2 * K + 2 * F) * itemsize
+    return max(1, min(m, CONV_TILE_BYTES // per))
+
+
+cdef void _conv_forward(const int64_t* r, double alpha, const floating* params, floating* wb,
+                        Py_ssize_t m) noexcept nogil:
+    """Conv forward in tiles of images: im2col of a tile, then its GEMM with bias and activation,
+    while the tile's columns are still in cache."""
+    cdef Py_ssize_t H = r[P_H], W = r[P_W], C = r[P_C], Ho = r[P_HO], Wo = r[P_WO]
+    cdef Py_ssize_t kh = r[P_KH], kw = r[P_KW], sh = r[P_SH], sw = r[P_SW], ph = r[P_PH], pw = r[P_PW]
+    cdef Py_ssize_t K = kh * kw * C, HoWo = Ho * Wo, F = r[P_N_OUT] // HoWo, n_img = H * W * C
+    cdef Py_ssize_t T = _conv_tile(r, m, sizeof(floating)), b0, b, t
+    cdef bint pointwise = r[P_COLS] < 0
+    cdef const floating* X = wb + r[P_IN]
+    cdef const floating* bias = params + r[P_PARAM1] if r[P_PARAM1] >= 0 else NULL
+    cdef floating* cols
+    b0 = 0
+    while b0 < m:
+        t = min(T, m - b0)
+        if pointwise:
+            cols = wb + r[P_IN] + b0 * n_img  # a 1x1 kernel: the columns are the input
+        else:
+            cols = wb + r[P_COLS] + b0 * HoWo * K  # kept for the weight gradient
+            for b in range(t):
+                _im2col_image(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, X + (b0 + b) * n_img, cols + b * HoWo * K)
+        _dense_fwd(t * HoWo, K, F, cols, K, params + r[P_PARAM0], F, bias, <int> r[P_ACT], <floating> alpha,
+                   wb + r[P_Z] + b0 * HoWo * F, F, wb + r[P_OUT] + b0 * HoWo * F, F)
+        b0 += t
+
+
+cdef void _conv_backward(const int64_t* r, double alpha, const floating* params, floating* g,
+                         const int64_t* wofs, floating* wb, floating* dA, floating* dX,
+                         Py_ssize_t m) noexcept nogil:
+    """Conv backward in the forward's tiles: per tile dZ, the bias gradient, the weight gradient
+    accumulated over the tiles (beta = 1 after the first), the tile's input-gradient columns (one
+    tile-sized block, reused) and their col2im, each while the tile's dZ is in cache."""
+    cdef Py_ssize_t H = r[P_H], W = r[P_W], C = r[P_C], Ho = r[P_HO], Wo = r[P_WO]
+    cdef Py_ssize_t kh = r[P_KH], kw = r[P_KW], sh = r[P_SH], sw = r[P_SW], ph = r[P_PH], pw = r[P_PW]
+    cdef Py_ssize_t K = kh * kw * C, HoWo = Ho * Wo, F = r[P_N_OUT] // HoWo, n_img = H * W * C
+    cdef Py_ssize_t T = _conv_tile(r, m, sizeof(floating)), b0, b, t, rows, i, j
+    cdef bint need = r[P_NEED_DX] != 0, pointwise = r[P_COLS] < 0
+    cdef int act = <int> r[P_ACT]
+    cdef const floating* Wt = params + r[P_PARAM0]
+    cdef floating* dW = g + r[P_PARAM0]
+    cdef floating* db = g + r[P_PARAM1] if r[P_PARAM1] >= 0 else NULL
+    cdef floating* cols
+    cdef floating* dcols
+    cdef floating* dZ
+    cdef floating* dzr
+    if db != NULL:
+        for j in range(F):
+            db[j] = 0
+    b0 = 0
+    while b0 < m:
+        t = min(T, m - b0)
+        rows = t * HoWo
+        cols = wb + (r[P_IN] + b0 * n_img if pointwise else r[P_COLS] + b0 * HoWo * K)
+        dZ = (dA if act == ACT_LINEAR else wb + wofs[W_DZ]) + b0 * HoWo * F
+        _act_bwd(rows, F, wb + r[P_Z] + b0 * HoWo * F, F, wb + r[P_OUT] + b0 * HoWo * F, F, dA + b0 * HoWo * F, F,
+                 act, <floating> alpha, dZ, F, NULL)
+        if db != NULL:  # rows in order, as _act_bwd sums them
+            for i in range(rows):
+                dzr = dZ + i * F
+                for j in range(F):
+                    db[j] = db[j] + dzr[j]
+        _gemm(c'T', c'N', <int> K, <int> F, <int> rows, <floating> 1, cols, <int> K, dZ, <int> F,
+              <floating> (0 if b0 == 0 else 1), dW, <int> F)
+        if need:
+            dcols = dX + b0 * n_img if pointwise else wb + wofs[W_DCOLS]
+            _gemm(c'N', c'T', <int> rows, <int> K, <int> F, <floating> 1, dZ, <int> F, Wt, <int> F,
+                  <floating> 0, dcols, <int> K)
+            if not pointwise:
+                for b in range(t):
+                    _col2im_image(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, dcols + b * HoWo * K,
+                                  dX + (b0 + b) * n_img)
+        b0 += t
+
+
 cdef void _plan_image_forward(const int64_t* r, double alpha, const floating* params, floating* wb,
                               Py_ssize_t m) noexcept nogil:
     """Forward of a conv / pool plan row on the shard's m rows."""
     cdef Py_ssize_t H = r[P_H], W = r[P_W], C = r[P_C], Ho = r[P_HO], Wo = r[P_WO]
     cdef Py_ssize_t kh = r[P_KH], kw = r[P_KW], sh = r[P_SH], sw = r[P_SW], ph = r[P_PH], pw = r[P_PW]
-    cdef Py_ssize_t K = kh * kw * C, F, b, n_img = H * W * C, n_out = r[P_N_OUT]
+    cdef Py_ssize_t b, n_img = H * W * C, n_out = r[P_N_OUT]
     cdef const floating* X = wb + r[P_IN]
-    cdef floating* cols
     if r[P_OP] == OP_CONV2D:
-        F = n_out // (Ho * Wo)
-        if r[P_COLS] >= 0:
-            cols = wb + r[P_COLS]
-            for b in range(m):
-                _im2col_image(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, X + b * n_img, cols + b * Ho * Wo * K)
-        else:
-            cols = wb + r[P_IN]  # a 1x1 kernel: the columns are the input
-        _dense_fwd(m * Ho * Wo, K, F, cols, K, params + r[P_PARAM0], F, params + r[P_PARAM1], <int> r[P_ACT],
-                   <floating> alpha, wb + r[P_Z], F, wb + r[P_OUT], F)
+        _conv_forward(r, alpha, params, wb, m)
     elif r[P_OP] == OP_MAXPOOL2D:
         for b in range(m):
             if floating is float:
@@ -101,21 +191,10 @@ cdef void _plan_image_backward(const int64_t* r, double alpha, const floating* p
     when the row needs one (dA: the row's output gradient)."""
     cdef Py_ssize_t H = r[P_H], W = r[P_W], C = r[P_C], Ho = r[P_HO], Wo = r[P_WO]
     cdef Py_ssize_t kh = r[P_KH], kw = r[P_KW], sh = r[P_SH], sw = r[P_SW], ph = r[P_PH], pw = r[P_PW]
-    cdef Py_ssize_t K = kh * kw * C, F, b, n_img = H * W * C, n_out = r[P_N_OUT], P = m * Ho * Wo
-    cdef bint need = r[P_NEED_DX] != 0, pointwise = r[P_COLS] < 0
-    cdef int act = <int> r[P_ACT]
-    cdef floating* dcols = NULL
+    cdef Py_ssize_t b, n_img = H * W * C, n_out = r[P_N_OUT]
+    cdef bint need = r[P_NEED_DX] != 0
     if r[P_OP] == OP_CONV2D:
-        F = n_out // (Ho * Wo)
-        if need:
-            dcols = dX if pointwise else wb + wofs[W_DCOLS]
-        _dense_bwd(P, K, F, wb + (r[P_IN] if pointwise else r[P_COLS]), K, params + r[P_PARAM0], F,
-                   wb + r[P_Z], F, wb + r[P_OUT], F, dA, F, act, <floating> alpha,
-                   dA if act == ACT_LINEAR else wb + wofs[W_DZ], F, g + r[P_PARAM0], F, g + r[P_PARAM1],
-                   dcols, K)
-        if need and not pointwise:
-            for b in range(m):
-                _col2im_image(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, dcols + b * Ho * Wo * K, dX + b * n_img)
+        _conv_backward(r, alpha, params, g, wofs, wb, dA, dX, m)
     elif not need:
         pass
     elif r[P_OP] == OP_MAXPOOL2D:
@@ -150,3 +229,11 @@ cdef bint _plan_image_row_ok(const int64_t* r, Py_ssize_t cap, int64_t S, int64_
     if r[P_COLS] < 0:  # a 1x1 kernel reads its input as the columns
         return kh == 1 and kw == 1 and r[P_SH] == 1 and r[P_SW] == 1 and r[P_PH] == 0 and r[P_PW] == 0
     return _span_ok(r[P_COLS], cap * Ho * Wo * K, S) and (not need or _span_ok(wofs[W_DCOLS], cap * Ho * Wo * K, S))
+
+
+def conv_tile_images(const int64_t[::1] row, Py_ssize_t m, Py_ssize_t itemsize):
+    """Images per tile the driver uses for the conv plan row ``row`` on a shard of ``m`` rows
+    (elements of ``itemsize`` bytes): for tests that must reach several tiles."""
+    if row.shape[0] != N_PCOL or row[P_OP] != OP_CONV2D or m < 1 or itemsize < 1:
+        raise ValueError("conv_tile_images needs a conv plan row, m >= 1 and itemsize >= 1")
+    return _conv_tile(&row[0], m, itemsize)
