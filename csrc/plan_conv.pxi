@@ -99,12 +99,12 @@ cdef inline bint _is_image_op(int64_t op) noexcept nogil:
 cdef enum:
     # Bytes of one tile's columns, Z, A and input-gradient columns: a quarter of a 2 MB L2, so
     # the tile stays in cache from im2col through the GEMM epilogue and from dZ through col2im.
-    # Measured with bench/cnn (2048 MNIST images, cython, batch 128, load 6 on 2 cores, medians
-    # of 6 interleaved epochs, samples/s): whole shard -> 512 KB tiles, example 1,241 -> 1,453
-    # and LeNet-5 2,815 -> 2,973 at 2 threads, 1,366 -> 1,553 and 3,283 -> 4,085 at 1 thread;
-    # 256 KB / 1 MB tiles within the noise of 512 KB. The same GEMMs on a whole 64-image shard
-    # (7744 x 288 x 64, the example's second conv) ran at 43-57 GFLOP/s, on a 16-image block
-    # already in L2 at 126 GFLOP/s.
+    # The same GEMMs on a whole 64-image shard (7744 x 288 x 64, the example CNN's second conv) ran
+    # at 43-57 GFLOP/s, on a 16-image block already in L2 at 126. Sweep (bench/cnn models, 2048
+    # MNIST images, batch 128, 1 thread, samples per CPU-second, medians of 6 epochs in interleaved
+    # processes, load 7-8 on 2 cores): whole shard / 256 KB / 512 KB / 1 MB / 2 MB tiles: example
+    # 3,092 / 3,483 / 3,337 / 3,473 / 3,151, LeNet-5 7,599 / 8,923 / 9,065 / 8,701 / 7,942; at batch
+    # 32 512 KB was the best of the five for both.
     CONV_TILE_BYTES = 1 << 19
 
 
