@@ -195,16 +195,37 @@ def make_jax_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
     return PeerRun(epoch, f"jax-jit-{model}", n, bs, threads)
 
 
+def _conv_tile(Ho, Wo, k, C, F, rows):
+    """Images per tile of the Cython driver's conv row of this geometry on ``rows`` rows (float32);
+    the whole shard when the Cython backend is not built (the Numba and reference rows do not tile)."""
+    try:
+        from fastnn._ext._kernels import conv_tile_images
+    except ImportError:
+        return rows
+    from fastnn.kernels import codes as c
+
+    row = np.full(c.N_PCOL, -1, np.int64)
+    row[[c.P_OP, c.P_HO, c.P_WO, c.P_KH, c.P_KW, c.P_C, c.P_N_OUT]] = (c.OP_CONV2D, Ho, Wo, k, k, C, Ho * Wo * F)
+    return int(conv_tile_images(row, rows, 4))
+
+
 def make_gemm_floor_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
     """Only the step's GEMMs, on preallocated float32 im2col-shaped operands: no im2col, pooling,
     activation or update. Per conv layer (rows m = batch * Ho * Wo, K = k*k*C): cols @ W, cols.T @ dZ,
     and dZ @ W.T except for the first layer; per dense layer the same three.
+
+    Conv layers run their GEMMs in the tiles of images the Cython driver uses (``conv_tile_images``,
+    csrc/plan_conv.pxi; the weight gradient accumulated with beta = 1), on tile-sized operands reused
+    for every tile, so they stay in cache as the driver's tiles do at best: the floor still bounds
+    the tiled algorithm (on whole-shard operands its GEMMs ran 2x slower than the driver's tiles).
 
     With several threads each batch is split into row shards, one per thread, each running its
     GEMMs with one-thread BLAS (numpy releases the GIL): threaded BLAS on these shapes collapses on
     a loaded machine (measured 5-30x slower than one thread here), which would make the floor
     meaningless. The floor's own hand-off between threads is included."""
     import threading
+
+    from scipy.linalg.blas import sgemm
 
     X, _ = _check_xy(X, y, batch_size, threads)
     convs, flat, hidden = _geometry(model)
@@ -213,17 +234,18 @@ def make_gemm_floor_cnn_epoch(X, y, batch_size, threads, model="example", seed=0
     bs, n = int(batch_size), X.shape[0]
     n_shards = max(1, min(int(threads), bs))
     cap = -(-bs // n_shards)
-    shapes = [(Ho * Wo, k * k * C, F) for (_, _, C, Ho, Wo, F, k, _) in convs]
+    shapes = [(Ho * Wo, k * k * C, F, _conv_tile(Ho, Wo, k, C, F, cap)) for (_, _, C, Ho, Wo, F, k, _) in convs]
     sizes = [flat, *hidden, 10]
-    shapes += [(1, a, b) for a, b in zip(sizes[:-1], sizes[1:])]
+    shapes += [(1, a, b, None) for a, b in zip(sizes[:-1], sizes[1:])]
 
     def shard_buffers():
         bufs = []
-        for q, (p, K, F) in enumerate(shapes):
-            m = cap * p
+        for q, (p, K, F, tile) in enumerate(shapes):
+            m = (tile or cap) * p
             bufs.append(dict(cols=rng.random((m, K), dtype=f32), W=rng.random((K, F), dtype=f32),
                              Z=np.empty((m, F), f32), dZ=rng.random((m, F), dtype=f32),
-                             dW=np.empty((K, F), f32), dcols=np.empty((m, K), f32) if q > 0 else None, p=p))
+                             dW=np.zeros((K, F), f32), dcols=np.empty((m, K), f32) if q > 0 else None, p=p,
+                             tile=tile))
         return bufs
 
     shards = [shard_buffers() for _ in range(n_shards)]
@@ -232,11 +254,21 @@ def make_gemm_floor_cnn_epoch(X, y, batch_size, threads, model="example", seed=0
 
     def gemms(bufs, rows):
         for b in bufs:
-            m = rows * b["p"]
-            mm(b["cols"][:m], b["W"], out=b["Z"][:m])
-            mm(b["cols"][:m].T, b["dZ"][:m], out=b["dW"])
-            if b["dcols"] is not None:
-                mm(b["dZ"][:m], b["W"].T, out=b["dcols"][:m])
+            if b["tile"] is None:
+                m = rows * b["p"]
+                mm(b["cols"][:m], b["W"], out=b["Z"][:m])
+                mm(b["cols"][:m].T, b["dZ"][:m], out=b["dW"])
+                if b["dcols"] is not None:
+                    mm(b["dZ"][:m], b["W"].T, out=b["dcols"][:m])
+                continue
+            for b0 in range(0, rows, b["tile"]):
+                m = min(b["tile"], rows - b0) * b["p"]
+                mm(b["cols"][:m], b["W"], out=b["Z"][:m])
+                # dW.T (F, K) += dZ.T @ cols in place (beta = 1 after the first tile), as the driver
+                sgemm(1.0, b["dZ"][:m].T, b["cols"][:m].T, beta=float(b0 > 0), c=b["dW"].T, trans_b=1,
+                      overwrite_c=1)
+                if b["dcols"] is not None:
+                    mm(b["dZ"][:m], b["W"].T, out=b["dcols"][:m])
 
     def epoch():
         with blas_limit(1):

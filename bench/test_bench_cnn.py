@@ -39,3 +39,25 @@ def test_cnn_epoch(bench_cnn_epoch, peer, model, batch_size):
     info = bench_cnn_epoch(peer, model, batch_size)
     result = info["result"]
     assert result is None or math.isfinite(result)
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_the_floor_tiles_its_conv_gemms_as_the_cython_driver(model):
+    """The floor's conv GEMMs run in the driver's tiles (so it still bounds the tiled algorithm)."""
+    kernels = pytest.importorskip("fastnn._ext._kernels")
+    import fastnn as fnn
+    from fastnn import engine
+    from fastnn.kernels import codes
+
+    convs, hidden = cnn.MODELS[model]
+    layers = []
+    for F, k, padding in convs:
+        layers += [fnn.Conv2D(F, k, padding=padding, activation="relu"), fnn.MaxPool2D(2)]
+    layers += [fnn.Flatten(), *[fnn.Dense(u, "relu") for u in hidden], fnn.Dense(10)]
+    net = fnn.Network(layers, input_shape=(28, 28, 1), seed=0, backend="cython")
+    plan = engine.build_plan(net, fnn.losses.get("cross_entropy"), 128, 2, 1)
+    rows = [r for r in plan.ops if r[codes.P_OP] == codes.OP_CONV2D]
+    cap = int(plan.wofs[codes.W_ROWS])
+    for r, (_, _, C, Ho, Wo, F, k, _) in zip(rows, cnn._geometry(model)[0]):
+        driver = kernels.conv_tile_images(r, cap, 4)
+        assert cnn._conv_tile(Ho, Wo, k, C, F, cap) == driver < cap

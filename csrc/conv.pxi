@@ -55,8 +55,10 @@ cdef void _im2col_image(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t kh,
                         Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw,
                         Py_ssize_t Ho, Py_ssize_t Wo, const floating* X, floating* cols) noexcept nogil:
     """One image: cols (Ho*Wo, kh*kw*C) from X (H, W, C)."""
-    cdef Py_ssize_t ho, wo, i, h, j0, j1, K = kh * kw * C
+    cdef Py_ssize_t ho, wo, i, h, j0, j1, run, t, K = kh * kw * C
     cdef floating* dst
+    cdef floating* d
+    cdef const floating* s
     for ho in range(Ho):
         for wo in range(Wo):
             dst = cols + (ho * Wo + wo) * K
@@ -68,8 +70,14 @@ cdef void _im2col_image(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t kh,
                     continue
                 if j0 > 0:
                     memset(dst + i * kw * C, 0, j0 * C * sizeof(floating))
-                memcpy(dst + (i * kw + j0) * C, X + (h * W + wo * sw - pw + j0) * C,
-                       (j1 - j0) * C * sizeof(floating))
+                run = (j1 - j0) * C
+                d = dst + (i * kw + j0) * C
+                s = X + (h * W + wo * sw - pw + j0) * C
+                if run <= 16:  # few channels (a first layer: C = 1): a call per 3-5 values costs more
+                    for t in range(run):
+                        d[t] = s[t]
+                else:
+                    memcpy(d, s, run * sizeof(floating))
                 if j1 < kw:
                     memset(dst + (i * kw + j1) * C, 0, (kw - j1) * C * sizeof(floating))
 

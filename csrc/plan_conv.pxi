@@ -3,6 +3,11 @@
 # per-image kernels these rows call on a shard's work blocks: im2col into the row's column block,
 # one GEMM with bias and activation in its epilogue (the dense kernels), and in backward the dense
 # backward on the columns plus col2im, skipped when no input gradient is needed (the first conv).
+# A conv row runs in tiles of images (_conv_tile: CONV_TILE_BYTES of columns, Z, A and input-
+# gradient columns) so that what im2col writes is still in L2 when the GEMM reads it, and what the
+# backward GEMMs write is still there for the next pass; the weight gradient accumulates over the
+# tiles. The input-gradient columns of a tile reuse the first tile's slot of the W_DCOLS block (sized
+# for a whole shard: the Numba and reference drivers run the shard as one tile).
 # Max pooling keeps each output's argmax as an offset h*W + w in the row's Z block, read as an
 # integer of the element's width (int32 for float32, int64 for float64): no extra buffer.
 
@@ -16,6 +21,25 @@ cdef extern from *:
     static FASTNN_CLONES void fastnn_plan_maxpool_##S(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, \
             Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, \
             Py_ssize_t Ho, Py_ssize_t Wo, const T* restrict X, T* restrict out, I* restrict am) { \
+        if (C < 16 && kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0) { \
+            /* The common 2x2 / 2 window, its four taps unrolled in the generic loop's order: with \
+               few channels the window loops cost more than the selects (measured, 1 thread, CPU \
+               time: LeNet-5's C = 6 epochs +8-14%; the example's C = 32 lost 4-15%, so not there). */ \
+            for (Py_ssize_t ho = 0; ho < Ho; ho++) for (Py_ssize_t wo = 0; wo < Wo; wo++) { \
+                const T* restrict x0 = X + (2 * ho * W + 2 * wo) * C; \
+                const T* restrict x1 = x0 + C; const T* restrict x2 = x0 + W * C; const T* restrict x3 = x2 + C; \
+                T* restrict o = out + (ho * Wo + wo) * C; I* restrict a = am + (ho * Wo + wo) * C; \
+                I i0 = (I) (2 * ho * W + 2 * wo); \
+                for (Py_ssize_t c = 0; c < C; c++) { \
+                    T cur = x0[c], v; I idx = i0; int take; \
+                    v = x1[c]; take = (v > cur) | ((v != v) & (cur == cur)); cur = take ? v : cur; idx = take ? i0 + 1 : idx; \
+                    v = x2[c]; take = (v > cur) | ((v != v) & (cur == cur)); cur = take ? v : cur; idx = take ? i0 + (I) W : idx; \
+                    v = x3[c]; take = (v > cur) | ((v != v) & (cur == cur)); cur = take ? v : cur; idx = take ? i0 + (I) W + 1 : idx; \
+                    o[c] = cur; a[c] = idx; \
+                } \
+            } \
+            return; \
+        } \
         for (Py_ssize_t ho = 0; ho < Ho; ho++) { \
             Py_ssize_t h0 = ho * sh - ph, h1 = h0 + kh; if (h0 < 0) h0 = 0; if (h1 > H) h1 = H; \
             for (Py_ssize_t wo = 0; wo < Wo; wo++) { \
@@ -46,6 +70,28 @@ cdef extern from *:
     }
     FASTNN_MAXPOOL_IDX(float, int32_t, f)
     FASTNN_MAXPOOL_IDX(double, int64_t, d)
+
+    /* A conv tile's ReLU epilogue and its backward, each one call over n rows of F values (AVX2 /
+       AVX-512 clones). The dense epilogue calls a kernel per row, which at F = 6..64 filters and
+       tens of thousands of rows per shard costs more than the arithmetic. The same operations in the
+       same order as _bias_act + fastnn_relu_fwd and _act_bwd + fastnn_relu_bwd (db in rows order). */
+    #define FASTNN_CONV_RELU(T, S) \
+    static FASTNN_CLONES void fastnn_conv_bias_relu_##S(Py_ssize_t n, Py_ssize_t F, T* restrict Z, \
+            const T* restrict b, T* restrict A) { \
+        for (Py_ssize_t i = 0; i < n; i++) { \
+            T* restrict z = Z + i * F; T* restrict a = A + i * F; \
+            for (Py_ssize_t j = 0; j < F; j++) { T v = z[j] + b[j]; z[j] = v; a[j] = v < (T) 0 ? (T) 0 : v; } \
+        } \
+    } \
+    static FASTNN_CLONES void fastnn_conv_relu_bwd_##S(Py_ssize_t n, Py_ssize_t F, const T* restrict Z, \
+            const T* restrict dA, T* restrict dZ, T* restrict db) { \
+        for (Py_ssize_t i = 0; i < n; i++) { \
+            const T* restrict z = Z + i * F; const T* restrict g = dA + i * F; T* restrict d = dZ + i * F; \
+            for (Py_ssize_t j = 0; j < F; j++) { T v = z[j] > 0 ? g[j] : (T) 0; d[j] = v; db[j] = db[j] + v; } \
+        } \
+    }
+    FASTNN_CONV_RELU(float, f)
+    FASTNN_CONV_RELU(double, d)
     """
     void fastnn_plan_maxpool_f(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t kh, Py_ssize_t kw,
                                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Ho,
@@ -57,10 +103,129 @@ cdef extern from *:
                               const int32_t* am, float* dX) noexcept nogil
     void fastnn_plan_unpool_d(Py_ssize_t HW, Py_ssize_t C, Py_ssize_t n_out, const double* dout,
                               const int64_t* am, double* dX) noexcept nogil
+    void fastnn_conv_bias_relu_f(Py_ssize_t n, Py_ssize_t F, float* Z, const float* b, float* A) noexcept nogil
+    void fastnn_conv_bias_relu_d(Py_ssize_t n, Py_ssize_t F, double* Z, const double* b, double* A) noexcept nogil
+    void fastnn_conv_relu_bwd_f(Py_ssize_t n, Py_ssize_t F, const float* Z, const float* dA, float* dZ,
+                                float* db) noexcept nogil
+    void fastnn_conv_relu_bwd_d(Py_ssize_t n, Py_ssize_t F, const double* Z, const double* dA, double* dZ,
+                                double* db) noexcept nogil
 
 
 cdef inline bint _is_image_op(int64_t op) noexcept nogil:
     return op == OP_CONV2D or op == OP_MAXPOOL2D or op == OP_AVGPOOL2D
+
+
+cdef enum:
+    # Bytes of one tile's columns, Z, A and input-gradient columns: a quarter of a 2 MB L2, so
+    # the tile stays in cache from im2col through the GEMM epilogue and from dZ through col2im.
+    # The same GEMMs on a whole 64-image shard (7744 x 288 x 64, the example CNN's second conv) ran
+    # at 43-57 GFLOP/s, on a 16-image block already in L2 at 126. Sweep (bench/cnn models, 2048
+    # MNIST images, batch 128, 1 thread, samples per CPU-second, medians of 6 epochs in interleaved
+    # processes, load 7-8 on 2 cores): whole shard / 256 KB / 512 KB / 1 MB / 2 MB tiles: example
+    # 3,092 / 3,483 / 3,337 / 3,473 / 3,151, LeNet-5 7,599 / 8,923 / 9,065 / 8,701 / 7,942; at batch
+    # 32 512 KB was the best of the five for both.
+    CONV_TILE_BYTES = 1 << 19
+
+
+cdef inline Py_ssize_t _conv_tile(const int64_t* r, Py_ssize_t m, Py_ssize_t itemsize) noexcept nogil:
+    """Images per tile of a conv row: as many as keep a tile's columns, Z, A and input-gradient
+    columns within CONV_TILE_BYTES (L2-resident from im2col to the GEMMs), at least one."""
+    cdef Py_ssize_t HoWo = r[P_HO] * r[P_WO], K = r[P_KH] * r[P_KW] * r[P_C], F = r[P_N_OUT] // HoWo
+    cdef Py_ssize_t per = HoWo * (2 * K + 2 * F) * itemsize
+    return max(1, min(m, CONV_TILE_BYTES // per))
+
+
+cdef void _conv_forward(const int64_t* r, double alpha, const floating* params, floating* wb,
+                        Py_ssize_t m) noexcept nogil:
+    """Conv forward in tiles of images: im2col of a tile, then its GEMM with bias and activation,
+    while the tile's columns are still in cache."""
+    cdef Py_ssize_t H = r[P_H], W = r[P_W], C = r[P_C], Ho = r[P_HO], Wo = r[P_WO]
+    cdef Py_ssize_t kh = r[P_KH], kw = r[P_KW], sh = r[P_SH], sw = r[P_SW], ph = r[P_PH], pw = r[P_PW]
+    cdef Py_ssize_t K = kh * kw * C, HoWo = Ho * Wo, F = r[P_N_OUT] // HoWo, n_img = H * W * C
+    cdef Py_ssize_t T = _conv_tile(r, m, sizeof(floating)), b0, b, t
+    cdef bint pointwise = r[P_COLS] < 0
+    cdef const floating* X = wb + r[P_IN]
+    cdef const floating* bias = params + r[P_PARAM1] if r[P_PARAM1] >= 0 else NULL
+    cdef bint relu = r[P_ACT] == ACT_RELU and bias != NULL
+    cdef floating* cols
+    cdef floating* Z
+    cdef floating* A
+    b0 = 0
+    while b0 < m:
+        t = min(T, m - b0)
+        if pointwise:
+            cols = wb + r[P_IN] + b0 * n_img  # a 1x1 kernel: the columns are the input
+        else:
+            cols = wb + r[P_COLS] + b0 * HoWo * K  # kept for the weight gradient
+            for b in range(t):
+                _im2col_image(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, X + (b0 + b) * n_img, cols + b * HoWo * K)
+        Z = wb + r[P_Z] + b0 * HoWo * F
+        A = wb + r[P_OUT] + b0 * HoWo * F
+        if relu:
+            _gemm(c'N', c'N', <int> (t * HoWo), <int> F, <int> K, <floating> 1, cols, <int> K,
+                  params + r[P_PARAM0], <int> F, <floating> 0, Z, <int> F)
+            if floating is float:
+                fastnn_conv_bias_relu_f(t * HoWo, F, Z, bias, A)
+            else:
+                fastnn_conv_bias_relu_d(t * HoWo, F, Z, bias, A)
+        else:
+            _dense_fwd(t * HoWo, K, F, cols, K, params + r[P_PARAM0], F, bias, <int> r[P_ACT], <floating> alpha,
+                       Z, F, A, F)
+        b0 += t
+
+
+cdef void _conv_backward(const int64_t* r, double alpha, const floating* params, floating* g,
+                         const int64_t* wofs, floating* wb, floating* dA, floating* dX,
+                         Py_ssize_t m) noexcept nogil:
+    """Conv backward in the forward's tiles: per tile dZ, the bias gradient, the weight gradient
+    accumulated over the tiles (beta = 1 after the first), the tile's input-gradient columns (one
+    tile-sized block, reused) and their col2im, each while the tile's dZ is in cache."""
+    cdef Py_ssize_t H = r[P_H], W = r[P_W], C = r[P_C], Ho = r[P_HO], Wo = r[P_WO]
+    cdef Py_ssize_t kh = r[P_KH], kw = r[P_KW], sh = r[P_SH], sw = r[P_SW], ph = r[P_PH], pw = r[P_PW]
+    cdef Py_ssize_t K = kh * kw * C, HoWo = Ho * Wo, F = r[P_N_OUT] // HoWo, n_img = H * W * C
+    cdef Py_ssize_t T = _conv_tile(r, m, sizeof(floating)), b0, b, t, rows, i, j
+    cdef bint need = r[P_NEED_DX] != 0, pointwise = r[P_COLS] < 0
+    cdef int act = <int> r[P_ACT]
+    cdef const floating* Wt = params + r[P_PARAM0]
+    cdef floating* dW = g + r[P_PARAM0]
+    cdef floating* db = g + r[P_PARAM1] if r[P_PARAM1] >= 0 else NULL
+    cdef floating* cols
+    cdef floating* dcols
+    cdef floating* dZ
+    cdef floating* dzr
+    if db != NULL:
+        for j in range(F):
+            db[j] = 0
+    b0 = 0
+    while b0 < m:
+        t = min(T, m - b0)
+        rows = t * HoWo
+        cols = wb + (r[P_IN] + b0 * n_img if pointwise else r[P_COLS] + b0 * HoWo * K)
+        dZ = (dA if act == ACT_LINEAR else wb + wofs[W_DZ]) + b0 * HoWo * F
+        if act == ACT_RELU and db != NULL:
+            if floating is float:
+                fastnn_conv_relu_bwd_f(rows, F, wb + r[P_Z] + b0 * HoWo * F, dA + b0 * HoWo * F, dZ, db)
+            else:
+                fastnn_conv_relu_bwd_d(rows, F, wb + r[P_Z] + b0 * HoWo * F, dA + b0 * HoWo * F, dZ, db)
+        else:
+            _act_bwd(rows, F, wb + r[P_Z] + b0 * HoWo * F, F, wb + r[P_OUT] + b0 * HoWo * F, F,
+                     dA + b0 * HoWo * F, F, act, <floating> alpha, dZ, F, NULL)
+            if db != NULL:  # rows in order, as _act_bwd sums them
+                for i in range(rows):
+                    dzr = dZ + i * F
+                    for j in range(F):
+                        db[j] = db[j] + dzr[j]
+        _gemm(c'T', c'N', <int> K, <int> F, <int> rows, <floating> 1, cols, <int> K, dZ, <int> F,
+              <floating> (0 if b0 == 0 else 1), dW, <int> F)
+        if need:
+            dcols = dX + b0 * n_img if pointwise else wb + wofs[W_DCOLS]
+            _gemm(c'N', c'T', <int> rows, <int> K, <int> F, <floating> 1, dZ, <int> F, Wt, <int> F,
+                  <floating> 0, dcols, <int> K)
+            if not pointwise:
+                for b in range(t):
+                    _col2im_image(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, dcols + b * HoWo * K,
+                                  dX + (b0 + b) * n_img)
+        b0 += t
 
 
 cdef void _plan_image_forward(const int64_t* r, double alpha, const floating* params, floating* wb,
@@ -68,20 +233,10 @@ cdef void _plan_image_forward(const int64_t* r, double alpha, const floating* pa
     """Forward of a conv / pool plan row on the shard's m rows."""
     cdef Py_ssize_t H = r[P_H], W = r[P_W], C = r[P_C], Ho = r[P_HO], Wo = r[P_WO]
     cdef Py_ssize_t kh = r[P_KH], kw = r[P_KW], sh = r[P_SH], sw = r[P_SW], ph = r[P_PH], pw = r[P_PW]
-    cdef Py_ssize_t K = kh * kw * C, F, b, n_img = H * W * C, n_out = r[P_N_OUT]
+    cdef Py_ssize_t b, n_img = H * W * C, n_out = r[P_N_OUT]
     cdef const floating* X = wb + r[P_IN]
-    cdef floating* cols
     if r[P_OP] == OP_CONV2D:
-        F = n_out // (Ho * Wo)
-        if r[P_COLS] >= 0:
-            cols = wb + r[P_COLS]
-            for b in range(m):
-                _im2col_image(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, X + b * n_img, cols + b * Ho * Wo * K)
-        else:
-            cols = wb + r[P_IN]  # a 1x1 kernel: the columns are the input
-        _dense_fwd(m * Ho * Wo, K, F, cols, K, params + r[P_PARAM0], F,
-                   params + r[P_PARAM1] if r[P_PARAM1] >= 0 else NULL, <int> r[P_ACT],  # NULL: no bias
-                   <floating> alpha, wb + r[P_Z], F, wb + r[P_OUT], F)
+        _conv_forward(r, alpha, params, wb, m)
     elif r[P_OP] == OP_MAXPOOL2D:
         for b in range(m):
             if floating is float:
@@ -102,22 +257,10 @@ cdef void _plan_image_backward(const int64_t* r, double alpha, const floating* p
     when the row needs one (dA: the row's output gradient)."""
     cdef Py_ssize_t H = r[P_H], W = r[P_W], C = r[P_C], Ho = r[P_HO], Wo = r[P_WO]
     cdef Py_ssize_t kh = r[P_KH], kw = r[P_KW], sh = r[P_SH], sw = r[P_SW], ph = r[P_PH], pw = r[P_PW]
-    cdef Py_ssize_t K = kh * kw * C, F, b, n_img = H * W * C, n_out = r[P_N_OUT], P = m * Ho * Wo
-    cdef bint need = r[P_NEED_DX] != 0, pointwise = r[P_COLS] < 0
-    cdef int act = <int> r[P_ACT]
-    cdef floating* dcols = NULL
+    cdef Py_ssize_t b, n_img = H * W * C, n_out = r[P_N_OUT]
+    cdef bint need = r[P_NEED_DX] != 0
     if r[P_OP] == OP_CONV2D:
-        F = n_out // (Ho * Wo)
-        if need:
-            dcols = dX if pointwise else wb + wofs[W_DCOLS]
-        _dense_bwd(P, K, F, wb + (r[P_IN] if pointwise else r[P_COLS]), K, params + r[P_PARAM0], F,
-                   wb + r[P_Z], F, wb + r[P_OUT], F, dA, F, act, <floating> alpha,
-                   dA if act == ACT_LINEAR else wb + wofs[W_DZ], F, g + r[P_PARAM0], F,
-                   g + r[P_PARAM1] if r[P_PARAM1] >= 0 else NULL,
-                   dcols, K)
-        if need and not pointwise:
-            for b in range(m):
-                _col2im_image(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, dcols + b * Ho * Wo * K, dX + b * n_img)
+        _conv_backward(r, alpha, params, g, wofs, wb, dA, dX, m)
     elif not need:
         pass
     elif r[P_OP] == OP_MAXPOOL2D:
@@ -152,3 +295,11 @@ cdef bint _plan_image_row_ok(const int64_t* r, Py_ssize_t cap, int64_t S, int64_
     if r[P_COLS] < 0:  # a 1x1 kernel reads its input as the columns
         return kh == 1 and kw == 1 and r[P_SH] == 1 and r[P_SW] == 1 and r[P_PH] == 0 and r[P_PW] == 0
     return _span_ok(r[P_COLS], cap * Ho * Wo * K, S) and (not need or _span_ok(wofs[W_DCOLS], cap * Ho * Wo * K, S))
+
+
+def conv_tile_images(const int64_t[::1] row, Py_ssize_t m, Py_ssize_t itemsize):
+    """Images per tile the driver uses for the conv plan row ``row`` on a shard of ``m`` rows
+    (elements of ``itemsize`` bytes): for tests that must reach several tiles."""
+    if row.shape[0] != N_PCOL or row[P_OP] != OP_CONV2D or m < 1 or itemsize < 1:
+        raise ValueError("conv_tile_images needs a conv plan row, m >= 1 and itemsize >= 1")
+    return _conv_tile(&row[0], m, itemsize)

@@ -102,3 +102,40 @@ def test_a_plan_row_whose_geometry_does_not_fit_its_widths_is_refused(backend):
         with pytest.raises(ValueError, match="geometry"):
             get_backend(backend).train_steps(plan, *args, np.ones(1), 0, np.zeros(1), np.zeros(1))
         np.testing.assert_array_equal(net.params, before)
+
+
+def _big_layers():
+    """Feature maps large enough that the Cython driver runs every conv row in several tiles of
+    images (csrc/plan_conv.pxi, CONV_TILE_BYTES), the last one short: the first conv (no input
+    gradient), a padded 3x3 conv and two 1x1 convs (the columns are the input)."""
+    return [fnn.Conv2D(16, 3, activation="relu"), fnn.Conv2D(8, 3, padding="same", activation="tanh"),
+            fnn.Conv2D(128, 1, activation="relu"), fnn.Conv2D(4, 1), fnn.MaxPool2D(2), fnn.Flatten(),
+            fnn.Dense(3)]
+
+
+@pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("shards", [1, 2])
+def test_cython_conv_rows_in_several_tiles_equal_the_per_layer_oracle(dtype, shards):
+    from fastnn._ext import _kernels
+
+    X = RNG.standard_normal((20, 16, 16, 16)).astype(dtype)
+    y = RNG.integers(0, 3, 20)
+
+    def fit(backend, path, n_threads):
+        net = fnn.Network(_big_layers(), input_shape=(16, 16, 16), seed=3, dtype=dtype, backend=backend)
+        tr = fnn.Trainer(net, optimizer=fnn.SGD(0.05, momentum=0.9), batch_size=9, seed=5, verbose=0,
+                         n_threads=n_threads, parallel="shards" if n_threads > 1 else "auto", path=path)
+        return net, tr, tr.fit(X, y, epochs=1)
+
+    net, tr, hist = fit("cython", "fused", shards)
+    assert tr.last_plan["path"] == "fused" and tr.last_plan["n_shards"] == shards, tr.last_plan
+    m = tr.plan.wofs[codes.W_ROWS]
+    tiles = [_kernels.conv_tile_images(row, m, np.dtype(dtype).itemsize)
+             for row in tr.plan.ops if row[codes.P_OP] == codes.OP_CONV2D]
+    assert len(tiles) == 4 and all(t < m for t in tiles), (tiles, m)
+    if dtype == "float32":
+        assert all(t > 1 and m % t for t in tiles), (tiles, m)  # several images per tile, a short last one
+    ref, _, ref_hist = fit("reference", "per-layer", 1)
+    np.testing.assert_allclose(net.params, ref.params, **TOL[dtype])
+    np.testing.assert_allclose(hist["loss"], ref_hist["loss"], **TOL[dtype])
