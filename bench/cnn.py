@@ -225,8 +225,6 @@ def make_gemm_floor_cnn_epoch(X, y, batch_size, threads, model="example", seed=0
     meaningless. The floor's own hand-off between threads is included."""
     import threading
 
-    from scipy.linalg.blas import sgemm
-
     X, _ = _check_xy(X, y, batch_size, threads)
     convs, flat, hidden = _geometry(model)
     rng = np.random.default_rng(seed)
@@ -244,7 +242,7 @@ def make_gemm_floor_cnn_epoch(X, y, batch_size, threads, model="example", seed=0
             m = (tile or cap) * p
             bufs.append(dict(cols=rng.random((m, K), dtype=f32), W=rng.random((K, F), dtype=f32),
                              Z=np.empty((m, F), f32), dZ=rng.random((m, F), dtype=f32),
-                             dW=np.zeros((K, F), f32), dcols=np.empty((m, K), f32) if q > 0 else None, p=p,
+                             dW=np.zeros((K, F), f32), dW_tile=np.zeros((K, F), f32), dcols=np.empty((m, K), f32) if q > 0 else None, p=p,
                              tile=tile))
         return bufs
 
@@ -264,9 +262,14 @@ def make_gemm_floor_cnn_epoch(X, y, batch_size, threads, model="example", seed=0
             for b0 in range(0, rows, b["tile"]):
                 m = min(b["tile"], rows - b0) * b["p"]
                 mm(b["cols"][:m], b["W"], out=b["Z"][:m])
-                # dW.T (F, K) += dZ.T @ cols in place (beta = 1 after the first tile), as the driver
-                sgemm(1.0, b["dZ"][:m].T, b["cols"][:m].T, beta=float(b0 > 0), c=b["dW"].T, trans_b=1,
-                      overwrite_c=1)
+                # dW += cols.T @ dZ (the driver's beta = 1 after the first tile). numpy's matmul, not
+                # scipy's sgemm: the f2py BLAS wrappers hold the GIL, which serialised the shards'
+                # GEMMs (the 2-thread floor ran at the 1-thread floor's speed). The add is K x F: noise.
+                if b0 == 0:
+                    mm(b["cols"][:m].T, b["dZ"][:m], out=b["dW"])
+                else:
+                    mm(b["cols"][:m].T, b["dZ"][:m], out=b["dW_tile"])
+                    b["dW"] += b["dW_tile"]
                 if b["dcols"] is not None:
                     mm(b["dZ"][:m], b["W"].T, out=b["dcols"][:m])
 

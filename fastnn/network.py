@@ -7,6 +7,7 @@ import numpy as np
 from ._config import blas_single_thread, default_dtype, get_num_threads
 from ._validation import Custom, OneOf, Param, check_array_X, check_seed, check_shape
 from .kernels import codes, get_backend
+from .kernels.threads import layer_threads
 from .layers import Dense, Dropout, Flatten, Layer
 
 _PREDICT_CHUNK = 4096  # rows per forward chunk in predict: bounds memory, keeps GEMMs large
@@ -14,6 +15,7 @@ _CHAIN_SIZES = 4       # batch sizes whose inference buffers each thread keeps (
 _SPLIT_ROWS = 64       # from this many rows predict splits the rows over fastnn's threads (one-thread BLAS)
 _CHAIN_PASS = (Dropout, Flatten)  # identity at inference: no chain row
 _LOGITS, _RAW, _PROBA = 0, 1, 2    # what the chain's last row applies (see Network._chain)
+_BLOCK_ROWS = 64        # rows per thread from which a sequence network's predict splits rows over threads
 _PREDICT_CHUNK_CONV = 256  # the same for networks with a compute-bound (conv) layer
 
 
@@ -222,12 +224,61 @@ class Network:
         with contextlib.ExitStack() as stack:
             if not training:
                 self._enter_inference(stack)
+                blocks = self._predict_blocks(X.shape[0])
+                if blocks > 1:
+                    return self._forward_blocks(X, logits, chunk, blocks)
             if X.shape[0] <= chunk:
                 return self._forward_chunk(X, training, logits)
             out = np.empty((X.shape[0], self.n_outputs), self.dtype)
             for lo in range(0, X.shape[0], chunk):
                 out[lo:lo + chunk] = self._forward_chunk(X[lo:lo + chunk], training, logits)
             return out
+
+    def _predict_blocks(self, n):
+        """Row blocks (one Python thread each) for a layer-loop predict of ``n`` rows.
+
+        Networks whose kernels split rows over fastnn's threads themselves (recurrent, attention) on the
+        Cython backend predict in row blocks, one per thread, every kernel on one thread, as training's row
+        shards run them: the kernels' own threads reach only the recurrence and attention, so the Dense
+        parts and the per-layer Python ran on one core (LSTM batch-1000 predict gained 6% from a second
+        thread, the transformer none). Not for networks that start a padding mask (their predicts take
+        turns, see :meth:`_enter_inference`), nor on Numba (its default threading layer aborts when two
+        threads run parallel kernels at once). 1: the layer loop on the calling thread.
+        """
+        threads = get_num_threads()
+        if threads == 1 or n < 2 * _BLOCK_ROWS or get_backend(self.backend).NAME != "cython" \
+                or not any(layer.splits_rows for layer in self.layers) \
+                or any(layer.makes_mask for layer in self.layers):
+            return 1
+        return min(threads, n // _BLOCK_ROWS)
+
+    def _forward_blocks(self, X, logits, chunk, blocks):
+        """The layer-loop predict of ``X`` in ``blocks`` row blocks on as many Python threads (the kernels
+        release the GIL), each running its kernels on one thread; the rows' results do not depend on
+        the blocks (every kernel computes a row from that row alone)."""
+        out = np.empty((X.shape[0], self.n_outputs), self.dtype)
+        bounds = np.linspace(0, X.shape[0], blocks + 1).astype(int)
+        errors = []
+        kern = get_backend(self.backend)
+
+        def block(k):
+            try:
+                with layer_threads(kern, 1):
+                    for lo in range(bounds[k], bounds[k + 1], chunk):
+                        hi = min(lo + chunk, bounds[k + 1])
+                        out[lo:hi] = self._forward_chunk(X[lo:hi], False, logits)
+            except BaseException as exc:  # re-raised on the calling thread below
+                errors.append(exc)
+
+        workers = [threading.Thread(target=block, args=(k,), daemon=True) for k in range(1, blocks)]
+        for t in workers:
+            t.start()
+        block(0)
+        for t in workers:
+            t.join()
+        if errors:
+            raise errors[0]
+        return out
 
     def _enter_inference(self, stack):
         """Enter on ``stack`` what the layer loop's inference needs: one-thread BLAS when a layer's kernels

@@ -240,3 +240,45 @@ def test_inference_forwards_share_no_buffers_between_calls():
     net.layers[1].forward = lambda *a, **k: (held.append(net._mask_lock.locked()), inner(*a, **k))[1]
     net.predict(X)
     assert held == [True]
+
+
+@pytest.mark.parametrize("name", ["transformer", "lstm"])
+def test_sequence_predict_splits_rows_over_threads_with_the_serial_result(name):
+    """At 2+ threads a Cython sequence network predicts in row blocks, one Python thread each (every kernel
+    on one thread); the results are the serial ones, and a mask-making network keeps one block."""
+    if "cython" not in fnn.available_backends():
+        pytest.skip("cython backend not available")
+    net = _sequence_nets()[name]
+    X = np.random.default_rng(9).standard_normal((3 * network_module._BLOCK_ROWS + 5, 6, 5)).astype(np.float32)
+    old = fnn.get_num_threads()
+    try:
+        fnn.set_num_threads(1)
+        want = net.predict_proba(X)
+        assert net._predict_blocks(len(X)) == 1
+        if fnn.set_num_threads(2) < 2:
+            pytest.skip("one core")
+        assert net._predict_blocks(len(X)) == 2
+        assert net._predict_blocks(2 * network_module._BLOCK_ROWS - 1) == 1  # too few rows per thread
+        np.testing.assert_allclose(net.predict_proba(X), want, rtol=1e-5, atol=1e-6)
+        assert _sequence_nets()["masked-bigru"]._predict_blocks(len(X)) == 1
+    finally:
+        fnn.set_num_threads(old)
+
+
+def test_sequence_predict_blocks_reraise_a_worker_error(monkeypatch):
+    """An error in a row block's thread reaches the caller (not a silent partial output)."""
+    if "cython" not in fnn.available_backends():
+        pytest.skip("cython backend not available")
+    net = _sequence_nets()["lstm"]
+    calls = []
+    real = net._forward_chunk
+
+    def failing(X, training, logits):
+        calls.append(len(X))
+        if len(calls) == 2:
+            raise RuntimeError("block failed")
+        return real(X, training, logits)
+    monkeypatch.setattr(net, "_forward_chunk", failing)
+    X = np.zeros((4 * network_module._BLOCK_ROWS, 6, 5), np.float32)
+    with pytest.raises(RuntimeError, match="block failed"):
+        net._forward_blocks(X, False, 10 ** 6, 2)

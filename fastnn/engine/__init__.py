@@ -9,7 +9,8 @@ driver; otherwise *per-layer*, with the reason in ``Plan.reason``.
 from .guard import guarded
 from .plan import Plan, build_plan, shard_rows
 from .probe import GradientProbe
-from .runners import fused_runner, layer_threads, layerwise_grad, layerwise_runner
+from ..kernels.threads import layer_threads
+from .runners import fused_runner, layerwise_grad, layerwise_runner
 from .sharded import MIN_SHARD_ROWS, choose_layer_shards, shard_blocker, sharded_runner  # issues 11, 12
 from .split import Split, choose_split
 from .split_probe import clear_probe_cache, probe_split

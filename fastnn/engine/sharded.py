@@ -23,7 +23,7 @@ the batch (``row0``), so a shard draws its rows' masks of the whole batch.
 
 When shards are taken (:func:`choose_layer_shards`, ``Trainer(parallel='auto')``)
 ---------------------------------------------------------------------------------
-The alternative is the kernels' own threads (``fastnn.engine.runners.layer_threads``):
+The alternative is the kernels' own threads (``fastnn.kernels.threads.layer_threads``):
 the recurrent kernels split the batch's rows over the threads and the weight
 gradients by columns, the attention kernel its (sample, head) pairs; every other
 kernel (Dense, LayerNorm, the projections inside attention) runs on one thread.
@@ -75,7 +75,8 @@ import numpy as np
 
 from ..kernels import codes
 from ..layers.base import Layer
-from .runners import _dropout_layers, layer_threads
+from ..kernels.threads import layer_threads
+from .runners import _dropout_layers
 
 #: layer types whose forward/backward of a row depends on that row only (no batch statistics). A
 #: sequence is one row, so every sequence layer qualifies: its padding mask is computed from the

@@ -137,7 +137,7 @@ def test_the_rule_for_sequence_networks(layers, batch, threads, parallel, shards
 ])
 def test_the_trainer_takes_the_rule(layers, shards, threads_knob, monkeypatch):
     seen = []
-    real = engine.runners.layer_threads
+    real = engine.layer_threads
     monkeypatch.setattr(importlib.import_module("fastnn.trainer")._engine, "layer_threads", lambda kern, n: seen.append(n) or real(kern, n))
     X, y = _sequences(n=40)
     tr = fnn.Trainer(_net(layers), batch_size=32, n_threads=2, verbose=0)
