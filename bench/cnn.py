@@ -24,7 +24,7 @@ import statistics
 
 import numpy as np
 
-from bench.peers import PeerRun, _check_xy, blas_limit
+from bench.peers import PeerRun, _check_xy, blas_limit, torch_epoch
 from bench.timing import interleaved_times
 
 MODELS = {
@@ -117,22 +117,8 @@ def make_torch_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
     loss_fn = torch.nn.CrossEntropyLoss()
     Xt = torch.from_numpy(X.reshape(-1, 1, 28, 28).copy())
     yt = torch.from_numpy(y.copy())
-    gen = torch.Generator().manual_seed(seed)
-    n, bs = X.shape[0], int(batch_size)
-
-    def epoch():
-        torch.set_num_threads(threads)
-        perm = torch.randperm(n, generator=gen)
-        loss = None
-        for s in range(0, n, bs):
-            idx = perm[s:s + bs]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(Xt.index_select(0, idx)), yt.index_select(0, idx))
-            loss.backward()
-            opt.step()
-        return float(loss.detach())
-
-    return PeerRun(epoch, f"torch-{model}", n, bs, threads)
+    epoch = torch_epoch(net, opt, loss_fn, Xt, yt, batch_size, threads, seed)
+    return PeerRun(epoch, f"torch-{model}", X.shape[0], int(batch_size), threads)
 
 
 def make_jax_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):

@@ -228,25 +228,32 @@ def make_torch_epoch(X, y, batch_size, threads, hidden=(256, 128), lr=1e-3, seed
     loss_fn = torch.nn.CrossEntropyLoss()
     Xt = torch.from_numpy(X.copy())  # own, writable copy: the cache arrays are read-only
     yt = torch.from_numpy(y.copy())
+    epoch = torch_epoch(model, opt, loss_fn, Xt, yt, bs, threads, seed)
+    return PeerRun(epoch, f"torch-{optimizer}-{adam}", n, bs, threads, "float32")
+
+
+def torch_epoch(model, opt, loss_fn, Xt, yt, batch_size, threads, seed=0):
+    """A PyTorch epoch callable (returns the last mini-batch loss): ``threads`` set per call, batches
+    gathered by ``index_select`` on a per-epoch permutation, gradients cleared with ``set_to_none``.
+    The PyTorch peers of every benchmark (MLP, CNN, sequence models) train through it."""
+    import torch
+
     gen = torch.Generator().manual_seed(seed)
-    starts = range(0, n, bs)
+    n, bs = Xt.shape[0], int(batch_size)
 
     def epoch():
         torch.set_num_threads(threads)
         model.train()
         perm = torch.randperm(n, generator=gen)
         loss = None
-        for s in starts:
+        for s in range(0, n, bs):
             idx = perm[s:s + bs]
-            xb = Xt.index_select(0, idx)
-            yb = yt.index_select(0, idx)
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
+            loss = loss_fn(model(Xt.index_select(0, idx)), yt.index_select(0, idx))
             loss.backward()
             opt.step()
         return float(loss.detach())
-
-    return PeerRun(epoch, f"torch-{optimizer}-{adam}", n, bs, threads, "float32")
+    return epoch
 
 
 def make_jax_epoch(X, y, batch_size, threads, hidden=(256, 128), lr=1e-3, seed=0, mode="jit", scan_steps=32):

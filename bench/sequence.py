@@ -30,7 +30,7 @@ import sys
 
 import numpy as np
 
-from bench.peers import PeerRun
+from bench.peers import PeerRun, torch_epoch
 from bench.timing import interleaved_times
 
 BATCH = 64
@@ -123,19 +123,7 @@ def make_torch_sequence_epoch(X, y, model, threads, seed=0, batch=BATCH):
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=True)
     loss_fn = torch.nn.CrossEntropyLoss()
     Xt, yt = torch.from_numpy(X.copy()), torch.from_numpy(y.copy())
-    gen = torch.Generator().manual_seed(seed)
-
-    def epoch():
-        torch.set_num_threads(threads)
-        perm = torch.randperm(len(X), generator=gen)
-        loss = None
-        for s in range(0, len(X), batch):
-            idx = perm[s:s + batch]
-            opt.zero_grad(set_to_none=True)
-            loss = loss_fn(net(Xt.index_select(0, idx)), yt.index_select(0, idx))
-            loss.backward()
-            opt.step()
-        return float(loss.detach())
+    epoch = torch_epoch(net, opt, loss_fn, Xt, yt, batch, threads, seed)
     return PeerRun(epoch, f"torch-{model}", len(X), batch, threads)
 
 

@@ -7,7 +7,7 @@ import pytest
 import fastnn as fnn
 from fastnn import engine
 from fastnn.kernels import available_backends, codes, get_backend
-from naive import numeric_grad  # tests/naive.py (tests/ is on sys.path: its conftest.py)
+from fused_check import check_fused_grad_steps  # tests/fused_check.py (tests/ is on sys.path: its conftest.py)
 
 BACKENDS = available_backends()  # the reference plan driver included: it is the numpy oracle of the schedule
 RNG = np.random.default_rng(0)
@@ -93,28 +93,8 @@ def test_fused_conv_bn_gradients_pass_a_central_difference_check(backend):
               fnn.Dense(3)]
     net = fnn.Network(layers, input_shape=(5, 5, 1), seed=2, dtype="float64", backend=backend)
     net.params[...] += RNG.normal(0, 0.2, net.n_params)  # gamma != 1, beta != 0
-    opt = fnn.SGD(0.1)  # built only: grad_steps does not update
-    opt.build(net.n_params, net.dtype)
-    loss = fnn.losses.get("cross_entropy")
-    X = np.ascontiguousarray(RNG.standard_normal((6, 25)))
-    Y = loss.prepare_targets(LABELS[:6], 3, net.dtype)
-    driver = get_backend(backend)
-    for n_shards in (1, 2):
-        plan = engine.build_plan(net, loss, 6, n_shards, 1).bind(net, opt, opt.hyper_vector())
-        assert plan.path == "fused"
-        perm, starts = np.arange(6, dtype=np.int64), np.zeros(1, np.int64)
-        bl, bc = np.zeros(1), np.zeros(1)
-        buffers = net.buffers.copy()
-
-        def f():
-            net.buffers[...] = buffers  # the running statistics move each call; the loss does not read them
-            driver.grad_steps(plan, X, Y, perm, starts, 0, bl, bc)
-            return bl[0]
-
-        f()
-        analytic = net.grads.copy()
-        numeric = numeric_grad(f, net.params)
-        np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)
+    plans = check_fused_grad_steps(net, RNG.standard_normal((6, 25)), LABELS, 3)
+    assert all(plan.path == "fused" for plan in plans)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -6,7 +6,7 @@ import fastnn as fnn
 from fastnn import engine
 from fastnn.kernels import available_backends, codes, get_backend
 from fastnn.kernels import dropout_ref
-from naive import numeric_grad  # tests/naive.py (tests/ is on sys.path: its conftest.py)
+from fused_check import check_fused_grad_steps  # tests/fused_check.py (tests/ is on sys.path: its conftest.py)
 
 COMPILED = available_backends()  # the reference backend's plan driver is the numpy oracle of the schedule
 RNG = np.random.default_rng(0)
@@ -187,25 +187,7 @@ def test_fused_gradients_pass_a_central_difference_check(backend):
     layers = [fnn.Dense(20, 6, "tanh", l1=1e-3, l2=1e-2), fnn.BatchNorm(), fnn.Dropout(0.3),
               fnn.Dense(6, 5, "elu"), fnn.LayerNorm(), fnn.Dense(5, 3)]
     net = fnn.Network(layers, seed=2, dtype="float64", backend=backend)
-    opt = fnn.SGD(0.1)  # built only: grad_steps does not update
-    opt.build(net.n_params, net.dtype)
-    loss = fnn.losses.get("cross_entropy")
-    X = np.ascontiguousarray(X20[:9])
-    Y = loss.prepare_targets(LABELS[:9], 3, net.dtype)
-    for n_shards in (1, 2):
-        plan = engine.build_plan(net, loss, 9, n_shards, 1).bind(net, opt, opt.hyper_vector())
-        driver = get_backend(backend)
-        perm, starts = np.arange(9, dtype=np.int64), np.zeros(1, np.int64)
-        bl, bc = np.zeros(1), np.zeros(1)
-
-        def f():
-            driver.grad_steps(plan, X, Y, perm, starts, 4, bl, bc)
-            return bl[0]
-
-        f()
-        analytic = net.grads.copy()
-        numeric = numeric_grad(f, net.params)
-        np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)
+    check_fused_grad_steps(net, X20[:9], LABELS, 3, step=4)
 
 
 def test_unknown_codes_in_a_plan_raise():
