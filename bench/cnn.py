@@ -182,17 +182,11 @@ def make_jax_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
 
 
 def _conv_tile(Ho, Wo, k, C, F, rows):
-    """Images per tile of the Cython driver's conv row of this geometry on ``rows`` rows (float32);
-    the whole shard when the Cython backend is not built (the Numba and reference rows do not tile)."""
-    try:
-        from fastnn._ext._kernels import conv_tile_images
-    except ImportError:
-        return rows
-    from fastnn.kernels import codes as c
+    """Images per tile of the compiled drivers' conv row of this geometry on ``rows`` rows (float32):
+    the one tile rule, :func:`fastnn.kernels.tiling.conv_tile_images`."""
+    from fastnn.kernels.tiling import conv_tile_images
 
-    row = np.full(c.N_PCOL, -1, np.int64)
-    row[[c.P_OP, c.P_HO, c.P_WO, c.P_KH, c.P_KW, c.P_C, c.P_N_OUT]] = (c.OP_CONV2D, Ho, Wo, k, k, C, Ho * Wo * F)
-    return int(conv_tile_images(row, rows, 4))
+    return conv_tile_images(Ho * Wo, k * k * C, F, rows, 4)
 
 
 def make_gemm_floor_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):

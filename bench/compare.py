@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 
-#: fastnn rows of other models (the same MLP with Dropout / BatchNorm layers): never "fastnn best"
-_VARIANTS = ("-dropout", "-batchnorm")
+#: fastnn rows of other models (the same MLP with Dropout / BatchNorm / LayerNorm layers): never "fastnn best"
+_VARIANTS = ("-dropout", "-batchnorm", "-layernorm")
 
 
 def _best(rows, prefix, bs):
@@ -67,7 +67,8 @@ _SHAPES_IMPLS = {"fastnn-auto": ("fastnn-cython-auto", None), "fastnn-shards": (
                  "torch-fused-1t": ("torch-adam-fused", 1), "jax-jit": ("jax-jit", None),
                  "jax-scan": ("jax-scan", None), "gemm-floor": ("gemm-floor", None), "gemm-floor-1t": ("gemm-floor", 1),
                  "fastnn-dropout": ("fastnn-cython-auto-dropout", None),
-                 "fastnn-batchnorm": ("fastnn-cython-auto-batchnorm", None)}
+                 "fastnn-batchnorm": ("fastnn-cython-auto-batchnorm", None),
+                 "fastnn-layernorm": ("fastnn-cython-auto-layernorm", None)}
 
 
 def interleaved_rows(batch_sizes=(32, 64, 128, 256), threads=2, rounds=3, seconds=0.5, n_in=784, hidden="256,128"):

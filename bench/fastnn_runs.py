@@ -4,8 +4,8 @@
 returns a :class:`bench.peers.PeerRun` that runs ONE epoch of the
 784-256-128-10 ReLU MLP with softmax cross-entropy and Adam(1e-3) through
 ``fastnn.Trainer.fit`` — the public API a user calls, not a private kernel.
-``optimizer='sgd'`` trains with plain SGD instead. ``variant`` adds ``Dropout(0.2)`` (``'dropout'``) or ``BatchNorm()``
-(``'batchnorm'``) after each hidden layer: both run on the fused plan too.
+``optimizer='sgd'`` trains with plain SGD instead. ``variant`` adds ``Dropout(0.2)`` (``'dropout'``), ``BatchNorm()``
+(``'batchnorm'``) or ``LayerNorm()`` (``'layernorm'``) after each hidden layer: all run on the fused plan too.
 """
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def make_fastnn_epoch(X, y, batch_size, threads, hidden=(256, 128), lr=1e-3, see
 
     optimizers = {"adam": fnn.Adam, "sgd": fnn.SGD}
 
-    extra = {"plain": lambda: [], "dropout": lambda: [fnn.Dropout(0.2)], "batchnorm": lambda: [fnn.BatchNorm()]}
+    extra = {"plain": lambda: [], "dropout": lambda: [fnn.Dropout(0.2)], "batchnorm": lambda: [fnn.BatchNorm()],
+             "layernorm": lambda: [fnn.LayerNorm()]}
     layers = []
     for units in hidden:
         layers += [fnn.Dense(units, "relu")] + extra[variant]()

@@ -96,6 +96,7 @@ def _peer_runs(X, y, batch, threads, hidden):
     layer, PyTorch fused Adam on one thread, JAX (jit and lax.scan); peers not installed are left out."""
     runs = {"fastnn-dropout": lambda: make_fastnn_epoch(X, y, batch, threads, hidden=hidden, variant="dropout"),
             "fastnn-batchnorm": lambda: make_fastnn_epoch(X, y, batch, threads, hidden=hidden, variant="batchnorm"),
+            "fastnn-layernorm": lambda: make_fastnn_epoch(X, y, batch, threads, hidden=hidden, variant="layernorm"),
             "torch-fused-1t": lambda: peers.make_torch_epoch(X, y, batch, 1, hidden=hidden),
             "jax-jit": lambda: peers.make_jax_epoch(X, y, batch, threads, hidden=hidden, mode="jit"),
             "jax-scan": lambda: peers.make_jax_epoch(X, y, batch, threads, hidden=hidden, mode="scan")}

@@ -38,9 +38,9 @@ def test_epoch_fastnn(bench_epoch, batch_size, backend, threads, parallel):
 
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
 @pytest.mark.parametrize("backend", COMPILED)
-@pytest.mark.parametrize("variant", ["dropout", "batchnorm"])
+@pytest.mark.parametrize("variant", ["dropout", "batchnorm", "layernorm"])
 def test_epoch_fastnn_layers(bench_epoch, batch_size, backend, variant):
-    """The same MLP with Dropout(0.2) or BatchNorm after each hidden layer: still the fused plan."""
+    """The same MLP with Dropout(0.2), BatchNorm or LayerNorm after each hidden layer: still the fused plan."""
     info = bench_epoch(make_fastnn_epoch, batch_size, 2, backend=backend, parallel="auto", variant=variant)
     assert math.isfinite(info["result"])
 

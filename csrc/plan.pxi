@@ -48,46 +48,56 @@ cdef extern from *:
        extensions build with -fno-strict-aliasing, so without it GCC cannot prove the float64
        statistics and the activations apart and leaves these loops scalar (~3x slower). */
     #define FASTNN_BN_KERNELS(T, S) \
+    /* One pass over the block: sums of (x - K) and (x - K)^2 in float64 with the shift K = the block's */ \
+    /* first row (the shifted-data algorithm: the cancellation in s2 - s1^2/m is of the order of */ \
+    /* (mean - K)^2 / var, about 1 for K a sample, however large the mean). Two passes cost one more */ \
+    /* read of the whole feature map. */ \
     static FASTNN_CLONES void fastnn_bn_stats_##S(const T* restrict x, Py_ssize_t m, Py_ssize_t k, \
                                            double* restrict mean, double* restrict m2) { \
         for (Py_ssize_t j = 0; j < k; j++) { mean[j] = 0.0; m2[j] = 0.0; } \
-        for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) mean[j] += x[i * k + j]; \
-        for (Py_ssize_t j = 0; j < k; j++) mean[j] /= (double) m; \
-        for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
-            double d = x[i * k + j] - mean[j]; m2[j] += d * d; } \
+        for (Py_ssize_t i = 1; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
+            double d = (double) x[i * k + j] - (double) x[j]; mean[j] += d; m2[j] += d * d; } \
+        for (Py_ssize_t j = 0; j < k; j++) { \
+            double s1 = mean[j], s2 = m2[j] - s1 * s1 / (double) m; \
+            mean[j] = (double) x[j] + s1 / (double) m; m2[j] = s2 > 0.0 ? s2 : 0.0; } \
     } \
     /* relu != 0: a ReLU folded into the row (engine.plan.fuse_relu_into_batchnorm): applied to the output */ \
     /* in the normalize pass (NaN propagates, as fastnn_relu_fwd), and dY masked in place by the kept */ \
     /* output in the sums pass, where the input-gradient pass then reads it. Each in a loop of its own */ \
     /* and the mask a multiply by (out > 0): GCC left the select forms scalar here (10-20x slower, one */ \
     /* pass over a 32-channel feature map). A NaN dY stays NaN under the mask (the guard sees it). */ \
+    /* Xhat is not stored: backward recomputes it from x (one write pass less over the map). */ \
     static FASTNN_CLONES void fastnn_bn_norm_##S(const T* restrict x, Py_ssize_t m, Py_ssize_t k, \
                                           const double* restrict mean, const double* restrict inv, \
                                           const T* restrict gamma, const T* restrict beta, \
-                                          T* restrict xhat, T* restrict out, int relu) { \
+                                          T* restrict out, int relu) { \
         if (relu) { for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
             double xh = (x[i * k + j] - mean[j]) * inv[j]; \
             T y = (T) ((double) gamma[j] * xh + (double) beta[j]); \
-            xhat[i * k + j] = (T) xh; out[i * k + j] = y < (T) 0 ? (T) 0 : y; } return; } \
+            out[i * k + j] = y < (T) 0 ? (T) 0 : y; } return; } \
         for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
             double xh = (x[i * k + j] - mean[j]) * inv[j]; \
-            xhat[i * k + j] = (T) xh; out[i * k + j] = (T) ((double) gamma[j] * xh + (double) beta[j]); } \
+            out[i * k + j] = (T) ((double) gamma[j] * xh + (double) beta[j]); } \
     } \
-    static FASTNN_CLONES void fastnn_bn_dsums_##S(T* restrict dy, const T* restrict xhat, \
+    /* sg = sum dY * (x - mean), times inv_std at the end: sum dY * Xhat without a stored Xhat. */ \
+    static FASTNN_CLONES void fastnn_bn_dsums_##S(T* restrict dy, const T* restrict x, \
                                            const T* restrict out, Py_ssize_t m, Py_ssize_t k, \
+                                           const double* restrict mean, const double* restrict inv, \
                                            double* restrict sb, double* restrict sg, int relu) { \
         for (Py_ssize_t j = 0; j < k; j++) { sb[j] = 0.0; sg[j] = 0.0; } \
         if (relu) { for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
             T g = dy[i * k + j] * (T) (out[i * k + j] > (T) 0); dy[i * k + j] = g; \
-            sb[j] += (double) g; sg[j] += (double) g * xhat[i * k + j]; } return; } \
-        for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
-            double d = dy[i * k + j]; sb[j] += d; sg[j] += d * xhat[i * k + j]; } \
+            sb[j] += (double) g; sg[j] += (double) g * ((double) x[i * k + j] - mean[j]); } } \
+        else { for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) { \
+            double d = dy[i * k + j]; sb[j] += d; sg[j] += d * ((double) x[i * k + j] - mean[j]); } } \
+        for (Py_ssize_t j = 0; j < k; j++) sg[j] *= inv[j]; \
     } \
-    static FASTNN_CLONES void fastnn_bn_dx_##S(const T* restrict dy, const T* restrict xhat, Py_ssize_t m, \
-                                        Py_ssize_t k, const double* restrict c, const double* restrict cb, \
-                                        const double* restrict cg, T* restrict dx) { \
+    /* dx = c*dy - cb - Xhat*cg with Xhat = (x - mean)*inv, as c*dy - cx0 - x*cx (the sync's factors). */ \
+    static FASTNN_CLONES void fastnn_bn_dx_##S(const T* restrict dy, const T* restrict x, Py_ssize_t m, \
+                                        Py_ssize_t k, const double* restrict c, const double* restrict cx0, \
+                                        const double* restrict cx, T* restrict dx) { \
         for (Py_ssize_t i = 0; i < m; i++) for (Py_ssize_t j = 0; j < k; j++) \
-            dx[i * k + j] = (T) (c[j] * dy[i * k + j] - cb[j] - xhat[i * k + j] * cg[j]); \
+            dx[i * k + j] = (T) (c[j] * dy[i * k + j] - cx0[j] - x[i * k + j] * cx[j]); \
     }
     FASTNN_BN_KERNELS(float, f)
     FASTNN_BN_KERNELS(double, d)
@@ -126,17 +136,17 @@ cdef extern from *:
     void fastnn_bn_stats_f(const float* x, Py_ssize_t m, Py_ssize_t k, double* mean, double* m2) noexcept nogil
     void fastnn_bn_stats_d(const double* x, Py_ssize_t m, Py_ssize_t k, double* mean, double* m2) noexcept nogil
     void fastnn_bn_norm_f(const float* x, Py_ssize_t m, Py_ssize_t k, const double* mean, const double* inv,
-                          const float* gamma, const float* beta, float* xhat, float* out, int relu) noexcept nogil
+                          const float* gamma, const float* beta, float* out, int relu) noexcept nogil
     void fastnn_bn_norm_d(const double* x, Py_ssize_t m, Py_ssize_t k, const double* mean, const double* inv,
-                          const double* gamma, const double* beta, double* xhat, double* out, int relu) noexcept nogil
-    void fastnn_bn_dsums_f(float* dy, const float* xhat, const float* out, Py_ssize_t m, Py_ssize_t k, double* sb,
-                           double* sg, int relu) noexcept nogil
-    void fastnn_bn_dsums_d(double* dy, const double* xhat, const double* out, Py_ssize_t m, Py_ssize_t k,
-                           double* sb, double* sg, int relu) noexcept nogil
-    void fastnn_bn_dx_f(const float* dy, const float* xhat, Py_ssize_t m, Py_ssize_t k, const double* c,
-                        const double* cb, const double* cg, float* dx) noexcept nogil
-    void fastnn_bn_dx_d(const double* dy, const double* xhat, Py_ssize_t m, Py_ssize_t k, const double* c,
-                        const double* cb, const double* cg, double* dx) noexcept nogil
+                          const double* gamma, const double* beta, double* out, int relu) noexcept nogil
+    void fastnn_bn_dsums_f(float* dy, const float* x, const float* out, Py_ssize_t m, Py_ssize_t k,
+                           const double* mean, const double* inv, double* sb, double* sg, int relu) noexcept nogil
+    void fastnn_bn_dsums_d(double* dy, const double* x, const double* out, Py_ssize_t m, Py_ssize_t k,
+                           const double* mean, const double* inv, double* sb, double* sg, int relu) noexcept nogil
+    void fastnn_bn_dx_f(const float* dy, const float* x, Py_ssize_t m, Py_ssize_t k, const double* c,
+                        const double* cx0, const double* cx, float* dx) noexcept nogil
+    void fastnn_bn_dx_d(const double* dy, const double* x, Py_ssize_t m, Py_ssize_t k, const double* c,
+                        const double* cx0, const double* cx, double* dx) noexcept nogil
 
 
 cdef struct PlanCtx:
@@ -209,17 +219,17 @@ cdef void _plan_forward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const flo
         else:  # elementwise: one long vectorized row
             _act_row(A_in, A, rows * k, <int> r[P_ACT], <floating> f[F_ALPHA])
     elif op == OP_BATCHNORM:
-        if phase == 0:  # this shard's mean and sum of squared deviations (two passes, float64)
+        if phase == 0:  # this shard's mean and sum of squared deviations (one pass, float64)
             if floating is float:
                 fastnn_bn_stats_f(A_in, rows, k, st + a, st + a + k)
             else:
                 fastnn_bn_stats_d(A_in, rows, k, st + a, st + a + k)
         else:  # normalize with the batch statistics the sync left in shard 0's stats
             if floating is float:
-                fastnn_bn_norm_f(A_in, rows, k, st0 + a + 2 * k, st0 + a + 3 * k, params + p0, params + p1, Z, A,
+                fastnn_bn_norm_f(A_in, rows, k, st0 + a + 2 * k, st0 + a + 3 * k, params + p0, params + p1, A,
                                  r[P_ACT] == ACT_RELU)
             else:
-                fastnn_bn_norm_d(A_in, rows, k, st0 + a + 2 * k, st0 + a + 3 * k, params + p0, params + p1, Z, A,
+                fastnn_bn_norm_d(A_in, rows, k, st0 + a + 2 * k, st0 + a + 3 * k, params + p0, params + p1, A,
                                  r[P_ACT] == ACT_RELU)
     else:
         pass  # unknown op: refused by _plan_check before any step runs
@@ -271,19 +281,21 @@ cdef void _plan_backward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const fl
         elif need:  # elementwise: one long vectorized row
             _act_bwd_row(A_in, A, dA, dX, rows * k, act, <floating> f[F_ALPHA])
     elif op == OP_BATCHNORM:
-        if phase == 0:  # this shard's sums of dY and dY * Xhat: its dbeta and dgamma
+        if phase == 0:  # this shard's sums of dY and dY * Xhat (Xhat recomputed from x): its dbeta and dgamma
             if floating is float:
-                fastnn_bn_dsums_f(dA, Z, A, rows, k, st + a + 4 * k, st + a + 5 * k, act == ACT_RELU)
+                fastnn_bn_dsums_f(dA, A_in, A, rows, k, st0 + a + 2 * k, st0 + a + 3 * k, st + a + 4 * k,
+                                  st + a + 5 * k, act == ACT_RELU)
             else:
-                fastnn_bn_dsums_d(dA, Z, A, rows, k, st + a + 4 * k, st + a + 5 * k, act == ACT_RELU)
+                fastnn_bn_dsums_d(dA, A_in, A, rows, k, st0 + a + 2 * k, st0 + a + 3 * k, st + a + 4 * k,
+                                  st + a + 5 * k, act == ACT_RELU)
             for j in range(k):
                 g[p1 + j] = <floating> st[a + 4 * k + j]
                 g[p0 + j] = <floating> st[a + 5 * k + j]
         else:  # input gradient from the batch sums the sync left in shard 0's stats
             if floating is float:
-                fastnn_bn_dx_f(dA, Z, rows, k, st0 + a, st0 + a + k, st0 + a + 2 * k, dX)
+                fastnn_bn_dx_f(dA, A_in, rows, k, st0 + a, st0 + a + k, st0 + a + 2 * k, dX)
             else:
-                fastnn_bn_dx_d(dA, Z, rows, k, st0 + a, st0 + a + k, st0 + a + 2 * k, dX)
+                fastnn_bn_dx_d(dA, A_in, rows, k, st0 + a, st0 + a + k, st0 + a + 2 * k, dX)
     else:
         pass  # unknown op: refused by _plan_check before any step runs
 
@@ -388,14 +400,15 @@ cdef void _plan_sync(const PlanCtx* c, int64_t kind, Py_ssize_t q, const floatin
     Every thread of the sharded driver runs it on the same partials into its own stats row
     (``out``), so a sync costs one barrier: no thread waits for another to publish the result.
     Per BatchNorm feature a row holds [partial mean, partial M2, mean, inv_std, partial sum dY,
-    partial sum dY*Xhat]; the backward combine leaves its factors c, c*sum dY/m, c*sum dY*Xhat/m
-    in the first three slots (free by then), never in the partial slots others still read.
+    partial sum dY*Xhat]; the backward combine leaves its factors c, c*sum dY/m - mean*cx and
+    cx = inv_std*c*sum dY*Xhat/m (Xhat is recomputed from x, not stored) in the first three slots
+    (free by then), never in the partial slots others still read.
     ``update_running``: this call also updates the running statistics (one thread does).
     """
     cdef const int64_t* r
     cdef Py_ssize_t k, a, s, j, row0, m_s, n_acc, n_t, rm, rv
     cdef const double* st
-    cdef double mean_b, m2_b, delta, mom, eps, mean, m2, sb, sg, cf
+    cdef double mean_b, m2_b, delta, mom, eps, mean, m2, sb, sg, cf, cx, inv
     cdef Py_ssize_t pos
     if kind == SYNC_NONE or q < 0:
         return
@@ -437,8 +450,10 @@ cdef void _plan_sync(const PlanCtx* c, int64_t kind, Py_ssize_t q, const floatin
                     buffers[rv + j] = <floating> (mom * <double> buffers[rv + j] + (1.0 - mom) * (m2 / (m - 1.0)))
             out[a + 3 * k + j] = 1.0 / sqrt(m2 / m + eps)  # inv_std replaces M2
     elif kind == SYNC_BN_BACKWARD:
-        # dX = gamma*inv/m * (m*dY - sum dY - Xhat*sum dY*Xhat) = c*dY - c*sum dY/m - Xhat*c*sum dY*Xhat/m:
-        # the three per-feature factors, once, so the phase-1 loop is a multiply-add per element.
+        # dX = gamma*inv/m * (m*dY - sum dY - Xhat*sum dY*Xhat) = c*dY - cb - Xhat*cg with c = gamma*inv,
+        # cb = c*sum dY/m, cg = c*sum dY*Xhat/m; Xhat = (x - mean)*inv is not stored, so as
+        # c*dY - (cb - mean*inv*cg) - x*(inv*cg): three per-feature factors, once, and the phase-1
+        # loop stays a multiply-add per element (reading x where it read Xhat).
         for j in range(k):
             sb = 0.0
             sg = 0.0
@@ -447,10 +462,13 @@ cdef void _plan_sync(const PlanCtx* c, int64_t kind, Py_ssize_t q, const floatin
                 if m_s > 0:
                     sb = sb + stats[s * c.n_stats + a + 4 * k + j]
                     sg = sg + stats[s * c.n_stats + a + 5 * k + j]
-            cf = <double> params[r[P_PARAM0] + j] * out[a + 3 * k + j]  # c = gamma * inv_std
+            mean = out[a + 2 * k + j]  # read before its slot takes a factor
+            inv = out[a + 3 * k + j]
+            cf = <double> params[r[P_PARAM0] + j] * inv  # c = gamma * inv_std
+            cx = cf * sg / (m * pos) * inv
             out[a + j] = cf
-            out[a + k + j] = cf * sb / (m * pos)
-            out[a + 2 * k + j] = cf * sg / (m * pos)
+            out[a + k + j] = cf * sb / (m * pos) - mean * cx
+            out[a + 2 * k + j] = cx
     else:
         pass  # unknown sync: refused by _plan_check
 

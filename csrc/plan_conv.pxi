@@ -115,16 +115,8 @@ cdef inline bint _is_image_op(int64_t op) noexcept nogil:
     return op == OP_CONV2D or op == OP_MAXPOOL2D or op == OP_AVGPOOL2D
 
 
-cdef enum:
-    # Bytes of one tile's columns, Z, A and input-gradient columns: a quarter of a 2 MB L2, so
-    # the tile stays in cache from im2col through the GEMM epilogue and from dZ through col2im.
-    # The same GEMMs on a whole 64-image shard (7744 x 288 x 64, the example CNN's second conv) ran
-    # at 43-57 GFLOP/s, on a 16-image block already in L2 at 126. Sweep (bench/cnn models, 2048
-    # MNIST images, batch 128, 1 thread, samples per CPU-second, medians of 6 epochs in interleaved
-    # processes, load 7-8 on 2 cores): whole shard / 256 KB / 512 KB / 1 MB / 2 MB tiles: example
-    # 3,092 / 3,483 / 3,337 / 3,473 / 3,151, LeNet-5 7,599 / 8,923 / 9,065 / 8,701 / 7,942; at batch
-    # 32 512 KB was the best of the five for both.
-    CONV_TILE_BYTES = 1 << 19
+# CONV_TILE_BYTES comes from fastnn/kernels/codes.py (via _codes.pxi); fastnn.kernels.tiling holds
+# the same rule in Python, for the Numba rows and the benchmarks.
 
 
 cdef inline Py_ssize_t _conv_tile(const int64_t* r, Py_ssize_t m, Py_ssize_t itemsize) noexcept nogil:

@@ -42,7 +42,12 @@ thread count and plan:
    processes kept both cores busy (load 10): the timed run then competes for
    the cores, the replay and the floor less so. Non-Dense layers are
    replayed through their per-layer code (which allocates), so their shares
-   are upper bounds.
+   are upper bounds. Conv layers in particular: the compiled drivers run a
+   conv row in L2-sized tiles of images (``fastnn.kernels.tiling``), im2col
+   and GEMM per tile, while the replay runs the per-layer kernels on the
+   whole shard at once; the report marks those rows (``row["replay"]`` is
+   ``"per-layer, untiled"``) and says so under its table, so a conv share
+   describes the per-layer kernels, not what the driver spent.
 
 The GEMM floor of a phase is the time of only its GEMMs with preallocated
 outputs (``numpy.matmul``, the whole batch): the practical limit
@@ -66,9 +71,11 @@ from ._config import get_num_threads, thread_limits
 from ._validation import check_batch_size, check_int_min
 from .callbacks import Callback
 from .kernels import codes, get_backend
-from .layers import Dense
+from .layers import Conv2D, Dense
 
 __all__ = ["profile", "ProfileReport"]
+
+_UNTILED = "per-layer, untiled"  # a conv layer's replay: the driver runs it in tiles of images
 
 
 class _ChunkTimer(Callback):
@@ -105,7 +112,9 @@ class ProfileReport:
         One per phase, in step order, keys ``phase``, ``layer`` (network index or None),
         ``seconds`` (per step), ``share`` (of the step), ``flops`` (per step, GEMMs only),
         ``gflops`` (achieved), ``floor_seconds`` and ``floor_share`` (GEMM floor time / phase
-        time; None for phases without GEMMs).
+        time; None for phases without GEMMs), ``replay`` (how the phase was replayed: ``"kernels"``,
+        the step's own kernels; ``"per-layer"``, the layer's per-layer code; ``"per-layer,
+        untiled"``, a conv layer the compiled driver runs in tiles of images).
     step_seconds : float
         Wall time per step of the real fit (the sum of every row's ``seconds``).
     compiled_seconds : float
@@ -153,13 +162,19 @@ class ProfileReport:
         for r in self.rows:
             gf = f"{r['gflops']:9.1f}" if r["gflops"] is not None else " " * 9
             fl = f"{r['floor_share']:8.0%}" if r["floor_share"] is not None else " " * 8
-            lines.append(f"{r['phase'][:34]:34s}{r['seconds'] * 1e6:10.1f}{r['share']:8.1%}{gf}{fl}")
+            mark = "*" if r.get("replay") == _UNTILED else ""
+            lines.append(f"{(r['phase'][:33] + mark):34s}{r['seconds'] * 1e6:10.1f}{r['share']:8.1%}{gf}{fl}")
         lines.append("-" * len(head))
         flops = sum(r["flops"] for r in self.rows)
         lines.append(f"{'step':34s}{self.step_seconds * 1e6:10.1f}{1:8.1%}"
                      f"{flops / self.step_seconds / 1e9:9.1f}{self.floor_share:8.0%}")
         lines.append(f"{self.samples_per_s:,.0f} samples/s; GEMM floor {self.floor_seconds * 1e6:.1f} us/step; "
                      f"replay/compiled {self.replay_ratio:.2f}")
+        untiled = [r["phase"] for r in self.rows if r.get("replay") == _UNTILED]
+        if untiled:
+            lines.append(f"* conv rows replayed untiled through the per-layer kernels ({len(untiled)} phases): the "
+                         f"{self.backend} driver runs them in L2-sized tiles of images, so their shares describe "
+                         "the per-layer kernels, not the driver")
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -427,10 +442,17 @@ def profile(trainer, X, y, *, n_steps=64, batch_size=None, repeats=20):
     net = trainer.network
     rows = []
 
+    # The compiled drivers run conv rows in tiles of images; the replay runs the per-layer kernels untiled.
+    tiled = plan["path"] == "fused" and plan["backend"] in ("cython", "numba")
+
     def add(phase, layer, seconds, flops=0.0, floor_s=None):
+        replay = "kernels"
+        if layer is not None and type(net.layers[layer]) is not Dense:
+            replay = _UNTILED if tiled and isinstance(net.layers[layer], Conv2D) else "per-layer"
         rows.append({"phase": phase, "layer": layer, "seconds": seconds, "share": seconds / step_s,
                      "flops": flops, "gflops": flops / seconds / 1e9 if flops and seconds > 0 else None,
-                     "floor_seconds": floor_s, "floor_share": floor_s / seconds if floor_s and seconds > 0 else None})
+                     "floor_seconds": floor_s, "floor_share": floor_s / seconds if floor_s and seconds > 0 else None,
+                     "replay": replay})
 
     add("batch gather", None, replay["gather"] * scale)
     for kind in ("forward", "backward"):

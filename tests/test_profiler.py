@@ -119,3 +119,21 @@ def test_a_cnn_is_profiled_on_image_samples():
     report = profile(fnn.Trainer(net, batch_size=32, verbose=0, n_threads=1), X, y, n_steps=2, repeats=1)
     phases = [row["phase"] for row in report.rows]
     assert "forward 0 Conv2D" in phases and "backward 1 MaxPool2D" in phases
+    # the compiled driver tiles conv rows, the replay does not: the report marks them and says so
+    assert report.path == "fused" and report.backend in ("cython", "numba")
+    replay = {row["phase"]: row["replay"] for row in report.rows}
+    assert replay["forward 0 Conv2D"] == replay["backward 0 Conv2D"] == "per-layer, untiled"
+    assert replay["forward 1 MaxPool2D"] == "per-layer" and replay["forward 3 Dense 27->3 linear"] == "kernels"
+    assert "forward 0 Conv2D*" in str(report) and "replayed untiled" in str(report)
+
+
+def test_a_per_layer_cnn_profile_has_no_untiled_note():
+    """On the per-layer path the replay runs what the step runs: no conv row is marked."""
+    rng = np.random.default_rng(0)
+    X, y = rng.random((64, 8, 8, 1), dtype=np.float32), np.arange(64) % 3
+    net = fnn.Network([fnn.Conv2D(3, 3, activation="relu"), fnn.Flatten(), fnn.Dense(3)], input_shape=(8, 8, 1),
+                      seed=0, backend="reference")
+    report = profile(fnn.Trainer(net, batch_size=32, verbose=0, n_threads=1, path="per-layer"), X, y, n_steps=2,
+                     repeats=1)
+    assert {row["replay"] for row in report.rows if row["layer"] == 0} == {"per-layer"}
+    assert "untiled" not in str(report)

@@ -115,6 +115,15 @@ SYNC_NONE = 0
 SYNC_BN_FORWARD = 1   # combine the shards' BatchNorm statistics, update the running ones
 SYNC_BN_BACKWARD = 2  # sum the shards' BatchNorm dY and dY*Xhat
 BN_STATS = 6       # float64 statistics per BatchNorm feature (see fastnn.engine.plan)
+# Bytes of one conv tile's columns, Z, A and input-gradient columns (fastnn.kernels.tiling's rule,
+# every compiled backend's conv rows): a quarter of a 2 MB L2, so the tile stays in cache from im2col
+# through the GEMM epilogue and from dZ through col2im. The same GEMMs on a whole 64-image shard
+# (7744 x 288 x 64, the example CNN's second conv) ran at 43-57 GFLOP/s, on a 16-image block already
+# in L2 at 126. Sweep (bench/cnn models, 2048 MNIST images, batch 128, 1 thread, Cython, samples per
+# CPU-second, medians of 6 epochs in interleaved processes, load 7-8 on 2 cores): whole shard /
+# 256 KB / 512 KB / 1 MB / 2 MB tiles: example 3,092 / 3,483 / 3,337 / 3,473 / 3,151, LeNet-5
+# 7,599 / 8,923 / 9,065 / 8,701 / 7,942; at batch 32 512 KB was the best of the five for both.
+CONV_TILE_BYTES = 1 << 19
 
 # Status of a compiled call: the Cython kernels run without the GIL and return one of these
 # (every code switch ends in an unknown-code branch); the Python wrappers raise ValueError.

@@ -5,7 +5,7 @@ import pytest
 
 import fastnn as fnn
 from fastnn import engine
-from fastnn.kernels import available_backends, codes, get_backend
+from fastnn.kernels import available_backends, codes, get_backend, tiling
 from fused_check import check_fused_grad_steps  # tests/fused_check.py (tests/ is on sys.path: its conftest.py)
 
 BACKENDS = available_backends()  # the reference plan driver included: it is the numpy oracle of the schedule
@@ -95,12 +95,11 @@ def _big_layers():
             fnn.Dense(3)]
 
 
-@pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
+@pytest.mark.parametrize("backend", [b for b in ("cython", "numba") if b in BACKENDS])
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("shards", [1, 2])
-def test_cython_conv_rows_in_several_tiles_equal_the_per_layer_oracle(dtype, shards):
-    from fastnn._ext import _kernels
-
+def test_compiled_conv_rows_in_several_tiles_equal_the_per_layer_oracle(backend, dtype, shards):
+    """Both compiled drivers tile by fastnn.kernels.tiling's rule (the Cython one in C: the same counts)."""
     X = RNG.standard_normal((20, 16, 16, 16)).astype(dtype)
     y = RNG.integers(0, 3, 20)
 
@@ -110,11 +109,16 @@ def test_cython_conv_rows_in_several_tiles_equal_the_per_layer_oracle(dtype, sha
                          n_threads=n_threads, parallel="shards" if n_threads > 1 else "auto", path=path)
         return net, tr, tr.fit(X, y, epochs=1)
 
-    net, tr, hist = fit("cython", "fused", shards)
+    net, tr, hist = fit(backend, "fused", shards)
     assert tr.last_plan["path"] == "fused" and tr.last_plan["n_shards"] == shards, tr.last_plan
-    m = tr.plan.wofs[codes.W_ROWS]
-    tiles = [_kernels.conv_tile_images(row, m, np.dtype(dtype).itemsize)
-             for row in tr.plan.ops if row[codes.P_OP] == codes.OP_CONV2D]
+    m = int(tr.plan.wofs[codes.W_ROWS])
+    rows = [row for row in tr.plan.ops if row[codes.P_OP] == codes.OP_CONV2D]
+    size = np.dtype(dtype).itemsize
+    tiles = [tiling.conv_tile_images(row[codes.P_HO] * row[codes.P_WO], row[codes.P_KH] * row[codes.P_KW] * row[codes.P_C],
+                                     row[codes.P_N_OUT] // (row[codes.P_HO] * row[codes.P_WO]), m, size) for row in rows]
+    if backend == "cython":
+        from fastnn._ext import _kernels
+        assert tiles == [_kernels.conv_tile_images(row, m, size) for row in rows]
     assert len(tiles) == 4 and all(t < m for t in tiles), (tiles, m)
     if dtype == "float32":
         assert all(t > 1 and m % t for t in tiles), (tiles, m)  # several images per tile, a short last one

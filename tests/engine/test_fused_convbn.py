@@ -85,6 +85,29 @@ def test_results_do_not_depend_on_the_shard_count(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_batchnorm_statistics_hold_at_a_large_mean(backend, dtype):
+    """The plan rows take the statistics in one pass (sums of x - K, K the shard's first row) and
+    recompute Xhat in backward: at a mean 1e4 standard deviations away they still equal the per-layer
+    oracle's two-pass statistics, on one and on two shards."""
+    def layers():
+        return [fnn.BatchNorm(momentum=0.5), fnn.Activation("relu"), fnn.Flatten(), fnn.Dense(3)]
+    images = (1e4 + IMAGES).astype(dtype)
+    tol = TOL["float64"] if dtype == "float64" else dict(rtol=1e-3, atol=1e-4)
+    ref = fnn.Network(layers(), input_shape=(10, 9, 2), seed=3, dtype=dtype, backend="reference")
+    fnn.Trainer(ref, optimizer=fnn.SGD(0.05), batch_size=16, seed=5, verbose=0, path="per-layer").fit(
+        images, LABELS, epochs=1)
+    for shards in (1, 2):
+        net = fnn.Network(layers(), input_shape=(10, 9, 2), seed=3, dtype=dtype, backend=backend)
+        tr = fnn.Trainer(net, optimizer=fnn.SGD(0.05), batch_size=16, seed=5, verbose=0, n_threads=shards,
+                         parallel="shards" if shards > 1 else "auto")
+        tr.fit(images, LABELS, epochs=1)
+        assert tr.last_plan["path"] == "fused" and tr.last_plan["n_shards"] == shards
+        np.testing.assert_allclose(net.buffers, ref.buffers, rtol=1e-6 if dtype == "float32" else 1e-12)
+        np.testing.assert_allclose(net.params, ref.params, **tol)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_fused_conv_bn_gradients_pass_a_central_difference_check(backend):
     """float64: grad_steps of bias-free convs, BatchNorm on their feature maps with a folded ReLU and with
     an Activation row after it."""

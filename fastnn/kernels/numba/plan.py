@@ -104,28 +104,27 @@ def _forward_row(q, phase, ops, fops, params, wb, st, st0, m, row0, step):
         # per feature, or per channel of feature maps: rows of n_out values read as m * pos rows of k
         k, pos = _channels(ops[q])
         rows = m * pos
-        X2, Z2, A2 = _view(wb, ops[q, P_IN], rows, k), _view(wb, ops[q, P_Z], rows, k), _view(wb, ops[q, P_OUT], rows, k)
+        X2, A2 = _view(wb, ops[q, P_IN], rows, k), _view(wb, ops[q, P_OUT], rows, k)
         a = ops[q, P_STATS]
-        if phase == 0:  # this shard's mean and sum of squared deviations (two passes, float64)
-            for j in range(k):
+        if phase == 0:  # this shard's mean and sum of squared deviations: one pass, as the Cython row
+            for j in range(k):  # float64 sums of x - K with K = the first row (robust at large means)
                 st[a + j] = 0.0
                 st[a + k + j] = 0.0
-            for i in range(rows):
+            for i in range(1, rows):
                 for j in range(k):
-                    st[a + j] += X2[i, j]
-            for j in range(k):
-                st[a + j] /= rows
-            for i in range(rows):
-                for j in range(k):
-                    d = X2[i, j] - st[a + j]
+                    d = float(X2[i, j]) - float(X2[0, j])
+                    st[a + j] += d
                     st[a + k + j] += d * d
-        else:  # normalize with the batch statistics the sync left in shard 0's stats
+            for j in range(k):
+                s1 = st[a + j]
+                st[a + j] = float(X2[0, j]) + s1 / rows
+                st[a + k + j] = max(st[a + k + j] - s1 * s1 / rows, 0.0)
+        else:  # normalize with the batch statistics the sync left in shard 0's stats; Xhat is not stored
             gamma, beta = params[p0:p0 + k], params[p1:p1 + k]
             relu = ops[q, P_ACT] == ACT_RELU  # a ReLU folded into the row (engine.plan)
             for i in range(rows):
                 for j in range(k):
                     xh = (X2[i, j] - st0[a + 2 * k + j]) * st0[a + 3 * k + j]
-                    Z2[i, j] = xh
                     y = float(gamma[j]) * xh + float(beta[j])
                     A2[i, j] = 0.0 if (relu and y <= 0.0) else y  # NaN propagates, as the ReLU kernels
     # other codes are refused by plan_api.check_codes before any step runs
@@ -175,7 +174,7 @@ def _backward_row(q, phase, ops, fops, params, g, wofs, wb, st, st0, m, m_total)
     elif op == OP_BATCHNORM:
         k, pos = _channels(ops[q])  # per channel of feature maps: m * pos rows of k
         rows = m * pos
-        dA2, Z2 = _view(wb, dA_off, rows, k), _view(wb, ops[q, P_Z], rows, k)
+        dA2, X2 = _view(wb, dA_off, rows, k), _view(wb, ops[q, P_IN], rows, k)  # Xhat recomputed from x
         a = ops[q, P_STATS]
         if phase == 0:  # this shard's sums of dY and dY * Xhat: its dbeta and dgamma
             relu = ops[q, P_ACT] == ACT_RELU  # the folded ReLU: dY masked in place (phase 1 reads it too)
@@ -190,15 +189,16 @@ def _backward_row(q, phase, ops, fops, params, g, wofs, wb, st, st0, m, m_total)
                         dA2[i, j] = dA2[i, j] * (one if A2[i, j] > zero else zero)
                     d = float(dA2[i, j])
                     st[a + 4 * k + j] += d
-                    st[a + 5 * k + j] += d * Z2[i, j]
+                    st[a + 5 * k + j] += d * (float(X2[i, j]) - st0[a + 2 * k + j])
             for j in range(k):
+                st[a + 5 * k + j] *= st0[a + 3 * k + j]  # sum dY * (x - mean) * inv_std = sum dY * Xhat
                 g[p1 + j] = st[a + 4 * k + j]
                 g[p0 + j] = st[a + 5 * k + j]
-        else:  # input gradient from the batch sums the sync left in shard 0's stats
+        else:  # input gradient from the factors the sync left in shard 0's stats (see _sync)
             dX2 = _view(wb, dX_off, rows, k)
             for i in range(rows):
                 for j in range(k):
-                    dX2[i, j] = st0[a + 2 * k + j] * dA2[i, j] - st0[a + 4 * k + j] - Z2[i, j] * st0[a + 5 * k + j]
+                    dX2[i, j] = st0[a + 2 * k + j] * dA2[i, j] - st0[a + 4 * k + j] - X2[i, j] * st0[a + 5 * k + j]
 
 
 @njit(**_OPTS)
@@ -319,13 +319,16 @@ def _sync(kind, q, ops, fops, params, buffers, stats, m, n_shards):
                 continue
             for j in range(4 * k, 6 * k):
                 stats[0, a + j] += stats[s, a + j]
-        # dX = c*dY - c*sum(dY)/m - Xhat*c*sum(dY*Xhat)/m with c = gamma*inv_std: the factors, once.
+        # dX = c*dY - c*sum(dY)/m - Xhat*c*sum(dY*Xhat)/m with c = gamma*inv_std and Xhat = (x - mean)*inv_std
+        # recomputed: c*dY - (cb - mean*cx) - x*cx with cx = inv_std*c*sum(dY*Xhat)/m: the factors, once.
         p0 = ops[q, P_PARAM0]
         for j in range(k):
-            c = float(params[p0 + j]) * stats[0, a + 3 * k + j]
+            mean, inv = stats[0, a + 2 * k + j], stats[0, a + 3 * k + j]
+            c = float(params[p0 + j]) * inv
+            cx = stats[0, a + 5 * k + j] * c / m_all * inv
             stats[0, a + 2 * k + j] = c  # the batch mean is not needed any more
-            stats[0, a + 4 * k + j] *= c / m_all
-            stats[0, a + 5 * k + j] *= c / m_all
+            stats[0, a + 4 * k + j] = stats[0, a + 4 * k + j] * c / m_all - mean * cx
+            stats[0, a + 5 * k + j] = cx
 
 
 @njit(**_OPTS)

@@ -4,6 +4,13 @@ The per-layer algorithm on the shard's work blocks, inlined into the driver:
 ``im2col`` into the row's column block, one GEMM with bias and activation in
 its epilogue, and in backward the Dense backward on the columns plus
 ``col2im`` (skipped for the first conv, whose input gradient nobody reads).
+A conv row runs in tiles of images, as the Cython rows do (the tile rule is
+:func:`fastnn.kernels.tiling.conv_tile_images`, compiled here): im2col of a
+tile, then its GEMM while the columns are in L2; in backward per tile the
+activation derivative, the input-gradient columns (the first tile's slot of
+the W_DCOLS block, reused) and their col2im. The weight gradient is one GEMM
+over the whole shard after the tiles (``np.dot`` cannot accumulate, and the
+columns and dZ of the shard are kept anyway), so it sums as before.
 Max pooling keeps no argmax mask: backward rescans the kept input of each
 window for its first maximum, with the forward pass's comparison, so the
 winners are the same (one pass over the input instead of writing and reading
@@ -14,10 +21,14 @@ from numba import njit
 
 from . import activations, conv, dense, pool
 from ._common import OPTS
+from .. import tiling
 from ..codes import (
     OP_CONV2D, OP_MAXPOOL2D, P_ACT, P_C, P_COLS, P_H, P_HO, P_IN, P_KH, P_KW, P_NEED_DX, P_N_OUT,
     P_OUT, P_PARAM0, P_PARAM1, P_PH, P_PW, P_SH, P_SW, P_W, P_WO, P_Z, W_DCOLS, W_DZ,
 )
+
+
+conv_tile_images = njit(**OPTS)(tiling.conv_tile_images)
 
 
 @njit(**OPTS)
@@ -76,21 +87,27 @@ def forward_row(r, alpha, params, wb, m):
     kh, kw, sh, sw, ph, pw = r[P_KH], r[P_KW], r[P_SH], r[P_SW], r[P_PH], r[P_PW]
     X = _images(wb, r[P_IN], m, H, W, C)
     if r[0] == OP_CONV2D:
-        F = r[P_N_OUT] // (Ho * Wo)
+        HoWo = Ho * Wo
+        F = r[P_N_OUT] // HoWo
         K = kh * kw * C
-        if r[P_COLS] >= 0:
-            cols = wb[r[P_COLS]:r[P_COLS] + m * Ho * Wo * K]
-            conv.im2col(X, kh, kw, sh, sw, ph, pw, cols.reshape(m, Ho, Wo, K))
-        else:
-            cols = wb[r[P_IN]:r[P_IN] + m * H * W * C]
         p0, p1 = r[P_PARAM0], r[P_PARAM1]
-        Z = wb[r[P_Z]:r[P_Z] + m * r[P_N_OUT]].reshape(m * Ho * Wo, F)
-        A = wb[r[P_OUT]:r[P_OUT] + m * r[P_N_OUT]].reshape(m * Ho * Wo, F)
-        np.dot(cols.reshape(m * Ho * Wo, K), params[p0:p0 + K * F].reshape(K, F), Z)
-        if p1 >= 0:
-            dense._bias_activation(Z, params[p1:p1 + F], r[P_ACT], alpha, A)
-        else:  # a bias-free conv
-            activations.activation_forward(Z, r[P_ACT], alpha, A)
+        Wk = params[p0:p0 + K * F].reshape(K, F)
+        T = conv_tile_images(HoWo, K, F, m, wb.itemsize)
+        for b0 in range(0, m, T):
+            t = min(T, m - b0)
+            if r[P_COLS] >= 0:  # kept for the weight gradient
+                cols = wb[r[P_COLS] + b0 * HoWo * K:r[P_COLS] + (b0 + t) * HoWo * K]
+                conv.im2col(X[b0:b0 + t], kh, kw, sh, sw, ph, pw, cols.reshape(t, Ho, Wo, K))
+            else:  # a 1x1 kernel: the columns are the input
+                cols = wb[r[P_IN] + b0 * H * W * C:r[P_IN] + (b0 + t) * H * W * C]
+            z0, z1 = b0 * HoWo * F, (b0 + t) * HoWo * F
+            Z = wb[r[P_Z] + z0:r[P_Z] + z1].reshape(t * HoWo, F)
+            A = wb[r[P_OUT] + z0:r[P_OUT] + z1].reshape(t * HoWo, F)
+            np.dot(cols.reshape(t * HoWo, K), Wk, Z)
+            if p1 >= 0:
+                dense._bias_activation(Z, params[p1:p1 + F], r[P_ACT], alpha, A)
+            else:  # a bias-free conv
+                activations.activation_forward(Z, r[P_ACT], alpha, A)
     elif r[0] == OP_MAXPOOL2D:
         _maxpool_forward(X, kh, kw, sh, sw, ph, pw, _images(wb, r[P_OUT], m, Ho, Wo, C))
     else:
@@ -109,19 +126,36 @@ def backward_row(r, alpha, params, g, wofs, wb, dA_off, dX_off, m):
     dA = wb[dA_off:dA_off + m * n_out]
     dX = wb[dX_off:dX_off + m * H * W * C]
     if r[0] == OP_CONV2D:
-        F = n_out // (Ho * Wo)
-        K, P = kh * kw * C, m * Ho * Wo
+        HoWo = Ho * Wo
+        F = n_out // HoWo
+        K, P = kh * kw * C, m * HoWo
         p0, p1 = r[P_PARAM0], r[P_PARAM1]
         pointwise = r[P_COLS] < 0
         cols = wb[r[P_IN]:r[P_IN] + P * K] if pointwise else wb[r[P_COLS]:r[P_COLS] + P * K]
-        dcols = dX if pointwise else wb[wofs[W_DCOLS]:wofs[W_DCOLS] + P * K] if need else cols
-        dense._dense_backward(cols.reshape(P, K), params[p0:p0 + K * F].reshape(K, F),
-                              wb[r[P_Z]:r[P_Z] + P * F].reshape(P, F), wb[r[P_OUT]:r[P_OUT] + P * F].reshape(P, F),
-                              dA.reshape(P, F), r[P_ACT], alpha, wb[wofs[W_DZ]:wofs[W_DZ] + P * F].reshape(P, F),
-                              g[p0:p0 + K * F].reshape(K, F), g[p1:p1 + F] if p1 >= 0 else g[:0], dcols.reshape(P, K),
-                              need, p1 >= 0)
-        if need and not pointwise:
-            conv.col2im(dcols.reshape(m, Ho, Wo, K), kh, kw, sh, sw, ph, pw, dX.reshape(m, H, W, C))
+        dZ = wb[wofs[W_DZ]:wofs[W_DZ] + P * F]
+        Wk = params[p0:p0 + K * F].reshape(K, F)
+        db = g[p1:p1 + F] if p1 >= 0 else g[:0]
+        db[:] = 0
+        T = conv_tile_images(HoWo, K, F, m, wb.itemsize)
+        for b0 in range(0, m, T):
+            t = min(T, m - b0)
+            z0, z1 = b0 * HoWo * F, (b0 + t) * HoWo * F
+            dZt = dZ[z0:z1].reshape(t * HoWo, F)
+            activations._activation_backward_db(
+                wb[r[P_Z] + z0:r[P_Z] + z1].reshape(t * HoWo, F), wb[r[P_OUT] + z0:r[P_OUT] + z1].reshape(t * HoWo, F),
+                dA[z0:z1].reshape(t * HoWo, F), r[P_ACT], alpha, dZt, db, False)
+            for i in range(t * HoWo):  # the bias gradient over the tiles, rows in order
+                for j in range(db.shape[0]):
+                    db[j] += dZt[i, j]
+            if need:
+                if pointwise:
+                    np.dot(dZt, Wk.T, dX[b0 * HoWo * K:(b0 + t) * HoWo * K].reshape(t * HoWo, K))
+                else:
+                    dcols = wb[wofs[W_DCOLS]:wofs[W_DCOLS] + t * HoWo * K]
+                    np.dot(dZt, Wk.T, dcols.reshape(t * HoWo, K))
+                    conv.col2im(dcols.reshape(t, Ho, Wo, K), kh, kw, sh, sw, ph, pw,
+                                dX[b0 * H * W * C:(b0 + t) * H * W * C].reshape(t, H, W, C))
+        np.dot(cols.reshape(P, K).T, dZ.reshape(P, F), g[p0:p0 + K * F].reshape(K, F))
     elif not need:
         return
     elif r[0] == OP_MAXPOOL2D:
