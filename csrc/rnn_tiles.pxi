@@ -221,19 +221,21 @@ cdef extern from *:
     }
     static FASTNN_AVX2 void fastnn_panel256(Py_ssize_t rows, Py_ssize_t K, const float* A, Py_ssize_t sam,
             Py_ssize_t sar, const float* B, float* C, Py_ssize_t ldc, Py_ssize_t cols) {
-        for (Py_ssize_t s = 0; s < 4 && s * 16 < cols; s++) {  /* a quarter panel (8 KB a chunk), every row tile */
-            __m256i m0 = fastnn_lanes8(cols - 16 * s), m1 = fastnn_lanes8(cols - 16 * s - 8);
-            for (Py_ssize_t r0 = 0; r0 < rows; r0 += FASTNN_MR8) {
-                const float* a = A + r0 * sam; const float* b = B + 16 * s; float* out = C + r0 * ldc + 16 * s;
+        __m256i mk[8];
+        for (int q = 0; q < 8; q++) mk[q] = fastnn_lanes8(cols - 8 * q);
+        for (Py_ssize_t r0 = 0; r0 < rows; r0 += FASTNN_MR8) {
+            /* the four quarters of the panel for one row tile in turn: its A values come from L1 three times
+               of four (quarters outside the tiles re-read A from L2 four times per chunk: measured slower) */
+            const float* a = A + r0 * sam; float* out = C + r0 * ldc;
+            for (int s = 0; s < 4 && s * 16 < cols; s++)
                 switch (rows - r0 < FASTNN_MR8 ? rows - r0 : FASTNN_MR8) {
-                case 1: fastnn_tile8_gemm(1, K, a, sam, sar, b, 64, out, ldc, m0, m1); break;
-                case 2: fastnn_tile8_gemm(2, K, a, sam, sar, b, 64, out, ldc, m0, m1); break;
-                case 3: fastnn_tile8_gemm(3, K, a, sam, sar, b, 64, out, ldc, m0, m1); break;
-                case 4: fastnn_tile8_gemm(4, K, a, sam, sar, b, 64, out, ldc, m0, m1); break;
-                case 5: fastnn_tile8_gemm(5, K, a, sam, sar, b, 64, out, ldc, m0, m1); break;
-                default: fastnn_tile8_gemm(6, K, a, sam, sar, b, 64, out, ldc, m0, m1); break;
+                case 1: fastnn_tile8_gemm(1, K, a, sam, sar, B + 16 * s, 64, out + 16 * s, ldc, mk[2 * s], mk[2 * s + 1]); break;
+                case 2: fastnn_tile8_gemm(2, K, a, sam, sar, B + 16 * s, 64, out + 16 * s, ldc, mk[2 * s], mk[2 * s + 1]); break;
+                case 3: fastnn_tile8_gemm(3, K, a, sam, sar, B + 16 * s, 64, out + 16 * s, ldc, mk[2 * s], mk[2 * s + 1]); break;
+                case 4: fastnn_tile8_gemm(4, K, a, sam, sar, B + 16 * s, 64, out + 16 * s, ldc, mk[2 * s], mk[2 * s + 1]); break;
+                case 5: fastnn_tile8_gemm(5, K, a, sam, sar, B + 16 * s, 64, out + 16 * s, ldc, mk[2 * s], mk[2 * s + 1]); break;
+                default: fastnn_tile8_gemm(6, K, a, sam, sar, B + 16 * s, 64, out + 16 * s, ldc, mk[2 * s], mk[2 * s + 1]); break;
                 }
-            }
         }
     }
     static void fastnn_panel(Py_ssize_t rows, Py_ssize_t K, const float* A, Py_ssize_t sam, Py_ssize_t sar,
@@ -291,18 +293,19 @@ cdef extern from *:
     }
     static FASTNN_AVX2 void fastnn_tiles256_lstm_f(Py_ssize_t rows, Py_ssize_t k, const float* Hp, const float* Up,
                                                    float* G, const float* Cp, float* C, float* H) {
-        for (Py_ssize_t u0 = 0; u0 < k; u0 += 8) {  /* 8 units: half of a 16-unit gate panel */
-            __m256i mk = fastnn_lanes8(k - u0);
-            const float* b = Up + (u0 / 16) * 64 * k + u0 % 16;
-            for (Py_ssize_t r0 = 0; r0 < rows; r0 += FASTNN_MR8_LSTM) {
-                Py_ssize_t o = r0 * k + u0;
-                const float* a = Hp + r0 * k; float* out = G + r0 * 4 * k + u0;
-                switch (rows - r0 < FASTNN_MR8_LSTM ? rows - r0 : FASTNN_MR8_LSTM) {
-                case 1: fastnn_tile8_lstm(1, k, a, k, b, out, 4 * k, k, mk, Cp + o, C + o, H + o, k); break;
-                case 2: fastnn_tile8_lstm(2, k, a, k, b, out, 4 * k, k, mk, Cp + o, C + o, H + o, k); break;
-                default: fastnn_tile8_lstm(3, k, a, k, b, out, 4 * k, k, mk, Cp + o, C + o, H + o, k); break;
+        for (Py_ssize_t p = 0; p * 16 < k; p++) {
+            __m256i mk[2] = {fastnn_lanes8(k - p * 16), fastnn_lanes8(k - p * 16 - 8)};
+            for (Py_ssize_t r0 = 0; r0 < rows; r0 += FASTNN_MR8_LSTM)
+                /* both 8-unit halves of the gate panel for one row tile: the halves share the panel's cache lines */
+                for (int h = 0; h < 2 && p * 16 + 8 * h < k; h++) {
+                    Py_ssize_t u0 = p * 16 + 8 * h, o = r0 * k + u0;
+                    const float* a = Hp + r0 * k; const float* b = Up + p * 64 * k + 8 * h; float* out = G + r0 * 4 * k + u0;
+                    switch (rows - r0 < FASTNN_MR8_LSTM ? rows - r0 : FASTNN_MR8_LSTM) {
+                    case 1: fastnn_tile8_lstm(1, k, a, k, b, out, 4 * k, k, mk[h], Cp + o, C + o, H + o, k); break;
+                    case 2: fastnn_tile8_lstm(2, k, a, k, b, out, 4 * k, k, mk[h], Cp + o, C + o, H + o, k); break;
+                    default: fastnn_tile8_lstm(3, k, a, k, b, out, 4 * k, k, mk[h], Cp + o, C + o, H + o, k); break;
+                    }
                 }
-            }
         }
     }
     static void fastnn_tiles_lstm_f(Py_ssize_t rows, Py_ssize_t k, const float* Hp, const float* Up, float* G,
