@@ -168,6 +168,11 @@ cdef void _rnn_grads_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t T, Py_ssize_t
     dW = X2.T @ dG2, db = sum dG2 and (dU not NULL) dU = H_{<T-1}.T @ dGu_{>0}; rows of dX = dG2 @ W.T."""
     cdef Py_ssize_t m = T * n, c0, c1, r0, r1, i, j
     _rnn_span(g, nb, c, 16, &c0, &c1)
+    if floating is float:
+        if tiles and c1 > c0 and (dU == NULL or dGu == dG):  # dW, dU and db in one pass over dG
+            fastnn_tiles_grads_f(c1 - c0, m, dG + c0, g, db + c0, F, X, F, dW + c0, k if dU != NULL else 0, n,
+                                 Hs, k, dU + c0 if dU != NULL else NULL, g)
+            c1 = c0  # nothing left of the column block; dX below
     if c1 > c0:
         if F > 0:
             _rnn_gemm_tn(F, c1 - c0, m, X, F, dG + c0, g, tiles, dW + c0, g)

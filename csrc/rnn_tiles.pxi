@@ -278,6 +278,37 @@ cdef extern from *:
             }
         }
     }
+    /* The weight gradients of one block of N columns in one pass over B (K x N, stride ldb: dG):
+       C1 (M1 x N) = A1.T @ B (dW = X.T dG), C2 (M2 x N) = A2.T @ B[skip:] (dU = H_{<T-1}.T dG_{>0}, A2 row r
+       against B row r + skip) and db = column sums of B. Each chunk of a panel of B is copied (and summed
+       into db, rows in order: the sums the separate pass made) once for both products: apart, the copies
+       (and db's pass over B) took a fifth of the weight-gradient time (perf, LSTM(128) batch 64). */
+    static void fastnn_tiles_grads_f(Py_ssize_t N, Py_ssize_t K, const float* B, Py_ssize_t ldb, float* db,
+            Py_ssize_t M1, const float* A1, Py_ssize_t lda1, float* C1, Py_ssize_t M2, Py_ssize_t skip,
+            const float* A2, Py_ssize_t lda2, float* C2, Py_ssize_t ldc) {
+        float chunk[FASTNN_KC * 64] __attribute__((aligned(64)));
+        for (Py_ssize_t i = 0; i < M1; i++) memset(C1 + i * ldc, 0, N * sizeof(float));
+        for (Py_ssize_t i = 0; i < M2; i++) memset(C2 + i * ldc, 0, N * sizeof(float));
+        memset(db, 0, N * sizeof(float));
+        for (Py_ssize_t p = 0; p * 64 < N; p++) {
+            Py_ssize_t w = N - p * 64 < 64 ? N - p * 64 : 64;
+            float* dbp = db + p * 64;
+            for (Py_ssize_t k0 = 0; k0 < K; k0 += FASTNN_KC) {
+                Py_ssize_t kc = K - k0 < FASTNN_KC ? K - k0 : FASTNN_KC;
+                for (Py_ssize_t r = 0; r < kc; r++) {  /* zero past N: the tile reads all 64 columns */
+                    const float* src = B + (k0 + r) * ldb + p * 64;
+                    float* dst = chunk + r * 64;
+                    for (Py_ssize_t j = 0; j < w; j++) { dst[j] = src[j]; dbp[j] += src[j]; }
+                    for (Py_ssize_t j = w; j < 64; j++) dst[j] = 0.0f;
+                }
+                if (M1 > 0) fastnn_panel(M1, kc, A1 + k0 * lda1, 1, lda1, chunk, C1 + p * 64, ldc, w);
+                Py_ssize_t r0 = k0 > skip ? k0 : skip;  /* the first row of the chunk dU uses */
+                if (M2 > 0 && r0 < k0 + kc)
+                    fastnn_panel(M2, k0 + kc - r0, A2 + (r0 - skip) * lda2, 1, lda2, chunk + (r0 - k0) * 64,
+                                 C2 + p * 64, ldc, w);
+            }
+        }
+    }
     /* One LSTM step of a row block: G (rows x 4k) += Hp @ U (Up packed by fastnn_pack_gates), then the
        cell: G <- activated gates, C = f*Cp + i*g, H = o*tanh(C) (Hp, Cp, C, H rows of k). */
     static FASTNN_AVX512 void fastnn_tiles512_lstm_f(Py_ssize_t rows, Py_ssize_t k, const float* Hp, const float* Up,
@@ -323,6 +354,9 @@ cdef extern from *:
                                     const float* Cp, float* C, float* H) {}
     static void fastnn_tiles_gemm_tn_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda,
                                        const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc) {}
+    static void fastnn_tiles_grads_f(Py_ssize_t N, Py_ssize_t K, const float* B, Py_ssize_t ldb, float* db,
+            Py_ssize_t M1, const float* A1, Py_ssize_t lda1, float* C1, Py_ssize_t M2, Py_ssize_t skip,
+            const float* A2, Py_ssize_t lda2, float* C2, Py_ssize_t ldc) {}
     #endif
     /* B (K x N; B[r][j] = src[r*N + j], or src[j*K + r] when trans) into panels of 64 columns: panel p
        holds B[r][64p + j] at dst[p*64*K + r*64 + j], zero beyond N. */
@@ -354,6 +388,10 @@ cdef extern from *:
                              const float* Cp, float* C, float* H) noexcept nogil
     void fastnn_tiles_gemm_tn_f(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda,
                                 const float* B, Py_ssize_t ldb, float* C, Py_ssize_t ldc) noexcept nogil
+    void fastnn_tiles_grads_f(Py_ssize_t N, Py_ssize_t K, const float* B, Py_ssize_t ldb, float* db,
+                              Py_ssize_t M1, const float* A1, Py_ssize_t lda1, float* C1, Py_ssize_t M2,
+                              Py_ssize_t skip, const float* A2, Py_ssize_t lda2, float* C2,
+                              Py_ssize_t ldc) noexcept nogil
     void fastnn_pack64(Py_ssize_t K, Py_ssize_t N, const float* src, int trans, float* dst) noexcept nogil
     void fastnn_pack_gates(Py_ssize_t k, const float* U, float* dst) noexcept nogil
 

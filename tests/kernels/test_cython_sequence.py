@@ -54,9 +54,9 @@ def _isas():
     return [isa for isa in ("avx2", "avx512") if best == "avx512" or isa == best]
 
 
-def _micro_kernel_case(cell, n=13, k=70):
+def _micro_kernel_case(cell, n=13, k=70, T=4):
     rng = np.random.default_rng(1)
-    T, F, g = 4, 5, {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell]
+    F, g = 5, {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell]
     f = np.float32
     X, dH = rng.standard_normal((T, n, F)).astype(f), rng.standard_normal((T, n, k)).astype(f)
     W, U = (rng.standard_normal((F, g * k)) / 3).astype(f), (rng.standard_normal((k, g * k)) / 9).astype(f)
@@ -93,12 +93,13 @@ def _micro_kernel_run(cell, isa, case):
 
 
 @pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
-@pytest.mark.parametrize("shape", [(13, 70), (7, 8), (2, 130)])
+@pytest.mark.parametrize("shape", [(13, 70), (7, 8), (2, 130), (37, 20, 5)])
 def test_float32_micro_kernel_matches_the_blas_path(cell, shape):
     """The packed per-step products (csrc/rnn_tiles.pxi), in every ISA the CPU runs, give BLAS's results,
     forward and backward, with a padding mask and panels cut short: H = 70 (16-unit panels 4 x 16 + 6,
     64-column ones 64 + 6, AVX2's 8-unit halves 8 x 8 + 6), 8 (one half panel), 130 (two reduction chunks
-    of 128 in the weight gradients); 13, 7 and 2 rows (short row tiles of 6 and of 3)."""
+    of 128 in the weight gradients); 13, 7 and 2 rows (short row tiles of 6 and of 3); 37 rows x 5 steps (the
+    weight gradients' reduction over 185 rows in chunks of 128, dU's shifted by a step: 37 rows)."""
     isas = _isas()
     if not isas:
         pytest.skip("neither AVX-512F nor AVX2+FMA: the micro-kernel is not used on this CPU")
