@@ -10,9 +10,9 @@
 # gradients are whole-sequence GEMMs split by output columns across the threads (one copy of each
 # gradient, no reduction), the input gradient by rows. BLAS is called from every thread: it must run
 # one thread itself (the trainer limits it; fastnn.kernels.cython.rnn says how many threads run here).
-# In float32 on AVX-512 CPUs the per-step products (_rnn_step_gemm, and the LSTM forward's product + cell)
-# run rnn_tiles.pxi's micro-kernel on U packed once per call instead of BLAS, and so do the weight
-# gradients (_rnn_gemm_tn).
+# In float32 on AVX-512F or AVX2+FMA CPUs the per-step products (_rnn_step_gemm, and the LSTM forward's
+# product + cell) run rnn_tiles.pxi's micro-kernel on U packed once per call instead of BLAS, and so do the
+# weight gradients (fastnn_tiles_grads_f, _rnn_gemm_tn).
 
 cdef extern from *:
     """
