@@ -132,19 +132,18 @@ cdef inline Py_ssize_t _rnn_blocks(Py_ssize_t n, int nt) noexcept nogil:
 cdef void _rnn_project_block(Py_ssize_t c, Py_ssize_t nb, Py_ssize_t m, Py_ssize_t F, Py_ssize_t g,
                              const floating* X, const floating* W, const floating* b,
                              floating* G) noexcept nogil:
-    """Rows [lo, hi) of block c: G = X @ W + b (the input projection of every step at once)."""
-    cdef Py_ssize_t lo, hi, i, j
+    """Rows [lo, hi) of block c: G = X @ W + b (the input projection of every step at once). The rows start
+    as b and the GEMM adds into them (beta = 1): one pass over G fewer than a separate bias pass, and none
+    of OpenBLAS's zeroing for beta = 0 (perf); the same numbers (b + sum, one rounding either way)."""
+    cdef Py_ssize_t lo, hi, i
     _rnn_span(m, nb, c, 1, &lo, &hi)
     if hi <= lo:
         return
+    for i in range(lo, hi):
+        memcpy(G + i * g, b, g * sizeof(floating))
     if F > 0:
         _gemm(c'N', c'N', <int> (hi - lo), <int> g, <int> F, <floating> 1, X + lo * F, <int> F, W, <int> g,
-              <floating> 0, G + lo * g, <int> g)
-    else:
-        memset(G + lo * g, 0, (hi - lo) * g * sizeof(floating))
-    for i in range(lo, hi):
-        for j in range(g):
-            G[i * g + j] += b[j]
+              <floating> 1, G + lo * g, <int> g)
 
 
 cdef inline void _rnn_gemm_tn(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const floating* A, Py_ssize_t lda,
