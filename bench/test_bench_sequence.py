@@ -87,3 +87,19 @@ def test_sequence_cli_compares_kernel_threads_with_row_shards(capsys):
     assert "transformer, batch 32, 2 thread(s)" in out
     assert "fastnn-cython-transformer-kernels" in out and "fastnn-cython-transformer-shards" in out
     assert out.count("free-core estimate") == (2 if cpu else 0)
+
+
+def test_rnn_kernels_cli_times_every_micro_kernel_isa(capsys):
+    import fastnn as fnn
+
+    if "cython" not in fnn.available_backends():
+        pytest.skip("cython backend not available")
+    from bench import rnn_kernels
+    from fastnn._ext import _kernels
+
+    was = _kernels.rnn_tiles_isa()
+    rnn_kernels.main(["--cells", "lstm,gru", "--rounds", "1"])
+    out = capsys.readouterr().out
+    for isa in rnn_kernels.isas():
+        assert f"lstm {isa}" in out and f"gru {isa}" in out
+    assert "blas" in rnn_kernels.isas() and _kernels.rnn_tiles_isa() == was
