@@ -283,6 +283,7 @@ cdef extern from *:
        against B row r + skip) and db = column sums of B. Each chunk of a panel of B is copied (and summed
        into db, rows in order: the sums the separate pass made) once for both products: apart, the copies
        (and db's pass over B) took a fifth of the weight-gradient time (perf, LSTM(128) batch 64). */
+    #define FASTNN_PF 8
     static void fastnn_tiles_grads_f(Py_ssize_t N, Py_ssize_t K, const float* B, Py_ssize_t ldb, float* db,
             Py_ssize_t M1, const float* A1, Py_ssize_t lda1, float* C1, Py_ssize_t M2, Py_ssize_t skip,
             const float* A2, Py_ssize_t lda2, float* C2, Py_ssize_t ldc) {
@@ -298,6 +299,10 @@ cdef extern from *:
                 for (Py_ssize_t r = 0; r < kc; r++) {  /* zero past N: the tile reads all 64 columns */
                     const float* src = B + (k0 + r) * ldb + p * 64;
                     float* dst = chunk + r * 64;
+                    /* B's rows are ldb apart (2 KB for LSTM(128)) and B outgrows L2: ask for the panel's
+                       lines FASTNN_PF rows ahead (perf: the copy waited on these loads) */
+                    if (k0 + r + FASTNN_PF < K)
+                        for (Py_ssize_t j = 0; j < w; j += 16) __builtin_prefetch(src + FASTNN_PF * ldb + j);
                     for (Py_ssize_t j = 0; j < w; j++) { dst[j] = src[j]; dbp[j] += src[j]; }
                     for (Py_ssize_t j = w; j < 64; j++) dst[j] = 0.0f;
                 }
