@@ -14,13 +14,14 @@ BLAS) and ``shards`` (one row shard of each batch per thread, every kernel on on
 ``nn.TransformerEncoderLayer(norm_first=True)``, fused Adam) and JAX (jitted step, optax Adam; the LSTM
 through ``lax.scan``; no GRU) when installed. The contender ``cython-blas`` (``--backends``, not a
 default) is the Cython backend with the float32 recurrent micro-kernel switched off (per-step BLAS
-GEMMs, as before it): the micro-kernel's gain in one run. Interleaved comparison (each round runs every contender once, in
+GEMMs, as before it): the micro-kernel's gain in one run; ``cython-avx2`` forces its AVX2+FMA variant
+(what an AVX2-only CPU runs) on an AVX-512 machine. Interleaved comparison (each round runs every contender once, in
 turn, so load drift hits all alike; XLA fixes its thread pool at start, so one process per thread count)::
 
     FASTNN_DATA=../shared/data/mnist python -m bench.sequence --threads 1 --n 20000 --rounds 3
     FASTNN_DATA=../shared/data/mnist python -m bench.sequence --threads 2 --splits kernels,shards --peers none \
         --batches 32,64,128 --n 3200 --rounds 2 --cpu   # the sweep behind fastnn.engine.sharded's rule
-    python -m bench.sequence --models lstm,gru --backends cython,cython-blas --threads 2
+    python -m bench.sequence --models lstm,gru --backends cython,cython-avx2,cython-blas --threads 1 --peers torch
 """
 import argparse
 import math
@@ -49,11 +50,12 @@ SPLITS = {"auto": {}, "kernels": {"path": "per-layer"}, "shards": {"parallel": "
 def make_fastnn_sequence_epoch(X, y, model, backend, threads, seed=0, split="auto", batch=BATCH):
     """One fastnn epoch of ``model`` ('lstm', 'gru' or 'transformer') on (n, 28, 28) sequences; ``split``
     is a key of :data:`SPLITS` (``path='per-layer'`` is the kernel-threaded runner: no row shards);
-    ``backend`` 'cython-blas' is Cython with the recurrent micro-kernel off."""
+    ``backend`` 'cython-blas' is Cython with the recurrent micro-kernel off, 'cython-avx2' with its AVX2
+    variant forced (:data:`MICRO_KERNEL`)."""
     import fastnn as fnn
 
-    impl, tiles = f"fastnn-{backend}-{model}", backend != "cython-blas"
-    backend = "cython" if backend == "cython-blas" else backend
+    impl, isa = f"fastnn-{backend}-{model}", MICRO_KERNEL.get(backend)
+    backend = "cython" if backend in MICRO_KERNEL else backend
     if model in ("lstm", "gru"):
         layers = [fnn.LSTM(128) if model == "lstm" else fnn.GRU(128), fnn.Dense(10)]
     else:
@@ -62,26 +64,33 @@ def make_fastnn_sequence_epoch(X, y, model, backend, threads, seed=0, split="aut
     net = fnn.Network(layers, input_shape=(STEPS, FEATURES), seed=seed, backend=backend)
     tr = fnn.Trainer(net, optimizer=fnn.Adam(1e-3), batch_size=batch, seed=seed, n_threads=threads, verbose=0,
                      **SPLITS[split])
-    switch = _tiles_switch() if backend == "cython" else (lambda on: None)
-    switch(tiles)
+    switch = _isa_switch() if isa else (lambda isa: None)
+    switch(isa)
     tr.fit(X[:2 * batch], y[:2 * batch], epochs=1)  # compile and size the buffers outside the timing
-    switch(True)
+    switch("best")
 
     def epoch():
-        switch(tiles)
+        switch(isa)
         try:
             return tr.fit(X, y, epochs=1).history["loss"][-1]
         finally:
-            switch(True)
+            switch("best")
     suffix = "" if split == "auto" else f"-{split}"
     return PeerRun(epoch, f"{impl}{suffix}", len(X), batch, threads)
 
 
-def _tiles_switch():
-    """The Cython backend's switch of its float32 recurrent micro-kernel (a no-op on an older build)."""
+#: the Cython contenders that pin the float32 recurrent micro-kernel's ISA ('cython' runs the best one)
+MICRO_KERNEL = {"cython-blas": "blas", "cython-avx2": "avx2"}
+
+
+def _isa_switch():
+    """``switch(isa)``: the Cython backend's float32 recurrent micro-kernel set to ``isa`` ('best': the
+    CPU's default); refuses an ISA the CPU lacks (a no-op on a build without the switch)."""
     from fastnn._ext import _kernels
 
-    return getattr(_kernels, "rnn_tiles", lambda on: None)
+    if not hasattr(_kernels, "rnn_tiles_isa"):
+        return lambda isa: None
+    return lambda isa: _kernels.rnn_tiles(True) if isa == "best" else _kernels.rnn_tiles_isa(isa)
 
 
 def torch_sequence_net(model, seed=0):

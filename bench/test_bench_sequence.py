@@ -55,19 +55,23 @@ def test_sequence_jax(benchmark, train_data, bench_rounds, bench_record, model):
     bench_record(run, result=loss)
 
 
-@pytest.mark.parametrize("backend", ["cython", "cython-blas"])
-def test_sequence_gru(benchmark, train_data, bench_rounds, bench_record, backend):
-    """GRU(128), and the Cython backend with its float32 recurrent micro-kernel off (then back on)."""
+@pytest.mark.parametrize("model", ["lstm", "gru"])
+@pytest.mark.parametrize("backend", ["cython", "cython-avx2", "cython-blas"])
+def test_sequence_micro_kernel_isas(benchmark, train_data, bench_rounds, bench_record, backend, model):
+    """LSTM(128) and GRU(128), the Cython backend's float32 recurrent micro-kernel in its default ISA, forced
+    to AVX2, and off (then back to the default)."""
     import fastnn as fnn
 
     if "cython" not in fnn.available_backends():
         pytest.skip("cython backend not available")
     from fastnn._ext import _kernels
 
-    was = _kernels.rnn_tiles()
-    run = seq.make_fastnn_sequence_epoch(*seq.sequences(*train_data), "gru", backend, threads=2)
+    was = _kernels.rnn_tiles_isa()
+    if backend == "cython-avx2" and was not in ("avx2", "avx512"):
+        pytest.skip("no AVX2+FMA on this CPU")
+    run = seq.make_fastnn_sequence_epoch(*seq.sequences(*train_data), model, backend, threads=2)
     loss = _bench(benchmark, bench_rounds, run)
-    assert math.isfinite(loss) and _kernels.rnn_tiles() == was
+    assert math.isfinite(loss) and _kernels.rnn_tiles_isa() == was
     bench_record(run, result=loss)
 
 
@@ -83,3 +87,19 @@ def test_sequence_cli_compares_kernel_threads_with_row_shards(capsys):
     assert "transformer, batch 32, 2 thread(s)" in out
     assert "fastnn-cython-transformer-kernels" in out and "fastnn-cython-transformer-shards" in out
     assert out.count("free-core estimate") == (2 if cpu else 0)
+
+
+def test_rnn_kernels_cli_times_every_micro_kernel_isa(capsys):
+    import fastnn as fnn
+
+    if "cython" not in fnn.available_backends():
+        pytest.skip("cython backend not available")
+    from bench import rnn_kernels
+    from fastnn._ext import _kernels
+
+    was = _kernels.rnn_tiles_isa()
+    rnn_kernels.main(["--cells", "lstm,gru", "--rounds", "1"])
+    out = capsys.readouterr().out
+    for isa in rnn_kernels.isas():
+        assert f"lstm {isa}" in out and f"gru {isa}" in out
+    assert "blas" in rnn_kernels.isas() and _kernels.rnn_tiles_isa() == was

@@ -83,6 +83,23 @@ def test_rnn_ops(cell, reset_after, case, need_dX, masked):
              chain=2 * T * case[2])  # errors grow with the steps chained and the sums over time
 
 
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("cell,reset_after", VARIANTS, ids=lambda v: str(v))
+def test_rnn_ops_with_the_avx2_micro_kernel(cell, reset_after, masked):
+    """The Cython float32 cells with the AVX2 variant of the micro-kernel forced (what an AVX2-only CPU
+    runs), through the same check; on an AVX-512 machine the other tests cover the AVX-512 one."""
+    kernels = pytest.importorskip("fastnn._ext._kernels")
+    if kernels.rnn_tiles_isa() not in ("avx2", "avx512"):
+        pytest.skip("no AVX2+FMA: the micro-kernel is not used on this CPU")
+    case = CASES[-1]
+    try:
+        kernels.rnn_tiles_isa("avx2")
+        check_op(f"{cell}_forward", _forward_args(cell, case, reset_after, masked), FWD_OUT[cell],
+                 backward=(f"{cell}_backward", _backward_args(cell, True), BWD_OUT[cell]), chain=2 * case[1] * case[2])
+    finally:
+        kernels.rnn_tiles(True)
+
+
 @pytest.mark.parametrize("cell,reset_after", VARIANTS, ids=lambda v: str(v))
 def test_reference_matches_the_naive_cells(cell, reset_after):
     n, T, F, H = 3, 6, 4, 5

@@ -39,32 +39,49 @@ def _lstm_run(case, nt):
     return H, C, G, dW, dU, db, dX
 
 
+@pytest.mark.parametrize("isa", ["default", "avx2"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_lstm_result_does_not_depend_on_the_thread_count(dtype):
-    case = _lstm_case(dtype)
-    one = _lstm_run(case, 1)
-    for nt in (2, 3, 16):  # blocks of unequal size, and more threads than rows
-        for a, b in zip(one, _lstm_run(case, nt)):
-            np.testing.assert_allclose(a, b, rtol=1e-6 if dtype == np.float32 else 1e-13, atol=1e-7)
+def test_lstm_result_does_not_depend_on_the_thread_count(dtype, isa):
+    if isa == "avx2" and (dtype == np.float64 or K.rnn_tiles_isa() not in ("avx2", "avx512")):
+        pytest.skip("the AVX2 micro-kernel runs float32 on AVX2+FMA CPUs")
+    case = _lstm_case(dtype, n=20, k=20)  # rows in tiles of 6 (and 3) cut short, units in panels cut short
+    try:
+        if isa == "avx2":
+            K.rnn_tiles_isa("avx2")
+        one = _lstm_run(case, 1)
+        for nt in (2, 3, 16):  # blocks of unequal size, and more threads than rows
+            for a, b in zip(one, _lstm_run(case, nt)):
+                np.testing.assert_allclose(a, b, rtol=1e-6 if dtype == np.float32 else 1e-13, atol=1e-7)
+    finally:
+        K.rnn_tiles(True)
 
 
-@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
-def test_float32_micro_kernel_matches_the_blas_path(cell):
-    """The packed AVX-512 per-step products (csrc/rnn_tiles.pxi) give BLAS's results, forward and backward,
-    with a padding mask and panels cut short (H = 70: 16-unit panels 4 x 16 + 6, 64-column ones 64 + 6)."""
-    if not K.rnn_tiles():
-        pytest.skip("no AVX-512F: the micro-kernel is not used on this CPU")
-    from fastnn.kernels.cython import rnn as C
+def _isas():
+    """The micro-kernel ISAs this CPU runs (an AVX-512 machine runs the AVX2 variant too)."""
+    best = K.rnn_tiles_isa()
+    return [isa for isa in ("avx2", "avx512") if best == "avx512" or isa == best]
+
+
+def _micro_kernel_case(cell, n=13, k=70, T=4):
     rng = np.random.default_rng(1)
-    T, n, F, k, g = 4, 13, 5, 70, {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell]
+    F, g = 5, {"simple_rnn": 1, "lstm": 4, "gru": 3}[cell]
     f = np.float32
     X, dH = rng.standard_normal((T, n, F)).astype(f), rng.standard_normal((T, n, k)).astype(f)
     W, U = (rng.standard_normal((F, g * k)) / 3).astype(f), (rng.standard_normal((k, g * k)) / 9).astype(f)
     b, mask = (rng.standard_normal(g * k) / 3).astype(f), (rng.random((T, n)) > 0.2).astype(f)
+    return X, W, U, b, mask, dH
 
-    def run():
-        H, G, HH = np.empty((T, n, k), f), np.empty((T, n, g * k), f), np.empty((T, n, k), f)
-        grads = [np.empty_like(W), np.empty_like(U), np.empty_like(b), np.empty_like(X)]
+
+def _micro_kernel_run(cell, isa, case):
+    """Every output of one forward and backward of ``cell`` with the micro-kernel set to ``isa``."""
+    from fastnn.kernels.cython import rnn as C
+    X, W, U, b, mask, dH = case
+    (T, n, _), k, f = X.shape, U.shape[0], np.float32
+    g = U.shape[1] // k
+    H, G, HH = np.empty((T, n, k), f), np.empty((T, n, g * k), f), np.empty((T, n, k), f)
+    grads = [np.empty_like(W), np.empty_like(U), np.empty_like(b), np.empty_like(X)]
+    try:
+        assert K.rnn_tiles_isa(isa) == isa
         if cell == "simple_rnn":
             C.simple_rnn_forward(X, W, U, b, mask, H, None)
             C.simple_rnn_backward(X, W, U, H, dH, mask, *grads, np.empty_like(H), np.empty((2, n, k), f))
@@ -79,15 +96,47 @@ def test_float32_micro_kernel_matches_the_blas_path(cell):
         C.gru_backward(X, W, U, H, G, HH, dH, True, mask, *grads, np.empty_like(G), np.empty_like(G),
                        np.empty((2, n, k), f))
         return H, G, HH, *grads
-
-    tiled = run()
-    try:
-        assert not K.rnn_tiles(False)
-        blas = run()
     finally:
         K.rnn_tiles(True)
-    for a, b in zip(tiled, blas):
-        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+@pytest.mark.parametrize("shape", [(13, 70), (7, 8), (2, 130), (37, 20, 5)])
+def test_float32_micro_kernel_matches_the_blas_path(cell, shape):
+    """The packed per-step products (csrc/rnn_tiles.pxi), in every ISA the CPU runs, give BLAS's results,
+    forward and backward, with a padding mask and panels cut short: H = 70 (16-unit panels 4 x 16 + 6,
+    64-column ones 64 + 6, AVX2's 8-unit halves 8 x 8 + 6), 8 (one half panel), 130 (two reduction chunks
+    of 128 in the weight gradients); 13, 7 and 2 rows (short row tiles of 6 and of 3); 37 rows x 5 steps (the
+    weight gradients' reduction over 185 rows in chunks of 128, dU's shifted by a step: 37 rows)."""
+    isas = _isas()
+    if not isas:
+        pytest.skip("neither AVX-512F nor AVX2+FMA: the micro-kernel is not used on this CPU")
+    case = _micro_kernel_case(cell, *shape)
+    blas = _micro_kernel_run(cell, "blas", case)
+    for isa in isas:
+        for a, b in zip(_micro_kernel_run(cell, isa, case), blas):
+            np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5, err_msg=isa)
+
+
+@pytest.mark.parametrize("cell", ["simple_rnn", "lstm", "gru"])
+def test_avx2_and_avx512_micro_kernels_agree_exactly(cell):
+    """The two ISAs run the same sums in the same order per element (and the same tanh): equal results,
+    so a model trains the same on either CPU."""
+    if _isas() != ["avx2", "avx512"]:
+        pytest.skip("needs an AVX-512F CPU (which runs both variants)")
+    case = _micro_kernel_case(cell)
+    for a, b in zip(_micro_kernel_run(cell, "avx2", case), _micro_kernel_run(cell, "avx512", case)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_micro_kernel_isa_switch_refuses_what_the_cpu_lacks():
+    with pytest.raises(ValueError, match="isa must be one of"):
+        K.rnn_tiles_isa("sse")
+    if K.rnn_tiles_isa() != "avx512":
+        best = K.rnn_tiles_isa()
+        with pytest.raises(ValueError, match="not supported by this CPU"):
+            K.rnn_tiles_isa("avx512")
+        assert K.rnn_tiles_isa() == best  # refused before anything changed
 
 
 def test_attention_result_does_not_depend_on_the_thread_count():

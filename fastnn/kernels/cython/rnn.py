@@ -5,10 +5,10 @@ step one ``h_{t-1} @ U`` product accumulated into the projected gates, then the
 fused gate math), forward and backward through time; the weight gradients are
 whole-sequence GEMMs split by output columns across the threads. BLAS is called
 from every thread, so it must run one thread itself (the trainer limits it).
-In float32 on AVX-512 CPUs the per-step products run ``csrc/rnn_tiles.pxi``'s
+In float32 on AVX-512F or AVX2+FMA CPUs the per-step products run ``csrc/rnn_tiles.pxi``'s
 micro-kernel instead (the LSTM cell fused into it), on ``U`` packed once per call,
-and so do the weight gradients (``_k.rnn_tiles(False)`` switches back to BLAS, for
-benchmarks and tests).
+and so do the weight gradients (``_k.rnn_tiles(False)`` switches back to BLAS,
+``_k.rnn_tiles_isa('avx2')`` forces the AVX2 variant, for benchmarks and tests).
 Threads: :func:`fastnn.set_num_threads`, capped by the calling thread's OpenMP
 setting. ``U`` is packed (or, for BLAS, transposed) once per call into a per-thread workspace kept
 between calls (:func:`fastnn.kernels.cython._seq.workspace`; the spec's buffers have no room for it). ``scratch``
