@@ -11,8 +11,17 @@ thread), and fastnn's ``dense_forward`` on the Cython backend with ``gemm_tiles`
 has (``avx512``, ``avx2``) and ``off`` (scipy's OpenBLAS + the bias/activation pass): with ``--bias-relu``
 they add the bias and apply ReLU (OpenBLAS then needs its extra pass; the kernels fuse it), else linear.
 The table shows the median of interleaved rounds (each contender once per round, in turn).
+
+    python -m bench.gemm --epochs            # the training step: epochs of the benchmark MLP, before/after
+
+``--epochs``: samples/s of one epoch of the benchmark MLP (784-256-128-10 ReLU, Adam, float32, random data)
+per batch size, fastnn's Cython plans ``auto``, ``shards`` and ``columns`` at ``--threads`` with the
+micro-kernels (the default) and without (``-blas``: the Dense forward on OpenBLAS, as before), next to the
+GEMM floor (only the step's GEMMs through OpenBLAS, the better of one thread and ``--threads``), all in one
+interleaved run; the share of the floor in parentheses.
 """
 import argparse
+import os
 import time
 
 import numpy as np
@@ -113,11 +122,51 @@ def _backward_run(label, m, k, n, reps):
     return {"openblas": lambda: [np.matmul(dZ, W.T, out=C) for _ in range(reps)]}
 
 
+def measure_epochs(batch_sizes=(32, 64, 128, 256), threads=2, rounds=3, seconds=0.4):
+    """``{batch: {name: samples/s}}``: medians of ``rounds`` interleaved epochs (see the module docstring)."""
+    from bench import peers
+    from bench.fastnn_runs import make_fastnn_epoch, without_gemm_tiles
+    from bench.shapes import _samples
+    from bench.timing import interleaved_times
+
+    out = {}
+    for bs in batch_sizes:
+        n = _samples(784, (256, 128), bs, seconds)
+        rng = np.random.default_rng(0)
+        X = rng.random((n, 784), dtype=np.float32)
+        y = rng.integers(0, peers.N_CLASSES, n)
+        runs = {}
+        for plan in ("auto", "shards", "columns"):
+            runs[plan] = make_fastnn_epoch(X, y, bs, threads, parallel=plan)
+            runs[plan + "-blas"] = without_gemm_tiles(make_fastnn_epoch(X, y, bs, threads, parallel=plan))
+        runs["floor"] = peers.make_gemm_floor_epoch(X, y, bs, threads)
+        if threads > 1:
+            runs["floor-1t"] = peers.make_gemm_floor_epoch(X, y, bs, 1)
+        med = {k: n / float(np.median(v)) for k, v in interleaved_times(runs, rounds).items()}
+        med["floor"] = max(med["floor"], med.pop("floor-1t", 0.0))
+        out[bs] = med
+    return out
+
+
+def print_epochs(res, threads):
+    names = list(next(iter(res.values())))
+    print(f"epoch samples/s, {threads} threads (share of the GEMM floor)")
+    print(f"{'batch':>6}" + "".join(f"{c:>20}" for c in names))
+    for bs, med in res.items():
+        print(f"{bs:>6}" + "".join(f"{med[c]:>12,.0f} ({med[c] / med['floor']:4.2f})" for c in names))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--bias-relu", action="store_true", help="bias + ReLU after the product (else linear)")
+    parser.add_argument("--epochs", action="store_true", help="training epochs before/after instead of GEMMs")
+    parser.add_argument("--threads", type=int, default=2, help="threads of --epochs")
     args = parser.parse_args(argv)
+    print(f"load average {os.getloadavg()[0]:.2f}")
+    if args.epochs:
+        print_epochs(measure_epochs(threads=args.threads, rounds=args.rounds), args.threads)
+        return
     res = measure(args.rounds, args.bias_relu)
     names = sorted({c for r in res.values() for c in r}, key=lambda c: (c != "openblas", c))
     print(f"GFLOP/s, one thread, {'bias + ReLU' if args.bias_relu else 'linear'}, median of {args.rounds} rounds")

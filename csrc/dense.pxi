@@ -34,9 +34,9 @@ cdef int _dense_fwd_tiled(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
     elif act == ACT_LEAKY_RELU:
         epi = FASTNN_EPI_LEAKY
     if epi != FASTNN_EPI_LINEAR or act == ACT_LINEAR:
-        fastnn_gemm_f(_gemm_isa, n, n_out, n_in, X, ldx, W, ldw, NULL, b, epi, alpha, Z, ldz, A, lda)
+        fastnn_gemm_f(_gemm_isa, n, n_out, n_in, X, ldx, W, ldw, b, epi, alpha, Z, ldz, A, lda)
         return STATUS_OK
-    fastnn_gemm_f(_gemm_isa, n, n_out, n_in, X, ldx, W, ldw, NULL, b, epi, alpha, Z, ldz, Z, ldz)
+    fastnn_gemm_f(_gemm_isa, n, n_out, n_in, X, ldx, W, ldw, b, epi, alpha, Z, ldz, Z, ldz)
     for i in range(n):
         _act_row(Z + i * ldz, A + i * lda, n_out, act, alpha)
     return STATUS_OK

@@ -28,6 +28,7 @@ cdef extern from *:
     #endif
     #define FASTNN_GEMM_KC 128  /* reduction rows per chunk: 128 x 64 floats = 32 KB of L1 */
     #define FASTNN_GEMM_MR 6    /* rows per tile (AVX-512: 6 x 4 accumulators + 4 panel vectors of 32 zmm) */
+    #define FASTNN_GEMM_MC 192  /* rows per block: 192 x 784 floats of A (600 KB) stay in L2 across the panels */
     enum { FASTNN_EPI_LINEAR = 0, FASTNN_EPI_RELU = 1, FASTNN_EPI_LEAKY = 2 };
     enum { FASTNN_ISA_NONE = 0, FASTNN_ISA_AVX2 = 1, FASTNN_ISA_AVX512 = 2 };
 
@@ -41,18 +42,6 @@ cdef extern from *:
         return FASTNN_ISA_NONE;
     }
 
-    /* B (K x N, row stride ldb) into panels of 64 columns: panel p holds B[r][64p + j] at
-       dst[(p*K + r)*64 + j], zero beyond N ((N + 63) / 64 * 64 * K floats). */
-    static void fastnn_gemm_pack(Py_ssize_t K, Py_ssize_t N, const float* B, Py_ssize_t ldb, float* dst) {
-        for (Py_ssize_t p = 0; p * 64 < N; p++) {
-            Py_ssize_t w = N - p * 64 < 64 ? N - p * 64 : 64;
-            for (Py_ssize_t r = 0; r < K; r++) {
-                float* d = dst + (p * K + r) * 64;
-                memcpy(d, B + r * ldb + p * 64, w * sizeof(float));
-                if (w < 64) memset(d + w, 0, (64 - w) * sizeof(float));
-            }
-        }
-    }
     /* Rows k0 .. k0+kc-1 of panel p of B (w columns) into chunk (rows 64 apart), zero to a whole number of
        16-column groups: read in place, rows of a wide B (1 KB apart for 256 columns) fell into a few L1 sets. */
     static inline void fastnn_gemm_chunk(const float* B, Py_ssize_t ldb, Py_ssize_t k0, Py_ssize_t kc,
@@ -222,42 +211,46 @@ cdef extern from *:
     }
     #endif
 
-    /* Z (M x N, ldz) = A (M x K, lda) @ B + bias (NULL: none), O (ldo; may be Z) = epi(Z), float32, with the
-       micro-kernel of `isa` (the caller checked the CPU has it). B is Bp packed by fastnn_gemm_pack when
-       Bp is not NULL, else B (K x N, ldb) copied chunk by chunk. K = 0 gives O = epi(bias). */
+    /* Z (M x N, ldz) = A (M x K, lda) @ B (K x N, ldb) + bias (NULL: none), O (ldo; may be Z) = epi(Z), float32,
+       with the micro-kernel of `isa` (the caller checked the CPU has it). K = 0 gives O = epi(bias).
+       Blocks of FASTNN_GEMM_MC rows outside (their rows of A stay in L2 while every panel reads them), column
+       panels, then chunks of the reduction (each copied to L1 once per row block), row tiles inside. */
     static void fastnn_gemm_f(int isa, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda,
-                              const float* B, Py_ssize_t ldb, const float* Bp, const float* bias, int epi,
-                              float alpha, float* Z, Py_ssize_t ldz, float* O, Py_ssize_t ldo) {
+                              const float* B, Py_ssize_t ldb, const float* bias, int epi, float alpha,
+                              float* Z, Py_ssize_t ldz, float* O, Py_ssize_t ldo) {
     #if FASTNN_GEMM_X86
         float chunk[FASTNN_GEMM_KC * 64] __attribute__((aligned(64)));
-        for (Py_ssize_t p = 0; p * 64 < N; p++) {
-            Py_ssize_t c0 = p * 64, w = N - c0 < 64 ? N - c0 : 64;
-            __mmask16 mk[4];
-            for (int q = 0; q < 4; q++) mk[q] = fastnn_gemm_lanes16(w - 16 * q);
-            Py_ssize_t k0 = 0;
-            do {  /* at least one chunk, so K = 0 still writes the epilogue */
-                Py_ssize_t kc = K - k0 < FASTNN_GEMM_KC ? K - k0 : FASTNN_GEMM_KC;
-                const float* src = chunk;
-                if (Bp) src = Bp + (p * K + k0) * 64;
-                else fastnn_gemm_chunk(B, ldb, k0, kc, c0, w, chunk);
-                int first = k0 == 0, last = k0 + kc >= K;
+        for (Py_ssize_t i0 = 0; i0 < M; i0 += FASTNN_GEMM_MC) {
+            Py_ssize_t mc = M - i0 < FASTNN_GEMM_MC ? M - i0 : FASTNN_GEMM_MC;
+            const float* Ab = A + i0 * lda;
+            float* Zb = Z + i0 * ldz;
+            float* Ob = O + i0 * ldo;
+            for (Py_ssize_t p = 0; p * 64 < N; p++) {
+                Py_ssize_t c0 = p * 64, w = N - c0 < 64 ? N - c0 : 64;
+                __mmask16 mk[4];
+                for (int q = 0; q < 4; q++) mk[q] = fastnn_gemm_lanes16(w - 16 * q);
                 const float* bs = bias ? bias + c0 : 0;
-                if (isa == FASTNN_ISA_AVX512)
-                    fastnn_gemm512_rows(M, (int) ((w + 15) / 16), kc, A + k0, lda, src, first, last, bs, epi,
-                                        alpha, Z + c0, ldz, O + c0, ldo, mk);
-                else
-                    fastnn_gemm256_rows(M, w, kc, A + k0, lda, src, first, last, bs, epi, alpha, Z + c0, ldz,
-                                        O + c0, ldo);
-                k0 += kc;
-            } while (k0 < K);
+                Py_ssize_t k0 = 0;
+                do {  /* at least one chunk, so K = 0 still writes the epilogue */
+                    Py_ssize_t kc = K - k0 < FASTNN_GEMM_KC ? K - k0 : FASTNN_GEMM_KC;
+                    int first = k0 == 0, last = k0 + kc >= K;
+                    fastnn_gemm_chunk(B, ldb, k0, kc, c0, w, chunk);
+                    if (isa == FASTNN_ISA_AVX512)
+                        fastnn_gemm512_rows(mc, (int) ((w + 15) / 16), kc, Ab + k0, lda, chunk, first, last, bs,
+                                            epi, alpha, Zb + c0, ldz, Ob + c0, ldo, mk);
+                    else
+                        fastnn_gemm256_rows(mc, w, kc, Ab + k0, lda, chunk, first, last, bs, epi, alpha, Zb + c0,
+                                            ldz, Ob + c0, ldo);
+                    k0 += kc;
+                } while (k0 < K);
+            }
         }
     #endif
     }
     """
     int fastnn_gemm_isa_detect() noexcept nogil
-    void fastnn_gemm_pack(Py_ssize_t K, Py_ssize_t N, const float* B, Py_ssize_t ldb, float* dst) noexcept nogil
     void fastnn_gemm_f(int isa, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda,
-                       const float* B, Py_ssize_t ldb, const float* Bp, const float* bias, int epi, float alpha,
+                       const float* B, Py_ssize_t ldb, const float* bias, int epi, float alpha,
                        float* Z, Py_ssize_t ldz, float* O, Py_ssize_t ldo) noexcept nogil
     int FASTNN_EPI_LINEAR, FASTNN_EPI_RELU, FASTNN_EPI_LEAKY
     int FASTNN_ISA_NONE, FASTNN_ISA_AVX2, FASTNN_ISA_AVX512
