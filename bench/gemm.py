@@ -109,13 +109,27 @@ def measure(rounds=7, bias_relu=False, min_flop=2e8):
 
 
 def _backward_run(label, m, k, n, reps):
-    """OpenBLAS on a backward product: dW = X.T @ dZ (X: k x m stored as (k, m) transposed) or dX = dZ @ W.T."""
+    """A backward product: dW = X.T @ dZ (X stored (k, m)) on OpenBLAS and on fastnn's ``dense_backward``
+    (linear, no dX: the kernel's dW plus one pass for dZ and db), or dX = dZ @ W.T (OpenBLAS only)."""
     rng = np.random.default_rng(0)
     if label == "dW":  # (784 x bs) @ (bs x 256), X stored (bs, 784)
         X = rng.standard_normal((k, m), dtype=np.float32)
         dZ = rng.standard_normal((k, n), dtype=np.float32)
         C = np.empty((m, n), np.float32)
-        return {"openblas": lambda: [np.matmul(X.T, dZ, out=C) for _ in range(reps)]}
+        runs = {"openblas": lambda: [np.matmul(X.T, dZ, out=C) for _ in range(reps)]}
+        _k = _ext()
+        cpu = _k.gemm_tiles()
+        W, db, dZb = np.zeros((m, n), np.float32), np.empty(n, np.float32), np.empty_like(dZ)
+        for isa in [i for i in ("avx512", "avx2") if _isa_ok(_k, i)] + ["off"]:
+            def tiles(isa=isa):
+                _k.gemm_tiles(isa)
+                try:
+                    for _ in range(reps):
+                        _k.dense_backward(X, W, dZ, dZ, dZ, codes.ACT_LINEAR, 0.0, dZb, C, db, None)
+                finally:
+                    _k.gemm_tiles(cpu)
+            runs[f"fastnn-{isa}"] = tiles
+        return runs
     dZ = rng.standard_normal((m, k), dtype=np.float32)
     W = rng.standard_normal((n, k), dtype=np.float32)
     C = np.empty((m, n), np.float32)

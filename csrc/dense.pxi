@@ -34,9 +34,9 @@ cdef int _dense_fwd_tiled(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
     elif act == ACT_LEAKY_RELU:
         epi = FASTNN_EPI_LEAKY
     if epi != FASTNN_EPI_LINEAR or act == ACT_LINEAR:
-        fastnn_gemm_f(_gemm_isa, n, n_out, n_in, X, ldx, W, ldw, b, epi, alpha, Z, ldz, A, lda)
+        fastnn_gemm_f(_gemm_isa, n, n_out, n_in, X, ldx, 1, W, ldw, b, epi, alpha, Z, ldz, A, lda)
         return STATUS_OK
-    fastnn_gemm_f(_gemm_isa, n, n_out, n_in, X, ldx, W, ldw, b, epi, alpha, Z, ldz, Z, ldz)
+    fastnn_gemm_f(_gemm_isa, n, n_out, n_in, X, ldx, 1, W, ldw, b, epi, alpha, Z, ldz, Z, ldz)
     for i in range(n):
         _act_row(Z + i * ldz, A + i * lda, n_out, act, alpha)
     return STATUS_OK
@@ -55,6 +55,28 @@ cdef int _dense_bwd(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
         return status
     _gemm(c'T', c'N', <int> n_in, <int> n_out, <int> n, <floating> 1, X, <int> ldx, dZ, <int> lddz,
           <floating> 0, dW, <int> lddw)
+    if dX != NULL:
+        _gemm(c'N', c'T', <int> n, <int> n_in, <int> n_out, <floating> 1, dZ, <int> lddz, W, <int> ldw,
+              <floating> 0, dX, <int> lddx)
+    return STATUS_OK
+
+
+cdef int _dense_bwd_tiled(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                          const floating* X, Py_ssize_t ldx, const floating* W, Py_ssize_t ldw,
+                          const floating* Z, Py_ssize_t ldz, const floating* A, Py_ssize_t lda,
+                          const floating* dA, Py_ssize_t ldg, int act, floating alpha,
+                          floating* dZ, Py_ssize_t lddz, floating* dW, Py_ssize_t lddw,
+                          floating* db, floating* dX, Py_ssize_t lddx) noexcept nogil:
+    """_dense_bwd with the weight gradient dW = X.T @ dZ on the micro-kernel (float32; the tiles broadcast
+    X's columns in place, no transposed copy); dX stays on BLAS (its shapes are the small ones)."""
+    cdef int status
+    if floating is double or _gemm_isa == FASTNN_ISA_NONE or n < 2 or n_in == 0:
+        return _dense_bwd(n, n_in, n_out, X, ldx, W, ldw, Z, ldz, A, lda, dA, ldg, act, alpha, dZ, lddz, dW, lddw,
+                          db, dX, lddx)
+    status = _act_bwd(n, n_out, Z, ldz, A, lda, dA, ldg, act, alpha, dZ, lddz, db)
+    if status != STATUS_OK:
+        return status
+    fastnn_gemm_f(_gemm_isa, n_in, n_out, n, X, 1, ldx, dZ, lddz, NULL, FASTNN_EPI_LINEAR, 0, dW, lddw, dW, lddw)
     if dX != NULL:
         _gemm(c'N', c'T', <int> n, <int> n_in, <int> n_out, <floating> 1, dZ, <int> lddz, W, <int> ldw,
               <floating> 0, dX, <int> lddx)
@@ -122,7 +144,7 @@ def dense_backward(const floating[:, :] X, const floating[:, :] W, const floatin
         db_out[:] = 0
         return
     with nogil:
-        _dense_bwd(n, n_in, n_out, Xp, _ld(n, n_in, X.strides[0], sz),
+        _dense_bwd_tiled(n, n_in, n_out, Xp, _ld(n, n_in, X.strides[0], sz),
                    Wp, _ld(n_in, n_out, W.strides[0], sz),
                    &Z[0, 0], _ld(n, n_out, Z.strides[0], sz), &A[0, 0], _ld(n, n_out, A.strides[0], sz),
                    &dA[0, 0], _ld(n, n_out, dA.strides[0], sz), act, <floating> alpha,

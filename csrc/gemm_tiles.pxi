@@ -58,13 +58,13 @@ cdef extern from *:
         return n >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << (n > 0 ? n : 0)) - 1u);
     }
     /* One AVX-512 tile: rows m < mr, column groups q < nq of 16 (lanes mk[q]) of C = Z (ldz), reduction rows
-       r < kc of A (stride lda) and of the chunk B (rows 64 apart). first: start from 0, else from Z; last:
+       r < kc of A (A[m][r] at A[m*sam + r*sar]) and of the chunk B (rows 64 apart). first: start from 0, else from Z; last:
        add the bias, store Z (pre-activation, when O is another buffer) and O = epi(Z). mr and nq are
        constants in the callers' switch, so the accumulators stay in registers. NaN propagates through the
        epilogue (max returns its second operand when one is NaN). */
     FASTNN_INL FASTNN_G512 void fastnn_gt512(const int mr, const int nq, Py_ssize_t kc, const float* restrict A,
-            Py_ssize_t lda, const float* restrict B, int first, int last, const float* bias, int epi, float alpha,
-            float* Z, Py_ssize_t ldz, float* O, Py_ssize_t ldo, const __mmask16* mk) {
+            Py_ssize_t sam, Py_ssize_t sar, const float* restrict B, int first, int last, const float* bias, int epi,
+            float alpha, float* Z, Py_ssize_t ldz, float* O, Py_ssize_t ldo, const __mmask16* mk) {
         __m512 acc[FASTNN_GEMM_MR][4];
         #pragma GCC unroll 8
         for (int m = 0; m < mr; m++) {
@@ -78,7 +78,7 @@ cdef extern from *:
             for (int q = 0; q < nq; q++) b[q] = _mm512_load_ps(B + r * 64 + 16 * q);
             #pragma GCC unroll 8
             for (int m = 0; m < mr; m++) {
-                __m512 a = _mm512_set1_ps(A[m * lda + r]);
+                __m512 a = _mm512_set1_ps(A[m * sam + r * sar]);
                 #pragma GCC unroll 4
                 for (int q = 0; q < nq; q++) acc[m][q] = _mm512_fmadd_ps(a, b[q], acc[m][q]);
             }
@@ -106,7 +106,7 @@ cdef extern from *:
             }
         }
     }
-    #define FASTNN_GT512_ARGS kc, A + r0 * lda, lda, B, first, last, bias, epi, alpha, Z + r0 * ldz, ldz, \
+    #define FASTNN_GT512_ARGS kc, A + r0 * sam, sam, sar, B, first, last, bias, epi, alpha, Z + r0 * ldz, ldz, \
                               O + r0 * ldo, ldo, mk
     #define FASTNN_GT512_MR(NQ) \
         switch (mr) { \
@@ -118,8 +118,8 @@ cdef extern from *:
         default: fastnn_gt512(6, NQ, FASTNN_GT512_ARGS); break; \
         }
     /* The row tiles of one chunk of one panel (Z, O, bias already offset to the panel's columns). */
-    static FASTNN_G512 void fastnn_gemm512_rows(Py_ssize_t M, int nq, Py_ssize_t kc, const float* A, Py_ssize_t lda,
-            const float* B, int first, int last, const float* bias, int epi, float alpha, float* Z,
+    static FASTNN_G512 void fastnn_gemm512_rows(Py_ssize_t M, int nq, Py_ssize_t kc, const float* A, Py_ssize_t sam,
+            Py_ssize_t sar, const float* B, int first, int last, const float* bias, int epi, float alpha, float* Z,
             Py_ssize_t ldz, float* O, Py_ssize_t ldo, const __mmask16* mk) {
         for (Py_ssize_t r0 = 0; r0 < M; r0 += FASTNN_GEMM_MR) {
             int mr = (int) (M - r0 < FASTNN_GEMM_MR ? M - r0 : FASTNN_GEMM_MR);
@@ -135,8 +135,8 @@ cdef extern from *:
     /* AVX2: one tile of mr rows x nv groups of 8 columns (nv <= 2) from a chunk (rows 64 apart), the same
        contract as fastnn_gt512 (lane masks as integer vectors mk[v]). */
     FASTNN_INL FASTNN_G256 void fastnn_gt256(const int mr, const int nv, Py_ssize_t kc, const float* restrict A,
-            Py_ssize_t lda, const float* restrict B, int first, int last, const float* bias, int epi, float alpha,
-            float* Z, Py_ssize_t ldz, float* O, Py_ssize_t ldo, const __m256i* mk) {
+            Py_ssize_t sam, Py_ssize_t sar, const float* restrict B, int first, int last, const float* bias, int epi,
+            float alpha, float* Z, Py_ssize_t ldz, float* O, Py_ssize_t ldo, const __m256i* mk) {
         __m256 acc[FASTNN_GEMM_MR][2];
         #pragma GCC unroll 8
         for (int m = 0; m < mr; m++) {
@@ -150,7 +150,7 @@ cdef extern from *:
             for (int v = 0; v < nv; v++) b[v] = _mm256_load_ps(B + r * 64 + 8 * v);
             #pragma GCC unroll 8
             for (int m = 0; m < mr; m++) {
-                __m256 a = _mm256_broadcast_ss(A + m * lda + r);
+                __m256 a = _mm256_broadcast_ss(A + m * sam + r * sar);
                 #pragma GCC unroll 2
                 for (int v = 0; v < nv; v++) acc[m][v] = _mm256_fmadd_ps(a, b[v], acc[m][v]);
             }
@@ -178,7 +178,7 @@ cdef extern from *:
             }
         }
     }
-    #define FASTNN_GT256_ARGS kc, A + r0 * lda, lda, B, first, last, bs, epi, alpha, Z + r0 * ldz, ldz, \
+    #define FASTNN_GT256_ARGS kc, A + r0 * sam, sam, sar, B, first, last, bs, epi, alpha, Z + r0 * ldz, ldz, \
                               O + r0 * ldo, ldo, mk
     #define FASTNN_GT256_MR(NV) \
         switch (mr) { \
@@ -191,8 +191,8 @@ cdef extern from *:
         }
     /* The row tiles of one chunk of one panel in 16-column groups (Z, O, bias offset to the panel). */
     static FASTNN_G256 void fastnn_gemm256_rows(Py_ssize_t M, Py_ssize_t w, Py_ssize_t kc, const float* A,
-            Py_ssize_t lda, const float* chunk, int first, int last, const float* bias, int epi, float alpha,
-            float* Z0, Py_ssize_t ldz, float* O0, Py_ssize_t ldo) {
+            Py_ssize_t sam, Py_ssize_t sar, const float* chunk, int first, int last, const float* bias, int epi,
+            float alpha, float* Z0, Py_ssize_t ldz, float* O0, Py_ssize_t ldo) {
         const __m256i iota = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         for (Py_ssize_t s = 0; s * 16 < w; s++) {
             Py_ssize_t left = w - 16 * s;
@@ -211,18 +211,20 @@ cdef extern from *:
     }
     #endif
 
-    /* Z (M x N, ldz) = A (M x K, lda) @ B (K x N, ldb) + bias (NULL: none), O (ldo; may be Z) = epi(Z), float32,
-       with the micro-kernel of `isa` (the caller checked the CPU has it). K = 0 gives O = epi(bias).
+    /* Z (M x N, ldz) = A (M x K; A[m][r] at A[m*sam + r*sar]: sam = lda, sar = 1 for A itself, sam = 1,
+       sar = lda for the transpose of a stored matrix) @ B (K x N, ldb) + bias (NULL: none), O (ldo; may be Z)
+       = epi(Z), float32, with the micro-kernel of `isa` (the caller checked the CPU has it). K = 0 gives O = epi(bias).
        Blocks of FASTNN_GEMM_MC rows outside (their rows of A stay in L2 while every panel reads them), column
        panels, then chunks of the reduction (each copied to L1 once per row block), row tiles inside. */
-    static void fastnn_gemm_f(int isa, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda,
+    static void fastnn_gemm_f(int isa, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t sam,
+                              Py_ssize_t sar,
                               const float* B, Py_ssize_t ldb, const float* bias, int epi, float alpha,
                               float* Z, Py_ssize_t ldz, float* O, Py_ssize_t ldo) {
     #if FASTNN_GEMM_X86
         float chunk[FASTNN_GEMM_KC * 64] __attribute__((aligned(64)));
         for (Py_ssize_t i0 = 0; i0 < M; i0 += FASTNN_GEMM_MC) {
             Py_ssize_t mc = M - i0 < FASTNN_GEMM_MC ? M - i0 : FASTNN_GEMM_MC;
-            const float* Ab = A + i0 * lda;
+            const float* Ab = A + i0 * sam;
             float* Zb = Z + i0 * ldz;
             float* Ob = O + i0 * ldo;
             for (Py_ssize_t p = 0; p * 64 < N; p++) {
@@ -236,11 +238,11 @@ cdef extern from *:
                     int first = k0 == 0, last = k0 + kc >= K;
                     fastnn_gemm_chunk(B, ldb, k0, kc, c0, w, chunk);
                     if (isa == FASTNN_ISA_AVX512)
-                        fastnn_gemm512_rows(mc, (int) ((w + 15) / 16), kc, Ab + k0, lda, chunk, first, last, bs,
-                                            epi, alpha, Zb + c0, ldz, Ob + c0, ldo, mk);
+                        fastnn_gemm512_rows(mc, (int) ((w + 15) / 16), kc, Ab + k0 * sar, sam, sar, chunk, first,
+                                            last, bs, epi, alpha, Zb + c0, ldz, Ob + c0, ldo, mk);
                     else
-                        fastnn_gemm256_rows(mc, w, kc, Ab + k0, lda, chunk, first, last, bs, epi, alpha, Zb + c0,
-                                            ldz, Ob + c0, ldo);
+                        fastnn_gemm256_rows(mc, w, kc, Ab + k0 * sar, sam, sar, chunk, first, last, bs, epi, alpha,
+                                            Zb + c0, ldz, Ob + c0, ldo);
                     k0 += kc;
                 } while (k0 < K);
             }
@@ -249,8 +251,8 @@ cdef extern from *:
     }
     """
     int fastnn_gemm_isa_detect() noexcept nogil
-    void fastnn_gemm_f(int isa, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t lda,
-                       const float* B, Py_ssize_t ldb, const float* bias, int epi, float alpha,
+    void fastnn_gemm_f(int isa, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t sam,
+                       Py_ssize_t sar, const float* B, Py_ssize_t ldb, const float* bias, int epi, float alpha,
                        float* Z, Py_ssize_t ldz, float* O, Py_ssize_t ldo) noexcept nogil
     int FASTNN_EPI_LINEAR, FASTNN_EPI_RELU, FASTNN_EPI_LEAKY
     int FASTNN_ISA_NONE, FASTNN_ISA_AVX2, FASTNN_ISA_AVX512

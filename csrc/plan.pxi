@@ -255,9 +255,9 @@ cdef void _plan_backward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const fl
         _plan_image_backward(r, f[F_ALPHA], params, g, c.wofs, wb, dA, dX, m)
     elif op == OP_DENSE:
         dZ = dA if act == ACT_LINEAR else wb + c.wofs[W_DZ]  # a linear layer's dZ is dA: no copy
-        _dense_bwd(m, n_in, n_out, A_in, n_in, params + p0, n_out, Z, n_out, A, n_out, dA, n_out,
-                   act, <floating> f[F_ALPHA], dZ, n_out, g + p0, n_out, g + p1 if p1 >= 0 else NULL,
-                   dX if need else NULL, n_in)
+        _dense_bwd_tiled(m, n_in, n_out, A_in, n_in, params + p0, n_out, Z, n_out, A, n_out, dA, n_out,
+                         act, <floating> f[F_ALPHA], dZ, n_out, g + p0, n_out, g + p1 if p1 >= 0 else NULL,
+                         dX if need else NULL, n_in)
     elif op == OP_DROPOUT:
         if need:
             for i in range(m * n_in):

@@ -1,5 +1,5 @@
 """The float32 Dense GEMM micro-kernels (csrc/gemm_tiles.pxi): each kernel this CPU has against the oracle at
-sizes that cut every blocking short, the epilogue of every activation, the BLAS switch, determinism over
+sizes that cut every blocking short (the forward, and the weight gradient X.T @ dZ of the backward), the epilogue of every activation, the BLAS switch, determinism over
 thread counts, and predict after training using the new weights."""
 import contextlib
 
@@ -67,7 +67,8 @@ def test_every_kernel_matches_the_oracle_at_odd_sizes(isa, n, n_in, n_out):
         for act in (codes.ACT_LINEAR, codes.ACT_RELU, codes.ACT_LEAKY_RELU):
             # float32 only: float64 stays on BLAS (checked by the conformance tests)
             check_op("dense_forward", _dense_args(act, n=n, n_in=n_in, n_out=n_out), ["Z_out", "A_out"],
-                     dtypes=(np.float32,))
+                     dtypes=(np.float32,),
+                     backward=("dense_backward", _dense_bwd_args(True), ["dW_out", "db_out", "dX_out"]))
 
 
 @pytest.mark.parametrize("isa", ["avx512", "avx2"])
