@@ -1,19 +1,23 @@
 # The float32 Dense GEMM with its epilogue: Z = A @ B + bias, O = f(Z) (ReLU / leaky ReLU applied to the
 # register tile before it is stored), as register-blocked micro-kernels: AVX-512 (6 rows x 64 columns in
-# 24 zmm accumulators) and AVX2+FMA (6 rows x 16 columns in 12 ymm), picked at run time. Included by
-# _kernels.pyx before dense.pxi, which calls it (_dense_fwd_tiled).
+# 24 zmm accumulators) and AVX2+FMA (6 rows x 16 columns in 12 ymm), picked at run time; float64 and other
+# CPUs keep BLAS. Included by _kernels.pyx before dense.pxi, which calls it (_dense_fwd_tiled,
+# _dense_bwd_tiled).
 #
-# Why not BLAS for these shapes: OpenBLAS packs both operands on every call and writes the product before a
-# separate pass adds the bias and applies the activation. Here A is read in place (each tile broadcasts its
-# rows' elements straight from A), B is read from 64-column panels -- packed once by the caller
-# (fastnn_gemm_pack, the inference chain's weights) or copied chunk by chunk into a 32 KB stack buffer on the
-# fly (the training step's weights, which change every step) -- and the bias and activation are applied to
-# the accumulators of the reduction's last chunk, so Z is written once. Blocking: column panels outside,
-# then chunks of KC = 128 reduction rows (a 128 x 64 chunk of a panel, 32 KB, stays in L1 while every row
-# tile of the call reads it), row tiles inside; a tile stores its partial sums and reloads them for the next
-# chunk, which changes no rounding (every sum still runs over r in order). Every row runs the same
-# instruction sequence whatever the tile, call or thread split (a short tile is the same code with fewer
-# rows), so results do not depend on the thread count.
+# Why not BLAS for these shapes: OpenBLAS packs both operands on every call (for a batch-32 step's 32 x 784 @
+# 784 x 256 its packing and edge handling are a large share) and writes the product before a separate pass
+# adds the bias and applies the activation. Here A is read in place (each tile broadcasts its rows' elements
+# straight from A, or from the columns of a stored matrix for X.T @ dZ), B is read from a 64-column panel
+# chunk copied into a 32 KB stack buffer, and the bias and activation are applied to the accumulators of
+# the reduction's last chunk, so Z is written once. Blocking: blocks of MC = 192 rows outside (their rows
+# of A, 600 KB for 784 inputs, stay in L2 while every panel reads them), then 64-column panels, then chunks
+# of KC = 128 reduction rows (128 x 64 floats of B, copied once per row block -- for a training shard or a
+# predict block of at most 192 rows that is W packed once per call -- stay in L1 while every row tile
+# reads them; read in place, rows of a 256-column W 1 KB apart fall into a few L1 sets), row tiles inside.
+# A tile stores its partial sums and reloads them for the next chunk, which changes no rounding (every sum
+# still runs over r in order). Every row and column runs the same instruction sequence whatever the tile,
+# call or thread split (a short tile is the same code with fewer rows, a short panel fewer lanes), so
+# results do not depend on the thread count or on the row / column split.
 
 cdef extern from *:
     """
@@ -42,8 +46,8 @@ cdef extern from *:
         return FASTNN_ISA_NONE;
     }
 
-    /* Rows k0 .. k0+kc-1 of panel p of B (w columns) into chunk (rows 64 apart), zero to a whole number of
-       16-column groups: read in place, rows of a wide B (1 KB apart for 256 columns) fell into a few L1 sets. */
+    /* Rows k0 .. k0+kc-1 of B's columns c0 .. c0+w-1 into chunk (rows 64 apart), zero to a whole number of
+       16-column groups (the tiles load whole vectors). */
     static inline void fastnn_gemm_chunk(const float* B, Py_ssize_t ldb, Py_ssize_t k0, Py_ssize_t kc,
                                          Py_ssize_t c0, Py_ssize_t w, float* chunk) {
         Py_ssize_t wp = (w + 15) / 16 * 16;
