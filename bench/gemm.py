@@ -83,7 +83,7 @@ def _isa_ok(_k, isa):
         _k.gemm_tiles(cur)
 
 
-def measure(rounds=7, bias_relu=False, min_flop=2e8):
+def measure(rounds=9, bias_relu=False, min_flop=1e9):
     """``{(label, m, k, n): {contender: GFLOP/s}}``, medians of ``rounds`` interleaved rounds on one thread."""
     act = codes.ACT_RELU if bias_relu else codes.ACT_LINEAR
     shapes = [("infer", *s) for s in INFER] + [("train X@W", *s) for s in TRAIN]
@@ -172,7 +172,7 @@ def print_epochs(res, threads):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--bias-relu", action="store_true", help="bias + ReLU after the product (else linear)")
     parser.add_argument("--epochs", action="store_true", help="training epochs before/after instead of GEMMs")
     parser.add_argument("--threads", type=int, default=2, help="threads of --epochs")
