@@ -172,18 +172,18 @@ def print_epochs(res, threads):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--rounds", type=int, help="interleaved rounds (default: 9, with --epochs 3)")
     parser.add_argument("--bias-relu", action="store_true", help="bias + ReLU after the product (else linear)")
     parser.add_argument("--epochs", action="store_true", help="training epochs before/after instead of GEMMs")
     parser.add_argument("--threads", type=int, default=2, help="threads of --epochs")
     args = parser.parse_args(argv)
     print(f"load average {os.getloadavg()[0]:.2f}")
     if args.epochs:
-        print_epochs(measure_epochs(threads=args.threads, rounds=args.rounds), args.threads)
+        print_epochs(measure_epochs(threads=args.threads, rounds=args.rounds or 3), args.threads)
         return
-    res = measure(args.rounds, args.bias_relu)
+    res = measure(args.rounds or 9, args.bias_relu)
     names = sorted({c for r in res.values() for c in r}, key=lambda c: (c != "openblas", c))
-    print(f"GFLOP/s, one thread, {'bias + ReLU' if args.bias_relu else 'linear'}, median of {args.rounds} rounds")
+    print(f"GFLOP/s, one thread, {'bias + ReLU' if args.bias_relu else 'linear'}, median of {args.rounds or 9} rounds")
     print(f"{'shape':<26}" + "".join(f"{c:>15}" for c in names))
     for (label, m, k, n), r in res.items():
         print(f"{label + f' {m}x{k}@{k}x{n}':<26}" + "".join(f"{r[c]:>15.1f}" if c in r else f"{'':>15}"

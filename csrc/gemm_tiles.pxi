@@ -62,10 +62,10 @@ cdef extern from *:
         return n >= 16 ? (__mmask16) 0xFFFF : (__mmask16) ((1u << (n > 0 ? n : 0)) - 1u);
     }
     /* One AVX-512 tile: rows m < mr, column groups q < nq of 16 (lanes mk[q]) of C = Z (ldz), reduction rows
-       r < kc of A (A[m][r] at A[m*sam + r*sar]) and of the chunk B (rows 64 apart). first: start from 0, else from Z; last:
-       add the bias, store Z (pre-activation, when O is another buffer) and O = epi(Z). mr and nq are
-       constants in the callers' switch, so the accumulators stay in registers. NaN propagates through the
-       epilogue (max returns its second operand when one is NaN). */
+       r < kc of A (A[m][r] at A[m*sam + r*sar]) and of the chunk B (rows 64 apart). first: start from 0, else
+       from Z; last: add the bias, store Z (pre-activation, when O is another buffer) and O = epi(Z). mr and
+       nq are constants in the callers' switch, so the accumulators stay in registers. NaN propagates through
+       the epilogue (max returns its second operand when one is NaN). */
     FASTNN_INL FASTNN_G512 void fastnn_gt512(const int mr, const int nq, Py_ssize_t kc, const float* restrict A,
             Py_ssize_t sam, Py_ssize_t sar, const float* restrict B, int first, int last, const float* bias, int epi,
             float alpha, float* Z, Py_ssize_t ldz, float* O, Py_ssize_t ldo, const __mmask16* mk) {

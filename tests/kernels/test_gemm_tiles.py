@@ -1,6 +1,7 @@
 """The float32 Dense GEMM micro-kernels (csrc/gemm_tiles.pxi): each kernel this CPU has against the oracle at
-sizes that cut every blocking short (the forward, and the weight gradient X.T @ dZ of the backward), the epilogue of every activation, the BLAS switch, determinism over
-thread counts, and predict after training using the new weights."""
+sizes that cut every blocking short (the forward, and the weight gradient X.T @ dZ of the backward), the
+epilogue of every activation, the BLAS switch, determinism over thread counts, and predict after training
+using the new weights."""
 import contextlib
 
 import numpy as np
