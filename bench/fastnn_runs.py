@@ -43,6 +43,24 @@ def make_fastnn_epoch(X, y, batch_size, threads, hidden=(256, 128), lr=1e-3, see
     return run
 
 
+def without_gemm_tiles(run):
+    """``run`` (a PeerRun of the Cython backend) with its float32 GEMM micro-kernels switched off: the BLAS
+    path (``gemm_tiles("off")``, restored after each call), for before/after rows in one interleaved run."""
+    from fastnn._ext import _kernels
+
+    def blas():
+        was = _kernels.gemm_tiles()
+        _kernels.gemm_tiles("off")
+        try:
+            return run()
+        finally:
+            _kernels.gemm_tiles(was)
+
+    out = PeerRun(blas, run.impl + "-blas-gemm", run.n_samples, run.batch_size, run.threads)
+    out.plan = getattr(run, "plan", None)
+    return out
+
+
 def make_fastnn_predict(X, batch=1000, threads=1, backend="cython", seed=0):
     import fastnn as fnn
 

@@ -4,7 +4,9 @@
     python -m bench.inference --rounds 9 --threads 1 2
 
 Batch predict: samples/s over all rows, batches of ``--batch`` (fastnn ``Network.predict`` under
-``fastnn.set_num_threads``; PyTorch eager ``inference_mode`` under ``torch.set_num_threads``).
+``fastnn.set_num_threads``; PyTorch eager ``inference_mode`` under ``torch.set_num_threads``). On the
+Cython backend fastnn runs twice: with its float32 GEMM micro-kernels (csrc/gemm_tiles.pxi, the default)
+and with them switched off (``gemm_tiles("off")``: OpenBLAS + the bias/activation pass), the "blas" column.
 Latency: one ``(1, 784)`` row per call, microseconds per call (fastnn ``predict``; PyTorch eager
 and TorchScript-frozen, one thread). Every configuration is built and warmed up first, then each
 round times every configuration in turn (interleaved, so load changes hit all alike); the table
@@ -23,7 +25,7 @@ import time
 import numpy as np
 
 from bench import data, peers
-from bench.fastnn_runs import make_fastnn_latency, make_fastnn_predict
+from bench.fastnn_runs import make_fastnn_latency, make_fastnn_predict, without_gemm_tiles
 from bench.peers import PeerRun
 from bench.timing import interleaved_times
 
@@ -44,6 +46,9 @@ def measure(n=10000, batch=1000, threads=(1, 2), rounds=5, latency_calls=2000, b
     runs = {}
     for t in threads:
         runs[f"fastnn-predict-{t}t"] = make_fastnn_predict(X, batch=batch, threads=t, backend=backend)
+        if backend == "cython":
+            runs[f"fastnn-blas-predict-{t}t"] = without_gemm_tiles(make_fastnn_predict(X, batch=batch, threads=t,
+                                                                               backend=backend))
         try:
             runs[f"torch-predict-{t}t"] = peers.make_torch_predict(X, batch=batch, threads=t)
         except ImportError:
@@ -178,6 +183,9 @@ def main(argv=None):
     for t in args.threads:
         f, p = med.get(f"fastnn-predict-{t}t"), med.get(f"torch-predict-{t}t")
         line = f"  {t} thread(s): fastnn {args.n / f:12,.0f} samples/s"
+        blas = med.get(f"fastnn-blas-predict-{t}t")
+        if blas:
+            line += f"   blas {args.n / blas:12,.0f} samples/s   fastnn/blas {blas / f:5.2f}"
         if p:
             line += f"   torch {args.n / p:12,.0f} samples/s   fastnn/torch {p / f:5.2f}"
         print(line)

@@ -1,4 +1,5 @@
-# Dense layer: _dense_fwd, _dense_bwd (GEMMs through _gemm, fused epilogues).
+# Dense layer: _dense_fwd, _dense_bwd (GEMMs through _gemm, fused epilogues), _dense_fwd_tiled (the
+# float32 forward on the micro-kernels of gemm_tiles.pxi, bias and ReLU in the GEMM's epilogue).
 # Included by _kernels.pyx (one compile unit); the codes come from _codes.pxi.
 
 cdef int _dense_fwd(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
@@ -12,6 +13,33 @@ cdef int _dense_fwd(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
     _gemm(c'N', c'N', <int> n, <int> n_out, <int> n_in, <floating> 1, X, <int> ldx, W, <int> ldw,
           <floating> 0, Z, <int> ldz)
     return _bias_act(n, n_out, Z, ldz, b, A, lda, act, alpha)
+
+
+cdef int _dense_fwd_tiled(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                          const floating* X, Py_ssize_t ldx, const floating* W, Py_ssize_t ldw,
+                          const floating* b, int act, floating alpha,
+                          floating* Z, Py_ssize_t ldz, floating* A, Py_ssize_t lda) noexcept nogil:
+    """_dense_fwd, float32 on the micro-kernel gemm_tiles() selects: bias, ReLU and leaky ReLU applied to the
+    register tile, the other activations one pass over the rows just written (still in L2). One row
+    stays on BLAS's GEMV (it reads W once; a tile row would use 1/6 of the kernel), float64 on BLAS."""
+    cdef int status = _act_row(Z, A, 0, act, alpha)
+    cdef int epi = FASTNN_EPI_LINEAR
+    cdef Py_ssize_t i
+    if status != STATUS_OK:
+        return status
+    if floating is double or _gemm_isa == FASTNN_ISA_NONE or n < 2:
+        return _dense_fwd(n, n_in, n_out, X, ldx, W, ldw, b, act, alpha, Z, ldz, A, lda)
+    if act == ACT_RELU:
+        epi = FASTNN_EPI_RELU
+    elif act == ACT_LEAKY_RELU:
+        epi = FASTNN_EPI_LEAKY
+    if epi != FASTNN_EPI_LINEAR or act == ACT_LINEAR:
+        fastnn_gemm_f(_gemm_isa, n, n_out, n_in, X, ldx, 1, W, ldw, b, epi, alpha, Z, ldz, A, lda)
+        return STATUS_OK
+    fastnn_gemm_f(_gemm_isa, n, n_out, n_in, X, ldx, 1, W, ldw, b, epi, alpha, Z, ldz, Z, ldz)
+    for i in range(n):
+        _act_row(Z + i * ldz, A + i * lda, n_out, act, alpha)
+    return STATUS_OK
 
 
 cdef int _dense_bwd(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
@@ -33,6 +61,28 @@ cdef int _dense_bwd(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
     return STATUS_OK
 
 
+cdef int _dense_bwd_tiled(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
+                          const floating* X, Py_ssize_t ldx, const floating* W, Py_ssize_t ldw,
+                          const floating* Z, Py_ssize_t ldz, const floating* A, Py_ssize_t lda,
+                          const floating* dA, Py_ssize_t ldg, int act, floating alpha,
+                          floating* dZ, Py_ssize_t lddz, floating* dW, Py_ssize_t lddw,
+                          floating* db, floating* dX, Py_ssize_t lddx) noexcept nogil:
+    """_dense_bwd with the weight gradient dW = X.T @ dZ on the micro-kernel (float32; the tiles broadcast
+    X's columns in place, no transposed copy); dX stays on BLAS (its shapes are the small ones)."""
+    cdef int status
+    if floating is double or _gemm_isa == FASTNN_ISA_NONE or n < 2 or n_in == 0:
+        return _dense_bwd(n, n_in, n_out, X, ldx, W, ldw, Z, ldz, A, lda, dA, ldg, act, alpha, dZ, lddz, dW, lddw,
+                          db, dX, lddx)
+    status = _act_bwd(n, n_out, Z, ldz, A, lda, dA, ldg, act, alpha, dZ, lddz, db)
+    if status != STATUS_OK:
+        return status
+    fastnn_gemm_f(_gemm_isa, n_in, n_out, n, X, 1, ldx, dZ, lddz, NULL, FASTNN_EPI_LINEAR, 0, dW, lddw, dW, lddw)
+    if dX != NULL:
+        _gemm(c'N', c'T', <int> n, <int> n_in, <int> n_out, <floating> 1, dZ, <int> lddz, W, <int> ldw,
+              <floating> 0, dX, <int> lddx)
+    return STATUS_OK
+
+
 # --------------------------------------------------------------------------- Python wrappers
 def dense_forward(const floating[:, :] X, const floating[:, :] W, const floating[::1] b, int act,
                   double alpha, floating[:, :] Z_out, floating[:, :] A_out):
@@ -48,10 +98,10 @@ def dense_forward(const floating[:, :] X, const floating[:, :] W, const floating
     if n == 0 or n_out == 0:
         return
     with nogil:
-        _dense_fwd(n, n_in, n_out, &X[0, 0] if n_in > 0 else &dummy, _ld(n, n_in, X.strides[0], sz),
-                   &W[0, 0] if n_in > 0 else &dummy, _ld(n_in, n_out, W.strides[0], sz), &b[0],
-                   act, <floating> alpha, &Z_out[0, 0], _ld(n, n_out, Z_out.strides[0], sz),
-                   &A_out[0, 0], _ld(n, n_out, A_out.strides[0], sz))
+        _dense_fwd_tiled(n, n_in, n_out, &X[0, 0] if n_in > 0 else &dummy, _ld(n, n_in, X.strides[0], sz),
+                         &W[0, 0] if n_in > 0 else &dummy, _ld(n_in, n_out, W.strides[0], sz), &b[0],
+                         act, <floating> alpha, &Z_out[0, 0], _ld(n, n_out, Z_out.strides[0], sz),
+                         &A_out[0, 0], _ld(n, n_out, A_out.strides[0], sz))
 
 
 def dense_backward(const floating[:, :] X, const floating[:, :] W, const floating[:, :] Z,
@@ -94,7 +144,7 @@ def dense_backward(const floating[:, :] X, const floating[:, :] W, const floatin
         db_out[:] = 0
         return
     with nogil:
-        _dense_bwd(n, n_in, n_out, Xp, _ld(n, n_in, X.strides[0], sz),
+        _dense_bwd_tiled(n, n_in, n_out, Xp, _ld(n, n_in, X.strides[0], sz),
                    Wp, _ld(n_in, n_out, W.strides[0], sz),
                    &Z[0, 0], _ld(n, n_out, Z.strides[0], sz), &A[0, 0], _ld(n, n_out, A.strides[0], sz),
                    &dA[0, 0], _ld(n, n_out, dA.strides[0], sz), act, <floating> alpha,
@@ -129,8 +179,8 @@ cdef int _dense_chain(Py_ssize_t m, Py_ssize_t L, const floating* X, Py_ssize_t 
         else:
             Z = work + (q % 2) * ldw
             ldz = r[1]
-        _dense_fwd(m, r[0], r[1], A_in, lda, params + r[2], r[1], params + r[3] if r[3] >= 0 else NULL,
-                   <int> r[4], <floating> alphas[q], Z, ldz, Z, ldz)
+        _dense_fwd_tiled(m, r[0], r[1], A_in, lda, params + r[2], r[1], params + r[3] if r[3] >= 0 else NULL,
+                         <int> r[4], <floating> alphas[q], Z, ldz, Z, ldz)
         A_in = Z
         lda = ldz
     return STATUS_OK

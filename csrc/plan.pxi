@@ -206,8 +206,8 @@ cdef void _plan_forward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const flo
     if _is_image_op(op):
         _plan_image_forward(r, f[F_ALPHA], params, wb, m)
     elif op == OP_DENSE:
-        _dense_fwd(m, n_in, n_out, A_in, n_in, params + p0, n_out, params + p1 if p1 >= 0 else NULL,
-                   <int> r[P_ACT], <floating> f[F_ALPHA], Z, n_out, A, n_out)
+        _dense_fwd_tiled(m, n_in, n_out, A_in, n_in, params + p0, n_out, params + p1 if p1 >= 0 else NULL,
+                         <int> r[P_ACT], <floating> f[F_ALPHA], Z, n_out, A, n_out)
     elif op == OP_DROPOUT:
         _dropout_fwd(m, n_in, A_in, <uint64_t> r[P_SEED], step, row0, f[F_RATE], Z, A)
     elif op == OP_LAYERNORM:
@@ -265,9 +265,9 @@ cdef void _plan_backward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const fl
         _plan_image_backward(r, f[F_ALPHA], params, g, c.wofs, wb, dA, dX, m)
     elif op == OP_DENSE:
         dZ = dA if act == ACT_LINEAR else wb + c.wofs[W_DZ]  # a linear layer's dZ is dA: no copy
-        _dense_bwd(m, n_in, n_out, A_in, n_in, params + p0, n_out, Z, n_out, A, n_out, dA, n_out,
-                   act, <floating> f[F_ALPHA], dZ, n_out, g + p0, n_out, g + p1 if p1 >= 0 else NULL,
-                   dX if need else NULL, n_in)
+        _dense_bwd_tiled(m, n_in, n_out, A_in, n_in, params + p0, n_out, Z, n_out, A, n_out, dA, n_out,
+                         act, <floating> f[F_ALPHA], dZ, n_out, g + p0, n_out, g + p1 if p1 >= 0 else NULL,
+                         dX if need else NULL, n_in)
     elif op == OP_DROPOUT:
         if need:
             for i in range(m * n_in):

@@ -82,10 +82,10 @@ cdef void _plan_columns(const PlanCtx* c, const floating* X, const floating* Y, 
                 p1 = r[P_PARAM1]
                 _col_span(n_out, nt, tid, &lo, &hi)
                 if hi > lo:
-                    _dense_fwd(m, n_in, hi - lo, work + r[P_IN], n_in, params + r[P_PARAM0] + lo, n_out,
-                               params + p1 + lo if p1 >= 0 else NULL, <int> r[P_ACT],
-                               <floating> c.fops[q * N_FCOL + F_ALPHA], work + r[P_Z] + lo, n_out,
-                               work + r[P_OUT] + lo, n_out)
+                    _dense_fwd_tiled(m, n_in, hi - lo, work + r[P_IN], n_in, params + r[P_PARAM0] + lo, n_out,
+                                     params + p1 + lo if p1 >= 0 else NULL, <int> r[P_ACT],
+                                     <floating> c.fops[q * N_FCOL + F_ALPHA], work + r[P_Z] + lo, n_out,
+                                     work + r[P_OUT] + lo, n_out)
                 fastnn_barrier()
             if tid == 0:
                 h[H_LR] = lrs[j]  # read by the update, after barriers
