@@ -160,18 +160,55 @@ cdef extern from *:
             for (Py_ssize_t c = lim; c < T; c++) p[c] = 0;
         }
     }
-    /* dS (T, T) holds dP = dO v.T: dS = P * (dP - rowsum(dP * P)) * scale, in place. */
-    #define FASTNN_ATTN_SOFTMAX_BWD(T_, S) \
-    static FASTNN_CLONES void fastnn_attn_softmax_bwd_##S(Py_ssize_t T, const T_* restrict P, T_* restrict dS, \
-            T_ scale) { \
+    /* dS (T, T) holds dP = dO v.T: dS = P * (dP - rowsum(dP * P)) * scale, in place. float32 rows of 8 or
+       more in 8-lane blocks, the last one overlapping (loaded before anything is stored), as the forward. */
+    static FASTNN_CLONES void fastnn_attn_softmax_bwd_d(Py_ssize_t T, const double* restrict P,
+                                                        double* restrict dS, double scale) {
+        for (Py_ssize_t a = 0; a < T; a++) {
+            const double* restrict p = P + a * T;
+            double* restrict d = dS + a * T;
+            double row = 0;
+            _Pragma("omp simd reduction(+:row)") for (Py_ssize_t c = 0; c < T; c++) row += d[c] * p[c];
+            for (Py_ssize_t c = 0; c < T; c++) d[c] = p[c] * (d[c] - row) * scale;
+        }
+    }
+    #define FASTNN_SOFTMAX_BWD_F(NAME, ATTR) \
+    static ATTR void NAME(Py_ssize_t T, const float* restrict P, float* restrict dS, float scale) { \
+        const fastnn_v8i lane = {0, 1, 2, 3, 4, 5, 6, 7}; \
         for (Py_ssize_t a = 0; a < T; a++) { \
-            const T_* restrict p = P + a * T; T_* restrict d = dS + a * T; T_ row = 0; \
-            _Pragma("omp simd reduction(+:row)") for (Py_ssize_t c = 0; c < T; c++) row += d[c] * p[c]; \
-            for (Py_ssize_t c = 0; c < T; c++) d[c] = p[c] * (d[c] - row) * scale; \
+            const float* restrict p = P + a * T; \
+            float* restrict d = dS + a * T; \
+            if (T < 8) { \
+                float row = 0; \
+                for (Py_ssize_t c = 0; c < T; c++) row += d[c] * p[c]; \
+                for (Py_ssize_t c = 0; c < T; c++) d[c] = p[c] * (d[c] - row) * scale; \
+                continue; \
+            } \
+            Py_ssize_t last = T - 8, c; \
+            fastnn_v8f acc = fastnn_v8_splat(0.0f), dt = fastnn_v8_load(d + last), pt = fastnn_v8_load(p + last); \
+            for (c = 0; c < last; c += 8) acc += fastnn_v8_load(d + c) * fastnn_v8_load(p + c); \
+            fastnn_v8i fresh = lane >= (fastnn_v8i) {0} + (int) (c - last); \
+            acc += fastnn_v8_select(fresh, dt * pt, fastnn_v8_splat(0.0f)); \
+            float row = fastnn_v8_sum(acc); \
+            for (c = 0; c < last; c += 8) { \
+                fastnn_v8f pc = fastnn_v8_load(p + c); \
+                fastnn_v8_store(d + c, pc * (fastnn_v8_load(d + c) - row) * scale); \
+            } \
+            fastnn_v8_store(d + last, pt * (dt - row) * scale); \
         } \
     }
-    FASTNN_ATTN_SOFTMAX_BWD(float, f)
-    FASTNN_ATTN_SOFTMAX_BWD(double, d)
+    #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+    FASTNN_SOFTMAX_BWD_F(fastnn_attn_softmax_bwd_f_avx2, __attribute__((target("avx2,fma"))))
+    FASTNN_SOFTMAX_BWD_F(fastnn_attn_softmax_bwd_f_base, )
+    static void fastnn_attn_softmax_bwd_f(Py_ssize_t T, const float* P, float* dS, float scale) {
+        if (fastnn_attn_avx2 < 0)
+            fastnn_attn_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+        if (fastnn_attn_avx2) fastnn_attn_softmax_bwd_f_avx2(T, P, dS, scale);
+        else fastnn_attn_softmax_bwd_f_base(T, P, dS, scale);
+    }
+    #else
+    FASTNN_SOFTMAX_BWD_F(fastnn_attn_softmax_bwd_f, )
+    #endif
     """
     void fastnn_attn_softmax_f(Py_ssize_t T, float* P, float scale, int causal, const float* key_mask) noexcept nogil
     void fastnn_attn_softmax_d(Py_ssize_t T, double* P, double scale, int causal,
