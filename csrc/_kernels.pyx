@@ -215,6 +215,7 @@ HAS_FLUSH_DENORMALS = bool(FASTNN_HAS_FTZ)
 
 
 include "activations.pxi"
+include "lanes.pxi"
 include "dense.pxi"
 include "losses.pxi"
 include "optim.pxi"

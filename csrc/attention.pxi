@@ -9,29 +9,13 @@
 
 cdef extern from *:
     """
-    /* The attention softmax and its backward in C. float32: 8-lane GCC vector extensions (two SSE
-       registers, or one AVX register in the AVX2+FMA build picked at run time by CPU feature), the
+    /* The attention softmax and its backward in C. float32: 8-lane blocks (lanes.pxi: two SSE registers,
+       or one AVX register in the AVX2+FMA build picked at run time by CPU feature), the
        exponential a Cephes-style polynomial (about 1 ulp, pure arithmetic). libm's scalar expf per score
        made the softmax two thirds of attention_forward (perf; 700 us of a batch-32 training step's
        4.2 ms on the bench transformer, 23.5 of 57.6 ms of a batch-1000 predict). The plain-C form with
        FASTNN_CLONES did not vectorize: the clones' vectorizer gives up on its selects (-ftrapping-math);
        explicit lanes need no if-conversion. float64 (the gradient checks) keeps libm exp, scalar. */
-    #pragma GCC diagnostic ignored "-Wpsabi"
-    typedef float fastnn_v8f __attribute__((vector_size(32)));
-    typedef int fastnn_v8i __attribute__((vector_size(32)));
-    #define FASTNN_AI static inline __attribute__((always_inline))
-    FASTNN_AI fastnn_v8f fastnn_v8_load(const float* p) { fastnn_v8f x; __builtin_memcpy(&x, p, sizeof x); return x; }
-    FASTNN_AI void fastnn_v8_store(float* p, fastnn_v8f x) { __builtin_memcpy(p, &x, sizeof x); }
-    FASTNN_AI fastnn_v8f fastnn_v8_select(fastnn_v8i keep, fastnn_v8f a, fastnn_v8f b) {
-        return (fastnn_v8f) (((fastnn_v8i) a & keep) | ((fastnn_v8i) b & ~keep));
-    }
-    FASTNN_AI fastnn_v8f fastnn_v8_splat(float v) { fastnn_v8f x = {v, v, v, v, v, v, v, v}; return x; }
-    FASTNN_AI float fastnn_v8_sum(fastnn_v8f x) { return ((x[0] + x[4]) + (x[1] + x[5])) + ((x[2] + x[6]) + (x[3] + x[7])); }
-    FASTNN_AI float fastnn_v8_hmax(fastnn_v8f x) {
-        float m = x[0];
-        for (int j = 1; j < 8; j++) m = x[j] > m ? x[j] : m;
-        return m;
-    }
     /* exp(x) for x <= 0 (a score minus its row maximum), within 1e-7 relative: 2^-n exp(r), |r| <~ ln2/2,
        exp(r) Cephes's degree-6 polynomial. 0 below -87 (exp < 2^-125: nothing next to the row maximum's
        1, and no denormals; -inf: a masked key); NaN propagates. */
@@ -132,11 +116,8 @@ cdef extern from *:
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
     FASTNN_SOFTMAX_BLOCK_F(fastnn_attn_softmax_f_avx2, __attribute__((target("avx2,fma"))))
     FASTNN_SOFTMAX_BLOCK_F(fastnn_attn_softmax_f_base, )
-    static int fastnn_attn_avx2 = -1;
     static void fastnn_attn_softmax_f(Py_ssize_t T, float* P, float scale, int causal, const float* key_mask) {
-        if (fastnn_attn_avx2 < 0)  /* a benign race: every thread stores the same answer */
-            fastnn_attn_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        if (fastnn_attn_avx2) fastnn_attn_softmax_f_avx2(T, P, scale, causal, key_mask);
+        if (fastnn_have_avx2_fma()) fastnn_attn_softmax_f_avx2(T, P, scale, causal, key_mask);
         else fastnn_attn_softmax_f_base(T, P, scale, causal, key_mask);
     }
     #else
@@ -201,9 +182,7 @@ cdef extern from *:
     FASTNN_SOFTMAX_BWD_F(fastnn_attn_softmax_bwd_f_avx2, __attribute__((target("avx2,fma"))))
     FASTNN_SOFTMAX_BWD_F(fastnn_attn_softmax_bwd_f_base, )
     static void fastnn_attn_softmax_bwd_f(Py_ssize_t T, const float* P, float* dS, float scale) {
-        if (fastnn_attn_avx2 < 0)
-            fastnn_attn_avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        if (fastnn_attn_avx2) fastnn_attn_softmax_bwd_f_avx2(T, P, dS, scale);
+        if (fastnn_have_avx2_fma()) fastnn_attn_softmax_bwd_f_avx2(T, P, dS, scale);
         else fastnn_attn_softmax_bwd_f_base(T, P, dS, scale);
     }
     #else
