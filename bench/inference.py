@@ -177,7 +177,18 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--backend", default="cython")
     parser.add_argument("--seq-n", type=int, default=2000, help="rows for the sequence models (0: skip them)")
+    parser.add_argument("--seq-models", default=",".join(SEQ_MODELS), help="sequence models, of " + ",".join(SEQ_MODELS))
+    parser.add_argument("--no-mlp", action="store_true", help="only the sequence models")
     args = parser.parse_args(argv)
+    seq_models = tuple(args.seq_models.split(","))
+    if any(m not in SEQ_MODELS for m in seq_models):
+        parser.error(f"--seq-models takes {', '.join(SEQ_MODELS)}")
+    if args.no_mlp:
+        batch = min(args.batch, args.seq_n)
+        print(f"load average {os.getloadavg()[0]:.2f}")
+        print_sequences(measure_sequences(args.seq_n, batch, tuple(args.threads), args.rounds, models=seq_models),
+                        batch, tuple(args.threads))
+        return
     med, n = measure(args.n, args.batch, tuple(args.threads), args.rounds, backend=args.backend)
     print(f"load average {os.getloadavg()[0]:.2f}; batch predict of {args.n} rows in batches of {args.batch}")
     for t in args.threads:
@@ -195,8 +206,8 @@ def main(argv=None):
             print(f"  {k:24s}{med[k] * 1e6:8.1f} us")
     if args.seq_n > 0:
         batch = min(args.batch, args.seq_n)
-        print_sequences(measure_sequences(args.seq_n, batch, tuple(args.threads), args.rounds), batch,
-                        tuple(args.threads))
+        print_sequences(measure_sequences(args.seq_n, batch, tuple(args.threads), args.rounds, models=seq_models),
+                        batch, tuple(args.threads))
 
 
 if __name__ == "__main__":

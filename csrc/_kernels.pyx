@@ -216,6 +216,7 @@ HAS_FLUSH_DENORMALS = bool(FASTNN_HAS_FTZ)
 
 include "activations.pxi"
 include "gemm_tiles.pxi"
+include "lanes.pxi"
 include "dense.pxi"
 include "losses.pxi"
 include "optim.pxi"

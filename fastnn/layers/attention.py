@@ -4,8 +4,13 @@ MultiHeadAttention runs three kernel calls each way: the fused query/key/value
 projection of all ``n*T`` steps as one GEMM (``dense_forward``), the
 attention of every (sample, head) pair (the ``attention`` family: batched
 GEMMs per head, stable row softmax), and the output projection (one GEMM).
+TransformerBlock calls the kernels of its parts itself (nine kernel calls and
+two residual adds each way), not the parts' ``forward``/``backward``; at
+inference its work buffers are per-thread scratch kept between calls
+(:func:`_scratch`), so a chunked predict allocates only each block's output.
 """
 import math
+import threading
 
 import numpy as np
 
@@ -22,6 +27,30 @@ def _sequence_shape(input_shape, cls):
     if len(input_shape) != 2:
         raise ValueError(f"{cls} takes sequences: a per-sample shape (timesteps, width), got {tuple(input_shape)}")
     return int(input_shape[0]), int(input_shape[1])
+
+
+_SCRATCH = threading.local()  # per thread: concurrent predicts (row blocks) never share a buffer
+
+
+def _scratch(owner):
+    """``work(key, shape, dtype)`` for inference: a C-contiguous buffer of the calling thread, kept between
+    calls (one per owner, key and shape), contents undefined. Only for buffers that do not escape the
+    call: the predict of a batch-1000 transformer in 64-row chunks otherwise allocated ~4 MB per chunk
+    (page faults on every first touch)."""
+    cache = getattr(_SCRATCH, "arrays", None)
+    if cache is None:
+        cache = _SCRATCH.arrays = {}
+    oid = id(owner)
+
+    def work(key, shape, dtype):
+        full = (oid, key)
+        buf = cache.get(full)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            if len(cache) >= 256:  # a few dozen buffers per model: do not keep every layer ever seen
+                cache.clear()
+            buf = cache[full] = np.empty(shape, dtype)
+        return buf
+    return work
 
 
 def _glorot(rng, W):
@@ -103,31 +132,41 @@ class MultiHeadAttention(Layer):
         return np.ascontiguousarray(X.reshape(X.shape[0] * self.timesteps, self.width),
                                     dtype=self.params["Wqkv"].dtype)
 
+    def _key_mask(self, mask, n, dtype):
+        """The padding mask for ``n`` sequences (default: the previous layer's), checked, in ``dtype``."""
+        if mask is None:
+            mask = self.incoming_mask()
+        if mask is not None:
+            mask = np.ascontiguousarray(check_mask(mask, n, self.timesteps, type(self).__name__), dtype=dtype)
+        self.output_mask = mask
+        return mask
+
+    def _forward_rows(self, kern, X2, n, mask, work, out):
+        """The three kernel calls on rows ``X2`` (n*T, D) into ``out`` (n*T, D); ``work(key, shape, dtype)``
+        gives the buffers that :meth:`backward` reads (cached by it)."""
+        m, D = X2.shape
+        T, h = self.timesteps, self.num_heads
+        dtype = X2.dtype
+        QKV = work("QKV", (m, 3 * D), dtype)
+        P = work("P", (n, h, T, T), dtype)
+        O = work("O", (m, D), dtype)
+        p = self.params
+        kern.dense_forward(X2, p["Wqkv"], p["bqkv"], ACT_LINEAR, 0.0, QKV, QKV)
+        kern.attention_forward(QKV.reshape(n, T, 3 * D), h, self.causal, mask, P, O.reshape(n, T, D))
+        kern.dense_forward(O, p["Wo"], p["bo"], ACT_LINEAR, 0.0, out, out)
+        self._cache = (X2, QKV, P, O, out)
+
     def forward(self, X, training=False, backend=None, mask=None):
         """Self-attention; ``mask`` (n, T) of 0/1 marks padded steps, which no query attends to (default:
         the previous layer's mask; it is passed on)."""
         kern = get_backend(backend)
         X2 = self._rows(X)
         m, D = X2.shape
-        T, h = self.timesteps, self.num_heads
-        n = m // T
-        dtype = X2.dtype
-        if mask is None:
-            mask = self.incoming_mask()
-        if mask is not None:
-            mask = np.ascontiguousarray(check_mask(mask, n, T, "MultiHeadAttention"), dtype=dtype)
-        self.output_mask = mask
-        work = self._buffer if training else (lambda key, shape, dt: np.empty(shape, dt))
-        QKV = work("QKV", (m, 3 * D), dtype)
-        P = work("P", (n, h, T, T), dtype)
-        O = work("O", (m, D), dtype)
-        out = work("out", (m, D), dtype)
-        p = self.params
-        kern.dense_forward(X2, p["Wqkv"], p["bqkv"], ACT_LINEAR, 0.0, QKV, QKV)
-        kern.attention_forward(QKV.reshape(n, T, 3 * D), h, self.causal, mask, P, O.reshape(n, T, D))
-        kern.dense_forward(O, p["Wo"], p["bo"], ACT_LINEAR, 0.0, out, out)
-        self._cache = (X2, QKV, P, O, out)
-        return out.reshape(n, T * D)
+        n = m // self.timesteps
+        mask = self._key_mask(mask, n, X2.dtype)
+        out = self._buffer("out", (m, D), X2.dtype) if training else np.empty((m, D), X2.dtype)
+        self._forward_rows(kern, X2, n, mask, self._buffer if training else _scratch(self), out)
+        return out.reshape(n, self.timesteps * D)
 
     def backward(self, dA, backend=None, need_dX=True):
         """Write the four parameter gradients; return dX rows (None if ``need_dX`` is False)."""
@@ -256,52 +295,71 @@ class TransformerBlock(Layer):
         layer's mask; it is passed on)."""
         kern = get_backend(backend)
         self._parts()
-        if mask is None:
-            mask = self.incoming_mask()
         T, D = self.timesteps, self.width
         X = np.asarray(X)
         if X.ndim < 2 or int(np.prod(X.shape[1:])) != T * D:
             raise ValueError(f"TransformerBlock expects sequences of shape (n, {T}, {D}), got an array of shape "
                              f"{X.shape}")
         n = X.shape[0]
-        x = np.ascontiguousarray(X.reshape(n * T, D), dtype=self.ln1.params["gamma"].dtype)
-        work = self._buffer if training else (lambda key, shape, dt: np.empty(shape, dt))
-        a = self.ln1.forward(x, training=training, backend=backend)
-        att = self.attention.forward(a.reshape(n, T * D), training, backend, mask=mask)
-        self.output_mask = self.attention.output_mask
-        m, mask1 = self._dropout(kern, att.reshape(n * T, D), 1, training)
-        x1 = work("x1", x.shape, x.dtype)
-        np.add(x, m, out=x1)
-        b = self.ln2.forward(x1, training=training, backend=backend)
-        f = self.ff2.forward(self.ff1.forward(b, training=training, backend=backend), training=training,
-                             backend=backend)
-        f, mask2 = self._dropout(kern, f, 2, training)
-        out = work("out", x.shape, x.dtype)
-        np.add(x1, f, out=out)
+        m = n * T
+        ln1, ln2, ff1, ff2, att = self.ln1, self.ln2, self.ff1, self.ff2, self.attention
+        dtype = ln1.params["gamma"].dtype
+        x = np.ascontiguousarray(X.reshape(m, D), dtype=dtype)
+        key_mask = att._key_mask(self.incoming_mask() if mask is None else mask, n, dtype)
+        self.output_mask = att.output_mask
+        # The parts' kernels called here, not their forward(): their checks and buffer look-ups were a
+        # third of the block's Python time per step (measured in the report of this change).
+        work = self._buffer if training else _scratch(self)
+        Xh1, s1, a = work("ln1.Xhat", (m, D), dtype), work("ln1.inv_std", (m,), dtype), work("ln1.out", (m, D), dtype)
+        kern.layernorm_forward(x, ln1.params["gamma"], ln1.params["beta"], ln1.eps, Xh1, s1, a)
+        y = work("attention.out", (m, D), dtype)
+        att._forward_rows(kern, a, n, key_mask, att._buffer if training else _scratch(att), y)
+        y, mask1 = self._dropout(kern, y, 1, training)
+        x1 = work("x1", (m, D), dtype)
+        np.add(x, y, out=x1)
+        Xh2, s2, b = work("ln2.Xhat", (m, D), dtype), work("ln2.inv_std", (m,), dtype), work("ln2.out", (m, D), dtype)
+        kern.layernorm_forward(x1, ln2.params["gamma"], ln2.params["beta"], ln2.eps, Xh2, s2, b)
+        Z1, A1 = work("ff1.Z", (m, self.ff_dim), dtype), work("ff1.A", (m, self.ff_dim), dtype)
+        kern.dense_forward(b, ff1.params["W"], ff1.params["b"], ff1.act_code, ff1.alpha, Z1, A1)
+        f = work("ff2.Z", (m, D), dtype)
+        kern.dense_forward(A1, ff2.params["W"], ff2.params["b"], ff2.act_code, ff2.alpha, f, f)
+        fd, mask2 = self._dropout(kern, f, 2, training)
+        out = self._buffer("out", (m, D), dtype) if training else np.empty((m, D), dtype)
+        np.add(x1, fd, out=out)
         if training:
-            self._masks = (mask1, mask2)
+            self._cache = (Xh1, s1, Xh2, s2, b, Z1, A1, f, mask1, mask2)
             if self.dropout > 0:
                 self.step += 1
         return out.reshape(n, T * D)
 
     def backward(self, dA, backend=None, need_dX=True):
         """Write every part's gradients; return dX rows (None if ``need_dX`` is False)."""
+        kern = get_backend(backend)
         T, D = self.timesteps, self.width
         n = dA.shape[0]
-        mask1, mask2 = self._masks
-        dout = np.ascontiguousarray(dA, dtype=self.ln1.params["gamma"].dtype).reshape(n * T, D)
-        df = dout if mask2 is None else np.multiply(dout, mask2, out=self._buffer("dmask2", dout.shape, dout.dtype))
-        db = self.ln2.backward(self.ff1.backward(self.ff2.backward(df, backend=backend), backend=backend),
-                               backend=backend)
-        dx1 = self._buffer("dx1", dout.shape, dout.dtype)
-        np.add(dout, db, out=dx1)
-        dm = dx1 if mask1 is None else np.multiply(dx1, mask1, out=self._buffer("dmask1", dx1.shape, dx1.dtype))
-        da = self.attention.backward(dm.reshape(n, T * D), backend=backend).reshape(n * T, D)
-        if not need_dX:
-            self.ln1.backward(da, backend=backend, need_dX=False)
+        m = n * T
+        ln1, ln2, ff1, ff2 = self.ln1, self.ln2, self.ff1, self.ff2
+        Xh1, s1, Xh2, s2, b, Z1, A1, f, mask1, mask2 = self._cache
+        dtype = Xh1.dtype
+        work = self._buffer
+        dout = np.ascontiguousarray(dA, dtype=dtype).reshape(m, D)
+        df = dout if mask2 is None else np.multiply(dout, mask2, out=work("dmask2", dout.shape, dtype))
+        dA1 = work("ff1.dA", (m, self.ff_dim), dtype)
+        kern.dense_backward(A1, ff2.params["W"], f, f, df, ff2.act_code, ff2.alpha, work("ff2.dZ", (m, D), dtype),
+                            ff2.grads["W"], ff2.grads["b"], dA1)
+        db = work("ln2.dout", (m, D), dtype)
+        kern.dense_backward(b, ff1.params["W"], Z1, A1, dA1, ff1.act_code, ff1.alpha,
+                            work("ff1.dZ", (m, self.ff_dim), dtype), ff1.grads["W"], ff1.grads["b"], db)
+        dx1 = work("dx1", (m, D), dtype)
+        kern.layernorm_backward(db, Xh2, s2, ln2.params["gamma"], ln2.grads["gamma"], ln2.grads["beta"], dx1)
+        np.add(dout, dx1, out=dx1)
+        dm = dx1 if mask1 is None else np.multiply(dx1, mask1, out=work("dmask1", dx1.shape, dtype))
+        da = self.attention.backward(dm.reshape(n, T * D), backend=backend).reshape(m, D)
+        dX = work("dX", (m, D), dtype) if need_dX else None
+        kern.layernorm_backward(da, Xh1, s1, ln1.params["gamma"], ln1.grads["gamma"], ln1.grads["beta"], dX)
+        if dX is None:
             return None
-        dX = self._buffer("dX", dout.shape, dout.dtype)
-        np.add(dx1, self.ln1.backward(da, backend=backend), out=dX)
+        np.add(dx1, dX, out=dX)
         return dX.reshape(n, T * D)
 
     def get_config(self):

@@ -282,7 +282,8 @@ def test_batchnorm(shape, training, need_dX):
 
 
 @pytest.mark.parametrize("need_dX", [True, False])
-@pytest.mark.parametrize("shape", [(1, 3), (2, 5), (7, 1), (64, 33)])
+# widths of 8k: the Cython float32 row-group kernel (64 and 128 compiled apart), rows not a multiple of 8
+@pytest.mark.parametrize("shape", [(1, 3), (2, 5), (7, 1), (64, 33), (13, 64), (9, 24), (17, 128), (1, 8)])
 def test_layernorm(shape, need_dX):
     def make(dtype, rng):
         X, gamma, beta = _norm_inputs(dtype, rng, shape)
