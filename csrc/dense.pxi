@@ -27,7 +27,7 @@ cdef int _dense_fwd_tiled(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
     cdef Py_ssize_t i
     if status != STATUS_OK:
         return status
-    if floating is double or _gemm_isa == FASTNN_ISA_NONE or n < 2:
+    if floating is double or _gemm_isa == FASTNN_ISA_NONE or n < 2 or fastnn_gemm_blas_threaded:
         return _dense_fwd(n, n_in, n_out, X, ldx, W, ldw, b, act, alpha, Z, ldz, A, lda)
     if act == ACT_RELU:
         epi = FASTNN_EPI_RELU
@@ -70,7 +70,7 @@ cdef int _dense_bwd_tiled(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
     """_dense_bwd with the weight gradient dW = X.T @ dZ on the micro-kernel (float32; the tiles broadcast
     X's columns in place, no transposed copy); dX stays on BLAS (its shapes are the small ones)."""
     cdef int status
-    if floating is double or _gemm_isa == FASTNN_ISA_NONE or n < 2 or n_in == 0:
+    if floating is double or _gemm_isa == FASTNN_ISA_NONE or n < 2 or n_in == 0 or fastnn_gemm_blas_threaded:
         return _dense_bwd(n, n_in, n_out, X, ldx, W, ldw, Z, ldz, A, lda, dA, ldg, act, alpha, dZ, lddz, dW, lddw,
                           db, dX, lddx)
     status = _act_bwd(n, n_out, Z, ldz, A, lda, dA, ldg, act, alpha, dZ, lddz, db)

@@ -36,6 +36,11 @@ cdef extern from *:
     enum { FASTNN_EPI_LINEAR = 0, FASTNN_EPI_RELU = 1, FASTNN_EPI_LEAKY = 2 };
     enum { FASTNN_ISA_NONE = 0, FASTNN_ISA_AVX2 = 1, FASTNN_ISA_AVX512 = 2 };
 
+    /* Set on a thread whose BLAS calls run several threads (the trainer's parallel='blas' plan and the
+       per-layer path): there one-thread micro-kernels would give up the other cores, so the Dense GEMMs
+       stay on BLAS. Thread-local: the kernels' own OpenMP threads and other Python threads keep tiles. */
+    static __thread int fastnn_gemm_blas_threaded = 0;
+
     /* What this CPU runs: 2 AVX-512F, 1 AVX2 + FMA, 0 neither (or not x86-64 / GCC-compatible). */
     static int fastnn_gemm_isa_detect(void) {
     #if FASTNN_GEMM_X86
@@ -255,6 +260,7 @@ cdef extern from *:
     }
     """
     int fastnn_gemm_isa_detect() noexcept nogil
+    int fastnn_gemm_blas_threaded "fastnn_gemm_blas_threaded"
     void fastnn_gemm_f(int isa, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t sam,
                        Py_ssize_t sar, const float* B, Py_ssize_t ldb, const float* bias, int epi, float alpha,
                        float* Z, Py_ssize_t ldz, float* O, Py_ssize_t ldo) noexcept nogil
@@ -287,3 +293,13 @@ def gemm_tiles(isa=None):
         else:
             _gemm_isa = _GEMM_ISA_NAMES[isa]
     return [k for k, v in _GEMM_ISA_NAMES.items() if v == _gemm_isa][0]
+
+
+def gemm_blas_threaded(bint on):
+    """Mark the calling thread's BLAS as multi-threaded (``on``): its float32 Dense GEMMs then stay on BLAS,
+    which splits each product over the threads, instead of the one-thread micro-kernels. Returns the
+    previous setting. Used by :func:`fastnn.kernels.threads.blas_limits`."""
+    global fastnn_gemm_blas_threaded
+    before = bool(fastnn_gemm_blas_threaded)
+    fastnn_gemm_blas_threaded = 1 if on else 0
+    return before

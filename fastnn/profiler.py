@@ -68,6 +68,7 @@ import time
 import numpy as np
 
 from ._config import get_num_threads, thread_limits
+from .kernels.threads import blas_limits
 from ._validation import check_batch_size, check_int_min
 from .callbacks import Callback
 from .kernels import codes, get_backend
@@ -432,7 +433,7 @@ def profile(trainer, X, y, *, n_steps=64, batch_size=None, repeats=20):
         split = max(n_shards, plan.get("col_threads", 1))  # threads that share the update
         threads = trainer.n_threads or get_num_threads()
         m_s = -(-bs // n_shards)
-        with thread_limits(plan["blas_threads"]):
+        with blas_limits(plan["blas_threads"]):
             replay = _replay(trainer, kern, Xc, Y, m_s, n_shards, split, repeats)
         floor = _floor(trainer.network, bs, threads, repeats)
     finally:

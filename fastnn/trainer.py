@@ -7,7 +7,8 @@ import numpy as np
 
 from . import losses as _losses
 from . import optimizers as _optimizers
-from ._config import apply_numba_threads, get_num_threads, thread_limits
+from ._config import apply_numba_threads, get_num_threads
+from .kernels.threads import blas_limits
 from ._validation import (Boolean, Custom, Integer, OneOf, Param, Real, check_batch_size,
                           check_positive_int, check_seed)
 from .callbacks import CallbackList, EpochLogger, ProgressBar
@@ -389,7 +390,7 @@ class Trainer:
         kernel_threads = n_threads if blas_threads == 1 else 1
         if plan.path == "fused" or n_shards > 1 or layer_shards > 1:
             kernel_threads = None
-        with thread_limits(blas_threads), \
+        with blas_limits(blas_threads), \
                 (_engine.layer_threads(kern, kernel_threads) if kernel_threads else contextlib.nullcontext()):
             if n_shards > 1:
                 apply_numba_threads(n_shards)

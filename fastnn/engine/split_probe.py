@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from .._config import thread_limits
+from ..kernels.threads import blas_limits
 from ..kernels import codes as C
 from .plan import build_plan
 from .split import Split
@@ -131,7 +131,7 @@ def probe_split(kern, network, loss, optimizer, X, Y, batch_size, n_threads, col
         starts = (np.arange(steps, dtype=np.int64) % n_full) * batch_size
         lrs = optimizer.learning_rates(saved[3], steps)
         loss_out, correct_out = np.zeros(steps), np.zeros(steps)
-        with thread_limits(n_threads if kind == "blas" else 1):
+        with blas_limits(n_threads if kind == "blas" else 1):
             t0 = time.perf_counter()
             kern.train_steps(plans[kind], X, Y, perm, starts, lrs, saved[3], loss_out, correct_out)
             return time.perf_counter() - t0

@@ -5,6 +5,8 @@ from each thread; the engine's runners and the network's predict set their threa
 """
 import contextlib
 
+from .._config import thread_limits
+
 
 @contextlib.contextmanager
 def layer_threads(kern, n):
@@ -43,3 +45,21 @@ def set_omp_threads(n):
     except ImportError:
         return None
     return _set(n)
+
+
+@contextlib.contextmanager
+def blas_limits(n):
+    """Limit every loaded BLAS to ``n`` threads (:func:`fastnn._config.thread_limits`) and tell the Cython
+    Dense kernels of the calling thread: with ``n > 1`` its float32 GEMMs run on BLAS's threads rather than
+    the one-thread micro-kernels (``gemm_tiles``), which win only where each thread runs its own GEMMs."""
+    try:
+        from .._ext._kernels import gemm_blas_threaded
+    except ImportError:
+        gemm_blas_threaded = None
+    with thread_limits(n):
+        before = gemm_blas_threaded(n > 1) if gemm_blas_threaded is not None else None
+        try:
+            yield
+        finally:
+            if before is not None:
+                gemm_blas_threaded(before)

@@ -143,3 +143,39 @@ def test_predict_after_a_training_step_uses_the_new_weights():
     net.layers[0].params["W"][...] *= 2  # a write through a layer's view, as a user may do
     np.testing.assert_allclose(net.forward(X[:100]), np.maximum(X[:100] @ (2 * W0) + b0, 0) @ W1 + b1,
                                rtol=1e-4, atol=1e-4)
+
+
+def test_threaded_blas_keeps_the_dense_gemms_on_blas_on_that_thread_only():
+    """Under ``blas_limits(n > 1)`` (parallel='blas', the per-layer path) the calling thread's Dense GEMMs
+    run on BLAS, which splits them over the threads (a one-thread micro-kernel would idle the others);
+    other threads, and the calling thread afterwards, keep the micro-kernel."""
+    import threading
+
+    from fastnn.kernels.threads import blas_limits
+
+    if not ISAS:
+        pytest.skip("this CPU has no GEMM micro-kernel")
+    rng = np.random.default_rng(5)
+    # K = 784: OpenBLAS and the micro-kernel split the reduction differently there (at K = 300 they agree)
+    X, W = rng.standard_normal((64, 784), dtype=np.float32), rng.standard_normal((784, 70), dtype=np.float32)
+    b = rng.standard_normal(70, dtype=np.float32)
+
+    def forward():
+        Z, A = np.empty((64, 70), np.float32), np.empty((64, 70), np.float32)
+        K.dense_forward(X, W, b, codes.ACT_RELU, 0.0, Z, A)
+        return A
+
+    with tiles("off"):
+        blas = forward()
+    tiled = forward()
+    assert not np.array_equal(tiled, blas), "the two paths round differently: the test could not tell them apart"
+    with blas_limits(2):
+        np.testing.assert_array_equal(forward(), blas)
+        other = []
+        worker = threading.Thread(target=lambda: other.append(forward()))
+        worker.start()
+        worker.join()
+        np.testing.assert_array_equal(other[0], tiled)
+    np.testing.assert_array_equal(forward(), tiled)
+    with blas_limits(1):
+        np.testing.assert_array_equal(forward(), tiled)
