@@ -111,6 +111,30 @@ cdef extern from *:
             for (Py_ssize_t j = 0; j < F; j++) { T v = z[j] + b[j]; z[j] = v < (T) 0 ? (T) 0 : v; } \
         } \
     } \
+    static FASTNN_CLONES void fastnn_plan_unpool_relu_2x2_##S(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, \
+            Py_ssize_t Ho, Py_ssize_t Wo, const T* restrict dout, const I* restrict am, const T* restrict out, \
+            T* restrict dZ) { \
+        /* 2x2 windows of stride 2 without padding: each input in at most one window, so every dZ \
+           value is written once (the winner's gradient or 0) -- no memset and scatter pass; the \
+           row and column no window covers (odd H, W) are zeroed. */ \
+        for (Py_ssize_t ho = 0; ho < Ho; ho++) { \
+            T* restrict z0 = dZ + 2 * ho * W * C; T* restrict z1 = z0 + W * C; \
+            for (Py_ssize_t wo = 0; wo < Wo; wo++) { \
+                const Py_ssize_t q = (ho * Wo + wo) * C; \
+                const I i0 = (I) (2 * ho * W + 2 * wo); \
+                T* restrict a0 = z0 + 2 * wo * C; T* restrict a1 = a0 + C; \
+                T* restrict b0 = z1 + 2 * wo * C; T* restrict b1 = b0 + C; \
+                for (Py_ssize_t c = 0; c < C; c++) { \
+                    const T g = out[q + c] > (T) 0 ? dout[q + c] : (T) 0; const I k = am[q + c]; \
+                    a0[c] = k == i0 ? g : (T) 0; a1[c] = k == i0 + 1 ? g : (T) 0; \
+                    b0[c] = k == i0 + (I) W ? g : (T) 0; b1[c] = k == i0 + (I) W + 1 ? g : (T) 0; \
+                } \
+            } \
+            if (2 * Wo < W) { memset(z0 + 2 * Wo * C, 0, (W - 2 * Wo) * C * sizeof(T)); \
+                              memset(z1 + 2 * Wo * C, 0, (W - 2 * Wo) * C * sizeof(T)); } \
+        } \
+        if (2 * Ho < H) memset(dZ + 2 * Ho * W * C, 0, (H - 2 * Ho) * W * C * sizeof(T)); \
+    } \
     static void fastnn_plan_unpool_relu_##S(Py_ssize_t HW, Py_ssize_t C, Py_ssize_t n_out, \
             const T* restrict dout, const I* restrict am, const T* restrict out, T* restrict dZ) { \
         memset(dZ, 0, HW * C * sizeof(T)); \
@@ -149,6 +173,11 @@ cdef extern from *:
                                    const int32_t* am, const float* out, float* dZ) noexcept nogil
     void fastnn_plan_unpool_relu_d(Py_ssize_t HW, Py_ssize_t C, Py_ssize_t n_out, const double* dout,
                                    const int64_t* am, const double* out, double* dZ) noexcept nogil
+    void fastnn_plan_unpool_relu_2x2_f(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t Ho, Py_ssize_t Wo,
+                                       const float* dout, const int32_t* am, const float* out, float* dZ) noexcept nogil
+    void fastnn_plan_unpool_relu_2x2_d(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t Ho, Py_ssize_t Wo,
+                                       const double* dout, const int64_t* am, const double* out,
+                                       double* dZ) noexcept nogil
     void fastnn_conv_row_sums_f(Py_ssize_t n, Py_ssize_t F, const float* dZ, float* db) noexcept nogil
     void fastnn_conv_row_sums_d(Py_ssize_t n, Py_ssize_t F, const double* dZ, double* db) noexcept nogil
 
@@ -278,6 +307,8 @@ cdef void _conv_backward(const int64_t* r, double alpha, const floating* params,
     cdef Py_ssize_t n_po = pool[P_N_OUT] if pool != NULL else 0
     cdef bint need = r[P_NEED_DX] != 0, pointwise = r[P_COLS] < 0
     cdef bint backwards = pool != NULL and need and n_img >= n_po, keep = _conv_keeps_cols(r)
+    cdef bint pool_2x2 = pool != NULL and pool[P_KH] == 2 and pool[P_KW] == 2 and pool[P_SH] == 2 \
+        and pool[P_SW] == 2 and pool[P_PH] == 0 and pool[P_PW] == 0
     cdef int act = <int> r[P_ACT]
     cdef const floating* X = wb + r[P_IN]
     cdef const floating* Wt = params + r[P_PARAM0]
@@ -305,9 +336,18 @@ cdef void _conv_backward(const int64_t* r, double alpha, const floating* params,
         if pool != NULL:
             for b in range(t):
                 if floating is float:
-                    fastnn_plan_unpool_relu_f(HoWo, F, n_po // F, dX + (b0 + b) * n_po,
-                                              <int32_t*> (wb + pool[P_Z]) + (b0 + b) * n_po,
-                                              wb + pool[P_OUT] + (b0 + b) * n_po, dZ + b * HoWo * F)
+                    if pool_2x2:
+                        fastnn_plan_unpool_relu_2x2_f(Ho, Wo, F, pool[P_HO], pool[P_WO], dX + (b0 + b) * n_po,
+                                                      <int32_t*> (wb + pool[P_Z]) + (b0 + b) * n_po,
+                                                      wb + pool[P_OUT] + (b0 + b) * n_po, dZ + b * HoWo * F)
+                    else:
+                        fastnn_plan_unpool_relu_f(HoWo, F, n_po // F, dX + (b0 + b) * n_po,
+                                                  <int32_t*> (wb + pool[P_Z]) + (b0 + b) * n_po,
+                                                  wb + pool[P_OUT] + (b0 + b) * n_po, dZ + b * HoWo * F)
+                elif pool_2x2:
+                    fastnn_plan_unpool_relu_2x2_d(Ho, Wo, F, pool[P_HO], pool[P_WO], dX + (b0 + b) * n_po,
+                                                  <int64_t*> (wb + pool[P_Z]) + (b0 + b) * n_po,
+                                                  wb + pool[P_OUT] + (b0 + b) * n_po, dZ + b * HoWo * F)
                 else:
                     fastnn_plan_unpool_relu_d(HoWo, F, n_po // F, dX + (b0 + b) * n_po,
                                               <int64_t*> (wb + pool[P_Z]) + (b0 + b) * n_po,

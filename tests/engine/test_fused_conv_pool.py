@@ -17,7 +17,7 @@ TOL = {"float64": dict(rtol=1e-9, atol=1e-12), "float32": dict(rtol=2e-4, atol=2
 
 def _layers():
     """Three fused conv -> max-pool pairs whose conv rows run in several tiles: the first conv (no
-    input gradient); a conv whose pooled output image (6*6*24) is larger than its input image
+    input gradient; 2x2 windows of stride 2 on an odd 15x15 map, a row and column in no window); a conv whose pooled output image (6*6*24) is larger than its input image
     (7*7*16), so its backward tiles run first to last, with overlapping pooling windows; and one
     whose pooled image (3*3*8) is smaller, so its tiles run last to first, with a padded window."""
     return [fnn.Conv2D(16, 3, activation="relu"), fnn.MaxPool2D(2),
@@ -32,11 +32,11 @@ def _layers():
 def test_fused_conv_pool_rows_in_several_tiles_equal_the_per_layer_oracle(dtype, shards):
     from fastnn._ext import _kernels
 
-    X = RNG.standard_normal((40, 16, 16, 16)).astype(dtype)
+    X = RNG.standard_normal((40, 17, 17, 16)).astype(dtype)
     y = RNG.integers(0, 3, 40)
 
     def fit(backend, path, n_threads):
-        net = fnn.Network(_layers(), input_shape=(16, 16, 16), seed=3, dtype=dtype, backend=backend)
+        net = fnn.Network(_layers(), input_shape=(17, 17, 16), seed=3, dtype=dtype, backend=backend)
         tr = fnn.Trainer(net, optimizer=fnn.SGD(0.05, momentum=0.9), batch_size=18, seed=5, verbose=0,
                          n_threads=n_threads, parallel="shards" if n_threads > 1 else "auto", path=path)
         return net, tr, tr.fit(X, y, epochs=1)
@@ -57,7 +57,7 @@ def test_fused_conv_pool_rows_in_several_tiles_equal_the_per_layer_oracle(dtype,
         p = plan.ops[q + 1, codes.P_OUT]
         assert plan.work[0, p:p + plan.ops[q + 1, codes.P_N_OUT]].any()
 
-    ref = fnn.Network(_layers(), input_shape=(16, 16, 16), seed=3, dtype=dtype, backend="reference")
+    ref = fnn.Network(_layers(), input_shape=(17, 17, 16), seed=3, dtype=dtype, backend="reference")
     ref_tr = fnn.Trainer(ref, optimizer=fnn.SGD(0.05, momentum=0.9), batch_size=18, seed=5, verbose=0,
                          path="per-layer")
     ref_hist = ref_tr.fit(X, y, epochs=1)
@@ -67,11 +67,11 @@ def test_fused_conv_pool_rows_in_several_tiles_equal_the_per_layer_oracle(dtype,
 
 @pytest.mark.skipif("cython" not in BACKENDS, reason="the Cython backend is not built")
 def test_fused_conv_pool_steps_are_deterministic_for_a_thread_count():
-    X = RNG.standard_normal((40, 16, 16, 16)).astype("float32")
+    X = RNG.standard_normal((40, 17, 17, 16)).astype("float32")
     y = RNG.integers(0, 3, 40)
     params = []
     for _ in range(2):
-        net = fnn.Network(_layers(), input_shape=(16, 16, 16), seed=3, dtype="float32", backend="cython")
+        net = fnn.Network(_layers(), input_shape=(17, 17, 16), seed=3, dtype="float32", backend="cython")
         fnn.Trainer(net, optimizer=fnn.SGD(0.05, momentum=0.9), batch_size=18, seed=5, verbose=0,
                     n_threads=2, parallel="shards").fit(X, y, epochs=1)
         params.append(net.params.copy())
@@ -80,11 +80,11 @@ def test_fused_conv_pool_steps_are_deterministic_for_a_thread_count():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_fused_conv_relu_maxpool_gradients_pass_a_central_difference_check(backend):
-    """float64 grad_steps of conv + ReLU -> max pooling pairs (the second with an input gradient and
-    overlapping windows), 1 and 2 shards."""
+    """float64 grad_steps of conv + ReLU -> max pooling pairs (overlapping windows; then 2x2 windows of
+    stride 2 on an odd 5x5 map, with an input gradient), 1 and 2 shards."""
     layers = [fnn.Conv2D(2, 2, activation="relu"), fnn.MaxPool2D(2, strides=1),
               fnn.Conv2D(3, 2, padding="same", activation="relu"), fnn.MaxPool2D(2), fnn.Flatten(), fnn.Dense(3)]
-    net = fnn.Network(layers, input_shape=(6, 6, 1), seed=2, dtype="float64", backend=backend)
+    net = fnn.Network(layers, input_shape=(7, 7, 1), seed=2, dtype="float64", backend=backend)  # 5x5 -> 2x2 pooled
     labels = RNG.integers(0, 3, 6)
-    plans = check_fused_grad_steps(net, RNG.standard_normal((6, 36)), labels, 3)
+    plans = check_fused_grad_steps(net, RNG.standard_normal((6, 49)), labels, 3)
     assert all(plan.path == "fused" for plan in plans)
