@@ -204,7 +204,8 @@ cdef void _plan_forward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const flo
     cdef double d, xh
     cdef Py_ssize_t rows = _channel_rows(r, m, &k)  # BatchNorm / Activation on feature maps: per channel
     if _is_image_op(op):
-        _plan_image_forward(r, f[F_ALPHA], params, wb, m)
+        _plan_image_forward(r, r - N_PCOL if q > 0 else NULL, r + N_PCOL if q + 1 < c.n_rows else NULL,
+                            f[F_ALPHA], params, wb, m)
     elif op == OP_DENSE:
         _dense_fwd_tiled(m, n_in, n_out, A_in, n_in, params + p0, n_out, params + p1 if p1 >= 0 else NULL,
                          <int> r[P_ACT], <floating> f[F_ALPHA], Z, n_out, A, n_out)
@@ -262,7 +263,8 @@ cdef void _plan_backward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const fl
         dA = wb + c.wofs[W_DX]
         dX = wb + c.wofs[W_DA]
     if _is_image_op(op):
-        _plan_image_backward(r, f[F_ALPHA], params, g, c.wofs, wb, dA, dX, m)
+        _plan_image_backward(r, r - N_PCOL if q > 0 else NULL, r + N_PCOL if q + 1 < c.n_rows else NULL,
+                             f[F_ALPHA], params, g, c.wofs, wb, dA, dX, m)
     elif op == OP_DENSE:
         dZ = dA if act == ACT_LINEAR else wb + c.wofs[W_DZ]  # a linear layer's dZ is dA: no copy
         _dense_bwd_tiled(m, n_in, n_out, A_in, n_in, params + p0, n_out, Z, n_out, A, n_out, dA, n_out,

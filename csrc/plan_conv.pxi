@@ -6,8 +6,12 @@
 # A conv row runs in tiles of images (_conv_tile: CONV_TILE_BYTES of columns, Z, A and input-
 # gradient columns) so that what im2col writes is still in L2 when the GEMM reads it, and what the
 # backward GEMMs write is still there for the next pass; the weight gradient accumulates over the
-# tiles. The input-gradient columns of a tile reuse the first tile's slot of the W_DCOLS block (sized
-# for a whole shard: the Numba and reference drivers run the shard as one tile).
+# tiles. The columns (redone per backward tile, _conv_keeps_cols), dZ and the input-gradient columns
+# of a tile reuse the first tile's slot of their blocks (sized for a whole shard: the Numba and
+# reference drivers run the shard as one tile). A conv + bias + ReLU row followed by max pooling
+# runs the pooling in its tiles (_conv_pool_fused): measured at batch 128 (2 x 64-image shards, the
+# example CNN), the whole-shard Z, A, dA, dZ and column blocks streaming to memory and back were
+# ~30% of an epoch's CPU time (the ReLU passes alone 15%).
 # Max pooling keeps each output's argmax as an offset h*W + w in the row's Z block, read as an
 # integer of the element's width (int32 for float32, int64 for float64): no extra buffer.
 
@@ -92,6 +96,60 @@ cdef extern from *:
     }
     FASTNN_CONV_RELU(float, f)
     FASTNN_CONV_RELU(double, d)
+
+    /* A conv row fused with the max pooling that reads it (conv + bias + ReLU -> MaxPool2D): the
+       bias + ReLU in place on the tile's Z (the pooling reads it there, in L2); in backward the
+       tile's dZ straight from the pooled gradient: dZ[argmax] += dout where the pooled output is
+       > 0 (the ReLU mask at the winner: the pooled value is A there, and A > 0 iff Z > 0; NaN
+       fails both tests alike), else 0 -- the unpool + fastnn_conv_relu_bwd result, without the
+       row's whole A and dA blocks going to memory and back. db: rows in order. */
+    #define FASTNN_CONV_POOL(T, I, S) \
+    static FASTNN_CLONES void fastnn_conv_bias_relu_inplace_##S(Py_ssize_t n, Py_ssize_t F, T* restrict Z, \
+            const T* restrict b) { \
+        for (Py_ssize_t i = 0; i < n; i++) { \
+            T* restrict z = Z + i * F; \
+            for (Py_ssize_t j = 0; j < F; j++) { T v = z[j] + b[j]; z[j] = v < (T) 0 ? (T) 0 : v; } \
+        } \
+    } \
+    static FASTNN_CLONES void fastnn_plan_unpool_relu_2x2_##S(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, \
+            Py_ssize_t Ho, Py_ssize_t Wo, const T* restrict dout, const I* restrict am, const T* restrict out, \
+            T* restrict dZ) { \
+        /* 2x2 windows of stride 2 without padding: each input in at most one window, so every dZ \
+           value is written once (the winner's gradient or 0) -- no memset and scatter pass; the \
+           row and column no window covers (odd H, W) are zeroed. */ \
+        for (Py_ssize_t ho = 0; ho < Ho; ho++) { \
+            T* restrict z0 = dZ + 2 * ho * W * C; T* restrict z1 = z0 + W * C; \
+            for (Py_ssize_t wo = 0; wo < Wo; wo++) { \
+                const Py_ssize_t q = (ho * Wo + wo) * C; \
+                const I i0 = (I) (2 * ho * W + 2 * wo); \
+                T* restrict a0 = z0 + 2 * wo * C; T* restrict a1 = a0 + C; \
+                T* restrict b0 = z1 + 2 * wo * C; T* restrict b1 = b0 + C; \
+                for (Py_ssize_t c = 0; c < C; c++) { \
+                    const T g = out[q + c] > (T) 0 ? dout[q + c] : (T) 0; const I k = am[q + c]; \
+                    a0[c] = k == i0 ? g : (T) 0; a1[c] = k == i0 + 1 ? g : (T) 0; \
+                    b0[c] = k == i0 + (I) W ? g : (T) 0; b1[c] = k == i0 + (I) W + 1 ? g : (T) 0; \
+                } \
+            } \
+            if (2 * Wo < W) { memset(z0 + 2 * Wo * C, 0, (W - 2 * Wo) * C * sizeof(T)); \
+                              memset(z1 + 2 * Wo * C, 0, (W - 2 * Wo) * C * sizeof(T)); } \
+        } \
+        if (2 * Ho < H) memset(dZ + 2 * Ho * W * C, 0, (H - 2 * Ho) * W * C * sizeof(T)); \
+    } \
+    static void fastnn_plan_unpool_relu_##S(Py_ssize_t HW, Py_ssize_t C, Py_ssize_t n_out, \
+            const T* restrict dout, const I* restrict am, const T* restrict out, T* restrict dZ) { \
+        memset(dZ, 0, HW * C * sizeof(T)); \
+        for (Py_ssize_t q = 0; q < n_out; q++) for (Py_ssize_t c = 0; c < C; c++) \
+            dZ[(Py_ssize_t) am[q * C + c] * C + c] += out[q * C + c] > (T) 0 ? dout[q * C + c] : (T) 0; \
+    } \
+    static FASTNN_CLONES void fastnn_conv_row_sums_##S(Py_ssize_t n, Py_ssize_t F, const T* restrict dZ, \
+            T* restrict db) { \
+        for (Py_ssize_t i = 0; i < n; i++) { \
+            const T* restrict d = dZ + i * F; \
+            for (Py_ssize_t j = 0; j < F; j++) db[j] = db[j] + d[j]; \
+        } \
+    }
+    FASTNN_CONV_POOL(float, int32_t, f)
+    FASTNN_CONV_POOL(double, int64_t, d)
     """
     void fastnn_plan_maxpool_f(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t kh, Py_ssize_t kw,
                                Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, Py_ssize_t Ho,
@@ -109,6 +167,19 @@ cdef extern from *:
                                 float* db) noexcept nogil
     void fastnn_conv_relu_bwd_d(Py_ssize_t n, Py_ssize_t F, const double* Z, const double* dA, double* dZ,
                                 double* db) noexcept nogil
+    void fastnn_conv_bias_relu_inplace_f(Py_ssize_t n, Py_ssize_t F, float* Z, const float* b) noexcept nogil
+    void fastnn_conv_bias_relu_inplace_d(Py_ssize_t n, Py_ssize_t F, double* Z, const double* b) noexcept nogil
+    void fastnn_plan_unpool_relu_f(Py_ssize_t HW, Py_ssize_t C, Py_ssize_t n_out, const float* dout,
+                                   const int32_t* am, const float* out, float* dZ) noexcept nogil
+    void fastnn_plan_unpool_relu_d(Py_ssize_t HW, Py_ssize_t C, Py_ssize_t n_out, const double* dout,
+                                   const int64_t* am, const double* out, double* dZ) noexcept nogil
+    void fastnn_plan_unpool_relu_2x2_f(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t Ho, Py_ssize_t Wo,
+                                       const float* dout, const int32_t* am, const float* out, float* dZ) noexcept nogil
+    void fastnn_plan_unpool_relu_2x2_d(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t Ho, Py_ssize_t Wo,
+                                       const double* dout, const int64_t* am, const double* out,
+                                       double* dZ) noexcept nogil
+    void fastnn_conv_row_sums_f(Py_ssize_t n, Py_ssize_t F, const float* dZ, float* db) noexcept nogil
+    void fastnn_conv_row_sums_d(Py_ssize_t n, Py_ssize_t F, const double* dZ, double* db) noexcept nogil
 
 
 cdef inline bint _is_image_op(int64_t op) noexcept nogil:
@@ -127,10 +198,44 @@ cdef inline Py_ssize_t _conv_tile(const int64_t* r, Py_ssize_t m, Py_ssize_t ite
     return max(1, min(m, CONV_TILE_BYTES // per))
 
 
+cdef inline bint _conv_keeps_cols(const int64_t* r) noexcept nogil:
+    """Whether conv row r keeps a whole shard's im2col columns for the weight gradient (else each
+    backward tile redoes its im2col into the first tile's slot). Kept when im2col copies value by
+    value (a patch row of kw * C <= 16 values, a first layer's C = 1): a second pass costs more
+    than reading the columns back. Patch rows of memcpy's are cheaper to redo in L2 than to read
+    back from memory (a 64-image shard of the example's second conv keeps 8.9 MB of columns)."""
+    return r[P_KW] * r[P_C] <= 16
+
+
+cdef inline bint _conv_pool_fused(const int64_t* r, const int64_t* nxt) noexcept nogil:
+    """Whether conv row r runs the max pooling of the row after it (nxt, NULL for none) in its tiles:
+    a conv with bias + ReLU whose output only that pooling reads (the plan is a chain)."""
+    return (nxt != NULL and r[P_OP] == OP_CONV2D and r[P_ACT] == ACT_RELU and r[P_PARAM1] >= 0
+            and nxt[P_OP] == OP_MAXPOOL2D and nxt[P_IN] == r[P_OUT])
+
+
+cdef inline void _maxpool_images(const int64_t* p, const floating* X, floating* wb, Py_ssize_t b0,
+                                 Py_ssize_t t) noexcept nogil:
+    """Max pooling row p on images b0 .. b0+t-1 of its output, read from X (image b0 first): the
+    output and its argmax offsets in the row's Z block."""
+    cdef Py_ssize_t H = p[P_H], W = p[P_W], C = p[P_C], Ho = p[P_HO], Wo = p[P_WO]
+    cdef Py_ssize_t kh = p[P_KH], kw = p[P_KW], sh = p[P_SH], sw = p[P_SW], ph = p[P_PH], pw = p[P_PW]
+    cdef Py_ssize_t b, n_img = H * W * C, n_out = p[P_N_OUT]
+    for b in range(t):
+        if floating is float:
+            fastnn_plan_maxpool_f(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, X + b * n_img,
+                                  wb + p[P_OUT] + (b0 + b) * n_out, <int32_t*> (wb + p[P_Z]) + (b0 + b) * n_out)
+        else:
+            fastnn_plan_maxpool_d(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, X + b * n_img,
+                                  wb + p[P_OUT] + (b0 + b) * n_out, <int64_t*> (wb + p[P_Z]) + (b0 + b) * n_out)
+
+
 cdef void _conv_forward(const int64_t* r, double alpha, const floating* params, floating* wb,
-                        Py_ssize_t m) noexcept nogil:
-    """Conv forward in tiles of images: im2col of a tile, then its GEMM with bias and activation,
-    while the tile's columns are still in cache."""
+                        Py_ssize_t m, const int64_t* pool) noexcept nogil:
+    """Conv forward in tiles of images: im2col of a tile into the first tile's slot of the columns
+    block (backward recomputes it), then its GEMM with bias and activation while the columns are
+    in cache; with ``pool`` (a fused max pooling row, else NULL) the tile's Z is bias + ReLU'd in
+    place in the first tile's slot of the Z block and pooled there: the row's A block is not used."""
     cdef Py_ssize_t H = r[P_H], W = r[P_W], C = r[P_C], Ho = r[P_HO], Wo = r[P_WO]
     cdef Py_ssize_t kh = r[P_KH], kw = r[P_KW], sh = r[P_SH], sw = r[P_SW], ph = r[P_PH], pw = r[P_PW]
     cdef Py_ssize_t K = kh * kw * C, HoWo = Ho * Wo, F = r[P_N_OUT] // HoWo, n_img = H * W * C
@@ -138,7 +243,7 @@ cdef void _conv_forward(const int64_t* r, double alpha, const floating* params, 
     cdef bint pointwise = r[P_COLS] < 0
     cdef const floating* X = wb + r[P_IN]
     cdef const floating* bias = params + r[P_PARAM1] if r[P_PARAM1] >= 0 else NULL
-    cdef bint relu = r[P_ACT] == ACT_RELU and bias != NULL
+    cdef bint relu = r[P_ACT] == ACT_RELU and bias != NULL, keep = _conv_keeps_cols(r)
     cdef floating* cols
     cdef floating* Z
     cdef floating* A
@@ -148,15 +253,21 @@ cdef void _conv_forward(const int64_t* r, double alpha, const floating* params, 
         if pointwise:
             cols = wb + r[P_IN] + b0 * n_img  # a 1x1 kernel: the columns are the input
         else:
-            cols = wb + r[P_COLS] + b0 * HoWo * K  # kept for the weight gradient
+            cols = wb + r[P_COLS] + (b0 * HoWo * K if keep else 0)
             for b in range(t):
                 _im2col_image(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, X + (b0 + b) * n_img, cols + b * HoWo * K)
-        Z = wb + r[P_Z] + b0 * HoWo * F
+        Z = wb + r[P_Z] + (0 if pool != NULL else b0 * HoWo * F)
         A = wb + r[P_OUT] + b0 * HoWo * F
         if relu:
             _gemm(c'N', c'N', <int> (t * HoWo), <int> F, <int> K, <floating> 1, cols, <int> K,
                   params + r[P_PARAM0], <int> F, <floating> 0, Z, <int> F)
-            if floating is float:
+            if pool != NULL:
+                if floating is float:
+                    fastnn_conv_bias_relu_inplace_f(t * HoWo, F, Z, bias)
+                else:
+                    fastnn_conv_bias_relu_inplace_d(t * HoWo, F, Z, bias)
+                _maxpool_images(pool, Z, wb, b0, t)
+            elif floating is float:
                 fastnn_conv_bias_relu_f(t * HoWo, F, Z, bias, A)
             else:
                 fastnn_conv_bias_relu_d(t * HoWo, F, Z, bias, A)
@@ -168,33 +279,76 @@ cdef void _conv_forward(const int64_t* r, double alpha, const floating* params, 
 
 cdef void _conv_backward(const int64_t* r, double alpha, const floating* params, floating* g,
                          const int64_t* wofs, floating* wb, floating* dA, floating* dX,
-                         Py_ssize_t m) noexcept nogil:
-    """Conv backward in the forward's tiles: per tile dZ, the bias gradient, the weight gradient
-    accumulated over the tiles (beta = 1 after the first), the tile's input-gradient columns (one
-    tile-sized block, reused) and their col2im, each while the tile's dZ is in cache."""
+                         Py_ssize_t m, const int64_t* pool) noexcept nogil:
+    """Conv backward in the forward's tiles: per tile the columns again (im2col into the first
+    tile's slot: cheaper than keeping a whole shard's columns, which spill L2 and L3 between
+    forward and backward), dZ into the first tile's slot of the W_DZ block, the bias gradient, the
+    weight gradient accumulated over the tiles (beta = 1 after the first), the tile's input-gradient
+    columns (one tile-sized block) and their col2im, each while the tile is in cache.
+
+    With ``pool`` (the fused max pooling row) dZ comes from the pooling's output gradient, which
+    sits in this row's dX block (the pooling row's dA): each tile reads its images' part of it
+    before its col2im writes theirs, and the tiles run in the order in which no col2im overwrites
+    an image still to be read -- last to first when an input image is at least as large as a
+    pooled one (col2im of image b then writes only where images >= b kept theirs), else first to
+    last."""
     cdef Py_ssize_t H = r[P_H], W = r[P_W], C = r[P_C], Ho = r[P_HO], Wo = r[P_WO]
+    cdef Py_ssize_t K = r[P_KH] * r[P_KW] * r[P_C], HoWo = Ho * Wo, F = r[P_N_OUT] // HoWo, n_img = H * W * C
     cdef Py_ssize_t kh = r[P_KH], kw = r[P_KW], sh = r[P_SH], sw = r[P_SW], ph = r[P_PH], pw = r[P_PW]
-    cdef Py_ssize_t K = kh * kw * C, HoWo = Ho * Wo, F = r[P_N_OUT] // HoWo, n_img = H * W * C
-    cdef Py_ssize_t T = _conv_tile(r, m, sizeof(floating)), b0, b, t, rows, i, j
+    cdef Py_ssize_t T = _conv_tile(r, m, sizeof(floating)), n_tiles = (m + T - 1) // T, k, b0, b, t, rows
+    cdef Py_ssize_t n_po = pool[P_N_OUT] if pool != NULL else 0
     cdef bint need = r[P_NEED_DX] != 0, pointwise = r[P_COLS] < 0
+    cdef bint backwards = pool != NULL and need and n_img >= n_po, keep = _conv_keeps_cols(r)
+    cdef bint pool_2x2 = pool != NULL and pool[P_KH] == 2 and pool[P_KW] == 2 and pool[P_SH] == 2 \
+        and pool[P_SW] == 2 and pool[P_PH] == 0 and pool[P_PW] == 0
     cdef int act = <int> r[P_ACT]
+    cdef const floating* X = wb + r[P_IN]
     cdef const floating* Wt = params + r[P_PARAM0]
     cdef floating* dW = g + r[P_PARAM0]
     cdef floating* db = g + r[P_PARAM1] if r[P_PARAM1] >= 0 else NULL
     cdef floating* cols
     cdef floating* dcols
     cdef floating* dZ
-    cdef floating* dzr
     if db != NULL:
-        for j in range(F):
-            db[j] = 0
-    b0 = 0
-    while b0 < m:
+        for b in range(F):
+            db[b] = 0
+    for k in range(n_tiles):
+        b0 = (n_tiles - 1 - k if backwards else k) * T
         t = min(T, m - b0)
         rows = t * HoWo
-        cols = wb + (r[P_IN] + b0 * n_img if pointwise else r[P_COLS] + b0 * HoWo * K)
-        dZ = (dA if act == ACT_LINEAR else wb + wofs[W_DZ]) + b0 * HoWo * F
-        if act == ACT_RELU and db != NULL:
+        if pointwise:
+            cols = wb + r[P_IN] + b0 * n_img
+        elif keep:
+            cols = wb + r[P_COLS] + b0 * HoWo * K
+        else:
+            cols = wb + r[P_COLS]
+            for b in range(t):
+                _im2col_image(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, X + (b0 + b) * n_img, cols + b * HoWo * K)
+        dZ = dA + b0 * HoWo * F if act == ACT_LINEAR else wb + wofs[W_DZ]
+        if pool != NULL:
+            for b in range(t):
+                if floating is float:
+                    if pool_2x2:
+                        fastnn_plan_unpool_relu_2x2_f(Ho, Wo, F, pool[P_HO], pool[P_WO], dX + (b0 + b) * n_po,
+                                                      <int32_t*> (wb + pool[P_Z]) + (b0 + b) * n_po,
+                                                      wb + pool[P_OUT] + (b0 + b) * n_po, dZ + b * HoWo * F)
+                    else:
+                        fastnn_plan_unpool_relu_f(HoWo, F, n_po // F, dX + (b0 + b) * n_po,
+                                                  <int32_t*> (wb + pool[P_Z]) + (b0 + b) * n_po,
+                                                  wb + pool[P_OUT] + (b0 + b) * n_po, dZ + b * HoWo * F)
+                elif pool_2x2:
+                    fastnn_plan_unpool_relu_2x2_d(Ho, Wo, F, pool[P_HO], pool[P_WO], dX + (b0 + b) * n_po,
+                                                  <int64_t*> (wb + pool[P_Z]) + (b0 + b) * n_po,
+                                                  wb + pool[P_OUT] + (b0 + b) * n_po, dZ + b * HoWo * F)
+                else:
+                    fastnn_plan_unpool_relu_d(HoWo, F, n_po // F, dX + (b0 + b) * n_po,
+                                              <int64_t*> (wb + pool[P_Z]) + (b0 + b) * n_po,
+                                              wb + pool[P_OUT] + (b0 + b) * n_po, dZ + b * HoWo * F)
+            if floating is float:
+                fastnn_conv_row_sums_f(rows, F, dZ, db)
+            else:
+                fastnn_conv_row_sums_d(rows, F, dZ, db)
+        elif act == ACT_RELU and db != NULL:
             if floating is float:
                 fastnn_conv_relu_bwd_f(rows, F, wb + r[P_Z] + b0 * HoWo * F, dA + b0 * HoWo * F, dZ, db)
             else:
@@ -203,12 +357,12 @@ cdef void _conv_backward(const int64_t* r, double alpha, const floating* params,
             _act_bwd(rows, F, wb + r[P_Z] + b0 * HoWo * F, F, wb + r[P_OUT] + b0 * HoWo * F, F,
                      dA + b0 * HoWo * F, F, act, <floating> alpha, dZ, F, NULL)
             if db != NULL:  # rows in order, as _act_bwd sums them
-                for i in range(rows):
-                    dzr = dZ + i * F
-                    for j in range(F):
-                        db[j] = db[j] + dzr[j]
+                if floating is float:
+                    fastnn_conv_row_sums_f(rows, F, dZ, db)
+                else:
+                    fastnn_conv_row_sums_d(rows, F, dZ, db)
         _gemm(c'T', c'N', <int> K, <int> F, <int> rows, <floating> 1, cols, <int> K, dZ, <int> F,
-              <floating> (0 if b0 == 0 else 1), dW, <int> F)
+              <floating> (0 if k == 0 else 1), dW, <int> F)
         if need:
             dcols = dX + b0 * n_img if pointwise else wb + wofs[W_DCOLS]
             _gemm(c'N', c'T', <int> rows, <int> K, <int> F, <floating> 1, dZ, <int> F, Wt, <int> F,
@@ -217,43 +371,39 @@ cdef void _conv_backward(const int64_t* r, double alpha, const floating* params,
                 for b in range(t):
                     _col2im_image(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, dcols + b * HoWo * K,
                                   dX + (b0 + b) * n_img)
-        b0 += t
 
 
-cdef void _plan_image_forward(const int64_t* r, double alpha, const floating* params, floating* wb,
-                              Py_ssize_t m) noexcept nogil:
-    """Forward of a conv / pool plan row on the shard's m rows."""
+cdef void _plan_image_forward(const int64_t* r, const int64_t* prv, const int64_t* nxt, double alpha,
+                              const floating* params, floating* wb, Py_ssize_t m) noexcept nogil:
+    """Forward of a conv / pool plan row on the shard's m rows (prv, nxt: the rows before and after
+    it, NULL at the ends): a max pooling fused into the conv before it runs there."""
     cdef Py_ssize_t H = r[P_H], W = r[P_W], C = r[P_C], Ho = r[P_HO], Wo = r[P_WO]
     cdef Py_ssize_t kh = r[P_KH], kw = r[P_KW], sh = r[P_SH], sw = r[P_SW], ph = r[P_PH], pw = r[P_PW]
     cdef Py_ssize_t b, n_img = H * W * C, n_out = r[P_N_OUT]
     cdef const floating* X = wb + r[P_IN]
     if r[P_OP] == OP_CONV2D:
-        _conv_forward(r, alpha, params, wb, m)
+        _conv_forward(r, alpha, params, wb, m, nxt if _conv_pool_fused(r, nxt) else NULL)
     elif r[P_OP] == OP_MAXPOOL2D:
-        for b in range(m):
-            if floating is float:
-                fastnn_plan_maxpool_f(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, X + b * n_img,
-                                      wb + r[P_OUT] + b * n_out, <int32_t*> (wb + r[P_Z]) + b * n_out)
-            else:
-                fastnn_plan_maxpool_d(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, X + b * n_img,
-                                      wb + r[P_OUT] + b * n_out, <int64_t*> (wb + r[P_Z]) + b * n_out)
+        if prv == NULL or not _conv_pool_fused(prv, r):
+            _maxpool_images(r, X, wb, 0, m)
     else:
         for b in range(m):
             _avgpool_image(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, X + b * n_img, wb + r[P_OUT] + b * n_out, False)
 
 
-cdef void _plan_image_backward(const int64_t* r, double alpha, const floating* params, floating* g,
-                               const int64_t* wofs, floating* wb, floating* dA, floating* dX,
-                               Py_ssize_t m) noexcept nogil:
+cdef void _plan_image_backward(const int64_t* r, const int64_t* prv, const int64_t* nxt, double alpha,
+                               const floating* params, floating* g, const int64_t* wofs, floating* wb,
+                               floating* dA, floating* dX, Py_ssize_t m) noexcept nogil:
     """Backward of a conv / pool plan row: parameter gradients into g, the input gradient into dX
-    when the row needs one (dA: the row's output gradient)."""
+    when the row needs one (dA: the row's output gradient); a fused max pooling's backward runs in
+    the conv row before it."""
     cdef Py_ssize_t H = r[P_H], W = r[P_W], C = r[P_C], Ho = r[P_HO], Wo = r[P_WO]
     cdef Py_ssize_t kh = r[P_KH], kw = r[P_KW], sh = r[P_SH], sw = r[P_SW], ph = r[P_PH], pw = r[P_PW]
     cdef Py_ssize_t b, n_img = H * W * C, n_out = r[P_N_OUT]
     cdef bint need = r[P_NEED_DX] != 0
     if r[P_OP] == OP_CONV2D:
-        _conv_backward(r, alpha, params, g, wofs, wb, dA, dX, m)
-    elif not need:
+        _conv_backward(r, alpha, params, g, wofs, wb, dA, dX, m, nxt if _conv_pool_fused(r, nxt) else NULL)
+    elif not need or (r[P_OP] == OP_MAXPOOL2D and prv != NULL and _conv_pool_fused(prv, r)):
         pass
     elif r[P_OP] == OP_MAXPOOL2D:
         for b in range(m):

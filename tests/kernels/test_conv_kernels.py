@@ -17,6 +17,8 @@ GEOMETRIES = [
     (2, 9, 7, 1, 5, 5, 2, 1, "same"),
     (1, 5, 5, 3, 5, 5, 1, 1, "valid"),
     (2, 6, 5, 2, 2, 3, 2, 2, "valid"),
+    (3, 12, 12, 1, 5, 5, 1, 1, "same"),   # LeNet-5's first layer: 16-value copies of 5-value patch rows
+    (2, 4, 4, 1, 3, 3, 1, 1, "valid"),    # ... where the excess would leave the image's columns or input
 ]
 
 
