@@ -41,13 +41,24 @@ as the rows at load 10 show; ``Trainer(n_threads=1)`` is the setting for such a 
 2. Wide networks (``p >= 2**20``, ``batch * p >= 2**22``) on Cython, Dense only: ``'columns'`` --
    row shards would copy and reduce a >= 4 MB gradient every step (memory-bound).
 3. ``rows >= 64`` and ``rows * p >= 2**20``: ``'shards'`` (each thread's GEMMs are big enough, the
-   gradient copies stay in cache).
+   gradient copies stay in cache); for float32 networks the column split can run (Cython, Dense
+   only) from ``TILED_SHARD_ROWS`` = 16 rows: their shards' GEMMs run on the one-thread
+   micro-kernels (``gemm_tiles``), which made thin shards the fastest plan (below).
 4. Thinner shards on Cython, Dense only, ``batch * p >= 2**22``: ``'columns'`` (both cores on the
    whole batch without a gradient reduction).
 5. Otherwise ``rows >= 32`` and ``rows * p >= 2**20``: ``'shards'`` (networks the column split
    cannot run: Dropout, BatchNorm, LayerNorm).
 6. Otherwise ``'one'``: a tiny network or batch pays more for wake-ups and barriers than a
    second core gives.
+
+Since the float32 Dense GEMMs run on the micro-kernels (a quiet run, 2026-12-01 20:50-21:00 UTC,
+load 1.3-1.7, ``python -m bench.compare --interleaved`` and ``python -m bench.shapes --random 10
+--seed 3``): the benchmark MLP at batch 32 shards 77.2k, columns 62.3k, one thread 70.8k; batch
+64 shards 109.9k, columns 88.2k; shards were the best forced plan at all 10 random shapes, columns
+lost to them by 1.23x on 1533-145-10 at batch 84. Not changed, measured in the same session:
+float64 (BLAS; shards 30.6k / 46.6k, columns 31.5k / 43.9k at batch 32 / 64), the Numba backend
+(one thread beat 16- and 32-row shards: 49.7k vs 38.6k, 75.5k vs 67.4k), tiny networks (100-50-10
+at batch 32: one thread 1.00M, shards 0.78M).
 
 ``'blas'`` is never chosen by the rule (it lost or tied to the best of the others at every
 measured point but batch 64, where columns beat it); it stays available by name.
@@ -56,6 +67,8 @@ from dataclasses import dataclass
 
 #: rows per shard from which row shards are the first choice (rule 3)
 SHARD_ROWS = 64
+#: rows per shard from which float32 networks the column split could run take row shards (rule 3)
+TILED_SHARD_ROWS = 16
 #: rows per shard below which row shards are never taken (rule 5)
 MIN_SHARD_ROWS = 32
 #: rows per shard from which compute-bound (conv) networks take row shards (rule 1)
@@ -130,6 +143,9 @@ def choose_split(parallel, n_threads, batch_size, n_params, columns_ok, itemsize
                      f"gradient every step")
     if rows >= SHARD_ROWS and rows * p >= MIN_SHARD_WORK:
         return Split("shards", n_threads, f"row shards: {n_threads} of {-(-batch_size // n_threads)} rows")
+    if columns_ok and itemsize == 4 and rows >= TILED_SHARD_ROWS and rows * p >= MIN_SHARD_WORK:
+        return Split("shards", n_threads, f"row shards: {n_threads} of {-(-batch_size // n_threads)} rows "
+                     f"(float32 Dense GEMMs on the one-thread micro-kernels: shards from {TILED_SHARD_ROWS} rows)")
     if columns_ok and work >= COLUMN_MIN_WORK:
         return Split("columns", n_threads, f"columns over {n_threads} threads: shards of {rows} rows < "
                      f"{SHARD_ROWS} would be thin, and batch x parameters = {work:,} >= {COLUMN_MIN_WORK:,}")

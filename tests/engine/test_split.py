@@ -4,22 +4,25 @@ import pytest
 
 import fastnn as fnn
 from fastnn.engine.split import (COLUMN_MIN_WORK, COLUMN_PARAMS, COMPUTE_SHARD_ROWS, MIN_SHARD_ROWS, MIN_SHARD_WORK, SHARD_ROWS,
-                                 choose_split)
+                                 TILED_SHARD_ROWS, choose_split)
 
 P = 784 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10  # the benchmark MLP, 235,146 parameters
 
 
 @pytest.mark.parametrize("batch,dense,kind", [
+    (32, "float64", "columns"),  # float64 (BLAS): shards of 16 rows would be thin; 7.5M >= 2**22
+    (64, "float64", "columns"),  # shards of 32 rows
     (16, True, "one"),        # batch x p = 3.8M < 2**22: one thread
-    (32, True, "columns"),    # shards of 16 rows would be thin; 7.5M >= 2**22
-    (64, True, "columns"),    # shards of 32 rows
+    (32, True, "shards"),     # float32 Dense: 16-row shards on the GEMM micro-kernels
+    (64, True, "shards"),     # 32 rows each
     (128, True, "shards"),    # 64 rows per shard
     (256, True, "shards"),
     (32, False, "one"),       # Dropout/BatchNorm networks: no column split, 16-row shards too thin
     (64, False, "shards"),    # 32 rows each
 ])
 def test_the_benchmark_mlp_on_two_threads(batch, dense, kind):
-    split = choose_split("auto", 2, batch, P, dense)
+    itemsize = 8 if dense == "float64" else 4
+    split = choose_split("auto", 2, batch, P, bool(dense), itemsize)
     assert split.kind == kind and split.reason
     assert split.threads == (1 if kind == "one" else 2)
 
@@ -46,8 +49,13 @@ def test_the_thresholds_are_where_the_docstring_says():
     assert choose_split("auto", 2, 2 * SHARD_ROWS, p, True).kind == "shards"
     assert choose_split("auto", 2, 2 * SHARD_ROWS - 2, p, False).kind == "one"  # rows * p < MIN_SHARD_WORK
     p = -(-COLUMN_MIN_WORK // 40)
-    assert choose_split("auto", 2, 40, p, True).kind == "columns"
-    assert choose_split("auto", 2, 39, p, True).kind == "one"
+    assert choose_split("auto", 2, 40, p, True, 8).kind == "columns"
+    assert choose_split("auto", 2, 39, p, True, 8).kind == "one"
+    assert choose_split("auto", 2, 2 * TILED_SHARD_ROWS, p, True).kind == "shards"  # float32: thin shards
+    thin = 2 * TILED_SHARD_ROWS - 2
+    assert choose_split("auto", 2, thin, -(-COLUMN_MIN_WORK // thin), True).kind == "columns"  # 15-row shards
+    p = MIN_SHARD_WORK // TILED_SHARD_ROWS - 1
+    assert choose_split("auto", 2, 2 * TILED_SHARD_ROWS, p, True).kind == "one"  # rows * p < MIN_SHARD_WORK
     p = MIN_SHARD_WORK // MIN_SHARD_ROWS
     assert choose_split("auto", 2, 2 * MIN_SHARD_ROWS, p, False).kind == "shards"
     assert choose_split("auto", 2, 2 * MIN_SHARD_ROWS - 2, p, False).kind == "one"
@@ -62,7 +70,8 @@ def test_named_settings_are_taken_as_asked():
 def test_the_trainer_runs_what_the_rule_chose():
     rng = np.random.default_rng(0)
     X, y = rng.random((256, 784), dtype=np.float32), rng.integers(0, 10, 256)
-    for batch, layers, kind in [(32, [fnn.Dense(256, "relu"), fnn.Dense(10)], "columns"),
+    for batch, layers, kind in [(24, [fnn.Dense(256, "relu"), fnn.Dense(10)], "columns"),
+                                (32, [fnn.Dense(256, "relu"), fnn.Dense(10)], "shards"),
                                 (128, [fnn.Dense(256, "relu"), fnn.Dense(10)], "shards"),
                                 (8, [fnn.Dense(16, "relu"), fnn.Dense(10)], "one")]:
         net = fnn.Network(layers, input_shape=(784,), seed=0, backend="cython")
