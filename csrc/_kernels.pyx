@@ -214,6 +214,7 @@ HAS_FLUSH_DENORMALS = bool(FASTNN_HAS_FTZ)
 
 
 
+include "cpu.pxi"
 include "activations.pxi"
 include "gemm_tiles.pxi"
 include "lanes.pxi"

@@ -34,22 +34,12 @@ cdef extern from *:
     #define FASTNN_GEMM_MR 6    /* rows per tile (AVX-512: 6 x 4 accumulators + 4 panel vectors of 32 zmm) */
     #define FASTNN_GEMM_MC 192  /* rows per block: 192 x 784 floats of A (600 KB) stay in L2 across the panels */
     enum { FASTNN_EPI_LINEAR = 0, FASTNN_EPI_RELU = 1, FASTNN_EPI_LEAKY = 2 };
-    enum { FASTNN_ISA_NONE = 0, FASTNN_ISA_AVX2 = 1, FASTNN_ISA_AVX512 = 2 };
 
     /* Set on a thread whose BLAS calls run several threads (the trainer's parallel='blas' plan and the
        per-layer path): there one-thread micro-kernels would give up the other cores, so the Dense GEMMs
        stay on BLAS. Thread-local: the kernels' own OpenMP threads and other Python threads keep tiles. */
     static __thread int fastnn_gemm_blas_threaded = 0;
 
-    /* What this CPU runs: 2 AVX-512F, 1 AVX2 + FMA, 0 neither (or not x86-64 / GCC-compatible). */
-    static int fastnn_gemm_isa_detect(void) {
-    #if FASTNN_GEMM_X86
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f")) return FASTNN_ISA_AVX512;
-        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return FASTNN_ISA_AVX2;
-    #endif
-        return FASTNN_ISA_NONE;
-    }
 
     /* Rows k0 .. k0+kc-1 of B's columns c0 .. c0+w-1 into chunk (rows 64 apart), zero to a whole number of
        16-column groups (the tiles load whole vectors). */
@@ -259,16 +249,14 @@ cdef extern from *:
     #endif
     }
     """
-    int fastnn_gemm_isa_detect() noexcept nogil
     int fastnn_gemm_blas_threaded "fastnn_gemm_blas_threaded"
     void fastnn_gemm_f(int isa, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t sam,
                        Py_ssize_t sar, const float* B, Py_ssize_t ldb, const float* bias, int epi, float alpha,
                        float* Z, Py_ssize_t ldz, float* O, Py_ssize_t ldo) noexcept nogil
     int FASTNN_EPI_LINEAR, FASTNN_EPI_RELU, FASTNN_EPI_LEAKY
-    int FASTNN_ISA_NONE, FASTNN_ISA_AVX2, FASTNN_ISA_AVX512
 
 # The micro-kernel the float32 Dense GEMMs use: the best this CPU has, unless gemm_tiles() switched it.
-cdef int _GEMM_ISA_CPU = fastnn_gemm_isa_detect()
+cdef int _GEMM_ISA_CPU = fastnn_cpu_isa()
 cdef int _gemm_isa = _GEMM_ISA_CPU
 _GEMM_ISA_NAMES = {"off": FASTNN_ISA_NONE, "avx2": FASTNN_ISA_AVX2, "avx512": FASTNN_ISA_AVX512}
 

@@ -41,12 +41,8 @@ cdef extern from *:
     FASTNN_AI double fastnn_v4d_sum(fastnn_v4d x) { return (x[0] + x[2]) + (x[1] + x[3]); }
     #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
     #define FASTNN_AVX2_FMA __attribute__((target("avx2,fma")))
-    static int fastnn_avx2_fma = -1;
-    static inline int fastnn_have_avx2_fma(void) {
-        if (fastnn_avx2_fma < 0)  /* a benign race: every thread stores the same answer */
-            fastnn_avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-        return fastnn_avx2_fma;
-    }
+    /* AVX2 with FMA or better (cpu.pxi) */
+    static inline int fastnn_have_avx2_fma(void) { return fastnn_cpu_isa() >= FASTNN_ISA_AVX2; }
     #endif
     """
     int FASTNN_V8_LANES

@@ -21,12 +21,6 @@ cdef extern from *:
     #define FASTNN_AVX512 __attribute__((target("avx512f")))
     #define FASTNN_MR 6  /* rows per tile: 6 x 4 accumulators + 4 panel vectors of the 32 zmm registers */
 
-    /* The best micro-kernel this CPU runs: 2 AVX-512F, 1 AVX2 with FMA, 0 none (BLAS). */
-    static int fastnn_tiles_supported(void) {
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f")) return 2;
-        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
-    }
     /* The one the entry points below dispatch to (rnn_tiles_isa sets it; 0 is never read: the cells call
        BLAS then). A process-wide setting: tests and benchmarks switch it between calls. */
     static int fastnn_tiles_isa = 0;
@@ -240,7 +234,7 @@ cdef extern from *:
     }
     static void fastnn_panel(Py_ssize_t rows, Py_ssize_t K, const float* A, Py_ssize_t sam, Py_ssize_t sar,
                              const float* B, float* C, Py_ssize_t ldc, Py_ssize_t cols) {
-        if (fastnn_tiles_isa == 2) fastnn_panel512(rows, K, A, sam, sar, B, C, ldc, cols);
+        if (fastnn_tiles_isa == FASTNN_ISA_AVX512) fastnn_panel512(rows, K, A, sam, sar, B, C, ldc, cols);
         else fastnn_panel256(rows, K, A, sam, sar, B, C, ldc, cols);
     }
 
@@ -346,12 +340,11 @@ cdef extern from *:
     }
     static void fastnn_tiles_lstm_f(Py_ssize_t rows, Py_ssize_t k, const float* Hp, const float* Up, float* G,
                                     const float* Cp, float* C, float* H) {
-        if (fastnn_tiles_isa == 2) fastnn_tiles512_lstm_f(rows, k, Hp, Up, G, Cp, C, H);
+        if (fastnn_tiles_isa == FASTNN_ISA_AVX512) fastnn_tiles512_lstm_f(rows, k, Hp, Up, G, Cp, C, H);
         else fastnn_tiles256_lstm_f(rows, k, Hp, Up, G, Cp, C, H);
     }
     #else
     #define FASTNN_TILES 0
-    static int fastnn_tiles_supported(void) { return 0; }
     static int fastnn_tiles_isa = 0;
     static void fastnn_tiles_gemm_f(Py_ssize_t rows, Py_ssize_t K, Py_ssize_t N, const float* A, Py_ssize_t lda,
                                     const float* Bp, float* C, Py_ssize_t ldc) {}
@@ -385,7 +378,6 @@ cdef extern from *:
                     }
     }
     """
-    int fastnn_tiles_supported() noexcept nogil
     int fastnn_tiles_isa
     void fastnn_tiles_gemm_f(Py_ssize_t rows, Py_ssize_t K, Py_ssize_t N, const float* A, Py_ssize_t lda,
                              const float* Bp, float* C, Py_ssize_t ldc) noexcept nogil
@@ -405,7 +397,7 @@ cdef extern from *:
 # which ISA it runs: rnn_tiles(False) / rnn_tiles_isa("avx2") are the benchmarks' and the tests' way to run
 # the BLAS path, or the AVX2 kernel, on an AVX-512 machine.
 _RNN_TILES_ISAS = ("blas", "avx2", "avx512")
-cdef int _RNN_TILES_BEST = fastnn_tiles_supported()
+cdef int _RNN_TILES_BEST = fastnn_cpu_isa()
 cdef bint _rnn_tiles_on = _RNN_TILES_BEST > 0
 fastnn_tiles_isa = _RNN_TILES_BEST
 
