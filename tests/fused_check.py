@@ -40,3 +40,12 @@ def check_fused_grad_steps(net, X, labels, n_classes, step=0):
         np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7)
         plans.append(plan)
     return plans
+
+
+def fit_sgd(layers, X, y, *, backend, path, n_threads=1, batch_size=16, epochs=1):
+    """``(net, trainer, history)`` of a small SGD-momentum fit of a fresh ``Network(layers())`` on ``X``:
+    the fused-vs-per-layer comparisons' common run (seeds fixed; ``n_threads > 1`` forces row shards)."""
+    net = fnn.Network(layers(), input_shape=X.shape[1:], seed=3, dtype=X.dtype.name, backend=backend)
+    tr = fnn.Trainer(net, optimizer=fnn.SGD(0.05, momentum=0.9), batch_size=batch_size, seed=5, verbose=0,
+                     n_threads=n_threads, parallel="shards" if n_threads > 1 else "auto", path=path)
+    return net, tr, tr.fit(X, y, epochs=epochs)

@@ -6,7 +6,7 @@ import pytest
 import fastnn as fnn
 from fastnn import engine
 from fastnn.kernels import available_backends, codes, get_backend, tiling
-from fused_check import check_fused_grad_steps  # tests/fused_check.py (tests/ is on sys.path: its conftest.py)
+from fused_check import check_fused_grad_steps, fit_sgd  # tests/fused_check.py (tests/ is on sys.path: its conftest.py)
 
 BACKENDS = available_backends()  # the reference plan driver included: it is the numpy oracle of the schedule
 RNG = np.random.default_rng(0)
@@ -103,13 +103,7 @@ def test_compiled_conv_rows_in_several_tiles_equal_the_per_layer_oracle(backend,
     X = RNG.standard_normal((20, 16, 16, 16)).astype(dtype)
     y = RNG.integers(0, 3, 20)
 
-    def fit(backend, path, n_threads):
-        net = fnn.Network(_big_layers(), input_shape=(16, 16, 16), seed=3, dtype=dtype, backend=backend)
-        tr = fnn.Trainer(net, optimizer=fnn.SGD(0.05, momentum=0.9), batch_size=9, seed=5, verbose=0,
-                         n_threads=n_threads, parallel="shards" if n_threads > 1 else "auto", path=path)
-        return net, tr, tr.fit(X, y, epochs=1)
-
-    net, tr, hist = fit(backend, "fused", shards)
+    net, tr, hist = fit_sgd(_big_layers, X, y, backend=backend, path="fused", n_threads=shards, batch_size=9)
     assert tr.last_plan["path"] == "fused" and tr.last_plan["n_shards"] == shards, tr.last_plan
     m = int(tr.plan.wofs[codes.W_ROWS])
     rows = [row for row in tr.plan.ops if row[codes.P_OP] == codes.OP_CONV2D]
@@ -122,6 +116,6 @@ def test_compiled_conv_rows_in_several_tiles_equal_the_per_layer_oracle(backend,
     assert len(tiles) == 4 and all(t < m for t in tiles), (tiles, m)
     if dtype == "float32":
         assert all(t > 1 and m % t for t in tiles), (tiles, m)  # several images per tile, a short last one
-    ref, _, ref_hist = fit("reference", "per-layer", 1)
+    ref, _, ref_hist = fit_sgd(_big_layers, X, y, backend="reference", path="per-layer", batch_size=9)
     np.testing.assert_allclose(net.params, ref.params, **TOL[dtype])
     np.testing.assert_allclose(hist["loss"], ref_hist["loss"], **TOL[dtype])

@@ -8,7 +8,7 @@ import pytest
 
 import fastnn as fnn
 from fastnn.kernels import available_backends, codes
-from fused_check import check_fused_grad_steps  # tests/fused_check.py (tests/ is on sys.path: its conftest.py)
+from fused_check import check_fused_grad_steps, fit_sgd  # tests/fused_check.py (tests/ is on sys.path: its conftest.py)
 
 BACKENDS = available_backends()
 RNG = np.random.default_rng(7)
@@ -35,13 +35,7 @@ def test_fused_conv_pool_rows_in_several_tiles_equal_the_per_layer_oracle(dtype,
     X = RNG.standard_normal((40, 17, 17, 16)).astype(dtype)
     y = RNG.integers(0, 3, 40)
 
-    def fit(backend, path, n_threads):
-        net = fnn.Network(_layers(), input_shape=(17, 17, 16), seed=3, dtype=dtype, backend=backend)
-        tr = fnn.Trainer(net, optimizer=fnn.SGD(0.05, momentum=0.9), batch_size=18, seed=5, verbose=0,
-                         n_threads=n_threads, parallel="shards" if n_threads > 1 else "auto", path=path)
-        return net, tr, tr.fit(X, y, epochs=1)
-
-    net, tr, hist = fit("cython", "fused", shards)
+    net, tr, hist = fit_sgd(_layers, X, y, backend="cython", path="fused", n_threads=shards, batch_size=18)
     plan = tr.plan
     assert tr.last_plan["path"] == "fused" and tr.last_plan["n_shards"] == shards, tr.last_plan
     m = plan.wofs[codes.W_ROWS]
@@ -57,10 +51,7 @@ def test_fused_conv_pool_rows_in_several_tiles_equal_the_per_layer_oracle(dtype,
         p = plan.ops[q + 1, codes.P_OUT]
         assert plan.work[0, p:p + plan.ops[q + 1, codes.P_N_OUT]].any()
 
-    ref = fnn.Network(_layers(), input_shape=(17, 17, 16), seed=3, dtype=dtype, backend="reference")
-    ref_tr = fnn.Trainer(ref, optimizer=fnn.SGD(0.05, momentum=0.9), batch_size=18, seed=5, verbose=0,
-                         path="per-layer")
-    ref_hist = ref_tr.fit(X, y, epochs=1)
+    ref, _, ref_hist = fit_sgd(_layers, X, y, backend="reference", path="per-layer", batch_size=18)
     np.testing.assert_allclose(net.params, ref.params, **TOL[dtype])
     np.testing.assert_allclose(hist["loss"], ref_hist["loss"], **TOL[dtype])
 
@@ -71,9 +62,7 @@ def test_fused_conv_pool_steps_are_deterministic_for_a_thread_count():
     y = RNG.integers(0, 3, 40)
     params = []
     for _ in range(2):
-        net = fnn.Network(_layers(), input_shape=(17, 17, 16), seed=3, dtype="float32", backend="cython")
-        fnn.Trainer(net, optimizer=fnn.SGD(0.05, momentum=0.9), batch_size=18, seed=5, verbose=0,
-                    n_threads=2, parallel="shards").fit(X, y, epochs=1)
+        net, _, _ = fit_sgd(_layers, X, y, backend="cython", path="auto", n_threads=2, batch_size=18)
         params.append(net.params.copy())
     np.testing.assert_array_equal(params[0], params[1])
 
