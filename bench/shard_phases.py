@@ -1,6 +1,7 @@
 """Where a row-sharded step's time goes (issue 12): the phases of one LSTM(128) / GRU(128) / transformer
-step of ``bench.sequence`` at batch 64 in row shards (:mod:`fastnn.engine.sharded`), each phase timed
-alone on the calling thread, beside the whole step of the sharded runner.
+step of ``bench.sequence`` at batch 64 in 2 row shards (:mod:`fastnn.engine.sharded`), each phase timed
+alone on the calling thread (its CPU time: other jobs on the machine change it far less than the
+wall-clock), beside the whole step of the sharded runner (wall-clock).
 
 Phases (milliseconds per step, medians of interleaved rounds):
 
@@ -14,12 +15,15 @@ Phases (milliseconds per step, medians of interleaved rounds):
   (``reduce_gradients`` + ``update_span``), what each shard thread now runs;
 - ``step``: the sharded runner's whole step (an epoch's wall-clock over its steps).
 
-``step`` minus ``shard`` is what the shards do not overlap (the hand-off, the serial tail, waiting for
-the slower shard)::
+``serial tail`` sums what the caller ran alone while the other shard's thread waited before issue 12
+(batch gather, numpy sum, clip, update); ``per-thread tail`` what each thread runs now (its rows'
+gather, its half's reduce + update). ``step`` minus ``shard`` is what the shards do not overlap (the
+hand-off, the tail, waiting for the slower shard; on a loaded machine, other jobs)::
 
     FASTNN_DATA=../shared/data/mnist python -m bench.shard_phases --models lstm --rounds 5
 """
 import argparse
+import os
 import statistics
 import time
 
@@ -34,10 +38,10 @@ from bench.sequence import BATCH, FEATURES, STEPS, make_fastnn_sequence_epoch, s
 
 
 def _ms(fn, repeats):
-    t0 = time.perf_counter()
+    t0 = time.thread_time()
     for _ in range(repeats):
         fn()
-    return (time.perf_counter() - t0) / repeats * 1e3
+    return (time.thread_time() - t0) / repeats * 1e3
 
 
 def phase_calls(tr, X, Y, n_shards=2):
@@ -97,7 +101,7 @@ def main(argv=None):
     parser.add_argument("--backend", default="cython")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--n", type=int, default=3200, help="samples per timed epoch")
-    parser.add_argument("--repeats", type=int, default=20, help="calls of each phase per round")
+    parser.add_argument("--repeats", type=int, default=50, help="calls of each phase per round")
     args = parser.parse_args(argv)
     Xr, yr = mnist_like(args.n)
     X, y = sequences(Xr, yr)
@@ -117,9 +121,14 @@ def main(argv=None):
             t0 = time.perf_counter()
             run()
             times["step"].append((time.perf_counter() - t0) / n_steps * 1e3)
-        print(f"{model} ({args.backend}, batch {BATCH}, 2 row shards), ms per step, median of {args.rounds}:")
-        for name, values in times.items():
-            print(f"  {name:22s} {statistics.median(values):8.3f}")
+        med = {name: statistics.median(values) for name, values in times.items()}
+        med["serial tail"] = sum(med[k] for k in ("gather (batch)", "numpy sum", "clip", "update"))
+        if "reduce+update (half)" in med:
+            med["per-thread tail"] = med["gather (shard)"] + med["reduce+update (half)"]
+        print(f"{model} ({args.backend}, batch {BATCH}, 2 row shards), ms per step, median of {args.rounds}; "
+              f"load average {os.getloadavg()[0]:.2f}:")
+        for name, value in med.items():
+            print(f"  {name:22s} {value:8.3f}")
 
 
 def _trainer_of(run):

@@ -7,9 +7,10 @@ each thread its own slice of the batch (like the fused driver's shards): one
 Python thread per shard runs that slice through per-shard copies of the
 layers (same parameter views, own gradient buffer and work buffers), with
 one-thread kernels and BLAS. The compiled kernels release the GIL, so the shards
-run in parallel; a blocked thread sleeps. The shard gradients are summed in a
-fixed order, then clipping and the optimizer update run once, as on the
-per-layer path.
+run in parallel; a blocked thread sleeps. Each shard thread also gathers its own
+rows, and sums the shard gradients (in a fixed order), clips and updates its own
+span of the parameters: the same math as the per-layer path's one clip + update,
+with no serial tail on the caller while the other threads wait (issue 12).
 
 Only layers whose forward depends on their own rows alone can be split
 (no batch statistics): Dense, Conv2D, the pooling layers, Flatten, Dropout,
