@@ -148,3 +148,19 @@ def test_a_failing_thread_is_reported_and_every_thread_ends(op, after):
     with pytest.raises(ValueError, match="failed on purpose"):
         _sharded(kern, backend, net, opt, X, Y, np.arange(N, dtype=np.int64), np.arange(0, N, BATCH), 2, 0.5, 0.0)
     assert threading.active_count() == before
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+def test_repeats_are_bit_identical_for_a_shard_count(backend):
+    kern = get_backend(backend)
+    perm = np.random.default_rng(2).permutation(N).astype(np.int64)
+    starts = np.arange(0, N, BATCH)
+    for n_shards in (2, 3):
+        runs = []
+        for _ in range(3):  # the thread schedule differs between repeats; the sums' order does not
+            net, opt, X, Y = _setup(backend, "float32", True)
+            loss = _sharded(kern, backend, net, opt, X, Y, perm, starts, n_shards, 0.3, 0.02)
+            runs.append((loss, net.params.copy(), opt.state.copy()))
+        for run in runs[1:]:
+            for a, b in zip(runs[0], run):
+                np.testing.assert_array_equal(a, b)
