@@ -103,3 +103,17 @@ def test_rnn_kernels_cli_times_every_micro_kernel_isa(capsys):
     for isa in rnn_kernels.isas():
         assert f"lstm {isa}" in out and f"gru {isa}" in out
     assert "blas" in rnn_kernels.isas() and _kernels.rnn_tiles_isa() == was
+
+
+def test_shard_phases_cli_times_every_phase(capsys):
+    import fastnn as fnn
+
+    if "cython" not in fnn.available_backends():
+        pytest.skip("cython backend not available")
+    from bench import shard_phases
+
+    shard_phases.main(["--models", "lstm", "--rounds", "1", "--n", "128", "--repeats", "1"])
+    out = capsys.readouterr().out
+    for phase in ("gather (shard)", "shard", "numpy sum", "reduce+update (half)", "serial tail", "per-thread tail",
+                  "step"):
+        assert f"  {phase} " in out

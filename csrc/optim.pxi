@@ -155,3 +155,64 @@ def optimizer_update(int opt, floating[::1] params, const floating[::1] grads,
     with nogil:
         _update_slice(opt, &params[0], &grads[0], st, n, 0, n, &hyper[0], step)
     fastnn_ftz_restore(csr)
+
+
+# =========================================================================== row shards' reduce + update
+# (issue 12) The per-layer path's row shards (fastnn/engine/sharded.py) split the gradient reduction and
+# the update by parameter span over their threads; the same math and order as _plan_sharded: shard
+# gradients summed in shard order, clipped by value, then (norm clipping) scaled, then _update_slice.
+def reduce_gradients(const floating[:, ::1] shard_grads, Py_ssize_t lo, Py_ssize_t hi, double clip_value,
+                     bint want_norm, floating[::1] grads_out):
+    """grads_out[lo:hi] = sum of shard_grads[s, lo:hi] in shard order, clipped to +-clip_value (if > 0);
+    return the span's sum of squares (float64) if want_norm, else -1. A row may alias grads_out."""
+    cdef Py_ssize_t n_rows = shard_grads.shape[0], n = grads_out.shape[0], ld = shard_grads.shape[1]
+    cdef Py_ssize_t s, i, cn = hi - lo
+    cdef double ss = -1.0
+    cdef floating* g
+    cdef const floating* sg
+    if n_rows < 1 or ld != n:
+        raise ValueError(f"shard_grads must be (n_shards >= 1, {n}) like grads_out, got "
+                         f"({n_rows}, {ld})")
+    if not 0 <= lo <= hi <= n:
+        raise ValueError(f"the span [{lo}, {hi}) is not inside the {n} gradients")
+    if cn == 0:
+        return 0.0 if want_norm else -1.0
+    with nogil:
+        g = &grads_out[lo]
+        sg = &shard_grads[0, lo]
+        for i in range(cn):
+            g[i] = sg[i]
+        for s in range(1, n_rows):  # one pass per shard: the fixed order numpy's += had
+            sg = &shard_grads[s, lo]
+            for i in range(cn):
+                g[i] = g[i] + sg[i]
+        if clip_value > 0:
+            _clip_value(g, cn, clip_value)
+        if want_norm:
+            ss = _sum_squares(g, cn)
+    return ss
+
+
+def update_span(int opt, floating[::1] params, floating[::1] grads, floating[:, ::1] state,
+                const double[::1] hyper, int64_t step, Py_ssize_t lo, Py_ssize_t hi, double scale):
+    """grads[lo:hi] *= scale (if != 1: the clip-by-norm factor), then the fused update of params[lo:hi]
+    (optimizer_update's math on the span)."""
+    cdef Py_ssize_t n = params.shape[0]
+    cdef floating* st = NULL
+    cdef unsigned int csr
+    if grads.shape[0] != n or (state.shape[0] > 0 and state.shape[1] != n):
+        raise ValueError(f"grads and the state rows must have the {n} entries of params")
+    if not 0 <= lo <= hi <= n:
+        raise ValueError(f"the span [{lo}, {hi}) is not inside the {n} parameters")
+    _check_status(_update_slice(opt, <floating*> NULL, <floating*> NULL, <floating*> NULL, 0, 0, 0,
+                                &hyper[0], step), opt)
+    if hi == lo:
+        return
+    if state.shape[0] > 0 and state.shape[1] > 0:
+        st = &state[0, 0]
+    csr = fastnn_ftz_on()
+    with nogil:
+        if scale != 1.0:
+            _scale(&grads[lo], hi - lo, <floating> scale)
+        _update_slice(opt, &params[0], &grads[0], st, n, lo, hi, &hyper[0], step)
+    fastnn_ftz_restore(csr)

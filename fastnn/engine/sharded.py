@@ -7,9 +7,10 @@ each thread its own slice of the batch (like the fused driver's shards): one
 Python thread per shard runs that slice through per-shard copies of the
 layers (same parameter views, own gradient buffer and work buffers), with
 one-thread kernels and BLAS. The compiled kernels release the GIL, so the shards
-run in parallel; a blocked thread sleeps. The shard gradients are summed in a
-fixed order, then clipping and the optimizer update run once, as on the
-per-layer path.
+run in parallel; a blocked thread sleeps. Each shard thread also gathers its own
+rows, and sums the shard gradients (in a fixed order), clips and updates its own
+span of the parameters: the same math as the per-layer path's one clip + update,
+with no serial tail on the caller while the other threads wait (issue 12).
 
 Only layers whose forward depends on their own rows alone can be split
 (no batch statistics): Dense, Conv2D, the pooling layers, Flatten, Dropout,
@@ -69,6 +70,7 @@ scale less, shards 1.2x). The rule:
    nothing there is big enough to split.
 """
 import copy
+import math
 import threading
 
 import numpy as np
@@ -143,9 +145,24 @@ def _shard_layers(network, grads):
     return clones
 
 
+def param_spans(n_params, n_shards, align=64):
+    """``[(lo, hi), ...]``: the parameter span each shard thread reduces and updates, contiguous, in order,
+    starting on multiples of ``align`` elements (no cache line is written by two threads)."""
+    per = -(-n_params // (n_shards * align)) * align
+    return [(min(n_params, s * per), min(n_params, (s + 1) * per)) for s in range(n_shards)]
+
+
 def sharded_runner(kern, backend, network, loss, optimizer, X, Y, batch_size, hyper, clip_norm, clip_value,
                    n_shards):
-    """The per-layer runner with each batch split into ``n_shards`` row shards run by as many threads."""
+    """The per-layer runner with each batch split into ``n_shards`` row shards run by as many threads.
+
+    Every thread runs the whole step for its share (issue 12): it gathers its shard's rows, runs them
+    through its layer copies, then -- after one barrier -- reduces the shard gradients over its span of
+    the parameters (:func:`param_spans`; ``kern.reduce_gradients``: shard order, as the numpy sum had),
+    clips and updates that span (``kern.update_span``). Clipping by norm adds one barrier (the span
+    norms are summed in span order by every thread); penalties (L1/L2) two, between which the caller
+    adds their gradient to the reduced one. The next step's start barrier is the end of the update.
+    """
     net, opt = network, optimizer
     fused = loss.fused_activation
     last = net.layers[-1]
@@ -161,9 +178,16 @@ def sharded_runner(kern, backend, network, loss, optimizer, X, Y, batch_size, hy
     dout_full = np.empty((batch_size, net.n_outputs), net.dtype)
     losses = np.zeros(n_shards)
     correct = np.zeros(n_shards)
+    spans = param_spans(net.n_params, n_shards)
+    span_squares = np.zeros(n_shards)  # each span's squared norm, summed in span order by every thread
+    grads_row = net.grads[None]  # the reduced gradient as a one-row sum: clipped after the penalties
+    want_norm = clip_norm > 0
+    bars = {}  # every thread meets the same barriers: after the gradients, the penalties, the span norms
 
-    def shard_step(s, lo, hi, m, step):
+    def shard_step(s, lo, hi, rows, m, step):
         layers = shards[s]
+        kern.gather_rows(X, rows, Xb[lo:hi])  # each shard gathers its own rows, on its own thread
+        kern.gather_rows(Y, rows, Yb[lo:hi])
         for layer in dropouts[s]:
             layer.step, layer.row0 = step, lo
         A = Xb[lo:hi]
@@ -179,32 +203,81 @@ def sharded_runner(kern, backend, network, loss, optimizer, X, Y, batch_size, hy
         for i in range(len(layers) - 1, -1, -1):
             dA = layers[i].backward(dA, backend=backend, need_dX=i > 0)
 
+    def update_share(s, step, my_hyper, add_penalties):
+        """Thread ``s``'s span of the step's reduce, clip and update (the same math as the old serial
+        tail: sum in shard order, penalties, clip by value, clip by the global norm, update)."""
+        lo, hi = spans[s]
+        if penalized:
+            kern.reduce_gradients(shard_grads, lo, hi, 0.0, False, net.grads)
+            bars["penalty"].wait()
+            if add_penalties is not None:
+                add_penalties()
+            bars["penalty"].wait()
+            squares = kern.reduce_gradients(grads_row, lo, hi, clip_value, want_norm, net.grads)
+        else:
+            squares = kern.reduce_gradients(shard_grads, lo, hi, clip_value, want_norm, net.grads)
+        scale = 1.0
+        if want_norm:
+            span_squares[s] = squares
+            bars["norm"].wait()
+            norm = math.sqrt(sum(span_squares.tolist()))  # a Python sum: the same order on every thread
+            if norm > clip_norm:
+                scale = clip_norm / (norm + 1e-12)
+        kern.update_span(opt.code, net.params, net.grads, opt.state, my_hyper, step, lo, hi, scale)
+
     def run(perm, starts, batch_loss, batch_correct):
         lrs = opt.learning_rates(opt.iterations, len(starts))
-        # One thread per shard but the first (the caller's): barriers hand each step's rows over.
-        start_b, done_b = threading.Barrier(n_shards), threading.Barrier(n_shards)
-        job = {}
+        # An unknown optimizer code fails here, before any thread starts or any state changes.
+        kern.update_span(opt.code, net.params, net.grads, opt.state, hyper, opt.iterations + 1, 0, 0, 1.0)
+        # One thread per shard but the first (the caller's): the start barrier hands each step over.
+        bars.update(start=threading.Barrier(n_shards), grads=threading.Barrier(n_shards),
+                    penalty=threading.Barrier(n_shards), norm=threading.Barrier(n_shards))
+        start_b, grads_b = bars["start"], bars["grads"]
+        hypers = np.tile(np.asarray(hyper, np.float64), (n_shards, 1))  # each thread sets its own lr
+        job = {"stop": False}
         errors = []
+        penalties = []
+
+        def add_penalties():
+            """The caller's work between the penalty barriers: the reduced gradient is complete."""
+            for layer in penalized:
+                penalties.append(layer.penalty())
+                layer.add_penalty_gradient()
+
+        def one_step(s, j, start, m, step, add_penalties=None):
+            """Thread ``s``'s part of step ``j``: its rows' gradient, then its span's update."""
+            lo, hi = min(m, s * -(-m // n_shards)), min(m, (s + 1) * -(-m // n_shards))
+            try:
+                if hi > lo:
+                    shard_step(s, lo, hi, perm[start + lo:start + hi], m, step)
+                else:  # a last batch smaller than the shard count
+                    shard_grads[s] = 0
+                    losses[s] = correct[s] = 0
+            except BaseException as exc:  # reported by the caller after the step
+                errors.append(exc)
+            grads_b.wait()
+            if errors:  # every thread sees the same list here: none updates
+                return
+            try:
+                hypers[s, codes.H_LR] = lrs[j]
+                update_share(s, step, hypers[s], add_penalties)
+            except threading.BrokenBarrierError:
+                raise
+            except BaseException as exc:  # unexpected (inputs were checked): stop every thread
+                errors.append(exc)
+                for b in bars.values():
+                    b.abort()
 
         def worker(s):
             with layer_threads(kern, 1):  # one-thread kernels: the shards are the parallelism
-                work(s)
-
-        def work(s):
-            while True:
-                start_b.wait()
-                if job.get("stop"):
-                    return
                 try:
-                    lo, hi = job["spans"][s]
-                    if hi > lo:
-                        shard_step(s, lo, hi, job["m"], job["step"])
-                    else:  # a last batch smaller than the shard count
-                        shard_grads[s] = 0
-                        losses[s] = correct[s] = 0
-                except BaseException as exc:  # reported by the caller after the step
-                    errors.append(exc)
-                done_b.wait()
+                    while True:
+                        start_b.wait()
+                        if job["stop"]:
+                            return
+                        one_step(s, job["j"], job["start"], job["m"], job["step"])
+                except threading.BrokenBarrierError:
+                    return  # another thread failed: the caller reports its error
 
         threads = [threading.Thread(target=worker, args=(s,), daemon=True) for s in range(1, n_shards)]
         for t in threads:
@@ -212,41 +285,34 @@ def sharded_runner(kern, backend, network, loss, optimizer, X, Y, batch_size, hy
         with layer_threads(kern, 1):  # the caller runs shard 0 on one-thread kernels too
             try:
                 for j, start in enumerate(starts):
-                    m = min(batch_size, len(perm) - int(start))
-                    kern.gather_rows(X, perm[start:start + m], Xb[:m])
-                    kern.gather_rows(Y, perm[start:start + m], Yb[:m])
-                    per = -(-m // n_shards)
-                    job.update(spans=[(min(m, s * per), min(m, (s + 1) * per)) for s in range(n_shards)], m=m,
-                               step=opt.iterations + 1)
+                    start, m, step = int(start), min(batch_size, len(perm) - int(start)), opt.iterations + 1
+                    job.update(j=j, start=start, m=m, step=step)
                     start_b.wait()
-                    try:
-                        lo, hi = job["spans"][0]
-                        shard_step(0, lo, hi, m, job["step"])
-                    except BaseException as exc:
-                        errors.append(exc)
-                    done_b.wait()
+                    penalties.clear()
+                    one_step(0, j, start, m, step, add_penalties if penalized else None)
                     if errors:
                         raise errors[0]
-                    np.copyto(net.grads, shard_grads[0])
-                    for s in range(1, n_shards):  # a fixed order: results do not depend on thread timing
-                        net.grads += shard_grads[s]
                     batch_loss[j] = float(losses.sum()) / m
+                    for value in penalties:  # in layer order, after the loss: the sums the serial tail made
+                        batch_loss[j] += value
                     batch_correct[j] = float(correct.sum())
-                    for layer in penalized:
-                        batch_loss[j] += layer.penalty()
-                        layer.add_penalty_gradient()
-                    kern.clip_gradients(net.grads, clip_norm, clip_value)
-                    hyper[codes.H_LR] = lrs[j]
-                    kern.optimizer_update(opt.code, net.params, net.grads, opt.state, hyper, opt.iterations + 1)
                     opt.iterations += 1
+            except threading.BrokenBarrierError:
+                if errors:
+                    raise errors[0] from None
+                raise
             finally:
                 job["stop"] = True
                 try:
-                    start_b.wait(timeout=10)
+                    start_b.wait(timeout=10)  # the workers end their last update, then return
                 except threading.BrokenBarrierError:
                     pass
                 for t in threads:
                     t.join(timeout=10)
+        if errors:  # a worker's update failed in the last step
+            raise errors[0]
+        if len(starts):
+            hyper[codes.H_LR] = lrs[-1]
         for layer in originals:
             layer.step = opt.iterations + 1
     return run

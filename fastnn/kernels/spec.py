@@ -58,6 +58,11 @@ OPS = (
         "clip to +-clip_value (if > 0), then to global L2 norm clip_norm (if > 0); return the norm"),
     _op("optimizer_update", "optim", "opt params grads state hyper step",
         "one fused in-place update of the flat params (PyTorch semantics)", codes="opt"),
+    _op("reduce_gradients", "optim", "shard_grads lo hi clip_value want_norm grads_out",
+        "grads_out[lo:hi] = sum of the rows shard_grads[s, lo:hi] in row order, clipped to +-clip_value "
+        "(if > 0); return its float64 sum of squares if want_norm, else -1 (row shards, issue 12)"),
+    _op("update_span", "optim", "opt params grads state hyper step lo hi scale",
+        "grads[lo:hi] *= scale (if != 1), then optimizer_update's step of params[lo:hi]", codes="opt"),
     _op("batchnorm_forward", "norm",
         "X gamma beta eps training running_mean running_var momentum Xhat_out inv_std_out out",
         "per column: Xhat = (X - mean) / sqrt(var + eps), out = gamma*Xhat + beta; running stats in training"),

@@ -224,6 +224,74 @@ def test_clip_gradients(clip_norm, clip_value):
                                                     clip_value=clip_value), ["grads"])
 
 
+# The row shards' reduce + update (issue 12): spans of a 70001-entry gradient, unaligned ends, an empty span.
+SPANS = [(0, 70001), (0, 35072), (35072, 70001), (100, 100)]
+
+
+@pytest.mark.parametrize("n_rows", [1, 2, 3])
+@pytest.mark.parametrize("clip_value", [0.0, 0.05])
+@pytest.mark.parametrize("lo,hi", SPANS)
+def test_reduce_gradients(n_rows, clip_value, lo, hi):
+    def make(dt, rng):
+        return dict(shard_grads=_rand(rng, (n_rows, 70001), dt, 0.1), lo=lo, hi=hi, clip_value=clip_value,
+                    want_norm=True, grads_out=_rand(rng, 70001, dt))  # outside the span: left as it was
+    check_op("reduce_gradients", make, ["grads_out"])
+
+
+def test_reduce_gradients_sums_in_row_order_and_may_alias_its_output():
+    rng = np.random.default_rng(0)
+    for backend in backends():
+        for dt in (np.float32, np.float64):
+            rows = _rand(rng, (3, 1000), dt, 0.1)
+            out = np.zeros(1000, dt)
+            assert call(backend, "reduce_gradients", dict(shard_grads=rows, lo=0, hi=1000, clip_value=0.0,
+                                                          want_norm=False, grads_out=out)) == -1
+            np.testing.assert_array_equal(out, (rows[0] + rows[1]) + rows[2])  # numpy's += order, bit for bit
+            in_place = out.copy()
+            call(backend, "reduce_gradients", dict(shard_grads=in_place[None], lo=10, hi=900, clip_value=0.1,
+                                                   want_norm=False, grads_out=in_place))
+            np.testing.assert_array_equal(in_place[10:900], np.clip(out[10:900], -0.1, 0.1))
+            np.testing.assert_array_equal(in_place[:10], out[:10])
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.37])
+@pytest.mark.parametrize("lo,hi", SPANS)
+@pytest.mark.parametrize("opt,name", OPTS, ids=_ids(OPTS))
+def test_update_span(opt, name, lo, hi, scale):
+    variant = OPT_VARIANTS["nesterov_l2" if opt == codes.OPT_SGD else "decoupled"]
+    check_op("update_span", lambda dt, rng: dict(_opt_args(opt, variant)(dt, rng), lo=lo, hi=hi, scale=scale),
+             ["params", "grads", "state"])
+
+
+def test_update_span_of_every_span_is_the_whole_update():
+    for backend in backends():
+        whole, parts = (_opt_args(codes.OPT_ADAM, OPT_VARIANTS["l2"])(np.float32, np.random.default_rng(0))
+                        for _ in range(2))
+        call(backend, "optimizer_update", whole)
+        for lo, hi in ((0, 35072), (35072, 70001)):
+            call(backend, "update_span", dict(parts, lo=lo, hi=hi, scale=1.0))
+        for name in ("params", "state"):
+            np.testing.assert_array_equal(parts[name], whole[name], err_msg=f"{backend} {name}")
+
+
+@pytest.mark.parametrize("backend", backends())
+def test_shard_update_ops_refuse_bad_spans_and_shapes(backend):
+    rng = np.random.default_rng(0)
+    grads = np.zeros(50, np.float32)
+    for lo, hi, rows in ((0, 51, 2), (-1, 5, 2), (6, 5, 2), (0, 5, 0)):
+        with pytest.raises(ValueError):
+            call(backend, "reduce_gradients", dict(shard_grads=np.zeros((rows, 50), np.float32), lo=lo, hi=hi,
+                                                   clip_value=0.0, want_norm=False, grads_out=grads))
+    with pytest.raises(ValueError):  # rows of another width
+        call(backend, "reduce_gradients", dict(shard_grads=np.zeros((2, 49), np.float32), lo=0, hi=5,
+                                               clip_value=0.0, want_norm=False, grads_out=grads))
+    args = dict(_opt_args(codes.OPT_ADAM, OPT_VARIANTS["plain"], n=50)(np.float32, rng), lo=0, hi=51, scale=1.0)
+    before = args["params"].copy()
+    with pytest.raises(ValueError):
+        call(backend, "update_span", args)
+    np.testing.assert_array_equal(args["params"], before)
+
+
 @pytest.mark.parametrize("name,extra", [("mae", ()), ("huber", (0.7,))])
 @pytest.mark.parametrize("shape", [(1, 1), (9, 4), (40, 10)])
 def test_regression_losses(name, extra, shape):
@@ -384,6 +452,8 @@ _CODED = {  # op -> (valid args factory, {code argument: how to make it unknown}
     "loss_forward_backward": _loss_args(LOSS_SOFTMAX_CE, "column"),
     "count_correct": _loss_args(LOSS_SOFTMAX_CE, "column"),
     "optimizer_update": _opt_args(codes.OPT_SGD, OPT_VARIANTS["plain"], n=100),
+    "update_span": lambda dt, rng: dict(_opt_args(codes.OPT_SGD, OPT_VARIANTS["plain"], n=100)(dt, rng),
+                                        lo=0, hi=100, scale=0.5),
     "train_steps": _train_args(LOSS_SOFTMAX_CE, codes.OPT_ADAM, 1),
 }
 _CODE_ARG = {"act": "act", "loss": "loss", "opt": "opt"}

@@ -17,7 +17,7 @@ from .driver import gather_rows
 from .losses import (count_correct, focal_forward_backward, huber_forward_backward, loss_forward_backward,
                      mae_forward_backward)
 from .norm import batchnorm_backward, batchnorm_forward, layernorm_backward, layernorm_forward
-from .optim import clip_gradients, optimizer_update
+from .optim import clip_gradients, optimizer_update, reduce_gradients, update_span
 from .plan import apply_update, dropout_forward, grad_steps, train_steps
 # Convolutional networks (issue 11).
 from .conv import col2im, im2col

@@ -28,3 +28,29 @@ def optimizer_update(opt, params, grads, state, hyper, step):
     _back(pbuf, pdest)
     if sdest is not None:
         sdest[...] = st.reshape(np.shape(sdest))
+
+
+# --------------------------------------------------------------------------- row shards (issue 12)
+@_fast_path(_k.reduce_gradients)
+def reduce_gradients(shard_grads, lo, hi, clip_value, want_norm, grads_out):
+    """grads_out[lo:hi] = the shard rows' sum in row order, clipped to +-clip_value (if > 0); return the
+    span's sum of squares if ``want_norm``, else -1."""
+    gbuf, gdest = _out1(grads_out)
+    rows = np.ascontiguousarray(shard_grads, dtype=gbuf.dtype)
+    ss = _k.reduce_gradients(rows, int(lo), int(hi), float(clip_value), bool(want_norm), gbuf)
+    _back(gbuf, gdest)
+    return ss
+
+
+@_fast_path(_k.update_span)
+def update_span(opt, params, grads, state, hyper, step, lo, hi, scale):
+    """grads[lo:hi] *= scale (if != 1), then the fused update of params[lo:hi]."""
+    pbuf, pdest = _out1(params)
+    gbuf = np.ascontiguousarray(grads, dtype=pbuf.dtype)
+    st = np.ascontiguousarray(state, dtype=pbuf.dtype).reshape(-1, pbuf.shape[0])
+    _k.update_span(int(opt), pbuf, gbuf, st, _in1(hyper, np.float64), int(step), int(lo), int(hi), float(scale))
+    _back(pbuf, pdest)
+    if gbuf is not grads:
+        grads[...] = gbuf
+    if st is not state:
+        state[...] = st.reshape(np.shape(state))

@@ -164,3 +164,61 @@ def _reduce_and_update(opt, params, grads, work, g_off, state, hyper, step, clip
             for i in range(hi - lo):
                 g[i] *= f
             _update_slice(opt, params, grads, state, lo, hi, hyper, step)
+
+
+# --------------------------------------------------------------------------- row shards (issue 12)
+@njit(**OPTS)
+def _reduce_span(shard_grads, lo, hi, clip_value, want_norm, grads_out):
+    g = grads_out[lo:hi]
+    n = hi - lo
+    sg = shard_grads[0, lo:hi]
+    for i in range(n):
+        g[i] = sg[i]
+    for s in range(1, shard_grads.shape[0]):  # one pass per shard: the fixed order numpy's += had
+        sg = shard_grads[s, lo:hi]
+        for i in range(n):
+            g[i] += sg[i]
+    if clip_value > 0:
+        hi_v = grads_out.dtype.type(clip_value)
+        for i in range(n):
+            if g[i] > hi_v:
+                g[i] = hi_v
+            elif g[i] < -hi_v:
+                g[i] = -hi_v
+    if not want_norm:
+        return -1.0
+    ss = 0.0
+    for i in range(n):
+        ss += float(g[i]) * float(g[i])
+    return ss
+
+
+def reduce_gradients(shard_grads, lo, hi, clip_value, want_norm, grads_out):
+    """grads_out[lo:hi] = the shard rows' sum in row order, clipped to +-clip_value (if > 0); return the
+    span's sum of squares if ``want_norm``, else -1 (compiled without the GIL)."""
+    n = grads_out.shape[0]
+    if shard_grads.ndim != 2 or shard_grads.shape[0] < 1 or shard_grads.shape[1] != n:
+        raise ValueError(f"shard_grads must be (n_shards >= 1, {n}) like grads_out, got {shard_grads.shape}")
+    if not 0 <= lo <= hi <= n:
+        raise ValueError(f"the span [{lo}, {hi}) is not inside the {n} gradients")
+    return _reduce_span(shard_grads, int(lo), int(hi), float(clip_value), bool(want_norm), grads_out)
+
+
+@njit(**OPTS)
+def _update_span(opt, params, grads, state, hyper, step, lo, hi, scale):
+    _update_slice(opt, params, grads, state, lo, lo, hyper, step)  # an unknown code raises before any write
+    if scale != 1:
+        f = grads.dtype.type(scale)
+        for i in range(lo, hi):
+            grads[i] *= f
+    _update_slice(opt, params, grads, state, lo, hi, hyper, step)
+
+
+def update_span(opt, params, grads, state, hyper, step, lo, hi, scale):
+    """grads[lo:hi] *= scale (if != 1), then the fused update of params[lo:hi] (compiled without the GIL)."""
+    n = params.shape[0]
+    if grads.shape[0] != n or (state.size and state.shape[-1] != n):
+        raise ValueError(f"grads and the state rows must have the {n} entries of params")
+    if not 0 <= lo <= hi <= n:
+        raise ValueError(f"the span [{lo}, {hi}) is not inside the {n} parameters")
+    _update_span(opt, params, grads, state, hyper, step, int(lo), int(hi), float(scale))

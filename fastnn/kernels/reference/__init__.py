@@ -19,7 +19,7 @@ from .image import image_rotate, image_shift
 from .losses import (count_correct, focal_forward_backward, huber_forward_backward, loss_forward_backward,
                      mae_forward_backward)
 from .norm import batchnorm_backward, batchnorm_forward, layernorm_backward, layernorm_forward
-from .optim import clip_gradients, optimizer_update
+from .optim import clip_gradients, optimizer_update, reduce_gradients, update_span
 from .rnn import (gru_backward, gru_forward, lstm_backward, lstm_forward, lstm_infer, simple_rnn_backward,
                   simple_rnn_forward)
 from .embedding import embedding_backward, embedding_forward

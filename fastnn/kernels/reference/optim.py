@@ -75,3 +75,48 @@ def optimizer_update(opt, params, grads, state, hyper, step):
     else:
         raise ValueError(f"unknown optimizer code {opt}")
 
+
+
+# --------------------------------------------------------------------------- row shards (issue 12)
+def reduce_gradients(shard_grads, lo, hi, clip_value, want_norm, grads_out):
+    """``grads_out[lo:hi]`` = the sum of the rows ``shard_grads[s, lo:hi]``, in row order, then clipped to
+    ``[-clip_value, clip_value]`` (if > 0).
+
+    The row-sharded runner's reduction of one thread's span of the parameters. A row may be
+    ``grads_out`` itself (the one-row sum is then only the clip).
+
+    Returns
+    -------
+    float
+        The span's sum of squares (float64) if ``want_norm``, else -1.
+    """
+    n = len(grads_out)
+    if shard_grads.ndim != 2 or shard_grads.shape[0] < 1 or shard_grads.shape[1] != n:
+        raise ValueError(f"shard_grads must be (n_shards >= 1, {n}) like grads_out, got {shard_grads.shape}")
+    if not 0 <= lo <= hi <= n:
+        raise ValueError(f"the span [{lo}, {hi}) is not inside the {n} gradients")
+    g = grads_out[lo:hi]
+    total = shard_grads[0, lo:hi].astype(grads_out.dtype)
+    for s in range(1, shard_grads.shape[0]):
+        total += shard_grads[s, lo:hi]
+    g[...] = total
+    if clip_value > 0:
+        np.clip(g, -clip_value, clip_value, out=g)
+    if not want_norm:
+        return -1.0
+    g64 = g.astype(np.float64)
+    return float(np.dot(g64, g64))
+
+
+def update_span(opt, params, grads, state, hyper, step, lo, hi, scale):
+    """``grads[lo:hi] *= scale`` (if != 1: a clip-by-norm factor), then :func:`optimizer_update` of
+    ``params[lo:hi]`` with its state columns: one thread's span of the row-sharded runner's update."""
+    n = len(params)
+    if len(grads) != n or (state.size and state.shape[-1] != n):
+        raise ValueError(f"grads and the state rows must have the {n} entries of params")
+    if not 0 <= lo <= hi <= n:
+        raise ValueError(f"the span [{lo}, {hi}) is not inside the {n} parameters")
+    optimizer_update(opt, params[:0], grads[:0], state[:, :0], hyper, step)  # an unknown code raises first
+    if scale != 1:
+        grads[lo:hi] *= params.dtype.type(scale)
+    optimizer_update(opt, params[lo:hi], grads[lo:hi], state[:, lo:hi], hyper, step)
