@@ -153,10 +153,12 @@ cdef extern from *:
     FASTNN_LN_BODIES(d_avx2, FASTNN_AVX2_FMA, double, fastnn_v4d, fastnn_v4d, 4)
     FASTNN_LN_BODIES(f_avx512, __attribute__((target("avx512f"))), float, fastnn_v8f, fastnn_v8d, 8)
     FASTNN_LN_BODIES(d_avx512, __attribute__((target("avx512f"))), double, fastnn_v8d, fastnn_v8d, 8)
-    #define FASTNN_LN_PICK(NAME, S, ARGS) { int isa = fastnn_cpu_isa(); \
+    static int fastnn_ln_isa = -1;  /* layernorm_isa(): below the CPU's for tests and benchmarks; -1: the CPU's */
+    #define FASTNN_LN_PICK(NAME, S, ARGS) { int isa = fastnn_ln_isa >= 0 ? fastnn_ln_isa : fastnn_cpu_isa(); \
         if (isa == FASTNN_ISA_AVX512) NAME##_##S##_avx512 ARGS; else if (isa == FASTNN_ISA_AVX2) NAME##_##S##_avx2 ARGS; \
         else NAME##_##S##_base ARGS; }
     #else
+    static int fastnn_ln_isa = -1;
     #define FASTNN_LN_PICK(NAME, S, ARGS) { NAME##_##S##_base ARGS; }
     #endif
     #define FASTNN_LN_DISPATCH(T, S) \
@@ -169,6 +171,7 @@ cdef extern from *:
     FASTNN_LN_DISPATCH(float, f)
     FASTNN_LN_DISPATCH(double, d)
     """
+    int fastnn_ln_isa
     void fastnn_ln_fwd_f(Py_ssize_t n, Py_ssize_t k, const float* X, const float* gamma, const float* beta,
                          double eps, double* mean, double* inv, float* Xhat, float* out, double* gb) noexcept nogil
     void fastnn_ln_fwd_d(Py_ssize_t n, Py_ssize_t k, const double* X, const double* gamma, const double* beta,
@@ -204,6 +207,26 @@ cdef inline void _ln_bwd(Py_ssize_t n, Py_ssize_t k, const floating* dout, const
         fastnn_ln_bwd_f(n, k, dout, src, mean, inv, gamma, dgamma, dbeta, dX, sc)
     else:
         fastnn_ln_bwd_d(n, k, dout, src, mean, inv, gamma, dgamma, dbeta, dX, sc)
+
+
+def layernorm_isa(isa=None):
+    """Which lane kernels the LayerNorm ops run: ``"avx512"`` (8 doubles), ``"avx2"`` or ``"off"`` (4, the
+    baseline build's). ``isa`` switches it (tests and benchmarks: the AVX2 and baseline kernels on an AVX-512
+    CPU), ``"auto"`` restores the CPU's best; one the CPU lacks is a ValueError. Returns the name in effect.
+    """
+    global fastnn_ln_isa
+    if isa is not None:
+        if isa == "auto":
+            fastnn_ln_isa = -1
+        elif isa not in _GEMM_ISA_NAMES:
+            raise ValueError(f"layernorm_isa: isa must be one of 'auto', {', '.join(map(repr, _GEMM_ISA_NAMES))}; "
+                             f"got {isa!r}")
+        elif _GEMM_ISA_NAMES[isa] > _GEMM_ISA_CPU:
+            raise ValueError(f"layernorm_isa: this CPU has no {isa}")
+        else:
+            fastnn_ln_isa = _GEMM_ISA_NAMES[isa]
+    cdef int now = fastnn_ln_isa if fastnn_ln_isa >= 0 else _GEMM_ISA_CPU
+    return [k for k, v in _GEMM_ISA_NAMES.items() if v == now][0]
 
 
 # --------------------------------------------------------------------------- Python wrappers
