@@ -157,9 +157,14 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--samples", type=int, default=8192, help="samples per epoch")
     parser.add_argument("--against", help="another source tree with a built extension: before / after rows")
+    parser.add_argument("--isa", help="kernels: the LayerNorm lane kernels to time (layernorm_isa: avx512, avx2, off)")
     args = parser.parse_args(argv)
     print(f"load average (1, 5, 15 min): {os.getloadavg()}")
     if args.what == "kernels":
+        if args.isa:
+            from fastnn._ext import _kernels
+
+            print("LayerNorm kernels:", _kernels.layernorm_isa(args.isa))
         kernels()
         return
     batches = tuple(int(b) for b in args.batch.split(","))

@@ -75,10 +75,10 @@ cdef extern from *:
        squares, then the normalized row) and two backward (the row sums with dgamma/dbeta, then dX), with
        Xhat recomputed from the row input and the row's mean and inv_std (what the plan rows store: no Xhat
        written forward, none read back). gamma and beta are widened once per call into float64 scratch.
-       Measured on a (128, 256) float32 block (one shard of batch 256), AVX-512: forward 16 us, backward
-       25 us, against 62 / 77 us for the previous 8-row-group AVX2 kernel (Xhat stored, three passes
-       forward: its float64 halves were the bottleneck) -- on the benchmark MLP the two LayerNorm rows went
-       from 22% to 7% of the Dense rows' time. */
+       A (128, 256) float32 block (one shard of batch 256), one thread, the kernels timed alone with the
+       extension's flags: forward 16 us, backward 25 us on AVX-512 (about 20 / 32 on the AVX2 kernel),
+       against 62 / 77 us for the 8-row-group AVX2 kernel before (Xhat stored, three passes forward, 4-double
+       halves); with the 128-wide row, ~7% of the benchmark MLP's Dense kernel time per shard, was ~22%. */
     #define FASTNN_LN_LD(v, p) __builtin_memcpy(&(v), (p), sizeof (v))
     #define FASTNN_LN_BODIES(S, ATTR, T, TV, DV, L) \
     static ATTR void fastnn_ln_fwd_##S(Py_ssize_t n, Py_ssize_t k, const T* restrict X, const T* restrict gamma, \
