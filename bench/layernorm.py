@@ -9,10 +9,13 @@ of the benchmark MLP with Dropout / BatchNorm / LayerNorm after each hidden laye
 ``kernels`` times the Cython kernels one shard runs for the 784-256-128-10 MLP with LayerNorm (float32,
 one thread, medians of repeated calls: each call pays ~1 us of Python): the plan rows' LayerNorm pair
 (``layernorm_rows_*``, what the fused driver runs), the layer-by-layer pair (Xhat stored) and the Dense
-rows; ``PYTHONPATH=<tree> python bench/layernorm.py kernels`` times another tree's build. ``epochs`` runs each configuration in a worker process per source tree (this one, and
-``--against``'s, which must hold a built extension: ``python setup.py build_ext --inplace``), every
-configuration once per round in turn, so load changes hit all alike; it prints median samples/s, the
-ratio to the plain MLP of the same tree, threads and batch, and with ``--against`` this tree over the other.
+rows; ``PYTHONPATH=<tree> python bench/layernorm.py kernels`` times another tree's build. ``epochs`` runs
+each configuration in a worker process per source tree (this one, and ``--against``'s, which must hold a
+built extension: ``python setup.py build_ext --inplace``): per batch size and thread count, each round
+runs the variants in turn, each on every tree back to back, so load changes hit all alike. It prints
+median samples/s and the medians of the per-round ratios (to the plain MLP of the same tree; with
+``--against``, this tree over the other), by wall time and by CPU time (at one thread the CPU-time ratio
+is the one other processes disturb less).
 """
 import argparse
 import json
@@ -40,9 +43,9 @@ runs = {name: make_fastnn_epoch(X, y, bs, thr, variant=v) for name, (v, bs, thr)
 print("ready", flush=True)
 for line in sys.stdin:
     run = runs[line.strip()]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     run()
-    print(time.perf_counter() - t0, flush=True)
+    print(time.perf_counter() - t0, time.process_time() - c0, flush=True)
 """
 
 
@@ -59,36 +62,45 @@ def _start(tree, runs, samples):
 def _ask(proc, name):
     proc.stdin.write(name + "\n")
     proc.stdin.flush()
-    return float(proc.stdout.readline())
+    wall, cpu = proc.stdout.readline().split()
+    return float(wall), float(cpu)
 
 
 def epochs(batches, threads, rounds, samples, against=None):
-    """Median samples/s per (tree, variant, threads, batch), every configuration of every tree once per
-    round in turn (one worker process per tree). Returns {(tree label, variant, threads, batch): value}."""
+    """Epoch timings of every (tree, variant, batch, threads): per (batch, threads), each round runs the
+    variants in turn, each on every tree back to back (one worker process per tree), so the ratios of one
+    round compare epochs a few hundred milliseconds apart. Returns {(tree, variant, batch, threads):
+    (wall seconds per round, CPU seconds per round)} with tree ``"this"`` (and ``"other"``)."""
     runs = {f"{v}-{t}-{b}": (v, b, t) for b in batches for t in threads for v in VARIANTS}
     trees = {"this": Path(__file__).resolve().parents[1]}
     if against:
         trees["other"] = Path(against).resolve()
     workers = {label: _start(tree, runs, samples) for label, tree in trees.items()}
-    times = {(label, name): [] for label in trees for name in runs}
+    out = {(label, *cfg): ([], []) for label in trees for cfg in runs.values()}
     try:
-        for _ in range(rounds):
-            for name in runs:
-                for label, proc in workers.items():
-                    times[label, name].append(_ask(proc, name))
+        for b in batches:
+            for t in threads:
+                for _ in range(rounds):
+                    for v in VARIANTS:
+                        for label, proc in workers.items():
+                            wall, cpu = _ask(proc, f"{v}-{t}-{b}")
+                            out[label, v, b, t][0].append(wall)
+                            out[label, v, b, t][1].append(cpu)
     finally:
         for proc in workers.values():
             proc.stdin.close()
             proc.wait()
-    return {(label, *runs[name]): samples / float(np.median(v)) for (label, name), v in times.items()}
+    return {k: (np.array(w), np.array(c)) for k, (w, c) in out.items()}
 
 
-def print_epochs(med, batches, threads):
-    labels = sorted({k[0] for k in med}, key=lambda s: s != "this")
-    head = f"{'variant':11s}{'thr':>4s}{'batch':>6s}" + "".join(f"{lab + ' /s':>11s}{lab + '/plain':>12s}"
-                                                          for lab in labels)
+def print_epochs(times, batches, threads, samples):
+    """Median samples/s (wall), and medians of the per-round ratios: to the plain MLP of the same tree (wall,
+    and CPU time: at one thread less sensitive to other processes), and with two trees this one over the other."""
+    labels = sorted({k[0] for k in times}, key=lambda s: s != "this")
+    head = f"{'variant':11s}{'thr':>4s}{'batch':>6s}" + "".join(
+        f"{lab + ' /s':>11s}{lab + '/plain':>12s}{'cpu':>7s}" for lab in labels)
     if len(labels) > 1:
-        head += f"{'this/other':>12s}"
+        head += f"{'this/other':>12s}{'cpu':>7s}"
     print(head)
     print("-" * len(head))
     for t in threads:
@@ -96,9 +108,11 @@ def print_epochs(med, batches, threads):
             for v in VARIANTS:
                 line = f"{v:11s}{t:>4d}{b:>6d}"
                 for lab in labels:
-                    line += f"{med[lab, v, b, t]:>11,.0f}{med[lab, v, b, t] / med[lab, 'plain', b, t]:>12.3f}"
+                    (w, c), (pw, pc) = times[lab, v, b, t], times[lab, "plain", b, t]
+                    line += f"{samples / np.median(w):>11,.0f}{np.median(pw / w):>12.3f}{np.median(pc / c):>7.3f}"
                 if len(labels) > 1:
-                    line += f"{med['this', v, b, t] / med['other', v, b, t]:>12.3f}"
+                    (w, c), (ow, oc) = times["this", v, b, t], times["other", v, b, t]
+                    line += f"{np.median(ow / w):>12.3f}{np.median(oc / c):>7.3f}"
                 print(line)
 
 
@@ -169,8 +183,8 @@ def main(argv=None):
         return
     batches = tuple(int(b) for b in args.batch.split(","))
     threads = tuple(int(t) for t in args.threads.split(","))
-    med = epochs(batches, threads, args.rounds, args.samples, args.against)
-    print_epochs(med, batches, threads)
+    times = epochs(batches, threads, args.rounds, args.samples, args.against)
+    print_epochs(times, batches, threads, args.samples)
     print(f"load average after (1, 5, 15 min): {os.getloadavg()}")
 
 
