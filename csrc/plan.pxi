@@ -212,8 +212,10 @@ cdef void _plan_forward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const flo
     elif op == OP_DROPOUT:
         _dropout_fwd(m, n_in, A_in, <uint64_t> r[P_SEED], step, row0, f[F_RATE], Z, A)
     elif op == OP_LAYERNORM:
-        # stats block: 3k float64 scratch, the m rows' means, their inv_std (backward recomputes Xhat from them)
-        _ln_fwd(m, k, A_in, params + p0, params + p1, f[F_EPS], st + a + 3 * k, st + a + 3 * k + m, NULL, A, st + a)
+        # stats block: LN_STATS_K * k float64 scratch, the m rows' means, their inv_std (backward recomputes
+        # Xhat from them and the row input)
+        _ln_fwd(m, k, A_in, params + p0, params + p1, f[F_EPS], st + a + LN_STATS_K * k,
+                st + a + LN_STATS_K * k + m, NULL, A, st + a)
     elif op == OP_ACTIVATION:
         if r[P_ACT] == ACT_SOFTMAX:  # per row of k channels
             for i in range(rows):
@@ -276,8 +278,8 @@ cdef void _plan_backward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const fl
             for i in range(m * n_in):
                 dX[i] = dA[i] * Z[i]
     elif op == OP_LAYERNORM:
-        _ln_bwd(m, k, dA, A_in, st + a + 3 * k, st + a + 3 * k + m, params + p0, g + p0, g + p1,
-                dX if need else NULL, st + a)
+        _ln_bwd(m, k, dA, A_in, st + a + LN_STATS_K * k, st + a + LN_STATS_K * k + m, params + p0, g + p0,
+                g + p1, dX if need else NULL, st + a)
     elif op == OP_ACTIVATION:
         if need and act == ACT_SOFTMAX:  # per row of k channels
             _act_bwd(rows, k, A_in, k, A, k, dA, k, act, <floating> f[F_ALPHA], dX, k, NULL)
