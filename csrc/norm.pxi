@@ -78,7 +78,9 @@ cdef extern from *:
        A (128, 256) float32 block (one shard of batch 256), one thread, the kernels timed alone with the
        extension's flags: forward 16 us, backward 25 us on AVX-512 (about 20 / 32 on the AVX2 kernel),
        against 62 / 77 us for the 8-row-group AVX2 kernel before (Xhat stored, three passes forward, 4-double
-       halves); with the 128-wide row, ~7% of the benchmark MLP's Dense kernel time per shard, was ~22%. */
+       halves); with the 128-wide row, ~7% of the benchmark MLP's Dense kernel time per shard, was ~22%.
+       Pairing two rows in backward's first pass (one read-modify-write of the dbeta/dgamma sums for both)
+       measured no gain at widths 128 and 256. */
     #define FASTNN_LN_LD(v, p) __builtin_memcpy(&(v), (p), sizeof (v))
     #define FASTNN_LN_BODIES(S, ATTR, T, TV, DV, L) \
     static ATTR void fastnn_ln_fwd_##S(Py_ssize_t n, Py_ssize_t k, const T* restrict X, const T* restrict gamma, \
