@@ -197,7 +197,7 @@ cdef void _plan_forward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const flo
     cdef const double* f = c.fops + q * N_FCOL
     cdef Py_ssize_t n_in = r[P_N_IN], n_out = r[P_N_OUT], k = n_out, i, j
     cdef int64_t op = r[P_OP], p0 = r[P_PARAM0], p1 = r[P_PARAM1]
-    cdef int64_t a = r[P_AUX] if op == OP_LAYERNORM else r[P_STATS]  # LayerNorm: work; BatchNorm: stats
+    cdef int64_t a = r[P_STATS]  # BatchNorm's / LayerNorm's block of the float64 stats
     cdef const floating* A_in = wb + r[P_IN]
     cdef floating* Z = wb + r[P_Z]
     cdef floating* A = wb + r[P_OUT]
@@ -212,7 +212,10 @@ cdef void _plan_forward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const flo
     elif op == OP_DROPOUT:
         _dropout_fwd(m, n_in, A_in, <uint64_t> r[P_SEED], step, row0, f[F_RATE], Z, A)
     elif op == OP_LAYERNORM:
-        _ln_fwd(m, k, A_in, params + p0, params + p1, f[F_EPS], Z, wb + a, A)
+        # stats block: LN_STATS_K * k float64 scratch, the m rows' means, their inv_std (backward recomputes
+        # Xhat from them and the row input)
+        _ln_fwd(m, k, A_in, params + p0, params + p1, f[F_EPS], st + a + LN_STATS_K * k,
+                st + a + LN_STATS_K * k + m, NULL, A, st + a)
     elif op == OP_ACTIVATION:
         if r[P_ACT] == ACT_SOFTMAX:  # per row of k channels
             for i in range(rows):
@@ -244,7 +247,7 @@ cdef void _plan_backward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const fl
     cdef const double* f = c.fops + q * N_FCOL
     cdef Py_ssize_t n_in = r[P_N_IN], n_out = r[P_N_OUT], k = n_out, i, j
     cdef int64_t op = r[P_OP], p0 = r[P_PARAM0], p1 = r[P_PARAM1]
-    cdef int64_t a = r[P_AUX] if op == OP_LAYERNORM else r[P_STATS]  # LayerNorm: work; BatchNorm: stats
+    cdef int64_t a = r[P_STATS]  # BatchNorm's / LayerNorm's block of the float64 stats
     cdef int act = <int> r[P_ACT]
     cdef bint need = r[P_NEED_DX] != 0
     cdef floating* dA
@@ -275,8 +278,8 @@ cdef void _plan_backward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const fl
             for i in range(m * n_in):
                 dX[i] = dA[i] * Z[i]
     elif op == OP_LAYERNORM:
-        _ln_bwd(m, k, dA, Z, wb + a, params + p0, g + p0, g + p1, dX if need else NULL,
-                st + r[P_STATS], st + r[P_STATS] + k)
+        _ln_bwd(m, k, dA, A_in, st + a + LN_STATS_K * k, st + a + LN_STATS_K * k + m, params + p0, g + p0,
+                g + p1, dX if need else NULL, st + a)
     elif op == OP_ACTIVATION:
         if need and act == ACT_SOFTMAX:  # per row of k channels
             _act_bwd(rows, k, A_in, k, A, k, dA, k, act, <floating> f[F_ALPHA], dX, k, NULL)
@@ -713,8 +716,7 @@ cdef int _plan_check(const PlanCtx* c, Py_ssize_t n_items, Py_ssize_t cap, Py_ss
         elif op == OP_LAYERNORM or op == OP_BATCHNORM:
             if not (_span_ok(r[P_PARAM0], k, P) and _span_ok(r[P_PARAM1], k, P)):
                 return PLAN_BAD_PARAM
-            if op == OP_LAYERNORM and not (_span_ok(r[P_AUX], cap, S)
-                                           and _span_ok(r[P_STATS], 2 * n_out, c.n_stats)):
+            if op == OP_LAYERNORM and not _span_ok(r[P_STATS], LN_STATS_K * n_out + LN_STATS_ROWS * cap, c.n_stats):
                 return PLAN_BAD_WORK
             if op == OP_BATCHNORM:
                 if not (_span_ok(r[P_BUF0], k, n_buffers) and _span_ok(r[P_BUF1], k, n_buffers)):

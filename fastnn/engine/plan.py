@@ -242,10 +242,8 @@ def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True)
             row[C.P_OUT] = off
             off += cap * r.n_out
         if r.op == C.OP_LAYERNORM:
-            row[C.P_AUX] = off  # inv_std per row, in the work buffer
-            off += cap
-            row[C.P_STATS] = n_stats  # float64 scratch for the dgamma/dbeta sums
-            n_stats += 2 * r.n_out
+            row[C.P_STATS] = n_stats  # float64 scratch per feature, then each shard row's mean and inv_std
+            n_stats += C.LN_STATS_K * r.n_out + C.LN_STATS_ROWS * cap
         elif r.op == C.OP_BATCHNORM:
             row[C.P_STATS] = n_stats  # BN_STATS x features (channels of feature maps) in the float64 stats
             n_stats += BN_STATS * (r.channels if r.channels > 0 else r.n_out)

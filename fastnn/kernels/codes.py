@@ -62,12 +62,12 @@ P_PARAM1 = 5       # offset in params of b / beta (-1: none, e.g. a bias-free Co
 P_BUF0 = 6         # offset in the network buffers of running_mean (-1: none)
 P_BUF1 = 7         # offset in the network buffers of running_var (-1: none)
 P_IN = 8           # work offset of the input block (rows x n_in)
-P_Z = 9            # work offset of Z (dense) / Xhat (norms) / mask (dropout)
+P_Z = 9            # work offset of Z (dense) / Xhat (batch norm) / mask (dropout)
 P_OUT = 10         # work offset of the output block (== P_Z for a linear dense)
-P_AUX = 11         # work offset of per-row statistics (LayerNorm inv_std), -1: none
+P_AUX = 11         # work offset of a row's extra per-row block, -1: none (no op uses one now)
 P_SEED = 12        # dropout: 63-bit key of the layer's mask stream
 P_NEED_DX = 13     # 1 if backward must produce the input gradient
-P_STATS = 14       # offset in the float64 stats buffer (BatchNorm statistics, LayerNorm scratch), -1: none
+P_STATS = 14       # offset in the float64 stats buffer (BatchNorm statistics, LayerNorm rows), -1: none
 # Image geometry of conv / pool rows (-1 for the others): input H, W, C, output Ho, Wo, window, stride, padding.
 P_H = 15
 P_W = 16
@@ -115,6 +115,8 @@ SYNC_NONE = 0
 SYNC_BN_FORWARD = 1   # combine the shards' BatchNorm statistics, update the running ones
 SYNC_BN_BACKWARD = 2  # sum the shards' BatchNorm dY and dY*Xhat
 BN_STATS = 6       # float64 statistics per BatchNorm feature (see fastnn.engine.plan)
+LN_STATS_K = 3     # float64 scratch per LayerNorm feature: dbeta and dgamma sums, gamma (forward: gamma, beta)
+LN_STATS_ROWS = 2  # float64 per LayerNorm shard row: its mean and inv_std (backward recomputes Xhat)
 # Bytes of one conv tile's columns, Z, A and input-gradient columns (fastnn.kernels.tiling's rule,
 # every compiled backend's conv rows): a quarter of a 2 MB L2, so the tile stays in cache from im2col
 # through the GEMM epilogue and from dZ through col2im. The same GEMMs on a whole 64-image shard

@@ -55,6 +55,15 @@ def _check_channels(q, row, plan):
                              f"its buffer ({limit} values)")
 
 
+def _check_layernorm(q, row, plan):
+    """A LayerNorm row's float64 block (scratch per feature, each shard row's mean and inv_std) lies in
+    the stats buffer: the compiled drivers write it unchecked."""
+    size = codes.LN_STATS_K * int(row[codes.P_N_OUT]) + codes.LN_STATS_ROWS * int(plan.wofs[codes.W_ROWS])
+    if not 0 <= row[codes.P_STATS] <= plan.stats.shape[1] - size:
+        raise ValueError(f"plan row {q}: its LayerNorm statistics block at {int(row[codes.P_STATS])} lies outside "
+                         f"the stats buffer ({plan.stats.shape[1]} values)")
+
+
 def check_codes(plan):
     """Refuse unknown op, loss, activation and optimizer codes, image rows whose geometry does not fit
     their widths and channel counts that do not divide them, before any step (no silent default)."""
@@ -69,6 +78,8 @@ def check_codes(plan):
             _check_image_row(q, plan.ops[q])
         if op in _CHANNEL_OPS:
             _check_channels(q, plan.ops[q], plan)
+        if op == codes.OP_LAYERNORM:
+            _check_layernorm(q, plan.ops[q], plan)
     if plan.loss_code not in _LOSSES:
         raise ValueError(f"unknown loss code {plan.loss_code} in the plan")
     if plan.opt_code not in _OPTIMIZERS:

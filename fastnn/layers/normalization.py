@@ -266,7 +266,9 @@ class LayerNorm(_Normalization):
     def plan_rows(self, fuse_activation=None):
         """One OP_LAYERNORM row (per-row statistics: no cross-shard sync)."""
         k = self._width()
-        return [PlanRow(op=OP_LAYERNORM, n_in=k, n_out=k, params=("gamma", "beta"), floats={"eps": self.eps})]
+        # no Xhat block: the plan keeps each row's mean and inv_std, and backward recomputes Xhat from the input
+        return [PlanRow(op=OP_LAYERNORM, n_in=k, n_out=k, params=("gamma", "beta"), floats={"eps": self.eps},
+                        z_block=False)]
 
     def get_config(self):
         return {"n_units": self.n_inputs, "eps": self.eps}

@@ -362,6 +362,41 @@ def test_layernorm(shape, need_dX):
              chain=shape[1])
 
 
+@pytest.mark.parametrize("need_dX", [True, False])
+# the plan rows' pair: widths around the Cython lane blocks (4 and 8 lanes, the scalar tail), rows of one
+# shard; a large mean checks the shifted one-pass statistics
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (3, 8), (13, 64), (9, 128), (4, 129), (17, 256)])
+def test_layernorm_rows(shape, need_dX):
+    def make(dtype, rng):
+        X, gamma, beta = _norm_inputs(dtype, rng, shape)
+        return dict(X=X, gamma=gamma, beta=beta, eps=1e-5, mean_out=np.empty(shape[0]),
+                    inv_std_out=np.empty(shape[0]), out=np.empty_like(X))
+
+    def make_bwd(fwd, dtype, rng):
+        X = fwd["X"]
+        return dict(dout=_rand(rng, X.shape, dtype), X=X, mean=fwd["mean_out"], inv_std=fwd["inv_std_out"],
+                    gamma=fwd["gamma"], dgamma_out=np.empty(X.shape[1], dtype),
+                    dbeta_out=np.empty(X.shape[1], dtype), dX_out=np.empty_like(X) if need_dX else None)
+    check_op("layernorm_rows_forward", make, ["mean_out", "inv_std_out", "out"],
+             backward=("layernorm_rows_backward", make_bwd, ["dgamma_out", "dbeta_out", "dX_out"]),
+             chain=shape[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_layernorm_rows_large_mean(dtype):
+    """Rows far from zero (mean 1e4, std 1): the one-pass statistics keep the reference's inv_std."""
+    rng = np.random.default_rng(3)
+    X = (1e4 + rng.standard_normal((6, 40))).astype(dtype)
+    gamma, beta = np.ones(40, dtype), np.zeros(40, dtype)
+    ref_mean, ref_inv, ref_out = np.empty(6), np.empty(6), np.empty_like(X)
+    get_backend("reference").layernorm_rows_forward(X, gamma, beta, 1e-5, ref_mean, ref_inv, ref_out)
+    for backend in ("numba", "cython"):
+        mean, inv, out = np.empty(6), np.empty(6), np.empty_like(X)
+        get_backend(backend).layernorm_rows_forward(X, gamma, beta, 1e-5, mean, inv, out)
+        np.testing.assert_allclose(inv, ref_inv, rtol=1e-9, err_msg=backend)
+        np.testing.assert_allclose(out, ref_out, atol=1e-5 if dtype == np.float32 else 1e-9, err_msg=backend)
+
+
 @pytest.mark.parametrize("fill", [0.0, 0.25])
 def test_image_ops(fill):
     H, W = 9, 7

@@ -16,6 +16,7 @@ from .dense import dense_backward, dense_chain_forward, dense_forward
 from .driver import gather_rows
 from .losses import (count_correct, focal_forward_backward, huber_forward_backward, loss_forward_backward,
                      mae_forward_backward)
+from .norm import layernorm_rows_backward, layernorm_rows_forward  # the plan rows' LayerNorm pair
 from .norm import batchnorm_backward, batchnorm_forward, layernorm_backward, layernorm_forward
 from .optim import clip_gradients, optimizer_update, reduce_gradients, update_span
 from .plan import apply_update, dropout_forward, grad_steps, train_steps

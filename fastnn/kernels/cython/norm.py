@@ -64,3 +64,26 @@ def layernorm_forward(X, gamma, beta, eps, Xhat_out, inv_std_out, out):
 def layernorm_backward(dout, Xhat, inv_std, gamma, dgamma_out, dbeta_out, dX_out):
     """dbeta = sum_i dout, dgamma = sum_i dout*Xhat; per row dX = inv_std/k*(k*g - sum g - Xhat*sum g*Xhat)."""
     _backward(_k.layernorm_backward, dout, Xhat, inv_std, gamma, dgamma_out, dbeta_out, dX_out)
+
+
+@_fast_path(_k.layernorm_rows_forward)
+def layernorm_rows_forward(X, gamma, beta, eps, mean_out, inv_std_out, out):
+    """layernorm_forward keeping each row's float64 mean and inv_std instead of Xhat."""
+    dt = np.result_type(X.dtype, np.float32)
+    bufs = [_io(mean_out, np.float64), _io(inv_std_out, np.float64), _io(out, dt)]
+    _k.layernorm_rows_forward(_inc(X, dt), _inc(gamma, dt), _inc(beta, dt), float(eps),
+                              bufs[0][0], bufs[1][0], bufs[2][0])
+    for buf, dest in bufs:
+        _back(buf, dest)
+
+
+@_fast_path(_k.layernorm_rows_backward)
+def layernorm_rows_backward(dout, X, mean, inv_std, gamma, dgamma_out, dbeta_out, dX_out):
+    """layernorm_backward with Xhat = (X - mean) * inv_std recomputed per row."""
+    dt = np.result_type(dout.dtype, np.float32)
+    bufs = [_io(a, dt) for a in (dgamma_out, dbeta_out, dX_out)]
+    _k.layernorm_rows_backward(_inc(dout, dt), _inc(X, dt), _inc(mean, np.float64), _inc(inv_std, np.float64),
+                               _inc(gamma, dt), bufs[0][0], bufs[1][0], bufs[2][0])
+    for buf, dest in bufs:
+        if buf is not None:
+            _back(buf, dest)

@@ -18,8 +18,8 @@ from . import _common, activations, dense, driver, losses, norm, optim, plan_con
 from ..plan_api import check_codes, entry_points
 from ..codes import (
     ACT_RELU, F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, H_CLIP_NORM, H_CLIP_VALUE, H_LR, IT_BACKWARD, IT_FORWARD,
-    IT_GATHER, IT_LOSS, IT_PENALTY, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_SOFTMAX_CE, OP_ACTIVATION, OP_AVGPOOL2D,
-    OP_BATCHNORM, OP_CONV2D, OP_DENSE, OP_MAXPOOL2D, OP_DROPOUT, OP_LAYERNORM, P_ACT, P_AUX, P_BUF0, P_BUF1, P_C, P_IN, P_NEED_DX, P_N_IN, P_N_OUT, P_OP,
+    IT_GATHER, IT_LOSS, IT_PENALTY, LN_STATS_K, LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_SOFTMAX_CE, OP_ACTIVATION, OP_AVGPOOL2D,
+    OP_BATCHNORM, OP_CONV2D, OP_DENSE, OP_MAXPOOL2D, OP_DROPOUT, OP_LAYERNORM, P_ACT, P_BUF0, P_BUF1, P_C, P_IN, P_NEED_DX, P_N_IN, P_N_OUT, P_OP,
     P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_STATS, P_Z, SYNC_BN_BACKWARD, SYNC_BN_FORWARD, W_DA, W_DX, W_DZ,
     W_GRAD, W_X, W_Y,
 )
@@ -29,8 +29,8 @@ _OPTS = _common.OPTS
 _mae = losses.mae_forward_backward
 _huber = losses.huber_forward_backward
 _focal = losses.focal_forward_backward
-_ln_forward = norm.layernorm_forward
-_ln_backward = norm.layernorm_backward
+_ln_forward = norm.layernorm_rows_forward
+_ln_backward = norm.layernorm_rows_backward
 
 
 
@@ -93,9 +93,10 @@ def _forward_row(q, phase, ops, fops, params, wb, st, st0, m, row0, step):
         dense._bias_activation(Z, params[p1:p1 + n_out], ops[q, P_ACT], fops[q, F_ALPHA], A)
     elif op == OP_DROPOUT:
         dropout_forward(A_in, ops[q, P_SEED], step, row0, fops[q, F_RATE], Z, A)
-    elif op == OP_LAYERNORM:
-        aux = ops[q, P_AUX]
-        _ln_forward(A_in, params[p0:p0 + n_out], params[p1:p1 + n_out], fops[q, F_EPS], Z, wb[aux:aux + m], A)
+    elif op == OP_LAYERNORM:  # stats: LN_STATS_K * k scratch (the Cython row's), the m rows' means, inv_std
+        a = ops[q, P_STATS] + LN_STATS_K * n_out
+        _ln_forward(A_in, params[p0:p0 + n_out], params[p1:p1 + n_out], fops[q, F_EPS], st[a:a + m],
+                    st[a + m:a + 2 * m], A)
     elif op == OP_ACTIVATION:
         k, pos = _channels(ops[q])
         activations.activation_forward(_view(wb, ops[q, P_IN], m * pos, k), ops[q, P_ACT], fops[q, F_ALPHA],
@@ -159,12 +160,13 @@ def _backward_row(q, phase, ops, fops, params, g, wofs, wb, st, st0, m, m_total)
             for i in range(m):
                 for j in range(n_in):
                     dX[i, j] = dA[i, j] * Z[i, j]
-    elif op == OP_LAYERNORM:
-        aux = ops[q, P_AUX]
+    elif op == OP_LAYERNORM:  # Xhat recomputed from the row input and the forward's means and inv_std
+        a = ops[q, P_STATS] + LN_STATS_K * n_out
+        mean, inv = st[a:a + m], st[a + m:a + 2 * m]
         if need:
-            _ln_backward(dA, Z, wb[aux:aux + m], params[p0:p0 + n_out], g[p0:p0 + n_out], g[p1:p1 + n_out], dX)
+            _ln_backward(dA, A_in, mean, inv, params[p0:p0 + n_out], g[p0:p0 + n_out], g[p1:p1 + n_out], dX)
         else:
-            _ln_backward(dA, Z, wb[aux:aux + m], params[p0:p0 + n_out], g[p0:p0 + n_out], g[p1:p1 + n_out], None)
+            _ln_backward(dA, A_in, mean, inv, params[p0:p0 + n_out], g[p0:p0 + n_out], g[p1:p1 + n_out], None)
     elif op == OP_ACTIVATION:
         if need:
             k, pos = _channels(ops[q])

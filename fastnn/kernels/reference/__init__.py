@@ -18,6 +18,7 @@ from .driver import gather_rows
 from .image import image_rotate, image_shift
 from .losses import (count_correct, focal_forward_backward, huber_forward_backward, loss_forward_backward,
                      mae_forward_backward)
+from .norm import layernorm_rows_backward, layernorm_rows_forward  # the plan rows' LayerNorm pair
 from .norm import batchnorm_backward, batchnorm_forward, layernorm_backward, layernorm_forward
 from .optim import clip_gradients, optimizer_update, reduce_gradients, update_span
 from .rnn import (gru_backward, gru_forward, lstm_backward, lstm_forward, lstm_infer, simple_rnn_backward,

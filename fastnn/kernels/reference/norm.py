@@ -23,6 +23,9 @@ Layer norm
     the same per row (statistics over the ``k`` columns), gamma/beta per column:
     ``g = dout * gamma``,
     ``dX = inv_std / k * (k * g - sum_j g - Xhat * sum_j g * Xhat)``.
+    The ``layernorm_rows_*`` pair is what the plan rows run: forward keeps each
+    row's ``mean`` and ``inv_std`` in float64 (two numbers a row) instead of
+    Xhat (k values), and backward recomputes Xhat from the row input ``X``.
 
 ``dX_out`` may be None (first layer: no input gradient needed).
 """
@@ -88,3 +91,16 @@ def layernorm_backward(dout, Xhat, inv_std, gamma, dgamma_out, dbeta_out, dX_out
         s2 = (g * xh).sum(axis=1, keepdims=True)
         dX_out[...] = inv_std.astype(np.float64)[:, None] / k * (k * g - s1 - xh * s2)
 
+
+def layernorm_rows_forward(X, gamma, beta, eps, mean_out, inv_std_out, out):
+    """layernorm_forward keeping each row's float64 mean and inv_std (``mean_out``, ``inv_std_out``) instead of Xhat."""
+    X64 = X.astype(np.float64)
+    mean_out[...] = X64.mean(axis=1)
+    inv_std_out[...] = 1.0 / np.sqrt(((X64 - mean_out[:, None]) ** 2).mean(axis=1) + eps)
+    out[...] = gamma.astype(np.float64) * ((X64 - mean_out[:, None]) * inv_std_out[:, None]) + beta
+
+
+def layernorm_rows_backward(dout, X, mean, inv_std, gamma, dgamma_out, dbeta_out, dX_out):
+    """layernorm_backward with Xhat = (X - mean) * inv_std per row (float64), recomputed from the row input."""
+    xhat = (X.astype(np.float64) - mean[:, None]) * inv_std[:, None]
+    layernorm_backward(dout, xhat, inv_std, gamma, dgamma_out, dbeta_out, dX_out)

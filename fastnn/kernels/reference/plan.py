@@ -12,7 +12,7 @@ from ..plan_api import check_codes, entry_points
 from ..codes import (
     ACT_RELU, F_ALPHA, F_EPS, F_L1, F_L2, F_MOMENTUM, F_RATE, IT_BACKWARD, IT_FORWARD, IT_GATHER, IT_LOSS, IT_PENALTY,
     LOSS_FOCAL, LOSS_HUBER, LOSS_MAE, LOSS_SOFTMAX_CE, OP_ACTIVATION, OP_AVGPOOL2D, OP_CONV2D, OP_DENSE, OP_DROPOUT,
-    OP_LAYERNORM, OP_MAXPOOL2D, P_ACT, P_AUX, P_C,
+    LN_STATS_K, OP_LAYERNORM, OP_MAXPOOL2D, P_ACT, P_C,
     P_BUF0, P_BUF1, P_IN, P_NEED_DX, P_N_IN, P_N_OUT, P_OP, P_OUT, P_PARAM0, P_PARAM1, P_SEED, P_STATS, P_Z,
     SYNC_BN_BACKWARD, SYNC_BN_FORWARD, W_DA, W_DX, W_DZ, W_GRAD, W_X, W_Y,
 )
@@ -35,7 +35,7 @@ def _forward(q, phase, plan, wb, st, st0, m, row0, step):
     n_in, n_out = ops[q, P_N_IN], ops[q, P_N_OUT]
     A_in, Z, A = _view(wb, ops[q, P_IN], m, n_in), _view(wb, ops[q, P_Z], m, n_out), _view(wb, ops[q, P_OUT], m, n_out)
     op, p0, p1 = ops[q, P_OP], ops[q, P_PARAM0], ops[q, P_PARAM1]
-    a = ops[q, P_AUX] if op == OP_LAYERNORM else ops[q, P_STATS]  # LayerNorm: work; BatchNorm: stats
+    a = ops[q, P_STATS]  # BatchNorm's statistics; LayerNorm's: LN_STATS_K * k scratch, then m means, m inv_std
     if op in (OP_CONV2D, OP_MAXPOOL2D, OP_AVGPOOL2D):
         plan_conv.forward(ops[q], fops[q, F_ALPHA], params, wb, m)
     elif op == OP_DENSE:
@@ -44,8 +44,9 @@ def _forward(q, phase, plan, wb, st, st0, m, row0, step):
     elif op == OP_DROPOUT:
         dropout_forward(A_in, int(ops[q, P_SEED]), step, row0, fops[q, F_RATE], Z, A)
     elif op == OP_LAYERNORM:
-        norm.layernorm_forward(A_in, params[p0:p0 + n_out], params[p1:p1 + n_out], fops[q, F_EPS], Z,
-                              wb[a:a + m], A)
+        a += LN_STATS_K * n_out
+        norm.layernorm_rows_forward(A_in, params[p0:p0 + n_out], params[p1:p1 + n_out], fops[q, F_EPS],
+                                    st[a:a + m], st[a + m:a + 2 * m], A)
     elif op == OP_ACTIVATION:
         k, pos = _channels(ops[q])
         activation_forward(A_in.reshape(m * pos, k), ops[q, P_ACT], fops[q, F_ALPHA], A.reshape(m * pos, k))
@@ -70,7 +71,7 @@ def _backward(q, phase, plan, g, wb, st, st0, m, m_total):
     dX = _view(wb, wofs[W_DX] if even else wofs[W_DA], m, n_in) if ops[q, P_NEED_DX] else None
     A_in, Z, A = _view(wb, ops[q, P_IN], m, n_in), _view(wb, ops[q, P_Z], m, n_out), _view(wb, ops[q, P_OUT], m, n_out)
     op, p0, p1 = ops[q, P_OP], ops[q, P_PARAM0], ops[q, P_PARAM1]
-    a = ops[q, P_AUX] if op == OP_LAYERNORM else ops[q, P_STATS]  # LayerNorm: work; BatchNorm: stats
+    a = ops[q, P_STATS]  # BatchNorm's statistics; LayerNorm's: LN_STATS_K * k scratch, then m means, m inv_std
     if op in (OP_CONV2D, OP_MAXPOOL2D, OP_AVGPOOL2D):
         plan_conv.backward(ops[q], fops[q, F_ALPHA], params, g, wofs, wb, dA, dX, m)
     elif op == OP_DENSE:
@@ -81,7 +82,9 @@ def _backward(q, phase, plan, g, wb, st, st0, m, m_total):
         if dX is not None:
             np.multiply(dA, Z, out=dX)
     elif op == OP_LAYERNORM:
-        norm.layernorm_backward(dA, Z, wb[a:a + m], params[p0:p0 + n_out], g[p0:p0 + n_out], g[p1:p1 + n_out], dX)
+        a += LN_STATS_K * n_out
+        norm.layernorm_rows_backward(dA, A_in, st[a:a + m], st[a + m:a + 2 * m], params[p0:p0 + n_out],
+                                     g[p0:p0 + n_out], g[p1:p1 + n_out], dX)
     elif op == OP_ACTIVATION:
         k, pos = _channels(ops[q])
         if dX is not None:
