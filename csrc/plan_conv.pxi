@@ -15,6 +15,9 @@
 # the Dense micro-kernel (gemm_tiles.pxi) with the bias and ReLU in its epilogue, so Z (and A) are
 # written once: example CNN +8-11%, LeNet-5 +5-6% samples per CPU-second at 1 thread (2,048 images,
 # bs 32 / 128, two alternations).
+# A one-channel conv with few filters (LeNet-5's first) skips im2col and the GEMM: the direct kernels
+# of conv_direct.pxi (_conv_direct: which rows), forward and weight gradient, their scratch in the
+# row's columns block.
 # Max pooling keeps each output's argmax as an offset h*W + w in the row's Z block, read as an
 # integer of the element's width (int32 for float32, int64 for float64): no extra buffer.
 
@@ -210,6 +213,18 @@ cdef inline bint _conv_keeps_cols(const int64_t* r) noexcept nogil:
     return r[P_KW] * r[P_C] <= 16
 
 
+cdef inline bint _conv_direct(const int64_t* r, Py_ssize_t m, Py_ssize_t itemsize) noexcept nogil:
+    """Whether conv row r on a shard of m images runs as a direct convolution (conv_direct.pxi) instead of
+    im2col + GEMM: one input channel, column stride 1, at most 8 filters (at most half of the GEMM's
+    16-lane register tile used; measured with F = 6, LeNet-5's first conv), a linear or ReLU activation,
+    and the kernels' scratch fits the row's columns block (unused on this path). Forward and backward of
+    a step ask alike."""
+    cdef Py_ssize_t kh = r[P_KH], kw = r[P_KW], Ho = r[P_HO], Wo = r[P_WO], F = r[P_N_OUT] // (r[P_HO] * r[P_WO])
+    return (_conv_direct_on and r[P_C] == 1 and r[P_SW] == 1 and r[P_COLS] >= 0 and F <= 8
+            and (r[P_ACT] == ACT_RELU or r[P_ACT] == ACT_LINEAR)
+            and fastnn_cdir_scratch(itemsize, kh, kw, r[P_SH], Ho, Wo, F) <= m * Ho * Wo * kh * kw)
+
+
 cdef inline bint _conv_pool_fused(const int64_t* r, const int64_t* nxt) noexcept nogil:
     """Whether conv row r runs the max pooling of the row after it (nxt, NULL for none) in its tiles:
     a conv with bias + ReLU whose output only that pooling reads (the plan is a chain)."""
@@ -248,12 +263,23 @@ cdef void _conv_forward(const int64_t* r, double alpha, const floating* params, 
     cdef const floating* bias = params + r[P_PARAM1] if r[P_PARAM1] >= 0 else NULL
     cdef bint tiled
     cdef bint relu = r[P_ACT] == ACT_RELU and bias != NULL, keep = _conv_keeps_cols(r)
+    cdef bint direct = _conv_direct(r, m, sizeof(floating))
     cdef floating* cols
     cdef floating* Z
     cdef floating* A
+    if direct:
+        _cdir_prepare(kh, kw, sh, Ho, Wo, F, params + r[P_PARAM0], bias, wb + r[P_COLS])
     b0 = 0
     while b0 < m:
         t = min(T, m - b0)
+        if direct:  # no columns: the block is the kernel's scratch
+            Z = wb + r[P_Z] + (0 if pool != NULL else b0 * HoWo * F)
+            _cdir_forward(t, H, W, kh, kw, sh, ph, pw, Ho, Wo, F, X + b0 * n_img, params + r[P_PARAM0], bias,
+                          r[P_ACT] == ACT_RELU, wb + r[P_COLS], Z, Z if pool != NULL else wb + r[P_OUT] + b0 * HoWo * F)
+            if pool != NULL:
+                _maxpool_images(pool, Z, wb, b0, t)
+            b0 += t
+            continue
         if pointwise:
             cols = wb + r[P_IN] + b0 * n_img  # a 1x1 kernel: the columns are the input
         else:
@@ -315,6 +341,7 @@ cdef void _conv_backward(const int64_t* r, double alpha, const floating* params,
     cdef Py_ssize_t n_po = pool[P_N_OUT] if pool != NULL else 0
     cdef bint need = r[P_NEED_DX] != 0, pointwise = r[P_COLS] < 0
     cdef bint backwards = pool != NULL and need and n_img >= n_po, keep = _conv_keeps_cols(r)
+    cdef bint direct = _conv_direct(r, m, sizeof(floating))
     cdef bint pool_2x2 = pool != NULL and pool[P_KH] == 2 and pool[P_KW] == 2 and pool[P_SH] == 2 \
         and pool[P_SW] == 2 and pool[P_PH] == 0 and pool[P_PW] == 0
     cdef int act = <int> r[P_ACT]
@@ -332,7 +359,9 @@ cdef void _conv_backward(const int64_t* r, double alpha, const floating* params,
         b0 = (n_tiles - 1 - k if backwards else k) * T
         t = min(T, m - b0)
         rows = t * HoWo
-        if pointwise:
+        if direct:
+            cols = NULL  # the weight gradient comes from the input itself
+        elif pointwise:
             cols = wb + r[P_IN] + b0 * n_img
         elif keep:
             cols = wb + r[P_COLS] + b0 * HoWo * K
@@ -377,8 +406,11 @@ cdef void _conv_backward(const int64_t* r, double alpha, const floating* params,
                     fastnn_conv_row_sums_f(rows, F, dZ, db)
                 else:
                     fastnn_conv_row_sums_d(rows, F, dZ, db)
-        _gemm(c'T', c'N', <int> K, <int> F, <int> rows, <floating> 1, cols, <int> K, dZ, <int> F,
-              <floating> (0 if k == 0 else 1), dW, <int> F)
+        if direct:  # per-lane sums in the columns block, folded into dW after the last tile
+            _cdir_dw_accum(t, H, W, kh, kw, sh, ph, pw, Ho, Wo, F, X + b0 * n_img, dZ, k == 0, wb + r[P_COLS])
+        else:
+            _gemm(c'T', c'N', <int> K, <int> F, <int> rows, <floating> 1, cols, <int> K, dZ, <int> F,
+                  <floating> (0 if k == 0 else 1), dW, <int> F)
         if need:
             dcols = dX + b0 * n_img if pointwise else wb + wofs[W_DCOLS]
             _gemm(c'N', c'T', <int> rows, <int> K, <int> F, <floating> 1, dZ, <int> F, Wt, <int> F,
@@ -387,6 +419,8 @@ cdef void _conv_backward(const int64_t* r, double alpha, const floating* params,
                 for b in range(t):
                     _col2im_image(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, dcols + b * HoWo * K,
                                   dX + (b0 + b) * n_img)
+    if direct:
+        _cdir_dw_fold(kh, kw, sh, Ho, Wo, F, wb + r[P_COLS], dW)
 
 
 cdef void _plan_image_forward(const int64_t* r, const int64_t* prv, const int64_t* nxt, double alpha,
@@ -453,6 +487,14 @@ cdef bint _plan_image_row_ok(const int64_t* r, Py_ssize_t cap, int64_t S, int64_
     if r[P_COLS] < 0:  # a 1x1 kernel reads its input as the columns
         return kh == 1 and kw == 1 and r[P_SH] == 1 and r[P_SW] == 1 and r[P_PH] == 0 and r[P_PW] == 0
     return _span_ok(r[P_COLS], cap * Ho * Wo * K, S) and (not need or _span_ok(wofs[W_DCOLS], cap * Ho * Wo * K, S))
+
+
+def conv_runs_direct(const int64_t[::1] row, Py_ssize_t m, Py_ssize_t itemsize):
+    """Whether the driver runs the conv plan row ``row`` on a shard of ``m`` rows (elements of
+    ``itemsize`` bytes) as a direct convolution (csrc/conv_direct.pxi): for tests that check the path."""
+    if row.shape[0] != N_PCOL or row[P_OP] != OP_CONV2D or m < 1 or itemsize < 1:
+        raise ValueError("conv_runs_direct needs a conv plan row, m >= 1 and itemsize >= 1")
+    return _conv_direct(&row[0], m, itemsize)
 
 
 def conv_tile_images(const int64_t[::1] row, Py_ssize_t m, Py_ssize_t itemsize):
