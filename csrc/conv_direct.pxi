@@ -20,6 +20,9 @@
 #
 # Vectors are GCC vector extensions of 64 bytes (one zmm; two ymm in the AVX2 clone), groups of up to 6
 # per row pass (6 accumulators: 12 ymm leave AVX2 room for its operands), built as target clones.
+# Measured (1 thread, LeNet-5, batch 128, im2col path interleaved, load average ~4): the first conv's
+# forward 2.9x and weight gradient 1.2x faster than im2col + GEMM, the epoch 1.24x; aligning the scratch
+# to 64 bytes (no load straddling cache lines but Xe's at j*F) was worth ~10% of those kernels.
 
 cdef extern from *:
     """
@@ -40,7 +43,13 @@ cdef extern from *:
             Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t F) {
         Py_ssize_t Lp, LDX, Hp;
         fastnn_cdir_dims(FASTNN_CDIR_VB / itemsize, kh, kw, sh, Ho, Wo, F, &Lp, &LDX, &Hp);
-        return Hp * LDX + kh * kw * Lp + (Ho > 1 ? Ho : 1) * Lp;
+        /* + one vector: the kernels start their scratch at the first 64-byte boundary in it */
+        return Hp * LDX + kh * kw * Lp + (Ho > 1 ? Ho : 1) * Lp + FASTNN_CDIR_VB / itemsize;
+    }
+    /* The scratch's first 64-byte boundary: every row of Xe, Wrow, G and the dZ copy is a whole number
+       of vectors, so their loads do not straddle cache lines (but Xe's at the taps' j*F offsets). */
+    static inline void* fastnn_cdir_align(const void* p) {
+        return (void*) (((uintptr_t) p + FASTNN_CDIR_VB - 1) & ~(uintptr_t) (FASTNN_CDIR_VB - 1));
     }
 
     #define FASTNN_CDIR(T, I, S) \
@@ -78,6 +87,7 @@ cdef extern from *:
         const Py_ssize_t K = kh * kw; \
         Py_ssize_t Lp, LDX, Hp; \
         fastnn_cdir_dims(FASTNN_CDIR_VB / sizeof(T), kh, kw, sh, Ho, Wo, F, &Lp, &LDX, &Hp); \
+        scratch = (T*) fastnn_cdir_align(scratch); \
         T* restrict Wrow = scratch + Hp * LDX; \
         for (Py_ssize_t t = 0; t < K; t++) for (Py_ssize_t l = 0, f = 0; l < Lp; l++, f = f + 1 == F ? 0 : f + 1) \
             Wrow[t * Lp + l] = Wt[t * F + f]; \
@@ -124,6 +134,7 @@ cdef extern from *:
         const Py_ssize_t V = FASTNN_CDIR_VB / sizeof(T), L = Wo * F, K = kh * kw; \
         Py_ssize_t Lp, LDX, Hp; \
         fastnn_cdir_dims(V, kh, kw, sh, Ho, Wo, F, &Lp, &LDX, &Hp); \
+        scratch = (T*) fastnn_cdir_align(scratch); \
         T* restrict Xe = scratch; \
         T* restrict Wrow = Xe + Hp * LDX; \
         T* restrict brow = bias ? Wrow + K * Lp : NULL; \
@@ -198,6 +209,7 @@ cdef extern from *:
         const Py_ssize_t V = FASTNN_CDIR_VB / sizeof(T), L = Wo * F, K = kh * kw; \
         Py_ssize_t Lp, LDX, Hp; \
         fastnn_cdir_dims(V, kh, kw, sh, Ho, Wo, F, &Lp, &LDX, &Hp); \
+        scratch = (T*) fastnn_cdir_align(scratch); \
         T* restrict Xe = scratch; \
         T* restrict G = Xe + Hp * LDX; \
         T* restrict D = G + K * Lp;  /* the image's dZ rows, Lp apart, zero past L: whole-vector reads */ \
@@ -242,6 +254,7 @@ cdef extern from *:
         const Py_ssize_t V = FASTNN_CDIR_VB / sizeof(T), L = Wo * F, K = kh * kw; \
         Py_ssize_t Lp, LDX, Hp; \
         fastnn_cdir_dims(V, kh, kw, sh, Ho, Wo, F, &Lp, &LDX, &Hp); \
+        scratch = (const T*) fastnn_cdir_align(scratch); \
         const T* restrict G = scratch + Hp * LDX; \
         for (Py_ssize_t t = 0; t < K; t++) { \
             T* restrict d = dW + t * F; \
