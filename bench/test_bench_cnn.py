@@ -29,8 +29,10 @@ def bench_cnn_epoch(benchmark, train_data, bench_rounds, bench_record):
 
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
 @pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("peer", ["fastnn", "fastnn-numba", "torch", "jax", "gemm-floor"])
+@pytest.mark.parametrize("peer", ["fastnn", "fastnn-im2col", "fastnn-numba", "torch", "jax", "gemm-floor"])
 def test_cnn_epoch(bench_cnn_epoch, peer, model, batch_size):
+    if peer == "fastnn-im2col" and importlib.util.find_spec("fastnn._ext._kernels") is None:
+        pytest.skip("the Cython backend is not built")
     if peer == "jax" and model in cnn.BN_MODELS:
         pytest.skip("the JAX peer has no BatchNorm model")
     for module in {"torch": ("torch",), "jax": ("jax", "optax")}.get(peer, ()):
