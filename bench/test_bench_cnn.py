@@ -63,3 +63,15 @@ def test_the_floor_tiles_its_conv_gemms_as_the_cython_driver(model):
     for r, (_, _, C, Ho, Wo, F, k, _) in zip(rows, cnn._geometry(model)[0]):
         driver = kernels.conv_tile_images(r, cap, 4)
         assert cnn._conv_tile(Ho, Wo, k, C, F, cap) == driver < cap
+
+
+def test_the_im2col_peer_restores_the_direct_conv_setting():
+    """fastnn-im2col switches the Cython conv rows to im2col for its epochs only."""
+    kernels = pytest.importorskip("fastnn._ext._kernels")
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((16, 784), dtype=np.float32), rng.integers(0, 10, 16)
+    assert kernels.conv_direct() is True
+    cnn.FACTORIES["fastnn-im2col"](X, y, 8, 1, model="lenet5").fn()
+    assert kernels.conv_direct() is True
