@@ -25,6 +25,87 @@ from libc.stdint cimport int32_t
 
 cdef extern from *:
     """
+    /* The 2x2 / 2 windows (no padding) of float32 maps with C < 16 channels on AVX-512: the lanes are an
+       output row's (wo, c) pairs, each tap one gather through a per-lane offset table (the scalar loops
+       run C = 6 values per window, which measured ~20 cycles per LeNet-5 output). The same selects and
+       order as the scalar loops (NaN wins, first maximum kept). Rows of at most FASTNN_POOL_LANES lanes. */
+    #define FASTNN_POOL_LANES 2048
+    #if FASTNN_GEMM_X86
+    static FASTNN_G512 void fastnn_maxpool2x2_f512(Py_ssize_t W, Py_ssize_t C, Py_ssize_t Ho, Py_ssize_t Wo,
+            const float* restrict X, float* restrict out, int32_t* restrict am) {
+        const Py_ssize_t n = Wo * C, WC = W * C;
+        int32_t base[FASTNN_POOL_LANES], wi[FASTNN_POOL_LANES];  /* lane (wo, c): 2*wo*C + c, and 2*wo */
+        for (Py_ssize_t l = 0, wo = 0, c = 0; l < n; l++) {
+            base[l] = (int32_t) (2 * wo * C + c); wi[l] = (int32_t) (2 * wo);
+            if (++c == C) { c = 0; wo++; }
+        }
+        const __m512i vC = _mm512_set1_epi32((int) C), vWC = _mm512_set1_epi32((int) WC);
+        const __m512i one = _mm512_set1_epi32(1), vW = _mm512_set1_epi32((int) W);
+        for (Py_ssize_t ho = 0; ho < Ho; ho++) {
+            const float* x0 = X + 2 * ho * WC;
+            const __m512i row = _mm512_set1_epi32((int) (2 * ho * W));
+            for (Py_ssize_t l0 = 0; l0 < n; l0 += 16) {
+                const __mmask16 m = fastnn_gemm_lanes16(n - l0);
+                const __m512i b = _mm512_maskz_loadu_epi32(m, base + l0);
+                const __m512i i0 = _mm512_add_epi32(row, _mm512_maskz_loadu_epi32(m, wi + l0));
+                __m512 cur = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, b, x0, 4), v;
+                __m512i idx = i0;
+                __mmask16 take;
+                #define FASTNN_POOL_TAP(OFS, DI) \
+                    v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, _mm512_add_epi32(b, OFS), x0, 4); \
+                    take = _mm512_cmp_ps_mask(v, cur, _CMP_GT_OQ) \
+                         | (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(cur, cur, _CMP_ORD_Q)); \
+                    cur = _mm512_mask_blend_ps(take, cur, v); \
+                    idx = _mm512_mask_blend_epi32(take, idx, _mm512_add_epi32(i0, DI));
+                FASTNN_POOL_TAP(vC, one)
+                FASTNN_POOL_TAP(vWC, vW)
+                FASTNN_POOL_TAP(_mm512_add_epi32(vWC, vC), _mm512_add_epi32(vW, one))
+                #undef FASTNN_POOL_TAP
+                _mm512_mask_storeu_ps(out + ho * n + l0, m, cur);
+                _mm512_mask_storeu_epi32(am + ho * n + l0, m, idx);
+            }
+        }
+    }
+    /* Its backward fused with the ReLU mask (fastnn_plan_unpool_relu_2x2_*'s contract): the lanes are a
+       dZ row's (w, c) pairs over the 2*Wo windowed columns, each gathering its window's gradient, winner
+       and pooled value. */
+    static FASTNN_G512 void fastnn_unpool_relu2x2_f512(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t Ho,
+            Py_ssize_t Wo, const float* restrict dout, const int32_t* restrict am, const float* restrict out,
+            float* restrict dZ) {
+        const Py_ssize_t n = 2 * Wo * C;
+        int32_t qi[FASTNN_POOL_LANES], wi[FASTNN_POOL_LANES];  /* lane (w, c): (w/2)*C + c, and w */
+        for (Py_ssize_t l = 0, w = 0, c = 0; l < n; l++) {
+            qi[l] = (int32_t) ((w / 2) * C + c); wi[l] = (int32_t) w;
+            if (++c == C) { c = 0; w++; }
+        }
+        for (Py_ssize_t h = 0; h < 2 * Ho; h++) {
+            const Py_ssize_t q0 = (h / 2) * Wo * C;
+            const __m512i row = _mm512_set1_epi32((int) (h * W));
+            float* z = dZ + h * W * C;
+            for (Py_ssize_t l0 = 0; l0 < n; l0 += 16) {
+                const __mmask16 m = fastnn_gemm_lanes16(n - l0);
+                const __m512i q = _mm512_maskz_loadu_epi32(m, qi + l0);
+                const __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, q, dout + q0, 4);
+                const __m512 o = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, q, out + q0, 4);
+                const __m512i k = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, q, am + q0, 4);
+                const __mmask16 keep = _mm512_cmp_ps_mask(o, _mm512_setzero_ps(), _CMP_GT_OQ)
+                    & _mm512_cmpeq_epi32_mask(k, _mm512_add_epi32(row, _mm512_maskz_loadu_epi32(m, wi + l0)));
+                _mm512_mask_storeu_ps(z + l0, m, _mm512_maskz_mov_ps(keep, g));
+            }
+            if (2 * Wo < W) memset(z + n, 0, (W - 2 * Wo) * C * sizeof(float));
+        }
+        if (2 * Ho < H) memset(dZ + 2 * Ho * W * C, 0, (H - 2 * Ho) * W * C * sizeof(float));
+    }
+    #endif
+    /* Whether those two run: float32 (sizeof(T) == 4), an AVX-512 CPU, C < 16, rows that fit the tables. */
+    #if FASTNN_GEMM_X86
+    #define FASTNN_POOL512_CALL(call) call
+    #else
+    #define FASTNN_POOL512_CALL(call) ((void) 0)
+    #endif
+    #define FASTNN_POOL512(T, C, Wo) (FASTNN_GEMM_X86 && sizeof(T) == 4 && (C) < 16 \
+        && 2 * (Wo) * (C) <= FASTNN_POOL_LANES && fastnn_cpu_isa() == FASTNN_ISA_AVX512)
+
     /* Max pooling of one image with the window winner's offset h*W + w as an integer of type I
        (the same select as fastnn_maxpool_image_*; NaN wins, first maximum kept). */
     #define FASTNN_MAXPOOL_IDX(T, I, S) \
@@ -32,6 +113,10 @@ cdef extern from *:
             Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, \
             Py_ssize_t Ho, Py_ssize_t Wo, const T* restrict X, T* restrict out, I* restrict am) { \
         if (C < 16 && kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0) { \
+            if (FASTNN_POOL512(T, C, Wo)) { \
+                FASTNN_POOL512_CALL(fastnn_maxpool2x2_f512(W, C, Ho, Wo, (const float*) X, (float*) out, (int32_t*) am)); \
+                return; \
+            } \
             /* The common 2x2 / 2 window, its four taps unrolled in the generic loop's order: with \
                few channels the window loops cost more than the selects (measured, 1 thread, CPU \
                time: LeNet-5's C = 6 epochs +8-14%; the example's C = 32 lost 4-15%, so not there). */ \
@@ -120,6 +205,11 @@ cdef extern from *:
     static FASTNN_CLONES void fastnn_plan_unpool_relu_2x2_##S(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, \
             Py_ssize_t Ho, Py_ssize_t Wo, const T* restrict dout, const I* restrict am, const T* restrict out, \
             T* restrict dZ) { \
+        if (FASTNN_POOL512(T, C, Wo)) { \
+            FASTNN_POOL512_CALL(fastnn_unpool_relu2x2_f512(H, W, C, Ho, Wo, (const float*) dout, \
+                                                           (const int32_t*) am, (const float*) out, (float*) dZ)); \
+            return; \
+        } \
         /* 2x2 windows of stride 2 without padding: each input in at most one window, so every dZ \
            value is written once (the winner's gradient or 0) -- no memset and scatter pass; the \
            row and column no window covers (odd H, W) are zeroed. */ \

@@ -92,3 +92,24 @@ def test_wide_or_multichannel_convs_keep_the_im2col_path():
         _kernels.conv_runs_direct(tr.plan.ops[-1], m, 4)
     with pytest.raises(ValueError, match="True, False or None"):
         _kernels.conv_direct(1)
+
+
+@pytest.mark.parametrize("F", [6, 15])
+def test_fused_small_channel_pooling_routes_ties_as_the_oracle(F):
+    """Integer images and weights: many positive ties in the 2x2 windows of a map with C < 16 channels
+    (the vectorized pooling of csrc/plan_conv.pxi); the first maximum must win, as in the oracle, or
+    the first step's weight gradient goes to another input."""
+    X = RNG.integers(-2, 3, (24, 14, 13, 1)).astype("float32")
+    y = RNG.integers(0, 3, 24)
+
+    def fit(backend, path):
+        net = fnn.Network([fnn.Conv2D(F, 3, activation="relu"), fnn.MaxPool2D(2), fnn.Flatten(), fnn.Dense(3)],
+                          input_shape=(14, 13, 1), seed=3, dtype="float32", backend=backend)
+        n_w = 9 * F
+        net.params[:n_w] = np.round(net.params[:n_w] * 8)  # integer kernels, zero bias: exact, tied sums
+        net.params[n_w:n_w + F] = 0
+        tr = fnn.Trainer(net, optimizer=fnn.SGD(0.01), batch_size=24, seed=5, verbose=0, path=path)
+        tr.fit(X, y, epochs=1)
+        return net.params
+
+    np.testing.assert_allclose(fit("cython", "fused"), fit("reference", "per-layer"), rtol=1e-4, atol=1e-4)
