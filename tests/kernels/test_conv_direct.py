@@ -71,8 +71,14 @@ def test_conv1ch_reference_is_the_naive_convolution(g):
     expected = naive.conv2d(args["X"], args["W"], args["b"], (sh, 1), padding)
     np.testing.assert_allclose(args["Z_out"], expected, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(args["A_out"], np.maximum(args["Z_out"], 0))
-    # the weight gradient is the gradient of <Z, dZ> with respect to W (central differences)
-    dz = np.random.default_rng(4).standard_normal(expected.shape)
+
+
+@pytest.mark.parametrize("g", [(1, 6, 7, 3, 3, 1, 2, "same"), (2, 7, 5, 3, 2, 2, 3, "valid")], ids=str)
+def test_conv1ch_weight_grad_is_the_central_difference_gradient(g):
+    """dW of the reference is the gradient of <conv(X, W), dZ> with respect to W (the naive convolution)."""
+    n, H, W, kh, kw, sh, F, padding = g
+    args = _fwd_args(g)(np.float64, np.random.default_rng(3))
+    dz = np.random.default_rng(4).standard_normal(args["Z_out"].shape)
     dW = np.empty_like(args["W"])
     get_backend("reference").conv1ch_weight_grad(args["X"], dz, sh, args["ph"], args["pw"], dW)
     w = args["W"].copy()
