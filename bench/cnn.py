@@ -294,12 +294,34 @@ def make_fastnn_numba_cnn_epoch(X, y, batch_size, threads, model="example", seed
     return make_fastnn_cnn_epoch(X, y, batch_size, threads, model=model, backend="numba", seed=seed)
 
 
+def make_fastnn_im2col_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
+    """The fused plan on the Cython backend with every conv row on im2col + GEMM
+    (``_kernels.conv_direct(False)`` around each epoch): the direct one-channel kernels' baseline,
+    interleaved with ``fastnn`` in one process."""
+    from fastnn._ext import _kernels
+
+    run = make_fastnn_cnn_epoch(X, y, batch_size, threads, model=model, seed=seed)
+    inner = run.fn
+
+    def epoch():
+        before = _kernels.conv_direct()  # (conv_direct(False) returns the new setting)
+        _kernels.conv_direct(False)
+        try:
+            return inner()
+        finally:
+            _kernels.conv_direct(before)
+
+    run.fn, run.impl = epoch, f"fastnn-im2col-{model}"
+    return run
+
+
 def make_fastnn_per_layer_cnn_epoch(X, y, batch_size, threads, model="example", seed=0):
     """The per-layer path (row shards of Python threads), what conv nets ran before their plan rows."""
     return make_fastnn_cnn_epoch(X, y, batch_size, threads, model=model, seed=seed, path="per-layer")
 
 
-FACTORIES = {"fastnn": make_fastnn_cnn_epoch, "fastnn-numba": make_fastnn_numba_cnn_epoch,
+FACTORIES = {"fastnn": make_fastnn_cnn_epoch, "fastnn-im2col": make_fastnn_im2col_cnn_epoch,
+             "fastnn-numba": make_fastnn_numba_cnn_epoch,
              "fastnn-per-layer": make_fastnn_per_layer_cnn_epoch, "torch": make_torch_cnn_epoch,
              "jax": make_jax_cnn_epoch, "gemm-floor": make_gemm_floor_cnn_epoch}
 
@@ -322,7 +344,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--n", type=int, default=60000, help="samples per epoch")
-    ap.add_argument("--peers", default="fastnn,fastnn-numba,torch,jax,gemm-floor",
+    ap.add_argument("--peers", default="fastnn,fastnn-im2col,fastnn-numba,torch,jax,gemm-floor",
                     help=f"comma-separated, of {', '.join(FACTORIES)}")
     args = ap.parse_args(argv)
     X, y = data.mnist_like(args.n)
@@ -342,6 +364,9 @@ def main(argv=None):
                 print(f"  {impl:28s} {args.n / t:10,.0f} samples/s  {t:7.2f} s/epoch  (rounds: "
                       + ", ".join(f"{v:.2f}" for v in times[impl]) + ")")
             for mine in [k for k in med if k.startswith("fastnn") and k.endswith(f"-{model}")]:
+                if mine.startswith("fastnn-cython") and f"fastnn-im2col-{model}" in med:
+                    print(f"  {mine} / fastnn-im2col-{model} (samples/s): "
+                          f"{med[f'fastnn-im2col-{model}'] / med[mine]:.2f}")
                 plain = mine[:-len(model)] + BN_MODELS.get(model, "")
                 if plain in med and plain != mine:
                     print(f"  {mine} / {plain} (samples/s): {med[plain] / med[mine]:.2f}")

@@ -29,8 +29,10 @@ def bench_cnn_epoch(benchmark, train_data, bench_rounds, bench_record):
 
 @pytest.mark.parametrize("batch_size", BATCH_SIZES)
 @pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("peer", ["fastnn", "fastnn-numba", "torch", "jax", "gemm-floor"])
+@pytest.mark.parametrize("peer", ["fastnn", "fastnn-im2col", "fastnn-numba", "torch", "jax", "gemm-floor"])
 def test_cnn_epoch(bench_cnn_epoch, peer, model, batch_size):
+    if peer == "fastnn-im2col" and importlib.util.find_spec("fastnn._ext._kernels") is None:
+        pytest.skip("the Cython backend is not built")
     if peer == "jax" and model in cnn.BN_MODELS:
         pytest.skip("the JAX peer has no BatchNorm model")
     for module in {"torch": ("torch",), "jax": ("jax", "optax")}.get(peer, ()):
@@ -61,3 +63,15 @@ def test_the_floor_tiles_its_conv_gemms_as_the_cython_driver(model):
     for r, (_, _, C, Ho, Wo, F, k, _) in zip(rows, cnn._geometry(model)[0]):
         driver = kernels.conv_tile_images(r, cap, 4)
         assert cnn._conv_tile(Ho, Wo, k, C, F, cap) == driver < cap
+
+
+def test_the_im2col_peer_restores_the_direct_conv_setting():
+    """fastnn-im2col switches the Cython conv rows to im2col for its epochs only."""
+    kernels = pytest.importorskip("fastnn._ext._kernels")
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((16, 784), dtype=np.float32), rng.integers(0, 10, 16)
+    assert kernels.conv_direct() is True
+    cnn.FACTORIES["fastnn-im2col"](X, y, 8, 1, model="lenet5").fn()
+    assert kernels.conv_direct() is True

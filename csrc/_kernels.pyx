@@ -227,6 +227,7 @@ include "plan.pxi"
 include "plan_cols.pxi"
 # Convolutional networks (issue 11): im2col/col2im and pooling.
 include "conv.pxi"
+include "conv_direct.pxi"
 include "pool.pxi"
 # Sequence models (issue 12): recurrent cells, attention, embeddings.
 include "rnn_tiles.pxi"

@@ -15,6 +15,9 @@
 # the Dense micro-kernel (gemm_tiles.pxi) with the bias and ReLU in its epilogue, so Z (and A) are
 # written once: example CNN +8-11%, LeNet-5 +5-6% samples per CPU-second at 1 thread (2,048 images,
 # bs 32 / 128, two alternations).
+# A one-channel conv with few filters (LeNet-5's first) skips im2col and the GEMM: the direct kernels
+# of conv_direct.pxi (_conv_direct: which rows), forward and weight gradient, their scratch in the
+# row's columns block.
 # Max pooling keeps each output's argmax as an offset h*W + w in the row's Z block, read as an
 # integer of the element's width (int32 for float32, int64 for float64): no extra buffer.
 
@@ -22,6 +25,87 @@ from libc.stdint cimport int32_t
 
 cdef extern from *:
     """
+    /* The 2x2 / 2 windows (no padding) of float32 maps with C < 16 channels on AVX-512: the lanes are an
+       output row's (wo, c) pairs, each tap one gather through a per-lane offset table (the scalar loops
+       run C = 6 values per window, which measured ~20 cycles per LeNet-5 output). The same selects and
+       order as the scalar loops (NaN wins, first maximum kept). Rows of at most FASTNN_POOL_LANES lanes. */
+    #define FASTNN_POOL_LANES 2048
+    #if FASTNN_GEMM_X86
+    static FASTNN_G512 void fastnn_maxpool2x2_f512(Py_ssize_t W, Py_ssize_t C, Py_ssize_t Ho, Py_ssize_t Wo,
+            const float* restrict X, float* restrict out, int32_t* restrict am) {
+        const Py_ssize_t n = Wo * C, WC = W * C;
+        int32_t base[FASTNN_POOL_LANES], wi[FASTNN_POOL_LANES];  /* lane (wo, c): 2*wo*C + c, and 2*wo */
+        for (Py_ssize_t l = 0, wo = 0, c = 0; l < n; l++) {
+            base[l] = (int32_t) (2 * wo * C + c); wi[l] = (int32_t) (2 * wo);
+            if (++c == C) { c = 0; wo++; }
+        }
+        const __m512i vC = _mm512_set1_epi32((int) C), vWC = _mm512_set1_epi32((int) WC);
+        const __m512i one = _mm512_set1_epi32(1), vW = _mm512_set1_epi32((int) W);
+        for (Py_ssize_t ho = 0; ho < Ho; ho++) {
+            const float* x0 = X + 2 * ho * WC;
+            const __m512i row = _mm512_set1_epi32((int) (2 * ho * W));
+            for (Py_ssize_t l0 = 0; l0 < n; l0 += 16) {
+                const __mmask16 m = fastnn_gemm_lanes16(n - l0);
+                const __m512i b = _mm512_maskz_loadu_epi32(m, base + l0);
+                const __m512i i0 = _mm512_add_epi32(row, _mm512_maskz_loadu_epi32(m, wi + l0));
+                __m512 cur = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, b, x0, 4), v;
+                __m512i idx = i0;
+                __mmask16 take;
+                #define FASTNN_POOL_TAP(OFS, DI) \
+                    v = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, _mm512_add_epi32(b, OFS), x0, 4); \
+                    take = _mm512_cmp_ps_mask(v, cur, _CMP_GT_OQ) \
+                         | (_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q) & _mm512_cmp_ps_mask(cur, cur, _CMP_ORD_Q)); \
+                    cur = _mm512_mask_blend_ps(take, cur, v); \
+                    idx = _mm512_mask_blend_epi32(take, idx, _mm512_add_epi32(i0, DI));
+                FASTNN_POOL_TAP(vC, one)
+                FASTNN_POOL_TAP(vWC, vW)
+                FASTNN_POOL_TAP(_mm512_add_epi32(vWC, vC), _mm512_add_epi32(vW, one))
+                #undef FASTNN_POOL_TAP
+                _mm512_mask_storeu_ps(out + ho * n + l0, m, cur);
+                _mm512_mask_storeu_epi32(am + ho * n + l0, m, idx);
+            }
+        }
+    }
+    /* Its backward fused with the ReLU mask (fastnn_plan_unpool_relu_2x2_*'s contract): the lanes are a
+       dZ row's (w, c) pairs over the 2*Wo windowed columns, each gathering its window's gradient, winner
+       and pooled value. */
+    static FASTNN_G512 void fastnn_unpool_relu2x2_f512(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t Ho,
+            Py_ssize_t Wo, const float* restrict dout, const int32_t* restrict am, const float* restrict out,
+            float* restrict dZ) {
+        const Py_ssize_t n = 2 * Wo * C;
+        int32_t qi[FASTNN_POOL_LANES], wi[FASTNN_POOL_LANES];  /* lane (w, c): (w/2)*C + c, and w */
+        for (Py_ssize_t l = 0, w = 0, c = 0; l < n; l++) {
+            qi[l] = (int32_t) ((w / 2) * C + c); wi[l] = (int32_t) w;
+            if (++c == C) { c = 0; w++; }
+        }
+        for (Py_ssize_t h = 0; h < 2 * Ho; h++) {
+            const Py_ssize_t q0 = (h / 2) * Wo * C;
+            const __m512i row = _mm512_set1_epi32((int) (h * W));
+            float* z = dZ + h * W * C;
+            for (Py_ssize_t l0 = 0; l0 < n; l0 += 16) {
+                const __mmask16 m = fastnn_gemm_lanes16(n - l0);
+                const __m512i q = _mm512_maskz_loadu_epi32(m, qi + l0);
+                const __m512 g = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, q, dout + q0, 4);
+                const __m512 o = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), m, q, out + q0, 4);
+                const __m512i k = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, q, am + q0, 4);
+                const __mmask16 keep = _mm512_cmp_ps_mask(o, _mm512_setzero_ps(), _CMP_GT_OQ)
+                    & _mm512_cmpeq_epi32_mask(k, _mm512_add_epi32(row, _mm512_maskz_loadu_epi32(m, wi + l0)));
+                _mm512_mask_storeu_ps(z + l0, m, _mm512_maskz_mov_ps(keep, g));
+            }
+            if (2 * Wo < W) memset(z + n, 0, (W - 2 * Wo) * C * sizeof(float));
+        }
+        if (2 * Ho < H) memset(dZ + 2 * Ho * W * C, 0, (H - 2 * Ho) * W * C * sizeof(float));
+    }
+    #endif
+    /* Whether those two run: float32 (sizeof(T) == 4), an AVX-512 CPU, C < 16, rows that fit the tables. */
+    #if FASTNN_GEMM_X86
+    #define FASTNN_POOL512_CALL(call) call
+    #else
+    #define FASTNN_POOL512_CALL(call) ((void) 0)
+    #endif
+    #define FASTNN_POOL512(T, C, Wo) (FASTNN_GEMM_X86 && sizeof(T) == 4 && (C) < 16 \
+        && 2 * (Wo) * (C) <= FASTNN_POOL_LANES && fastnn_cpu_isa() == FASTNN_ISA_AVX512)
+
     /* Max pooling of one image with the window winner's offset h*W + w as an integer of type I
        (the same select as fastnn_maxpool_image_*; NaN wins, first maximum kept). */
     #define FASTNN_MAXPOOL_IDX(T, I, S) \
@@ -29,6 +113,10 @@ cdef extern from *:
             Py_ssize_t kh, Py_ssize_t kw, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t ph, Py_ssize_t pw, \
             Py_ssize_t Ho, Py_ssize_t Wo, const T* restrict X, T* restrict out, I* restrict am) { \
         if (C < 16 && kh == 2 && kw == 2 && sh == 2 && sw == 2 && ph == 0 && pw == 0) { \
+            if (FASTNN_POOL512(T, C, Wo)) { \
+                FASTNN_POOL512_CALL(fastnn_maxpool2x2_f512(W, C, Ho, Wo, (const float*) X, (float*) out, (int32_t*) am)); \
+                return; \
+            } \
             /* The common 2x2 / 2 window, its four taps unrolled in the generic loop's order: with \
                few channels the window loops cost more than the selects (measured, 1 thread, CPU \
                time: LeNet-5's C = 6 epochs +8-14%; the example's C = 32 lost 4-15%, so not there). */ \
@@ -117,6 +205,11 @@ cdef extern from *:
     static FASTNN_CLONES void fastnn_plan_unpool_relu_2x2_##S(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, \
             Py_ssize_t Ho, Py_ssize_t Wo, const T* restrict dout, const I* restrict am, const T* restrict out, \
             T* restrict dZ) { \
+        if (FASTNN_POOL512(T, C, Wo)) { \
+            FASTNN_POOL512_CALL(fastnn_unpool_relu2x2_f512(H, W, C, Ho, Wo, (const float*) dout, \
+                                                           (const int32_t*) am, (const float*) out, (float*) dZ)); \
+            return; \
+        } \
         /* 2x2 windows of stride 2 without padding: each input in at most one window, so every dZ \
            value is written once (the winner's gradient or 0) -- no memset and scatter pass; the \
            row and column no window covers (odd H, W) are zeroed. */ \
@@ -210,6 +303,18 @@ cdef inline bint _conv_keeps_cols(const int64_t* r) noexcept nogil:
     return r[P_KW] * r[P_C] <= 16
 
 
+cdef inline bint _conv_direct(const int64_t* r, Py_ssize_t m, Py_ssize_t itemsize) noexcept nogil:
+    """Whether conv row r on a shard of m images runs as a direct convolution (conv_direct.pxi) instead of
+    im2col + GEMM: one input channel, column stride 1, at most 8 filters (at most half of the GEMM's
+    16-lane register tile used; measured with F = 6, LeNet-5's first conv), a linear or ReLU activation,
+    and the kernels' scratch fits the row's columns block (unused on this path). Forward and backward of
+    a step ask alike."""
+    cdef Py_ssize_t kh = r[P_KH], kw = r[P_KW], Ho = r[P_HO], Wo = r[P_WO], F = r[P_N_OUT] // (r[P_HO] * r[P_WO])
+    return (_conv_direct_on and r[P_C] == 1 and r[P_SW] == 1 and r[P_COLS] >= 0 and F <= 8
+            and (r[P_ACT] == ACT_RELU or r[P_ACT] == ACT_LINEAR)
+            and fastnn_cdir_scratch(itemsize, kh, kw, r[P_SH], Ho, Wo, F) <= m * Ho * Wo * kh * kw)
+
+
 cdef inline bint _conv_pool_fused(const int64_t* r, const int64_t* nxt) noexcept nogil:
     """Whether conv row r runs the max pooling of the row after it (nxt, NULL for none) in its tiles:
     a conv with bias + ReLU whose output only that pooling reads (the plan is a chain)."""
@@ -248,12 +353,23 @@ cdef void _conv_forward(const int64_t* r, double alpha, const floating* params, 
     cdef const floating* bias = params + r[P_PARAM1] if r[P_PARAM1] >= 0 else NULL
     cdef bint tiled
     cdef bint relu = r[P_ACT] == ACT_RELU and bias != NULL, keep = _conv_keeps_cols(r)
+    cdef bint direct = _conv_direct(r, m, sizeof(floating))
     cdef floating* cols
     cdef floating* Z
     cdef floating* A
+    if direct:
+        _cdir_prepare(kh, kw, sh, Ho, Wo, F, params + r[P_PARAM0], bias, wb + r[P_COLS])
     b0 = 0
     while b0 < m:
         t = min(T, m - b0)
+        if direct:  # no columns: the block is the kernel's scratch
+            Z = wb + r[P_Z] + (0 if pool != NULL else b0 * HoWo * F)
+            _cdir_forward(t, H, W, kh, kw, sh, ph, pw, Ho, Wo, F, X + b0 * n_img, params + r[P_PARAM0], bias,
+                          r[P_ACT] == ACT_RELU, wb + r[P_COLS], Z, Z if pool != NULL else wb + r[P_OUT] + b0 * HoWo * F)
+            if pool != NULL:
+                _maxpool_images(pool, Z, wb, b0, t)
+            b0 += t
+            continue
         if pointwise:
             cols = wb + r[P_IN] + b0 * n_img  # a 1x1 kernel: the columns are the input
         else:
@@ -315,6 +431,7 @@ cdef void _conv_backward(const int64_t* r, double alpha, const floating* params,
     cdef Py_ssize_t n_po = pool[P_N_OUT] if pool != NULL else 0
     cdef bint need = r[P_NEED_DX] != 0, pointwise = r[P_COLS] < 0
     cdef bint backwards = pool != NULL and need and n_img >= n_po, keep = _conv_keeps_cols(r)
+    cdef bint direct = _conv_direct(r, m, sizeof(floating))
     cdef bint pool_2x2 = pool != NULL and pool[P_KH] == 2 and pool[P_KW] == 2 and pool[P_SH] == 2 \
         and pool[P_SW] == 2 and pool[P_PH] == 0 and pool[P_PW] == 0
     cdef int act = <int> r[P_ACT]
@@ -332,7 +449,9 @@ cdef void _conv_backward(const int64_t* r, double alpha, const floating* params,
         b0 = (n_tiles - 1 - k if backwards else k) * T
         t = min(T, m - b0)
         rows = t * HoWo
-        if pointwise:
+        if direct:
+            cols = NULL  # the weight gradient comes from the input itself
+        elif pointwise:
             cols = wb + r[P_IN] + b0 * n_img
         elif keep:
             cols = wb + r[P_COLS] + b0 * HoWo * K
@@ -377,8 +496,11 @@ cdef void _conv_backward(const int64_t* r, double alpha, const floating* params,
                     fastnn_conv_row_sums_f(rows, F, dZ, db)
                 else:
                     fastnn_conv_row_sums_d(rows, F, dZ, db)
-        _gemm(c'T', c'N', <int> K, <int> F, <int> rows, <floating> 1, cols, <int> K, dZ, <int> F,
-              <floating> (0 if k == 0 else 1), dW, <int> F)
+        if direct:  # per-lane sums in the columns block, folded into dW after the last tile
+            _cdir_dw_accum(t, H, W, kh, kw, sh, ph, pw, Ho, Wo, F, X + b0 * n_img, dZ, k == 0, wb + r[P_COLS])
+        else:
+            _gemm(c'T', c'N', <int> K, <int> F, <int> rows, <floating> 1, cols, <int> K, dZ, <int> F,
+                  <floating> (0 if k == 0 else 1), dW, <int> F)
         if need:
             dcols = dX + b0 * n_img if pointwise else wb + wofs[W_DCOLS]
             _gemm(c'N', c'T', <int> rows, <int> K, <int> F, <floating> 1, dZ, <int> F, Wt, <int> F,
@@ -387,6 +509,8 @@ cdef void _conv_backward(const int64_t* r, double alpha, const floating* params,
                 for b in range(t):
                     _col2im_image(H, W, C, kh, kw, sh, sw, ph, pw, Ho, Wo, dcols + b * HoWo * K,
                                   dX + (b0 + b) * n_img)
+    if direct:
+        _cdir_dw_fold(kh, kw, sh, Ho, Wo, F, wb + r[P_COLS], dW)
 
 
 cdef void _plan_image_forward(const int64_t* r, const int64_t* prv, const int64_t* nxt, double alpha,
@@ -453,6 +577,14 @@ cdef bint _plan_image_row_ok(const int64_t* r, Py_ssize_t cap, int64_t S, int64_
     if r[P_COLS] < 0:  # a 1x1 kernel reads its input as the columns
         return kh == 1 and kw == 1 and r[P_SH] == 1 and r[P_SW] == 1 and r[P_PH] == 0 and r[P_PW] == 0
     return _span_ok(r[P_COLS], cap * Ho * Wo * K, S) and (not need or _span_ok(wofs[W_DCOLS], cap * Ho * Wo * K, S))
+
+
+def conv_runs_direct(const int64_t[::1] row, Py_ssize_t m, Py_ssize_t itemsize):
+    """Whether the driver runs the conv plan row ``row`` on a shard of ``m`` rows (elements of
+    ``itemsize`` bytes) as a direct convolution (csrc/conv_direct.pxi): for tests that check the path."""
+    if row.shape[0] != N_PCOL or row[P_OP] != OP_CONV2D or m < 1 or itemsize < 1:
+        raise ValueError("conv_runs_direct needs a conv plan row, m >= 1 and itemsize >= 1")
+    return _conv_direct(&row[0], m, itemsize)
 
 
 def conv_tile_images(const int64_t[::1] row, Py_ssize_t m, Py_ssize_t itemsize):

@@ -121,6 +121,13 @@ OPS = (
         "cols[n, ho, wo, (i*kw + j)*C + c] = X[n, ho*sh - ph + i, wo*sw - pw + j, c], 0 in the padding"),
     _op("col2im", "conv", "cols kh kw sh sw ph pw dX_out",
         "dX = the adjoint of im2col: each patch entry's gradient summed at the input it came from"),
+    _op("conv1ch_forward", "conv", "X W b sh ph pw relu Z_out A_out",
+        "one-channel X (n, H, W, 1), W (kh, kw, 1, F), stride (sh, 1): Z = cross-correlation + b (None: none); "
+        "A = max(Z, 0) if relu else Z (A_out None: not written)", backends=("reference", "cython"),
+        fallback="reference"),
+    _op("conv1ch_weight_grad", "conv", "X dZ sh ph pw dW_out",
+        "dW[i, j, 0, f] = sum over n, ho, wo of X[n, ho*sh - ph + i, wo - pw + j, 0] * dZ[n, ho, wo, f]",
+        backends=("reference", "cython"), fallback="reference"),
     _op("maxpool_forward", "pool", "X kh kw sh sw ph pw out argmax_out",
         "out = max of each window (padding ignored); argmax_out = flat h*W + w of the first maximum (int64)"),
     _op("maxpool_backward", "pool", "dout argmax dX_out",

@@ -21,7 +21,7 @@ from .norm import batchnorm_backward, batchnorm_forward, layernorm_backward, lay
 from .optim import clip_gradients, optimizer_update, reduce_gradients, update_span
 from .plan import apply_update, dropout_forward, grad_steps, train_steps
 # Convolutional networks (issue 11).
-from .conv import col2im, im2col
+from .conv import col2im, conv1ch_forward, conv1ch_weight_grad, im2col
 from .pool import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
 # Sequence models (issue 12).
 from .attention import attention_backward, attention_forward

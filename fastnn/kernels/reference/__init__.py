@@ -27,7 +27,7 @@ from .embedding import embedding_backward, embedding_forward
 from .attention import attention_backward, attention_forward
 from .plan import apply_update, dropout_forward, grad_steps, train_steps
 # Convolutional networks (issue 11).
-from .conv import col2im, im2col
+from .conv import col2im, conv1ch_forward, conv1ch_weight_grad, im2col
 from .pool import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_forward
 
 NAME = "reference"
