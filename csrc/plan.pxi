@@ -491,30 +491,64 @@ cdef Py_ssize_t _dw_cols_row(const PlanCtx* c) noexcept nogil:
     return -1
 
 
-cdef void _plan_dw_columns(const PlanCtx* c, Py_ssize_t q, floating* grads, floating* work, Py_ssize_t m,
-                           Py_ssize_t n_shards, int nt, int tid, bint acc) noexcept nogil:
-    """dW[:, cols of thread tid] of plan row q = A_in.T @ dZ over every shard's rows, into grads (added with acc).
+cdef enum:
+    # W rows per block of _plan_dw_columns (a multiple of the micro-kernel's 6-row tiles): a block's gradient
+    # columns (96 x 128 floats = 48 KB for 256 columns on 2 threads) are still in L1/L2 when the update reads them
+    DW_ROWS = 96
+
+
+cdef void _plan_dw_columns(const PlanCtx* c, Py_ssize_t q, floating* params, floating* grads, floating* work,
+                           Py_ssize_t m, Py_ssize_t n_shards, int nt, int tid, bint acc, bint update, int opt,
+                           floating* state, const double* h, int64_t step) noexcept nogil:
+    """dW[:, cols of thread tid] of plan row q = A_in.T @ dZ over every shard's rows, into grads (added with acc);
+    with ``update``, each block of DW_ROWS rows clipped by value and updated right after its GEMMs.
 
     The shards' row blocks are summed in shard order by accumulating GEMMs, each column by one thread the same
-    way whatever the split: one gradient copy of W, no shard copy to reduce, and K = the batch, not a shard.
-    Runs after the barrier that ends the step's last section (every shard's dZ of row q is there; the row's
-    backward is the schedule's last: _plan_check), before any update of W."""
+    way whatever the split: one gradient copy of W, no shard copy to reduce, K = the batch rather than a shard,
+    and (``update``) no second pass over W's gradient, nor a barrier before the update: each thread updates the
+    columns it computed. Runs after the barrier that ends the step's last section (every shard's dZ of row q is
+    there; the row's backward is the schedule's last and it needs no dX: _plan_check), so nothing reads W
+    between this update and the step's closing barrier."""
     cdef const int64_t* r = c.ops + q * N_PCOL
     cdef Py_ssize_t n_in = r[P_N_IN], n_out = r[P_N_OUT], per = (m + n_shards - 1) // n_shards
-    cdef Py_ssize_t lo = 0, hi = 0, s, m_s, dz = c.wofs[W_DZ]
+    cdef Py_ssize_t lo = 0, hi = 0, s, m_s, dz = c.wofs[W_DZ], i0, ib, i, off
+    cdef Py_ssize_t rows = DW_ROWS if floating is float else n_in  # float64: BLAS, one call per shard
+    cdef double clip_value = h[H_CLIP_VALUE]
+    cdef bint a
     cdef floating* wb
     if r[P_ACT] == ACT_LINEAR:  # a linear row's dZ is its dA block (_plan_backward's convention)
         dz = c.wofs[W_DA] if (c.n_rows - 1 - q) % 2 == 0 else c.wofs[W_DX]
     _col_span(n_out, nt, tid, &lo, &hi)
     if hi <= lo:
         return
-    for s in range(n_shards):
-        m_s = min(per, m - s * per)
-        if m_s > 0:
-            wb = work + s * c.stride
-            _dense_dw(m_s, n_in, hi - lo, wb + r[P_IN], n_in, wb + dz + lo, n_out, acc, grads + r[P_PARAM0] + lo,
-                      n_out)
-            acc = True
+    i0 = 0
+    while i0 < n_in:
+        ib = min(rows, n_in - i0)
+        off = r[P_PARAM0] + i0 * n_out + lo
+        a = acc
+        for s in range(n_shards):
+            m_s = min(per, m - s * per)
+            if m_s > 0:
+                wb = work + s * c.stride
+                _dense_dw(m_s, ib, hi - lo, wb + r[P_IN] + i0, n_in, wb + dz + lo, n_out, a, grads + off, n_out)
+                a = True
+        if update:
+            if clip_value > 0:
+                for i in range(ib):
+                    _clip_value(grads + off + i * n_out, hi - lo, clip_value)
+            _update_rows(opt, params, grads, state, c.n_params, off, hi - lo, ib, n_out, h, step)
+        i0 = i0 + ib
+
+
+cdef inline void _clip_update(int opt, floating* params, floating* grads, floating* state, Py_ssize_t n_params,
+                              Py_ssize_t lo, Py_ssize_t hi, double clip_value, const double* h,
+                              int64_t step) noexcept nogil:
+    """Clip grads[lo:hi] by value (if > 0), then update params[lo:hi]; nothing for an empty span."""
+    if hi <= lo:
+        return
+    if clip_value > 0:
+        _clip_value(grads + lo, hi - lo, clip_value)
+    _update_slice(opt, params, grads, state, n_params, lo, hi, h, step)
 
 
 cdef inline void _sum_shards(floating* grads, const floating* shard_g, Py_ssize_t stride, Py_ssize_t n_shards,
@@ -592,6 +626,7 @@ cdef void _plan_sharded(const PlanCtx* c, const floating* X, const floating* Y, 
     cdef Py_ssize_t n_params = c.n_params, stride = c.stride, g_off = c.wofs[W_GRAD]
     cdef Py_ssize_t n_chunks = (n_params + CHUNK - 1) // CHUNK
     cdef Py_ssize_t q_dw = _dw_cols_row(c), skip_lo = 0, skip_hi = 0  # its W is left out of the reduction
+    cdef bint fused_dw = False  # ... and updated by _plan_dw_columns (not under a clip norm: it needs all of grads)
     cdef int n_threads = <int> n_shards, tid, nt
     cdef int64_t step, kind
     cdef double loss_sum, correct, penalty, norm
@@ -602,6 +637,7 @@ cdef void _plan_sharded(const PlanCtx* c, const floating* X, const floating* Y, 
     cdef const floating* sg
     cdef unsigned int csr
     if q_dw >= 0:
+        fused_dw = update and clip_norm <= 0
         skip_lo = c.ops[q_dw * N_PCOL + P_PARAM0]
         skip_hi = skip_lo + c.ops[q_dw * N_PCOL + P_N_IN] * c.ops[q_dw * N_PCOL + P_N_OUT]
     if not update:
@@ -642,8 +678,10 @@ cdef void _plan_sharded(const PlanCtx* c, const floating* X, const floating* Y, 
                     _plan_sync(c, kind, c.sections[4 * sec + 3], params, buffers, stats, stats + tid * c.n_stats,
                                tid == 0, m, n_shards)
             if q_dw >= 0:  # the large row's dW over the whole batch, by columns, straight into grads
-                _plan_dw_columns(c, q_dw, grads, work, m, n_shards, nt, tid, not update)
-                fastnn_barrier()  # the update below reads every column of it
+                _plan_dw_columns(c, q_dw, params, grads, work, m, n_shards, nt, tid, not update, fused_dw, opt,
+                                 state, h, step)
+                if not fused_dw:
+                    fastnn_barrier()  # the clip norm / the sum below reads every column of it
             if tid == 0:
                 loss_sum = 0.0
                 correct = 0.0
@@ -664,7 +702,12 @@ cdef void _plan_sharded(const PlanCtx* c, const floating* X, const floating* Y, 
                 # the shards' sums, but over q_dw's W (already complete in grads): [ch_lo, skip_lo), [skip_hi, ch_hi)
                 _sum_shards(grads, work + g_off, stride, n_shards, ch_lo, min(ch_hi, skip_lo), not update)
                 _sum_shards(grads, work + g_off, stride, n_shards, max(ch_lo, skip_hi), ch_hi, not update)
-                if update:
+                if fused_dw:  # q_dw's W is clipped and updated already, by its columns' thread
+                    _clip_update(opt, params, grads, state, n_params, ch_lo, min(ch_hi, skip_lo), clip_value, h,
+                                 step)
+                    _clip_update(opt, params, grads, state, n_params, max(ch_lo, skip_hi), ch_hi, clip_value, h,
+                                 step)
+                elif update:
                     if clip_value > 0:
                         _clip_value(gch, cn, clip_value)
                     if clip_norm > 0:
