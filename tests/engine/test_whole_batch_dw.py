@@ -50,12 +50,12 @@ def _steps(plan, X, Y):
     return loss
 
 
-def _fit(dtype, n_threads, share=None, monkeypatch=None, clip=None, backend="cython", path="auto"):
+def _fit(dtype, n_threads, share=None, monkeypatch=None, clip=None, backend="cython", path="auto", optimizer="adam"):
     if share is not None:
         monkeypatch.setattr(plan_mod, "WHOLE_BATCH_DW_SHARE", share)
     net = fnn.Network(_layers(), input_shape=(N_IN,), seed=0, backend=backend, dtype=dtype)
     X, y = _data()
-    tr = fnn.Trainer(net, optimizer="adam", batch_size=BATCH, seed=3, backend=backend, n_threads=n_threads,
+    tr = fnn.Trainer(net, optimizer=optimizer() if callable(optimizer) else optimizer, batch_size=BATCH, seed=3, backend=backend, n_threads=n_threads,
                      parallel="shards" if n_threads > 1 else "auto", verbose=0, path=path, **(clip or {}))
     tr.fit(X, y, epochs=2)
     return net, tr
@@ -90,6 +90,17 @@ def test_the_path_is_taken_and_matches_the_shard_sum_and_the_oracle(dtype, n_sha
     assert tr_ref.last_plan["path"] == "per-layer"
     np.testing.assert_allclose(flagged.params, summed.params, **TOL[dtype])
     np.testing.assert_allclose(flagged.params, oracle.params, **TOL[dtype])
+
+
+@pytest.mark.parametrize("optimizer", [lambda: fnn.SGD(lr=0.05, momentum=0.9, nesterov=True),
+                                       lambda: fnn.SGD(lr=0.05), lambda: fnn.RMSprop(lr=1e-3),
+                                       lambda: fnn.Adagrad(lr=1e-2), lambda: fnn.AdamW(lr=1e-2, weight_decay=0.1)],
+                         ids=["nesterov", "sgd", "rmsprop", "adagrad", "adamw"])
+def test_every_optimizer_updates_the_column_blocks_as_the_chunked_pass(optimizer, monkeypatch):
+    flagged, tr = _fit(np.float64, 2, optimizer=optimizer)
+    assert tr.plan.ops[0, codes.P_DW_COLS] == 1
+    summed, _ = _fit(np.float64, 2, share=2.0, monkeypatch=monkeypatch, optimizer=optimizer)
+    np.testing.assert_allclose(flagged.params, summed.params, **TOL[np.float64])
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
