@@ -7,7 +7,10 @@
 # Semantics are those of fastnn.kernels.numba.plan: per step, per section of the schedule,
 # each row shard runs the section's items on its rows, then the section's sync runs on one
 # thread (BatchNorm statistics across shards, in shard order); after the last section the
-# shard gradients are summed in a fixed order, clipped and applied. The sharded driver is one
+# shard gradients are summed in a fixed order, clipped and applied. A plan row with P_DW_COLS = 1
+# (engine.plan.whole_batch_dw_row: the first, large Dense row) skips its shard copy of dW: after the
+# last section each thread computes its columns of that dW over every shard's rows into grads and
+# updates them (_plan_dw_columns); the shard sum and the chunked update cover the rest. The sharded driver is one
 # OpenMP parallel region per call, with barriers where Numba needs a fork/join. With one shard the items run on the whole
 # batch and write the gradient directly. Plan codes are checked (_plan_check) before any step:
 # the switches below have explicit branches for unknown codes that do nothing, because an
@@ -621,6 +624,8 @@ cdef void _plan_sharded(const PlanCtx* c, const floating* X, const floating* Y, 
     The serial parts (syncs, the loss sums, the clip norm) run on thread 0 between barriers, in
     a fixed order: results do not depend on the thread schedule or count. One region instead
     of a fork/join per section and per update: a BatchNorm sync costs a barrier, not a wake-up.
+    The P_DW_COLS row's dW is each thread's column block over all shards (_plan_dw_columns), updated by
+    that thread right away (a clip norm or grad_steps: a barrier, then the usual chunked passes).
     """
     cdef Py_ssize_t j, i, s, sec, start, m, per, lo, hi, row0, m_s, k, ck, ch_lo, ch_hi, cn
     cdef Py_ssize_t n_params = c.n_params, stride = c.stride, g_off = c.wofs[W_GRAD]

@@ -34,11 +34,9 @@ def _plan(dtype, n_shards, layers=None):
     X, y = _data()
     lo = _losses.get("cross_entropy")
     Y = lo.prepare_targets(y, net.n_outputs, dtype)
-    plan = build_plan(net, lo, BATCH, n_shards, Y.shape[1])
     opt = fnn.Adam(lr=1e-2)
     opt.build(net.n_params, net.dtype)
-    plan.params, plan.grads, plan.buffers = net.params, net.grads, net.buffers
-    plan.opt_code, plan.state, plan.hyper = opt.code, opt.state, opt.hyper_vector(0.0, 0.0)
+    plan = build_plan(net, lo, BATCH, n_shards, Y.shape[1]).bind(net, opt, opt.hyper_vector(0.0, 0.0))
     return net, plan, np.ascontiguousarray(X, dtype), Y
 
 
