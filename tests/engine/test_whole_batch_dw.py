@@ -155,3 +155,12 @@ def test_forged_flags_are_refused_before_anything_runs(forge):
     with pytest.raises(ValueError, match="whole-batch dW flag"):
         _steps(plan, X, Y)
     np.testing.assert_array_equal(net.params, before)
+
+
+def test_the_profiler_replays_the_reduction_without_the_flagged_w():
+    from fastnn.profiler import _shard_summed
+
+    _, tr = _fit(np.float32, 2)
+    n_w = N_IN * 96
+    assert _shard_summed(tr, 2) == [slice(0, 0), slice(n_w, tr.network.n_params)]
+    assert _shard_summed(tr, 1) == [slice(0, tr.network.n_params)]
