@@ -503,28 +503,38 @@ cdef enum:
 cdef void _plan_dw_columns(const PlanCtx* c, Py_ssize_t q, floating* params, floating* grads, floating* work,
                            Py_ssize_t m, Py_ssize_t n_shards, int nt, int tid, bint acc, bint update, int opt,
                            floating* state, const double* h, int64_t step) noexcept nogil:
-    """dW[:, cols of thread tid] of plan row q = A_in.T @ dZ over every shard's rows, into grads (added with acc);
-    with ``update``, each block of DW_ROWS rows clipped by value and updated right after its GEMMs.
+    """dW[:, column blocks of thread tid] of plan row q = A_in.T @ dZ over every shard's rows, into grads (added
+    with acc); with ``update``, each block of DW_ROWS rows clipped by value and updated right after its GEMMs.
 
-    The shards' row blocks are summed in shard order by accumulating GEMMs, each column by one thread the same
-    way whatever the split: one gradient copy of W, no shard copy to reduce, K = the batch rather than a shard,
+    One column block per shard (not per thread: the blocks, so the GEMM calls and their bits, are the plan's
+    whatever the threads running them, as everything else of the row-shard driver), block b on thread
+    b % nt. The shards' row blocks are summed in shard order by accumulating GEMMs: one gradient copy of W, no shard copy to reduce, K = the batch rather than a shard,
     and (``update``) no second pass over W's gradient, nor a barrier before the update: each thread updates the
     columns it computed. Runs after the barrier that ends the step's last section (every shard's dZ of row q is
     there; the row's backward is the schedule's last and it needs no dX: _plan_check), so nothing reads W
     between this update and the step's closing barrier."""
     cdef const int64_t* r = c.ops + q * N_PCOL
-    cdef Py_ssize_t n_in = r[P_N_IN], n_out = r[P_N_OUT], per = (m + n_shards - 1) // n_shards
-    cdef Py_ssize_t lo = 0, hi = 0, s, m_s, dz = c.wofs[W_DZ], i0, ib, i, off
+    cdef Py_ssize_t n_out = r[P_N_OUT], per = (m + n_shards - 1) // n_shards
+    cdef Py_ssize_t lo = 0, hi = 0, dz = c.wofs[W_DZ], blk
+    if r[P_ACT] == ACT_LINEAR:  # a linear row's dZ is its dA block (_plan_backward's convention)
+        dz = c.wofs[W_DA] if (c.n_rows - 1 - q) % 2 == 0 else c.wofs[W_DX]
+    blk = tid
+    while blk < n_shards:
+        _col_span(n_out, <int> n_shards, <int> blk, &lo, &hi)
+        if hi > lo:
+            _dw_block(c, r, params, grads, work, m, n_shards, per, dz, lo, hi, acc, update, opt, state, h, step)
+        blk = blk + nt
+
+
+cdef void _dw_block(const PlanCtx* c, const int64_t* r, floating* params, floating* grads, floating* work,
+                    Py_ssize_t m, Py_ssize_t n_shards, Py_ssize_t per, Py_ssize_t dz, Py_ssize_t lo, Py_ssize_t hi,
+                    bint acc, bint update, int opt, floating* state, const double* h, int64_t step) noexcept nogil:
+    """Columns lo..hi-1 of _plan_dw_columns' dW (and their update), DW_ROWS rows of W at a time."""
+    cdef Py_ssize_t n_in = r[P_N_IN], n_out = r[P_N_OUT], s, m_s, i0 = 0, ib, i, off
     cdef Py_ssize_t rows = DW_ROWS if floating is float else n_in  # float64: BLAS, one call per shard
     cdef double clip_value = h[H_CLIP_VALUE]
     cdef bint a
     cdef floating* wb
-    if r[P_ACT] == ACT_LINEAR:  # a linear row's dZ is its dA block (_plan_backward's convention)
-        dz = c.wofs[W_DA] if (c.n_rows - 1 - q) % 2 == 0 else c.wofs[W_DX]
-    _col_span(n_out, nt, tid, &lo, &hi)
-    if hi <= lo:
-        return
-    i0 = 0
     while i0 < n_in:
         ib = min(rows, n_in - i0)
         off = r[P_PARAM0] + i0 * n_out + lo
