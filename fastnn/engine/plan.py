@@ -50,9 +50,13 @@ def _cols_width(geometry):
 WHOLE_BATCH_DW_SHARE = 0.25
 #: Output columns from which that pass splits over the threads (``_col_span`` in csrc/plan_cols.pxi)
 WHOLE_BATCH_DW_MIN_COLS = 64
+#: Rows per shard up to which it is taken: each thread reads the other shards' input and dZ rows, which grow
+#: with the batch while the shard sum it saves does not (784-256-128-10 at 2 threads: 128 rows read about as
+#: much across the cores as the sum of W's copies; measured neutral to 0.93x at batch 256, under load)
+WHOLE_BATCH_DW_MAX_ROWS = 64
 
 
-def whole_batch_dw_row(rows, first_grad, n_params, n_shards):
+def whole_batch_dw_row(rows, first_grad, n_params, n_shards, shard_rows=1):
     """The plan row whose weight gradient the Cython row-shard driver computes over the whole batch, or None.
 
     With row shards every shard writes its own copy of the whole gradient and every step sums the
@@ -64,9 +68,10 @@ def whole_batch_dw_row(rows, first_grad, n_params, n_shards):
     with parameters qualifies (its backward is the step's last, so its dZ is still there, and it
     needs no dX, so nothing reads W before the update), a Dense row without an L1/L2 penalty (the
     penalty item adds to the shard gradient), holding at least ``WHOLE_BATCH_DW_SHARE`` of the
-    parameters and ``WHOLE_BATCH_DW_MIN_COLS`` output columns. Other drivers ignore the flag.
+    parameters and ``WHOLE_BATCH_DW_MIN_COLS`` output columns, for shards of at most
+    ``WHOLE_BATCH_DW_MAX_ROWS`` rows. Other drivers ignore the flag.
     """
-    if n_shards < 2:
+    if n_shards < 2 or shard_rows > WHOLE_BATCH_DW_MAX_ROWS:
         return None
     r = rows[first_grad]
     if r.op != C.OP_DENSE or r.floats.get("l1", 0) > 0 or r.floats.get("l2", 0) > 0:
@@ -291,7 +296,7 @@ def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True)
         wofs[C.W_DCOLS] = off
         off += cap * dcols
     ops[:, C.P_DW_COLS] = 0
-    q_dw = whole_batch_dw_row(rows, first_grad, network.n_params, n_shards)
+    q_dw = whole_batch_dw_row(rows, first_grad, network.n_params, n_shards, cap)
     if q_dw is not None:
         ops[q_dw, C.P_DW_COLS] = 1
     if n_shards > 1:

@@ -68,6 +68,9 @@ def test_the_rule_flags_only_the_large_first_dense_row_of_a_sharded_plan():
     assert _plan(np.float32, 2, narrow)[1].ops[:, codes.P_DW_COLS].tolist() == [0, 0]
     small_share = [fnn.Dense(64, "relu"), fnn.Dense(256, "relu"), fnn.Dense(3)]  # 1,344 of 18,755
     assert _plan(np.float32, 2, small_share)[1].ops[:, codes.P_DW_COLS].tolist() == [0, 0, 0]
+    net = fnn.Network(_layers(), input_shape=(N_IN,), seed=0, backend="cython")
+    for batch, flag in ((2 * plan_mod.WHOLE_BATCH_DW_MAX_ROWS, 1), (2 * plan_mod.WHOLE_BATCH_DW_MAX_ROWS + 2, 0)):
+        assert build_plan(net, _losses.get("cross_entropy"), batch, 2, 1).ops[0, codes.P_DW_COLS] == flag
 
 
 @pytest.mark.parametrize("n_shards", [2, 3])  # 3: the short last batch (4 rows) leaves a shard idle
