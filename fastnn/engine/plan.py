@@ -51,9 +51,9 @@ WHOLE_BATCH_DW_SHARE = 0.25
 #: Output columns from which that pass splits over the threads (``_col_span`` in csrc/plan_cols.pxi)
 WHOLE_BATCH_DW_MIN_COLS = 64
 #: Rows per shard up to which it is taken: each thread reads the other shards' input and dZ rows, which grow
-#: with the batch while the shard sum it saves does not (784-256-128-10 at 2 threads: 128 rows read about as
-#: much across the cores as the sum of W's copies; measured neutral to 0.93x at batch 256, under load)
-WHOLE_BATCH_DW_MAX_ROWS = 64
+#: with the batch while the shard sum it saves does not (784-256-128-10 at 2 threads, under load: 1.04-1.12x
+#: the shard sum at batch 32 and 64, 0.88-1.01x at batch 128, 0.93-0.97x at 256)
+WHOLE_BATCH_DW_MAX_ROWS = 32
 
 
 def whole_batch_dw_row(rows, first_grad, n_params, n_shards, shard_rows=1):
