@@ -141,3 +141,27 @@ def test_gru_and_simple_rnn_h_out_must_hold_every_step_or_one(op):
     for name in available_backends():
         with pytest.raises(ValueError, match="H_out"):
             getattr(get_backend(name), op)(**args)
+
+
+@pytest.mark.parametrize("path", ["blas", "avx2"])
+@pytest.mark.parametrize("op", ["gru", "gru-v1", "simple_rnn"])
+def test_gru_and_simple_rnn_infer_float32_paths(op, path):
+    """The Cython float32 steps on the other paths: BLAS (rnn_tiles off; the micro-kernel is the default
+    where the CPU has it) and the AVX2 micro-kernel forced (what an AVX2-only CPU runs)."""
+    kernels = pytest.importorskip("fastnn._ext._kernels")
+    if path == "avx2" and kernels.rnn_tiles_isa() not in ("avx2", "avx512"):
+        pytest.skip("no AVX2+FMA: the micro-kernel is not used on this CPU")
+    try:
+        if path == "blas":
+            kernels.rnn_tiles(False)
+        else:
+            kernels.rnn_tiles_isa("avx2")
+        for case in (RNN_CASES[-2], RNN_CASES[-1]):
+            if op == "simple_rnn":
+                factory = _rnn_args(case, True, True, 1)
+            else:
+                factory = _rnn_args(case, False, True, 3, GRU_FORMS[op])
+            check_op(f"{op.split('-')[0]}_infer", factory, ["H_out"], dtypes=(np.float32,),
+                     chain=2 * case[1] * max(case[2], 1))
+    finally:
+        kernels.rnn_tiles(True)
