@@ -355,8 +355,9 @@ cdef int _rnn_infer_run(const floating[:, :, ::1] X, const floating[:, ::1] W, c
     nb = _rnn_blocks(n, nt)
     # per thread: the tile's x W (+ h U) rows, and the GRU's h U (reset_after) or r * h rows
     cdef floating[:, :, ::1] GS = np.empty((nb, 2, _INFER_TILE * g), np.asarray(W).dtype)
-    # the weights packed once per call for the float32 micro-kernel (U_zr and U_h apart without reset_after)
-    cdef bint tiles = _rnn_tiles_on and floating is float
+    # the weights packed once per call for the float32 micro-kernel (U_zr and U_h apart without reset_after),
+    # unless every block is one row (GEMV then, see _infer_mm)
+    cdef bint tiles = _rnn_tiles_on and floating is float and (n + nb - 1) // nb > 1
     cdef const floating[:, ::1] Ua = U
     cdef const floating[:, ::1] Ub = U[:1]  # a placeholder unless split
     if gates == 3 and not reset_after:

@@ -398,6 +398,17 @@ def gru_backward(X, W, U, H, G, HH, dH, reset_after, mask, dW_out, dU_out, db_ou
 
 
 # --------------------------------------------------------------------------- inference (predict)
+def _nothing_to_run(X, H_out):
+    """Check H_out's steps (every step's h or the last); True when no step needs computing (T = 0 leaves
+    the zero state)."""
+    T = X.shape[0]
+    if H_out.shape[0] not in (T, 1):
+        raise ValueError(f"H_out has {H_out.shape[0]} steps: {T} (every step) or 1 (the last state)")
+    if T == 0:
+        H_out[...] = 0
+    return X.shape[1] == 0 or H_out.shape[2] == 0 or T == 0
+
+
 @njit(**_PAR)
 def _lstm_infer_steps(X, W, U, b, H, C, G, mask, has_mask, nt):
     """Every step, keeping only h (H: every step's, or one in place) and c; one row block per thread."""
@@ -442,13 +453,7 @@ def _lstm_infer_steps(X, W, U, b, H, C, G, mask, has_mask, nt):
 
 def lstm_infer(X, W, U, b, mask, H_out, C_buf, G_buf):
     """LSTM forward keeping only h and c: H_out (T, n, H) every step's h, or (1, n, H) the last one."""
-    T, n = X.shape[0], X.shape[1]
-    if H_out.shape[0] not in (T, 1):
-        raise ValueError(f"H_out has {H_out.shape[0]} steps: {T} (every step) or 1 (the last state)")
-    if n == 0 or H_out.shape[2] == 0:
-        return
-    if T == 0:
-        H_out[...] = 0
+    if _nothing_to_run(X, H_out):
         return
     # predict may run from several Python threads: serialized unless Numba's threading layer allows it
     _parallel_call(_lstm_infer_steps, (X, W, U, b, H_out, C_buf, G_buf, *_mask_args(mask, X.dtype),
@@ -523,15 +528,9 @@ def _gru_infer_steps(X, W, U, Uzr, Uh, b, b_h, reset_after, H, G, S, RH, mask, h
 
 def gru_infer(X, W, U, b, b_h, reset_after, mask, H_out, G_buf):
     """GRU forward keeping only h: H_out (T, n, H) every step's h, or (1, n, H) the last one."""
-    T, n = X.shape[0], X.shape[1]
-    k = U.shape[0]
-    if H_out.shape[0] not in (T, 1):
-        raise ValueError(f"H_out has {H_out.shape[0]} steps: {T} (every step) or 1 (the last state)")
-    if n == 0 or k == 0:
+    if _nothing_to_run(X, H_out):
         return
-    if T == 0:
-        H_out[...] = 0
-        return
+    n, k = X.shape[1], U.shape[0]
     reset_after = bool(reset_after)
     dt = X.dtype
     if reset_after:  # placeholders of the other form, never read
@@ -572,13 +571,7 @@ def _simple_rnn_infer_steps(X, W, U, b, H, G, mask, has_mask, nt):
 
 def simple_rnn_infer(X, W, U, b, mask, H_out, G_buf):
     """SimpleRNN forward keeping only h: H_out (T, n, H) every step's h, or (1, n, H) the last one."""
-    T, n = X.shape[0], X.shape[1]
-    if H_out.shape[0] not in (T, 1):
-        raise ValueError(f"H_out has {H_out.shape[0]} steps: {T} (every step) or 1 (the last state)")
-    if n == 0 or U.shape[0] == 0:
-        return
-    if T == 0:
-        H_out[...] = 0
+    if _nothing_to_run(X, H_out):
         return
     _parallel_call(_simple_rnn_infer_steps, (X, W, U, b, H_out, G_buf, *_mask_args(mask, X.dtype),
                                              get_num_threads()))
