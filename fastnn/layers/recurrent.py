@@ -4,7 +4,8 @@ Each layer runs a whole batch of sequences in two kernel calls (the ``rnn``
 family: :mod:`fastnn.kernels.reference.rnn` states the contract): forward,
 with the input projection of the whole sequence as one GEMM and the
 recurrence step by step; backward, backpropagation through time inside the
-kernel. The kernels work time-major ``(T, n, .)``; the layer transposes its
+kernel. Inference (``training=False``: predict) runs the layer's ``*_infer`` kernel
+instead, which keeps only the state (no per-step gates for backward). The kernels work time-major ``(T, n, .)``; the layer transposes its
 sample rows in and out (cached buffers in training, so no per-batch
 allocation). Parameters follow Keras: ``W`` (the input kernel, ``(F, g*units)``),
 ``U`` (the recurrent kernel, ``(units, g*units)``) and ``b``, with ``g`` gate
