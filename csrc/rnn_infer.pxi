@@ -9,9 +9,10 @@
 # step before the next tile starts, so a tile's gates and state stay in the core's L2 cache beside the
 # weights. LSTM: per step one GEMM [x_t | h_{t-1}] @ [W; U] into the tile's gate rows, then one fused pass
 # adds the bias, applies the gates and updates c and h in place (h straight into the GEMM's next input
-# rows). GRU and SimpleRNN: x_t @ W straight from X's rows (no copy), then h_{t-1} @ U, then the fused
-# cell; the GRU without reset_after multiplies (r * h_{t-1}) @ U_h between its two cell passes, so its
-# candidate cannot share one GEMM with the gates. Their h lives in H_out (in place when only the last
+# rows). GRU and SimpleRNN: x_t @ W straight from X's rows (no copy), then h_{t-1} @ U accumulated into
+# it (the GRU: into its z r blocks; h U_h apart, which r multiplies), then the fused cell; the GRU
+# without reset_after multiplies (r * h_{t-1}) @ U_h between its two cell passes, so its candidate
+# cannot share one GEMM with the gates. Their h lives in H_out (in place when only the last
 # state is kept). Rows never interact: a row's result does not depend on the tile or the thread count
 # (beyond what BLAS does for a different m).
 
@@ -134,8 +135,9 @@ def lstm_infer(const floating[:, :, ::1] X, const floating[:, ::1] W, const floa
 # --------------------------------------------------------------------------- GRU, SimpleRNN
 cdef extern from *:
     """
-    /* GRU rows at inference, Keras gate blocks z r h of k. g: x W (no bias yet), b: the input bias.
-       reset_after: s = h U (no bias), bh the recurrent bias; first: no previous state (s unused).
+    /* GRU rows at inference, Keras gate blocks z r h of k. g: x W (+ h U_zr in its z r blocks after the
+       first step; no bias yet), b: the input bias. reset_after: s = h U_h (no bias), bh the recurrent
+       bias; first: no previous state (s unused).
        hp and h may be the same row (the state updated in place), so they are not restrict. */
     #define FASTNN_GRU_INFER_CELL(T, S) \\
     static inline __attribute__((always_inline)) void fastnn_gru_infer_after_body_##S(Py_ssize_t k, \\
@@ -143,11 +145,9 @@ cdef extern from *:
             T* h, const int first) { \\
         const T half = (T) 0.5, one = (T) 1; \\
         for (Py_ssize_t j = 0; j < k; j++) { \\
-            T sz = first ? bh[j] : s[j] + bh[j]; \\
-            T sr = first ? bh[k + j] : s[k + j] + bh[k + j]; \\
-            T hv = first ? bh[2 * k + j] : s[2 * k + j] + bh[2 * k + j]; \\
-            T z = half + half * fastnn_tanh_##S(half * (g[j] + b[j] + sz)); \\
-            T r = half + half * fastnn_tanh_##S(half * (g[k + j] + b[k + j] + sr)); \\
+            T hv = first ? bh[2 * k + j] : s[j] + bh[2 * k + j]; \\
+            T z = half + half * fastnn_tanh_##S(half * (g[j] + b[j] + bh[j])); \\
+            T r = half + half * fastnn_tanh_##S(half * (g[k + j] + b[k + j] + bh[k + j])); \\
             T cand = fastnn_tanh_##S(g[2 * k + j] + b[2 * k + j] + r * hv); \\
             T hpv = first ? (T) 0 : hp[j]; \\
             h[j] = z * hpv + (one - z) * cand; \\
@@ -247,9 +247,9 @@ cdef void _gru_infer_tile(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssize_t
                           const floating* U, const floating* b, const floating* b_h, const floating* mask,
                           bint has_mask, floating* H, floating* G, floating* S, const floating* Wp,
                           const floating* Up, const floating* Uhp, bint tiles) noexcept nogil:
-    """Every step for rows [lo, hi): G (m, 3k) = x_t W; reset_after: S (m, 3k) = h_{t-1} U, one cell pass;
-    else h_{t-1} U_zr accumulates into G, the gate pass leaves r * h in S, (r * h) U_h accumulates into
-    G's candidate block, the output pass. H: every step's rows or one (the state in place). Wp, Up, Uhp:
+    """Every step for rows [lo, hi): G (m, 3k) = x_t W, h_{t-1} U_zr accumulates into its z r blocks;
+    reset_after: S (m, k) = h_{t-1} U_h, one cell pass; else the gate pass leaves r * h in S, (r * h) U_h
+    accumulates into G's candidate block, the output pass. H: every step's rows or one (the state in place). Wp, Up, Uhp:
     W, U (U_zr without reset_after) and U_h packed for the micro-kernel when ``tiles``."""
     cdef Py_ssize_t t, i, m = hi - lo, g3 = 3 * k, o
     cdef floating* hp
@@ -260,19 +260,20 @@ cdef void _gru_infer_tile(Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t T, Py_ssize_t
         hp = H + ((t - 1 if every_step and t > 0 else 0) * n + lo) * k
         h = H + ((t if every_step else 0) * n + lo) * k
         _infer_mm(m, F, g3, X + (t * n + lo) * F, F, W, g3, Wp, tiles, False, G, g3)
+        if not first:  # h_{-1} = 0: the first step has no recurrent products
+            _infer_mm(m, k, 2 * k, hp, k, U, g3, Up, tiles, True, G, g3)
         if reset_after:
-            if not first:
-                _infer_mm(m, k, g3, hp, k, U, g3, Up, tiles, False, S, g3)
+            if not first:  # the candidate's h U_h apart: r multiplies it
+                _infer_mm(m, k, k, hp, k, U + 2 * k, g3, Uhp, tiles, False, S, k)
             for i in range(m):
                 if _infer_padded(has_mask, mask, t, n, lo + i, k, hp + i * k, h + i * k, every_step):
                     continue
                 if floating is float:
-                    fastnn_gru_infer_after_f(k, G + i * g3, S + i * g3, b, b_h, hp + i * k, h + i * k, first)
+                    fastnn_gru_infer_after_f(k, G + i * g3, S + i * k, b, b_h, hp + i * k, h + i * k, first)
                 else:
-                    fastnn_gru_infer_after_d(k, G + i * g3, S + i * g3, b, b_h, hp + i * k, h + i * k, first)
+                    fastnn_gru_infer_after_d(k, G + i * g3, S + i * k, b, b_h, hp + i * k, h + i * k, first)
             continue
-        if not first:  # h_{-1} = 0: the first step has no recurrent products
-            _infer_mm(m, k, 2 * k, hp, k, U, g3, Up, tiles, True, G, g3)
+        if not first:
             for i in range(m):  # padded rows too (their outputs are dropped below): S's rows feed the GEMM
                 if floating is float:
                     fastnn_gru_infer_gates_f(k, G + i * g3, b, hp + i * k, S + i * k)
@@ -353,19 +354,19 @@ cdef int _rnn_infer_run(const floating[:, :, ::1] X, const floating[:, ::1] W, c
         return 0
     every_step = H_out.shape[0] == T and T > 1
     nb = _rnn_blocks(n, nt)
-    # per thread: the tile's x W (+ h U) rows, and the GRU's h U (reset_after) or r * h rows
+    # per thread: the tile's x W (+ h U) rows, and the GRU's h U_h (reset_after) or r * h rows
     cdef floating[:, :, ::1] GS = np.empty((nb, 2, _INFER_TILE * g), np.asarray(W).dtype)
-    # the weights packed once per call for the float32 micro-kernel (U_zr and U_h apart without reset_after),
+    # the weights packed once per call for the float32 micro-kernel (the GRU's U_zr and U_h apart),
     # unless every block is one row (GEMV then, see _infer_mm)
     cdef bint tiles = _rnn_tiles_on and floating is float and (n + nb - 1) // nb > 1
     cdef const floating[:, ::1] Ua = U
-    cdef const floating[:, ::1] Ub = U[:1]  # a placeholder unless split
-    if gates == 3 and not reset_after:
+    cdef const floating[:, ::1] Ub = U[:1]  # a placeholder for the SimpleRNN
+    if gates == 3:
         Ua = np.ascontiguousarray(np.asarray(U)[:, :2 * k])
         Ub = np.ascontiguousarray(np.asarray(U)[:, 2 * k:])
     cdef floating[::1] Wp = _infer_pack(W, tiles)
     cdef floating[::1] Up = _infer_pack(Ua, tiles)
-    cdef floating[::1] Uhp = _infer_pack(Ub, tiles and gates == 3 and not reset_after)
+    cdef floating[::1] Uhp = _infer_pack(Ub, tiles and gates == 3)
     with nogil:
         for c in prange(nb, num_threads=nt, schedule="static"):
             _rnn_infer_block(c, nb, T, n, F, k, gates, every_step, reset_after, &X[0, 0, 0], &W[0, 0], &U[0, 0],
