@@ -12,11 +12,15 @@ and TorchScript-frozen, one thread). Every configuration is built and warmed up 
 round times every configuration in turn (interleaved, so load changes hit all alike); the table
 shows the median round.
 
-Sequence models (row-sequential MNIST, 28 steps x 28 features, float32): LSTM(128) -> Dense(10) and the
+Sequence models (row-sequential MNIST, 28 steps x 28 features, float32): LSTM(128) -> Dense(10), GRU(128)
+(``gru``: reset_after, ``gru-v1``: the original form) and SimpleRNN(128) (``rnn``) -> Dense(10), and the
 transformer of ``bench.sequence``, ``Network.predict`` next to PyTorch eager ``inference_mode`` (the
-same architecture, its own random weights) and onnxruntime running fastnn's ONNX export (CPU provider,
+same architecture, its own random weights; ``gru-v1`` against ``nn.GRU``, which has only the reset_after
+form) and, for the LSTM and the transformer, onnxruntime running fastnn's ONNX export (CPU provider,
 ``intra_op_num_threads`` = the thread count): samples/s over ``--seq-n`` rows in batches of ``--batch``
-at each thread count, and microseconds per single-sample call (one thread). ``--seq-n 0`` skips them.
+at each thread count, and microseconds per single-sample call (one thread). The GRU and SimpleRNN rows
+also time ``fastnn-train``: predict through the training forward (every step's gates and states kept,
+what predict ran before ``gru_infer`` / ``simple_rnn_infer``). ``--seq-n 0`` skips them.
 """
 import argparse
 import os
@@ -29,8 +33,11 @@ from bench.fastnn_runs import make_fastnn_latency, make_fastnn_predict, without_
 from bench.peers import PeerRun
 from bench.timing import interleaved_times
 
-SEQ_MODELS = ("lstm", "transformer")
-SEQ_IMPLS = ("fastnn", "torch", "onnxruntime")
+SEQ_MODELS = ("lstm", "gru", "gru-v1", "rnn", "transformer")
+SEQ_IMPLS = ("fastnn", "fastnn-train", "torch", "onnxruntime")
+#: the recurrent models beside the LSTM: (fastnn layer, its arguments); their impls
+RNN_MODELS = {"gru": ("GRU", {}), "gru-v1": ("GRU", {"reset_after": False}), "rnn": ("SimpleRNN", {})}
+RNN_IMPLS = ("fastnn", "fastnn-train", "torch")
 
 
 def _time(run, calls):
@@ -71,13 +78,57 @@ def measure(n=10000, batch=1000, threads=(1, 2), rounds=5, latency_calls=2000, b
     return {k: float(np.median(v)) for k, v in times.items()}, {k: r.n_samples for k, r in {**runs, **lat}.items()}
 
 
+def _rnn_network(model):
+    """``model`` of RNN_MODELS as a fastnn Network: the recurrent layer of 128 units, then Dense(10)."""
+    import fastnn as fnn
+    from bench.test_bench_onnx import FEATURES, STEPS
+
+    name, kwargs = RNN_MODELS[model]
+    return fnn.Network([getattr(fnn, name)(128, **kwargs), fnn.Dense(10)], input_shape=(STEPS, FEATURES), seed=0)
+
+
+def _through_training_forward(net):
+    """``net`` predicting as before the inference kernels: its recurrent layers run their training forward
+    on fresh arrays (as predict did; cached buffers would be shared by predict's row-block threads)."""
+    from fastnn.layers.recurrent import _Recurrent
+
+    for layer in net.layers:
+        if isinstance(layer, _Recurrent):
+            layer._work = lambda key, shape, dtype, training: np.empty(shape, dtype)
+            layer.forward = lambda X, training=False, _forward=layer.forward, **kw: _forward(X, training=True, **kw)
+    return net
+
+
+def _torch_rnn_net(model):
+    """The PyTorch twin of a model of RNN_MODELS (nn.GRU for both GRU forms, nn.RNN with tanh)."""
+    import torch
+
+    from bench.test_bench_onnx import FEATURES
+
+    torch.manual_seed(0)
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = (torch.nn.RNN if model == "rnn" else torch.nn.GRU)(FEATURES, 128, batch_first=True)
+            self.head = torch.nn.Linear(128, 10)
+
+        def forward(self, x):
+            return self.head(self.rnn(x)[0][:, -1])
+    return Net()
+
+
 def _sequence_predictor(model, impl, threads):
     """``predict(Xb) -> labels`` of ``model`` for a batch ``Xb`` (n, 28, 28) float32, by ``impl``."""
-    if impl == "fastnn":
+    if model in RNN_MODELS and impl not in RNN_IMPLS or model not in RNN_MODELS and impl == "fastnn-train":
+        raise ImportError(f"{impl} is not benchmarked for {model}")  # left out like a missing package
+    if impl in ("fastnn", "fastnn-train"):
         import fastnn as fnn
         from bench.test_bench_onnx import make_network
 
-        net = make_network(model)
+        net = _rnn_network(model) if model in RNN_MODELS else make_network(model)
+        if impl == "fastnn-train":
+            _through_training_forward(net)
 
         def predict(Xb):
             old = fnn.get_num_threads()
@@ -92,7 +143,7 @@ def _sequence_predictor(model, impl, threads):
 
         from bench.sequence import torch_sequence_net
 
-        tnet = torch_sequence_net(model).eval()
+        tnet = (_torch_rnn_net(model) if model in RNN_MODELS else torch_sequence_net(model)).eval()
 
         def predict(Xb):
             torch.set_num_threads(threads)

@@ -223,6 +223,30 @@ def test_lstm_predict_keeps_nothing_for_backward():
     assert all(getattr(layer, "_cache", None) is None for layer in net.layers[:2])
 
 
+_RECURRENT = {"gru": lambda **kw: fnn.GRU(7, **kw), "gru-v1": lambda **kw: fnn.GRU(7, reset_after=False, **kw),
+              "rnn": lambda **kw: fnn.SimpleRNN(7, **kw), "lstm": lambda **kw: fnn.LSTM(7, **kw)}
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("backend", fnn.available_backends())
+@pytest.mark.parametrize("kind", _RECURRENT)
+def test_recurrent_inference_equals_the_training_forward(kind, backend, masked):
+    """forward(training=False) runs the layer's *_infer kernel (nothing cached for backward) and gives the
+    training forward's output: every step's states and the last one, padded steps included; in float32
+    at 200 rows (a thread block of 100 rows at 2 threads, a tile boundary in the Cython kernel)."""
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((200, 6, 5)).astype(np.float32)
+    mask = (rng.random((200, 6)) > 0.3).astype(np.float32) if masked else None
+    for return_sequences in (True, False):
+        layer = fnn.Network([_RECURRENT[kind](return_sequences=return_sequences)], input_shape=(6, 5),
+                            seed=0).layers[0]
+        want = np.array(layer.forward(X, training=True, backend=backend, mask=mask))
+        layer._cache = None
+        got = layer.forward(X, training=False, backend=backend, mask=mask)
+        assert layer._cache is None  # the inference kernel ran: nothing kept for backward
+        np.testing.assert_allclose(got, want, rtol=0, atol=2e-6)
+
+
 def test_inference_forwards_share_no_buffers_between_calls():
     """The deterministic side of thread safety: two inference forwards of the same shape return arrays
     that share no memory (a cached layer buffer would be shared by concurrent predicts), and a

@@ -95,8 +95,14 @@ OPS = (
     _op("lstm_infer", "rnn", "X W U b mask H_out C_buf G_buf",
         "lstm_forward for predict, keeping only h and c: H_out (T, n, H) every step's h or (1, n, H) "
         "the last; C_buf ends as the last c; G_buf (2, n, 4H) scratch"),
+    _op("simple_rnn_infer", "rnn", "X W U b mask H_out G_buf",
+        "simple_rnn_forward for predict, keeping only h: H_out (T, n, H) every step's h or (1, n, H) the last; "
+        "G_buf (2, n, H) scratch"),
     _op("gru_forward", "rnn", "X W U b b_h reset_after mask H_out G_out HH_out scratch",
         "GRU (gates z r h, Keras reset_after) over every step; G_out keeps z r n"),
+    _op("gru_infer", "rnn", "X W U b b_h reset_after mask H_out G_buf",
+        "gru_forward for predict, keeping only h: H_out (T, n, H) every step's h or (1, n, H) the last; "
+        "G_buf (2, n, 3H) scratch"),
     _op("gru_backward", "rnn",
         "X W U H G HH dH reset_after mask dW_out dU_out db_out db_h_out dX_out dGx_buf dGh_buf dh_buf",
         "BPTT of gru_forward (dX skipped if dX_out is None)"),

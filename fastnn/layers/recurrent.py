@@ -4,7 +4,8 @@ Each layer runs a whole batch of sequences in two kernel calls (the ``rnn``
 family: :mod:`fastnn.kernels.reference.rnn` states the contract): forward,
 with the input projection of the whole sequence as one GEMM and the
 recurrence step by step; backward, backpropagation through time inside the
-kernel. The kernels work time-major ``(T, n, .)``; the layer transposes its
+kernel. Inference (``training=False``: predict) runs the layer's ``*_infer`` kernel
+instead, which keeps only the state (no per-step gates for backward). The kernels work time-major ``(T, n, .)``; the layer transposes its
 sample rows in and out (cached buffers in training, so no per-batch
 allocation). Parameters follow Keras: ``W`` (the input kernel, ``(F, g*units)``),
 ``U`` (the recurrent kernel, ``(units, g*units)``) and ``b``, with ``g`` gate
@@ -136,6 +137,14 @@ class _Recurrent(Layer):
         out.reshape(n, T, k)[...] = Hs.transpose(1, 0, 2)
         return out
 
+    def _infer(self, kern, Xt, mt):
+        """Inference: only the state is kept (the layer's ``*_infer`` kernel), nothing is cached for
+        backward; fresh arrays, so concurrent predicts share nothing."""
+        T, n, _ = Xt.shape
+        Hs = np.empty((T if self.return_sequences else 1, n, self.units), Xt.dtype)
+        self._infer_kernel(kern, Xt, mt, Hs)
+        return self._output(Hs, False) if self.return_sequences else Hs[0]
+
     def _dH(self, dA, shape, dtype):
         """The time-major gradient w.r.t. every hidden state, from the gradient of the output rows."""
         T, n, k = shape
@@ -177,11 +186,17 @@ class SimpleRNN(_Recurrent):
         T, n, _ = Xt.shape
         dtype = Xt.dtype
         mt = self._time_major_mask(mask, n, dtype, training)
+        if not training:
+            return self._infer(kern, Xt, mt)
         Hs = self._work("H", (T, n, self.units), dtype, training)
         scratch = self._work("scratch", (n, self.units), dtype, training)
         kern.simple_rnn_forward(Xt, self.params["W"], self.params["U"], self.params["b"], mt, Hs, scratch)
         self._cache = (Xt, Hs, mt)
         return self._output(Hs, training)
+
+    def _infer_kernel(self, kern, Xt, mt, Hs):
+        kern.simple_rnn_infer(Xt, self.params["W"], self.params["U"], self.params["b"], mt, Hs,
+                              np.empty((2,) + Hs.shape[1:], Xt.dtype))
 
     def backward(self, dA, backend=None, need_dX=True):
         """Write dW, dU, db into the gradient views; return dX rows (None if ``need_dX`` is False)."""
@@ -236,15 +251,10 @@ class LSTM(_Recurrent):
         self._cache = (Xt, Hs, Cs, Gs, mt)
         return self._output(Hs, training)
 
-    def _infer(self, kern, Xt, mt):
-        """Inference: only h and c are kept (``lstm_infer``), nothing is cached for backward; fresh arrays,
-        so concurrent predicts share nothing."""
-        T, n, _ = Xt.shape
-        k = self.units
-        Hs = np.empty((T if self.return_sequences else 1, n, k), Xt.dtype)
+    def _infer_kernel(self, kern, Xt, mt, Hs):
+        n, k = Hs.shape[1:]
         kern.lstm_infer(Xt, self.params["W"], self.params["U"], self.params["b"], mt, Hs,
                         np.empty((n, k), Xt.dtype), np.empty((2, n, 4 * k), Xt.dtype))
-        return self._output(Hs, False) if self.return_sequences else Hs[0]
 
     def backward(self, dA, backend=None, need_dX=True):
         """Write dW, dU, db into the gradient views; return dX rows (None if ``need_dX`` is False)."""
@@ -308,6 +318,8 @@ class GRU(_Recurrent):
         dtype = Xt.dtype
         k = self.units
         mt = self._time_major_mask(mask, n, dtype, training)
+        if not training:
+            return self._infer(kern, Xt, mt)
         Hs = self._work("H", (T, n, k), dtype, training)
         Gs = self._work("G", (T, n, 3 * k), dtype, training)
         HH = self._work("HH", (T, n, k), dtype, training)
@@ -318,6 +330,12 @@ class GRU(_Recurrent):
         kern.gru_forward(Xt, self.params["W"], self.params["U"], b, b_h, self.reset_after, mt, Hs, Gs, HH, scratch)
         self._cache = (Xt, Hs, Gs, HH, mt)
         return self._output(Hs, training)
+
+    def _infer_kernel(self, kern, Xt, mt, Hs):
+        b = self.params["b"]
+        b, b_h = (b[0], b[1]) if self.reset_after else (b, b)  # b_h: unused by the original form
+        kern.gru_infer(Xt, self.params["W"], self.params["U"], b, b_h, self.reset_after, mt, Hs,
+                       np.empty((2,) + Hs.shape[1:2] + (3 * self.units,), Xt.dtype))
 
     def backward(self, dA, backend=None, need_dX=True):
         """Write dW, dU, db into the gradient views; return dX rows (None if ``need_dX`` is False)."""

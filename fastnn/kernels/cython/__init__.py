@@ -26,8 +26,8 @@ from .pool import avgpool_backward, avgpool_forward, maxpool_backward, maxpool_f
 # Sequence models (issue 12).
 from .attention import attention_backward, attention_forward
 from .embedding import embedding_backward, embedding_forward
-from .rnn import (gru_backward, gru_forward, lstm_backward, lstm_forward, lstm_infer, simple_rnn_backward,
-                  simple_rnn_forward)
+from .rnn import (gru_backward, gru_forward, gru_infer, lstm_backward, lstm_forward, lstm_infer,
+                  simple_rnn_backward, simple_rnn_forward, simple_rnn_infer)
 
 NAME = "cython"
 #: True when the extension was compiled with OpenMP (``n_shards > 1`` really runs in parallel).

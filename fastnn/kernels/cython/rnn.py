@@ -95,3 +95,23 @@ def lstm_infer(X, W, U, b, mask, H_out, C_buf, G_buf):
         and G_buf[0].flags.c_contiguous else np.empty(G_buf.shape[1:], dt)  # scratch: never copied back
     _k.lstm_infer(inp(X, dt), inp(W, dt), inp(U, dt), inp(b, dt), *mask_args(mask, dt), *out.bufs, G, threads())
     out.back()
+
+
+def gru_infer(X, W, U, b, b_h, reset_after, mask, H_out, G_buf):
+    """GRU forward keeping only h (csrc/rnn_infer.pxi): H_out (T, n, H) every step's h, or (1, n, H) the
+    last one. ``G_buf`` is not used: the kernel's scratch is one L2 tile per thread, allocated per call."""
+    dt = dtype_of(H_out)
+    out = Outs(dt, H_out)
+    _k.gru_infer(inp(X, dt), inp(W, dt), inp(U, dt), inp(b, dt), inp(b_h, dt), bool(reset_after),
+                 *mask_args(mask, dt), *out.bufs, threads())
+    out.back()
+
+
+def simple_rnn_infer(X, W, U, b, mask, H_out, G_buf):
+    """SimpleRNN forward keeping only h (csrc/rnn_infer.pxi): H_out (T, n, H) every step's h, or (1, n, H)
+    the last one. ``G_buf`` is not used (per-thread tile scratch, as gru_infer)."""
+    dt = dtype_of(H_out)
+    out = Outs(dt, H_out)
+    _k.simple_rnn_infer(inp(X, dt), inp(W, dt), inp(U, dt), inp(b, dt), *mask_args(mask, dt), *out.bufs,
+                        threads())
+    out.back()

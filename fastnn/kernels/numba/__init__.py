@@ -14,8 +14,8 @@ from .losses import (count_correct, focal_forward_backward, huber_forward_backwa
 from .norm import layernorm_rows_backward, layernorm_rows_forward  # the plan rows' LayerNorm pair
 from .norm import batchnorm_backward, batchnorm_forward, layernorm_backward, layernorm_forward
 from .optim import clip_gradients, optimizer_update, reduce_gradients, update_span
-from .rnn import (gru_backward, gru_forward, lstm_backward, lstm_forward, lstm_infer, simple_rnn_backward,
-                  simple_rnn_forward)
+from .rnn import (gru_backward, gru_forward, gru_infer, lstm_backward, lstm_forward, lstm_infer,
+                  simple_rnn_backward, simple_rnn_forward, simple_rnn_infer)
 from .embedding import embedding_backward, embedding_forward
 from .attention import attention_backward, attention_forward
 from .plan import apply_update, dropout_forward, grad_steps, train_steps

@@ -398,6 +398,17 @@ def gru_backward(X, W, U, H, G, HH, dH, reset_after, mask, dW_out, dU_out, db_ou
 
 
 # --------------------------------------------------------------------------- inference (predict)
+def _nothing_to_run(X, H_out):
+    """Check H_out's steps (every step's h or the last); True when no step needs computing (T = 0 leaves
+    the zero state)."""
+    T = X.shape[0]
+    if H_out.shape[0] not in (T, 1):
+        raise ValueError(f"H_out has {H_out.shape[0]} steps: {T} (every step) or 1 (the last state)")
+    if T == 0:
+        H_out[...] = 0
+    return X.shape[1] == 0 or H_out.shape[2] == 0 or T == 0
+
+
 @njit(**_PAR)
 def _lstm_infer_steps(X, W, U, b, H, C, G, mask, has_mask, nt):
     """Every step, keeping only h (H: every step's, or one in place) and c; one row block per thread."""
@@ -442,14 +453,125 @@ def _lstm_infer_steps(X, W, U, b, H, C, G, mask, has_mask, nt):
 
 def lstm_infer(X, W, U, b, mask, H_out, C_buf, G_buf):
     """LSTM forward keeping only h and c: H_out (T, n, H) every step's h, or (1, n, H) the last one."""
-    T, n = X.shape[0], X.shape[1]
-    if H_out.shape[0] not in (T, 1):
-        raise ValueError(f"H_out has {H_out.shape[0]} steps: {T} (every step) or 1 (the last state)")
-    if n == 0 or H_out.shape[2] == 0:
-        return
-    if T == 0:
-        H_out[...] = 0
+    if _nothing_to_run(X, H_out):
         return
     # predict may run from several Python threads: serialized unless Numba's threading layer allows it
     _parallel_call(_lstm_infer_steps, (X, W, U, b, H_out, C_buf, G_buf, *_mask_args(mask, X.dtype),
                                        get_num_threads()))
+
+
+@njit(**OPTS)
+def _keep_padded(H, s, sp, i, t, every):
+    """A padded step of row i: the state stays (zero before any real step), copied when every step is kept."""
+    for j in range(H.shape[2]):
+        if t == 0:
+            H[s, i, j] = 0
+        elif every:
+            H[s, i, j] = H[sp, i, j]
+
+
+@njit(**_PAR)
+def _gru_infer_steps(X, W, U, Uzr, Uh, b, b_h, reset_after, H, G, S, RH, mask, has_mask, nt):
+    """Every step keeping only h (H: every step's, or one in place); one row block per thread.
+    G[0]: x W; reset_after: G[1] = h U; else S = h U_zr, RH[0] = r * h, RH[1] = (r * h) U_h."""
+    T, n, _ = X.shape
+    k = U.shape[0]
+    every = H.shape[0] == T and T > 1
+    per, nb = _blocks(n, nt)
+    for c in prange(nb):
+        lo = c * per
+        hi = min(n, lo + per)
+        for t in range(T):
+            s = t if every else 0
+            sp = t - 1 if every else 0
+            np.dot(X[t, lo:hi], W, G[0, lo:hi])
+            if t > 0 and reset_after:  # read h_{t-1} before the cell below overwrites it
+                np.dot(H[sp, lo:hi], U, G[1, lo:hi])
+            elif t > 0:
+                np.dot(H[sp, lo:hi], Uzr, S[lo:hi])
+            if not reset_after:
+                for i in range(lo, hi):
+                    for j in range(k):
+                        a = G[0, i, k + j] + b[k + j]
+                        if t > 0:
+                            a += S[i, k + j]
+                        RH[0, i, j] = _sig_as(a, H) * H[sp, i, j] if t > 0 else 0
+                if t > 0:
+                    np.dot(RH[0, lo:hi], Uh, RH[1, lo:hi])
+            for i in range(lo, hi):
+                if has_mask and mask[t, i] == 0:
+                    _keep_padded(H, s, sp, i, t, every)
+                    continue
+                for j in range(k):
+                    az = G[0, i, j] + b[j]
+                    ar = G[0, i, k + j] + b[k + j]
+                    an = G[0, i, 2 * k + j] + b[2 * k + j]
+                    if reset_after:
+                        sz, sr, hv = b_h[j], b_h[k + j], b_h[2 * k + j]
+                        if t > 0:
+                            sz += G[1, i, j]
+                            sr += G[1, i, k + j]
+                            hv += G[1, i, 2 * k + j]
+                        z = _sig_as(az + sz, H)
+                        cand = _tanh_as(an + _sig_as(ar + sr, H) * hv, H)
+                    else:
+                        if t > 0:
+                            az += S[i, j]
+                            an += RH[1, i, j]
+                        z = _sig_as(az, H)
+                        cand = _tanh_as(an, H)
+                    hn = (1.0 - z) * cand
+                    if t > 0:
+                        hn += z * H[sp, i, j]
+                    H[s, i, j] = hn
+
+
+def gru_infer(X, W, U, b, b_h, reset_after, mask, H_out, G_buf):
+    """GRU forward keeping only h: H_out (T, n, H) every step's h, or (1, n, H) the last one."""
+    if _nothing_to_run(X, H_out):
+        return
+    n, k = X.shape[1], U.shape[0]
+    reset_after = bool(reset_after)
+    dt = X.dtype
+    if reset_after:  # placeholders of the other form, never read
+        Uzr, Uh, S, RH = U, U, np.empty((1, 1), dt), np.empty((2, 1, 1), dt)
+    else:  # contiguous halves of U (per call), so every product is a contiguous BLAS call
+        Uzr, Uh = np.ascontiguousarray(U[:, :2 * k]), np.ascontiguousarray(U[:, 2 * k:])
+        S, RH = np.empty((n, 2 * k), dt), np.empty((2, n, k), dt)
+    _parallel_call(_gru_infer_steps, (X, W, U, Uzr, Uh, b, b_h, reset_after, H_out, G_buf, S, RH,
+                                      *_mask_args(mask, dt), get_num_threads()))
+
+
+@njit(**_PAR)
+def _simple_rnn_infer_steps(X, W, U, b, H, G, mask, has_mask, nt):
+    """Every step keeping only h (H: every step's, or one in place); one row block per thread."""
+    T, n, _ = X.shape
+    k = U.shape[0]
+    every = H.shape[0] == T and T > 1
+    per, nb = _blocks(n, nt)
+    for c in prange(nb):
+        lo = c * per
+        hi = min(n, lo + per)
+        for t in range(T):
+            s = t if every else 0
+            sp = t - 1 if every else 0
+            np.dot(X[t, lo:hi], W, G[0, lo:hi])
+            if t > 0:
+                np.dot(H[sp, lo:hi], U, G[1, lo:hi])
+            for i in range(lo, hi):
+                if has_mask and mask[t, i] == 0:
+                    _keep_padded(H, s, sp, i, t, every)
+                    continue
+                for j in range(k):
+                    a = G[0, i, j] + b[j]
+                    if t > 0:
+                        a += G[1, i, j]
+                    H[s, i, j] = _tanh_as(a, H)
+
+
+def simple_rnn_infer(X, W, U, b, mask, H_out, G_buf):
+    """SimpleRNN forward keeping only h: H_out (T, n, H) every step's h, or (1, n, H) the last one."""
+    if _nothing_to_run(X, H_out):
+        return
+    _parallel_call(_simple_rnn_infer_steps, (X, W, U, b, H_out, G_buf, *_mask_args(mask, X.dtype),
+                                             get_num_threads()))

@@ -222,8 +222,7 @@ def lstm_infer(X, W, U, b, mask, H_out, C_buf, G_buf):
     gate scratch (contents undefined)."""
     T, n, _ = X.shape
     k = U.shape[0]
-    if H_out.shape[0] not in (T, 1):
-        raise ValueError(f"H_out has {H_out.shape[0]} steps: {T} (every step) or 1 (the last state)")
+    _check_infer_steps(H_out, T)
     h = np.zeros((n, k), H_out.dtype)
     c = np.zeros((n, k), H_out.dtype)
     for t in range(T):
@@ -237,3 +236,46 @@ def lstm_infer(X, W, U, b, mask, H_out, C_buf, G_buf):
             H_out[t] = h
     H_out[-1] = h
     C_buf[...] = c
+
+
+def simple_rnn_infer(X, W, U, b, mask, H_out, G_buf):
+    """simple_rnn_forward for predict, keeping only h: H_out (T, n, H) every step's h, or (1, n, H)
+    the last one; G_buf (2, n, H) is scratch (contents undefined)."""
+    T, n, _ = X.shape
+    _check_infer_steps(H_out, T)
+    h = np.zeros((n, U.shape[0]), H_out.dtype)
+    for t in range(T):
+        h = _keep(np.tanh(X[t] @ W + b + h @ U), h, _m(mask, t))
+        if H_out.shape[0] == T:
+            H_out[t] = h
+    H_out[-1] = h
+
+
+def gru_infer(X, W, U, b, b_h, reset_after, mask, H_out, G_buf):
+    """gru_forward for predict, keeping only h (``b_h`` unused without ``reset_after``): H_out (T, n, H)
+    every step's h, or (1, n, H) the last one; G_buf (2, n, 3H) is scratch (contents undefined)."""
+    T, n, _ = X.shape
+    _check_infer_steps(H_out, T)
+    k = U.shape[0]
+    h = np.zeros((n, k), H_out.dtype)
+    for t in range(T):
+        x = X[t] @ W + b
+        if reset_after:
+            s = h @ U + b_h
+            z = _sigmoid(x[:, :k] + s[:, :k])
+            r = _sigmoid(x[:, k:2 * k] + s[:, k:2 * k])
+            cand = np.tanh(x[:, 2 * k:] + r * s[:, 2 * k:])
+        else:
+            s = h @ U[:, :2 * k]
+            z = _sigmoid(x[:, :k] + s[:, :k])
+            r = _sigmoid(x[:, k:2 * k] + s[:, k:])
+            cand = np.tanh(x[:, 2 * k:] + (r * h) @ U[:, 2 * k:])
+        h = _keep(z * h + (1 - z) * cand, h, _m(mask, t))
+        if H_out.shape[0] == T:
+            H_out[t] = h
+    H_out[-1] = h
+
+
+def _check_infer_steps(H_out, T):
+    if H_out.shape[0] not in (T, 1):
+        raise ValueError(f"H_out has {H_out.shape[0]} steps: {T} (every step) or 1 (the last state)")
