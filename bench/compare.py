@@ -20,8 +20,7 @@ from pathlib import Path
 
 
 #: fastnn rows of other models (the same MLP with Dropout / BatchNorm / LayerNorm layers): never "fastnn best"
-#: and the row shards summing the first layer's dW too (the plan before engine.plan.whole_batch_dw_row)
-_VARIANTS = ("-dropout", "-batchnorm", "-layernorm", "-shard-dw")
+_VARIANTS = ("-dropout", "-batchnorm", "-layernorm")
 
 
 def _best(rows, prefix, bs):
@@ -68,7 +67,6 @@ _SHAPES_IMPLS = {"fastnn-auto": ("fastnn-cython-auto", None), "fastnn-shards": (
                  "torch-fused-1t": ("torch-adam-fused", 1), "jax-jit": ("jax-jit", None),
                  "jax-scan": ("jax-scan", None), "gemm-floor": ("gemm-floor", None), "gemm-floor-1t": ("gemm-floor", 1),
                  "fastnn-dropout": ("fastnn-cython-auto-dropout", None),
-                 "fastnn-shard-dw": ("fastnn-cython-shards-shard-dw", None),
                  "fastnn-batchnorm": ("fastnn-cython-auto-batchnorm", None),
                  "fastnn-layernorm": ("fastnn-cython-auto-layernorm", None)}
 

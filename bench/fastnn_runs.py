@@ -93,22 +93,3 @@ def make_fastnn_latency(X, backend="cython", seed=0):
         return int(net.predict(rows[state["i"]])[0])
 
     return PeerRun(one, f"fastnn-{backend}-latency", 1, 1, 1)
-
-
-def without_whole_batch_dw(run):
-    """``run`` (a PeerRun of a fastnn fit) with row shards summing every shard's weight gradient, the first layer's
-    too (``engine.plan.WHOLE_BATCH_DW_SHARE`` above 1 while it runs; the plan is built per fit), for before/after
-    rows in one interleaved run."""
-    from fastnn.engine import plan as plan_mod
-
-    def shard_sum():
-        was = plan_mod.WHOLE_BATCH_DW_SHARE
-        plan_mod.WHOLE_BATCH_DW_SHARE = float("inf")
-        try:
-            return run()
-        finally:
-            plan_mod.WHOLE_BATCH_DW_SHARE = was
-
-    out = PeerRun(shard_sum, run.impl + "-shard-dw", run.n_samples, run.batch_size, run.threads)
-    out.plan = getattr(run, "plan", None)
-    return out

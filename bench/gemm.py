@@ -19,12 +19,6 @@ per batch size, fastnn's Cython plans ``auto``, ``shards`` and ``columns`` at ``
 micro-kernels (the default) and without (``-blas``: the Dense forward on OpenBLAS, as before), next to the
 GEMM floor (only the step's GEMMs through OpenBLAS, the better of one thread and ``--threads``), all in one
 interleaved run; the share of the floor in parentheses.
-
-    python -m bench.gemm --epochs --dw       # row shards with / without the whole-batch first-layer dW
-
-``--dw``: the ``-blas`` contenders replaced by ``shards-shard-dw`` (row shards summing every shard's gradient
-of the first layer's W, as before ``engine.plan.whole_batch_dw_row``) next to ``shards`` (that W's gradient
-over the whole batch, by columns, straight into the one gradient), plus ``one`` (a single thread).
 """
 import argparse
 import os
@@ -142,10 +136,10 @@ def _backward_run(label, m, k, n, reps):
     return {"openblas": lambda: [np.matmul(dZ, W.T, out=C) for _ in range(reps)]}
 
 
-def measure_epochs(batch_sizes=(32, 64, 128, 256), threads=2, rounds=3, seconds=0.4, dw=False):
+def measure_epochs(batch_sizes=(32, 64, 128, 256), threads=2, rounds=3, seconds=0.4):
     """``{batch: {name: samples/s}}``: medians of ``rounds`` interleaved epochs (see the module docstring)."""
     from bench import peers
-    from bench.fastnn_runs import make_fastnn_epoch, without_gemm_tiles, without_whole_batch_dw
+    from bench.fastnn_runs import make_fastnn_epoch, without_gemm_tiles
     from bench.shapes import _samples
     from bench.timing import interleaved_times
 
@@ -158,11 +152,7 @@ def measure_epochs(batch_sizes=(32, 64, 128, 256), threads=2, rounds=3, seconds=
         runs = {}
         for plan in ("auto", "shards", "columns"):
             runs[plan] = make_fastnn_epoch(X, y, bs, threads, parallel=plan)
-            if not dw:
-                runs[plan + "-blas"] = without_gemm_tiles(make_fastnn_epoch(X, y, bs, threads, parallel=plan))
-        if dw:
-            runs["shards-shard-dw"] = without_whole_batch_dw(make_fastnn_epoch(X, y, bs, threads, parallel="shards"))
-            runs["one"] = make_fastnn_epoch(X, y, bs, 1)
+            runs[plan + "-blas"] = without_gemm_tiles(make_fastnn_epoch(X, y, bs, threads, parallel=plan))
         runs["floor"] = peers.make_gemm_floor_epoch(X, y, bs, threads)
         if threads > 1:
             runs["floor-1t"] = peers.make_gemm_floor_epoch(X, y, bs, 1)
@@ -186,11 +176,10 @@ def main(argv=None):
     parser.add_argument("--bias-relu", action="store_true", help="bias + ReLU after the product (else linear)")
     parser.add_argument("--epochs", action="store_true", help="training epochs before/after instead of GEMMs")
     parser.add_argument("--threads", type=int, default=2, help="threads of --epochs")
-    parser.add_argument("--dw", action="store_true", help="--epochs: shards with / without the whole-batch dW")
     args = parser.parse_args(argv)
     print(f"load average {os.getloadavg()[0]:.2f}")
     if args.epochs:
-        print_epochs(measure_epochs(threads=args.threads, rounds=args.rounds or 3, dw=args.dw), args.threads)
+        print_epochs(measure_epochs(threads=args.threads, rounds=args.rounds or 3), args.threads)
         return
     res = measure(args.rounds or 9, args.bias_relu)
     names = sorted({c for r in res.values() for c in r}, key=lambda c: (c != "openblas", c))

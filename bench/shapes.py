@@ -26,7 +26,7 @@ import os
 import numpy as np
 
 from bench import peers
-from bench.fastnn_runs import make_fastnn_epoch, without_whole_batch_dw
+from bench.fastnn_runs import make_fastnn_epoch
 from bench.timing import interleaved_times
 
 #: shapes the epoch benchmark does not name: tiny, the benchmark MLP, wide, very wide, deep, SGD
@@ -92,12 +92,9 @@ def _samples(n_in, hidden, batch, seconds=1.0, rate=50e9, min_batches=8, step_s=
 
 
 def _peer_runs(X, y, batch, threads, hidden):
-    """The rest of bench.compare's interleaved table: fastnn row shards summing every shard's first-layer dW (as
-    before ``engine.plan.whole_batch_dw_row``), fastnn with Dropout / BatchNorm after each hidden layer, PyTorch
-    fused Adam on one thread, JAX (jit and lax.scan); peers not installed are left out."""
-    runs = {"fastnn-shard-dw": lambda: without_whole_batch_dw(make_fastnn_epoch(X, y, batch, threads, hidden=hidden,
-                                                                                  parallel="shards")),
-            "fastnn-dropout": lambda: make_fastnn_epoch(X, y, batch, threads, hidden=hidden, variant="dropout"),
+    """The rest of bench.compare's interleaved table: fastnn with Dropout / BatchNorm after each hidden
+    layer, PyTorch fused Adam on one thread, JAX (jit and lax.scan); peers not installed are left out."""
+    runs = {"fastnn-dropout": lambda: make_fastnn_epoch(X, y, batch, threads, hidden=hidden, variant="dropout"),
             "fastnn-batchnorm": lambda: make_fastnn_epoch(X, y, batch, threads, hidden=hidden, variant="batchnorm"),
             "fastnn-layernorm": lambda: make_fastnn_epoch(X, y, batch, threads, hidden=hidden, variant="layernorm"),
             "torch-fused-1t": lambda: peers.make_torch_epoch(X, y, batch, 1, hidden=hidden),

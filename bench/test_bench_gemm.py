@@ -18,8 +18,3 @@ def test_epoch_rows_run(capsys):
     assert {"auto", "auto-blas", "shards", "columns-blas", "floor"} <= set(res[32])
     gemm.print_epochs(res, 2)
     assert "share of the GEMM floor" in capsys.readouterr().out
-
-
-def test_whole_batch_dw_rows_run():
-    res = gemm.measure_epochs(batch_sizes=(32,), threads=2, rounds=1, seconds=0.01, dw=True)
-    assert {"shards", "shards-shard-dw", "one", "floor"} <= set(res[32]) and "auto-blas" not in res[32]

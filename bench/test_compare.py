@@ -26,6 +26,6 @@ def test_interleaved_rows_name_every_implementation():
     impls = {(r["impl"], r["threads"]) for r in rows}
     assert {("fastnn-cython-auto", 2), ("fastnn-cython-auto", 1), ("fastnn-cython-columns", 2),
             ("gemm-floor", 1), ("gemm-floor", 2), ("fastnn-cython-auto-dropout", 2),
-            ("fastnn-cython-auto-layernorm", 2), ("fastnn-cython-shards-shard-dw", 2)} <= impls
+            ("fastnn-cython-auto-layernorm", 2)} <= impls
     assert all(r["samples_per_s"] > 0 and r["batch_size"] == 8 for r in rows)
     assert "fastnn best / GEMM floor best" in epoch_table(rows)

@@ -83,19 +83,6 @@ cdef int _dense_bwd_tiled(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out,
     return STATUS_OK
 
 
-cdef void _dense_dw(Py_ssize_t n, Py_ssize_t n_in, Py_ssize_t n_out, const floating* X, Py_ssize_t ldx,
-                    const floating* dZ, Py_ssize_t lddz, bint acc, floating* dW, Py_ssize_t lddw) noexcept nogil:
-    """dW = X.T @ dZ, or dW += X.T @ dZ with ``acc``: the weight gradient of a row block (the row-shard driver
-    sums the shards' blocks into one column block of dW this way, plan.pxi). float32 on the micro-kernel (an
-    accumulating call rounds as the next reduction chunk of one call), float64 on BLAS."""
-    if floating is double or _gemm_isa == FASTNN_ISA_NONE or n < 2 or fastnn_gemm_blas_threaded:
-        _gemm(c'T', c'N', <int> n_in, <int> n_out, <int> n, <floating> 1, X, <int> ldx, dZ, <int> lddz,
-              <floating> (1 if acc else 0), dW, <int> lddw)
-    else:
-        fastnn_gemm_fa(_gemm_isa, acc, n_in, n_out, n, X, 1, ldx, dZ, lddz, NULL, FASTNN_EPI_LINEAR, 0, dW, lddw,
-                       dW, lddw)
-
-
 # --------------------------------------------------------------------------- Python wrappers
 def dense_forward(const floating[:, :] X, const floating[:, :] W, const floating[::1] b, int act,
                   double alpha, floating[:, :] Z_out, floating[:, :] A_out):

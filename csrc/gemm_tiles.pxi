@@ -214,13 +214,11 @@ cdef extern from *:
        sar = lda for the transpose of a stored matrix) @ B (K x N, ldb) + bias (NULL: none), O (ldo; may be Z)
        = epi(Z), float32, with the micro-kernel of `isa` (the caller checked the CPU has it). K = 0 gives O = epi(bias).
        Blocks of FASTNN_GEMM_MC rows outside (their rows of A stay in L2 while every panel reads them), column
-       panels, then chunks of the reduction (each copied to L1 once per row block), row tiles inside.
-       acc: add the product to Z (read as the partial sums of earlier reduction rows, exactly as the next chunk
-       of one call reads them: a product over K rows split into accumulating calls rounds as one call). */
-    static void fastnn_gemm_fa(int isa, int acc, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A,
-                               Py_ssize_t sam, Py_ssize_t sar,
-                               const float* B, Py_ssize_t ldb, const float* bias, int epi, float alpha,
-                               float* Z, Py_ssize_t ldz, float* O, Py_ssize_t ldo) {
+       panels, then chunks of the reduction (each copied to L1 once per row block), row tiles inside. */
+    static void fastnn_gemm_f(int isa, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t sam,
+                              Py_ssize_t sar,
+                              const float* B, Py_ssize_t ldb, const float* bias, int epi, float alpha,
+                              float* Z, Py_ssize_t ldz, float* O, Py_ssize_t ldo) {
     #if FASTNN_GEMM_X86
         float chunk[FASTNN_GEMM_KC * 64] __attribute__((aligned(64)));
         for (Py_ssize_t i0 = 0; i0 < M; i0 += FASTNN_GEMM_MC) {
@@ -236,7 +234,7 @@ cdef extern from *:
                 Py_ssize_t k0 = 0;
                 do {  /* at least one chunk, so K = 0 still writes the epilogue */
                     Py_ssize_t kc = K - k0 < FASTNN_GEMM_KC ? K - k0 : FASTNN_GEMM_KC;
-                    int first = k0 == 0 && !acc, last = k0 + kc >= K;
+                    int first = k0 == 0, last = k0 + kc >= K;
                     fastnn_gemm_chunk(B, ldb, k0, kc, c0, w, chunk);
                     if (isa == FASTNN_ISA_AVX512)
                         fastnn_gemm512_rows(mc, (int) ((w + 15) / 16), kc, Ab + k0 * sar, sam, sar, chunk, first,
@@ -250,17 +248,8 @@ cdef extern from *:
         }
     #endif
     }
-    static inline void fastnn_gemm_f(int isa, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A,
-                                     Py_ssize_t sam, Py_ssize_t sar, const float* B, Py_ssize_t ldb,
-                                     const float* bias, int epi, float alpha, float* Z, Py_ssize_t ldz, float* O,
-                                     Py_ssize_t ldo) {
-        fastnn_gemm_fa(isa, 0, M, N, K, A, sam, sar, B, ldb, bias, epi, alpha, Z, ldz, O, ldo);
-    }
     """
     int fastnn_gemm_blas_threaded "fastnn_gemm_blas_threaded"
-    void fastnn_gemm_fa(int isa, int acc, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t sam,
-                        Py_ssize_t sar, const float* B, Py_ssize_t ldb, const float* bias, int epi, float alpha,
-                        float* Z, Py_ssize_t ldz, float* O, Py_ssize_t ldo) noexcept nogil
     void fastnn_gemm_f(int isa, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, const float* A, Py_ssize_t sam,
                        Py_ssize_t sar, const float* B, Py_ssize_t ldb, const float* bias, int epi, float alpha,
                        float* Z, Py_ssize_t ldz, float* O, Py_ssize_t ldo) noexcept nogil

@@ -1,33 +1,5 @@
 # Gradient clipping and the fused optimizer update _update_slice.
-# Included by _kernels.pyx (one compile unit, after activations.pxi: FASTNN_CLONES); the codes come from _codes.pxi.
-
-cdef extern from *:
-    """
-    /* Adam's element loop in C: `restrict` (the extension builds with -fno-strict-aliasing) and no math errno
-       for the square root (an errno-setting sqrtf keeps GCC's loop scalar), in AVX-512 / AVX2 clones: the
-       Cython loop ran scalar, 0.55 ns an element, ~100 us a step for the benchmark MLP's 235k parameters.
-       The clones contract a*b+c into FMAs, so the last bit depends on the CPU's clone, as for the activations. */
-    #define FASTNN_ADAM_KERNEL(T, S, SQRT) \
-    static FASTNN_CLONES __attribute__((optimize("no-math-errno"))) void fastnn_adam_##S( \
-            T* restrict p, const T* restrict g, T* restrict m, T* restrict v, Py_ssize_t n, T l2, T b1, T c1, \
-            T b2, T c2, T step_size, T inv_bc2_sqrt, T eps, T shrink) { \
-        for (Py_ssize_t i = 0; i < n; i++) { \
-            T gi = g[i] + l2 * p[i]; \
-            T mi = b1 * m[i] + c1 * gi; \
-            T vi = b2 * v[i] + c2 * gi * gi; \
-            m[i] = mi; \
-            v[i] = vi; \
-            p[i] = p[i] * shrink - step_size * mi / (SQRT(vi) * inv_bc2_sqrt + eps); } \
-    }
-    FASTNN_ADAM_KERNEL(float, f, __builtin_sqrtf)
-    FASTNN_ADAM_KERNEL(double, d, __builtin_sqrt)
-    """
-    void fastnn_adam_f(float* p, const float* g, float* m, float* v, Py_ssize_t n, float l2, float b1, float c1,
-                       float b2, float c2, float step_size, float inv_bc2_sqrt, float eps, float shrink) noexcept nogil
-    void fastnn_adam_d(double* p, const double* g, double* m, double* v, Py_ssize_t n, double l2, double b1,
-                       double c1, double b2, double c2, double step_size, double inv_bc2_sqrt, double eps,
-                       double shrink) noexcept nogil
-
+# Included by _kernels.pyx (one compile unit); the codes come from _codes.pxi.
 
 cdef double _sum_squares(const floating* g, Py_ssize_t n) noexcept nogil:
     """sum(g**2) in float64 with 4 fixed-order partial sums (deterministic for a given n)."""
@@ -84,33 +56,40 @@ cdef int _update_slice(int opt, floating* p, const floating* g, floating* state,
 
     Returns STATUS_BAD_OPT, having written nothing, for an unknown code; with lo == hi it touches
     no buffer (only ``hyper``), so callers probe a code that way."""
-    return _update_rows(opt, p, g, state, ld_state, lo, hi - lo, 1, 0, hyper, step)
-
-
-cdef int _update_rows(int opt, floating* p, const floating* g, floating* state, Py_ssize_t ld_state,
-                      Py_ssize_t lo, Py_ssize_t width, Py_ssize_t n_rows, Py_ssize_t ld, const double* hyper,
-                      int64_t step) noexcept nogil:
-    """_update_slice on n_rows segments p[lo + r*ld : lo + r*ld + width] (a column block of a weight matrix),
-    the step's constants (Adam's bias corrections: two pow calls) computed once for all of them."""
-    cdef Py_ssize_t i, r, n = width
+    cdef Py_ssize_t i, n = hi - lo
     cdef double lr = hyper[H_LR], wd = hyper[H_WEIGHT_DECAY], b1, b2
     cdef bint decoupled = opt == OPT_ADAM and hyper[H_DECOUPLED] != 0
     cdef floating l2 = <floating> (0.0 if decoupled else wd)
-    cdef floating lr_t = <floating> lr, mu = 0, gi, v, mi, vi, s
-    cdef floating b1_t = 0, c1_t = 0, b2_t = 0, c2_t = 0, step_size = 0, inv_bc2_sqrt = 0, eps = 0, shrink = 1
-    cdef floating rho_t = 0, c_t = 0
-    cdef floating* pr
-    cdef const floating* gr
+    cdef floating lr_t = <floating> lr, mu, gi, v, mi, vi, s
+    cdef floating b1_t, c1_t, b2_t, c2_t, step_size, inv_bc2_sqrt, eps, shrink, rho_t, c_t
     cdef floating* vel
     cdef floating* m
     cdef floating* sq
-    if not (opt == OPT_SGD or opt == OPT_ADAM or opt == OPT_RMSPROP or opt == OPT_ADAGRAD):
-        return STATUS_BAD_OPT
+    p = p + lo
+    g = g + lo
     if opt == OPT_SGD:
         mu = <floating> hyper[H_MOMENTUM]
+        if hyper[H_MOMENTUM] == 0:
+            for i in range(n):
+                p[i] = p[i] - lr_t * (g[i] + l2 * p[i])
+        else:
+            vel = state + lo
+            if hyper[H_NESTEROV] != 0:
+                for i in range(n):
+                    gi = g[i] + l2 * p[i]
+                    v = mu * vel[i] + gi
+                    vel[i] = v
+                    p[i] = p[i] - lr_t * (gi + mu * v)
+            else:
+                for i in range(n):
+                    v = mu * vel[i] + g[i] + l2 * p[i]
+                    vel[i] = v
+                    p[i] = p[i] - lr_t * v
     elif opt == OPT_ADAM:
         b1 = hyper[H_BETA1]
         b2 = hyper[H_BETA2]
+        m = state + lo
+        sq = state + ld_state + lo
         b1_t = <floating> b1
         c1_t = <floating> (1.0 - b1)
         b2_t = <floating> b2
@@ -119,53 +98,33 @@ cdef int _update_rows(int opt, floating* p, const floating* g, floating* state, 
         inv_bc2_sqrt = <floating> (1.0 / sqrt(1.0 - pow(b2, <double> step)))
         eps = <floating> hyper[H_EPS]
         shrink = <floating> (1.0 - lr * wd if decoupled else 1.0)
+        for i in range(n):
+            gi = g[i] + l2 * p[i]
+            mi = b1_t * m[i] + c1_t * gi
+            vi = b2_t * sq[i] + c2_t * gi * gi
+            m[i] = mi
+            sq[i] = vi
+            p[i] = p[i] * shrink - step_size * mi / (_sqrt(vi) * inv_bc2_sqrt + eps)
     elif opt == OPT_RMSPROP:
+        sq = state + lo
         rho_t = <floating> hyper[H_BETA2]
         c_t = <floating> (1.0 - hyper[H_BETA2])
         eps = <floating> hyper[H_EPS]
-    else:
+        for i in range(n):
+            gi = g[i] + l2 * p[i]
+            s = rho_t * sq[i] + c_t * gi * gi
+            sq[i] = s
+            p[i] = p[i] - lr_t * gi / (_sqrt(s) + eps)
+    elif opt == OPT_ADAGRAD:
+        sq = state + lo
         eps = <floating> hyper[H_EPS]
-    for r in range(n_rows):
-        pr = p + lo + r * ld
-        gr = g + lo + r * ld
-        if opt == OPT_SGD:
-            if hyper[H_MOMENTUM] == 0:
-                for i in range(n):
-                    pr[i] = pr[i] - lr_t * (gr[i] + l2 * pr[i])
-            else:
-                vel = state + lo + r * ld
-                if hyper[H_NESTEROV] != 0:
-                    for i in range(n):
-                        gi = gr[i] + l2 * pr[i]
-                        v = mu * vel[i] + gi
-                        vel[i] = v
-                        pr[i] = pr[i] - lr_t * (gi + mu * v)
-                else:
-                    for i in range(n):
-                        v = mu * vel[i] + gr[i] + l2 * pr[i]
-                        vel[i] = v
-                        pr[i] = pr[i] - lr_t * v
-        elif opt == OPT_ADAM:
-            m = state + lo + r * ld
-            sq = state + ld_state + lo + r * ld
-            if floating is float:
-                fastnn_adam_f(pr, gr, m, sq, n, l2, b1_t, c1_t, b2_t, c2_t, step_size, inv_bc2_sqrt, eps, shrink)
-            else:
-                fastnn_adam_d(pr, gr, m, sq, n, l2, b1_t, c1_t, b2_t, c2_t, step_size, inv_bc2_sqrt, eps, shrink)
-        elif opt == OPT_RMSPROP:
-            sq = state + lo + r * ld
-            for i in range(n):
-                gi = gr[i] + l2 * pr[i]
-                s = rho_t * sq[i] + c_t * gi * gi
-                sq[i] = s
-                pr[i] = pr[i] - lr_t * gi / (_sqrt(s) + eps)
-        else:  # OPT_ADAGRAD
-            sq = state + lo + r * ld
-            for i in range(n):
-                gi = gr[i] + l2 * pr[i]
-                s = sq[i] + gi * gi
-                sq[i] = s
-                pr[i] = pr[i] - lr_t * gi / (_sqrt(s) + eps)
+        for i in range(n):
+            gi = g[i] + l2 * p[i]
+            s = sq[i] + gi * gi
+            sq[i] = s
+            p[i] = p[i] - lr_t * gi / (_sqrt(s) + eps)
+    else:
+        return STATUS_BAD_OPT
     return STATUS_OK
 
 

@@ -7,10 +7,7 @@
 # Semantics are those of fastnn.kernels.numba.plan: per step, per section of the schedule,
 # each row shard runs the section's items on its rows, then the section's sync runs on one
 # thread (BatchNorm statistics across shards, in shard order); after the last section the
-# shard gradients are summed in a fixed order, clipped and applied. A plan row with P_DW_COLS = 1
-# (engine.plan.whole_batch_dw_row: the first, large Dense row) skips its shard copy of dW: after the
-# last section each thread computes its columns of that dW over every shard's rows into grads and
-# updates them (_plan_dw_columns); the shard sum and the chunked update cover the rest. The sharded driver is one
+# shard gradients are summed in a fixed order, clipped and applied. The sharded driver is one
 # OpenMP parallel region per call, with barriers where Numba needs a fork/join. With one shard the items run on the whole
 # batch and write the gradient directly. Plan codes are checked (_plan_check) before any step:
 # the switches below have explicit branches for unknown codes that do nothing, because an
@@ -170,7 +167,6 @@ cdef struct PlanCtx:
     Py_ssize_t n_stats        # row stride of the float64 stats buffer
     Py_ssize_t stride         # row stride of the work buffer
     int loss_code
-    bint dw_cols              # the row-shard driver runs: rows with P_DW_COLS = 1 leave dW to its whole-batch pass
 
 
 # =========================================================================== dropout
@@ -272,11 +268,6 @@ cdef void _plan_backward(const PlanCtx* c, Py_ssize_t q, int64_t phase, const fl
     if _is_image_op(op):
         _plan_image_backward(r, r - N_PCOL if q > 0 else NULL, r + N_PCOL if q + 1 < c.n_rows else NULL,
                              f[F_ALPHA], params, g, c.wofs, wb, dA, dX, m)
-    elif op == OP_DENSE and c.dw_cols and r[P_DW_COLS] == 1:
-        # dZ and db only (the row needs no dX: _plan_check); dW comes from _plan_dw_columns over all shards
-        dZ = dA if act == ACT_LINEAR else wb + c.wofs[W_DZ]
-        _act_bwd(m, n_out, Z, n_out, A, n_out, dA, n_out, act, <floating> f[F_ALPHA], dZ, n_out,
-                 g + p1 if p1 >= 0 else NULL)
     elif op == OP_DENSE:
         dZ = dA if act == ACT_LINEAR else wb + c.wofs[W_DZ]  # a linear layer's dZ is dA: no copy
         _dense_bwd_tiled(m, n_in, n_out, A_in, n_in, params + p0, n_out, Z, n_out, A, n_out, dA, n_out,
@@ -487,103 +478,6 @@ cdef void _plan_sync(const PlanCtx* c, int64_t kind, Py_ssize_t q, const floatin
         pass  # unknown sync: refused by _plan_check
 
 
-# =========================================================================== the whole-batch weight gradient
-cdef Py_ssize_t _dw_cols_row(const PlanCtx* c) noexcept nogil:
-    """The plan row whose dW the row-shard driver computes over the whole batch (P_DW_COLS = 1), else -1."""
-    cdef Py_ssize_t q
-    for q in range(c.n_rows):
-        if c.ops[q * N_PCOL + P_DW_COLS] == 1:
-            return q
-    return -1
-
-
-cdef enum:
-    # W rows per block of _plan_dw_columns (a multiple of the micro-kernel's 6-row tiles): a block's gradient
-    # columns (96 x 128 floats = 48 KB for 256 columns on 2 threads) are still in L1/L2 when the update reads them
-    DW_ROWS = 96
-
-
-cdef void _plan_dw_columns(const PlanCtx* c, Py_ssize_t q, floating* params, floating* grads, floating* work,
-                           Py_ssize_t m, Py_ssize_t n_shards, int nt, int tid, bint acc, bint update, int opt,
-                           floating* state, const double* h, int64_t step) noexcept nogil:
-    """dW[:, column blocks of thread tid] of plan row q = A_in.T @ dZ over every shard's rows, into grads (added
-    with acc); with ``update``, each block of DW_ROWS rows clipped by value and updated right after its GEMMs.
-
-    One column block per shard (not per thread: the blocks, so the GEMM calls and their bits, are the plan's
-    whatever the threads running them, as everything else of the row-shard driver), block b on thread
-    b % nt. The shards' row blocks are summed in shard order by accumulating GEMMs: one gradient copy of W, no shard copy to reduce, K = the batch rather than a shard,
-    and (``update``) no second pass over W's gradient, nor a barrier before the update: each thread updates the
-    columns it computed. Runs after the barrier that ends the step's last section (every shard's dZ of row q is
-    there; the row's backward is the schedule's last and it needs no dX: _plan_check), so nothing reads W
-    between this update and the step's closing barrier."""
-    cdef const int64_t* r = c.ops + q * N_PCOL
-    cdef Py_ssize_t n_out = r[P_N_OUT], per = (m + n_shards - 1) // n_shards
-    cdef Py_ssize_t lo = 0, hi = 0, dz = c.wofs[W_DZ], blk
-    if r[P_ACT] == ACT_LINEAR:  # a linear row's dZ is its dA block (_plan_backward's convention)
-        dz = c.wofs[W_DA] if (c.n_rows - 1 - q) % 2 == 0 else c.wofs[W_DX]
-    blk = tid
-    while blk < n_shards:
-        _col_span(n_out, <int> n_shards, <int> blk, &lo, &hi)
-        if hi > lo:
-            _dw_block(c, r, params, grads, work, m, n_shards, per, dz, lo, hi, acc, update, opt, state, h, step)
-        blk = blk + nt
-
-
-cdef void _dw_block(const PlanCtx* c, const int64_t* r, floating* params, floating* grads, floating* work,
-                    Py_ssize_t m, Py_ssize_t n_shards, Py_ssize_t per, Py_ssize_t dz, Py_ssize_t lo, Py_ssize_t hi,
-                    bint acc, bint update, int opt, floating* state, const double* h, int64_t step) noexcept nogil:
-    """Columns lo..hi-1 of _plan_dw_columns' dW (and their update), DW_ROWS rows of W at a time."""
-    cdef Py_ssize_t n_in = r[P_N_IN], n_out = r[P_N_OUT], s, m_s, i0 = 0, ib, i, off
-    cdef Py_ssize_t rows = DW_ROWS if floating is float else n_in  # float64: BLAS, one call per shard
-    cdef double clip_value = h[H_CLIP_VALUE]
-    cdef bint a
-    cdef floating* wb
-    while i0 < n_in:
-        ib = min(rows, n_in - i0)
-        off = r[P_PARAM0] + i0 * n_out + lo
-        a = acc
-        for s in range(n_shards):
-            m_s = min(per, m - s * per)
-            if m_s > 0:
-                wb = work + s * c.stride
-                _dense_dw(m_s, ib, hi - lo, wb + r[P_IN] + i0, n_in, wb + dz + lo, n_out, a, grads + off, n_out)
-                a = True
-        if update:
-            if clip_value > 0:
-                for i in range(ib):
-                    _clip_value(grads + off + i * n_out, hi - lo, clip_value)
-            _update_rows(opt, params, grads, state, c.n_params, off, hi - lo, ib, n_out, h, step)
-        i0 = i0 + ib
-
-
-cdef inline void _clip_update(int opt, floating* params, floating* grads, floating* state, Py_ssize_t n_params,
-                              Py_ssize_t lo, Py_ssize_t hi, double clip_value, const double* h,
-                              int64_t step) noexcept nogil:
-    """Clip grads[lo:hi] by value (if > 0), then update params[lo:hi]; nothing for an empty span."""
-    if hi <= lo:
-        return
-    if clip_value > 0:
-        _clip_value(grads + lo, hi - lo, clip_value)
-    _update_slice(opt, params, grads, state, n_params, lo, hi, h, step)
-
-
-cdef inline void _sum_shards(floating* grads, const floating* shard_g, Py_ssize_t stride, Py_ssize_t n_shards,
-                             Py_ssize_t lo, Py_ssize_t hi, bint add) noexcept nogil:
-    """grads[lo:hi] = (add: grads[lo:hi] +) the shards' gradients (shard_g, stride apart), in shard order."""
-    cdef Py_ssize_t i, s, n = hi - lo
-    cdef floating* gch = grads + lo
-    cdef const floating* sg = shard_g + lo
-    if n <= 0:
-        return
-    if not add:
-        for i in range(n):
-            gch[i] = sg[i]
-    for s in range(0 if add else 1, n_shards):
-        sg = shard_g + s * stride + lo
-        for i in range(n):
-            gch[i] = gch[i] + sg[i]
-
-
 # =========================================================================== drivers
 cdef void _plan_serial(const PlanCtx* c, const floating* X, const floating* Y, const int64_t* starts,
                        Py_ssize_t n_batches, Py_ssize_t batch_size, Py_ssize_t n, floating* params,
@@ -637,14 +531,10 @@ cdef void _plan_sharded(const PlanCtx* c, const floating* X, const floating* Y, 
     The serial parts (syncs, the loss sums, the clip norm) run on thread 0 between barriers, in
     a fixed order: results do not depend on the thread schedule or count. One region instead
     of a fork/join per section and per update: a BatchNorm sync costs a barrier, not a wake-up.
-    The P_DW_COLS row's dW is each thread's column block over all shards (_plan_dw_columns), updated by
-    that thread right away (a clip norm or grad_steps: a barrier, then the usual chunked passes).
     """
     cdef Py_ssize_t j, i, s, sec, start, m, per, lo, hi, row0, m_s, k, ck, ch_lo, ch_hi, cn
     cdef Py_ssize_t n_params = c.n_params, stride = c.stride, g_off = c.wofs[W_GRAD]
     cdef Py_ssize_t n_chunks = (n_params + CHUNK - 1) // CHUNK
-    cdef Py_ssize_t q_dw = _dw_cols_row(c), skip_lo = 0, skip_hi = 0  # its W is left out of the reduction
-    cdef bint fused_dw = False  # ... and updated by _plan_dw_columns (not under a clip norm: it needs all of grads)
     cdef int n_threads = <int> n_shards, tid, nt
     cdef int64_t step, kind
     cdef double loss_sum, correct, penalty, norm
@@ -654,10 +544,6 @@ cdef void _plan_sharded(const PlanCtx* c, const floating* X, const floating* Y, 
     cdef floating* gch
     cdef const floating* sg
     cdef unsigned int csr
-    if q_dw >= 0:
-        fused_dw = update and clip_norm <= 0
-        skip_lo = c.ops[q_dw * N_PCOL + P_PARAM0]
-        skip_hi = skip_lo + c.ops[q_dw * N_PCOL + P_N_IN] * c.ops[q_dw * N_PCOL + P_N_OUT]
     if not update:
         memset(grads, 0, n_params * sizeof(floating))
     with parallel(num_threads=n_threads):
@@ -695,11 +581,6 @@ cdef void _plan_sharded(const PlanCtx* c, const floating* X, const floating* Y, 
                 if kind != SYNC_NONE:  # every thread combines into its own row: no second barrier
                     _plan_sync(c, kind, c.sections[4 * sec + 3], params, buffers, stats, stats + tid * c.n_stats,
                                tid == 0, m, n_shards)
-            if q_dw >= 0:  # the large row's dW over the whole batch, by columns, straight into grads
-                _plan_dw_columns(c, q_dw, params, grads, work, m, n_shards, nt, tid, not update, fused_dw, opt,
-                                 state, h, step)
-                if not fused_dw:
-                    fastnn_barrier()  # the clip norm / the sum below reads every column of it
             if tid == 0:
                 loss_sum = 0.0
                 correct = 0.0
@@ -717,21 +598,25 @@ cdef void _plan_sharded(const PlanCtx* c, const floating* X, const floating* Y, 
                 ch_hi = min(n_params, ch_lo + CHUNK)
                 cn = ch_hi - ch_lo
                 gch = grads + ch_lo
-                # the shards' sums, but over q_dw's W (already complete in grads): [ch_lo, skip_lo), [skip_hi, ch_hi)
-                _sum_shards(grads, work + g_off, stride, n_shards, ch_lo, min(ch_hi, skip_lo), not update)
-                _sum_shards(grads, work + g_off, stride, n_shards, max(ch_lo, skip_hi), ch_hi, not update)
-                if fused_dw:  # q_dw's W is clipped and updated already, by its columns' thread
-                    _clip_update(opt, params, grads, state, n_params, ch_lo, min(ch_hi, skip_lo), clip_value, h,
-                                 step)
-                    _clip_update(opt, params, grads, state, n_params, max(ch_lo, skip_hi), ch_hi, clip_value, h,
-                                 step)
-                elif update:
+                if update:
+                    sg = work + g_off + ch_lo
+                    for i in range(cn):
+                        gch[i] = sg[i]
+                    for s in range(1, n_shards):
+                        sg = work + s * stride + g_off + ch_lo
+                        for i in range(cn):
+                            gch[i] = gch[i] + sg[i]
                     if clip_value > 0:
                         _clip_value(gch, cn, clip_value)
                     if clip_norm > 0:
                         partial[ck] = _sum_squares(gch, cn)
                     else:
                         _update_slice(opt, params, grads, state, n_params, ch_lo, ch_hi, h, step)
+                else:
+                    for s in range(n_shards):
+                        sg = work + s * stride + g_off + ch_lo
+                        for i in range(cn):
+                            gch[i] = gch[i] + sg[i]
                 ck = ck + nt
             if update and clip_norm > 0:
                 fastnn_barrier()
@@ -771,7 +656,6 @@ cdef enum:
     PLAN_BAD_WIDTH = 11
     PLAN_BAD_IMAGE = 12
     PLAN_BAD_CHANNELS = 13
-    PLAN_BAD_DW_COLS = 14
 
 _PLAN_ERRORS = {
     PLAN_BAD_OP: "unknown op code in the plan",
@@ -789,9 +673,6 @@ _PLAN_ERRORS = {
     PLAN_BAD_IMAGE: "a conv / pool plan row's geometry does not fit its widths, or one of its blocks "
                     "lies outside its buffer",
     PLAN_BAD_CHANNELS: "a BatchNorm / Activation plan row's channel count does not divide its width",
-    PLAN_BAD_DW_COLS: "a plan row's whole-batch dW flag (P_DW_COLS) is not 0, -1 or 1, or is set on more than one "
-                      "row, on a row that is not Dense, needs dX, has an L1/L2 penalty, or whose backward is not "
-                      "the schedule's last",
 }
 
 
@@ -802,7 +683,7 @@ cdef inline bint _span_ok(int64_t off, int64_t size, int64_t limit) noexcept nog
 cdef int _plan_check(const PlanCtx* c, Py_ssize_t n_items, Py_ssize_t cap, Py_ssize_t n_shards,
                      Py_ssize_t n_buffers, Py_ssize_t n_loss_f, Py_ssize_t* where) noexcept nogil:
     """PLAN_OK, or the first problem (its row / item in where[0]): codes, then every offset."""
-    cdef Py_ssize_t q, it, sec, widest = 0, q_dw = -1
+    cdef Py_ssize_t q, it, sec, widest = 0
     cdef const int64_t* r
     cdef int64_t op, n_in, n_out, k, kind, S = c.stride, P = c.n_params
     cdef int loss = c.loss_code
@@ -819,13 +700,6 @@ cdef int _plan_check(const PlanCtx* c, Py_ssize_t n_items, Py_ssize_t cap, Py_ss
                 or (op != OP_DENSE and not _is_image_op(op) and n_in != n_out):
             return PLAN_BAD_WIDTH
         widest = max(widest, n_out, n_in if r[P_NEED_DX] != 0 else 0)  # the gradient blocks' width
-        if r[P_DW_COLS] == 1:  # _plan_dw_columns reads its dZ after the step's last item: no dX, no later item
-            if q_dw >= 0 or op != OP_DENSE or r[P_NEED_DX] != 0 or c.fops[q * N_FCOL + F_L1] > 0 \
-                    or c.fops[q * N_FCOL + F_L2] > 0:
-                return PLAN_BAD_DW_COLS
-            q_dw = q
-        elif r[P_DW_COLS] != 0 and r[P_DW_COLS] != -1:
-            return PLAN_BAD_DW_COLS
         if not (_span_ok(r[P_IN], cap * n_in, S) and _span_ok(r[P_Z], cap * n_out, S)
                 and _span_ok(r[P_OUT], cap * n_out, S)):
             return PLAN_BAD_WORK
@@ -869,19 +743,6 @@ cdef int _plan_check(const PlanCtx* c, Py_ssize_t n_items, Py_ssize_t cap, Py_ss
             return PLAN_BAD_ITEM
         if (kind == IT_FORWARD or kind == IT_BACKWARD) and not (0 <= c.items[3 * it + 1] < c.n_rows):
             return PLAN_BAD_ROW
-        if q_dw >= 0 and kind == IT_BACKWARD and c.items[3 * it + 1] == q_dw:
-            q_dw = -2  # its backward seen: only the penalties may follow
-        elif q_dw == -2 and kind != IT_PENALTY:
-            return PLAN_BAD_DW_COLS
-    if q_dw >= 0:  # flagged, but the schedule never runs its backward
-        where[0] = q_dw
-        return PLAN_BAD_DW_COLS
-    if q_dw == -2:  # ... and the sections must run the items in order for "last" to hold
-        for sec in range(c.n_sections):
-            where[0] = sec
-            if c.sections[4 * sec] != (c.sections[4 * sec - 3] if sec > 0 else 0) or \
-                    (sec == c.n_sections - 1 and c.sections[4 * sec + 1] != n_items):
-                return PLAN_BAD_DW_COLS
     for sec in range(c.n_sections):
         where[0] = sec
         kind = c.sections[4 * sec + 2]
@@ -914,7 +775,6 @@ cdef PlanCtx _plan_ctx(const int64_t[:, ::1] ops, const double[:, ::1] fops, con
     c.n_stats = n_stats
     c.stride = stride
     c.loss_code = loss_code
-    c.dw_cols = False
     c.ldx = 1
     c.ldy = 1
     return c
@@ -1096,7 +956,6 @@ def _plan_run(const floating[:, :] X, const floating[:, :] Y, const int64_t[::1]
                          perm.shape[0], &params[0], &grads[0], &acc[0], bufp, &stats[0, 0], &work[0, 0],
                          opt, st, &h[0], &lrs[0], step0, update, &batch_loss[0], &batch_correct[0])
     else:
-        c.dw_cols = True
         with nogil:
             _plan_sharded(&c, &X[0, 0], &Y[0, 0], &batch_starts[0], batch_starts.shape[0], batch_size,
                           perm.shape[0], &params[0], &grads[0], bufp, &stats[0, 0], &work[0, 0], n_shards,

@@ -244,18 +244,6 @@ def _dense_flops(layer, m, need_dx):
     return f, f * (2 if need_dx else 1)
 
 
-def _shard_summed(trainer, n_shards):
-    """Slices of the flat gradient the row-shard reduction sums: all of it, but for the whole-batch dW
-    row (``P_DW_COLS``, :func:`fastnn.engine.plan.whole_batch_dw_row`), whose W it leaves out."""
-    ops = getattr(getattr(trainer, "plan", None), "ops", None)
-    n = trainer.network.n_params
-    if n_shards < 2 or ops is None or not (ops[:, codes.P_DW_COLS] == 1).any():
-        return [slice(0, n)]
-    r = ops[int(np.flatnonzero(ops[:, codes.P_DW_COLS] == 1)[0])]
-    lo, hi = int(r[codes.P_PARAM0]), int(r[codes.P_PARAM0] + r[codes.P_N_IN] * r[codes.P_N_OUT])
-    return [slice(0, lo), slice(hi, n)]
-
-
 def _replay(trainer, kern, Xc, Y, m, n_shards, split, repeats):
     """Median seconds of each phase of one step on one shard's m rows (see the module docstring)."""
     net, loss, opt = trainer.network, trainer.loss, trainer.optimizer
@@ -284,7 +272,6 @@ def _replay(trainer, kern, Xc, Y, m, n_shards, split, repeats):
         return out
 
     grads_copies = [np.zeros_like(net.grads) for _ in range(max(n_shards - 1, 0))]
-    summed = _shard_summed(trainer, n_shards)
     hyper = opt.hyper_vector(trainer.clip_norm, trainer.clip_value)
     params0 = net.params.copy()
     for _ in range(repeats + 1):  # the first step warms caches and any lazy compilation
@@ -323,8 +310,7 @@ def _replay(trainer, kern, Xc, Y, m, n_shards, split, repeats):
         if grads_copies:
             def reduce():
                 for g in grads_copies:
-                    for sl in summed:
-                        np.add(net.grads[sl], g[sl], out=net.grads[sl])
+                    np.add(net.grads, g, out=net.grads)
             timed("reduction", reduce)
 
         def update():

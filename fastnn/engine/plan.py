@@ -45,42 +45,6 @@ def _cols_width(geometry):
     return Ho * Wo * kh * kw * C_in
 
 
-#: Share of the parameters from which row shards leave a Dense row's weight gradient to one whole-batch pass
-#: (``P_DW_COLS``, :func:`whole_batch_dw_row`); above 1: never.
-WHOLE_BATCH_DW_SHARE = 0.25
-#: Output columns from which that pass splits over the threads (``_col_span`` in csrc/plan_cols.pxi)
-WHOLE_BATCH_DW_MIN_COLS = 64
-#: Rows per shard up to which it is taken: each thread reads the other shards' input and dZ rows, which grow
-#: with the batch while the shard sum it saves does not (784-256-128-10 at 2 threads, under load: 1.04-1.12x
-#: the shard sum at batch 32 and 64, 0.88-1.01x at batch 128, 0.93-0.97x at 256)
-WHOLE_BATCH_DW_MAX_ROWS = 32
-
-
-def whole_batch_dw_row(rows, first_grad, n_params, n_shards, shard_rows=1):
-    """The plan row whose weight gradient the Cython row-shard driver computes over the whole batch, or None.
-
-    With row shards every shard writes its own copy of the whole gradient and every step sums the
-    copies: for the benchmark MLP (784-256-128-10) that is ~10 passes over 0.94 MB per step, as long
-    as the GEMMs, and 200k of its 235k parameters are the first layer's W. For that row the driver
-    instead computes, after the step's last backward item, each thread's block of W's columns as
-    ``A_in.T @ dZ`` over every shard's rows (one GEMM with K = the batch) straight into ``grads``,
-    and leaves W out of the shard sum (``csrc/plan.pxi``, ``_plan_dw_columns``). Only the first row
-    with parameters qualifies (its backward is the step's last, so its dZ is still there, and it
-    needs no dX, so nothing reads W before the update), a Dense row without an L1/L2 penalty (the
-    penalty item adds to the shard gradient), holding at least ``WHOLE_BATCH_DW_SHARE`` of the
-    parameters and ``WHOLE_BATCH_DW_MIN_COLS`` output columns, for shards of at most
-    ``WHOLE_BATCH_DW_MAX_ROWS`` rows. Other drivers ignore the flag.
-    """
-    if n_shards < 2 or shard_rows > WHOLE_BATCH_DW_MAX_ROWS:
-        return None
-    r = rows[first_grad]
-    if r.op != C.OP_DENSE or r.floats.get("l1", 0) > 0 or r.floats.get("l2", 0) > 0:
-        return None
-    if r.n_out < WHOLE_BATCH_DW_MIN_COLS or r.n_in * r.n_out < WHOLE_BATCH_DW_SHARE * n_params:
-        return None
-    return first_grad
-
-
 def shard_rows(batch_size, n_shards):
     """Rows per shard: the batch split as evenly as possible, ceil(batch / shards)."""
     return (batch_size + n_shards - 1) // n_shards
@@ -293,10 +257,6 @@ def build_plan(network, loss, batch_size, n_shards, ny, backend_has_driver=True)
     if dcols:
         wofs[C.W_DCOLS] = off
         off += cap * dcols
-    ops[:, C.P_DW_COLS] = 0
-    q_dw = whole_batch_dw_row(rows, first_grad, network.n_params, n_shards, cap)
-    if q_dw is not None:
-        ops[q_dw, C.P_DW_COLS] = 1
     if n_shards > 1:
         wofs[C.W_GRAD] = off
         off += network.n_params

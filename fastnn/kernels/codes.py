@@ -81,9 +81,7 @@ P_SW = 23
 P_PH = 24          # top padding
 P_PW = 25          # left padding
 P_COLS = 26        # conv: work offset of the im2col block (rows x Ho*Wo*kh*kw*C); -1: a 1x1 kernel reads A_in
-P_DW_COLS = 27     # dense: 1 = the Cython row-shard driver computes dW over the whole batch, split by columns
-#                    (engine.plan.whole_batch_dw_row); 0 / -1: in each shard's gradient. Other drivers ignore it.
-N_PCOL = 28
+N_PCOL = 27
 
 # Float columns of a plan row (float64 table).
 F_ALPHA = 0        # activation parameter (leaky_relu slope, elu alpha)

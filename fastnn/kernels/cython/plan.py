@@ -4,9 +4,7 @@ Same contract and semantics as :mod:`fastnn.kernels.numba.plan` (the reference o
 the driver): per step, for each section of the schedule, every row shard runs the
 section's items on its rows (single-threaded BLAS), then the section's sync runs
 on one thread; after the last section the shard gradients are summed in a fixed
-order, clipped and applied chunk by chunk (the first, large Dense layer's weight gradient
-excepted: each thread computes and updates its column block of it over the whole batch,
-``fastnn.engine.plan.whole_batch_dw_row``). Unlike Numba, the whole call is one
+order, clipped and applied chunk by chunk. Unlike Numba, the whole call is one
 OpenMP parallel region: sections, syncs and the update are separated by
 barriers, not by a fork/join each. With one
 shard the same items run on the whole batch and write the gradient directly. The
