@@ -44,6 +44,9 @@ as the rows at load 10 show; ``Trainer(n_threads=1)`` is the setting for such a 
    gradient copies stay in cache); for float32 networks the column split can run (Cython, Dense
    only) from ``TILED_SHARD_ROWS`` = 16 rows: their shards' GEMMs run on the one-thread
    micro-kernels (``gemm_tiles``), which made thin shards the fastest plan (below).
+   Small Dense networks on Cython (``rows * p < 2**20``) take ``'shards'`` from ``SHARD_ROWS`` rows
+   too: their per-row work (the gather, activations, the loss) is split as well, and the gradient
+   they reduce is small (measured below).
 4. Thinner shards on Cython, Dense only, ``batch * p >= 2**22``: ``'columns'`` (both cores on the
    whole batch without a gradient reduction).
 5. Otherwise ``rows >= 32`` and ``rows * p >= 2**20``: ``'shards'`` (networks the column split
@@ -59,6 +62,13 @@ lost to them by 1.23x on 1533-145-10 at batch 84. Not changed, measured in the s
 float64 (BLAS; shards 30.6k / 46.6k, columns 31.5k / 43.9k at batch 32 / 64), the Numba backend
 (one thread beat 16- and 32-row shards: 49.7k vs 38.6k, 75.5k vs 67.4k), tiny networks (100-50-10
 at batch 32: one thread 1.00M, shards 0.78M).
+
+Small networks (a quiet run, 2026-12-02 00:00-00:03 UTC, load 1.1-1.4, ``python -m bench.shapes``,
+2 threads, samples/s one thread / shards): 100-50-10 at batch 128 1.27M / 1.95M, 3-35-4 at 250
+2.66M / 4.72M, 54-7-541-5-39 at 137 0.53M / 0.91M, 20-20-2 at 512 2.98M / 5.13M, 64-32-10 at 128
+1.81M / 2.92M (64-row shards and more: shards 1.5-1.8x one thread); at 16-32 rows per shard one
+thread won or tied (100-50-10 at batch 16, 32, 64; 256-64-10 at 32; 20-20-2 at 64 within 8%), except
+4-40-78-6-411 at batch 54 (27 rows, a 411-class softmax: shards 1.2x), left to the old rule.
 
 ``'blas'`` is never chosen by the rule (it lost or tied to the best of the others at every
 measured point but batch 64, where columns beat it); it stays available by name.
@@ -143,6 +153,10 @@ def choose_split(parallel, n_threads, batch_size, n_params, columns_ok, itemsize
                      f"gradient every step")
     if rows >= SHARD_ROWS and rows * p >= MIN_SHARD_WORK:
         return Split("shards", n_threads, f"row shards: {n_threads} of {-(-batch_size // n_threads)} rows")
+    if columns_ok and rows >= SHARD_ROWS:
+        return Split("shards", n_threads, f"row shards: {n_threads} of {-(-batch_size // n_threads)} rows (a small "
+                     f"Dense network: from {SHARD_ROWS} rows per shard its per-row work -- gather, activations, "
+                     f"loss -- pays for the barriers)")
     if columns_ok and itemsize == 4 and rows >= TILED_SHARD_ROWS and rows * p >= MIN_SHARD_WORK:
         return Split("shards", n_threads, f"row shards: {n_threads} of {-(-batch_size // n_threads)} rows "
                      f"(float32 Dense GEMMs on the one-thread micro-kernels: shards from {TILED_SHARD_ROWS} rows)")

@@ -56,6 +56,10 @@ def test_the_thresholds_are_where_the_docstring_says():
     assert choose_split("auto", 2, thin, -(-COLUMN_MIN_WORK // thin), True).kind == "columns"  # 15-row shards
     p = MIN_SHARD_WORK // TILED_SHARD_ROWS - 1
     assert choose_split("auto", 2, 2 * TILED_SHARD_ROWS, p, True).kind == "one"  # rows * p < MIN_SHARD_WORK
+    # small Dense networks on Cython: shards from SHARD_ROWS rows per shard, whatever the parameter count
+    assert choose_split("auto", 2, 2 * SHARD_ROWS, 300, True).kind == "shards"
+    assert choose_split("auto", 2, 2 * SHARD_ROWS - 2, 300, True).kind == "one"
+    assert choose_split("auto", 2, 2 * SHARD_ROWS, 300, False).kind == "one"  # other networks / backends: not measured
     p = MIN_SHARD_WORK // MIN_SHARD_ROWS
     assert choose_split("auto", 2, 2 * MIN_SHARD_ROWS, p, False).kind == "shards"
     assert choose_split("auto", 2, 2 * MIN_SHARD_ROWS - 2, p, False).kind == "one"
